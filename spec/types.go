@@ -1,0 +1,125 @@
+// Package spec owns the desired-state file (parse, validate, defaults, generation hash),
+// the status file (its type and atomic write), and scanning a directory into the desired set.
+// It never talks to Docker.
+package spec
+
+import "time"
+
+// Tier says how an app is brought up.
+type Tier string
+
+const (
+	// TierInstall deploys recipe@version fresh.
+	TierInstall Tier = "install"
+	// TierUpgrade deploys recipe@upgradeFrom, then upgrades in place to recipe@version.
+	TierUpgrade Tier = "upgrade"
+)
+
+// Spec is the content of <specs>/<app>.yml. Field names are the file's contract.
+type Spec struct {
+	Recipe      string            `yaml:"recipe" json:"recipe"`
+	Version     string            `yaml:"version" json:"version"`
+	Tier        Tier              `yaml:"tier,omitempty" json:"tier,omitempty"`
+	UpgradeFrom string            `yaml:"upgradeFrom,omitempty" json:"upgradeFrom,omitempty"`
+	Domain      string            `yaml:"domain,omitempty" json:"domain,omitempty"`
+	Env         map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Timeout     Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	TTL         Duration          `yaml:"ttl,omitempty" json:"ttl,omitempty"`
+	Suspend     bool              `yaml:"suspend,omitempty" json:"suspend,omitempty"`
+	Health      []Probe           `yaml:"health,omitempty" json:"health,omitempty"`
+}
+
+// Probe is one readiness check run after swarm convergence. Exactly one of HTTP and TCP is set.
+type Probe struct {
+	HTTP   string `yaml:"http,omitempty" json:"http,omitempty"`
+	TCP    string `yaml:"tcp,omitempty" json:"tcp,omitempty"`
+	OK     []int  `yaml:"ok,omitempty" json:"ok,omitempty"`
+	Stable int    `yaml:"stable,omitempty" json:"stable,omitempty"`
+}
+
+// Duration is a time.Duration written as "15m" in spec files.
+type Duration struct{ time.Duration }
+
+// Phase is an app's place in its lifecycle, as reported in the status file.
+type Phase string
+
+// The phases of DESIGN.md. Failed, Invalid, Deleted and Expired are final for a generation.
+const (
+	PhasePending   Phase = "Pending"
+	PhaseDeploying Phase = "Deploying"
+	PhaseUpgrading Phase = "Upgrading"
+	PhaseReady     Phase = "Ready"
+	PhaseDegraded  Phase = "Degraded"
+	PhaseFailed    Phase = "Failed"
+	PhaseInvalid   Phase = "Invalid"
+	PhaseSuspended Phase = "Suspended"
+	PhaseDeleting  Phase = "Deleting"
+	PhaseDeleted   Phase = "Deleted"
+	PhaseExpired   Phase = "Expired"
+)
+
+// Final reports whether no further progress is expected for the current generation.
+func (p Phase) Final() bool {
+	switch p {
+	case PhaseFailed, PhaseInvalid, PhaseDeleted, PhaseExpired:
+		return true
+	}
+	return false
+}
+
+// Status is the content of <status>/<app>.json. Field names are the file's contract.
+type Status struct {
+	App                   string          `json:"app"`
+	ObservedGeneration    string          `json:"observedGeneration"`
+	Phase                 Phase           `json:"phase"`
+	Conditions            []Condition     `json:"conditions"`
+	Message               string          `json:"message"`
+	Recipe                string          `json:"recipe,omitempty"`
+	Version               string          `json:"version,omitempty"`
+	Tier                  Tier            `json:"tier,omitempty"`
+	Domain                string          `json:"domain,omitempty"`
+	Stack                 string          `json:"stack,omitempty"`
+	LastAttemptedRevision string          `json:"lastAttemptedRevision,omitempty"`
+	LastAppliedRevision   string          `json:"lastAppliedRevision,omitempty"`
+	Deploys               int             `json:"deploys"`
+	FirstDeployedAt       *time.Time      `json:"firstDeployedAt,omitempty"`
+	AttemptStartedAt      *time.Time      `json:"attemptStartedAt,omitempty"`
+	Services              []ServiceStatus `json:"services"`
+	Removed               []string        `json:"removed,omitempty"`
+	History               []HistoryEntry  `json:"history"`
+	UpdatedAt             time.Time       `json:"updatedAt"`
+}
+
+// Condition follows the Kubernetes condition convention (Ready, Reconciling, Stalled).
+type Condition struct {
+	Type               string    `json:"type"`
+	Status             string    `json:"status"`
+	Reason             string    `json:"reason"`
+	Message            string    `json:"message"`
+	LastTransitionTime time.Time `json:"lastTransitionTime"`
+}
+
+// ServiceStatus is one swarm service of the app as last observed.
+type ServiceStatus struct {
+	Name        string       `json:"name"`
+	Image       string       `json:"image"`
+	Running     int          `json:"running"`
+	Desired     int          `json:"desired"`
+	UpdateState string       `json:"updateState,omitempty"`
+	Tasks       []TaskStatus `json:"tasks,omitempty"`
+}
+
+// TaskStatus is one of the newest tasks of a service.
+type TaskStatus struct {
+	State    string    `json:"state"`
+	Error    string    `json:"error"`
+	ExitCode *int      `json:"exitCode,omitempty"`
+	Since    time.Time `json:"since"`
+}
+
+// HistoryEntry records one phase change.
+type HistoryEntry struct {
+	Time    time.Time `json:"time"`
+	Phase   Phase     `json:"phase"`
+	Message string    `json:"message"`
+}
