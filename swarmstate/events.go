@@ -1,0 +1,82 @@
+package swarmstate
+
+import (
+	"context"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// EventSource is the event side of the Engine API; *client.Client satisfies it.
+type EventSource interface {
+	Events(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error)
+}
+
+// Change names the swarm object an engine event was about. It carries no state: the
+// controller only uses it to pick which app to reconcile, then re-reads the world.
+type Change struct {
+	// Service is the full service name (a service event, or the service of a container).
+	Service string
+	// Stack is the stack namespace of a container, when the event carries it.
+	Stack string
+	// Action is the engine's action, e.g. "update", "remove", "die".
+	Action string
+}
+
+// Watch streams service and container events until ctx ends, reconnecting with backoff when
+// the stream breaks. connected is called with true after each (re)connect and false on each
+// break, so readiness can report it. Events missed while disconnected are covered by resyncs.
+func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<- Change) {
+	f := filters.NewArgs(
+		filters.Arg("type", string(events.ServiceEventType)),
+		filters.Arg("type", string(events.ContainerEventType)),
+	)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		since := time.Now().Add(-time.Second).Format(time.RFC3339Nano)
+		msgs, errs := src.Events(ctx, events.ListOptions{Filters: f, Since: since})
+		connected(true)
+		func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-errs:
+					return
+				case m := <-msgs:
+					backoff = 100 * time.Millisecond
+					if c, ok := change(m); ok {
+						select {
+						case out <- c:
+						case <-ctx.Done():
+							return
+						}
+					}
+				}
+			}
+		}()
+		connected(false)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+func change(m events.Message) (Change, bool) {
+	switch m.Type {
+	case events.ServiceEventType:
+		return Change{Service: m.Actor.Attributes["name"], Action: string(m.Action)}, true
+	case events.ContainerEventType:
+		svc := m.Actor.Attributes["com.docker.swarm.service.name"]
+		if svc == "" {
+			return Change{}, false
+		}
+		return Change{Service: svc, Stack: m.Actor.Attributes[LabelNamespace], Action: string(m.Action)}, true
+	}
+	return Change{}, false
+}

@@ -1,0 +1,166 @@
+// Package swarmstate reads the engine: one snapshot of the objects the reconciler owns, task
+// states and UpdateStatus, the pure verdicts over them, and the event stream. It decides nothing.
+package swarmstate
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
+)
+
+// Labels that mark ownership. Only objects carrying LabelApp are ever changed or removed.
+const (
+	LabelApp       = "swarm-reconciler.app"
+	LabelNamespace = "com.docker.stack.namespace"
+)
+
+// Reader is the read side of the Engine API that a snapshot needs; *client.Client satisfies it.
+type Reader interface {
+	ServiceList(ctx context.Context, o swarm.ServiceListOptions) ([]swarm.Service, error)
+	TaskList(ctx context.Context, o swarm.TaskListOptions) ([]swarm.Task, error)
+	NetworkList(ctx context.Context, o network.ListOptions) ([]network.Summary, error)
+	SecretList(ctx context.Context, o swarm.SecretListOptions) ([]swarm.Secret, error)
+	ConfigList(ctx context.Context, o swarm.ConfigListOptions) ([]swarm.Config, error)
+	VolumeList(ctx context.Context, o volume.ListOptions) (volume.ListResponse, error)
+}
+
+// Snapshot is every owned object of one app, or of all apps, read in one pass.
+type Snapshot struct {
+	Services []swarm.Service
+	Tasks    []swarm.Task
+	Networks []network.Summary
+	Secrets  []swarm.Secret
+	Configs  []swarm.Config
+	Volumes  []*volume.Volume
+}
+
+// Take reads the owned objects of app, or of every app when app is "". It costs six list
+// calls whatever the number of apps, so a resync of N apps is constant in N.
+func Take(ctx context.Context, r Reader, app string) (*Snapshot, error) {
+	owned := filters.NewArgs(filters.Arg("label", LabelApp))
+	if app != "" {
+		owned = filters.NewArgs(filters.Arg("label", LabelApp+"="+app))
+	}
+	var s Snapshot
+	var err error
+	if s.Services, err = r.ServiceList(ctx, swarm.ServiceListOptions{Filters: owned}); err != nil {
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	if len(s.Services) > 0 {
+		// Tasks carry no service labels; select them by the owned services' IDs.
+		byService := filters.NewArgs()
+		if app != "" {
+			for _, svc := range s.Services {
+				byService.Add("service", svc.ID)
+			}
+		}
+		tasks, err := r.TaskList(ctx, swarm.TaskListOptions{Filters: byService})
+		if err != nil {
+			return nil, fmt.Errorf("list tasks: %w", err)
+		}
+		ids := make(map[string]bool, len(s.Services))
+		for _, svc := range s.Services {
+			ids[svc.ID] = true
+		}
+		for _, t := range tasks {
+			if ids[t.ServiceID] {
+				s.Tasks = append(s.Tasks, t)
+			}
+		}
+	}
+	if s.Networks, err = r.NetworkList(ctx, network.ListOptions{Filters: owned}); err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	if s.Secrets, err = r.SecretList(ctx, swarm.SecretListOptions{Filters: owned}); err != nil {
+		return nil, fmt.Errorf("list secrets: %w", err)
+	}
+	if s.Configs, err = r.ConfigList(ctx, swarm.ConfigListOptions{Filters: owned}); err != nil {
+		return nil, fmt.Errorf("list configs: %w", err)
+	}
+	vols, err := r.VolumeList(ctx, volume.ListOptions{Filters: owned})
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	s.Volumes = vols.Volumes
+	s.sort()
+	return &s, nil
+}
+
+func (s *Snapshot) sort() {
+	sort.Slice(s.Services, func(i, j int) bool { return s.Services[i].Spec.Name < s.Services[j].Spec.Name })
+	sort.Slice(s.Networks, func(i, j int) bool { return s.Networks[i].Name < s.Networks[j].Name })
+	sort.Slice(s.Secrets, func(i, j int) bool { return s.Secrets[i].Spec.Name < s.Secrets[j].Spec.Name })
+	sort.Slice(s.Configs, func(i, j int) bool { return s.Configs[i].Spec.Name < s.Configs[j].Spec.Name })
+	sort.Slice(s.Volumes, func(i, j int) bool { return s.Volumes[i].Name < s.Volumes[j].Name })
+}
+
+// Empty reports whether nothing owned is left (tasks of removed services included).
+func (s *Snapshot) Empty() bool {
+	return len(s.Services) == 0 && len(s.Tasks) == 0 && len(s.Networks) == 0 &&
+		len(s.Secrets) == 0 && len(s.Configs) == 0 && len(s.Volumes) == 0
+}
+
+// Apps lists every app that owns at least one object in the snapshot.
+func (s *Snapshot) Apps() []string {
+	seen := map[string]bool{}
+	add := func(labels map[string]string) {
+		if a := labels[LabelApp]; a != "" {
+			seen[a] = true
+		}
+	}
+	for _, o := range s.Services {
+		add(o.Spec.Labels)
+	}
+	for _, o := range s.Networks {
+		add(o.Labels)
+	}
+	for _, o := range s.Secrets {
+		add(o.Spec.Labels)
+	}
+	for _, o := range s.Configs {
+		add(o.Spec.Labels)
+	}
+	for _, o := range s.Volumes {
+		add(o.Labels)
+	}
+	apps := make([]string, 0, len(seen))
+	for a := range seen {
+		apps = append(apps, a)
+	}
+	sort.Strings(apps)
+	return apps
+}
+
+// Residual names every object left, for a teardown that says what is left.
+func (s *Snapshot) Residual() []string {
+	var out []string
+	for _, o := range s.Services {
+		out = append(out, "service "+o.Spec.Name)
+	}
+	if n := len(s.Tasks); n > 0 && len(s.Services) == 0 {
+		out = append(out, fmt.Sprintf("%d tasks", n))
+	}
+	for _, o := range s.Networks {
+		out = append(out, "network "+o.Name)
+	}
+	for _, o := range s.Secrets {
+		out = append(out, "secret "+o.Spec.Name)
+	}
+	for _, o := range s.Configs {
+		out = append(out, "config "+o.Spec.Name)
+	}
+	for _, o := range s.Volumes {
+		out = append(out, "volume "+o.Name)
+	}
+	return out
+}
+
+// Owns reports whether labels mark an object of app. Every removal and update checks it.
+func Owns(labels map[string]string, app string) bool {
+	return app != "" && labels[LabelApp] == app
+}

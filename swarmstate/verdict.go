@@ -1,0 +1,186 @@
+package swarmstate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// LabelRollFrom is a service label the controller stamps when its update changes the task
+// template: the UpdateStatus.StartedAt the service had before (RFC 3339, "" for none). Swarm
+// resets UpdateStatus on every update and starts a roll only when the task template changed,
+// so a roll is ours when its StartedAt differs from this value, and a stale "completed" from
+// the previous deploy is never taken for success.
+const LabelRollFrom = "swarm-reconciler.roll-from"
+
+// ServiceState is the observed state of one service, as the status file reports it.
+type ServiceState struct {
+	Name        string
+	Image       string
+	Running     int
+	Desired     int
+	UpdateState string
+	Converged   bool
+	// Reason says why the service is not converged, in words a person can act on.
+	Reason string
+	// Tasks are the newest tasks (newest first, at most three), for diagnostics.
+	Tasks []swarm.Task
+}
+
+// Verdict is the converged verdict of a stack.
+type Verdict struct {
+	Converged bool
+	// RolledBack is set when swarm rolled back or paused the update the controller requested:
+	// the running spec is the old one, and waiting longer will not help.
+	RolledBack bool
+	Message    string
+	Services   []ServiceState
+}
+
+// Converged computes DESIGN.md's converged verdict: every service runs its desired number of
+// tasks (0/0 included; tasks that completed count for one-shot jobs), and no update is in
+// flight. A service whose LabelRollFrom is set must also show a roll that started after the
+// controller's update and reached "completed".
+func Converged(services []swarm.Service, tasks []swarm.Task) Verdict {
+	byService := map[string][]swarm.Task{}
+	for _, t := range tasks {
+		byService[t.ServiceID] = append(byService[t.ServiceID], t)
+	}
+	v := Verdict{Converged: true}
+	var waiting []string
+	for _, svc := range services {
+		st := serviceState(svc, byService[svc.ID])
+		v.Services = append(v.Services, st)
+		if !st.Converged {
+			v.Converged = false
+			waiting = append(waiting, st.Name+": "+st.Reason)
+		}
+		if rolledBack(svc) {
+			v.RolledBack = true
+		}
+	}
+	ok := len(services) - len(waiting)
+	switch {
+	case len(services) == 0:
+		v.Converged = false
+		v.Message = "no services"
+	case v.Converged:
+		v.Message = fmt.Sprintf("%d/%d services converged", ok, len(services))
+	default:
+		v.Message = fmt.Sprintf("%d/%d services converged; %s", ok, len(services), strings.Join(waiting, "; "))
+	}
+	return v
+}
+
+func serviceState(svc swarm.Service, tasks []swarm.Task) ServiceState {
+	st := ServiceState{Name: svc.Spec.Name, Desired: desiredCount(svc, tasks)}
+	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
+		st.Image = cs.Image
+	}
+	if svc.UpdateStatus != nil {
+		st.UpdateState = string(svc.UpdateStatus.State)
+	}
+	completed := 0
+	for _, t := range tasks {
+		if t.DesiredState != swarm.TaskStateRunning && t.DesiredState != swarm.TaskStateComplete {
+			continue
+		}
+		switch t.Status.State {
+		case swarm.TaskStateRunning:
+			st.Running++
+		case swarm.TaskStateComplete:
+			completed++
+		}
+	}
+	st.Tasks = newest(tasks, 3)
+
+	switch {
+	case st.UpdateState == string(swarm.UpdateStateUpdating) || st.UpdateState == string(swarm.UpdateStateRollbackStarted):
+		st.Reason = "update " + st.UpdateState
+	case awaitingRoll(svc):
+		st.Reason = "waiting for swarm to start the update"
+	case rolledBack(svc):
+		st.Reason = fmt.Sprintf("update %s: %s", st.UpdateState, svc.UpdateStatus.Message)
+	case st.Running > st.Desired:
+		st.Reason = fmt.Sprintf("%d/%d tasks running (old tasks still stopping)", st.Running, st.Desired)
+	case st.Running+completed < st.Desired:
+		st.Reason = fmt.Sprintf("%d/%d tasks running", st.Running, st.Desired)
+		if e := taskError(st.Tasks); e != "" {
+			st.Reason += ": " + e
+		}
+	default:
+		st.Converged = true
+	}
+	return st
+}
+
+// awaitingRoll reports whether the controller's last update changed the task template and
+// swarm has not yet started the roll it implies.
+func awaitingRoll(svc swarm.Service) bool {
+	from, ok := svc.Spec.Labels[LabelRollFrom]
+	if !ok {
+		return false
+	}
+	if svc.UpdateStatus == nil || svc.UpdateStatus.StartedAt == nil {
+		return true
+	}
+	return svc.UpdateStatus.StartedAt.UTC().Format(time.RFC3339Nano) == from
+}
+
+// rolledBack reports a roll that ended without the new spec running. A paused update only
+// counts when it is the controller's own roll: swarm leaves "paused" set after a flicker.
+func rolledBack(svc swarm.Service) bool {
+	if svc.UpdateStatus == nil {
+		return false
+	}
+	switch svc.UpdateStatus.State {
+	case swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused, swarm.UpdateStatePaused:
+		_, ours := svc.Spec.Labels[LabelRollFrom]
+		return ours && !awaitingRoll(svc)
+	}
+	return false
+}
+
+func desiredCount(svc swarm.Service, tasks []swarm.Task) int {
+	switch {
+	case svc.Spec.Mode.Replicated != nil && svc.Spec.Mode.Replicated.Replicas != nil:
+		return int(*svc.Spec.Mode.Replicated.Replicas)
+	case svc.Spec.Mode.ReplicatedJob != nil:
+		if c := svc.Spec.Mode.ReplicatedJob.TotalCompletions; c != nil {
+			return int(*c)
+		}
+		return 1
+	default:
+		// Global services run one task per eligible node: count the nodes swarm scheduled on.
+		nodes := map[string]bool{}
+		for _, t := range tasks {
+			if t.DesiredState == swarm.TaskStateRunning || t.DesiredState == swarm.TaskStateComplete {
+				nodes[t.NodeID] = true
+			}
+		}
+		return len(nodes)
+	}
+}
+
+func newest(tasks []swarm.Task, n int) []swarm.Task {
+	sorted := append([]swarm.Task(nil), tasks...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Status.Timestamp.After(sorted[j].Status.Timestamp) })
+	if len(sorted) > n {
+		sorted = sorted[:n]
+	}
+	return sorted
+}
+
+// taskError is the newest task error swarm reported, e.g. "No such image: x" or
+// "starting container failed: ...".
+func taskError(newestFirst []swarm.Task) string {
+	for _, t := range newestFirst {
+		if t.Status.Err != "" {
+			return fmt.Sprintf("task %s: %s", t.Status.State, t.Status.Err)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,85 @@
+package swarmstate
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+)
+
+func replicated(id string, n uint64, labels map[string]string, us *swarm.UpdateStatus) swarm.Service {
+	return swarm.Service{
+		ID: id,
+		Spec: swarm.ServiceSpec{
+			Annotations:  swarm.Annotations{Name: id, Labels: labels},
+			Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &n}},
+			TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "img"}},
+		},
+		UpdateStatus: us,
+	}
+}
+
+func task(svc string, desired, state swarm.TaskState, err string) swarm.Task {
+	return swarm.Task{ServiceID: svc, DesiredState: desired, Status: swarm.TaskStatus{State: state, Err: err, Timestamp: time.Unix(100, 0)}}
+}
+
+func TestConverged(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	t1 := t0.Add(time.Minute)
+	running := swarm.TaskStateRunning
+	rollFrom := func(ts string) map[string]string { return map[string]string{LabelRollFrom: ts} }
+	tests := []struct {
+		name       string
+		services   []swarm.Service
+		tasks      []swarm.Task
+		converged  bool
+		rolledBack bool
+		reason     string
+	}{
+		{"replicas 1/1", []swarm.Service{replicated("a", 1, nil, nil)}, []swarm.Task{task("a", running, running, "")}, true, false, ""},
+		{"replicas 0/1 with task error", []swarm.Service{replicated("a", 1, nil, nil)},
+			[]swarm.Task{task("a", swarm.TaskStateShutdown, swarm.TaskStateRejected, "No such image: x:1")}, false, false, "No such image: x:1"},
+		{"0/0 converges", []swarm.Service{replicated("a", 0, nil, nil)}, nil, true, false, ""},
+		{"completed one-shot counts", []swarm.Service{replicated("a", 1, nil, nil)},
+			[]swarm.Task{task("a", running, swarm.TaskStateComplete, "")}, true, false, ""},
+		{"shutdown old task does not count", []swarm.Service{replicated("a", 1, nil, nil)},
+			[]swarm.Task{task("a", swarm.TaskStateShutdown, running, "")}, false, false, "0/1 tasks running"},
+		{"too many running while old stops", []swarm.Service{replicated("a", 1, nil, nil)},
+			[]swarm.Task{task("a", running, running, ""), task("a", running, running, "")}, false, false, "2/1"},
+		{"update in flight blocks", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateUpdating})},
+			[]swarm.Task{task("a", running, running, "")}, false, false, "update updating"},
+		{"rollback in flight blocks", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted})},
+			[]swarm.Task{task("a", running, running, "")}, false, false, "rollback_started"},
+		{"stale paused does not block an install", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStatePaused})},
+			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
+		{"stale rollback_paused does not block an install", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackPaused})},
+			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
+		{"nil update status is no update", []swarm.Service{replicated("a", 1, rollFrom(""), &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &t1})},
+			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
+		{"our roll not started yet (status reset to nil)", []swarm.Service{replicated("a", 1, rollFrom(t0.Format(time.RFC3339Nano)), nil)},
+			[]swarm.Task{task("a", running, running, "")}, false, false, "waiting for swarm"},
+		{"stale completed from previous deploy is not success", []swarm.Service{replicated("a", 1, rollFrom(t0.Format(time.RFC3339Nano)), &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &t0})},
+			[]swarm.Task{task("a", running, running, "")}, false, false, "waiting for swarm"},
+		{"our roll completed", []swarm.Service{replicated("a", 1, rollFrom(t0.Format(time.RFC3339Nano)), &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &t1})},
+			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
+		{"our roll rolled back", []swarm.Service{replicated("a", 1, rollFrom(t0.Format(time.RFC3339Nano)), &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &t1, Message: "rollback completed"})},
+			[]swarm.Task{task("a", running, running, "")}, false, true, "rollback_completed"},
+		{"our roll paused", []swarm.Service{replicated("a", 1, rollFrom(""), &swarm.UpdateStatus{State: swarm.UpdateStatePaused, StartedAt: &t1, Message: "update paused due to failure"})},
+			[]swarm.Task{task("a", running, running, "")}, false, true, "paused"},
+		{"one of two services waiting", []swarm.Service{replicated("a", 1, nil, nil), replicated("b", 2, nil, nil)},
+			[]swarm.Task{task("a", running, running, ""), task("b", running, running, "")}, false, false, "1/2 services converged; b: 1/2 tasks running"},
+		{"no services is not converged", nil, nil, false, false, "no services"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Converged(tt.services, tt.tasks)
+			if v.Converged != tt.converged || v.RolledBack != tt.rolledBack {
+				t.Fatalf("converged=%v rolledBack=%v, want %v %v (message %q)", v.Converged, v.RolledBack, tt.converged, tt.rolledBack, v.Message)
+			}
+			if !strings.Contains(v.Message, tt.reason) {
+				t.Errorf("message %q does not contain %q", v.Message, tt.reason)
+			}
+		})
+	}
+}
