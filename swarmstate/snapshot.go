@@ -164,3 +164,59 @@ func (s *Snapshot) Residual() []string {
 func Owns(labels map[string]string, app string) bool {
 	return app != "" && labels[LabelApp] == app
 }
+
+// ByApp splits a snapshot of all apps into one snapshot per app.
+func (s *Snapshot) ByApp() map[string]*Snapshot {
+	out := map[string]*Snapshot{}
+	get := func(labels map[string]string) *Snapshot {
+		a := labels[LabelApp]
+		if out[a] == nil {
+			out[a] = &Snapshot{}
+		}
+		return out[a]
+	}
+	owner := map[string]string{}
+	for _, o := range s.Services {
+		g := get(o.Spec.Labels)
+		g.Services = append(g.Services, o)
+		owner[o.ID] = o.Spec.Labels[LabelApp]
+	}
+	for _, t := range s.Tasks {
+		if a, ok := owner[t.ServiceID]; ok {
+			out[a].Tasks = append(out[a].Tasks, t)
+		}
+	}
+	for _, o := range s.Networks {
+		g := get(o.Labels)
+		g.Networks = append(g.Networks, o)
+	}
+	for _, o := range s.Secrets {
+		g := get(o.Spec.Labels)
+		g.Secrets = append(g.Secrets, o)
+	}
+	for _, o := range s.Configs {
+		g := get(o.Spec.Labels)
+		g.Configs = append(g.Configs, o)
+	}
+	for _, o := range s.Volumes {
+		g := get(o.Labels)
+		g.Volumes = append(g.Volumes, o)
+	}
+	return out
+}
+
+// Stacks maps each stack namespace in the snapshot to the app that owns it.
+func (s *Snapshot) Stacks() map[string]string {
+	out := map[string]string{}
+	for _, o := range s.Services {
+		if ns := o.Spec.Labels[LabelNamespace]; ns != "" {
+			out[ns] = o.Spec.Labels[LabelApp]
+		}
+	}
+	for _, o := range s.Networks {
+		if ns := o.Labels[LabelNamespace]; ns != "" {
+			out[ns] = o.Labels[LabelApp]
+		}
+	}
+	return out
+}

@@ -43,8 +43,10 @@ type Verdict struct {
 // Converged computes DESIGN.md's converged verdict: every service runs its desired number of
 // tasks (0/0 included; tasks that completed count for one-shot jobs), and no update is in
 // flight. A service whose LabelRollFrom is set must also show a roll that started after the
-// controller's update and reached "completed".
-func Converged(services []swarm.Service, tasks []swarm.Task) Verdict {
+// controller's update and reached "completed". A roll that started after since (the start of
+// the controller's current attempt) and ended rolled back or paused is a RolledBack verdict:
+// swarm restores the old spec and labels then, so the labels alone cannot tell.
+func Converged(services []swarm.Service, tasks []swarm.Task, since time.Time) Verdict {
 	byService := map[string][]swarm.Task{}
 	for _, t := range tasks {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)
@@ -52,13 +54,13 @@ func Converged(services []swarm.Service, tasks []swarm.Task) Verdict {
 	v := Verdict{Converged: true}
 	var waiting []string
 	for _, svc := range services {
-		st := serviceState(svc, byService[svc.ID])
+		st := serviceState(svc, byService[svc.ID], since)
 		v.Services = append(v.Services, st)
 		if !st.Converged {
 			v.Converged = false
 			waiting = append(waiting, st.Name+": "+st.Reason)
 		}
-		if rolledBack(svc) {
+		if rolledBack(svc, since) {
 			v.RolledBack = true
 		}
 	}
@@ -75,7 +77,7 @@ func Converged(services []swarm.Service, tasks []swarm.Task) Verdict {
 	return v
 }
 
-func serviceState(svc swarm.Service, tasks []swarm.Task) ServiceState {
+func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) ServiceState {
 	st := ServiceState{Name: svc.Spec.Name, Desired: desiredCount(svc, tasks)}
 	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
 		st.Image = cs.Image
@@ -102,7 +104,7 @@ func serviceState(svc swarm.Service, tasks []swarm.Task) ServiceState {
 		st.Reason = "update " + st.UpdateState
 	case awaitingRoll(svc):
 		st.Reason = "waiting for swarm to start the update"
-	case rolledBack(svc):
+	case rolledBack(svc, since):
 		st.Reason = fmt.Sprintf("update %s: %s", st.UpdateState, svc.UpdateStatus.Message)
 	case st.Running > st.Desired:
 		st.Reason = fmt.Sprintf("%d/%d tasks running (old tasks still stopping)", st.Running, st.Desired)
@@ -130,16 +132,16 @@ func awaitingRoll(svc swarm.Service) bool {
 	return svc.UpdateStatus.StartedAt.UTC().Format(time.RFC3339Nano) == from
 }
 
-// rolledBack reports a roll that ended without the new spec running. A paused update only
-// counts when it is the controller's own roll: swarm leaves "paused" set after a flicker.
-func rolledBack(svc swarm.Service) bool {
-	if svc.UpdateStatus == nil {
+// rolledBack reports a roll of the current attempt that ended without the new spec running.
+// Older terminal states do not count: swarm leaves "paused" set forever after one flicker.
+func rolledBack(svc swarm.Service, since time.Time) bool {
+	us := svc.UpdateStatus
+	if us == nil || us.StartedAt == nil || us.StartedAt.Before(since) {
 		return false
 	}
-	switch svc.UpdateStatus.State {
+	switch us.State {
 	case swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused, swarm.UpdateStatePaused:
-		_, ours := svc.Spec.Labels[LabelRollFrom]
-		return ours && !awaitingRoll(svc)
+		return true
 	}
 	return false
 }

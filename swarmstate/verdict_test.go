@@ -47,6 +47,7 @@ func TestConverged(t *testing.T) {
 			[]swarm.Task{task("a", swarm.TaskStateShutdown, running, "")}, false, false, "0/1 tasks running"},
 		{"too many running while old stops", []swarm.Service{replicated("a", 1, nil, nil)},
 			[]swarm.Task{task("a", running, running, ""), task("a", running, running, "")}, false, false, "2/1"},
+		{"nil update status is no update", []swarm.Service{replicated("a", 1, nil, nil)}, []swarm.Task{task("a", running, running, "")}, true, false, ""},
 		{"update in flight blocks", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateUpdating})},
 			[]swarm.Task{task("a", running, running, "")}, false, false, "update updating"},
 		{"rollback in flight blocks", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted})},
@@ -55,7 +56,7 @@ func TestConverged(t *testing.T) {
 			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
 		{"stale rollback_paused does not block an install", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackPaused})},
 			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
-		{"nil update status is no update", []swarm.Service{replicated("a", 1, rollFrom(""), &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &t1})},
+		{"first roll of a service completed", []swarm.Service{replicated("a", 1, rollFrom(""), &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &t1})},
 			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
 		{"our roll not started yet (status reset to nil)", []swarm.Service{replicated("a", 1, rollFrom(t0.Format(time.RFC3339Nano)), nil)},
 			[]swarm.Task{task("a", running, running, "")}, false, false, "waiting for swarm"},
@@ -63,6 +64,10 @@ func TestConverged(t *testing.T) {
 			[]swarm.Task{task("a", running, running, "")}, false, false, "waiting for swarm"},
 		{"our roll completed", []swarm.Service{replicated("a", 1, rollFrom(t0.Format(time.RFC3339Nano)), &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &t1})},
 			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
+		{"stale rollback from before this attempt is not ours", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &t0})},
+			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
+		{"rollback restored labels without roll-from", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &t1, Message: "rollback completed"})},
+			[]swarm.Task{task("a", running, running, "")}, false, true, "rollback_completed"},
 		{"our roll rolled back", []swarm.Service{replicated("a", 1, rollFrom(t0.Format(time.RFC3339Nano)), &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &t1, Message: "rollback completed"})},
 			[]swarm.Task{task("a", running, running, "")}, false, true, "rollback_completed"},
 		{"our roll paused", []swarm.Service{replicated("a", 1, rollFrom(""), &swarm.UpdateStatus{State: swarm.UpdateStatePaused, StartedAt: &t1, Message: "update paused due to failure"})},
@@ -73,7 +78,7 @@ func TestConverged(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := Converged(tt.services, tt.tasks)
+			v := Converged(tt.services, tt.tasks, t0.Add(time.Second))
 			if v.Converged != tt.converged || v.RolledBack != tt.rolledBack {
 				t.Fatalf("converged=%v rolledBack=%v, want %v %v (message %q)", v.Converged, v.RolledBack, tt.converged, tt.rolledBack, v.Message)
 			}
