@@ -273,7 +273,7 @@ func (h *harness) readStatus(app string) (s appStatus, found bool, err error) {
 // finalPhases are final for a generation (DESIGN.md).
 var finalPhases = []string{"Failed", "Invalid", "Deleted", "Expired"}
 
-// awaitStatus polls app's status every 200ms until done accepts it, for at most
+// awaitStatus polls app's status every 50ms until done accepts it, for at most
 // phaseDeadline. done returns a non-empty verdict to stop polling with a failure. The error
 // includes the last status seen. It also gives up when the reconciler has exited.
 func (h *harness) awaitStatus(app, what string, done func(appStatus) (ok bool, failure string)) (appStatus, error) {
@@ -301,7 +301,7 @@ func (h *harness) awaitStatus(app, what string, done func(appStatus) (ok bool, f
 		if time.Now().After(deadline) {
 			return last, fmt.Errorf("app %s: %s not reached within %s (last read error: %v); last status:\n%s", app, what, phaseDeadline, lastErr, last)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -53,26 +53,41 @@ func stackEnv(checkout, stack, domain string, port int) ([]string, error) {
 	return out, nil
 }
 
-// stackDeploy checks out version of r into dir and runs `docker stack deploy` of its
-// compose.yml as stack, publishing port. It does not wait for the tasks.
-func stackDeploy(ctx context.Context, r recipe, version, dir, stack string, port int) error {
+// stackCheckout clones version of r into dir/<stack>, as the compose files to deploy.
+func stackCheckout(ctx context.Context, r recipe, version, dir, stack string) (string, error) {
 	checkout := filepath.Join(dir, stack)
 	cmd := exec.CommandContext(ctx, "git", "-c", "advice.detachedHead=false", "clone", "-q", "--branch", version, r.Dir, checkout)
 	cmd.Env = append(os.Environ(), gitEnv...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("git clone %s@%s: %w\n%s", r.Name, version, err, out)
+		return "", fmt.Errorf("git clone %s@%s: %w\n%s", r.Name, version, err, out)
 	}
+	return checkout, nil
+}
+
+// stackDeployCheckout runs `docker stack deploy` of checkout's compose.yml as stack,
+// publishing port. It does not wait for the tasks. No registry is reachable, so images are
+// not resolved (they are local).
+func stackDeployCheckout(ctx context.Context, checkout, stack string, port int) error {
 	env, err := stackEnv(checkout, stack, strings.ReplaceAll(stack, "_", "."), port)
 	if err != nil {
 		return err
 	}
-	cmd = exec.CommandContext(ctx, "docker", "stack", "deploy", "--resolve-image", "never", "-c", "compose.yml", stack)
+	cmd := exec.CommandContext(ctx, "docker", "stack", "deploy", "--resolve-image", "never", "-c", "compose.yml", stack)
 	cmd.Dir = checkout
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("docker stack deploy %s: %w\n%s", stack, err, out)
 	}
 	return nil
+}
+
+// stackDeploy is stackCheckout then stackDeployCheckout.
+func stackDeploy(ctx context.Context, r recipe, version, dir, stack string, port int) error {
+	checkout, err := stackCheckout(ctx, r, version, dir, stack)
+	if err != nil {
+		return err
+	}
+	return stackDeployCheckout(ctx, checkout, stack, port)
 }
 
 // waitStackRunning waits until the stack's app service has a running task.
