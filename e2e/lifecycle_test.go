@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -250,43 +251,49 @@ func TestBadSpecs(t *testing.T) {
 		name    string
 		spec    func(a *testApp) []byte
 		phases  []string
-		mention string // the message must contain it
+		mention []string // the message must contain one of them
 	}{
 		{
 			name:    "not YAML",
 			spec:    func(*testApp) []byte { return []byte("recipe: [unclosed\nversion: {\n") },
 			phases:  []string{"Invalid"},
-			mention: "",
+			mention: []string{"yaml", "YAML", "line"},
 		},
 		{
 			name:    "missing version",
 			spec:    func(a *testApp) []byte { return []byte("recipe: " + recipeName + "\n") },
 			phases:  []string{"Invalid"},
-			mention: "version",
+			mention: []string{"version"},
 		},
 		{
 			name:    "unknown recipe",
 			spec:    func(*testApp) []byte { return []byte("recipe: no-such-recipe\nversion: " + version + "\n") },
 			phases:  []string{"Invalid", "Failed"},
-			mention: "no-such-recipe",
+			mention: []string{"no-such-recipe"},
 		},
 		{
 			name:    "path-like recipe",
 			spec:    func(*testApp) []byte { return []byte("recipe: ../" + recipeName + "\nversion: " + version + "\n") },
 			phases:  []string{"Invalid"},
-			mention: "../" + recipeName,
+			mention: []string{"../" + recipeName},
 		},
 		{
 			name:    "env key not a variable name",
 			spec:    func(a *testApp) []byte { return a.spec(version, "  BAD-KEY: x") },
 			phases:  []string{"Invalid"},
-			mention: "BAD-KEY",
+			mention: []string{"BAD-KEY"},
+		},
+		{
+			name:    "stack of another app",
+			spec:    func(a *testApp) []byte { return a.spec(version, "domain: "+good.name+"."+domainSuffix) },
+			phases:  []string{"Invalid"},
+			mention: []string{good.stack(), good.name},
 		},
 		{
 			name:    "domain not a DNS name",
 			spec:    func(a *testApp) []byte { return a.spec(version, "domain: not_a..domain") },
 			phases:  []string{"Invalid"},
-			mention: "not_a..domain",
+			mention: []string{"not_a..domain"},
 		},
 	}
 	type pending struct {
@@ -320,8 +327,8 @@ func TestBadSpecs(t *testing.T) {
 			t.Errorf("%s: %v", c.name, err)
 			continue
 		}
-		if s.Message == "" || !strings.Contains(s.Message, c.mention) {
-			t.Errorf("%s: app %s %s with message %q, want a message naming %q", c.name, a.name, s.Phase, s.Message, c.mention)
+		if !slices.ContainsFunc(c.mention, func(m string) bool { return strings.Contains(s.Message, m) }) {
+			t.Errorf("%s: app %s %s with message %q, want a message naming one of %q", c.name, a.name, s.Phase, s.Message, c.mention)
 		}
 		h.assertNoResidue(a.name)
 	}
