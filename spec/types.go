@@ -69,25 +69,28 @@ func (p Phase) Final() bool {
 
 // Status is the content of <status>/<app>.json. Field names are the file's contract.
 type Status struct {
-	App                   string          `json:"app"`
-	ObservedGeneration    string          `json:"observedGeneration"`
-	Phase                 Phase           `json:"phase"`
-	Conditions            []Condition     `json:"conditions"`
-	Message               string          `json:"message"`
-	Recipe                string          `json:"recipe,omitempty"`
-	Version               string          `json:"version,omitempty"`
-	Tier                  Tier            `json:"tier,omitempty"`
-	Domain                string          `json:"domain,omitempty"`
-	Stack                 string          `json:"stack,omitempty"`
-	LastAttemptedRevision string          `json:"lastAttemptedRevision,omitempty"`
-	LastAppliedRevision   string          `json:"lastAppliedRevision,omitempty"`
-	Deploys               int             `json:"deploys"`
-	FirstDeployedAt       *time.Time      `json:"firstDeployedAt,omitempty"`
-	AttemptStartedAt      *time.Time      `json:"attemptStartedAt,omitempty"`
-	Services              []ServiceStatus `json:"services"`
-	Removed               []string        `json:"removed,omitempty"`
-	History               []HistoryEntry  `json:"history"`
-	UpdatedAt             time.Time       `json:"updatedAt"`
+	App                   string      `json:"app"`
+	ObservedGeneration    string      `json:"observedGeneration"`
+	Phase                 Phase       `json:"phase"`
+	Conditions            []Condition `json:"conditions"`
+	Message               string      `json:"message"`
+	Recipe                string      `json:"recipe,omitempty"`
+	Version               string      `json:"version,omitempty"`
+	Tier                  Tier        `json:"tier,omitempty"`
+	Domain                string      `json:"domain,omitempty"`
+	Stack                 string      `json:"stack,omitempty"`
+	LastAttemptedRevision string      `json:"lastAttemptedRevision,omitempty"`
+	LastAppliedRevision   string      `json:"lastAppliedRevision,omitempty"`
+	Deploys               int         `json:"deploys"`
+	// DeployedGeneration is the generation whose deploy is counted in Deploys, so a retried
+	// apply of one generation is counted once.
+	DeployedGeneration string          `json:"deployedGeneration,omitempty"`
+	FirstDeployedAt    *time.Time      `json:"firstDeployedAt,omitempty"`
+	AttemptStartedAt   *time.Time      `json:"attemptStartedAt,omitempty"`
+	Services           []ServiceStatus `json:"services"`
+	Removed            []string        `json:"removed,omitempty"`
+	History            []HistoryEntry  `json:"history"`
+	UpdatedAt          time.Time       `json:"updatedAt"`
 }
 
 // Condition follows the Kubernetes condition convention (Ready, Reconciling, Stalled).

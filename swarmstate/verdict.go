@@ -148,8 +148,11 @@ func rolledBack(svc swarm.Service, since time.Time) bool {
 
 func desiredCount(svc swarm.Service, tasks []swarm.Task) int {
 	switch {
-	case svc.Spec.Mode.Replicated != nil && svc.Spec.Mode.Replicated.Replicas != nil:
-		return int(*svc.Spec.Mode.Replicated.Replicas)
+	case svc.Spec.Mode.Replicated != nil:
+		if r := svc.Spec.Mode.Replicated.Replicas; r != nil {
+			return int(*r)
+		}
+		return 1 // the engine's default when a spec leaves replicas out
 	case svc.Spec.Mode.ReplicatedJob != nil:
 		if c := svc.Spec.Mode.ReplicatedJob.TotalCompletions; c != nil {
 			return int(*c)

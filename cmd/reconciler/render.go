@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/spf13/cobra"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// rendering is what `render` prints. Secret values are never in it.
+type rendering struct {
+	App              string                           `json:"app"`
+	Stack            string                           `json:"stack"`
+	Revision         string                           `json:"revision"`
+	Networks         map[string]network.CreateOptions `json:"networks"`
+	ExternalNetworks []string                         `json:"externalNetworks,omitempty"`
+	Secrets          []secretRef                      `json:"secrets"`
+	Configs          []swarm.ConfigSpec               `json:"configs"`
+	Services         map[string]swarm.ServiceSpec     `json:"services"`
+}
+
+type secretRef struct {
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels"`
+	Generated bool              `json:"generated"`
+}
+
+func renderCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:     "render SPEC",
+		Short:   "Print the swarm objects a spec would create, as JSON; nothing is written to the engine",
+		Example: `  reconciler render specs/ch-1a2b3c.yml --recipes ./recipes`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			s, app, err := readSpec(path, o.defaults())
+			if err != nil {
+				return err
+			}
+			stack, err := spec.StackName(s.Domain)
+			if err != nil {
+				return err
+			}
+			r, err := manifests.Render(cmd.Context(), o.recipes, manifests.Request{
+				App: app, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: s.Env,
+			})
+			if err != nil {
+				return err
+			}
+			services, err := r.Services(cmd.Context(), manifests.PlaceholderResolver())
+			if err != nil {
+				return err
+			}
+			out := rendering{App: app, Stack: stack, Revision: r.Revision, Networks: r.Networks,
+				ExternalNetworks: r.ExternalNetworks, Configs: r.Configs, Services: services, Secrets: []secretRef{}}
+			for _, s := range r.Secrets {
+				out.Secrets = append(out.Secrets, secretRef{Name: s.Name, Labels: s.Labels})
+			}
+			for _, g := range r.GeneratedSecrets {
+				out.Secrets = append(out.Secrets, secretRef{Name: g.Name, Labels: g.Labels, Generated: true})
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(out)
+		},
+	}
+}
+
+// readSpec reads and validates one spec file; the app name comes from the file name.
+func readSpec(path string, d spec.Defaults) (*spec.Spec, string, error) {
+	app, ok := spec.AppName(filepath.Base(path))
+	if !ok {
+		return nil, "", fmt.Errorf("%s: not a spec file name: use <app>.yml, <app>.yaml or <app>.json", path)
+	}
+	if err := spec.ValidateAppName(app); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := spec.Parse(path, app, data, d)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, app, nil
+}

@@ -1,0 +1,341 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+)
+
+// fakeEngine is an in-memory swarm that records every call. Services it creates run their
+// tasks at once; an update that changes the task template completes a roll at once.
+type fakeEngine struct {
+	mu       sync.Mutex
+	now      time.Time
+	seq      int
+	calls    []string
+	services map[string]*swarm.Service
+	tasks    []swarm.Task
+	networks map[string]network.Summary
+	secrets  map[string]swarm.Secret
+	configs  map[string]swarm.Config
+	volumes  map[string]*volume.Volume
+	images   map[string]bool
+	// failTasks makes created tasks fail with this error instead of running.
+	failTasks string
+}
+
+func newFakeEngine() *fakeEngine {
+	return &fakeEngine{
+		now:      time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		services: map[string]*swarm.Service{}, networks: map[string]network.Summary{},
+		secrets: map[string]swarm.Secret{}, configs: map[string]swarm.Config{},
+		volumes: map[string]*volume.Volume{}, images: map[string]bool{},
+	}
+}
+
+func (f *fakeEngine) record(format string, args ...any) {
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
+
+// writes returns the recorded calls that change something.
+func (f *fakeEngine) writes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.calls {
+		if !strings.HasPrefix(c, "list") && !strings.HasPrefix(c, "inspect") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (f *fakeEngine) resetCalls() { f.mu.Lock(); f.calls = nil; f.mu.Unlock() }
+
+func (f *fakeEngine) id() string { f.seq++; return fmt.Sprintf("id%d", f.seq) }
+
+func matches(args filters.Args, labels map[string]string) bool {
+	for _, l := range args.Get("label") {
+		k, v, hasValue := strings.Cut(l, "=")
+		got, ok := labels[k]
+		if !ok || (hasValue && got != v) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *fakeEngine) ServiceList(_ context.Context, o swarm.ServiceListOptions) ([]swarm.Service, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("list services")
+	var out []swarm.Service
+	for _, s := range f.services {
+		if matches(o.Filters, s.Spec.Labels) {
+			out = append(out, *s)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeEngine) TaskList(_ context.Context, o swarm.TaskListOptions) ([]swarm.Task, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("list tasks")
+	ids := o.Filters.Get("service")
+	var out []swarm.Task
+	for _, t := range f.tasks {
+		if len(ids) == 0 || contains(ids, t.ServiceID) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fakeEngine) NetworkList(_ context.Context, o network.ListOptions) ([]network.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("list networks")
+	var out []network.Summary
+	for _, n := range f.networks {
+		if matches(o.Filters, n.Labels) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeEngine) SecretList(_ context.Context, o swarm.SecretListOptions) ([]swarm.Secret, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("list secrets")
+	var out []swarm.Secret
+	for _, s := range f.secrets {
+		if matches(o.Filters, s.Spec.Labels) && (len(o.Filters.Get("name")) == 0 || contains(o.Filters.Get("name"), s.Spec.Name)) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeEngine) ConfigList(_ context.Context, o swarm.ConfigListOptions) ([]swarm.Config, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("list configs")
+	var out []swarm.Config
+	for _, c := range f.configs {
+		if matches(o.Filters, c.Spec.Labels) && (len(o.Filters.Get("name")) == 0 || contains(o.Filters.Get("name"), c.Spec.Name)) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeEngine) VolumeList(_ context.Context, o volume.ListOptions) (volume.ListResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("list volumes")
+	var out volume.ListResponse
+	for _, v := range f.volumes {
+		if matches(o.Filters, v.Labels) {
+			out.Volumes = append(out.Volumes, v)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeEngine) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	errs := make(chan error, 1)
+	go func() { <-ctx.Done(); errs <- ctx.Err() }()
+	return make(chan events.Message), errs
+}
+
+func (f *fakeEngine) runTasks(s *swarm.Service) {
+	var kept []swarm.Task
+	for _, t := range f.tasks {
+		if t.ServiceID != s.ID {
+			kept = append(kept, t)
+		}
+	}
+	f.tasks = kept
+	n := 1
+	if r := s.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
+		n = int(*r.Replicas)
+	}
+	for i := 0; i < n; i++ {
+		t := swarm.Task{ID: f.id(), ServiceID: s.ID, DesiredState: swarm.TaskStateRunning,
+			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.now}}
+		if f.failTasks != "" {
+			t.DesiredState = swarm.TaskStateShutdown
+			t.Status.State, t.Status.Err = swarm.TaskStateRejected, f.failTasks
+		}
+		f.tasks = append(f.tasks, t)
+	}
+	// Named volumes come into being with the first task, labelled as the mount asks.
+	for _, m := range s.Spec.TaskTemplate.ContainerSpec.Mounts {
+		if m.Type == "volume" && m.Source != "" && m.VolumeOptions != nil {
+			f.volumes[m.Source] = &volume.Volume{Name: m.Source, Labels: m.VolumeOptions.Labels}
+		}
+	}
+}
+
+func (f *fakeEngine) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swarm.ServiceCreateOptions) (swarm.ServiceCreateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("create service %s", s.Name)
+	for _, cur := range f.services {
+		if cur.Spec.Name == s.Name {
+			return swarm.ServiceCreateResponse{}, errdefs.Conflict(fmt.Errorf("service %s exists", s.Name))
+		}
+	}
+	svc := &swarm.Service{ID: f.id(), Spec: s, Meta: swarm.Meta{Version: swarm.Version{Index: uint64(f.seq)}}}
+	f.services[svc.ID] = svc
+	f.runTasks(svc)
+	return swarm.ServiceCreateResponse{ID: svc.ID}, nil
+}
+
+func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version, s swarm.ServiceSpec, _ swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("update service %s", s.Name)
+	svc, ok := f.services[id]
+	if !ok {
+		return swarm.ServiceUpdateResponse{}, errdefs.NotFound(fmt.Errorf("service %s", id))
+	}
+	if svc.Version != v {
+		return swarm.ServiceUpdateResponse{}, errdefs.InvalidParameter(fmt.Errorf("update out of sequence"))
+	}
+	old, _ := json.Marshal(svc.Spec.TaskTemplate)
+	next, _ := json.Marshal(s.TaskTemplate)
+	prev := svc.Spec
+	svc.PreviousSpec = &prev
+	svc.Spec = s
+	f.seq++
+	svc.Version.Index = uint64(f.seq)
+	svc.UpdateStatus = nil
+	if string(old) != string(next) {
+		f.now = f.now.Add(time.Second)
+		started := f.now
+		svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &started}
+		f.runTasks(svc)
+	}
+	return swarm.ServiceUpdateResponse{}, nil
+}
+
+func (f *fakeEngine) ServiceRemove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("remove service %s", id)
+	if _, ok := f.services[id]; !ok {
+		return errdefs.NotFound(fmt.Errorf("service %s", id))
+	}
+	delete(f.services, id)
+	var kept []swarm.Task
+	for _, t := range f.tasks {
+		if t.ServiceID != id {
+			kept = append(kept, t)
+		}
+	}
+	f.tasks = kept
+	return nil
+}
+
+func (f *fakeEngine) NetworkCreate(_ context.Context, name string, o network.CreateOptions) (network.CreateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("create network %s", name)
+	id := f.id()
+	f.networks[id] = network.Summary{ID: id, Name: name, Labels: o.Labels}
+	return network.CreateResponse{ID: id}, nil
+}
+
+func (f *fakeEngine) NetworkRemove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("remove network %s", id)
+	delete(f.networks, id)
+	return nil
+}
+
+func (f *fakeEngine) SecretCreate(_ context.Context, s swarm.SecretSpec) (swarm.SecretCreateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("create secret %s", s.Name)
+	id := f.id()
+	f.secrets[id] = swarm.Secret{ID: id, Spec: swarm.SecretSpec{Annotations: s.Annotations}}
+	return swarm.SecretCreateResponse{ID: id}, nil
+}
+
+func (f *fakeEngine) SecretRemove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("remove secret %s", id)
+	delete(f.secrets, id)
+	return nil
+}
+
+func (f *fakeEngine) ConfigCreate(_ context.Context, c swarm.ConfigSpec) (swarm.ConfigCreateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("create config %s", c.Name)
+	id := f.id()
+	f.configs[id] = swarm.Config{ID: id, Spec: c}
+	return swarm.ConfigCreateResponse{ID: id}, nil
+}
+
+func (f *fakeEngine) ConfigRemove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("remove config %s", id)
+	delete(f.configs, id)
+	return nil
+}
+
+func (f *fakeEngine) VolumeRemove(_ context.Context, id string, _ bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("remove volume %s", id)
+	delete(f.volumes, id)
+	return nil
+}
+
+func (f *fakeEngine) ImageInspect(_ context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("inspect image %s", ref)
+	if !f.images[ref] {
+		return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
+	}
+	return image.InspectResponse{ID: ref}, nil
+}
+
+func (f *fakeEngine) ImagePull(_ context.Context, ref string, _ image.PullOptions) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("pull image %s", ref)
+	return nil, errdefs.NotFound(fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login'", ref))
+}
+
+var _ Engine = (*fakeEngine)(nil)

@@ -1,0 +1,219 @@
+package controller
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// LabelTaskHash is a service label holding the hash of the desired task template alone. Swarm
+// rolls tasks only when the task template changes, so comparing it tells whether an update
+// will start a roll that the verdict must then wait for.
+const LabelTaskHash = "swarm-reconciler.task-hash"
+
+// Kind is what an action does.
+type Kind string
+
+// The kinds of action, in the order a deploy or a teardown applies them.
+const (
+	CreateNetwork Kind = "create network"
+	CreateSecret  Kind = "create secret"
+	CreateConfig  Kind = "create config"
+	CreateService Kind = "create service"
+	UpdateService Kind = "update service"
+	RemoveService Kind = "remove service"
+	RemoveNetwork Kind = "remove network"
+	RemoveConfig  Kind = "remove config"
+	RemoveSecret  Kind = "remove secret"
+	RemoveVolume  Kind = "remove volume"
+)
+
+// Action is one change to the swarm, computed from (desired, observed) and applied elsewhere.
+type Action struct {
+	// Kind says what to do.
+	Kind Kind
+	// Name is the swarm object's name.
+	Name string
+	// ID is the live object's ID, set for updates and removals.
+	ID string
+	// Reason says why, in words a person can read in a log.
+	Reason string
+	// Labels are the live object's labels (updates and removals), checked for ownership
+	// right before the call.
+	Labels map[string]string
+	// Version is the live service's version, passed on update for optimistic concurrency.
+	Version swarm.Version
+
+	// Exactly one payload is set for a create or update.
+	Network   *network.CreateOptions
+	Secret    *swarm.SecretSpec
+	Generated *manifests.GeneratedSecret
+	Config    *swarm.ConfigSpec
+	Service   *swarm.ServiceSpec
+}
+
+func (a Action) String() string { return fmt.Sprintf("%s %s: %s", a.Kind, a.Name, a.Reason) }
+
+// PlanSupport plans the networks, secrets and configs a rendered app needs that do not exist
+// yet. They come before services, which refer to them by ID. Existing objects are never
+// replaced: swarm cannot update a config's or secret's data, so a changed config under an
+// unchanged name is an error that tells the user to bump the config's version.
+func PlanSupport(r *manifests.Rendered, snap *swarmstate.Snapshot) ([]Action, error) {
+	var plan []Action
+	nets := map[string]bool{}
+	for _, n := range snap.Networks {
+		nets[n.Name] = true
+	}
+	for _, name := range sortedKeys(r.Networks) {
+		if !nets[name] {
+			opts := r.Networks[name]
+			plan = append(plan, Action{Kind: CreateNetwork, Name: name, Reason: "missing", Network: &opts})
+		}
+	}
+	secrets := map[string]bool{}
+	for _, s := range snap.Secrets {
+		secrets[s.Spec.Name] = true
+	}
+	for i := range r.Secrets {
+		if s := &r.Secrets[i]; !secrets[s.Name] {
+			plan = append(plan, Action{Kind: CreateSecret, Name: s.Name, Reason: "missing", Secret: s})
+		}
+	}
+	for i := range r.GeneratedSecrets {
+		g := &r.GeneratedSecrets[i]
+		if secrets[g.Name] {
+			continue
+		}
+		if !g.Generate {
+			return nil, fmt.Errorf("secret %s is marked generate=false in .env.sample and does not exist: create it (docker secret create %s -) or remove the modifier", g.Name, g.Name)
+		}
+		plan = append(plan, Action{Kind: CreateSecret, Name: g.Name, Reason: "missing, generated once", Generated: g})
+	}
+	configs := map[string]swarm.Config{}
+	for _, c := range snap.Configs {
+		configs[c.Spec.Name] = c
+	}
+	for i := range r.Configs {
+		c := &r.Configs[i]
+		live, ok := configs[c.Name]
+		if !ok {
+			plan = append(plan, Action{Kind: CreateConfig, Name: c.Name, Reason: "missing", Config: c})
+			continue
+		}
+		if !bytes.Equal(live.Spec.Data, c.Data) {
+			return nil, fmt.Errorf("config %s: content changed but its name did not; swarm cannot update a config's data: bump the config's version in the recipe (e.g. its *_VERSION env var)", c.Name)
+		}
+	}
+	return plan, nil
+}
+
+// PlanServices plans the service creates, updates and removals that make the live services of
+// app match desired. A service whose spec-hash label equals the desired one is left alone:
+// an unchanged spec causes no update, no task restart, no Version.Index move.
+func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm.Service) ([]Action, error) {
+	byName := map[string]swarm.Service{}
+	for _, s := range live {
+		byName[s.Spec.Name] = s
+	}
+	var plan []Action
+	for _, name := range sortedKeys(desired) {
+		want := desired[name]
+		taskHash := manifests.SpecHash(swarm.ServiceSpec{TaskTemplate: want.TaskTemplate})
+		cur, exists := byName[name]
+		if !exists {
+			spec := withLabels(want, map[string]string{LabelTaskHash: taskHash})
+			plan = append(plan, Action{Kind: CreateService, Name: name, Reason: "missing", Service: &spec})
+			continue
+		}
+		if !swarmstate.Owns(cur.Spec.Labels, app) {
+			return nil, fmt.Errorf("service %s exists but is not owned by app %s (label %s=%q): remove it or choose another domain", name, app, swarmstate.LabelApp, cur.Spec.Labels[swarmstate.LabelApp])
+		}
+		if cur.Spec.Labels[manifests.LabelSpecHash] == want.Labels[manifests.LabelSpecHash] {
+			continue
+		}
+		extra := map[string]string{LabelTaskHash: taskHash}
+		if cur.Spec.Labels[LabelTaskHash] != taskHash {
+			// The update will roll tasks: remember which roll was there before, so the verdict
+			// waits for a new one instead of trusting a stale UpdateStatus.
+			extra[swarmstate.LabelRollFrom] = rollStamp(cur.UpdateStatus)
+		}
+		spec := withLabels(want, extra)
+		// Keep a ForceUpdate counter someone raised by hand: lowering it would roll again.
+		spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate
+		plan = append(plan, Action{Kind: UpdateService, Name: name, ID: cur.ID, Version: cur.Version,
+			Labels: cur.Spec.Labels, Reason: "spec changed", Service: &spec})
+	}
+	for _, s := range live {
+		if _, ok := desired[s.Spec.Name]; !ok && swarmstate.Owns(s.Spec.Labels, app) {
+			plan = append(plan, Action{Kind: RemoveService, Name: s.Spec.Name, ID: s.ID, Labels: s.Spec.Labels,
+				Reason: "no longer in the recipe"})
+		}
+	}
+	return plan, nil
+}
+
+// PlanTeardown plans the next step of removing everything app owns: services first (their
+// tasks hold networks and volumes), then, once no service is left, networks, configs, secrets
+// and volumes. Objects not labelled with app are never in the plan.
+func PlanTeardown(app string, snap *swarmstate.Snapshot) []Action {
+	var plan []Action
+	add := func(kind Kind, name, id string, labels map[string]string) {
+		if swarmstate.Owns(labels, app) {
+			plan = append(plan, Action{Kind: kind, Name: name, ID: id, Labels: labels, Reason: "app deleted"})
+		}
+	}
+	for _, s := range snap.Services {
+		add(RemoveService, s.Spec.Name, s.ID, s.Spec.Labels)
+	}
+	if len(plan) > 0 {
+		return plan
+	}
+	for _, n := range snap.Networks {
+		add(RemoveNetwork, n.Name, n.ID, n.Labels)
+	}
+	for _, c := range snap.Configs {
+		add(RemoveConfig, c.Spec.Name, c.ID, c.Spec.Labels)
+	}
+	for _, s := range snap.Secrets {
+		add(RemoveSecret, s.Spec.Name, s.ID, s.Spec.Labels)
+	}
+	for _, v := range snap.Volumes {
+		add(RemoveVolume, v.Name, v.Name, v.Labels)
+	}
+	return plan
+}
+
+func rollStamp(us *swarm.UpdateStatus) string {
+	if us == nil || us.StartedAt == nil {
+		return ""
+	}
+	return us.StartedAt.UTC().Format(time.RFC3339Nano)
+}
+
+func withLabels(s swarm.ServiceSpec, extra map[string]string) swarm.ServiceSpec {
+	labels := make(map[string]string, len(s.Labels)+len(extra))
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	for k, v := range extra {
+		labels[k] = v
+	}
+	s.Labels = labels
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,188 @@
+package controller
+
+import (
+	"math/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+func desiredService(name, app, image string) swarm.ServiceSpec {
+	s := swarm.ServiceSpec{
+		Annotations:  swarm.Annotations{Name: name, Labels: map[string]string{swarmstate.LabelApp: app}},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}},
+	}
+	s.Labels[manifests.LabelSpecHash] = manifests.SpecHash(s)
+	return s
+}
+
+// liveFrom is what the engine would hold after creating want through PlanServices.
+func liveFrom(id string, want swarm.ServiceSpec) swarm.Service {
+	plan, _ := PlanServices(want.Labels[swarmstate.LabelApp], map[string]swarm.ServiceSpec{want.Name: want}, nil)
+	return swarm.Service{ID: id, Spec: *plan[0].Service, Meta: swarm.Meta{Version: swarm.Version{Index: 7}}}
+}
+
+func TestPlanServices(t *testing.T) {
+	v1 := desiredService("s_app", "a", "img:1")
+	v2 := desiredService("s_app", "a", "img:2")
+	labelOnly := withLabels(v1, map[string]string{"extra": "x"})
+	labelOnly.Labels[manifests.LabelSpecHash] = manifests.SpecHash(labelOnly)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rolled := liveFrom("id1", v1)
+	rolled.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &t0}
+	rolled.Spec.TaskTemplate.ForceUpdate = 3
+	foreign := liveFrom("id9", desiredService("s_app", "other", "img:1"))
+	extra := liveFrom("id2", desiredService("s_old", "a", "img:1"))
+
+	tests := []struct {
+		name    string
+		desired map[string]swarm.ServiceSpec
+		live    []swarm.Service
+		want    []string // "kind name"
+		wantErr string
+		check   func(t *testing.T, plan []Action)
+	}{
+		{name: "missing service is created", desired: map[string]swarm.ServiceSpec{"s_app": v1},
+			want: []string{"create service s_app"},
+			check: func(t *testing.T, plan []Action) {
+				if plan[0].Service.Labels[LabelTaskHash] == "" {
+					t.Error("created service has no task hash label")
+				}
+			}},
+		{name: "unchanged spec plans nothing", desired: map[string]swarm.ServiceSpec{"s_app": v1},
+			live: []swarm.Service{liveFrom("id1", v1)}},
+		{name: "changed image is an update that expects a roll", desired: map[string]swarm.ServiceSpec{"s_app": v2},
+			live: []swarm.Service{rolled}, want: []string{"update service s_app"},
+			check: func(t *testing.T, plan []Action) {
+				a := plan[0]
+				if a.ID != "id1" || a.Version.Index != 7 {
+					t.Errorf("update must pass the live ID and version, got %q %v", a.ID, a.Version)
+				}
+				if got := a.Service.Labels[swarmstate.LabelRollFrom]; got != t0.Format(time.RFC3339Nano) {
+					t.Errorf("roll-from = %q, want the previous StartedAt", got)
+				}
+				if a.Service.TaskTemplate.ForceUpdate != 3 {
+					t.Errorf("ForceUpdate = %d, want the live value kept", a.Service.TaskTemplate.ForceUpdate)
+				}
+			}},
+		{name: "label-only change expects no roll", desired: map[string]swarm.ServiceSpec{"s_app": labelOnly},
+			live: []swarm.Service{liveFrom("id1", v1)}, want: []string{"update service s_app"},
+			check: func(t *testing.T, plan []Action) {
+				if _, ok := plan[0].Service.Labels[swarmstate.LabelRollFrom]; ok {
+					t.Error("a label-only update must not wait for a roll")
+				}
+			}},
+		{name: "service of another app is never updated", desired: map[string]swarm.ServiceSpec{"s_app": v1},
+			live: []swarm.Service{foreign}, wantErr: "not owned by app a"},
+		{name: "owned service dropped by the recipe is removed", desired: map[string]swarm.ServiceSpec{"s_app": v1},
+			live: []swarm.Service{liveFrom("id1", v1), extra}, want: []string{"remove service s_old"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan, err := PlanServices("a", tt.desired, tt.live)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, a := range plan {
+				got = append(got, string(a.Kind)+" "+a.Name)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Fatalf("plan = %v, want %v", got, tt.want)
+			}
+			if tt.check != nil {
+				tt.check(t, plan)
+			}
+		})
+	}
+}
+
+func TestPlanTeardownOrder(t *testing.T) {
+	own := map[string]string{swarmstate.LabelApp: "a"}
+	snap := &swarmstate.Snapshot{
+		Services: []swarm.Service{{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_app", Labels: own}}}},
+		Networks: []network.Summary{{ID: "n1", Name: "s_default", Labels: own}},
+		Volumes:  []*volume.Volume{{Name: "s_data", Labels: own}},
+	}
+	plan := PlanTeardown("a", snap)
+	if len(plan) != 1 || plan[0].Kind != RemoveService {
+		t.Fatalf("services must go first, alone: %v", plan)
+	}
+	snap.Services = nil
+	plan = PlanTeardown("a", snap)
+	if len(plan) != 2 || plan[0].Kind != RemoveNetwork || plan[1].Kind != RemoveVolume {
+		t.Fatalf("then the rest: %v", plan)
+	}
+}
+
+// TestNeverTouchWhatWeDoNotOwn is a property test: whatever mix of labels the swarm holds,
+// no plan updates or removes an object that does not carry the app's label, and apply refuses
+// such an action without calling the engine.
+func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	owners := []string{"a", "b", "", "a "}
+	label := func() map[string]string {
+		o := owners[rng.Intn(len(owners))]
+		if o == "" {
+			return map[string]string{swarmstate.LabelNamespace: "s"} // deployed by hand
+		}
+		return map[string]string{swarmstate.LabelApp: o, swarmstate.LabelNamespace: "s"}
+	}
+	for i := 0; i < 2000; i++ {
+		snap := &swarmstate.Snapshot{}
+		live := []swarm.Service{}
+		for j := rng.Intn(4); j > 0; j-- {
+			svc := swarm.Service{ID: "s" + string(rune('0'+j)), Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_" + string(rune('a'+j)), Labels: label()}}}
+			snap.Services = append(snap.Services, svc)
+			live = append(live, svc)
+		}
+		if rng.Intn(2) == 0 {
+			snap.Services = nil
+		}
+		for j := rng.Intn(3); j > 0; j-- {
+			snap.Networks = append(snap.Networks, network.Summary{ID: "n", Name: "n", Labels: label()})
+			snap.Volumes = append(snap.Volumes, &volume.Volume{Name: "v", Labels: label()})
+			snap.Configs = append(snap.Configs, swarm.Config{ID: "c", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "c", Labels: label()}}})
+			snap.Secrets = append(snap.Secrets, swarm.Secret{ID: "x", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "x", Labels: label()}}})
+		}
+		plan := PlanTeardown("a", snap)
+		desired := map[string]swarm.ServiceSpec{}
+		if rng.Intn(2) == 0 {
+			desired["s_b"] = desiredService("s_b", "a", "img")
+		}
+		if more, err := PlanServices("a", desired, live); err == nil {
+			plan = append(plan, more...)
+		}
+		for _, a := range plan {
+			if a.Kind == CreateService {
+				continue
+			}
+			if a.Labels[swarmstate.LabelApp] != "a" {
+				t.Fatalf("plan touches an object not owned by a: %v labels %v", a, a.Labels)
+			}
+		}
+	}
+	f := newFakeEngine()
+	for _, kind := range []Kind{UpdateService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume} {
+		err := apply(t.Context(), f, "a", Action{Kind: kind, Name: "x", ID: "x", Labels: map[string]string{swarmstate.LabelApp: "b"}})
+		if err == nil || !strings.Contains(err.Error(), "not owned") {
+			t.Errorf("%s of a foreign object: err = %v", kind, err)
+		}
+	}
+	if w := f.writes(); len(w) > 0 {
+		t.Errorf("engine called for foreign objects: %v", w)
+	}
+}

@@ -1,0 +1,310 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// Result tells the queue when to come back to an app that is waiting on swarm.
+type Result struct {
+	// RequeueAfter, when positive, reconciles the app again after that long.
+	RequeueAfter time.Duration
+}
+
+// Intervals at which an app that is waiting on swarm is looked at again. Engine events usually
+// come sooner; these are the safety net.
+const (
+	waitInterval     = time.Second
+	teardownInterval = 500 * time.Millisecond
+)
+
+// Reconciler converges one app at a time: Reconcile(app) re-reads the spec file and a fresh
+// snapshot of the swarm, never trusting what triggered it.
+type Reconciler struct {
+	Engine     Engine
+	SpecsDir   string
+	StatusDir  string
+	RecipesDir string
+	Defaults   spec.Defaults
+	// StatusRetention is how long a Deleted status file stays before it is removed.
+	StatusRetention time.Duration
+	// Now is the clock; tests pass their own.
+	Now func() time.Time
+	Log logr.Logger
+
+	// observed is told which stack an app uses, so engine events can be routed to it.
+	observed func(app, stack string)
+
+	mu      sync.Mutex
+	renders map[string]*manifests.Rendered // by app, for the generation it was rendered from
+	renderG map[string]string
+}
+
+// Reconcile makes the swarm match the spec of app and writes the app's status file.
+//
+// The error contract: a returned error is transient (the engine did not answer, an apply
+// failed) and the caller retries with exponential backoff. Faults that waiting will not fix (a
+// bad spec, an unknown version, a rollback, a timeout) are not errors: they are written to the
+// status as Invalid or Failed, final for that generation, and not retried until the spec file
+// changes. A positive RequeueAfter means the app waits on swarm.
+func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) {
+	now := r.Now()
+	prev, err := spec.ReadStatus(r.StatusDir, app)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
+	}
+	st := &spec.Status{App: app}
+	if prev != nil {
+		st = cloneStatus(prev)
+	}
+
+	res, rerr := r.reconcile(ctx, app, st, now)
+	if r.observed != nil && st.Stack != "" {
+		r.observed(app, st.Stack)
+	}
+	if rerr != nil && st.Phase != "" && !st.Phase.Final() {
+		st.Message = "retrying: " + rerr.Error()
+	}
+	if st.Phase == "" {
+		return res, rerr // nothing to report: no spec, no objects, no status
+	}
+	if st.Phase == spec.PhaseDeleted && r.StatusRetention > 0 && prev != nil &&
+		prev.Phase == spec.PhaseDeleted && now.Sub(prev.UpdatedAt) > r.StatusRetention {
+		if err := spec.RemoveStatus(r.StatusDir, app); err != nil {
+			return res, errors.Join(rerr, fmt.Errorf("remove status of %s: %w", app, err))
+		}
+		return res, rerr
+	}
+	if changed(prev, st) {
+		st.UpdatedAt = now
+		if err := spec.WriteStatus(r.StatusDir, st); err != nil {
+			return res, errors.Join(rerr, fmt.Errorf("write status of %s: %w", app, err))
+		}
+	}
+	return res, rerr
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status, now time.Time) (Result, error) {
+	d, err := spec.Load(r.SpecsDir, app, r.Defaults)
+	if err != nil {
+		return Result{}, fmt.Errorf("load spec of %s: %w", app, err)
+	}
+	snap, err := swarmstate.Take(ctx, r.Engine, app)
+	if err != nil {
+		return Result{}, fmt.Errorf("snapshot of %s: %w", app, err)
+	}
+	switch {
+	case d == nil:
+		return r.teardown(ctx, app, snap, st, now)
+	case d.Err != nil:
+		// An invalid edit touches nothing already deployed.
+		st.ObservedGeneration = d.Generation
+		setPhase(st, spec.PhaseInvalid, d.Err.Error(), now)
+		return Result{}, nil
+	}
+	s := d.Spec
+	st.Recipe, st.Version, st.Tier, st.Domain = s.Recipe, s.Version, s.Tier, s.Domain
+	if st.Stack, err = spec.StackName(s.Domain); err != nil {
+		st.ObservedGeneration = d.Generation
+		setPhase(st, spec.PhaseInvalid, err.Error(), now)
+		return Result{}, nil
+	}
+	if st.ObservedGeneration != d.Generation || st.Phase == spec.PhaseDeleted || st.Phase == spec.PhaseDeleting {
+		// A new spec, or a spec put back after its app was torn down: a new attempt.
+		st.ObservedGeneration = d.Generation
+		st.AttemptStartedAt = &now
+		st.Removed = nil
+		setPhase(st, spec.PhasePending, "new generation queued", now)
+	} else if st.Phase.Final() {
+		return Result{}, nil // final for this generation: only a new spec moves it
+	}
+	if st.AttemptStartedAt == nil {
+		st.AttemptStartedAt = &now
+	}
+	if s.Suspend {
+		v := swarmstate.Converged(snap.Services, snap.Tasks, *st.AttemptStartedAt)
+		observeServices(st, v)
+		setPhase(st, spec.PhaseSuspended, "suspended: observing only; "+v.Message, now)
+		return Result{}, nil
+	}
+	return r.deploy(ctx, d, snap, st, now)
+}
+
+func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmstate.Snapshot, st *spec.Status, now time.Time) (Result, error) {
+	s, log := d.Spec, r.Log.WithValues("app", d.App)
+	rendered, err := r.render(ctx, d, st.Stack)
+	if errors.Is(err, manifests.ErrInput) {
+		setPhase(st, spec.PhaseInvalid, err.Error(), now)
+		return Result{}, nil
+	} else if err != nil {
+		return Result{}, err
+	}
+	st.LastAttemptedRevision = rendered.Revision
+
+	v := swarmstate.Converged(snap.Services, snap.Tasks, *st.AttemptStartedAt)
+	observeServices(st, v)
+	if v.RolledBack {
+		// Swarm restored the old spec and labels; updating again would only roll back again.
+		setPhase(st, spec.PhaseFailed, fmt.Sprintf("%s did not roll out: %s; the running spec is the previous one", rendered.Revision, v.Message), now)
+		return Result{}, nil
+	}
+
+	support, err := PlanSupport(rendered, snap)
+	if err != nil {
+		setPhase(st, spec.PhaseFailed, err.Error(), now)
+		return Result{}, nil
+	}
+	if err := r.applyAll(ctx, log, d.App, support); err != nil {
+		return Result{}, err
+	}
+	desired, err := rendered.Services(ctx, r.Engine)
+	if err != nil {
+		return Result{}, fmt.Errorf("convert services of %s: %w", rendered.Revision, err)
+	}
+	plan, err := PlanServices(d.App, desired, snap.Services)
+	if err != nil {
+		setPhase(st, spec.PhaseFailed, err.Error(), now)
+		return Result{}, nil
+	}
+	if len(plan) > 0 {
+		for _, ref := range rendered.Images {
+			if err := ensureImage(ctx, r.Engine, ref); err != nil {
+				setPhase(st, spec.PhaseFailed, err.Error(), now)
+				return Result{}, nil
+			}
+		}
+		phase := spec.PhaseDeploying
+		if len(snap.Services) > 0 {
+			phase = spec.PhaseUpgrading
+		}
+		if st.DeployedGeneration != d.Generation {
+			st.DeployedGeneration = d.Generation
+			st.Deploys++
+			if st.FirstDeployedAt == nil {
+				st.FirstDeployedAt = &now
+			}
+		}
+		setPhase(st, phase, fmt.Sprintf("applying %s: %s", rendered.Revision, summary(plan)), now)
+		if err := r.applyAll(ctx, log, d.App, plan); err != nil {
+			return Result{}, err
+		}
+		// Judge convergence on a fresh snapshot, never on the one taken before the changes.
+		return Result{RequeueAfter: waitInterval}, nil
+	}
+
+	deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
+	switch {
+	case v.Converged:
+		st.LastAppliedRevision = rendered.Revision
+		setPhase(st, spec.PhaseReady, v.Message, now)
+		return Result{}, nil
+	case st.Phase == spec.PhaseReady || st.Phase == spec.PhaseDegraded:
+		setPhase(st, spec.PhaseDegraded, v.Message, now)
+		return Result{RequeueAfter: waitInterval}, nil
+	case now.After(deadline):
+		setPhase(st, spec.PhaseFailed, fmt.Sprintf("%s not converged within %s: %s", rendered.Revision, s.Timeout.Duration, v.Message), now)
+		return Result{}, nil
+	default:
+		if st.Phase == spec.PhasePending {
+			setPhase(st, spec.PhaseDeploying, v.Message, now)
+		}
+		st.Message = v.Message
+		return Result{RequeueAfter: waitInterval}, nil
+	}
+}
+
+// teardown removes one layer of what app owns per pass (services, then the rest) and reports
+// Deleted only when a fresh snapshot finds nothing labelled with the app.
+func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.Snapshot, st *spec.Status, now time.Time) (Result, error) {
+	if snap.Empty() {
+		if st.Phase != "" && st.Phase != spec.PhaseDeleted {
+			st.Services = nil
+			msg := "nothing left"
+			if len(st.Removed) > 0 {
+				msg = fmt.Sprintf("removed %d objects; nothing labelled %s=%s left", len(st.Removed), swarmstate.LabelApp, app)
+			}
+			setPhase(st, spec.PhaseDeleted, msg, now)
+		}
+		r.forget(app)
+		return Result{}, nil
+	}
+	if st.Phase != spec.PhaseDeleting {
+		st.Removed = nil
+	}
+	setPhase(st, spec.PhaseDeleting, "removing: "+strings.Join(snap.Residual(), ", "), now)
+	var errs []error
+	for _, a := range PlanTeardown(app, snap) {
+		if err := apply(ctx, r.Engine, app, a); err != nil {
+			// A volume or network still held by a just-stopped container: the next pass retries.
+			errs = append(errs, err)
+			continue
+		}
+		r.Log.Info("removed", "app", app, "object", a.Name, "kind", a.Kind)
+		st.Removed = append(st.Removed, strings.TrimPrefix(string(a.Kind), "remove ")+" "+a.Name)
+	}
+	if len(errs) > 0 {
+		st.Message = "removing: " + strings.Join(snap.Residual(), ", ") + "; waiting: " + errors.Join(errs...).Error()
+	}
+	return Result{RequeueAfter: teardownInterval}, nil
+}
+
+func (r *Reconciler) applyAll(ctx context.Context, log logr.Logger, app string, plan []Action) error {
+	for _, a := range plan {
+		if err := apply(ctx, r.Engine, app, a); err != nil {
+			return err
+		}
+		log.Info("applied", "action", string(a.Kind), "object", a.Name, "reason", a.Reason)
+	}
+	return nil
+}
+
+// render renders the spec once per generation; the recipe at a tag or commit does not change.
+func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack string) (*manifests.Rendered, error) {
+	r.mu.Lock()
+	if r.renderG[d.App] == d.Generation {
+		out := r.renders[d.App]
+		r.mu.Unlock()
+		return out, nil
+	}
+	r.mu.Unlock()
+	s := d.Spec
+	out, err := manifests.Render(ctx, r.RecipesDir, manifests.Request{
+		App: d.App, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: s.Env,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.renders == nil {
+		r.renders, r.renderG = map[string]*manifests.Rendered{}, map[string]string{}
+	}
+	r.renders[d.App], r.renderG[d.App] = out, d.Generation
+	return out, nil
+}
+
+func (r *Reconciler) forget(app string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.renders, app)
+	delete(r.renderG, app)
+}
+
+func summary(plan []Action) string {
+	parts := make([]string, 0, len(plan))
+	for _, a := range plan {
+		parts = append(parts, string(a.Kind)+" "+a.Name)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,274 @@
+package controller
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/go-logr/logr"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+const testCompose = `version: "3.8"
+services:
+  app:
+    image: echo:%s
+    environment:
+      MESSAGE: "hello %s"
+    volumes:
+      - data:/data
+    configs:
+      - source: conf
+        target: /conf
+    networks:
+      - internal
+volumes:
+  data:
+networks:
+  internal:
+configs:
+  conf:
+    name: ${STACK_NAME}_conf_v1
+    file: conf.txt
+`
+
+// makeRecipe makes a recipe repository with one annotated tag per version.
+func makeRecipe(t *testing.T, recipesDir, name string, versions ...string) {
+	t.Helper()
+	dir := filepath.Join(recipesDir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git := func(args ...string) {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	git("init", "-q")
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".env.sample", "TYPE="+name+"\n")
+	write("conf.txt", "conf\n")
+	for _, v := range versions {
+		image := strings.SplitN(v, "+", 2)[0]
+		write("compose.yml", strings.ReplaceAll(strings.ReplaceAll(testCompose, "echo:%s", "echo:"+image), "hello %s", "hello "+v))
+		git("add", "-A")
+		git("commit", "-q", "-m", v)
+		git("tag", "-a", v, "-m", v)
+	}
+}
+
+type fixture struct {
+	t      *testing.T
+	engine *fakeEngine
+	r      *Reconciler
+	now    time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	root := t.TempDir()
+	f := &fixture{t: t, engine: newFakeEngine(), now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+	f.engine.images["echo:1.0.0"], f.engine.images["echo:1.1.0"] = true, true
+	f.r = &Reconciler{
+		Engine: f.engine, SpecsDir: filepath.Join(root, "specs"), StatusDir: filepath.Join(root, "status"),
+		RecipesDir: filepath.Join(root, "recipes"), Defaults: spec.Defaults{DomainSuffix: "test"},
+		Now: func() time.Time { return f.now }, Log: logr.Discard(),
+	}
+	for _, d := range []string{f.r.SpecsDir, f.r.StatusDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	makeRecipe(t, f.r.RecipesDir, "echo", "1.0.0+1", "1.1.0+1", "2.0.0+1")
+	return f
+}
+
+func (f *fixture) writeSpec(app, content string) {
+	f.t.Helper()
+	if err := spec.Place(f.r.SpecsDir, app, []byte(content)); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// settle reconciles app until it stops asking to be requeued, and returns its status.
+func (f *fixture) settle(app string) *spec.Status {
+	f.t.Helper()
+	for i := 0; i < 20; i++ {
+		res, err := f.r.Reconcile(f.t.Context(), app)
+		if err != nil {
+			f.t.Fatalf("reconcile %s: %v", app, err)
+		}
+		f.now = f.now.Add(time.Second)
+		if res.RequeueAfter == 0 {
+			break
+		}
+	}
+	st, err := spec.ReadStatus(f.r.StatusDir, app)
+	if err != nil {
+		f.t.Fatalf("status of %s: %v", app, err)
+	}
+	return st
+}
+
+func TestReconcileLifecycle(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\n")
+
+	st := f.settle("a")
+	if st.Phase != spec.PhaseReady || st.Deploys != 1 || st.Stack != "a_test" {
+		t.Fatalf("install: phase %s deploys %d stack %s: %s", st.Phase, st.Deploys, st.Stack, st.Message)
+	}
+	data, _ := os.ReadFile(filepath.Join(f.r.SpecsDir, "a.yml"))
+	if st.ObservedGeneration != spec.Generation(data) {
+		t.Errorf("observedGeneration %s, want the spec's hash", st.ObservedGeneration)
+	}
+	if !strings.Contains(st.LastAppliedRevision, "echo@1.0.0+1 (") {
+		t.Errorf("lastAppliedRevision = %q", st.LastAppliedRevision)
+	}
+	want := []string{"create network a_test_internal", "create config a_test_conf_v1", "create service a_test_app"}
+	if got := f.engine.writes(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("install calls = %v, want %v", got, want)
+	}
+
+	// Do nothing: a second pass over a converged app changes nothing and writes no status.
+	f.engine.resetCalls()
+	before, _ := os.Stat(filepath.Join(f.r.StatusDir, "a.json"))
+	if res, err := f.r.Reconcile(t.Context(), "a"); err != nil || res.RequeueAfter != 0 {
+		t.Fatalf("steady reconcile: %v %v", res, err)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Errorf("steady state made engine writes: %v", w)
+	}
+	after, _ := os.Stat(filepath.Join(f.r.StatusDir, "a.json"))
+	if !after.ModTime().Equal(before.ModTime()) {
+		t.Error("steady state rewrote the status file")
+	}
+
+	// Upgrade in place.
+	f.writeSpec("a", "recipe: echo\nversion: 1.1.0+1\n")
+	f.engine.resetCalls()
+	st = f.settle("a")
+	if st.Phase != spec.PhaseReady || st.Deploys != 2 {
+		t.Fatalf("upgrade: phase %s deploys %d: %s", st.Phase, st.Deploys, st.Message)
+	}
+	if got := f.engine.writes(); strings.Join(got, ",") != "update service a_test_app" {
+		t.Errorf("upgrade calls = %v", got)
+	}
+	if !hasPhase(st, spec.PhaseUpgrading) {
+		t.Errorf("history has no Upgrading: %+v", st.History)
+	}
+
+	// An invalid edit touches nothing.
+	f.writeSpec("a", "recipe: echo\nversion: 1.1.0+1\nfoo: bar\n")
+	f.engine.resetCalls()
+	st = f.settle("a")
+	if st.Phase != spec.PhaseInvalid || !strings.Contains(st.Message, "foo") {
+		t.Fatalf("invalid: phase %s: %s", st.Phase, st.Message)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Errorf("invalid spec made engine writes: %v", w)
+	}
+
+	// Delete: everything goes, and only then Deleted.
+	if err := spec.Unplace(f.r.SpecsDir, "a"); err != nil {
+		t.Fatal(err)
+	}
+	st = f.settle("a")
+	if st.Phase != spec.PhaseDeleted {
+		t.Fatalf("delete: phase %s: %s", st.Phase, st.Message)
+	}
+	if n := len(f.engine.services) + len(f.engine.networks) + len(f.engine.configs) + len(f.engine.volumes) + len(f.engine.secrets); n != 0 {
+		t.Errorf("%d objects left after Deleted", n)
+	}
+	if !hasPhase(st, spec.PhaseDeleting) {
+		t.Errorf("history has no Deleting: %+v", st.History)
+	}
+}
+
+func hasPhase(st *spec.Status, p spec.Phase) bool {
+	for _, h := range st.History {
+		if h.Phase == p {
+			return true
+		}
+	}
+	return false
+}
+
+func TestReconcileFailures(t *testing.T) {
+	tests := []struct {
+		name     string
+		spec     string
+		prepare  func(f *fixture)
+		phase    spec.Phase
+		message  string
+		noWrites bool
+	}{
+		{name: "unknown version", spec: "recipe: echo\nversion: 9.9.9\n", phase: spec.PhaseInvalid, message: "9.9.9", noWrites: true},
+		{name: "unknown recipe", spec: "recipe: nope\nversion: 1.0.0+1\n", phase: spec.PhaseInvalid, message: "nope", noWrites: true},
+		{name: "image missing and not pullable", spec: "recipe: echo\nversion: 2.0.0+1\n", phase: spec.PhaseFailed, message: "echo:2.0.0"},
+		{name: "tasks never start", spec: "recipe: echo\nversion: 1.0.0+1\ntimeout: 5s\n",
+			prepare: func(f *fixture) { f.engine.failTasks = "starting container failed: boom" },
+			phase:   spec.PhaseFailed, message: "starting container failed: boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			if tt.prepare != nil {
+				tt.prepare(f)
+			}
+			f.writeSpec("b", tt.spec)
+			st := f.settle("b")
+			if st.Phase != tt.phase || !strings.Contains(st.Message, tt.message) {
+				t.Fatalf("phase %s message %q, want %s containing %q", st.Phase, st.Message, tt.phase, tt.message)
+			}
+			if w := f.engine.writes(); tt.noWrites && len(w) > 0 {
+				t.Errorf("engine writes: %v", w)
+			}
+			// Final for the generation: another pass does nothing.
+			f.engine.resetCalls()
+			if _, err := f.r.Reconcile(t.Context(), "b"); err != nil {
+				t.Fatal(err)
+			}
+			if w := f.engine.writes(); len(w) > 0 {
+				t.Errorf("a final phase was acted on again: %v", w)
+			}
+		})
+	}
+}
+
+func TestRollbackIsFailedNotRetried(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("c", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("c"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("c", "recipe: echo\nversion: 1.1.0+1\n")
+	if _, err := f.r.Reconcile(t.Context(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	// Swarm rolls back: the old spec (and its labels) return, with a rollback state.
+	for _, svc := range f.engine.services {
+		svc.Spec = *svc.PreviousSpec
+		started := f.now
+		svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &started, Message: "rollback completed"}
+	}
+	f.engine.resetCalls()
+	st := f.settle("c")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "rollback_completed") {
+		t.Fatalf("phase %s: %s", st.Phase, st.Message)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Errorf("rolled-back service updated again: %v", w)
+	}
+}
