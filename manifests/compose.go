@@ -1,0 +1,133 @@
+package manifests
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/docker/cli/cli/compose/loader"
+	"github.com/docker/cli/cli/compose/schema"
+	composetypes "github.com/docker/cli/cli/compose/types"
+)
+
+// composeFiles returns the compose files of COMPOSE_FILE (colon-separated, relative to the
+// recipe root) as paths inside root. Unset or empty means compose.yml, or docker-compose.yml
+// when only that exists, as abra does.
+func composeFiles(root, composeFile string) ([]string, error) {
+	var names []string
+	for name := range strings.SplitSeq(composeFile, ":") {
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		names = []string{"compose.yml"}
+		if _, err := os.Stat(filepath.Join(root, "compose.yml")); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(root, "docker-compose.yml")); err == nil {
+				names = []string{"docker-compose.yml"}
+			}
+		}
+	}
+	paths := make([]string, 0, len(names))
+	for _, name := range names {
+		if filepath.IsAbs(name) {
+			return nil, fmt.Errorf("%w: COMPOSE_FILE entry %q is absolute: name files relative to the recipe", ErrInput, name)
+		}
+		p, err := inside(root, name)
+		if err != nil {
+			return nil, fmt.Errorf("COMPOSE_FILE entry %q: %w", name, err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%w: COMPOSE_FILE names %q, which the recipe does not have at this version; fix COMPOSE_FILE in the spec env (it is %q)",
+				ErrInput, name, composeFile)
+		}
+		paths = append(paths, p)
+	}
+	return paths, nil
+}
+
+// loadCompose reads and merges the compose files as `docker stack deploy -c a -c b ...` does
+// (cli/command/stack/loader): the working directory is the first file's folder, so relative
+// `file:` paths of configs and secrets resolve against it; env is the interpolation env.
+// It also returns the raw (uninterpolated) YAML of each file, in order.
+func loadCompose(root string, paths []string, env map[string]string) (*composetypes.Config, []map[string]any, error) {
+	details := composetypes.ConfigDetails{
+		WorkingDir:  filepath.Dir(paths[0]),
+		Environment: env,
+	}
+	var raws []map[string]any
+	versions := map[string][]string{}
+	for _, p := range paths {
+		name := mustRel(root, p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		dict, err := loader.ParseYAML(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %s: %v", ErrInput, name, err)
+		}
+		// ParseYAML's map is interpolated in place by Load; keep our own parse of the raw text.
+		raw, _ := loader.ParseYAML(b)
+		raws = append(raws, raw)
+		details.ConfigFiles = append(details.ConfigFiles, composetypes.ConfigFile{Filename: p, Config: dict})
+		v := schema.Version(dict)
+		versions[v] = append(versions[v], name)
+	}
+	if len(versions) > 1 {
+		var parts []string
+		for v, files := range versions {
+			parts = append(parts, fmt.Sprintf("%s in %s", v, strings.Join(files, ", ")))
+		}
+		sort.Strings(parts)
+		return nil, nil, fmt.Errorf("%w: the compose files declare different versions (%s): all files in COMPOSE_FILE must declare the same version",
+			ErrInput, strings.Join(parts, "; "))
+	}
+	details.Version = schema.Version(details.ConfigFiles[0].Config)
+
+	cfg, err := loader.Load(details)
+	if err != nil {
+		var fpe *loader.ForbiddenPropertiesError
+		if errors.As(err, &fpe) {
+			props := slices.Sorted(func(yield func(string) bool) {
+				for k, v := range fpe.Properties {
+					if !yield(k + ": " + v) {
+						return
+					}
+				}
+			})
+			return nil, nil, fmt.Errorf("%w: compose file contains options swarm does not support: %s", ErrInput, strings.Join(props, "; "))
+		}
+		return nil, nil, fmt.Errorf("%w: load compose files: %v", ErrInput, relPaths(err, root))
+	}
+	// As `docker stack deploy` does before converting: every service needs a valid image.
+	for _, svc := range cfg.Services {
+		if svc.Image == "" {
+			return nil, nil, fmt.Errorf("%w: service %s has no image", ErrInput, svc.Name)
+		}
+		if _, err := reference.ParseAnyReference(svc.Image); err != nil {
+			return nil, nil, fmt.Errorf("%w: invalid image reference %q for service %s: %v", ErrInput, svc.Image, svc.Name, err)
+		}
+	}
+	return cfg, raws, nil
+}
+
+// relPaths strips the private export directory from loader errors, which name files by path.
+func relPaths(err error, root string) string {
+	return strings.ReplaceAll(err.Error(), root+string(filepath.Separator), "")
+}
+
+// mustRel names a file of the export relative to its root, for messages.
+func mustRel(root, p string) string {
+	r, err := filepath.Rel(root, p)
+	if err != nil {
+		return p
+	}
+	return filepath.ToSlash(r)
+}

@@ -1,0 +1,66 @@
+package manifests
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+)
+
+// appEnv is the env of one app, built like `abra app deploy` builds it.
+type appEnv struct {
+	vars map[string]string
+	// sample is the parsed .env.sample, for the secret modifiers.
+	sample *envFile
+}
+
+// buildEnv layers, lowest first: .env.sample, the `export NAME=value` lines of abra.sh, the
+// spec's env, then DOMAIN and STACK_NAME. A layer replaces the values below it.
+//
+// References ($NAME) inside .env.sample and abra.sh see the spec's env and DOMAIN/STACK_NAME
+// first: with abra the operator edits those values into the app's .env file (abra app new
+// writes DOMAIN there), so every later line of that file refers to the operator's value, not to
+// the sample's. The spec's values are taken literally (no expansion): they may hold passwords.
+func buildEnv(sample, abraSh string, specEnv map[string]string, domain, stack string) (*appEnv, error) {
+	pinned := make(map[string]string, len(specEnv)+2)
+	maps.Copy(pinned, specEnv)
+	pinned["DOMAIN"] = domain
+	pinned["STACK_NAME"] = stack
+	pin := func(name string) (string, bool) { v, ok := pinned[name]; return v, ok }
+
+	s, err := parseEnvFile(sample, pin, nil)
+	if err != nil {
+		return nil, fmt.Errorf(".env.sample: %w", err)
+	}
+	vars := maps.Clone(s.vars)
+	exports := parseAbraSh(abraSh, pin, func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
+	maps.Copy(vars, exports)
+	maps.Copy(vars, pinned)
+	return &appEnv{vars: vars, sample: s}, nil
+}
+
+// parseAbraSh takes only the `export NAME=value` lines of abra.sh, the way abra reads the
+// config versions a recipe vendors there; the rest of the file is shell that abra does not run
+// at deploy time either. A line that does not parse as an assignment (a quote left open for
+// the next line, a function body) is shell we do not understand and is skipped, as abra does.
+func parseAbraSh(src string, pinned, base lookupFunc) map[string]string {
+	vars := map[string]string{}
+	lookup := func(name string) (string, bool) {
+		if v, ok := vars[name]; ok {
+			return v, true
+		}
+		return base(name)
+	}
+	for line := range strings.Lines(src) {
+		line = strings.TrimSpace(line)
+		rest, ok := strings.CutPrefix(line, "export")
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '\t') || !strings.Contains(rest, "=") {
+			continue
+		}
+		f, err := parseEnvFile(line, pinned, lookup)
+		if err != nil {
+			continue
+		}
+		maps.Copy(vars, f.vars)
+	}
+	return vars
+}

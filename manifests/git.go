@@ -1,0 +1,239 @@
+package manifests
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// shortLen is the length of the abbreviated commit hash in Revision and the chaos-version label.
+const shortLen = 7
+
+// knownTagsInErrors is how many of the newest tags an unknown-version error lists.
+const knownTagsInErrors = 10
+
+var hexRevision = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
+
+// revision is a recipe version resolved to a commit.
+type revision struct {
+	commit *object.Commit
+	chaos  bool // named by a commit hash rather than a tag
+}
+
+// recipeDir returns recipesDir/recipe, refusing any name that could leave recipesDir.
+// spec already rejects path-like names; this guards callers that skip spec.
+func recipeDir(recipesDir, recipe string) (string, error) {
+	if recipe == "" || recipe == "." || recipe == ".." || filepath.Clean(recipe) != recipe ||
+		strings.ContainsAny(recipe, `/\`) || filepath.IsAbs(recipe) {
+		return "", fmt.Errorf("%w: recipe name %q is not a plain folder name: use the name of a folder under %s",
+			ErrInput, recipe, recipesDir)
+	}
+	dir := filepath.Join(recipesDir, recipe)
+	if rel, err := filepath.Rel(recipesDir, dir); err != nil || rel != recipe {
+		return "", fmt.Errorf("%w: recipe name %q leaves %s", ErrInput, recipe, recipesDir)
+	}
+	return dir, nil
+}
+
+// openRecipe opens the git repository of a recipe. Each call opens its own Repository, so
+// concurrent renders share nothing but the files on disk, which they only read.
+func openRecipe(recipesDir, recipe string) (*git.Repository, error) {
+	dir, err := recipeDir(recipesDir, recipe)
+	if err != nil {
+		return nil, err
+	}
+	// DetectDotGit stays false: a plain folder inside some other repository must not be taken
+	// for that repository.
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{})
+	if err != nil {
+		if errors.Is(err, git.ErrRepositoryNotExists) || errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: unknown recipe %q: no git repository at %s; clone the recipe into the recipes directory %s",
+				ErrInput, recipe, dir, recipesDir)
+		}
+		return nil, fmt.Errorf("open recipe repository %s: %w", dir, err)
+	}
+	return repo, nil
+}
+
+// resolveVersion finds the commit a version names: a tag (annotated or lightweight) first,
+// else a full or abbreviated (>= 7 hex digits) commit hash. Branch names are refused on purpose:
+// a deploy must name something that does not move.
+func resolveVersion(repo *git.Repository, version string) (revision, error) {
+	if version == "" {
+		return revision{}, fmt.Errorf("%w: empty version: name a release tag or a commit", ErrInput)
+	}
+	ref, err := repo.Reference(plumbing.NewTagReferenceName(version), true)
+	switch {
+	case err == nil:
+		c, err := peelToCommit(repo, ref.Hash())
+		if err != nil {
+			return revision{}, fmt.Errorf("tag %s: %w", version, err)
+		}
+		return revision{commit: c}, nil
+	case !errors.Is(err, plumbing.ErrReferenceNotFound):
+		return revision{}, fmt.Errorf("look up tag %s: %w", version, err)
+	}
+	if hexRevision.MatchString(version) {
+		h, err := repo.ResolveRevision(plumbing.Revision(version))
+		if err == nil {
+			c, err := repo.CommitObject(*h)
+			if err != nil {
+				return revision{}, fmt.Errorf("commit %s: %w", version, err)
+			}
+			if strings.HasPrefix(c.Hash.String(), version) {
+				return revision{commit: c, chaos: true}, nil
+			}
+		}
+	}
+	return revision{}, unknownVersion(repo, version)
+}
+
+// peelToCommit follows (possibly nested) annotated tags down to the commit.
+func peelToCommit(repo *git.Repository, h plumbing.Hash) (*object.Commit, error) {
+	for range 10 {
+		tag, err := repo.TagObject(h)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			return repo.CommitObject(h) // lightweight tag
+		}
+		if err != nil {
+			return nil, err
+		}
+		if tag.TargetType == plumbing.CommitObject {
+			return tag.Commit()
+		}
+		if tag.TargetType != plumbing.TagObject {
+			return nil, fmt.Errorf("%w: tag points at a %s, not a commit", ErrInput, tag.TargetType)
+		}
+		h = tag.Target
+	}
+	return nil, fmt.Errorf("%w: tag nesting too deep", ErrInput)
+}
+
+func unknownVersion(repo *git.Repository, version string) error {
+	tags, err := releaseTags(repo)
+	if err != nil {
+		return fmt.Errorf("%w: unknown version %q (listing tags failed: %v)", ErrInput, version, err)
+	}
+	if len(tags) == 0 {
+		return fmt.Errorf("%w: unknown version %q: the recipe has no release tags; name a commit hash (at least 7 hex digits)",
+			ErrInput, version)
+	}
+	shown := tags
+	more := ""
+	if len(shown) > knownTagsInErrors {
+		shown = shown[len(shown)-knownTagsInErrors:]
+		more = fmt.Sprintf(" (newest %d of %d)", knownTagsInErrors, len(tags))
+	}
+	return fmt.Errorf("%w: unknown version %q: use a release tag or a commit hash (at least 7 hex digits); known tags%s: %s",
+		ErrInput, version, more, strings.Join(shown, ", "))
+}
+
+// exportTree writes the files of a commit into dir (an empty private directory). Nothing of the
+// repository's working tree or index is read or written, so a dirty checkout does not matter and
+// concurrent exports of different commits cannot interfere.
+func exportTree(c *object.Commit, dir string) error {
+	tree, err := c.Tree()
+	if err != nil {
+		return fmt.Errorf("read tree of %s: %w", c.Hash, err)
+	}
+	type link struct{ path, target string }
+	var links []link
+	err = tree.Files().ForEach(func(f *object.File) error {
+		dst, err := inside(dir, f.Name)
+		if err != nil {
+			return err
+		}
+		switch f.Mode {
+		case filemode.Regular, filemode.Deprecated, filemode.Executable:
+		case filemode.Symlink:
+			target, err := f.Contents()
+			if err != nil {
+				return fmt.Errorf("read symlink %s: %w", f.Name, err)
+			}
+			links = append(links, link{dst, target})
+			return nil
+		default:
+			return nil // submodules and the like: not recipe content
+		}
+		perm := os.FileMode(0o644)
+		if f.Mode == filemode.Executable {
+			perm = 0o755
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return writeBlob(f, dst, perm)
+	})
+	if err != nil {
+		return fmt.Errorf("export %s: %w", c.Hash, err)
+	}
+	// Symlinks last, and only relative ones without "..": those cannot lead out of the export
+	// however they chain, so a recipe cannot make a config out of a file of the host.
+	for _, l := range links {
+		if !safeLinkTarget(l.target) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(l.target, l.path); err != nil {
+			return fmt.Errorf("export symlink %s: %w", l.path, err)
+		}
+	}
+	return nil
+}
+
+func writeBlob(f *object.File, dst string, perm os.FileMode) error {
+	r, err := f.Reader()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", f.Name, err)
+	}
+	defer r.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close()
+		return fmt.Errorf("write %s: %w", f.Name, err)
+	}
+	return out.Close()
+}
+
+// inside joins a slash-separated relative path to root and refuses results outside root.
+func inside(root, rel string) (string, error) {
+	p := filepath.Join(root, filepath.FromSlash(rel))
+	r, err := filepath.Rel(root, p)
+	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", fmt.Errorf("%w: path %q leaves the recipe", ErrInput, rel)
+	}
+	return p, nil
+}
+
+func safeLinkTarget(target string) bool {
+	if target == "" || filepath.IsAbs(target) || strings.HasPrefix(target, "/") {
+		return false
+	}
+	for _, part := range strings.FieldsFunc(target, func(r rune) bool { return r == '/' || r == filepath.Separator }) {
+		if part == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func shortHash(h string) string {
+	if len(h) > shortLen {
+		return h[:shortLen]
+	}
+	return h
+}

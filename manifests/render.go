@@ -1,0 +1,212 @@
+package manifests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/docker/cli/cli/compose/convert"
+	composetypes "github.com/docker/cli/cli/compose/types"
+)
+
+// Render reads the recipe at the version and converts it. recipesDir/<recipe> is a git
+// repository; it is only read, never checked out: the files of the resolved commit are
+// exported into a private temporary directory, loaded from there and removed again.
+//
+// Errors wrapping ErrInput are the user's to fix (unknown recipe or version, compose that does
+// not load, bad .env.sample, names swarm would refuse, ...); others (I/O, a corrupt repository)
+// may pass on retry.
+func Render(ctx context.Context, recipesDir string, req Request) (*Rendered, error) {
+	r, err := render(ctx, recipesDir, req)
+	if err != nil {
+		return nil, fmt.Errorf("render %s@%s: %w", req.Recipe, req.Version, err)
+	}
+	return r, nil
+}
+
+func render(ctx context.Context, recipesDir string, req Request) (*Rendered, error) {
+	if req.Stack == "" {
+		return nil, fmt.Errorf("%w: empty stack name", ErrInput)
+	}
+	repo, err := openRecipe(recipesDir, req.Recipe)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := resolveVersion(repo, req.Version)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	root, err := os.MkdirTemp("", "swarm-reconciler-render-")
+	if err != nil {
+		return nil, fmt.Errorf("create export directory: %w", err)
+	}
+	defer os.RemoveAll(root)
+	if err := exportTree(rev.commit, root); err != nil {
+		return nil, err
+	}
+
+	r := &Rendered{
+		App:       req.App,
+		Stack:     req.Stack,
+		Recipe:    req.Recipe,
+		Version:   req.Version,
+		Commit:    rev.commit.Hash.String(),
+		Chaos:     rev.chaos,
+		namespace: req.Stack,
+	}
+	r.Revision = fmt.Sprintf("%s@%s (%s)", r.Recipe, r.Version, shortHash(r.Commit))
+
+	sample, err := readOptional(root, ".env.sample")
+	if err != nil {
+		return nil, err
+	}
+	abraSh, err := readOptional(root, "abra.sh")
+	if err != nil {
+		return nil, err
+	}
+	env, err := buildEnv(sample, abraSh, req.Env, req.Domain, req.Stack)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInput, err)
+	}
+	r.Env = env.vars
+
+	paths, err := composeFiles(root, env.vars["COMPOSE_FILE"])
+	if err != nil {
+		return nil, err
+	}
+	cfg, raws, err := loadCompose(root, paths, env.vars)
+	if err != nil {
+		return nil, err
+	}
+	exposeEnv(cfg, env.vars)
+	r.config = cfg
+
+	if err := r.convertObjects(raws, env.sample); err != nil {
+		return nil, err
+	}
+	// Convert the services once with placeholder IDs now: what fails here (an undefined
+	// secret, a bad duration, ...) is the recipe's or the spec's fault, and must show as Invalid
+	// before anything is created, not later as a failed deploy.
+	if _, err := r.Services(ctx, PlaceholderResolver()); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", ErrInput, err)
+	}
+	return r, nil
+}
+
+// convertObjects converts networks, secrets and configs as `docker stack deploy` does, and
+// finds the secrets to generate. Secret and config files are read here, while the export
+// exists.
+func (r *Rendered) convertObjects(raws []map[string]any, sample *envFile) error {
+	ns := convert.NewNamespace(r.namespace)
+
+	networks, external := convert.Networks(ns, r.config.Networks, servicesNetworks(r.config.Services))
+	for name, n := range networks {
+		n.Labels = r.ownLabels(n.Labels)
+		networks[name] = n
+	}
+	r.Networks = networks
+	sort.Strings(external)
+	r.ExternalNetworks = slices.Compact(external)
+
+	secrets, err := convert.Secrets(ns, r.config.Secrets)
+	if err != nil {
+		return fmt.Errorf("%w: read secret file: %v", ErrInput, err)
+	}
+	names := make([]string, 0, len(secrets))
+	for i := range secrets {
+		secrets[i].Labels = r.ownLabels(secrets[i].Labels)
+		names = append(names, secrets[i].Name)
+	}
+	if err := checkObjectNames("secret", names); err != nil {
+		return err
+	}
+	sort.Slice(secrets, func(i, j int) bool { return secrets[i].Name < secrets[j].Name })
+	r.Secrets = secrets
+
+	configs, err := convert.Configs(ns, r.config.Configs)
+	if err != nil {
+		return fmt.Errorf("%w: read config file: %v", ErrInput, err)
+	}
+	names = names[:0]
+	for i := range configs {
+		configs[i].Labels = r.ownLabels(configs[i].Labels)
+		names = append(names, configs[i].Name)
+	}
+	if err := checkObjectNames("config", names); err != nil {
+		return err
+	}
+	sort.Slice(configs, func(i, j int) bool { return configs[i].Name < configs[j].Name })
+	r.Configs = configs
+
+	r.GeneratedSecrets, err = generatedSecrets(r.config, raws, sample, r.App, r.Stack)
+	if err != nil {
+		return err
+	}
+
+	images := make([]string, 0, len(r.config.Services))
+	for _, s := range r.config.Services {
+		images = append(images, s.Image)
+	}
+	sort.Strings(images)
+	r.Images = slices.Compact(images)
+	return nil
+}
+
+// servicesNetworks is docker stack deploy's getServicesDeclaredNetworks: the networks the
+// services attach to; a service without networks is on "default".
+func servicesNetworks(services []composetypes.ServiceConfig) map[string]struct{} {
+	out := map[string]struct{}{}
+	for _, s := range services {
+		if len(s.Networks) == 0 {
+			out["default"] = struct{}{}
+			continue
+		}
+		for n := range s.Networks {
+			out[n] = struct{}{}
+		}
+	}
+	return out
+}
+
+// exposeEnv does what abra's ExposeAllEnv does on deploy: every app env variable that the app
+// service does not set itself becomes part of its environment.
+func exposeEnv(cfg *composetypes.Config, env map[string]string) {
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		if s.Name != appService {
+			continue
+		}
+		if s.Environment == nil {
+			s.Environment = composetypes.MappingWithEquals{}
+		}
+		for k, v := range env {
+			if _, ok := s.Environment[k]; !ok {
+				s.Environment[k] = &v
+			}
+		}
+	}
+}
+
+// readOptional reads a file of the export; a missing file reads as empty (a recipe need not
+// have .env.sample or abra.sh).
+func readOptional(root, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", name, err)
+	}
+	return string(b), nil
+}
