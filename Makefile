@@ -1,0 +1,41 @@
+# The two commands that matter: `make demo` and `make test`. Both set up what they need.
+SHELL := /bin/bash
+GO ?= go
+FUZZTIME ?= 20s
+
+.PHONY: all build swarm demo demo-down test unit e2e fuzz lint bench
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/reconciler ./cmd/reconciler
+
+# A local single-node swarm (installs docker.io and starts the daemons when needed).
+swarm:
+	scripts/swarm-up
+
+demo:
+	scripts/demo
+
+demo-down:
+	scripts/demo down
+
+# Everything: vet, unit tests, the e2e suite against the real swarm, and short fuzz runs.
+test: swarm lint unit e2e fuzz
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /e2e)
+
+e2e:
+	$(GO) test -count=1 -timeout 60m -v ./e2e/
+
+fuzz:
+	$(GO) test ./spec/ -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./manifests/ -run '^$$' -fuzz FuzzEnvFile -fuzztime $(FUZZTIME)
+
+bench:
+	$(GO) test ./e2e/ -run '^$$' -bench . -benchtime 3x -timeout 30m
