@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
@@ -43,12 +44,17 @@ type Reconciler struct {
 	Now func() time.Time
 	Log logr.Logger
 
+	// Locks, when set, is where app locks are taken: an app is only acted on by the process
+	// holding its lock, and an orphan whose lock is held elsewhere is left alone.
+	Locks *locks.Dir
+
 	// observed is told which stack an app uses, so engine events can be routed to it.
 	observed func(app, stack string)
 
 	mu      sync.Mutex
 	renders map[string]*manifests.Rendered // by app, for the generation it was rendered from
 	renderG map[string]string
+	held    map[string]*locks.Lock // app locks by domain
 }
 
 // Reconcile makes the swarm match the spec of app and writes the app's status file.
@@ -119,6 +125,16 @@ func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status,
 		st.ObservedGeneration = d.Generation
 		setPhase(st, spec.PhaseInvalid, err.Error(), now)
 		return Result{}, nil
+	}
+	if err := r.claim(s.Domain); errors.Is(err, lockHeld) {
+		if st.Phase == "" || st.Phase == spec.PhaseDeleted {
+			setPhase(st, spec.PhasePending, "waiting: "+err.Error(), now)
+		} else {
+			st.Message = "waiting: " + err.Error()
+		}
+		return Result{RequeueAfter: 5 * time.Second}, nil
+	} else if err != nil {
+		return Result{}, err
 	}
 	if st.ObservedGeneration != d.Generation || st.Phase == spec.PhaseDeleted || st.Phase == spec.PhaseDeleting {
 		// A new spec, or a spec put back after its app was torn down: a new attempt.
@@ -227,7 +243,18 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 // teardown removes one layer of what app owns per pass (services, then the rest) and reports
 // Deleted only when a fresh snapshot finds nothing labelled with the app.
 func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.Snapshot, st *spec.Status, now time.Time) (Result, error) {
+	domain := domainOf(st, snap)
+	if !snap.Empty() {
+		if err := r.claim(domain); errors.Is(err, lockHeld) {
+			// Another live process operates this app: not an orphan.
+			r.Log.V(1).Info("not reaping", "app", app, "reason", err.Error())
+			return Result{}, nil
+		} else if err != nil {
+			return Result{}, err
+		}
+	}
 	if snap.Empty() {
+		defer r.disown(domain)
 		if st.Phase != "" && st.Phase != spec.PhaseDeleted {
 			st.Services = nil
 			msg := "nothing left"

@@ -14,9 +14,12 @@ const appService = "app"
 // ownLabels returns labels (copied, never modified) plus the ownership labels every object we
 // create carries.
 func (r *Rendered) ownLabels(labels map[string]string) map[string]string {
-	out := make(map[string]string, len(labels)+2)
+	out := make(map[string]string, len(labels)+3)
 	maps.Copy(out, labels)
 	out[LabelApp] = r.App
+	if r.Domain != "" {
+		out[LabelDomain] = r.Domain
+	}
 	out[LabelNamespace] = r.Stack
 	return out
 }

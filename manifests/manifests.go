@@ -26,6 +26,9 @@ const (
 	// LabelNamespace is docker stack's namespace label (= convert.LabelNamespace), so
 	// `docker stack ls/ps/services` see what we create.
 	LabelNamespace = "com.docker.stack.namespace"
+	// LabelDomain is on every object the reconciler creates: the app's domain, which names its
+	// app lock, so a sweep can find the lock of an orphan whose spec and status are gone.
+	LabelDomain = "swarm-reconciler.domain"
 )
 
 // ErrInput marks errors caused by the user's input: an unknown recipe or version, compose files
@@ -47,7 +50,7 @@ type Request struct {
 // and independent of the engine; Services needs the engine (or a placeholder) for the IDs of
 // secrets and configs.
 type Rendered struct {
-	App, Stack, Recipe, Version string
+	App, Stack, Recipe, Version, Domain string
 	// Commit is the full hash of the resolved revision.
 	Commit string
 	// Chaos is true when Version named a commit, not a tag.

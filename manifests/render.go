@@ -58,6 +58,7 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 		Stack:     req.Stack,
 		Recipe:    req.Recipe,
 		Version:   req.Version,
+		Domain:    req.Domain,
 		Commit:    rev.commit.Hash.String(),
 		Chaos:     rev.chaos,
 		namespace: req.Stack,
@@ -113,6 +114,11 @@ func (r *Rendered) convertObjects(raws []map[string]any, sample *envFile) error 
 	networks, external := convert.Networks(ns, r.config.Networks, servicesNetworks(r.config.Services))
 	for name, n := range networks {
 		n.Labels = r.ownLabels(n.Labels)
+		if n.Driver == "" {
+			// docker stack deploy's createNetworks default: a service can only use a
+			// swarm-scoped network.
+			n.Driver = "overlay"
+		}
 		networks[name] = n
 	}
 	r.Networks = networks

@@ -137,10 +137,11 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 	}
 	r := &controller.Reconciler{
 		Engine: engine, SpecsDir: specDir, StatusDir: o.status, RecipesDir: o.recipes,
-		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log,
+		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: lockDir,
 	}
 	c := &controller.Controller{R: r, Workers: o.workers, Resync: o.resync, Log: log}
 	release := func() {
+		r.ReleaseAll()
 		_ = lock.Release()
 		_ = engine.Close()
 	}
