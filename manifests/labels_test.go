@@ -149,8 +149,8 @@ configs:
 		"coop-cloud.my_example_org.version":       "1.0.0+1.27", // abra's label replaces the recipe's own
 		"coop-cloud.my_example_org.chaos":         "false",
 		"coop-cloud.my_example_org.chaos-version": "false",
-		"other":                                   "x",
-		"com.docker.stack.image":                  "nginx:1.27",
+		"other":                  "x",
+		"com.docker.stack.image": "nginx:1.27",
 	} {
 		if got := app.Labels[k]; got != want {
 			t.Errorf("app label %s = %q, want %q", k, got, want)

@@ -26,10 +26,10 @@ func loopFlags(cmd *cobra.Command, o *options) {
 
 func runCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "run",
-		Short: "Reconcile continuously until stopped",
+		Use:     "run",
+		Short:   "Reconcile continuously until stopped",
 		Example: `  reconciler run --specs ./specs --status ./status --recipes ./recipes --domain-suffix ci.example.org`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
