@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,9 @@ func resolveVersion(repo *git.Repository, version string) (revision, error) {
 	if version == "" {
 		return revision{}, fmt.Errorf("%w: empty version: name a release tag or a commit", ErrInput)
 	}
+	if !plausibleRefName(version) {
+		return revision{}, fmt.Errorf("%w: version %q cannot name a git tag or commit", ErrInput, version)
+	}
 	ref, err := repo.Reference(plumbing.NewTagReferenceName(version), true)
 	switch {
 	case err == nil:
@@ -82,19 +86,42 @@ func resolveVersion(repo *git.Repository, version string) (revision, error) {
 	case !errors.Is(err, plumbing.ErrReferenceNotFound):
 		return revision{}, fmt.Errorf("look up tag %s: %w", version, err)
 	}
-	if hexRevision.MatchString(version) {
-		h, err := repo.ResolveRevision(plumbing.Revision(version))
+	if hex := strings.ToLower(version); hexRevision.MatchString(hex) {
+		h, err := repo.ResolveRevision(plumbing.Revision(hex))
 		if err == nil {
 			c, err := repo.CommitObject(*h)
 			if err != nil {
 				return revision{}, fmt.Errorf("commit %s: %w", version, err)
 			}
-			if strings.HasPrefix(c.Hash.String(), version) {
+			// ResolveRevision also takes refs and annotated tag objects; only a commit whose hash
+			// starts with what was given is a commit deploy.
+			if strings.HasPrefix(c.Hash.String(), hex) {
 				return revision{commit: c, chaos: true}, nil
 			}
 		}
 	}
 	return revision{}, unknownVersion(repo, version)
+}
+
+// plausibleRefName rejects what git's check-ref-format would, so that a version from a spec
+// file can never address anything but refs/tags/<version> in the repository's storage.
+func plausibleRefName(v string) bool {
+	if strings.HasPrefix(v, "-") || strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") ||
+		strings.HasSuffix(v, ".") || strings.HasSuffix(v, ".lock") || strings.Contains(v, "..") ||
+		strings.Contains(v, "//") || strings.Contains(v, "@{") || v == "@" {
+		return false
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(" ~^:?*[\\", r) {
+			return false
+		}
+	}
+	for part := range strings.SplitSeq(v, "/") {
+		if strings.HasPrefix(part, ".") {
+			return false
+		}
+	}
+	return true
 }
 
 // peelToCommit follows (possibly nested) annotated tags down to the commit.
@@ -140,7 +167,7 @@ func unknownVersion(repo *git.Repository, version string) error {
 // exportTree writes the files of a commit into dir (an empty private directory). Nothing of the
 // repository's working tree or index is read or written, so a dirty checkout does not matter and
 // concurrent exports of different commits cannot interfere.
-func exportTree(c *object.Commit, dir string) error {
+func exportTree(ctx context.Context, c *object.Commit, dir string) error {
 	tree, err := c.Tree()
 	if err != nil {
 		return fmt.Errorf("read tree of %s: %w", c.Hash, err)
@@ -148,6 +175,9 @@ func exportTree(c *object.Commit, dir string) error {
 	type link struct{ path, target string }
 	var links []link
 	err = tree.Files().ForEach(func(f *object.File) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		dst, err := inside(dir, f.Name)
 		if err != nil {
 			return err

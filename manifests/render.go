@@ -49,7 +49,7 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 		return nil, fmt.Errorf("create export directory: %w", err)
 	}
 	defer os.RemoveAll(root)
-	if err := exportTree(rev.commit, root); err != nil {
+	if err := exportTree(ctx, rev.commit, root); err != nil {
 		return nil, err
 	}
 
@@ -90,7 +90,7 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 	exposeEnv(cfg, env.vars)
 	r.config = cfg
 
-	if err := r.convertObjects(raws, env.sample); err != nil {
+	if err := r.convertObjects(root, raws, env.sample); err != nil {
 		return nil, err
 	}
 	// Convert the services once with placeholder IDs now: what fails here (an undefined
@@ -108,7 +108,7 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 // convertObjects converts networks, secrets and configs as `docker stack deploy` does, and
 // finds the secrets to generate. Secret and config files are read here, while the export
 // exists.
-func (r *Rendered) convertObjects(raws []map[string]any, sample *envFile) error {
+func (r *Rendered) convertObjects(root string, raws []map[string]any, sample *envFile) error {
 	ns := convert.NewNamespace(r.namespace)
 
 	networks, external := convert.Networks(ns, r.config.Networks, servicesNetworks(r.config.Services))
@@ -127,7 +127,7 @@ func (r *Rendered) convertObjects(raws []map[string]any, sample *envFile) error 
 
 	secrets, err := convert.Secrets(ns, r.config.Secrets)
 	if err != nil {
-		return fmt.Errorf("%w: read secret file: %v", ErrInput, err)
+		return fmt.Errorf("%w: read secret file: %v", ErrInput, relPaths(err, root))
 	}
 	names := make([]string, 0, len(secrets))
 	for i := range secrets {
@@ -142,7 +142,7 @@ func (r *Rendered) convertObjects(raws []map[string]any, sample *envFile) error 
 
 	configs, err := convert.Configs(ns, r.config.Configs)
 	if err != nil {
-		return fmt.Errorf("%w: read config file: %v", ErrInput, err)
+		return fmt.Errorf("%w: read config file: %v", ErrInput, relPaths(err, root))
 	}
 	names = names[:0]
 	for i := range configs {
