@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/docker/docker/api/types/mount"
@@ -13,8 +14,9 @@ func checkAllLabelled(t *testing.T, r *Rendered, svcs map[string]swarm.ServiceSp
 	t.Helper()
 	own := func(kind, name string, labels map[string]string) {
 		t.Helper()
-		if labels[LabelApp] != r.App || labels[LabelNamespace] != r.Stack {
-			t.Errorf("%s %s: labels %v lack %s=%s and %s=%s", kind, name, labels, LabelApp, r.App, LabelNamespace, r.Stack)
+		if labels[LabelApp] != r.App || labels[LabelNamespace] != r.Stack || labels[LabelDomain] != r.Domain {
+			t.Errorf("%s %s: labels %v lack %s=%s, %s=%s and %s=%s", kind, name, labels,
+				LabelApp, r.App, LabelNamespace, r.Stack, LabelDomain, r.Domain)
 		}
 	}
 	for name, n := range r.Networks {
@@ -201,4 +203,30 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+func TestGeneratedSecretAlphabet(t *testing.T) {
+	tests := []struct {
+		charset, want, wantErr string
+	}{
+		{"", alphabetDefault, ""},
+		{"default", alphabetDefault, ""},
+		{"special", alphabetSpecial, ""},
+		{"default,special", alphabetDefault + alphabetSpecial, ""},
+		{"0123456789abcdef", "0123456789abcdef", ""},
+		{"default,nope", "", `unknown character set "nope"`},
+		{"x", "", "at least two characters"},
+	}
+	for _, tc := range tests {
+		got, err := GeneratedSecret{Charset: tc.charset}.Alphabet()
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Alphabet(%q) err = %v, want %q", tc.charset, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("Alphabet(%q) = %q, %v; want %q", tc.charset, got, err, tc.want)
+		}
+	}
 }

@@ -88,9 +88,10 @@ type GeneratedSecret struct {
 	// Length is the "# length=N" modifier on the SECRET_<NAME>_VERSION line of .env.sample;
 	// 0 means the default (32).
 	Length int
-	// Charset is the "charset=..." modifier; "" means the default (alphanumeric).
+	// Charset is the "charset=..." modifier as written (abra's set names, e.g. "default,special");
+	// "" means the default (alphanumeric). Alphabet turns it into the characters to use.
 	Charset string
-	// Labels to create the secret with (LabelApp, LabelNamespace).
+	// Labels to create the secret with (LabelApp, LabelDomain, LabelNamespace).
 	Labels map[string]string
 	// Generate is false for "generate=false": someone else must provide the value.
 	Generate bool

@@ -155,7 +155,7 @@ func (r *Rendered) convertObjects(root string, raws []map[string]any, sample *en
 	sort.Slice(configs, func(i, j int) bool { return configs[i].Name < configs[j].Name })
 	r.Configs = configs
 
-	r.GeneratedSecrets, err = generatedSecrets(r.config, raws, sample, r.App, r.Stack)
+	r.GeneratedSecrets, err = generatedSecrets(r.config, raws, sample, func() map[string]string { return r.ownLabels(nil) })
 	if err != nil {
 		return err
 	}

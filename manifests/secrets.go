@@ -26,7 +26,8 @@ var abraSecretName = regexp.MustCompile(
 // generatedSecrets finds the external secrets abra would generate: declared `external: true`,
 // used by a service of the selected compose files, and named after the abra convention.
 // Others (external secrets under any other name) must exist already and are not reported.
-func generatedSecrets(cfg *composetypes.Config, raws []map[string]any, sample *envFile, app, stack string) ([]GeneratedSecret, error) {
+// labels makes the labels of each secret (a fresh map each call).
+func generatedSecrets(cfg *composetypes.Config, raws []map[string]any, sample *envFile, labels func() map[string]string) ([]GeneratedSecret, error) {
 	used := map[string][]string{}
 	for _, svc := range cfg.Services {
 		for _, s := range svc.Secrets {
@@ -52,7 +53,7 @@ func generatedSecrets(cfg *composetypes.Config, raws []map[string]any, sample *e
 		}
 		g := GeneratedSecret{
 			Name:     sc.Name,
-			Labels:   map[string]string{LabelApp: app, LabelNamespace: stack},
+			Labels:   labels(),
 			Generate: true,
 		}
 		mods := sample.modifiers(versionVar)
@@ -65,6 +66,9 @@ func generatedSecrets(cfg *composetypes.Config, raws []map[string]any, sample *e
 			g.Length = n
 		}
 		g.Charset = mods["charset"]
+		if _, err := g.Alphabet(); err != nil {
+			return nil, fmt.Errorf("%w: .env.sample: %s: %v", ErrInput, versionVar, err)
+		}
 		switch mods["generate"] {
 		case "", "true":
 		case "false":
@@ -77,6 +81,41 @@ func generatedSecrets(cfg *composetypes.Config, raws []map[string]any, sample *e
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// Character sets of abra's charset modifier, by name.
+const (
+	alphabetDefault = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	// alphabetSpecial avoids quotes, backslash, $, & and white space, which break the shell
+	// scripts and env files secrets often end up in.
+	alphabetSpecial = "!#%+,-.:=@^_~"
+)
+
+// Alphabet returns the characters to generate the secret from. Charset uses abra's names:
+// "" or "default" (letters and digits), "special" (punctuation), or a comma-separated union
+// such as "default,special". A value that names no set is taken as the literal alphabet.
+func (g GeneratedSecret) Alphabet() (string, error) {
+	if g.Charset == "" {
+		return alphabetDefault, nil
+	}
+	var b strings.Builder
+	for name := range strings.SplitSeq(g.Charset, ",") {
+		switch name {
+		case "default":
+			b.WriteString(alphabetDefault)
+		case "special":
+			b.WriteString(alphabetSpecial)
+		default:
+			if strings.Contains(g.Charset, ",") {
+				return "", fmt.Errorf("charset=%s: unknown character set %q (known: default, special)", g.Charset, name)
+			}
+			b.WriteString(g.Charset) // a literal alphabet
+		}
+	}
+	if len(b.String()) < 2 {
+		return "", fmt.Errorf("charset=%s: an alphabet needs at least two characters", g.Charset)
+	}
+	return b.String(), nil
 }
 
 // rawSecretName is the `name:` of secret id as written in the compose files; the last file that
