@@ -121,6 +121,11 @@ configs:
 	if len(r.Networks) != 2 { // internal + default (worker has no networks)
 		t.Errorf("networks = %v, want my_example_org_internal and my_example_org_default", keys(r.Networks))
 	}
+	for name, n := range r.Networks {
+		if n.Driver != "overlay" {
+			t.Errorf("network %s driver %q, want overlay (docker stack deploy's default)", name, n.Driver)
+		}
+	}
 	if len(r.ExternalNetworks) != 1 || r.ExternalNetworks[0] != "proxy" {
 		t.Errorf("external networks = %v, want [proxy]", r.ExternalNetworks)
 	}

@@ -471,3 +471,36 @@ func TestRenderMissingConfigFile(t *testing.T) {
 		t.Fatalf("err = %v, want ErrInput naming conf.txt relative to the recipe", err)
 	}
 }
+
+func TestRenderSymlinks(t *testing.T) {
+	recipesDir := t.TempDir()
+	repo := newTestRepo(t, recipesDir, "links")
+	repo.write(map[string]string{"compose.yml": `version: "3.8"
+services:
+  app:
+    image: nginx:1
+configs:
+  inside:
+    file: inside.txt
+`, "abra.sh": "", "real/conf.txt": "real content"})
+	for name, target := range map[string]string{"inside.txt": "real/conf.txt", "outside.txt": "/etc/hostname", "up.txt": "../links/real/conf.txt"} {
+		if err := os.Symlink(target, filepath.Join(repo.dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := repo.commit(nil)
+	r, err := Render(context.Background(), recipesDir, Request{App: "a", Recipe: "links", Version: h.String(), Domain: "d", Stack: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Configs) != 1 || string(r.Configs[0].Data) != "real content" {
+		t.Errorf("configs %+v, want the in-tree symlink followed", r.Configs)
+	}
+	for _, name := range []string{"outside.txt", "up.txt"} {
+		_, err := Render(context.Background(), recipesDir, Request{App: "a", Recipe: "links", Version: h.String(), Domain: "d", Stack: "s",
+			Env: map[string]string{"COMPOSE_FILE": "compose.yml:" + name}})
+		if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), fmt.Sprintf("COMPOSE_FILE names %q", name)) {
+			t.Errorf("a symlink leaving the recipe (%s) was exported: err = %v", name, err)
+		}
+	}
+}
