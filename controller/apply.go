@@ -72,16 +72,15 @@ func apply(ctx context.Context, e Engine, app string, a Action) error {
 	return fmt.Errorf("%s %s: %w", a.Kind, a.Name, err)
 }
 
-const alphanumeric = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
 // generate makes a secret's value with crypto/rand. The value lives only in the request.
 func generate(g *manifests.GeneratedSecret) (*swarm.SecretSpec, error) {
-	length, charset := g.Length, g.Charset
+	length := g.Length
 	if length <= 0 {
 		length = 32
 	}
-	if charset == "" {
-		charset = alphanumeric
+	charset, err := g.Alphabet()
+	if err != nil {
+		return nil, fmt.Errorf("generate secret %s: %w", g.Name, err)
 	}
 	buf := make([]byte, length)
 	for i := range buf {

@@ -25,7 +25,8 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 	}
 	statuses, err := spec.ListStatus(r.StatusDir)
 	if err != nil {
-		return nil, fmt.Errorf("list status files: %w", err)
+		// One unreadable status file must not stop the sweep: go on with the readable ones.
+		r.Log.Error(err, "some status files are unreadable; they are rewritten when their apps are reconciled")
 	}
 	if r.observed != nil {
 		for stack, app := range snap.Stacks() {
