@@ -39,3 +39,8 @@ fuzz:
 
 bench:
 	$(GO) test ./e2e/ -run '^$$' -bench . -benchtime 3x -timeout 30m
+
+# The reconciler image swarm-reconciler:dev (FROM scratch, static binary); IMAGE=... for another tag.
+.PHONY: image
+image: build
+	DOCKER_BUILDKIT=0 docker build -f deploy/Dockerfile -t $${IMAGE:-swarm-reconciler:dev} bin
