@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"sort"
 	"time"
 
@@ -12,6 +13,12 @@ import (
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
+
+// LabelWritten is a service label stamped with a fresh value on every create and update the
+// controller makes. A hand-made `docker service update` keeps labels and moves the spec it
+// replaced to PreviousSpec, so a PreviousSpec with the same stamp but a different spec is a
+// change by hand (drift); after the controller's own update the stamps differ.
+const LabelWritten = "swarm-reconciler.written"
 
 // LabelTaskHash is a service label holding the hash of the desired task template alone. Swarm
 // rolls tasks only when the task template changes, so comparing it tells whether an update
@@ -115,9 +122,10 @@ func PlanSupport(r *manifests.Rendered, snap *swarmstate.Snapshot) ([]Action, er
 }
 
 // PlanServices plans the service creates, updates and removals that make the live services of
-// app match desired. A service whose spec-hash label equals the desired one is left alone:
-// an unchanged spec causes no update, no task restart, no Version.Index move.
-func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm.Service) ([]Action, error) {
+// app match desired. A service whose spec-hash label equals the desired one is left alone
+// (no update, no task restart, no Version.Index move) unless it was changed by hand, when it
+// is set back. stamp is the value of LabelWritten for this pass's writes.
+func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm.Service, stamp string) ([]Action, error) {
 	byName := map[string]swarm.Service{}
 	for _, s := range live {
 		byName[s.Spec.Name] = s
@@ -128,18 +136,23 @@ func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm
 		taskHash := manifests.SpecHash(swarm.ServiceSpec{TaskTemplate: want.TaskTemplate})
 		cur, exists := byName[name]
 		if !exists {
-			spec := withLabels(want, map[string]string{LabelTaskHash: taskHash})
+			spec := withLabels(want, map[string]string{LabelTaskHash: taskHash, LabelWritten: stamp})
 			plan = append(plan, Action{Kind: CreateService, Name: name, Reason: "missing", Service: &spec})
 			continue
 		}
 		if !swarmstate.Owns(cur.Spec.Labels, app) {
 			return nil, fmt.Errorf("service %s exists but is not owned by app %s (label %s=%q): remove it or choose another domain", name, app, swarmstate.LabelApp, cur.Spec.Labels[swarmstate.LabelApp])
 		}
+		reason, rolls := "spec changed", cur.Spec.Labels[LabelTaskHash] != taskHash
 		if cur.Spec.Labels[manifests.LabelSpecHash] == want.Labels[manifests.LabelSpecHash] {
-			continue
+			byHand, tasksChanged := drift(cur)
+			if !byHand {
+				continue
+			}
+			reason, rolls = "changed by hand: set back to the desired spec", tasksChanged
 		}
-		extra := map[string]string{LabelTaskHash: taskHash}
-		if cur.Spec.Labels[LabelTaskHash] != taskHash {
+		extra := map[string]string{LabelTaskHash: taskHash, LabelWritten: stamp}
+		if rolls {
 			// The update will roll tasks: remember which roll was there before, so the verdict
 			// waits for a new one instead of trusting a stale UpdateStatus.
 			extra[swarmstate.LabelRollFrom] = rollStamp(cur.UpdateStatus)
@@ -148,7 +161,7 @@ func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm
 		// Keep a ForceUpdate counter someone raised by hand: lowering it would roll again.
 		spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate
 		plan = append(plan, Action{Kind: UpdateService, Name: name, ID: cur.ID, Version: cur.Version,
-			Labels: cur.Spec.Labels, Reason: "spec changed", Service: &spec})
+			Labels: cur.Spec.Labels, Reason: reason, Service: &spec})
 	}
 	for _, s := range live {
 		if _, ok := desired[s.Spec.Name]; !ok && swarmstate.Owns(s.Spec.Labels, app) {
@@ -188,6 +201,20 @@ func PlanTeardown(app string, snap *swarmstate.Snapshot) []Action {
 		add(RemoveVolume, v.Name, v.Name, v.Labels)
 	}
 	return plan
+}
+
+// drift reports whether a live service was changed by hand since the controller last wrote
+// it, and whether that change touched the task template (so setting it back rolls tasks).
+func drift(svc swarm.Service) (byHand, tasksChanged bool) {
+	prev := svc.PreviousSpec
+	if prev == nil || prev.Labels[LabelWritten] != svc.Spec.Labels[LabelWritten] ||
+		prev.Labels[manifests.LabelSpecHash] != svc.Spec.Labels[manifests.LabelSpecHash] {
+		return false, false
+	}
+	if reflect.DeepEqual(*prev, svc.Spec) {
+		return false, false
+	}
+	return true, !reflect.DeepEqual(prev.TaskTemplate, svc.Spec.TaskTemplate)
 }
 
 func rollStamp(us *swarm.UpdateStatus) string {

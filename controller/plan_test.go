@@ -25,7 +25,7 @@ func desiredService(name, app, image string) swarm.ServiceSpec {
 
 // liveFrom is what the engine would hold after creating want through PlanServices.
 func liveFrom(id string, want swarm.ServiceSpec) swarm.Service {
-	plan, _ := PlanServices(want.Labels[swarmstate.LabelApp], map[string]swarm.ServiceSpec{want.Name: want}, nil)
+	plan, _ := PlanServices(want.Labels[swarmstate.LabelApp], map[string]swarm.ServiceSpec{want.Name: want}, nil, "t1")
 	return swarm.Service{ID: id, Spec: *plan[0].Service, Meta: swarm.Meta{Version: swarm.Version{Index: 7}}}
 }
 
@@ -40,6 +40,23 @@ func TestPlanServices(t *testing.T) {
 	rolled.Spec.TaskTemplate.ForceUpdate = 3
 	foreign := liveFrom("id9", desiredService("s_app", "other", "img:1"))
 	extra := liveFrom("id2", desiredService("s_old", "a", "img:1"))
+
+	// Hand-made changes keep our labels and move our spec to PreviousSpec.
+	ours := liveFrom("id1", v1)
+	envByHand := ours
+	envByHand.PreviousSpec = &ours.Spec
+	envByHand.Spec = withLabels(ours.Spec, nil)
+	cs := *ours.Spec.TaskTemplate.ContainerSpec
+	cs.Env = []string{"X=1"}
+	envByHand.Spec.TaskTemplate.ContainerSpec = &cs
+	three := uint64(3)
+	scaledByHand := ours
+	scaledByHand.PreviousSpec = &ours.Spec
+	scaledByHand.Spec = withLabels(ours.Spec, nil)
+	scaledByHand.Spec.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &three}}
+	setBack := ours // our fix of envByHand: the hand-made spec is now the previous one
+	setBack.PreviousSpec = &envByHand.Spec
+	setBack.Spec = withLabels(ours.Spec, map[string]string{LabelWritten: "t9"})
 
 	tests := []struct {
 		name    string
@@ -79,6 +96,25 @@ func TestPlanServices(t *testing.T) {
 					t.Error("a label-only update must not wait for a roll")
 				}
 			}},
+		{name: "env changed by hand is set back, with a roll", desired: map[string]swarm.ServiceSpec{"s_app": v1},
+			live: []swarm.Service{envByHand}, want: []string{"update service s_app"},
+			check: func(t *testing.T, plan []Action) {
+				if !strings.Contains(plan[0].Reason, "by hand") || plan[0].Service.TaskTemplate.ContainerSpec.Env != nil {
+					t.Errorf("reason %q env %v", plan[0].Reason, plan[0].Service.TaskTemplate.ContainerSpec.Env)
+				}
+				if _, ok := plan[0].Service.Labels[swarmstate.LabelRollFrom]; !ok {
+					t.Error("setting back a task template change must wait for its roll")
+				}
+			}},
+		{name: "scaled by hand is set back, without a roll", desired: map[string]swarm.ServiceSpec{"s_app": v1},
+			live: []swarm.Service{scaledByHand}, want: []string{"update service s_app"},
+			check: func(t *testing.T, plan []Action) {
+				if _, ok := plan[0].Service.Labels[swarmstate.LabelRollFrom]; ok {
+					t.Error("a replica change rolls nothing")
+				}
+			}},
+		{name: "our own set-back is not drift", desired: map[string]swarm.ServiceSpec{"s_app": v1},
+			live: []swarm.Service{setBack}},
 		{name: "service of another app is never updated", desired: map[string]swarm.ServiceSpec{"s_app": v1},
 			live: []swarm.Service{foreign}, wantErr: "not owned by app a"},
 		{name: "owned service dropped by the recipe is removed", desired: map[string]swarm.ServiceSpec{"s_app": v1},
@@ -86,7 +122,7 @@ func TestPlanServices(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan, err := PlanServices("a", tt.desired, tt.live)
+			plan, err := PlanServices("a", tt.desired, tt.live, "t2")
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -163,7 +199,7 @@ func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
 		if rng.Intn(2) == 0 {
 			desired["s_b"] = desiredService("s_b", "a", "img")
 		}
-		if more, err := PlanServices("a", desired, live); err == nil {
+		if more, err := PlanServices("a", desired, live, "t"); err == nil {
 			plan = append(plan, more...)
 		}
 		for _, a := range plan {

@@ -188,7 +188,7 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 	if err != nil {
 		return Result{}, fmt.Errorf("convert services of %s: %w", rendered.Revision, err)
 	}
-	plan, err := PlanServices(d.App, desired, snap.Services)
+	plan, err := PlanServices(d.App, desired, snap.Services, now.UTC().Format(time.RFC3339Nano))
 	if err != nil {
 		setPhase(st, spec.PhaseFailed, err.Error(), now)
 		return Result{}, nil

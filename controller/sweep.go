@@ -89,6 +89,11 @@ func settled(d *spec.Desired, live *swarmstate.Snapshot, st *spec.Status, now ti
 		if st.AttemptStartedAt != nil {
 			since = *st.AttemptStartedAt
 		}
+		for _, svc := range live.Services {
+			if byHand, _ := drift(svc); byHand {
+				return false
+			}
+		}
 		return len(live.Services) == len(st.Services) && swarmstate.Converged(live.Services, live.Tasks, since).Converged
 	}
 	return false
