@@ -1,0 +1,78 @@
+package controller
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+func TestNeedsWork(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	one := uint64(1)
+	own := func(app string) *swarmstate.Snapshot {
+		return &swarmstate.Snapshot{
+			Services: []swarm.Service{{ID: app, Spec: swarm.ServiceSpec{
+				Annotations: swarm.Annotations{Name: app + "_app", Labels: map[string]string{swarmstate.LabelApp: app}},
+				Mode:        swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
+			}}},
+			Tasks: []swarm.Task{{ServiceID: app, DesiredState: swarm.TaskStateRunning, Status: swarm.TaskStatus{State: swarm.TaskStateRunning}}},
+		}
+	}
+	stopped := func(app string) *swarmstate.Snapshot {
+		s := own(app)
+		s.Tasks = nil
+		return s
+	}
+	desired := func(app, gen string) *spec.Desired { return &spec.Desired{App: app, Generation: gen, Spec: &spec.Spec{}} }
+	status := func(app, gen string, phase spec.Phase, services int) *spec.Status {
+		return &spec.Status{App: app, ObservedGeneration: gen, Phase: phase, UpdatedAt: now.Add(-time.Minute),
+			Services: make([]spec.ServiceStatus, services)}
+	}
+	tests := []struct {
+		name     string
+		desired  []*spec.Desired
+		live     map[string]*swarmstate.Snapshot
+		statuses []*spec.Status
+		want     string
+	}{
+		{name: "new spec", desired: []*spec.Desired{desired("a", "g1")}, want: "a"},
+		{name: "ready and converged is settled", desired: []*spec.Desired{desired("a", "g1")},
+			live: map[string]*swarmstate.Snapshot{"a": own("a")}, statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}},
+		{name: "ready but a task stopped", desired: []*spec.Desired{desired("a", "g1")},
+			live: map[string]*swarmstate.Snapshot{"a": stopped("a")}, statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}, want: "a"},
+		{name: "ready but a service was removed by hand", desired: []*spec.Desired{desired("a", "g1")},
+			statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}, want: "a"},
+		{name: "edited spec", desired: []*spec.Desired{desired("a", "g2")},
+			live: map[string]*swarmstate.Snapshot{"a": own("a")}, statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}, want: "a"},
+		{name: "failed is final for its generation", desired: []*spec.Desired{desired("a", "g1")},
+			statuses: []*spec.Status{status("a", "g1", spec.PhaseFailed, 0)}},
+		{name: "invalid is final for its generation", desired: []*spec.Desired{{App: "a", Generation: "g1", Err: errors.New("bad")}},
+			statuses: []*spec.Status{status("a", "g1", spec.PhaseInvalid, 0)}},
+		{name: "deploying is not settled", desired: []*spec.Desired{desired("a", "g1")},
+			statuses: []*spec.Status{status("a", "g1", spec.PhaseDeploying, 0)}, want: "a"},
+		{name: "spec put back after delete", desired: []*spec.Desired{desired("a", "g1")},
+			statuses: []*spec.Status{status("a", "g1", spec.PhaseDeleted, 0)}, want: "a"},
+		{name: "orphan: owned objects, no spec", live: map[string]*swarmstate.Snapshot{"o": own("o")}, want: "o"},
+		{name: "deleted and gone is settled", statuses: []*spec.Status{status("a", "g1", spec.PhaseDeleted, 0)}},
+		{name: "status with no spec and nothing live", statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}, want: "a"},
+		{name: "deleted status past retention", statuses: []*spec.Status{{App: "a", Phase: spec.PhaseDeleted, UpdatedAt: now.Add(-2 * time.Hour)}}, want: "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := map[string]*spec.Desired{}
+			for _, x := range tt.desired {
+				d[x.App] = x
+			}
+			got := strings.Join(needsWork(d, tt.live, tt.statuses, now, time.Hour), ",")
+			if got != tt.want {
+				t.Errorf("needsWork = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
