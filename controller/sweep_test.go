@@ -29,7 +29,9 @@ func TestNeedsWork(t *testing.T) {
 		s.Tasks = nil
 		return s
 	}
-	desired := func(app, gen string) *spec.Desired { return &spec.Desired{App: app, Generation: gen, Spec: &spec.Spec{}} }
+	desired := func(app, gen string) *spec.Desired {
+		return &spec.Desired{App: app, Generation: gen, Spec: &spec.Spec{}}
+	}
 	status := func(app, gen string, phase spec.Phase, services int) *spec.Status {
 		return &spec.Status{App: app, ObservedGeneration: gen, Phase: phase, UpdatedAt: now.Add(-time.Minute),
 			Services: make([]spec.ServiceStatus, services)}
