@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -48,12 +49,17 @@ type Reconciler struct {
 	// holding its lock, and an orphan whose lock is held elsewhere is left alone.
 	Locks *locks.Dir
 
+	// Step, when set, is called after every change made to the swarm, with its running
+	// count. Fault-injection tests use it to kill the process at each step in turn.
+	Step func(n int64, a Action)
+
 	// observed is told which stack an app uses, so engine events can be routed to it.
 	observed func(app, stack string)
 
 	mu      sync.Mutex
 	renders map[string]*manifests.Rendered // by app, for the generation it was rendered from
 	renderG map[string]string
+	steps   atomic.Int64
 	held    map[string]*locks.Lock // app locks by domain
 }
 
@@ -112,7 +118,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status,
 	}
 	switch {
 	case d == nil:
-		return r.teardown(ctx, app, snap, st, now)
+		return r.teardown(ctx, app, snap, st, now, spec.PhaseDeleted, "")
 	case d.Err != nil:
 		// An invalid edit touches nothing already deployed.
 		st.ObservedGeneration = d.Generation
@@ -136,8 +142,19 @@ func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status,
 	} else if err != nil {
 		return Result{}, err
 	}
+	if expiry, ok := expiresAt(s, st); ok && st.ObservedGeneration == d.Generation &&
+		st.Phase != spec.PhaseDeleted && st.Phase != spec.PhaseExpired && !now.Before(expiry) {
+		// Past its ttl: reaped, and not deployed again until the spec's content changes.
+		return r.teardown(ctx, app, snap, st, now, spec.PhaseExpired,
+			fmt.Sprintf("ttl %s passed at %s", s.TTL.Duration, expiry.Format(time.RFC3339)))
+	}
 	if st.ObservedGeneration != d.Generation || st.Phase == spec.PhaseDeleted || st.Phase == spec.PhaseDeleting {
-		// A new spec, or a spec put back after its app was torn down: a new attempt.
+		// A new spec, or a spec put back after its app was torn down: a new attempt. An app
+		// that is not running starts a new life, and its ttl counts from its next deploy.
+		switch st.Phase {
+		case "", spec.PhaseDeleted, spec.PhaseDeleting, spec.PhaseExpired:
+			st.FirstDeployedAt = nil
+		}
 		st.ObservedGeneration = d.Generation
 		st.AttemptStartedAt = &now
 		st.Removed = nil
@@ -154,7 +171,22 @@ func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status,
 		setPhase(st, spec.PhaseSuspended, "suspended: observing only; "+v.Message, now)
 		return Result{}, nil
 	}
-	return r.deploy(ctx, d, snap, st, now)
+	res, err := r.deploy(ctx, d, snap, st, now)
+	if expiry, ok := expiresAt(s, st); ok && err == nil && !st.Phase.Final() {
+		// The ttl timer: come back when the app is due to be reaped.
+		if left := expiry.Sub(now); res.RequeueAfter <= 0 || left < res.RequeueAfter {
+			res.RequeueAfter = max(left, time.Millisecond)
+		}
+	}
+	return res, err
+}
+
+// expiresAt is when an app with a ttl is reaped: its first deploy plus the ttl.
+func expiresAt(s *spec.Spec, st *spec.Status) (time.Time, bool) {
+	if s.TTL.Duration <= 0 || st.FirstDeployedAt == nil {
+		return time.Time{}, false
+	}
+	return st.FirstDeployedAt.Add(s.TTL.Duration), true
 }
 
 func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmstate.Snapshot, st *spec.Status, now time.Time) (Result, error) {
@@ -212,6 +244,11 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 			}
 		}
 		setPhase(st, phase, fmt.Sprintf("applying %s: %s", rendered.Revision, summary(plan)), now)
+		// Record the attempt before acting, so a crash right after the services change
+		// neither loses the deploy count nor forgets when the attempt started.
+		if err := r.persist(st, now); err != nil {
+			return Result{}, err
+		}
 		if err := r.applyAll(ctx, log, d.App, plan); err != nil {
 			return Result{}, err
 		}
@@ -241,8 +278,13 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 }
 
 // teardown removes one layer of what app owns per pass (services, then the rest) and reports
-// Deleted only when a fresh snapshot finds nothing labelled with the app.
-func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.Snapshot, st *spec.Status, now time.Time) (Result, error) {
+// final (Deleted, or Expired for a ttl) only when a fresh snapshot finds nothing labelled with
+// the app. why, when set, leads the messages.
+func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.Snapshot, st *spec.Status, now time.Time, final spec.Phase, why string) (Result, error) {
+	lead := ""
+	if why != "" {
+		lead = why + "; "
+	}
 	domain := domainOf(st, snap)
 	if !snap.Empty() {
 		if err := r.claim(domain); errors.Is(err, lockHeld) {
@@ -255,13 +297,13 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 	}
 	if snap.Empty() {
 		defer r.disown(domain)
-		if st.Phase != "" && st.Phase != spec.PhaseDeleted {
+		if st.Phase != "" && st.Phase != final {
 			st.Services = nil
 			msg := "nothing left"
 			if len(st.Removed) > 0 {
 				msg = fmt.Sprintf("removed %d objects; nothing labelled %s=%s left", len(st.Removed), swarmstate.LabelApp, app)
 			}
-			setPhase(st, spec.PhaseDeleted, msg, now)
+			setPhase(st, final, lead+msg, now)
 		}
 		r.forget(app)
 		return Result{}, nil
@@ -269,7 +311,7 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 	if st.Phase != spec.PhaseDeleting {
 		st.Removed = nil
 	}
-	setPhase(st, spec.PhaseDeleting, "removing: "+strings.Join(snap.Residual(), ", "), now)
+	setPhase(st, spec.PhaseDeleting, lead+"removing: "+strings.Join(snap.Residual(), ", "), now)
 	var errs []error
 	for _, a := range PlanTeardown(app, snap) {
 		if err := apply(ctx, r.Engine, app, a); err != nil {
@@ -278,12 +320,22 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 			continue
 		}
 		r.Log.Info("removed", "app", app, "object", a.Name, "kind", a.Kind)
+		r.stepped(a)
 		st.Removed = append(st.Removed, strings.TrimPrefix(string(a.Kind), "remove ")+" "+a.Name)
 	}
 	if len(errs) > 0 {
-		st.Message = "removing: " + strings.Join(snap.Residual(), ", ") + "; waiting: " + errors.Join(errs...).Error()
+		st.Message = lead + "removing: " + strings.Join(snap.Residual(), ", ") + "; waiting: " + errors.Join(errs...).Error()
 	}
 	return Result{RequeueAfter: teardownInterval}, nil
+}
+
+// persist writes the status now, ahead of the write at the end of Reconcile.
+func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
+	st.UpdatedAt = now
+	if err := spec.WriteStatus(r.StatusDir, st); err != nil {
+		return fmt.Errorf("write status of %s: %w", st.App, err)
+	}
+	return nil
 }
 
 func (r *Reconciler) applyAll(ctx context.Context, log logr.Logger, app string, plan []Action) error {
@@ -292,8 +344,15 @@ func (r *Reconciler) applyAll(ctx context.Context, log logr.Logger, app string, 
 			return err
 		}
 		log.Info("applied", "action", string(a.Kind), "object", a.Name, "reason", a.Reason)
+		r.stepped(a)
 	}
 	return nil
+}
+
+func (r *Reconciler) stepped(a Action) {
+	if n := r.steps.Add(1); r.Step != nil {
+		r.Step(n, a)
+	}
 }
 
 // render renders the spec once per generation; the recipe at a tag or commit does not change.

@@ -36,7 +36,61 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 			r.observed(st.App, st.Stack)
 		}
 	}
-	return needsWork(desired, snap.ByApp(), statuses, r.Now(), r.StatusRetention), nil
+	groups := snap.ByApp()
+	r.sweepLocks(desired, groups, statuses)
+	return needsWork(desired, groups, statuses, r.Now(), r.StatusRetention), nil
+}
+
+// sweepLocks unlinks app lockfiles that nobody holds and no app stands behind, and warns about
+// app locks held by another process for longer than twice the longest ttl: a CI harness that
+// hangs keeps its app, and a person should look.
+func (r *Reconciler) sweepLocks(desired map[string]*spec.Desired, groups map[string]*swarmstate.Snapshot, statuses []*spec.Status) {
+	if r.Locks == nil {
+		return
+	}
+	domains := map[string]bool{}
+	var longest time.Duration
+	for _, d := range desired {
+		if d.Spec != nil {
+			domains[d.Spec.Domain] = true
+			longest = max(longest, d.Spec.TTL.Duration)
+		}
+	}
+	for _, st := range statuses {
+		if st.Domain != "" && st.Phase != spec.PhaseDeleted && st.Phase != spec.PhaseExpired {
+			domains[st.Domain] = true
+		}
+	}
+	for app, group := range groups {
+		st := &spec.Status{}
+		for _, s := range statuses {
+			if s.App == app {
+				st = s
+			}
+		}
+		domains[domainOf(st, group)] = true
+	}
+	if removed, err := r.Locks.SweepStale(func(domain string) bool { return domains[domain] }); err != nil {
+		r.Log.Error(err, "sweep stale app lockfiles")
+	} else if len(removed) > 0 {
+		r.Log.Info("removed stale app lockfiles", "domains", removed)
+	}
+	if longest <= 0 {
+		return
+	}
+	files, err := r.Locks.AppLockfiles()
+	if err != nil {
+		r.Log.Error(err, "list app lockfiles")
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for domain, since := range files {
+		if _, ours := r.held[domain]; !ours && r.Now().Sub(since) > 2*longest {
+			r.Log.Info("app lock held for longer than twice the longest ttl: is its holder stuck?",
+				"domain", domain, "since", since.Format(time.RFC3339), "longestTTL", longest.String())
+		}
+	}
 }
 
 // needsWork decides which apps are not settled. An app is settled when its status describes
@@ -80,6 +134,11 @@ func settled(d *spec.Desired, live *swarmstate.Snapshot, st *spec.Status, now ti
 	}
 	if st == nil || st.ObservedGeneration != d.Generation || st.Phase == spec.PhaseDeleted {
 		return false
+	}
+	if d.Spec != nil && !st.Phase.Final() {
+		if exp, ok := expiresAt(d.Spec, st); ok && !now.Before(exp) {
+			return false // due to be reaped
+		}
 	}
 	switch {
 	case st.Phase.Final(), st.Phase == spec.PhaseSuspended:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -15,6 +16,10 @@ import (
 	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
+
+// faultKillEnv makes the process SIGKILL itself right after its Nth change to the swarm, for
+// crash-safety tests that kill at every step in turn. Unset in production.
+const faultKillEnv = "RECONCILER_FAULT_KILL_AFTER_STEPS"
 
 func loopFlags(cmd *cobra.Command, o *options) {
 	f := cmd.Flags()
@@ -138,6 +143,15 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 	r := &controller.Reconciler{
 		Engine: engine, SpecsDir: specDir, StatusDir: o.status, RecipesDir: o.recipes,
 		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: lockDir,
+	}
+	if n, err := strconv.ParseInt(os.Getenv(faultKillEnv), 10, 64); err == nil && n > 0 {
+		log.Info("fault injection: this process kills itself after a number of swarm changes", "env", faultKillEnv, "steps", n)
+		r.Step = func(step int64, a controller.Action) {
+			if step == n {
+				log.Info("fault injection: SIGKILL", "step", step, "after", a.String())
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
 	}
 	c := &controller.Controller{R: r, Workers: o.workers, Resync: o.resync, Log: log}
 	release := func() {

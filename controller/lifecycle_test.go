@@ -1,0 +1,93 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarm-reconciler/reconciler/locks"
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+func TestTTLExpiresAndStaysDown(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("t", "recipe: echo\nversion: 1.0.0+1\nttl: 1m\n")
+	st := f.settle("t")
+	if st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	res, err := f.r.Reconcile(t.Context(), "t")
+	if err != nil || res.RequeueAfter <= 0 || res.RequeueAfter > time.Minute {
+		t.Fatalf("a Ready app with a ttl must come back at its expiry: %v %v", res, err)
+	}
+	f.now = f.now.Add(time.Minute)
+	st = f.settle("t")
+	if st.Phase != spec.PhaseExpired || !strings.Contains(st.Message, "ttl 1m0s passed") {
+		t.Fatalf("after ttl: %s %s", st.Phase, st.Message)
+	}
+	if n := len(f.engine.services) + len(f.engine.networks) + len(f.engine.configs) + len(f.engine.volumes); n != 0 {
+		t.Fatalf("%d objects left after Expired", n)
+	}
+	// Not redeployed until the content changes.
+	f.engine.resetCalls()
+	if st = f.settle("t"); st.Phase != spec.PhaseExpired || len(f.engine.writes()) > 0 {
+		t.Fatalf("expired app acted on again: %s %v", st.Phase, f.engine.writes())
+	}
+	f.writeSpec("t", "recipe: echo\nversion: 1.0.0+1\nttl: 2m\n")
+	if st = f.settle("t"); st.Phase != spec.PhaseReady {
+		t.Fatalf("new content after Expired: %s %s", st.Phase, st.Message)
+	}
+}
+
+func TestOrphanWithHeldLockIsLeftAlone(t *testing.T) {
+	f := newFixture(t)
+	dir, err := locks.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r.Locks = dir
+	f.writeSpec("o", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("o"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s", st.Phase)
+	}
+	// The reconciler that deployed it is gone (its locks with it) and so is the spec; a CI
+	// harness holds the app's lock.
+	f.r.ReleaseAll()
+	if err := spec.Unplace(f.r.SpecsDir, "o"); err != nil {
+		t.Fatal(err)
+	}
+	harness, err := dir.TryApp("o.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine.resetCalls()
+	for i := 0; i < 3; i++ {
+		if _, err := f.r.Reconcile(t.Context(), "o"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Fatalf("reaped an app whose lock is held: %v", w)
+	}
+	if err := harness.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.settle("o"); st.Phase != spec.PhaseDeleted {
+		t.Fatalf("after release: %s %s", st.Phase, st.Message)
+	}
+	files, _ := dir.AppLockfiles()
+	if _, ok := files["o.test"]; ok {
+		t.Error("the reaped app's lockfile is still there")
+	}
+}
+
+func TestStepsAreCounted(t *testing.T) {
+	f := newFixture(t)
+	var seen []string
+	f.r.Step = func(n int64, a Action) { seen = append(seen, string(a.Kind)) }
+	f.writeSpec("s", "recipe: echo\nversion: 1.0.0+1\n")
+	f.settle("s")
+	if got := strings.Join(seen, ","); got != "create network,create config,create service" {
+		t.Fatalf("steps = %s", got)
+	}
+}
