@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -32,6 +33,9 @@ type Controller struct {
 	mu     sync.Mutex
 	stacks map[string]string // stack namespace -> app, to route engine events
 	timers map[string]*time.Timer
+
+	swept     atomic.Bool // the initial sweep finished
+	streaming atomic.Bool // the engine event stream is connected
 }
 
 // Run reconciles until ctx ends. The initial resync (which includes the orphan sweep) runs
@@ -52,6 +56,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	if err := c.resync(ctx); err != nil {
 		c.Log.Error(err, "initial resync failed; retrying at the next resync")
+	} else {
+		c.swept.Store(true)
 	}
 
 	var wg sync.WaitGroup
@@ -90,6 +96,7 @@ func (c *Controller) init() {
 }
 
 func (c *Controller) eventStream(connected bool) {
+	c.streaming.Store(connected)
 	c.Log.V(1).Info("engine event stream", "connected", connected)
 }
 
@@ -100,20 +107,43 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(app)
+	start := time.Now()
 	res, err := c.reconcile(ctx, app)
+	result := "success"
 	switch {
 	case ctx.Err() != nil:
+		result = "canceled"
 	case err != nil:
+		result = "error"
 		c.Log.Error(err, "reconcile failed; retrying with backoff", "app", app, "retries", c.queue.NumRequeues(app))
 		c.queue.AddRateLimited(app)
+		if m := c.R.Metrics; m != nil {
+			m.QueueRetries.Inc()
+		}
 	case res.RequeueAfter > 0:
+		result = "requeue"
 		c.queue.Forget(app)
 		c.queue.AddAfter(app, res.RequeueAfter)
 	default:
 		c.queue.Forget(app)
 	}
+	if m := c.R.Metrics; m != nil {
+		m.Reconciles.WithLabelValues(result).Inc()
+		m.ReconcileSeconds.Observe(time.Since(start).Seconds())
+	}
 	return true
 }
+
+// QueueDepth is the number of apps waiting in the work queue.
+func (c *Controller) QueueDepth() float64 {
+	if q := c.queue; q != nil {
+		return float64(q.Len())
+	}
+	return 0
+}
+
+// Ready reports whether the initial sweep is done and the engine event stream is connected.
+func (c *Controller) Ready() bool { return c.swept.Load() && c.streaming.Load() }
 
 // reconcile recovers a panic into an error, so one bad app cannot stop the loop.
 func (c *Controller) reconcile(ctx context.Context, app string) (res Result, err error) {
@@ -138,6 +168,8 @@ func (c *Controller) resyncEvery(ctx context.Context) {
 		case <-t.C:
 			if err := c.resync(ctx); err != nil {
 				c.Log.Error(err, "resync failed")
+			} else {
+				c.swept.Store(true)
 			}
 		}
 	}

@@ -49,6 +49,9 @@ type Reconciler struct {
 	// holding its lock, and an orphan whose lock is held elsewhere is left alone.
 	Locks *locks.Dir
 
+	// Metrics, when set, records reconcile outcomes, times to Ready and teardown times.
+	Metrics *Metrics
+
 	// Step, when set, is called after every change made to the swarm, with its running
 	// count. Fault-injection tests use it to kill the process at each step in turn.
 	Step func(n int64, a Action)
@@ -259,6 +262,9 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 	deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
 	switch {
 	case v.Converged:
+		if st.Phase != spec.PhaseReady && r.Metrics != nil && !d.ModTime.IsZero() {
+			r.Metrics.TimeToReady.Observe(now.Sub(d.ModTime).Seconds())
+		}
 		st.LastAppliedRevision = rendered.Revision
 		setPhase(st, spec.PhaseReady, v.Message, now)
 		return Result{}, nil
@@ -302,6 +308,14 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 			msg := "nothing left"
 			if len(st.Removed) > 0 {
 				msg = fmt.Sprintf("removed %d objects; nothing labelled %s=%s left", len(st.Removed), swarmstate.LabelApp, app)
+			}
+			if r.Metrics != nil {
+				for i := len(st.History) - 1; i >= 0; i-- {
+					if st.History[i].Phase == spec.PhaseDeleting {
+						r.Metrics.TeardownSeconds.Observe(now.Sub(st.History[i].Time).Seconds())
+						break
+					}
+				}
 			}
 			setPhase(st, final, lead+msg, now)
 		}

@@ -36,6 +36,12 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 			r.observed(st.App, st.Stack)
 		}
 	}
+	if r.Metrics != nil {
+		r.Metrics.AppsByPhase.Reset()
+		for _, st := range statuses {
+			r.Metrics.AppsByPhase.WithLabelValues(string(st.Phase)).Inc()
+		}
+	}
 	groups := snap.ByApp()
 	r.sweepLocks(desired, groups, statuses)
 	return needsWork(desired, groups, statuses, r.Now(), r.StatusRetention), nil

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
@@ -35,6 +36,10 @@ type options struct {
 	resync, retention                             time.Duration
 	workers                                       int
 	metricsAddr                                   string
+
+	// Set up by setup for the subcommands that run the loop.
+	registry *prometheus.Registry
+	engine   *client.Client
 }
 
 func (o *options) defaults() spec.Defaults {

@@ -43,6 +43,11 @@ func runCmd(o *options) *cobra.Command {
 				return err
 			}
 			defer release()
+			if o.metricsAddr != "" {
+				if err := serveMetrics(ctx, o.metricsAddr, o.registry, c, o.engine, log); err != nil {
+					return err
+				}
+			}
 			log.Info("reconciling", "specs", o.specs, "status", o.status, "recipes", o.recipes, "resync", o.resync.String())
 			return c.Run(ctx)
 		},
@@ -135,11 +140,13 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 	if err != nil {
 		return nil, log, nil, err
 	}
-	engine, err := newEngine()
+	o.registry = newRegistry()
+	engine, err := instrumentedEngine(o.registry)
 	if err != nil {
 		_ = lock.Release()
 		return nil, log, nil, err
 	}
+	o.engine = engine
 	r := &controller.Reconciler{
 		Engine: engine, SpecsDir: specDir, StatusDir: o.status, RecipesDir: o.recipes,
 		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: lockDir,
@@ -154,6 +161,7 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 		}
 	}
 	c := &controller.Controller{R: r, Workers: o.workers, Resync: o.resync, Log: log}
+	r.Metrics = controller.NewMetrics(o.registry, c.QueueDepth)
 	release := func() {
 		r.ReleaseAll()
 		_ = lock.Release()
