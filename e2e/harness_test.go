@@ -159,6 +159,18 @@ func (h *harness) stop() error {
 	}
 }
 
+// kill ends the reconciler with SIGKILL, as a crash would.
+func (h *harness) kill() {
+	h.t.Helper()
+	if !h.running() {
+		h.t.Fatalf("reconciler not running: %v", h.exit)
+	}
+	if err := h.proc.Process.Kill(); err != nil {
+		h.t.Fatal(err)
+	}
+	<-h.exited
+}
+
 // dumpLog prints the tail of the reconciler log when the test failed (or E2E_KEEP_LOGS is set).
 func (h *harness) dumpLog() {
 	if !h.t.Failed() && os.Getenv("E2E_KEEP_LOGS") == "" {
@@ -416,10 +428,17 @@ func (h *harness) cleanupApp(app string) {
 	}
 }
 
-// spec is the app's spec file for version of the harness's recipe, with extra YAML lines.
+// spec is the app's spec file for version of the harness's recipe, with extra YAML lines (a
+// "timeout:" line replaces the default converge deadline).
 func (a *testApp) spec(version string, extra ...string) []byte {
+	timeout := "timeout: " + specTimeout + "\n"
+	for _, line := range extra {
+		if strings.HasPrefix(line, "timeout:") {
+			timeout = ""
+		}
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "recipe: %s\nversion: %q\ntimeout: %s\nenv:\n  PORT: %q\n", a.h.recipe.Name, version, specTimeout, fmt.Sprint(a.port))
+	fmt.Fprintf(&b, "recipe: %s\nversion: %q\n%senv:\n  PORT: %q\n", a.h.recipe.Name, version, timeout, fmt.Sprint(a.port))
 	for _, line := range extra {
 		b.WriteString(line + "\n")
 	}

@@ -327,6 +327,7 @@ func TestBadSpecs(t *testing.T) {
 			t.Errorf("%s: %v", c.name, err)
 			continue
 		}
+		t.Logf("%s: %s: %s", c.name, s.Phase, s.Message)
 		if !slices.ContainsFunc(c.mention, func(m string) bool { return strings.Contains(s.Message, m) }) {
 			t.Errorf("%s: app %s %s with message %q, want a message naming one of %q", c.name, a.name, s.Phase, s.Message, c.mention)
 		}

@@ -44,12 +44,22 @@ func (r recipe) message(version string) string {
 func (r recipe) first() release  { return r.Releases[0] }
 func (r recipe) latest() release { return r.Releases[len(r.Releases)-1] }
 
-// recipeVersions are the releases makeRecipe tags, oldest first.
+// recipeVersions are the working releases makeRecipe tags, oldest first.
 var recipeVersions = []string{"1.0.0+1.0", "1.1.0+1.0"}
 
+// Broken releases, tagged after the working ones.
+const (
+	// missingImageVersion runs an image that is neither local nor pullable.
+	missingImageVersion = "2.0.0+1.0"
+	missingImage        = "swarm-reconciler-e2e/missing:1"
+	// crashingVersion runs the test image with CRASH set: its tasks exit at once, so swarm
+	// rolls an upgrade to it back.
+	crashingVersion = "2.1.0+1.0"
+)
+
 // makeRecipe creates <recipesDir>/<name> as a git repository holding an echo recipe with an
-// annotated tag per entry of recipeVersions, whose MESSAGE differs per tag. After the last
-// tag it leaves an uncommitted change in the working tree, so a deploy of a tag proves the
+// annotated tag per entry of recipeVersions, whose MESSAGE differs per tag, then the broken
+// releases missingImageVersion and crashingVersion. After the last tag it leaves an uncommitted change in the working tree, so a deploy of a tag proves the
 // tagged revision was read.
 //
 // The compose file has every kind of object a teardown must remove: a service publishing
@@ -76,21 +86,37 @@ func makeRecipe(recipesDir, name string) (recipe, error) {
 	if err := git(r.Dir, "init", "-q", "-b", "main"); err != nil {
 		return r, err
 	}
-	for _, version := range recipeVersions {
-		rel := release{Version: version, Message: fmt.Sprintf("hello from %s %s", name, version)}
-		if err := os.WriteFile(filepath.Join(r.Dir, "compose.yml"), []byte(composeFile(rel.Message, version)), 0o644); err != nil {
-			return r, err
+	tag := func(version, compose string) error {
+		if err := os.WriteFile(filepath.Join(r.Dir, "compose.yml"), []byte(compose), 0o644); err != nil {
+			return err
 		}
 		if err := git(r.Dir, "add", "-A"); err != nil {
-			return r, err
+			return err
 		}
 		if err := git(r.Dir, "commit", "-q", "-m", "chore: release "+version); err != nil {
-			return r, err
+			return err
 		}
-		if err := git(r.Dir, "tag", "-a", version, "-m", "release "+version); err != nil {
+		return git(r.Dir, "tag", "-a", version, "-m", "release "+version)
+	}
+	for _, version := range recipeVersions {
+		rel := release{Version: version, Message: fmt.Sprintf("hello from %s %s", name, version)}
+		if err := tag(version, composeFile(rel.Message, version)); err != nil {
 			return r, err
 		}
 		r.Releases = append(r.Releases, rel)
+	}
+	for _, broken := range []struct{ version, old, new string }{
+		{missingImageVersion, "image: " + echoImage, "image: " + missingImage},
+		{crashingVersion, "      - PORT=8080\n", "      - PORT=8080\n      - CRASH=1\n"},
+	} {
+		good := composeFile("broken release "+broken.version, broken.version)
+		compose := strings.Replace(good, broken.old, broken.new, 1)
+		if compose == good {
+			return r, fmt.Errorf("recipe %s: could not break release %s: no %q in its compose file", name, broken.version, broken.old)
+		}
+		if err := tag(broken.version, compose); err != nil {
+			return r, err
+		}
 	}
 	// Work in progress after the last release: never to be deployed for a tag.
 	compose := composeFile(unreleasedMessage, "unreleased")

@@ -5,7 +5,8 @@
 //	GET /healthz  "ok"
 //	GET /config   the content of the file named by $CONFIG_FILE (a swarm config mount)
 //
-// It listens on :$PORT (default 8080) and exits cleanly on SIGTERM.
+// It listens on :$PORT (default 8080) and exits cleanly on SIGTERM. With $CRASH set it exits
+// 3 at once: a release whose tasks never stay up, for the rollback tests.
 package main
 
 import (
@@ -21,6 +22,10 @@ import (
 )
 
 func main() {
+	if os.Getenv("CRASH") != "" {
+		log.Print("echo: CRASH is set: exiting")
+		os.Exit(3)
+	}
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
