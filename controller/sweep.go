@@ -29,9 +29,8 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 		r.Log.Error(err, "some status files are unreadable; they are rewritten when their apps are reconciled")
 	}
 	if r.observed != nil {
-		for stack, app := range snap.Stacks() {
-			r.observed(app, stack)
-		}
+		// Route engine events only for apps this reconciler reports on: an orphan held by
+		// another process must not wake it up on every event of that process's app.
 		for _, st := range statuses {
 			r.observed(st.App, st.Stack)
 		}
