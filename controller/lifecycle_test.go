@@ -91,3 +91,27 @@ func TestStepsAreCounted(t *testing.T) {
 		t.Fatalf("steps = %s", got)
 	}
 }
+
+func TestOrphanOfAnotherSpecDirectoryIsLeftToIt(t *testing.T) {
+	f := newFixture(t)
+	f.r.Owner = "dir-a"
+	f.writeSpec("x", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("x"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s", st.Phase)
+	}
+	if err := spec.Unplace(f.r.SpecsDir, "x"); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Owner = "dir-b" // another reconciler on the same host, another spec directory
+	f.engine.resetCalls()
+	if _, err := f.r.Reconcile(t.Context(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Fatalf("swept another directory's app: %v", w)
+	}
+	f.r.Owner = "" // the janitor
+	if st := f.settle("x"); st.Phase != spec.PhaseDeleted {
+		t.Fatalf("janitor: %s %s", st.Phase, st.Message)
+	}
+}

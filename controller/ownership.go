@@ -102,3 +102,39 @@ func domainOf(st *spec.Status, snap *swarmstate.Snapshot) string {
 	}
 	return ""
 }
+
+// ownerOf is the owner label found on an app's objects ("" for none).
+func ownerOf(snap *swarmstate.Snapshot) string {
+	for _, s := range snap.Services {
+		if o := s.Spec.Labels[manifests.LabelOwner]; o != "" {
+			return o
+		}
+	}
+	for _, n := range snap.Networks {
+		if o := n.Labels[manifests.LabelOwner]; o != "" {
+			return o
+		}
+	}
+	for _, v := range snap.Volumes {
+		if o := v.Labels[manifests.LabelOwner]; o != "" {
+			return o
+		}
+	}
+	for _, c := range snap.Configs {
+		if o := c.Spec.Labels[manifests.LabelOwner]; o != "" {
+			return o
+		}
+	}
+	for _, s := range snap.Secrets {
+		if o := s.Spec.Labels[manifests.LabelOwner]; o != "" {
+			return o
+		}
+	}
+	return ""
+}
+
+// ours reports whether this reconciler may sweep objects of owner: its own, unstamped ones,
+// or any when it has no identity (the janitor).
+func (r *Reconciler) ours(owner string) bool {
+	return r.Owner == "" || owner == "" || owner == r.Owner
+}

@@ -45,6 +45,11 @@ type Reconciler struct {
 	Now func() time.Time
 	Log logr.Logger
 
+	// Owner is this reconciler's identity (locks.SpecDirID of its spec directory), stamped on
+	// everything it creates. Orphans stamped with another owner belong to the reconciler of
+	// another spec directory and are left to it (or to the janitor, whose Owner is empty).
+	Owner string
+
 	// Locks, when set, is where app locks are taken: an app is only acted on by the process
 	// holding its lock, and an orphan whose lock is held elsewhere is left alone.
 	Locks *locks.Dir
@@ -292,6 +297,10 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 		lead = why + "; "
 	}
 	domain := domainOf(st, snap)
+	if owner := ownerOf(snap); final == spec.PhaseDeleted && !r.ours(owner) {
+		r.Log.V(1).Info("not reaping another spec directory's app", "app", app, "owner", owner)
+		return Result{}, nil
+	}
 	if !snap.Empty() {
 		if err := r.claim(domain); errors.Is(err, lockHeld) {
 			// Another live process operates this app: not an orphan.
@@ -380,7 +389,7 @@ func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack string) 
 	r.mu.Unlock()
 	s := d.Spec
 	out, err := manifests.Render(ctx, r.RecipesDir, manifests.Request{
-		App: d.App, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: s.Env,
+		App: d.App, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
 	})
 	if err != nil {
 		return nil, err

@@ -43,6 +43,11 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 	}
 	groups := snap.ByApp()
 	r.sweepLocks(desired, groups, statuses)
+	for app, g := range groups {
+		if _, wanted := desired[app]; !wanted && !r.ours(ownerOf(g)) {
+			delete(groups, app) // another spec directory's app: not ours to sweep
+		}
+	}
 	return needsWork(desired, groups, statuses, r.Now(), r.StatusRetention), nil
 }
 

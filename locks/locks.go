@@ -115,15 +115,11 @@ func (l *Lock) Unlink() error {
 // cleaned, and symlinks are resolved when the directory exists, so two spellings of one
 // directory share one lock.
 func (d *Dir) SpecDir(specDir string) (*Lock, error) {
-	abs, err := filepath.Abs(specDir)
+	abs, err := canonical(specDir)
 	if err != nil {
 		return nil, fmt.Errorf("spec directory lock: %w", err)
 	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = real
-	}
-	sum := sha256.Sum256([]byte(abs))
-	path := filepath.Join(d.Path, "specs-"+hex.EncodeToString(sum[:])[:16]+".lock")
+	path := filepath.Join(d.Path, "specs-"+SpecDirID(abs)+".lock")
 	l, err := tryLock(path)
 	if errors.Is(err, ErrHeld) {
 		return nil, &heldError{fmt.Sprintf("another reconciler is running on spec directory %s (lock %s); stop it or use another --specs", abs, path)}
@@ -136,6 +132,28 @@ func (d *Dir) SpecDir(specDir string) (*Lock, error) {
 		_, _ = l.f.WriteAt([]byte(abs+"\n"), 0)
 	}
 	return l, nil
+}
+
+// SpecDirID names a spec directory: the first 16 hex characters of the SHA-256 of its
+// absolute, cleaned, symlink-resolved path. Its lockfile and its owner label use it.
+func SpecDirID(specDir string) string {
+	abs, err := canonical(specDir)
+	if err != nil {
+		abs = filepath.Clean(specDir)
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+func canonical(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	return abs, nil
 }
 
 func (d *Dir) appPath(domain string) (string, error) {

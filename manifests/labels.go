@@ -20,6 +20,9 @@ func (r *Rendered) ownLabels(labels map[string]string) map[string]string {
 	if r.Domain != "" {
 		out[LabelDomain] = r.Domain
 	}
+	if r.Owner != "" {
+		out[LabelOwner] = r.Owner
+	}
 	out[LabelNamespace] = r.Stack
 	return out
 }

@@ -29,6 +29,9 @@ const (
 	// LabelDomain is on every object the reconciler creates: the app's domain, which names its
 	// app lock, so a sweep can find the lock of an orphan whose spec and status are gone.
 	LabelDomain = "swarm-reconciler.domain"
+	// LabelOwner names the spec directory (locks.SpecDirID) whose reconciler created the
+	// object, so reconcilers of other directories on the same host never sweep it.
+	LabelOwner = "swarm-reconciler.owner"
 )
 
 // ErrInput marks errors caused by the user's input: an unknown recipe or version, compose files
@@ -44,13 +47,14 @@ type Request struct {
 	Domain  string            // becomes DOMAIN in the app env
 	Stack   string            // the stack name (namespace); becomes STACK_NAME in the app env
 	Env     map[string]string // the spec's env overrides
+	Owner   string            // value of LabelOwner; none when empty
 }
 
 // Rendered is everything one app at one version consists of. The exported fields are complete
 // and independent of the engine; Services needs the engine (or a placeholder) for the IDs of
 // secrets and configs.
 type Rendered struct {
-	App, Stack, Recipe, Version, Domain string
+	App, Stack, Recipe, Version, Domain, Owner string
 	// Commit is the full hash of the resolved revision.
 	Commit string
 	// Chaos is true when Version named a commit, not a tag.

@@ -59,6 +59,7 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 		Recipe:    req.Recipe,
 		Version:   req.Version,
 		Domain:    req.Domain,
+		Owner:     req.Owner,
 		Commit:    rev.commit.Hash.String(),
 		Chaos:     rev.chaos,
 		namespace: req.Stack,

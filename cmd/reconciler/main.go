@@ -36,6 +36,7 @@ type options struct {
 	resync, retention                             time.Duration
 	workers                                       int
 	metricsAddr                                   string
+	janitor                                       bool
 
 	// Set up by setup for the subcommands that run the loop.
 	registry *prometheus.Registry

@@ -84,6 +84,7 @@ func janitorCmd(o *options) *cobra.Command {
 				return err
 			}
 			defer os.RemoveAll(empty)
+			o.janitor = true
 			return pass(cmd.Context(), o, empty)
 		},
 	}
@@ -150,6 +151,10 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 	r := &controller.Reconciler{
 		Engine: engine, SpecsDir: specDir, StatusDir: o.status, RecipesDir: o.recipes,
 		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: lockDir,
+		Owner: locks.SpecDirID(specDir),
+	}
+	if o.janitor {
+		r.Owner = "" // the janitor sweeps orphans of every spec directory
 	}
 	if n, err := strconv.ParseInt(os.Getenv(faultKillEnv), 10, 64); err == nil && n > 0 {
 		log.Info("fault injection: this process kills itself after a number of swarm changes", "env", faultKillEnv, "steps", n)
