@@ -38,7 +38,7 @@ configs:
 `
 
 // makeRecipe makes a recipe repository with one annotated tag per version.
-func makeRecipe(t *testing.T, recipesDir, name string, versions ...string) {
+func makeRecipe(t testing.TB, recipesDir, name string, versions ...string) {
 	t.Helper()
 	dir := filepath.Join(recipesDir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -70,13 +70,13 @@ func makeRecipe(t *testing.T, recipesDir, name string, versions ...string) {
 }
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	engine *fakeEngine
 	r      *Reconciler
 	now    time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	root := t.TempDir()
 	f := &fixture{t: t, engine: newFakeEngine(), now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
 	f.engine.images["echo:1.0.0"], f.engine.images["echo:1.1.0"] = true, true

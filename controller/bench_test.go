@@ -1,0 +1,99 @@
+package controller
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// BenchmarkSteadyResync measures one resync over N converged apps against the in-memory
+// engine: Engine API calls, CPU time and heap. Run with
+// go test ./controller -run '^$' -bench SteadyResync -benchtime 3x
+func BenchmarkSteadyResync(b *testing.B) {
+	for _, n := range []int{1000} {
+		b.Run(fmt.Sprintf("apps=%d", n), func(b *testing.B) {
+			f := newBenchFixture(b, n)
+			f.engine.resetCalls()
+			var calls int
+			b.ResetTimer()
+			start := cpuTime()
+			for i := 0; i < b.N; i++ {
+				apps, err := f.r.Pending(b.Context())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(apps) != 0 {
+					b.Fatalf("a steady resync found %d apps to reconcile, e.g. %v", len(apps), apps[:min(3, len(apps))])
+				}
+			}
+			b.StopTimer()
+			calls = len(f.engine.calls)
+			b.ReportMetric(float64(calls)/float64(b.N), "engine-calls/resync")
+			b.ReportMetric((cpuTime()-start).Seconds()/float64(b.N), "cpu-s/resync")
+			var m runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&m)
+			b.ReportMetric(float64(m.HeapInuse)/(1<<20), "heap-MiB")
+		})
+	}
+}
+
+// BenchmarkConvergeAll measures the time to bring N new apps to Ready when the engine answers
+// at once: the reconciler's own cost, rendering included.
+func BenchmarkConvergeAll(b *testing.B) {
+	for _, n := range []int{1000} {
+		b.Run(fmt.Sprintf("apps=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				f := newFixture(b)
+				writeSpecs(b, f, n)
+				b.StartTimer()
+				start := time.Now()
+				f.convergeAll(b, n)
+				b.ReportMetric(time.Since(start).Seconds(), "s-to-all-ready")
+			}
+		})
+	}
+}
+
+func newBenchFixture(b *testing.B, n int) *fixture {
+	f := newFixture(b)
+	writeSpecs(b, f, n)
+	f.convergeAll(b, n)
+	return f
+}
+
+func writeSpecs(b *testing.B, f *fixture, n int) {
+	for i := 0; i < n; i++ {
+		f.writeSpec(fmt.Sprintf("app-%05d", i), "recipe: echo\nversion: 1.0.0+1\n")
+	}
+}
+
+// convergeAll reconciles every pending app until none is left, as the workers would.
+func (f *fixture) convergeAll(b *testing.B, n int) {
+	for round := 0; round < 10; round++ {
+		apps, err := f.r.Pending(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(apps) == 0 {
+			return
+		}
+		for _, app := range apps {
+			if _, err := f.r.Reconcile(b.Context(), app); err != nil {
+				b.Fatal(err)
+			}
+		}
+		f.now = f.now.Add(time.Second)
+	}
+	st, _ := spec.ListStatus(f.r.StatusDir)
+	var phases []string
+	for _, s := range st[:min(3, len(st))] {
+		phases = append(phases, string(s.Phase)+": "+s.Message)
+	}
+	b.Fatalf("%d apps did not converge: %s", n, strings.Join(phases, "; "))
+}
