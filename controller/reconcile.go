@@ -69,6 +69,7 @@ type Reconciler struct {
 	renderG map[string]string
 	steps   atomic.Int64
 	held    map[string]*locks.Lock // app locks by domain
+	probes  prober
 }
 
 // Reconcile makes the swarm match the spec of app and writes the app's status file.
@@ -166,6 +167,12 @@ func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status,
 		st.ObservedGeneration = d.Generation
 		st.AttemptStartedAt = &now
 		st.Removed = nil
+		st.UpgradeStage = ""
+		if s.Tier == spec.TierUpgrade && len(snap.Services) == 0 {
+			// Nothing runs yet: the upgrade tier first deploys upgradeFrom, then upgrades.
+			st.UpgradeStage = upgradeFrom
+		}
+		r.probes.forget(app)
 		setPhase(st, spec.PhasePending, "new generation queued", now)
 	} else if st.Phase.Final() {
 		return Result{}, nil // final for this generation: only a new spec moves it
@@ -199,7 +206,16 @@ func expiresAt(s *spec.Spec, st *spec.Status) (time.Time, bool) {
 
 func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmstate.Snapshot, st *spec.Status, now time.Time) (Result, error) {
 	s, log := d.Spec, r.Log.WithValues("app", d.App)
-	rendered, err := r.render(ctx, d, st.Stack)
+	version := s.Version
+	if st.UpgradeStage == upgradeFrom {
+		from, err := r.upgradeFrom(s)
+		if err != nil {
+			setPhase(st, spec.PhaseInvalid, err.Error(), now)
+			return Result{}, nil
+		}
+		version = from
+	}
+	rendered, err := r.render(ctx, d, st.Stack, version)
 	if errors.Is(err, manifests.ErrInput) {
 		setPhase(st, spec.PhaseInvalid, err.Error(), now)
 		return Result{}, nil
@@ -266,6 +282,24 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 
 	deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
 	switch {
+	case v.Converged && st.UpgradeStage == upgradeFrom:
+		st.UpgradeStage = upgradeTo
+		st.LastAppliedRevision = rendered.Revision
+		msg := fmt.Sprintf("%s converged; upgrading in place to %s", rendered.Revision, s.Version)
+		st.History = append(st.History, spec.HistoryEntry{Time: now, Phase: st.Phase, Message: msg})
+		st.Message = msg
+		return Result{RequeueAfter: time.Millisecond}, nil
+	case v.Converged && len(s.Health) > 0 && st.Phase != spec.PhaseReady && st.Phase != spec.PhaseDegraded:
+		// Swarm says converged; the spec's probes say whether the app answers.
+		if probe, ok := r.probes.check(ctx, d.App, s); !ok {
+			if now.After(deadline) {
+				setPhase(st, spec.PhaseFailed, fmt.Sprintf("%s: %s never passed within %s; last result: %s", rendered.Revision, probe.Name, s.Timeout.Duration, probe.Last), now)
+				return Result{}, nil
+			}
+			st.Message = fmt.Sprintf("%s; waiting for %s: %s", v.Message, probe.Name, probe.Last)
+			return Result{RequeueAfter: waitInterval}, nil
+		}
+		fallthrough
 	case v.Converged:
 		if st.Phase != spec.PhaseReady && r.Metrics != nil && !d.ModTime.IsZero() {
 			r.Metrics.TimeToReady.Observe(now.Sub(d.ModTime).Seconds())
@@ -378,10 +412,31 @@ func (r *Reconciler) stepped(a Action) {
 	}
 }
 
-// render renders the spec once per generation; the recipe at a tag or commit does not change.
-func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack string) (*manifests.Rendered, error) {
+// The stages of an upgrade-tier attempt.
+const (
+	upgradeFrom = "from"
+	upgradeTo   = "to"
+)
+
+// upgradeFrom is the version an upgrade-tier attempt starts from: the spec's upgradeFrom, or
+// the release tag just before version.
+func (r *Reconciler) upgradeFrom(s *spec.Spec) (string, error) {
+	if s.UpgradeFrom != "" {
+		return s.UpgradeFrom, nil
+	}
+	from, err := manifests.PreviousTag(r.RecipesDir, s.Recipe, s.Version)
+	if err != nil {
+		return "", fmt.Errorf("tier upgrade: no version to upgrade from: %w (set upgradeFrom)", err)
+	}
+	return from, nil
+}
+
+// render renders an app's spec at version once per generation: the recipe at a tag or
+// commit does not change.
+func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack, version string) (*manifests.Rendered, error) {
+	key := d.Generation + "\x00" + version
 	r.mu.Lock()
-	if r.renderG[d.App] == d.Generation {
+	if r.renderG[d.App] == key {
 		out := r.renders[d.App]
 		r.mu.Unlock()
 		return out, nil
@@ -389,7 +444,7 @@ func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack string) 
 	r.mu.Unlock()
 	s := d.Spec
 	out, err := manifests.Render(ctx, r.RecipesDir, manifests.Request{
-		App: d.App, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
+		App: d.App, Recipe: s.Recipe, Version: version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
 	})
 	if err != nil {
 		return nil, err
@@ -399,7 +454,7 @@ func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack string) 
 	if r.renders == nil {
 		r.renders, r.renderG = map[string]*manifests.Rendered{}, map[string]string{}
 	}
-	r.renders[d.App], r.renderG[d.App] = out, d.Generation
+	r.renders[d.App], r.renderG[d.App] = out, key
 	return out, nil
 }
 

@@ -84,13 +84,15 @@ type Status struct {
 	Deploys               int         `json:"deploys"`
 	// DeployedGeneration is the generation whose deploy is counted in Deploys, so a retried
 	// apply of one generation is counted once.
-	DeployedGeneration string          `json:"deployedGeneration,omitempty"`
-	FirstDeployedAt    *time.Time      `json:"firstDeployedAt,omitempty"`
-	AttemptStartedAt   *time.Time      `json:"attemptStartedAt,omitempty"`
-	Services           []ServiceStatus `json:"services"`
-	Removed            []string        `json:"removed,omitempty"`
-	History            []HistoryEntry  `json:"history"`
-	UpdatedAt          time.Time       `json:"updatedAt"`
+	DeployedGeneration string `json:"deployedGeneration,omitempty"`
+	// UpgradeStage is "from" while an upgrade-tier attempt deploys upgradeFrom, then "to".
+	UpgradeStage     string          `json:"upgradeStage,omitempty"`
+	FirstDeployedAt  *time.Time      `json:"firstDeployedAt,omitempty"`
+	AttemptStartedAt *time.Time      `json:"attemptStartedAt,omitempty"`
+	Services         []ServiceStatus `json:"services"`
+	Removed          []string        `json:"removed,omitempty"`
+	History          []HistoryEntry  `json:"history"`
+	UpdatedAt        time.Time       `json:"updatedAt"`
 }
 
 // Condition follows the Kubernetes condition convention (Ready, Reconciling, Stalled).

@@ -1,0 +1,108 @@
+package controller
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// probeTimeout bounds one probe attempt, so a reconcile never hangs on an app.
+const probeTimeout = 2 * time.Second
+
+// prober runs the readiness probes of a spec after swarm convergence and remembers, per app,
+// how many consecutive times each tcp probe connected (for `stable`).
+type prober struct {
+	mu     sync.Mutex
+	stable map[string]int // app + "\x00" + probe key -> consecutive successes
+}
+
+// probeResult is one probe's outcome in words a person can act on.
+type probeResult struct {
+	Name string
+	OK   bool
+	Last string
+}
+
+// check runs every probe of s once; it returns the first that is not (yet) passing.
+func (p *prober) check(ctx context.Context, app string, s *spec.Spec) (probeResult, bool) {
+	for i, pr := range s.Health {
+		r := p.run(ctx, app, i, pr, s.Domain)
+		if !r.OK {
+			return r, false
+		}
+	}
+	return probeResult{}, true
+}
+
+func (p *prober) run(ctx context.Context, app string, i int, pr spec.Probe, domain string) probeResult {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	switch {
+	case pr.HTTP != "":
+		url := strings.ReplaceAll(pr.HTTP, "{domain}", domain)
+		name := fmt.Sprintf("health[%d] http %s", i, url)
+		ok := pr.OK
+		if len(ok) == 0 {
+			ok = []int{200, 301, 302}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return probeResult{Name: name, Last: err.Error()}
+		}
+		client := &http.Client{
+			// TLS is not verified: test apps run with self-signed or staging certificates.
+			Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec
+			// A redirect is an answer: 301/302 are judged as codes, not followed.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return probeResult{Name: name, Last: err.Error()}
+		}
+		resp.Body.Close()
+		if !slices.Contains(ok, resp.StatusCode) {
+			return probeResult{Name: name, Last: fmt.Sprintf("status %d, want one of %v", resp.StatusCode, ok)}
+		}
+		return probeResult{Name: name, OK: true, Last: fmt.Sprintf("status %d", resp.StatusCode)}
+	default:
+		addr := strings.ReplaceAll(pr.TCP, "{domain}", domain)
+		name := fmt.Sprintf("health[%d] tcp %s", i, addr)
+		need := max(pr.Stable, 1)
+		key := fmt.Sprintf("%s\x00%d\x00%s", app, i, addr)
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.stable == nil {
+			p.stable = map[string]int{}
+		}
+		if err != nil {
+			p.stable[key] = 0
+			return probeResult{Name: name, Last: err.Error()}
+		}
+		conn.Close()
+		p.stable[key]++
+		if n := p.stable[key]; n < need {
+			return probeResult{Name: name, Last: fmt.Sprintf("connected %d/%d times in a row", n, need)}
+		}
+		return probeResult{Name: name, OK: true, Last: "connected"}
+	}
+}
+
+// forget drops an app's probe history.
+func (p *prober) forget(app string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.stable {
+		if strings.HasPrefix(k, app+"\x00") {
+			delete(p.stable, k)
+		}
+	}
+}
