@@ -41,6 +41,9 @@ func TestFixtureStackDeploy(t *testing.T) {
 			if err := waitHTTP(ctx, port, "/config", configContent); err != nil {
 				t.Fatal(err)
 			}
+			if err := waitHTTP(ctx, port, "/secret", fmt.Sprint(secretLength)); err != nil {
+				t.Fatal(err)
+			}
 			if err := waitHTTP(ctx, port, "/healthz", "ok"); err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +52,7 @@ func TestFixtureStackDeploy(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("stack %s: %v", stack, objects)
-			for _, kind := range []string{"service", "network", "volume", "config"} {
+			for _, kind := range []string{"service", "network", "volume", "secret", "config"} {
 				if !hasKind(objects, kind) {
 					t.Errorf("stack %s has no %s; the fixture must give teardown every kind to remove: %v", stack, kind, objects)
 				}

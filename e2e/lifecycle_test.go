@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -32,7 +33,7 @@ func (a *testApp) appService(t testing.TB) swarm.Service {
 }
 
 // checkAnswers fails the test unless the app answers GET / with the message of version and
-// serves its swarm config.
+// serves its swarm config and its generated secret (of the length .env.sample asks for).
 func (a *testApp) checkAnswers(t testing.TB, version string) {
 	t.Helper()
 	ctx := context.Background()
@@ -40,6 +41,9 @@ func (a *testApp) checkAnswers(t testing.TB, version string) {
 		t.Error(err)
 	}
 	if err := waitHTTP(ctx, a.port, "/config", configContent); err != nil {
+		t.Error(err)
+	}
+	if err := waitHTTP(ctx, a.port, "/secret", fmt.Sprint(secretLength)); err != nil {
 		t.Error(err)
 	}
 }
@@ -343,8 +347,12 @@ func TestDelete(t *testing.T) {
 	h := startHarness(t)
 	a := h.newApp("e2e-delete")
 	a.deploy(h.recipe.first().Version)
-	if len(h.residue(a.name)) == 0 {
-		t.Fatalf("app %s is Ready but nothing is labelled with it", a.name)
+	// Every kind the check below looks for carries the label, or the check proves nothing.
+	owned := h.residue(a.name)
+	for _, kind := range []string{"service", "network", "volume", "secret", "config"} {
+		if !hasKind(owned, kind) {
+			t.Errorf("app %s is Ready but no %s is labelled %s=%s: %v", a.name, kind, appLabel, a.name, owned)
+		}
 	}
 
 	h.deleteSpec(a.name)

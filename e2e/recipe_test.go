@@ -26,6 +26,10 @@ type release struct {
 // on GET /config.
 const configContent = "echo entrypoint config v1\n"
 
+// secretLength is the length the recipe's .env.sample asks for its generated secret (abra's
+// "# length=N" modifier), served by the app on GET /secret.
+const secretLength = 32
+
 // unreleasedMessage is what the working tree's compose.yml says after the last tag: a
 // reconciler that reads the working tree instead of the tagged revision deploys it.
 const unreleasedMessage = "unreleased work tree: not a tagged release"
@@ -64,8 +68,9 @@ const (
 //
 // The compose file has every kind of object a teardown must remove: a service publishing
 // ${PORT} in host mode (the routing mesh does not work on the test machines), a named
-// volume, an overlay network, and a file-backed config whose name carries the version that
-// abra.sh exports.
+// volume, an overlay network, a file-backed config whose name carries the version that
+// abra.sh exports, and an external secret named the abra way, which abra (and the
+// reconciler) generates.
 func makeRecipe(recipesDir, name string) (recipe, error) {
 	r := recipe{Name: name, Dir: filepath.Join(recipesDir, name)}
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
@@ -138,6 +143,8 @@ func envSample(name string) string {
 		"# host port the app publishes (mode: host); every e2e app sets its own",
 		"PORT=18080",
 		"",
+		fmt.Sprintf("SECRET_API_KEY_VERSION=v1 # length=%d", secretLength),
+		"",
 	}, "\n")
 }
 
@@ -152,6 +159,7 @@ services:
       - MESSAGE=%s
       - PORT=8080
       - CONFIG_FILE=/etc/echo/entrypoint.conf
+      - SECRET_FILE=/run/secrets/api_key
     ports:
       - target: 8080
         published: ${PORT}
@@ -164,6 +172,8 @@ services:
     configs:
       - source: app_entrypoint
         target: /etc/echo/entrypoint.conf
+    secrets:
+      - api_key
     deploy:
       replicas: 1
       restart_policy:
@@ -184,6 +194,11 @@ configs:
   app_entrypoint:
     name: ${STACK_NAME}_app_entrypoint_${APP_ENTRYPOINT_VERSION}
     file: entrypoint.conf
+
+secrets:
+  api_key:
+    external: true
+    name: ${STACK_NAME}_api_key_${SECRET_API_KEY_VERSION}
 `, echoImage, message, version)
 }
 

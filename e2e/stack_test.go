@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
 )
 
 // This file deploys a recipe the way a person would without the reconciler, with
@@ -34,8 +35,9 @@ func stackEnv(checkout, stack, domain string, port int) ([]string, error) {
 				continue
 			}
 			k, v, ok := strings.Cut(strings.TrimPrefix(line, prefix), "=")
+			v, _, _ = strings.Cut(v, " #") // abra's modifiers: SECRET_X_VERSION=v1 # length=32
 			if ok {
-				env[k] = strings.Trim(v, `"'`)
+				env[k] = strings.Trim(strings.TrimSpace(v), `"'`)
 			}
 		}
 		f.Close()
@@ -72,6 +74,9 @@ func stackDeployCheckout(ctx context.Context, checkout, stack string, port int) 
 	if err != nil {
 		return err
 	}
+	if err := createStackSecrets(ctx, stack); err != nil {
+		return err
+	}
 	cmd := exec.CommandContext(ctx, "docker", "stack", "deploy", "--resolve-image", "never", "-c", "compose.yml", stack)
 	cmd.Dir = checkout
 	cmd.Env = env
@@ -90,6 +95,24 @@ func stackDeploy(ctx context.Context, r recipe, version, dir, stack string, port
 	return stackDeployCheckout(ctx, checkout, stack, port)
 }
 
+// createStackSecrets creates the recipe's external secret as `abra app secret generate`
+// would: named <stack>_api_key_<version>, secretLength random characters, labelled with the
+// stack so that stackRemove finds it.
+func createStackSecrets(ctx context.Context, stack string) error {
+	value := make([]byte, secretLength)
+	for i := range value {
+		value[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[rand.IntN(36)]
+	}
+	_, err := suite.docker.SecretCreate(ctx, swarm.SecretSpec{
+		Annotations: swarm.Annotations{Name: stack + "_api_key_v1", Labels: map[string]string{namespaceLabel: stack}},
+		Data:        value,
+	})
+	if err != nil {
+		return fmt.Errorf("create the secret of stack %s: %w", stack, err)
+	}
+	return nil
+}
+
 // waitStackRunning waits until the stack's app service has a running task.
 func waitStackRunning(ctx context.Context, stack string, within time.Duration) error {
 	var why string
@@ -105,7 +128,8 @@ func waitStackRunning(ctx context.Context, stack string, within time.Duration) e
 }
 
 // stackRemove runs `docker stack rm` and waits until nothing of the stack is left, removing
-// its volumes itself as `docker stack rm` leaves them (as `abra app rm --volumes` does).
+// its volumes and external secrets itself as `docker stack rm` leaves them (as
+// `abra app rm --volumes` does).
 func stackRemove(ctx context.Context, stack string) error {
 	cmd := exec.CommandContext(ctx, "docker", "stack", "rm", stack)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -118,13 +142,13 @@ func stackRemove(ctx context.Context, stack string) error {
 		if err != nil {
 			return false, err
 		}
-		onlyVolumes := true
+		stackLeft := false
 		for _, obj := range left {
-			onlyVolumes = onlyVolumes && strings.HasPrefix(obj, "volume ")
+			stackLeft = stackLeft || !strings.HasPrefix(obj, "volume ") && !strings.HasPrefix(obj, "secret ")
 		}
-		if len(left) > 0 && onlyVolumes {
-			// Every container is gone: the volumes are free to remove.
-			err = removeVolumes(ctx, suite.docker, filters.NewArgs(filters.Arg("label", namespaceLabel+"="+stack)))
+		if len(left) > 0 && !stackLeft {
+			// Every service and container is gone: the volumes and secrets are free to remove.
+			err = removeLabelled(ctx, suite.docker, namespaceLabel, stack)
 		}
 		return len(left) == 0, err
 	})

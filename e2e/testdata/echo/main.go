@@ -4,6 +4,8 @@
 //	GET /         the value of $MESSAGE
 //	GET /healthz  "ok"
 //	GET /config   the content of the file named by $CONFIG_FILE (a swarm config mount)
+//	GET /secret   the length of the file named by $SECRET_FILE (a swarm secret mount), not
+//	              its content
 //
 // It listens on :$PORT (default 8080) and exits cleanly on SIGTERM. With $CRASH set it exits
 // 3 at once: a release whose tasks never stay up, for the rollback tests.
@@ -51,6 +53,20 @@ func main() {
 			return
 		}
 		w.Write(b)
+	})
+
+	mux.HandleFunc("GET /secret", func(w http.ResponseWriter, _ *http.Request) {
+		path := os.Getenv("SECRET_FILE")
+		if path == "" {
+			http.Error(w, "SECRET_FILE is not set", http.StatusNotFound)
+			return
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		fmt.Fprint(w, len(b))
 	})
 
 	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
