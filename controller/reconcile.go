@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/go-logr/logr"
 
 	"github.com/swarm-reconciler/reconciler/locks"
@@ -250,6 +253,10 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 		return Result{}, nil
 	}
 	if len(plan) > 0 {
+		if err := r.checkExternalNetworks(ctx, rendered.ExternalNetworks); err != nil {
+			setPhase(st, spec.PhaseFailed, err.Error(), now)
+			return Result{}, nil
+		}
 		for _, ref := range rendered.Images {
 			if err := ensureImage(ctx, r.Engine, ref); err != nil {
 				setPhase(st, spec.PhaseFailed, err.Error(), now)
@@ -384,6 +391,21 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 		st.Message = lead + "removing: " + strings.Join(snap.Residual(), ", ") + "; waiting: " + errors.Join(errs...).Error()
 	}
 	return Result{RequeueAfter: teardownInterval}, nil
+}
+
+// checkExternalNetworks fails like docker stack deploy when a network the recipe declares
+// external does not exist, instead of letting the service create fail less clearly.
+func (r *Reconciler) checkExternalNetworks(ctx context.Context, names []string) error {
+	for _, name := range names {
+		nets, err := r.Engine.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+		if err != nil {
+			return fmt.Errorf("look up external network %s: %w", name, err)
+		}
+		if !slices.ContainsFunc(nets, func(n network.Summary) bool { return n.Name == name }) {
+			return fmt.Errorf("network %q is declared as external, but could not be found: create it (docker network create --driver overlay --attachable %s) or drop it from the recipe", name, name)
+		}
+	}
+	return nil
 }
 
 // persist writes the status now, ahead of the write at the end of Reconcile.
