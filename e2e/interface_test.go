@@ -368,11 +368,12 @@ func scrape(port int) (map[string]float64, string, error) {
 	return samples, body, sc.Err()
 }
 
-// family sums the samples of metric name whose labels contain every one of labels.
+// family sums the samples of metric name whose labels contain every one of labels. The
+// samples of a histogram are name_bucket, name_sum and name_count; name matches them all.
 func family(samples map[string]float64, name string, labels ...string) (sum float64, n int) {
 	for k, v := range samples {
 		base, rest, _ := strings.Cut(k, "{")
-		if base != name {
+		if base != name && base != name+"_bucket" && base != name+"_sum" && base != name+"_count" {
 			continue
 		}
 		all := true

@@ -48,16 +48,40 @@ func (o *options) defaults() spec.Defaults {
 }
 
 func main() {
-	o := &options{}
+	root := newRoot(&options{})
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "reconciler:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}
+
+// newRoot builds the command tree. Every command, including cobra's help and completion,
+// carries an Example (TestEveryCommandHasAnExample).
+func newRoot(o *options) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "reconciler",
-		Short:         "Make a Docker swarm match the app specs in a directory",
+		Use:   "reconciler",
+		Short: "Make a Docker swarm match the app specs in a directory",
+		Long: "reconciler makes a Docker swarm match the desired-state files (<app>.yml) in a spec\n" +
+			"directory, reports each app in a status file (<app>.json), tears an app down when its\n" +
+			"file is deleted, and reaps what it owns that no file asks for.\n\n" +
+			"Every flag can also be set from the environment: --specs is RECONCILER_SPECS,\n" +
+			"--lock-dir is RECONCILER_LOCK_DIR, and so on; a flag on the command line wins.",
+		Example: "  reconciler run --specs ./specs --status ./status --recipes ./recipes\n" +
+			"  reconciler apply ch-1a2b3c.yml --wait --timeout 15m\n" +
+			"  reconciler status\n" +
+			"  reconciler delete ch-1a2b3c --wait",
+		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return flagsFromEnv(cmd.Flags())
 		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	f := root.PersistentFlags()
 	f.StringVar(&o.specs, "specs", "/var/lib/swarm-reconciler/specs", "directory of desired-state files (<app>.yml)")
 	f.StringVar(&o.status, "status", "/var/lib/swarm-reconciler/status", "directory of status files (<app>.json)")
@@ -67,14 +91,37 @@ func main() {
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 
 	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), statusCmd(o), waitCmd(o),
-		applyCmd(o), deleteCmd(o), validateCmd(o))
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "reconciler:", err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
+		applyCmd(o), deleteCmd(o), validateCmd(o), versionCmd())
+	addBuiltinExamples(root)
+	return root
+}
+
+// addBuiltinExamples creates cobra's help and completion commands now (cobra would add them
+// at Execute) so that they carry examples like every other command.
+func addBuiltinExamples(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Example = "  reconciler help apply\n  reconciler apply --help"
+		case "completion":
+			c.Example = "  source <(reconciler completion bash)\n" +
+				"  reconciler completion bash > /etc/bash_completion.d/reconciler\n" +
+				"  reconciler completion zsh > \"${fpath[1]}/_reconciler\""
+			for _, sh := range c.Commands() {
+				switch sh.Name() {
+				case "bash":
+					sh.Example = "  source <(reconciler completion bash)\n  reconciler completion bash > /etc/bash_completion.d/reconciler"
+				case "zsh":
+					sh.Example = "  reconciler completion zsh > \"${fpath[1]}/_reconciler\""
+				case "fish":
+					sh.Example = "  reconciler completion fish > ~/.config/fish/completions/reconciler.fish"
+				case "powershell":
+					sh.Example = "  reconciler completion powershell | Out-String | Invoke-Expression"
+				}
+			}
 		}
-		os.Exit(1)
 	}
 }
 

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,55 +18,131 @@ import (
 func statusCmd(o *options) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:     "status [APP]",
-		Short:   "Show apps and their phases from the status files",
-		Example: "  reconciler status\n  reconciler status ch-1a2b3c -o json",
-		Args:    cobra.MaximumNArgs(1),
+		Use:   "status [APP]",
+		Short: "Show apps and their phases from the status files",
+		Long: "status prints one line per status file: app, recipe, version, tier, phase, age (since\n" +
+			"the first deploy) and message. -o wide adds the domain, stack, number of deploys, the\n" +
+			"observed spec generation and when the status was last written; -o json prints the status\n" +
+			"files themselves (an array, or one object for APP). Phases are coloured on a terminal\n" +
+			"(set NO_COLOR to turn that off).",
+		Example: "  reconciler status\n" +
+			"  reconciler status -o wide\n" +
+			"  reconciler status ch-1a2b3c -o json",
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeApps(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var all []*spec.Status
+			if output != "table" && output != "wide" && output != "json" {
+				return fmt.Errorf("-o %q: use table, wide or json", output)
+			}
+			var (
+				all     []*spec.Status
+				listErr error
+			)
 			if len(args) == 1 {
-				st, err := spec.ReadStatus(o.status, args[0])
+				st, err := readOneStatus(o, args[0])
 				if err != nil {
-					return fmt.Errorf("no status for app %s in %s: %w", args[0], o.status, err)
+					return err
 				}
 				all = []*spec.Status{st}
 			} else {
-				var err error
-				if all, err = spec.ListStatus(o.status); err != nil {
-					return err
+				all, listErr = spec.ListStatus(o.status)
+				if listErr != nil && all == nil {
+					if errors.Is(listErr, fs.ErrNotExist) {
+						return fmt.Errorf("%w: pass --status DIR (or set RECONCILER_STATUS) as given to reconciler run", listErr)
+					}
+					return listErr
 				}
 			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
+				var err error
 				if len(args) == 1 {
-					return enc.Encode(all[0])
+					err = enc.Encode(all[0])
+				} else {
+					if all == nil {
+						all = []*spec.Status{}
+					}
+					err = enc.Encode(all)
 				}
-				return enc.Encode(all)
+				return errors.Join(err, listErr)
 			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "APP\tRECIPE\tVERSION\tTIER\tPHASE\tAGE\tMESSAGE")
-			for _, st := range all {
-				age := "-"
-				if st.FirstDeployedAt != nil {
-					age = time.Since(*st.FirstDeployedAt).Round(time.Second).String()
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.App, st.Recipe, st.Version, st.Tier, st.Phase, age, oneLine(st.Message, 100))
+			if len(all) == 0 && listErr == nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "No apps: no status files in %s.\n", o.status)
+				return nil
 			}
-			return tw.Flush()
+			t := statusTable(all, output == "wide", time.Now())
+			return errors.Join(t.write(out, colourOutput(out)), listErr)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, wide or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "wide", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
-func oneLine(s string, n int) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > n {
-		return s[:n-1] + "…"
+// readOneStatus reads the status of app, saying why there is none.
+func readOneStatus(o *options, app string) (*spec.Status, error) {
+	st, err := spec.ReadStatus(o.status, app)
+	if err == nil {
+		return st, nil
 	}
-	return s
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if d, lerr := spec.Load(o.specs, app, o.defaults()); lerr == nil && d != nil {
+		return nil, fmt.Errorf("no status for app %s in %s yet: its spec %s exists, but no reconciler has reported on it (is reconciler run running with --specs %s --status %s?)",
+			app, o.status, d.Path, o.specs, o.status)
+	}
+	return nil, fmt.Errorf("no status for app %s in %s, and no spec for it in %s: check the name with reconciler status, or the --status and --specs directories",
+		app, o.status, o.specs)
+}
+
+// statusTable is the table of reconciler status: app, recipe, version, tier, phase, age and
+// message; wide adds domain, stack, deploys, the observed generation and the last update.
+func statusTable(all []*spec.Status, wide bool, now time.Time) *table {
+	t := &table{header: []string{"APP", "RECIPE", "VERSION", "TIER", "PHASE", "AGE"}}
+	if wide {
+		t.header = append(t.header, "DOMAIN", "STACK", "DEPLOYS", "GENERATION", "UPDATED")
+	}
+	t.header = append(t.header, "MESSAGE")
+	t.colour = func(col int, cell string) string {
+		if col == 4 {
+			return phaseColour(spec.Phase(cell))
+		}
+		return ""
+	}
+	for _, st := range all {
+		tier := string(st.Tier)
+		if tier == "" && st.Recipe != "" {
+			tier = string(spec.TierInstall)
+		}
+		row := []string{st.App, orDash(st.Recipe), orDash(st.Version), orDash(tier), orDash(string(st.Phase)), age(st, now)}
+		if wide {
+			updated := "-"
+			if !st.UpdatedAt.IsZero() {
+				updated = humanAge(now.Sub(st.UpdatedAt)) + " ago"
+			}
+			row = append(row, orDash(st.Domain), orDash(st.Stack), fmt.Sprint(st.Deploys),
+				orDash(short(strings.TrimPrefix(st.ObservedGeneration, "sha256:"), 12)), updated)
+			row = append(row, oneLine(st.Message, 0))
+		} else {
+			row = append(row, oneLine(st.Message, 80))
+		}
+		t.add(row...)
+	}
+	return t
+}
+
+// age is how long the app has existed: since its first deploy, or its first recorded phase.
+func age(st *spec.Status, now time.Time) string {
+	switch {
+	case st.FirstDeployedAt != nil:
+		return humanAge(now.Sub(*st.FirstDeployedAt))
+	case len(st.History) > 0:
+		return humanAge(now.Sub(st.History[0].Time))
+	}
+	return "-"
 }
 
 // Exit codes of wait, as kubectl wait and CI scripts expect them.
@@ -81,28 +157,49 @@ func waitCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wait APP --for ready|deleted",
 		Short: "Wait until the status describes the current spec and reaches a phase",
-		Long: "Exit 0 when reached, 1 when the app is Failed, Invalid or Expired (its message is printed),\n" +
-			"2 on timeout. Only a status whose observedGeneration matches the spec file counts.",
-		Example: "  reconciler wait ch-1a2b3c --for ready --timeout 15m",
-		Args:    cobra.ExactArgs(1),
+		Long: "wait polls the status file of APP. Only a status whose observedGeneration matches the\n" +
+			"spec file now in the spec directory counts, so an old Ready never satisfies it.\n\n" +
+			"Exit codes:\n" +
+			"  0  reached: Ready for --for ready; Deleted (or no status left) for --for deleted\n" +
+			"  1  the app is Failed, Invalid or Expired for the current spec (its message is printed)\n" +
+			"  2  timed out; the message says what was seen last, or that no reconciler updated the\n" +
+			"     status (wait itself changes nothing: without a running reconciler it times out)",
+		Example: "  reconciler wait ch-1a2b3c --for ready --timeout 15m\n" +
+			"  reconciler wait ch-1a2b3c --for deleted",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeApps(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return waitFor(cmd, o, args[0], forWhat, false)
 		},
 	}
 	cmd.Flags().StringVar(&forWhat, "for", "ready", "ready or deleted")
+	_ = cmd.RegisterFlagCompletionFunc("for", cobra.FixedCompletions([]string{"ready", "deleted"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long (exit 2)")
 	return cmd
 }
 
-// waitFor polls the status file of app until it reaches what, printing each phase change
-// when verbose.
+// waitPoll is how often wait reads the spec and status files.
+const waitPoll = 100 * time.Millisecond
+
+// waitFor polls the status file of app until it reaches what. With verbose it prints one
+// line per phase change (time, phase, message) to stdout: for ready, of statuses describing
+// the current spec; for deleted, of the teardown.
 func waitFor(cmd *cobra.Command, o *options, app, what string, verbose bool) error {
 	if what != "ready" && what != "deleted" {
 		return fmt.Errorf("--for %q: use ready or deleted", what)
 	}
-	deadline := time.Now().Add(o.timeout)
-	var last *spec.Status
-	lastPhase := spec.Phase("")
+	if err := spec.ValidateAppName(app); err != nil {
+		return err
+	}
+	if _, err := os.Stat(o.specs); err != nil {
+		return fmt.Errorf("spec directory: %w: pass --specs DIR (or set RECONCILER_SPECS) as given to reconciler run", err)
+	}
+	start := time.Now()
+	deadline := start.Add(o.timeout)
+	var (
+		last    *spec.Status
+		printed string // generation and phase of the last line printed
+	)
 	for {
 		d, err := spec.Load(o.specs, app, o.defaults())
 		if err != nil {
@@ -112,12 +209,16 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, verbose bool) err
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		current := st != nil && d != nil && st.ObservedGeneration == d.Generation
+		current := st != nil && d != nil && d.Generation != "" && st.ObservedGeneration == d.Generation
 		if st != nil {
 			last = st
-			if verbose && st.Phase != lastPhase && (current || what == "deleted") {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\n", st.UpdatedAt.Format(time.RFC3339), st.Phase, st.Message)
-				lastPhase = st.Phase
+			show := current
+			if what == "deleted" {
+				show = d == nil && (st.Phase == spec.PhaseDeleting || st.Phase == spec.PhaseDeleted)
+			}
+			if key := st.ObservedGeneration + " " + string(st.Phase); verbose && show && key != printed {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s  %-9s  %s\n", st.UpdatedAt.Local().Format(time.RFC3339), st.Phase, oneLine(st.Message, 0))
+				printed = key
 			}
 		}
 		switch {
@@ -128,26 +229,44 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, verbose bool) err
 		case what == "deleted" && d == nil && (st == nil || st.Phase == spec.PhaseDeleted):
 			return nil
 		}
-		if time.Now().After(deadline) {
-			why := "no reconciler has written a status for it yet"
-			switch {
-			case what == "ready" && d == nil:
-				why = "no spec file for it in " + o.specs
-			case what == "deleted" && d != nil:
-				why = "its spec file still exists in " + o.specs
-			case last != nil && what == "ready" && !current:
-				why = "no reconciler has updated its status for the current spec (is one running on " + o.specs + "?)"
-			case last != nil:
-				why = fmt.Sprintf("last phase %s: %s", last.Phase, last.Message)
-			}
-			return &exitError{code: exitTimeout, err: fmt.Errorf("timed out after %s waiting for %s to be %s: %s", o.timeout, app, what, why)}
+		if !time.Now().Before(deadline) {
+			return &exitError{code: exitTimeout, err: fmt.Errorf("timed out after %s waiting for %s to be %s: %s",
+				o.timeout, app, what, whyNotYet(o, app, what, d, last, current, start))}
 		}
 		select {
 		case <-cmd.Context().Done():
 			return cmd.Context().Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(min(waitPoll, time.Until(deadline)+time.Millisecond)):
 		}
 	}
+}
+
+// whyNotYet explains a timed-out wait from what was seen last.
+func whyNotYet(o *options, app, what string, d *spec.Desired, last *spec.Status, current bool, start time.Time) string {
+	running := fmt.Sprintf("is reconciler run running with --specs %s --status %s?", o.specs, o.status)
+	if what == "deleted" {
+		switch {
+		case d != nil:
+			return fmt.Sprintf("its spec %s still exists (reconciler delete %s removes it)", d.Path, app)
+		case last.Phase == spec.PhaseDeleting:
+			return "the teardown is still going on: " + last.Message
+		}
+		return fmt.Sprintf("no reconciler updated its status since the spec was deleted (it still says %s, written %s): %s",
+			last.Phase, last.UpdatedAt.Local().Format(time.RFC3339), running)
+	}
+	switch {
+	case d == nil:
+		return fmt.Sprintf("there is no spec for it in %s (reconciler apply FILE places one)", o.specs)
+	case last == nil:
+		return fmt.Sprintf("no reconciler updated the status: there is no status file for it in %s; %s", o.status, running)
+	case !current && !last.UpdatedAt.After(start):
+		return fmt.Sprintf("no reconciler updated the status for the current spec (generation %s; the status, written %s, describes %s): %s",
+			short(d.Generation, 19), last.UpdatedAt.Local().Format(time.RFC3339), orDash(short(last.ObservedGeneration, 19)), running)
+	case !current:
+		return fmt.Sprintf("the status does not describe the current spec %s yet (it describes %s: %s %s)",
+			short(d.Generation, 19), orDash(short(last.ObservedGeneration, 19)), last.Phase, last.Message)
+	}
+	return fmt.Sprintf("it is still %s: %s", last.Phase, last.Message)
 }
 
 func validateCmd(o *options) *cobra.Command {
@@ -177,10 +296,15 @@ func validateCmd(o *options) *cobra.Command {
 func applyCmd(o *options) *cobra.Command {
 	var wait bool
 	cmd := &cobra.Command{
-		Use:     "apply FILE",
-		Short:   "Validate a spec and place it atomically in the spec directory",
-		Example: "  reconciler apply ch-1a2b3c.yml --wait --timeout 15m",
-		Args:    cobra.ExactArgs(1),
+		Use:   "apply FILE",
+		Short: "Validate a spec and place it atomically in the spec directory",
+		Long: "apply checks FILE as the reconciler would (the app name is the file's base name), then\n" +
+			"writes it as <specs>/<app>.yml through a temporary file and a rename, so a reconciler never\n" +
+			"reads half a file. With --wait it then prints one line per phase change (time, phase,\n" +
+			"message) and exits as wait --for ready does: 0 Ready, 1 Failed/Invalid/Expired, 2 timeout.",
+		Example: "  reconciler apply ch-1a2b3c.yml\n" +
+			"  reconciler apply ch-1a2b3c.yml --wait --timeout 15m",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
 			_, app, err := readSpec(path, o.defaults())
@@ -194,14 +318,14 @@ func applyCmd(o *options) *cobra.Command {
 			if err := spec.Place(o.specs, app, data); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s applied (generation %s)\n", app, spec.Generation(data))
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s applied: %s (generation %s)\n", app, filepath.Join(o.specs, app+".yml"), spec.Generation(data))
 			if !wait {
 				return nil
 			}
 			return waitFor(cmd, o, app, "ready", true)
 		},
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until Ready (exit codes as wait)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until Ready, printing each phase change (exit codes as wait)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 2)")
 	return cmd
 }
@@ -209,17 +333,31 @@ func applyCmd(o *options) *cobra.Command {
 func deleteCmd(o *options) *cobra.Command {
 	var wait bool
 	cmd := &cobra.Command{
-		Use:     "delete APP",
-		Short:   "Delete an app's spec: the reconciler tears the app down",
-		Example: "  reconciler delete ch-1a2b3c --wait",
-		Args:    cobra.ExactArgs(1),
+		Use:   "delete APP",
+		Short: "Delete an app's spec: the reconciler tears the app down",
+		Long: "delete removes the spec file(s) of APP; the reconciler then removes everything of the app\n" +
+			"and writes the phase Deleted once nothing is left. With --wait it prints one line per phase\n" +
+			"change and exits as wait --for deleted does: 0 once Deleted, 2 on timeout.",
+		Example: "  reconciler delete ch-1a2b3c\n" +
+			"  reconciler delete ch-1a2b3c --wait --timeout 10m",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeApps(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			app := args[0]
 			if err := spec.ValidateAppName(app); err != nil {
 				return err
 			}
+			d, err := spec.Load(o.specs, app, o.defaults())
+			if err != nil {
+				return fmt.Errorf("%w: pass --specs DIR (or set RECONCILER_SPECS) as given to reconciler run", err)
+			}
 			if err := spec.Unplace(o.specs, app); err != nil {
 				return err
+			}
+			if d != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s deleted: %s removed\n", app, d.Path)
+			} else {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: no spec in %s (already deleted)\n", app, o.specs)
 			}
 			if !wait {
 				return nil
@@ -227,7 +365,7 @@ func deleteCmd(o *options) *cobra.Command {
 			return waitFor(cmd, o, app, "deleted", true)
 		},
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until Deleted (exit codes as wait)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until Deleted, printing each phase change (exit codes as wait)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 2)")
 	return cmd
 }

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// TestEveryCommandHasAnExample: `--help` of every command, cobra's help and completion
+// included, shows at least one example.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	var walk func(c *cobra.Command)
+	seen := 0
+	walk = func(c *cobra.Command) {
+		seen++
+		if strings.TrimSpace(c.Example) == "" {
+			t.Errorf("command %q has no Example", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRoot(&options{}))
+	if seen < 16 {
+		t.Errorf("walked %d commands; want run, once, janitor, render, status, wait, apply, delete, validate, version, help, completion and its 4 shells", seen)
+	}
+}
+
+// cli runs the command line args against fresh directories under dir and returns stdout,
+// stderr and the exit code main would use.
+type cliEnv struct {
+	t                    *testing.T
+	specs, status, files string
+}
+
+func newCLIEnv(t *testing.T) *cliEnv {
+	dir := t.TempDir()
+	e := &cliEnv{t: t, specs: filepath.Join(dir, "specs"), status: filepath.Join(dir, "status"), files: filepath.Join(dir, "files")}
+	for _, d := range []string{e.specs, e.status, e.files} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func (e *cliEnv) run(ctx context.Context, args ...string) (stdout, stderr string, code int, err error) {
+	root := newRoot(&options{})
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	if args[0] != "--version" {
+		args = append(args, "--specs", e.specs, "--status", e.status, "--recipes", e.files)
+	}
+	root.SetArgs(args)
+	err = root.ExecuteContext(ctx)
+	var ee *exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.code
+	default:
+		code = 1
+	}
+	return out.String(), errOut.String(), code, err
+}
+
+// specFile writes a spec for app outside the spec directory and returns its path and generation.
+func (e *cliEnv) specFile(app, body string) (string, string) {
+	path := filepath.Join(e.files, app+".yml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path, spec.Generation([]byte(body))
+}
+
+func (e *cliEnv) writeStatus(app, gen string, phase spec.Phase, msg string) {
+	first := time.Now().Add(-90 * time.Second)
+	st := &spec.Status{App: app, ObservedGeneration: gen, Phase: phase, Message: msg, Recipe: "custom-html",
+		Version: "1.7.1+1.27.2", Tier: spec.TierInstall, Domain: app + ".example.org", Stack: app + "_example_org",
+		Deploys: 1, FirstDeployedAt: &first, UpdatedAt: time.Now()}
+	if err := spec.WriteStatus(e.status, st); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+const body = "recipe: custom-html\nversion: 1.7.1+1.27.2\n"
+
+// TestWaitWithoutReconciler: wait (and apply --wait) with nobody updating the status time
+// out with exit 2 and say that no reconciler updated the status.
+func TestWaitWithoutReconciler(t *testing.T) {
+	e := newCLIEnv(t)
+	path, _ := e.specFile("ch-1", body)
+
+	_, _, code, err := e.run(context.Background(), "apply", path, "--wait", "--timeout", "300ms")
+	if code != exitTimeout || !strings.Contains(err.Error(), "no reconciler updated the status") {
+		t.Errorf("apply --wait, no status file: exit %d, %v; want exit 2 saying no reconciler updated the status", code, err)
+	}
+
+	// A status of an older generation: still nobody has reported on this one.
+	e.writeStatus("ch-1", "sha256:0123", spec.PhaseReady, "old")
+	_, _, code, err = e.run(context.Background(), "wait", "ch-1", "--timeout", "300ms")
+	if code != exitTimeout || !strings.Contains(err.Error(), "no reconciler updated the status for the current spec") {
+		t.Errorf("wait, status of an older spec: exit %d, %v; want exit 2 saying no reconciler updated the status", code, err)
+	}
+
+	// delete --wait: the spec goes, the status stays Ready.
+	stdout, stderr, code, err := e.run(context.Background(), "delete", "ch-1", "--wait", "--timeout", "300ms")
+	if code != exitTimeout || !strings.Contains(err.Error(), "no reconciler updated its status since the spec was deleted") {
+		t.Errorf("delete --wait: exit %d, %v; want exit 2 saying no reconciler updated the status", code, err)
+	}
+	if !strings.Contains(stderr, "ch-1 deleted") || stdout != "" {
+		t.Errorf("delete --wait: stdout %q stderr %q", stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(e.specs, "ch-1.yml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spec still there after delete: %v", err)
+	}
+}
+
+// TestApplyWaitPrintsPhaseChanges: one line per phase change of the current spec, then the
+// exit code of the final phase.
+func TestApplyWaitPrintsPhaseChanges(t *testing.T) {
+	for _, tc := range []struct {
+		final spec.Phase
+		code  int
+	}{{spec.PhaseReady, 0}, {spec.PhaseFailed, 1}, {spec.PhaseInvalid, 1}, {spec.PhaseExpired, 1}} {
+		t.Run(string(tc.final), func(t *testing.T) {
+			e := newCLIEnv(t)
+			path, gen := e.specFile("ch-2", body)
+			e.writeStatus("ch-2", "sha256:old", spec.PhaseReady, "an older spec: never printed")
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for _, p := range []spec.Phase{spec.PhasePending, spec.PhaseDeploying, spec.PhaseDeploying, tc.final} {
+					time.Sleep(3 * waitPoll)
+					e.writeStatus("ch-2", gen, p, "now "+string(p))
+				}
+			}()
+			stdout, _, code, err := e.run(context.Background(), "apply", path, "--wait", "--timeout", "20s")
+			<-done
+			if code != tc.code {
+				t.Fatalf("exit %d (%v), want %d", code, err, tc.code)
+			}
+			if tc.code == 1 && !strings.Contains(err.Error(), "now "+string(tc.final)) {
+				t.Errorf("error %q does not carry the status message", err)
+			}
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			want := []string{"Pending", "Deploying", string(tc.final)}
+			if len(lines) != len(want) {
+				t.Fatalf("want one line per phase change %v, got:\n%s", want, stdout)
+			}
+			for i, line := range lines {
+				f := strings.Fields(line)
+				if len(f) < 3 || f[1] != want[i] || !strings.HasSuffix(line, "now "+want[i]) {
+					t.Errorf("line %d %q: want time, %s, message", i, line, want[i])
+				}
+				if _, err := time.Parse(time.RFC3339, f[0]); err != nil {
+					t.Errorf("line %d %q: %v", i, line, err)
+				}
+			}
+		})
+	}
+}
+
+// TestDeleteWait: lines for the teardown only, exit 0 once Deleted.
+func TestDeleteWait(t *testing.T) {
+	e := newCLIEnv(t)
+	path, gen := e.specFile("ch-3", body)
+	if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 {
+		t.Fatal(err)
+	}
+	e.writeStatus("ch-3", gen, spec.PhaseReady, "up")
+	go func() {
+		time.Sleep(3 * waitPoll)
+		e.writeStatus("ch-3", gen, spec.PhaseDeleting, "removing: service x")
+		time.Sleep(3 * waitPoll)
+		e.writeStatus("ch-3", gen, spec.PhaseDeleted, "nothing left")
+	}()
+	stdout, _, code, err := e.run(context.Background(), "delete", "ch-3", "--wait", "--timeout", "20s")
+	if code != 0 {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	if !regexp.MustCompile(`(?m)^\S+\s+Deleting\s+removing: service x\n\S+\s+Deleted\s+nothing left\n$`).MatchString(stdout) {
+		t.Errorf("want a Deleting and a Deleted line, got:\n%s", stdout)
+	}
+	// Deleting what is gone is not an error.
+	if _, stderr, code, err := e.run(context.Background(), "delete", "ch-3", "--wait", "--timeout", "1s"); code != 0 || !strings.Contains(stderr, "already deleted") {
+		t.Errorf("second delete: exit %d %v %q", code, err, stderr)
+	}
+}
+
+var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// TestStatusTable: columns of the table and of -o wide, aligned with and without colours.
+func TestStatusTable(t *testing.T) {
+	now := time.Now()
+	first := now.Add(-3*time.Hour - 5*time.Minute)
+	all := []*spec.Status{
+		{App: "a", Recipe: "custom-html", Version: "1.7.1+1.27.2", Tier: spec.TierInstall, Phase: spec.PhaseReady,
+			FirstDeployedAt: &first, Message: "all 1 services running", ObservedGeneration: "sha256:0123456789abcdef0123",
+			Domain: "a.example.org", Stack: "a_example_org", Deploys: 2, UpdatedAt: now.Add(-10 * time.Second)},
+		{App: "invalid-app", Phase: spec.PhaseInvalid, Message: "spec.yml:3: unknown field \"bogus\"\nsecond line",
+			History: []spec.HistoryEntry{{Time: now.Add(-30 * time.Second), Phase: spec.PhaseInvalid}}},
+	}
+	plain := new(bytes.Buffer)
+	if err := statusTable(all, false, now).write(plain, false); err != nil {
+		t.Fatal(err)
+	}
+	want := "APP           RECIPE        VERSION        TIER      PHASE     AGE    MESSAGE\n" +
+		"a             custom-html   1.7.1+1.27.2   install   Ready     3h5m   all 1 services running\n" +
+		"invalid-app   -             -              -         Invalid   30s    spec.yml:3: unknown field \"bogus\" second line\n"
+	if plain.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", plain, want)
+	}
+	coloured := new(bytes.Buffer)
+	if err := statusTable(all, false, now).write(coloured, true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(coloured.String(), "\x1b[32mReady\x1b[0m") || !strings.Contains(coloured.String(), "\x1b[31mInvalid\x1b[0m") {
+		t.Errorf("no phase colours:\n%q", coloured)
+	}
+	if ansi.ReplaceAllString(coloured.String(), "") != plain.String() {
+		t.Errorf("colours change the layout:\n%s", coloured)
+	}
+
+	wide := new(bytes.Buffer)
+	if err := statusTable(all, true, now).write(wide, false); err != nil {
+		t.Fatal(err)
+	}
+	header := strings.Fields(strings.SplitN(wide.String(), "\n", 2)[0])
+	if strings.Join(header, " ") != "APP RECIPE VERSION TIER PHASE AGE DOMAIN STACK DEPLOYS GENERATION UPDATED MESSAGE" {
+		t.Errorf("wide header %v", header)
+	}
+	if !hasLine(wide.String(), "a.example.org", "a_example_org", " 2 ", "0123456789ab ", "10s ago") {
+		t.Errorf("wide:\n%s", wide)
+	}
+}
+
+func hasLine(text string, words ...string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		ok := true
+		for _, w := range words {
+			ok = ok && strings.Contains(line, w)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStatusCommand: table, wide, json for all and for one app; errors that say what to do.
+func TestStatusCommand(t *testing.T) {
+	e := newCLIEnv(t)
+	ctx := context.Background()
+	stdout, stderr, code, _ := e.run(ctx, "status")
+	if code != 0 || stdout != "" || !strings.Contains(stderr, "No apps") {
+		t.Errorf("empty: exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	if stdout, _, _, _ = e.run(ctx, "status", "-o", "json"); strings.TrimSpace(stdout) != "[]" {
+		t.Errorf("empty json: %q", stdout)
+	}
+	e.writeStatus("b", "sha256:1", spec.PhaseFailed, "image x is not present")
+	e.writeStatus("a", "sha256:2", spec.PhaseReady, "ok")
+	stdout, _, code, _ = e.run(ctx, "status")
+	if code != 0 || !hasLine(stdout, "a ", "custom-html", "Ready", "90s", "ok") || !hasLine(stdout, "b ", "Failed", "image x") || strings.Contains(stdout, "\x1b") {
+		t.Errorf("table: exit %d\n%s", code, stdout)
+	}
+	stdout, _, _, _ = e.run(ctx, "status", "-o", "json")
+	var list []spec.Status
+	if err := json.Unmarshal([]byte(stdout), &list); err != nil || len(list) != 2 || list[0].App != "a" || list[1].Phase != spec.PhaseFailed {
+		t.Errorf("json list: %v\n%s", err, stdout)
+	}
+	stdout, _, _, _ = e.run(ctx, "status", "b", "-o", "json")
+	var one spec.Status
+	if err := json.Unmarshal([]byte(stdout), &one); err != nil || one.App != "b" {
+		t.Errorf("json one: %v\n%s", err, stdout)
+	}
+	if stdout, _, _, _ = e.run(ctx, "status", "b", "-o", "wide"); !hasLine(stdout, "b_example_org", "Failed") {
+		t.Errorf("wide one:\n%s", stdout)
+	}
+	if _, _, code, err := e.run(ctx, "status", "-o", "yaml"); code != 1 || !strings.Contains(err.Error(), "use table, wide or json") {
+		t.Errorf("-o yaml: %d %v", code, err)
+	}
+	if _, _, code, err := e.run(ctx, "status", "nope"); code != 1 || !strings.Contains(err.Error(), "no spec for it") {
+		t.Errorf("unknown app: %d %v", code, err)
+	}
+	path, _ := e.specFile("c", body)
+	e.run(ctx, "apply", path)
+	if _, _, code, err := e.run(ctx, "status", "c"); code != 1 || !strings.Contains(err.Error(), "no reconciler has reported on it") {
+		t.Errorf("app without status: %d %v", code, err)
+	}
+}
+
+func TestHumanAge(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Second: "0s", 0: "0s", 59 * time.Second: "59s", 119 * time.Second: "119s", 2 * time.Minute: "2m",
+		5*time.Minute + 10*time.Second: "5m10s", 45 * time.Minute: "45m", 3*time.Hour + 5*time.Minute: "3h5m",
+		20 * time.Hour: "20h", 50 * time.Hour: "2d2h", 30 * 24 * time.Hour: "30d", 3 * 365 * 24 * time.Hour: "3y0d",
+	} {
+		if got := humanAge(d); got != want {
+			t.Errorf("humanAge(%s) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	e := newCLIEnv(t)
+	stdout, _, code, err := e.run(context.Background(), "version")
+	if code != 0 || !strings.Contains(stdout, "version:") || !strings.Contains(stdout, "go:       go1.") {
+		t.Errorf("version: %d %v\n%s", code, err, stdout)
+	}
+	stdout, _, _, _ = e.run(context.Background(), "version", "-o", "json")
+	var b buildInfo
+	if err := json.Unmarshal([]byte(stdout), &b); err != nil || b.GoVersion == "" || b.Version == "" {
+		t.Errorf("version -o json: %v\n%s", err, stdout)
+	}
+	stdout, _, _, _ = e.run(context.Background(), "--version")
+	if !strings.HasPrefix(stdout, "reconciler ") {
+		t.Errorf("--version: %q", stdout)
+	}
+}
