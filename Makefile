@@ -8,7 +8,7 @@ FUZZTIME ?= 20s
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/reconciler ./cmd/reconciler
+	CGO_ENABLED=0 $(GO) build -buildvcs=true -o bin/reconciler ./cmd/reconciler
 
 # A local single-node swarm (installs docker.io and starts the daemons when needed).
 swarm:

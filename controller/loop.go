@@ -34,8 +34,9 @@ type Controller struct {
 	stacks map[string]string // stack namespace -> app, to route engine events
 	timers map[string]*time.Timer
 
-	swept     atomic.Bool // the initial sweep finished
-	streaming atomic.Bool // the engine event stream is connected
+	swept     atomic.Bool     // the initial sweep finished
+	initial   map[string]bool // apps of the initial sweep not reconciled yet
+	streaming atomic.Bool     // the engine event stream is connected
 }
 
 // Run reconciles until ctx ends. The initial resync (which includes the orphan sweep) runs
@@ -56,8 +57,6 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	if err := c.resync(ctx); err != nil {
 		c.Log.Error(err, "initial resync failed; retrying at the next resync")
-	} else {
-		c.swept.Store(true)
 	}
 
 	var wg sync.WaitGroup
@@ -87,11 +86,14 @@ func (c *Controller) init() {
 	if c.Debounce <= 0 {
 		c.Debounce = 100 * time.Millisecond
 	}
-	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "apps"})
+	c.mu.Lock()
+	c.queue = q
 	c.stacks = map[string]string{}
 	c.timers = map[string]*time.Timer{}
+	c.mu.Unlock()
 	c.R.observed = c.route
 }
 
@@ -109,6 +111,7 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	defer c.queue.Done(app)
 	start := time.Now()
 	res, err := c.reconcile(ctx, app)
+	c.reconciled(app)
 	result := "success"
 	switch {
 	case ctx.Err() != nil:
@@ -136,7 +139,10 @@ func (c *Controller) processNext(ctx context.Context) bool {
 
 // QueueDepth is the number of apps waiting in the work queue.
 func (c *Controller) QueueDepth() float64 {
-	if q := c.queue; q != nil {
+	c.mu.Lock()
+	q := c.queue
+	c.mu.Unlock()
+	if q != nil {
 		return float64(q.Len())
 	}
 	return 0
@@ -168,8 +174,6 @@ func (c *Controller) resyncEvery(ctx context.Context) {
 		case <-t.C:
 			if err := c.resync(ctx); err != nil {
 				c.Log.Error(err, "resync failed")
-			} else {
-				c.swept.Store(true)
 			}
 		}
 	}
@@ -184,10 +188,39 @@ func (c *Controller) resync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.mu.Lock()
+	if !c.swept.Load() && c.initial == nil {
+		// The first successful resync is the initial sweep: it is done once each app it
+		// found has been reconciled once.
+		c.initial = map[string]bool{}
+		for _, app := range apps {
+			c.initial[app] = true
+		}
+		if len(apps) == 0 {
+			c.swept.Store(true)
+		}
+	}
+	c.mu.Unlock()
 	for _, app := range apps {
 		c.queue.Add(app)
 	}
 	return nil
+}
+
+// reconciled notes that app was reconciled once, for the initial sweep's readiness.
+func (c *Controller) reconciled(app string) {
+	if c.swept.Load() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.initial == nil {
+		return
+	}
+	delete(c.initial, app)
+	if len(c.initial) == 0 {
+		c.swept.Store(true)
+	}
 }
 
 func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
