@@ -64,74 +64,19 @@ func (r *Reconciler) ReleaseAll() {
 }
 
 // domainOf finds the domain of an app with no spec: from its status, or from the labels of
-// whatever it left behind.
+// whatever it left behind; last, from its stack name (the domain with dots as underscores).
 func domainOf(st *spec.Status, snap *swarmstate.Snapshot) string {
 	if st.Domain != "" {
 		return st.Domain
 	}
-	for _, s := range snap.Services {
-		if d := s.Spec.Labels[manifests.LabelDomain]; d != "" {
-			return d
-		}
+	if d := snap.Label(manifests.LabelDomain); d != "" {
+		return d
 	}
-	for _, n := range snap.Networks {
-		if d := n.Labels[manifests.LabelDomain]; d != "" {
-			return d
-		}
-	}
-	for _, v := range snap.Volumes {
-		if d := v.Labels[manifests.LabelDomain]; d != "" {
-			return d
-		}
-	}
-	for _, c := range snap.Configs {
-		if d := c.Spec.Labels[manifests.LabelDomain]; d != "" {
-			return d
-		}
-	}
-	for _, s := range snap.Secrets {
-		if d := s.Spec.Labels[manifests.LabelDomain]; d != "" {
-			return d
-		}
-	}
-	// Last resort: a stack name is the domain with dots as underscores.
-	for _, s := range snap.Services {
-		if ns := s.Spec.Labels[swarmstate.LabelNamespace]; ns != "" {
-			return strings.ReplaceAll(ns, "_", ".")
-		}
-	}
-	return ""
+	return strings.ReplaceAll(snap.Label(swarmstate.LabelNamespace), "_", ".")
 }
 
 // ownerOf is the owner label found on an app's objects ("" for none).
-func ownerOf(snap *swarmstate.Snapshot) string {
-	for _, s := range snap.Services {
-		if o := s.Spec.Labels[manifests.LabelOwner]; o != "" {
-			return o
-		}
-	}
-	for _, n := range snap.Networks {
-		if o := n.Labels[manifests.LabelOwner]; o != "" {
-			return o
-		}
-	}
-	for _, v := range snap.Volumes {
-		if o := v.Labels[manifests.LabelOwner]; o != "" {
-			return o
-		}
-	}
-	for _, c := range snap.Configs {
-		if o := c.Spec.Labels[manifests.LabelOwner]; o != "" {
-			return o
-		}
-	}
-	for _, s := range snap.Secrets {
-		if o := s.Spec.Labels[manifests.LabelOwner]; o != "" {
-			return o
-		}
-	}
-	return ""
-}
+func ownerOf(snap *swarmstate.Snapshot) string { return snap.Label(manifests.LabelOwner) }
 
 // ours reports whether this reconciler may sweep objects of owner: its own, unstamped ones,
 // or any when it has no identity (the janitor).

@@ -105,28 +105,53 @@ func (s *Snapshot) Empty() bool {
 		len(s.Secrets) == 0 && len(s.Configs) == 0 && len(s.Volumes) == 0
 }
 
+// labels yields the labels of every object in the snapshot: services, networks, volumes,
+// configs, secrets, in that order.
+func (s *Snapshot) labels(yield func(map[string]string) bool) {
+	for _, o := range s.Services {
+		if !yield(o.Spec.Labels) {
+			return
+		}
+	}
+	for _, o := range s.Networks {
+		if !yield(o.Labels) {
+			return
+		}
+	}
+	for _, o := range s.Volumes {
+		if !yield(o.Labels) {
+			return
+		}
+	}
+	for _, o := range s.Configs {
+		if !yield(o.Spec.Labels) {
+			return
+		}
+	}
+	for _, o := range s.Secrets {
+		if !yield(o.Spec.Labels) {
+			return
+		}
+	}
+}
+
+// Label is the first non-empty value of the label key on any object of the snapshot, or "".
+func (s *Snapshot) Label(key string) string {
+	for labels := range s.labels {
+		if v := labels[key]; v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 // Apps lists every app that owns at least one object in the snapshot.
 func (s *Snapshot) Apps() []string {
 	seen := map[string]bool{}
-	add := func(labels map[string]string) {
+	for labels := range s.labels {
 		if a := labels[LabelApp]; a != "" {
 			seen[a] = true
 		}
-	}
-	for _, o := range s.Services {
-		add(o.Spec.Labels)
-	}
-	for _, o := range s.Networks {
-		add(o.Labels)
-	}
-	for _, o := range s.Secrets {
-		add(o.Spec.Labels)
-	}
-	for _, o := range s.Configs {
-		add(o.Spec.Labels)
-	}
-	for _, o := range s.Volumes {
-		add(o.Labels)
 	}
 	apps := make([]string, 0, len(seen))
 	for a := range seen {
@@ -208,14 +233,9 @@ func (s *Snapshot) ByApp() map[string]*Snapshot {
 // Stacks maps each stack namespace in the snapshot to the app that owns it.
 func (s *Snapshot) Stacks() map[string]string {
 	out := map[string]string{}
-	for _, o := range s.Services {
-		if ns := o.Spec.Labels[LabelNamespace]; ns != "" {
-			out[ns] = o.Spec.Labels[LabelApp]
-		}
-	}
-	for _, o := range s.Networks {
-		if ns := o.Labels[LabelNamespace]; ns != "" {
-			out[ns] = o.Labels[LabelApp]
+	for labels := range s.labels {
+		if ns := labels[LabelNamespace]; ns != "" {
+			out[ns] = labels[LabelApp]
 		}
 	}
 	return out

@@ -1,0 +1,62 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// The stages of an upgrade-tier attempt.
+const (
+	upgradeFrom = "from"
+	upgradeTo   = "to"
+)
+
+// upgradeFrom is the version an upgrade-tier attempt starts from: the spec's upgradeFrom, or
+// the release tag just before version.
+func (r *Reconciler) upgradeFrom(s *spec.Spec) (string, error) {
+	if s.UpgradeFrom != "" {
+		return s.UpgradeFrom, nil
+	}
+	from, err := manifests.PreviousTag(r.RecipesDir, s.Recipe, s.Version)
+	if err != nil {
+		return "", fmt.Errorf("tier upgrade: no version to upgrade from: %w (set upgradeFrom)", err)
+	}
+	return from, nil
+}
+
+// render renders an app's spec at version once per generation: the recipe at a tag or
+// commit does not change.
+func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack, version string) (*manifests.Rendered, error) {
+	key := d.Generation + "\x00" + version
+	r.mu.Lock()
+	if r.renderG[d.App] == key {
+		out := r.renders[d.App]
+		r.mu.Unlock()
+		return out, nil
+	}
+	r.mu.Unlock()
+	s := d.Spec
+	out, err := manifests.Render(ctx, r.RecipesDir, manifests.Request{
+		App: d.App, Recipe: s.Recipe, Version: version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.renders == nil {
+		r.renders, r.renderG = map[string]*manifests.Rendered{}, map[string]string{}
+	}
+	r.renders[d.App], r.renderG[d.App] = out, key
+	return out, nil
+}
+
+func (r *Reconciler) forget(app string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.renders, app)
+	delete(r.renderG, app)
+}
