@@ -55,8 +55,9 @@ func composeFiles(root, composeFile string) ([]string, error) {
 // loadCompose reads and merges the compose files as `docker stack deploy -c a -c b ...` does
 // (cli/command/stack/loader): the working directory is the first file's folder, so relative
 // `file:` paths of configs and secrets resolve against it; env is the interpolation env.
-// It also returns the raw (uninterpolated) YAML of each file, in order.
-func loadCompose(root string, paths []string, env map[string]string) (*composetypes.Config, []map[string]any, error) {
+// It also returns the raw (uninterpolated) YAML of each file, in order; those maps are shared
+// (parse keeps them for the tree) and must not be modified.
+func loadCompose(root string, paths []string, env map[string]string, parse func(path string) (raw map[string]any, parseErr, err error)) (*composetypes.Config, []map[string]any, error) {
 	details := composetypes.ConfigDetails{
 		WorkingDir:  filepath.Dir(paths[0]),
 		Environment: env,
@@ -65,17 +66,17 @@ func loadCompose(root string, paths []string, env map[string]string) (*composety
 	versions := map[string][]string{}
 	for _, p := range paths {
 		name := mustRel(root, p)
-		b, err := os.ReadFile(p)
+		raw, parseErr, err := parse(p)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read %s: %w", name, err)
 		}
-		dict, err := loader.ParseYAML(b)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%w: %s: %v", ErrInput, name, err)
+		if parseErr != nil {
+			return nil, nil, fmt.Errorf("%w: %s: %v", ErrInput, name, parseErr)
 		}
-		// ParseYAML's map is interpolated in place by Load; keep our own parse of the raw text.
-		raw, _ := loader.ParseYAML(b)
 		raws = append(raws, raw)
+		// Load gets its own copy: raw is shared by every render of this tree, and nothing
+		// promises that loading leaves its input alone.
+		dict := copyYAML(raw).(map[string]any)
 		details.ConfigFiles = append(details.ConfigFiles, composetypes.ConfigFile{Filename: p, Config: dict})
 		v := schema.Version(dict)
 		versions[v] = append(versions[v], name)
@@ -91,7 +92,7 @@ func loadCompose(root string, paths []string, env map[string]string) (*composety
 	}
 	details.Version = schema.Version(details.ConfigFiles[0].Config)
 
-	cfg, err := loader.Load(details)
+	cfg, err := loader.Load(details, skipValidatedSchema(details))
 	if err != nil {
 		var fpe *loader.ForbiddenPropertiesError
 		if errors.As(err, &fpe) {
@@ -130,4 +131,24 @@ func mustRel(root, p string) string {
 		return p
 	}
 	return filepath.ToSlash(r)
+}
+
+// copyYAML deep-copies what loader.ParseYAML returns: maps with string keys, lists, scalars.
+func copyYAML(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = copyYAML(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = copyYAML(e)
+		}
+		return out
+	default:
+		return v // strings, numbers, booleans, nil, times: immutable values
+	}
 }

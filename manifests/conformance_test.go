@@ -17,7 +17,7 @@ const sharedRecipes = "../../shared/recipes"
 
 // conformanceRecipes returns the shared recipes folder, skipping the test where it does not
 // exist (a user's own clone) unless CI is set, when its absence is a failure.
-func conformanceRecipes(t *testing.T) string {
+func conformanceRecipes(t testing.TB) string {
 	t.Helper()
 	dir, err := filepath.Abs(sharedRecipes)
 	if err != nil {
@@ -33,7 +33,7 @@ func conformanceRecipes(t *testing.T) string {
 }
 
 // readTags reads a TAGS file: one tag a line, # comments.
-func readTags(t *testing.T, path string) []string {
+func readTags(t testing.TB, path string) []string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -54,7 +54,7 @@ func readTags(t *testing.T, path string) []string {
 // importRecipe makes a git repository of a shared recipe folder: one commit, annotated tags
 // from its TAGS file. It returns the version to render: the newest tag, or the commit when the
 // recipe has no release tags.
-func importRecipe(t *testing.T, shared, recipesDir, name string) string {
+func importRecipe(t testing.TB, shared, recipesDir, name string) string {
 	t.Helper()
 	r := newTestRepo(t, recipesDir, name)
 	copyTree(t, filepath.Join(shared, name), r.dir)

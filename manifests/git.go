@@ -12,8 +12,10 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // shortLen is the length of the abbreviated commit hash in Revision and the chaos-version label.
@@ -24,9 +26,10 @@ const knownTagsInErrors = 10
 
 var hexRevision = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
 
-// revision is a recipe version resolved to a commit.
+// revision is a recipe version resolved to a commit. It holds the hash, not the go-git object:
+// objects read through a shared Repository must not be used once its lock is released.
 type revision struct {
-	commit *object.Commit
+	commit plumbing.Hash
 	chaos  bool // named by a commit hash rather than a tag
 }
 
@@ -45,13 +48,9 @@ func recipeDir(recipesDir, recipe string) (string, error) {
 	return dir, nil
 }
 
-// openRecipe opens the git repository of a recipe. Each call opens its own Repository, so
-// concurrent renders share nothing but the files on disk, which they only read.
-func openRecipe(recipesDir, recipe string) (*git.Repository, error) {
-	dir, err := recipeDir(recipesDir, recipe)
-	if err != nil {
-		return nil, err
-	}
+// openRecipe opens the git repository of a recipe at dir (= recipeDir(recipesDir, recipe)).
+// The Repository is not safe for concurrent use: see repoCache, which keeps it.
+func openRecipe(recipesDir, recipe, dir string) (*git.Repository, error) {
 	// DetectDotGit stays false: a plain folder inside some other repository must not be taken
 	// for that repository.
 	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{})
@@ -61,6 +60,22 @@ func openRecipe(recipesDir, recipe string) (*git.Repository, error) {
 				ErrInput, recipe, dir, recipesDir)
 		}
 		return nil, fmt.Errorf("open recipe repository %s: %w", dir, err)
+	}
+	// PlainOpen gives every Repository a 96 MiB object cache. A kept repository fills it over
+	// time with the blobs of every version exported, so put the same storage behind a small
+	// one: only the tag and commit objects read on each render need to stay cached.
+	if fsStore, ok := repo.Storer.(*filesystem.Storage); ok {
+		st := filesystem.NewStorage(fsStore.Filesystem(), cache.NewObjectLRU(repoObjectCache))
+		var small *git.Repository
+		if w, err := repo.Worktree(); err == nil {
+			small, err = git.Open(st, w.Filesystem)
+		} else {
+			small, err = git.Open(st, nil) // a bare repository
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open recipe repository %s: %w", dir, err)
+		}
+		repo = small
 	}
 	return repo, nil
 }
@@ -82,7 +97,7 @@ func resolveVersion(repo *git.Repository, version string) (revision, error) {
 		if err != nil {
 			return revision{}, fmt.Errorf("tag %s: %w", version, err)
 		}
-		return revision{commit: c}, nil
+		return revision{commit: c.Hash}, nil
 	case !errors.Is(err, plumbing.ErrReferenceNotFound):
 		return revision{}, fmt.Errorf("look up tag %s: %w", version, err)
 	}
@@ -96,7 +111,7 @@ func resolveVersion(repo *git.Repository, version string) (revision, error) {
 			// ResolveRevision also takes refs and annotated tag objects; only a commit whose hash
 			// starts with what was given is a commit deploy.
 			if strings.HasPrefix(c.Hash.String(), hex) {
-				return revision{commit: c, chaos: true}, nil
+				return revision{commit: c.Hash, chaos: true}, nil
 			}
 		}
 	}
@@ -166,7 +181,7 @@ func unknownVersion(repo *git.Repository, version string) error {
 
 // exportTree writes the files of a commit into dir (an empty private directory). Nothing of the
 // repository's working tree or index is read or written, so a dirty checkout does not matter and
-// concurrent exports of different commits cannot interfere.
+// exports of different commits cannot interfere. It must run under the repository's lock.
 func exportTree(ctx context.Context, c *object.Commit, dir string) error {
 	tree, err := c.Tree()
 	if err != nil {
@@ -194,9 +209,10 @@ func exportTree(ctx context.Context, c *object.Commit, dir string) error {
 		default:
 			return nil // submodules and the like: not recipe content
 		}
-		perm := os.FileMode(0o644)
+		// Read-only: the export is shared by every render of the commit (see treeCache).
+		perm := os.FileMode(0o444)
 		if f.Mode == filemode.Executable {
-			perm = 0o755
+			perm = 0o555
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err

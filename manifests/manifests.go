@@ -5,6 +5,9 @@
 //
 // It never calls the Docker API to change anything: the only engine access is the read-only
 // Resolver that Services uses to look secret and config IDs up by name.
+//
+// Render keeps opened repositories and exported trees for later renders of the same commit (see
+// cache.go); a process that renders must call Cleanup before it exits.
 package manifests
 
 import (

@@ -11,11 +11,14 @@ import (
 
 	"github.com/docker/cli/cli/compose/convert"
 	composetypes "github.com/docker/cli/cli/compose/types"
+	"github.com/go-git/go-git/v5"
 )
 
 // Render reads the recipe at the version and converts it. recipesDir/<recipe> is a git
 // repository; it is only read, never checked out: the files of the resolved commit are
-// exported into a private temporary directory, loaded from there and removed again.
+// exported into a private read-only directory and loaded from there. That export is kept for
+// later renders of the same commit (see Cleanup); the version is resolved anew on every call,
+// so a tag moved to another commit takes effect at once.
 //
 // Errors wrapping ErrInput are the user's to fix (unknown recipe or version, compose that does
 // not load, bad .env.sample, names swarm would refuse, ...); others (I/O, a corrupt repository)
@@ -32,11 +35,14 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 	if req.Stack == "" {
 		return nil, fmt.Errorf("%w: empty stack name", ErrInput)
 	}
-	repo, err := openRecipe(recipesDir, req.Recipe)
-	if err != nil {
-		return nil, err
-	}
-	rev, err := resolveVersion(repo, req.Version)
+	var rev revision
+	var repoDir string
+	err := repos.with(ctx, recipesDir, req.Recipe, func(repo *git.Repository, dir string) error {
+		var err error
+		rev, err = resolveVersion(repo, req.Version)
+		repoDir = dir
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -44,14 +50,20 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 		return nil, err
 	}
 
-	root, err := os.MkdirTemp("", "swarm-reconciler-render-")
+	t, err := trees.acquire(ctx, treeKey{repo: repoDir, commit: rev.commit}, func() (string, error) {
+		var dir string
+		err := repos.with(ctx, recipesDir, req.Recipe, func(repo *git.Repository, _ string) error {
+			var err error
+			dir, err = exportCommit(ctx, repo, rev.commit)
+			return err
+		})
+		return dir, err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("create export directory: %w", err)
-	}
-	defer os.RemoveAll(root)
-	if err := exportTree(ctx, rev.commit, root); err != nil {
 		return nil, err
 	}
+	defer trees.release(t)
+	root := t.dir
 
 	r := &Rendered{
 		App:       req.App,
@@ -60,7 +72,7 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 		Version:   req.Version,
 		Domain:    req.Domain,
 		Owner:     req.Owner,
-		Commit:    rev.commit.Hash.String(),
+		Commit:    rev.commit.String(),
 		Chaos:     rev.chaos,
 		namespace: req.Stack,
 	}
@@ -84,7 +96,7 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 	if err != nil {
 		return nil, err
 	}
-	cfg, raws, err := loadCompose(root, paths, env.vars)
+	cfg, raws, err := loadCompose(root, paths, env.vars, t.parse)
 	if err != nil {
 		return nil, err
 	}
@@ -107,8 +119,8 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 }
 
 // convertObjects converts networks, secrets and configs as `docker stack deploy` does, and
-// finds the secrets to generate. Secret and config files are read here, while the export
-// exists.
+// finds the secrets to generate. Secret and config files are read here, while the render holds
+// the export.
 func (r *Rendered) convertObjects(root string, raws []map[string]any, sample *envFile) error {
 	ns := convert.NewNamespace(r.namespace)
 

@@ -230,19 +230,21 @@ func TestRenderIgnoresWorkingTree(t *testing.T) {
 	}
 }
 
-func TestRenderRemovesItsExport(t *testing.T) {
+func TestCleanupRemovesTheExports(t *testing.T) {
 	f := newFixture(t)
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
+	tmp := privateTmp(t)
 	if _, err := f.render(t, f.tagNew, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.render(t, "9.9.9", nil); err == nil {
 		t.Fatal("want an error")
 	}
-	left, _ := os.ReadDir(tmp)
-	if len(left) != 0 {
-		t.Errorf("left behind in TMPDIR: %v", left)
+	if left, _ := os.ReadDir(tmp); len(left) != 1 {
+		t.Errorf("in TMPDIR: %v, want the one export kept for the next render", left)
+	}
+	Cleanup()
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left behind in TMPDIR after Cleanup: %v", left)
 	}
 }
 

@@ -14,13 +14,13 @@ import (
 
 // testRepo is a recipe repository made at test time under a recipes directory.
 type testRepo struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	repo *git.Repository
 	when time.Time
 }
 
-func newTestRepo(t *testing.T, recipesDir, name string) *testRepo {
+func newTestRepo(t testing.TB, recipesDir, name string) *testRepo {
 	t.Helper()
 	dir := filepath.Join(recipesDir, name)
 	repo, err := git.PlainInit(dir, false)
@@ -86,7 +86,7 @@ func (r *testRepo) tag(name string, h plumbing.Hash, annotated bool) {
 }
 
 // copyTree copies a plain folder (the shared conformance recipes are read-only) into dst.
-func copyTree(t *testing.T, src, dst string) {
+func copyTree(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

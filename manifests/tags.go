@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -14,13 +15,16 @@ import (
 // (Co-op Cloud tags are "<recipe semver>+<upstream version>"). Tags whose part before "+" is not
 // a version (e.g. "latest") are not release tags and are left out.
 func Tags(recipesDir, recipe string) ([]string, error) {
-	repo, err := openRecipe(recipesDir, recipe)
+	var tags []string
+	err := repos.with(context.Background(), recipesDir, recipe, func(repo *git.Repository, _ string) error {
+		var err error
+		if tags, err = releaseTags(repo); err != nil {
+			return fmt.Errorf("list tags of %s: %w", recipe, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	tags, err := releaseTags(repo)
-	if err != nil {
-		return nil, fmt.Errorf("list tags of %s: %w", recipe, err)
 	}
 	return tags, nil
 }
