@@ -48,6 +48,7 @@ func renderCmd(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer manifests.Cleanup()
 			r, err := manifests.Render(cmd.Context(), o.recipes, manifests.Request{
 				App: app, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: s.Env,
 			})

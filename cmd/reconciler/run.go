@@ -14,6 +14,7 @@ import (
 
 	"github.com/swarm-reconciler/reconciler/controller"
 	"github.com/swarm-reconciler/reconciler/locks"
+	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
@@ -168,6 +169,7 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 	c := &controller.Controller{R: r, Workers: o.workers, Resync: o.resync, Log: log}
 	r.Metrics = controller.NewMetrics(o.registry, c.QueueDepth)
 	release := func() {
+		manifests.Cleanup()
 		r.ReleaseAll()
 		_ = lock.Release()
 		_ = engine.Close()
