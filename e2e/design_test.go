@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,4 +216,40 @@ func TestForeignStackUntouched(t *testing.T) {
 
 func withoutContainers(objects []string) []string {
 	return slices.DeleteFunc(slices.Clone(objects), func(o string) bool { return strings.HasPrefix(o, "container ") })
+}
+
+// TestConvergeTimeoutFails: an app whose tasks cannot start (its host port is taken) is
+// Failed once its spec's timeout passes, saying why, and is left up for inspection.
+func TestConvergeTimeoutFails(t *testing.T) {
+	h := startHarness(t)
+	a := h.newApp("e2e-timeout")
+	taken, err := net.Listen("tcp", ":"+strconv.Itoa(a.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+
+	gen := h.writeSpec(a.name, a.spec(h.recipe.first().Version, "timeout: 20s"))
+	s := h.waitPhase(a.name, gen, "Failed")
+	t.Logf("Failed: %s", s.Message)
+	why := []string{"already in use", "timeout", "timed out", "deadline"}
+	if !slices.ContainsFunc(why, func(w string) bool { return strings.Contains(s.Message, w) }) {
+		t.Errorf("Failed message %q says neither the task error nor the timeout (want one of %q)", s.Message, why)
+	}
+	a.appService(t) // left up for inspection
+}
+
+// TestApplyErrorFails: an app whose objects the engine refuses to create every time (a
+// network driver it does not have) does not retry forever: it is Failed by its spec's timeout
+// at the latest, with the engine's error.
+func TestApplyErrorFails(t *testing.T) {
+	h := startHarness(t)
+	a := h.newApp("e2e-applyerr")
+
+	gen := h.writeSpec(a.name, a.spec(badNetworkVersion, "timeout: 20s"))
+	s := h.waitPhase(a.name, gen, "Failed")
+	t.Logf("Failed: %s", s.Message)
+	if !strings.Contains(s.Message, badNetworkDriver) {
+		t.Errorf("Failed message %q does not carry the engine's error about the driver %s", s.Message, badNetworkDriver)
+	}
 }

@@ -59,11 +59,15 @@ const (
 	// crashingVersion runs the test image with CRASH set: its tasks exit at once, so swarm
 	// rolls an upgrade to it back.
 	crashingVersion = "2.1.0+1.0"
+	// badNetworkVersion declares its network with a driver the engine does not have, so
+	// creating it fails every time.
+	badNetworkVersion = "2.2.0+1.0"
+	badNetworkDriver  = "e2e-no-such-driver"
 )
 
 // makeRecipe creates <recipesDir>/<name> as a git repository holding an echo recipe with an
 // annotated tag per entry of recipeVersions, whose MESSAGE differs per tag, then the broken
-// releases missingImageVersion and crashingVersion. After the last tag it leaves an uncommitted change in the working tree, so a deploy of a tag proves the
+// releases missingImageVersion, crashingVersion and badNetworkVersion. After the last tag it leaves an uncommitted change in the working tree, so a deploy of a tag proves the
 // tagged revision was read.
 //
 // The compose file has every kind of object a teardown must remove: a service publishing
@@ -113,6 +117,7 @@ func makeRecipe(recipesDir, name string) (recipe, error) {
 	for _, broken := range []struct{ version, old, new string }{
 		{missingImageVersion, "image: " + echoImage, "image: " + missingImage},
 		{crashingVersion, "      - PORT=8080\n", "      - PORT=8080\n      - CRASH=1\n"},
+		{badNetworkVersion, "networks:\n  backend:\n", "networks:\n  backend:\n    driver: " + badNetworkDriver + "\n"},
 	} {
 		good := composeFile("broken release "+broken.version, broken.version)
 		compose := strings.Replace(good, broken.old, broken.new, 1)
