@@ -49,7 +49,9 @@ func Place(dir, app string, data []byte) error {
 // Unplace removes every spec file of app; an app without one is not an error.
 func Unplace(dir, app string) error {
 	for _, ext := range []string{".yml", ".yaml", ".json"} {
-		if err := os.Remove(filepath.Join(dir, app+ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		err := os.Remove(filepath.Join(dir, app+ext))
+		specCache.forget(dir, app+ext) // gone: free the entry now rather than at the next listing
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("delete spec %s: %w", app, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,59 +30,108 @@ type Desired struct {
 type specFile struct {
 	name, path string
 	mod        time.Time
+	fp         fingerprint // from the listing's stat, so an unchanged file is not stat'ed again
 }
 
 // listSpecs groups the spec files of dir by app name, following symlinks (as Kubernetes
-// ConfigMap mounts use) and skipping directories.
+// ConfigMap mounts use) and skipping directories. It drops the cache entries of files that
+// are gone, which keeps the cache bounded by the directory.
 func listSpecs(dir string) (map[string][]specFile, error) {
-	entries, err := os.ReadDir(dir)
+	d, err := os.Open(dir)
 	if err != nil {
+		specCache.forgetDir(dir)
 		return nil, fmt.Errorf("read spec directory %s: %w", dir, err)
 	}
+	defer d.Close()
+	// Names only: every candidate is stat'ed anyway, to follow symlinks.
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		specCache.forgetDir(dir)
+		return nil, fmt.Errorf("read spec directory %s: %w", dir, err)
+	}
+	slices.Sort(names) // the order os.ReadDir gave, so nothing depends on the directory's
 	byApp := map[string][]specFile{}
-	for _, e := range entries {
-		app, ok := AppName(e.Name())
+	kept := names[:0] // the names of spec files, for pruning the cache
+	for _, name := range names {
+		app, ok := AppName(name)
 		if !ok {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(path)
+		path := filepath.Join(dir, name)
+		st, err := statAt(d, name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed since ReadDir, or a dangling symlink: not desired
+				continue // removed since the listing, or a dangling symlink: not desired
 			}
 			return nil, fmt.Errorf("stat spec %s: %w", path, err)
 		}
-		if !fi.Mode().IsRegular() {
+		if !st.regular {
 			continue
 		}
-		byApp[app] = append(byApp[app], specFile{name: e.Name(), path: path, mod: fi.ModTime()})
+		byApp[app] = append(byApp[app], specFile{name: name, path: path, mod: st.mod, fp: st.fp})
+		kept = append(kept, name)
 	}
+	specCache.retain(dir, kept)
 	return byApp, nil
 }
 
-// readApp parses the spec files of one app; nil when they vanished since they were listed.
-func readApp(app string, files []specFile, d Defaults) *Desired {
-	sort.Slice(files, func(i, j int) bool {
-		if !files[i].mod.Equal(files[j].mod) {
-			return files[i].mod.Before(files[j].mod)
+// specVal is what the cache keeps of one spec file. spec and err are shared by every caller
+// that gets them from the cache: never modified, and copied (handOut) before leaving the package.
+type specVal struct {
+	gen     string
+	parsed  bool     // spec and err are set; a file shadowed by another file of its app is only hashed
+	d       Defaults // what spec was parsed with: other defaults mean another parse
+	spec    *Spec
+	err     error
+	stack   string // StackName(spec.Domain), so Load compares stacks without allocating
+	stackOK bool
+}
+
+// readSpec returns the generation of one spec file and, with parse, its parsed spec; through
+// the cache, so an unchanged file is neither parsed nor, once settled, read.
+func readSpec(dir, app string, f specFile, d Defaults, parse bool) (specVal, error) {
+	fresh := func(v specVal) bool { return !parse || v.parsed && v.d == d }
+	return specCache.get(dir, f.name, &f.fp, fresh, func(data []byte) (specVal, error) {
+		v := specVal{gen: Generation(data)}
+		if parse {
+			v.parsed, v.d = true, d
+			v.spec, v.err = Parse(f.path, app, data, d)
+			if v.spec != nil {
+				stack, err := StackName(v.spec.Domain)
+				v.stack, v.stackOK = stack, err == nil
+			}
 		}
-		return files[i].name < files[j].name
+		return v, nil
 	})
+}
+
+// byModThenName orders an app's files oldest first, then by name, so the last one is the file
+// the app is read from.
+func byModThenName(a, b specFile) int {
+	if c := a.mod.Compare(b.mod); c != 0 {
+		return c
+	}
+	return strings.Compare(a.name, b.name)
+}
+
+// readApp reads the spec files of one app; nil when they vanished since they were listed.
+// The Spec and Err it returns may be the cache's: hand the result out with handOut.
+func readApp(dir, app string, files []specFile, d Defaults) *Desired {
+	slices.SortFunc(files, byModThenName)
 	f := files[len(files)-1]
 	des := &Desired{App: app, Path: f.path, ModTime: f.mod}
-	data, err := os.ReadFile(f.path)
+	v, err := readSpec(dir, app, f, d, len(files) == 1)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if len(files) == 1 {
 				return nil
 			}
-			return readApp(app, files[:len(files)-1], d)
+			return readApp(dir, app, files[:len(files)-1], d)
 		}
 		des.Err = &FieldError{File: f.path, Msg: fmt.Sprintf("cannot read the spec: %v", err)}
 		return des
 	}
-	des.Generation = Generation(data)
+	des.Generation = v.gen
 	if len(files) > 1 {
 		names := make([]string, len(files))
 		for i, f := range files {
@@ -91,7 +141,16 @@ func readApp(app string, files []specFile, d Defaults) *Desired {
 		des.Err = &FieldError{File: f.path, Msg: fmt.Sprintf("app %q has %d spec files (%s): remove all but one", app, len(files), strings.Join(names, ", "))}
 		return des
 	}
-	des.Spec, des.Err = Parse(f.path, app, data, d)
+	des.Spec, des.Err = v.spec, v.err
+	return des
+}
+
+// handOut copies what des may share with the cache, so the caller can change it freely.
+func (des *Desired) handOut() *Desired {
+	if des != nil {
+		des.Spec = des.Spec.clone()
+		des.Err = cloneErr(des.Err)
+	}
 	return des
 }
 
@@ -133,6 +192,8 @@ func resolveStacks(set map[string]*Desired) {
 // Scan reads every spec file in dir into the desired set keyed by app name. Two specs mapping
 // to one stack: the one whose file is newer (then, by name, the later) gets Err naming the other.
 // Only a failure to list dir is an error; a bad file is an entry with Err.
+// Files unchanged since an earlier Scan or Load are not parsed again (see cache.go), and the
+// entries are the caller's own: changing them changes nothing for the next caller.
 func Scan(dir string, d Defaults) (map[string]*Desired, error) {
 	byApp, err := listSpecs(dir)
 	if err != nil {
@@ -140,18 +201,23 @@ func Scan(dir string, d Defaults) (map[string]*Desired, error) {
 	}
 	set := make(map[string]*Desired, len(byApp))
 	for app, files := range byApp {
-		if des := readApp(app, files, d); des != nil {
+		if des := readApp(dir, app, files, d); des != nil {
 			set[app] = des
 		}
 	}
 	resolveStacks(set)
+	for _, des := range set {
+		des.handOut()
+	}
 	return set, nil
 }
 
 // Load reads the spec of one app from dir. It returns (nil, nil) when no file exists for the
 // app. Two files for one app (a.yml and a.json) is an Err on the Desired, not an I/O error.
 // A valid spec is checked against the other specs of dir for a shared stack exactly as Scan
-// does, so Reconcile(app) and a full scan always agree.
+// does, so Reconcile(app) and a full scan always agree. That check stats every spec file but
+// parses only those that changed since they were last read, so with the cache warm a Load
+// parses at most the files that changed (see cache.go).
 func Load(dir, app string, d Defaults) (*Desired, error) {
 	if err := checkFileApp(app); err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
@@ -164,27 +230,29 @@ func Load(dir, app string, d Defaults) (*Desired, error) {
 	if !ok {
 		return nil, nil
 	}
-	des := readApp(app, files, d)
+	des := readApp(dir, app, files, d)
 	if des == nil || des.Spec == nil {
-		return des, nil
+		return des.handOut(), nil
+	}
+	stack, err := StackName(des.Spec.Domain)
+	if err != nil {
+		return des.handOut(), nil // Parse has rejected such a domain already
 	}
 	set := map[string]*Desired{app: des}
 	for other, files := range byApp {
-		if other == app {
+		// An app with several files is an error, never a valid spec holding a stack, and a
+		// file that cannot be read holds none either: only single files can collide.
+		if other == app || len(files) != 1 {
 			continue
 		}
-		if o := readApp(other, files, d); o != nil && o.Spec != nil && sameStack(o.Spec.Domain, des.Spec.Domain) {
-			set[other] = o
+		f := files[0]
+		v, err := readSpec(dir, other, f, d, true)
+		if err == nil && v.spec != nil && v.stackOK && v.stack == stack {
+			set[other] = &Desired{App: other, Path: f.path, Generation: v.gen, Spec: v.spec, ModTime: f.mod}
 		}
 	}
 	resolveStacks(set)
-	return des, nil
-}
-
-func sameStack(a, b string) bool {
-	sa, erra := StackName(a)
-	sb, errb := StackName(b)
-	return erra == nil && errb == nil && sa == sb
+	return des.handOut(), nil
 }
 
 // checkFileApp rejects app names that would escape the directory or hide as a dotfile when

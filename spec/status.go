@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -38,7 +39,11 @@ func WriteStatus(dir string, st *Status) error {
 		return fmt.Errorf("write status %s: %w", st.App, err)
 	}
 	data = append(data, '\n')
-	if err := writeFileAtomic(statusPath(dir, st.App), data, 0o644); err != nil {
+	err = writeFileAtomic(statusPath(dir, st.App), data, 0o644)
+	// The rename gives the file a new inode, which the next read would notice anyway; dropping
+	// the entry also frees the old status at once, and holds even on a failed write.
+	statusCache.forget(dir, st.App+".json")
+	if err != nil {
 		return fmt.Errorf("write status %s: %w", st.App, err)
 	}
 	return nil
@@ -94,34 +99,73 @@ func syncDir(dir string) error {
 }
 
 // ReadStatus reads <dir>/<app>.json. When it is absent the error wraps fs.ErrNotExist, so
-// callers can tell "never reported" from a broken file.
+// callers can tell "never reported" from a broken file. An unchanged file is not parsed again
+// (see cache.go); the Status returned is the caller's own to change.
 func ReadStatus(dir, app string) (*Status, error) {
+	st, err := readStatus(dir, app, nil)
+	if err != nil {
+		return nil, err
+	}
+	return st.clone(), nil
+}
+
+// readStatus is ReadStatus without the copy: the Status is the cache's and must not be changed.
+// listed is the file's fingerprint from a directory listing, or nil to stat it here.
+func readStatus(dir, app string, listed *fingerprint) (*Status, error) {
 	if err := checkFileApp(app); err != nil {
 		return nil, fmt.Errorf("read status: %w", err)
 	}
-	path := statusPath(dir, app)
-	data, err := os.ReadFile(path)
+	st, err := statusCache.get(dir, app+".json", listed, anyStatus, parseStatus)
 	if err != nil {
+		var ns *notStatusError
+		if errors.As(err, &ns) {
+			return nil, fmt.Errorf("read status %s: %s is not a status file: %w", app, statusPath(dir, app), ns.err)
+		}
 		return nil, fmt.Errorf("read status %s: %w", app, err)
 	}
+	return st, nil
+}
+
+// notStatusError marks a file that was read but is not a status, whose message says so.
+type notStatusError struct{ err error }
+
+func (e *notStatusError) Error() string { return e.err.Error() }
+
+// parseStatus decodes a status file. A broken file is not cached: it is rare, and the
+// controller rewrites it on the app's next reconcile.
+func parseStatus(data []byte) (*Status, error) {
 	var st Status
 	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("read status %s: %s is not a status file: %w", app, path, err)
+		return nil, &notStatusError{err}
 	}
 	return &st, nil
 }
 
+// anyStatus: a cached status answers every reader; unlike a spec it depends on no defaults.
+func anyStatus(*Status) bool { return true }
+
 // ListStatus reads every status file in dir, sorted by app, ignoring temporary files. A file
 // that cannot be read or parsed does not hide the others: they are returned together with an
-// error naming each bad file.
+// error naming each bad file. Unchanged files are not parsed again, and the listing drops
+// the cache entries of files that are gone.
 func ListStatus(dir string) ([]*Status, error) {
-	entries, err := os.ReadDir(dir)
+	d, err := os.Open(dir)
 	if err != nil {
+		statusCache.forgetDir(dir)
 		return nil, fmt.Errorf("list status %s: %w", dir, err)
 	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		statusCache.forgetDir(dir)
+		return nil, fmt.Errorf("list status %s: %w", dir, err)
+	}
+	// Sorted as os.ReadDir sorts, so that errors are reported in name order.
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	var (
-		out  []*Status
-		errs []error
+		out   []*Status
+		errs  []error
+		names = make([]string, 0, len(entries))
 	)
 	for _, e := range entries {
 		name := e.Name()
@@ -129,15 +173,23 @@ func ListStatus(dir string) ([]*Status, error) {
 		if !ok || e.IsDir() || checkFileApp(app) != nil {
 			continue
 		}
-		st, err := ReadStatus(dir, app)
+		names = append(names, name)
+		// The stat through the directory is the cheap one (see statAt); when it fails,
+		// readStatus finds out why by reading, and reports it as ReadStatus would.
+		var listed *fingerprint
+		if st, err := statAt(d, name); err == nil {
+			listed = &st.fp
+		}
+		st, err := readStatus(dir, app, listed)
 		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) { // removed since ReadDir
+			if !errors.Is(err, fs.ErrNotExist) { // removed since the listing
 				errs = append(errs, err)
 			}
 			continue
 		}
-		out = append(out, st)
+		out = append(out, st.clone())
 	}
+	statusCache.retain(dir, names)
 	sort.Slice(out, func(i, j int) bool { return out[i].App < out[j].App })
 	return out, errors.Join(errs...)
 }
@@ -147,7 +199,9 @@ func RemoveStatus(dir, app string) error {
 	if err := checkFileApp(app); err != nil {
 		return fmt.Errorf("remove status: %w", err)
 	}
-	if err := os.Remove(statusPath(dir, app)); err != nil {
+	err := os.Remove(statusPath(dir, app))
+	statusCache.forget(dir, app+".json") // gone: free the entry now rather than at the next listing
+	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

@@ -1,0 +1,87 @@
+package spec
+
+import (
+	"errors"
+	"maps"
+	"slices"
+)
+
+// The caches hand out copies made here, so a caller that changes a returned Spec, Status or
+// error (the controller edits statuses in place) cannot change what the next caller gets.
+// Every reference-typed field must be copied: TestCloneSharesNothing fills every field by
+// reflection and fails when a new field is added here without being copied. nil stays nil and
+// empty stays empty, because callers and tests compare with reflect.DeepEqual.
+
+func (s *Spec) clone() *Spec {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Env = maps.Clone(s.Env)
+	if s.Health != nil {
+		c.Health = make([]Probe, len(s.Health))
+		for i, p := range s.Health {
+			p.OK = slices.Clone(p.OK)
+			c.Health[i] = p
+		}
+	}
+	return &c
+}
+
+func (s *Status) clone() *Status {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Conditions = slices.Clone(s.Conditions) // Condition holds values only
+	c.FirstDeployedAt = clonePtr(s.FirstDeployedAt)
+	c.AttemptStartedAt = clonePtr(s.AttemptStartedAt)
+	if s.Services != nil {
+		c.Services = make([]ServiceStatus, len(s.Services))
+		for i, svc := range s.Services {
+			if svc.Tasks != nil {
+				tasks := make([]TaskStatus, len(svc.Tasks))
+				for j, t := range svc.Tasks {
+					t.ExitCode = clonePtr(t.ExitCode)
+					tasks[j] = t
+				}
+				svc.Tasks = tasks
+			}
+			c.Services[i] = svc
+		}
+	}
+	c.Removed = slices.Clone(s.Removed)
+	c.History = slices.Clone(s.History) // HistoryEntry holds values only
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// cloneErr copies the errors Parse returns: a *FieldError, or errors.Join of them. Any other
+// shape is returned as it is (Parse makes none), and so is a join whose copy would read
+// differently, so a copy never changes what a person is told.
+func cloneErr(err error) error {
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case *FieldError:
+		c := *e
+		return &c
+	case interface{ Unwrap() []error }:
+		parts := e.Unwrap()
+		copies := make([]error, len(parts))
+		for i, p := range parts {
+			copies[i] = cloneErr(p)
+		}
+		if c := errors.Join(copies...); c != nil && c.Error() == err.Error() {
+			return c
+		}
+	}
+	return err
+}
