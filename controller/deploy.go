@@ -48,6 +48,9 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 		setPhase(st, spec.PhaseFailed, err.Error(), now)
 		return Result{}, nil
 	}
+	if len(support) > 0 && st.Phase == spec.PhasePending {
+		setPhase(st, spec.PhaseDeploying, "applying "+rendered.Revision+": "+summary(support), now)
+	}
 	if err := r.applyAll(ctx, log, d.App, support); err != nil {
 		return Result{}, err
 	}

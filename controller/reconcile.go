@@ -190,6 +190,12 @@ func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status,
 		return Result{}, nil
 	}
 	res, err := r.deploy(ctx, d, snap, st, now)
+	if deadline := st.AttemptStartedAt.Add(s.Timeout.Duration); err != nil && now.After(deadline) && ctx.Err() == nil {
+		// An error that retrying has not fixed within the spec's timeout is the app's failure,
+		// not a reason to retry for ever: say what the engine keeps answering.
+		setPhase(st, spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %v", s.Timeout.Duration, err), now)
+		return Result{}, nil
+	}
 	if expiry, ok := expiresAt(s, st); ok && err == nil && !st.Phase.Final() {
 		// The ttl timer: come back when the app is due to be reaped.
 		if left := expiry.Sub(now); res.RequeueAfter <= 0 || left < res.RequeueAfter {

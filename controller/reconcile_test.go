@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/go-logr/logr"
 
@@ -271,4 +274,32 @@ func TestRollbackIsFailedNotRetried(t *testing.T) {
 	if w := f.engine.writes(); len(w) > 0 {
 		t.Errorf("rolled-back service updated again: %v", w)
 	}
+}
+
+// failingNetworks is an engine that refuses to create networks, as a missing driver does.
+type failingNetworks struct{ *fakeEngine }
+
+func (failingNetworks) NetworkCreate(context.Context, string, network.CreateOptions) (network.CreateResponse, error) {
+	return network.CreateResponse{}, errors.New(`plugin "no-such-driver" not found`)
+}
+
+func TestPersistentApplyErrorFailsAtTheTimeout(t *testing.T) {
+	f := newFixture(t)
+	f.r.Engine = failingNetworks{f.engine}
+	f.writeSpec("e", "recipe: echo\nversion: 1.0.0+1\ntimeout: 5s\n")
+	for i := 0; i < 10; i++ {
+		_, err := f.r.Reconcile(t.Context(), "e")
+		f.now = f.now.Add(time.Second)
+		st, _ := spec.ReadStatus(f.r.StatusDir, "e")
+		if err == nil && st.Phase == spec.PhaseFailed {
+			if !strings.Contains(st.Message, "no-such-driver") || !strings.Contains(st.Message, "within 5s") {
+				t.Fatalf("message %q", st.Message)
+			}
+			return
+		}
+		if err == nil {
+			t.Fatalf("pass %d: an apply error must be retried before the timeout, got phase %s", i, st.Phase)
+		}
+	}
+	t.Fatal("never Failed")
 }

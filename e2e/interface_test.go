@@ -262,7 +262,7 @@ func newGatedEngine(t *testing.T) *gatedEngine {
 		addr = target.Path
 	}
 	if network != "unix" && network != "tcp" {
-		t.Skipf("gated engine proxy: daemon host %s is neither unix nor tcp", suite.docker.DaemonHost())
+		t.Fatalf("gated engine proxy: daemon host %s is neither unix nor tcp: run the suite against a unix or tcp engine", suite.docker.DaemonHost())
 	}
 	g := &gatedEngine{socket: filepath.Join(shortTempDir(t), "engine.sock"), open: make(chan struct{})}
 	proxy := &httputil.ReverseProxy{

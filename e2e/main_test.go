@@ -12,6 +12,8 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
 )
 
 // suite is what TestMain prepares once per run.
@@ -72,6 +74,7 @@ func run(m *testing.M) int {
 	} else {
 		fmt.Fprintf(os.Stderr, "e2e: built %s in %s (lock dir %s)\n", suite.binary, time.Since(start).Round(time.Millisecond), suite.lockDir)
 	}
+	defer manifests.Cleanup() // recipe trees rendered in this process (the conformance test)
 	return m.Run()
 }
 
