@@ -39,7 +39,7 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 	observeServices(st, v)
 	if v.RolledBack {
 		// Swarm restored the old spec and labels; updating again would only roll back again.
-		setPhase(st, spec.PhaseFailed, fmt.Sprintf("%s did not roll out: %s; the running spec is the previous one", rendered.Revision, v.Message), now)
+		setPhase(st, spec.PhaseFailed, fmt.Sprintf("%s did not roll out: %s", rendered.Revision, v.RolloutFailure()), now)
 		return Result{}, nil
 	}
 

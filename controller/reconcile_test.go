@@ -268,7 +268,7 @@ func TestRollbackIsFailedNotRetried(t *testing.T) {
 	}
 	f.engine.resetCalls()
 	st := f.settle("c")
-	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "rollback_completed") {
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "rolled back: the running spec is the previous one") {
 		t.Fatalf("phase %s: %s", st.Phase, st.Message)
 	}
 	if w := f.engine.writes(); len(w) > 0 {

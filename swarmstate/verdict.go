@@ -189,3 +189,42 @@ func taskError(newestFirst []swarm.Task) string {
 	}
 	return ""
 }
+
+// RolloutFailure says, for a RolledBack verdict, what swarm did to each service whose roll
+// failed and why: the newest failed task's error and exit code, and which spec now runs.
+func (v Verdict) RolloutFailure() string {
+	var parts []string
+	for _, s := range v.Services {
+		var what string
+		switch swarm.UpdateState(s.UpdateState) {
+		case swarm.UpdateStateRollbackCompleted:
+			what = "rolled back: the running spec is the previous one"
+		case swarm.UpdateStateRollbackPaused:
+			what = "rollback paused: some tasks may run the new spec, some the previous one"
+		case swarm.UpdateStatePaused:
+			what = "update paused: the new spec is in place but its tasks failed, so the service is not serving; fix the release or set version back"
+		default:
+			continue
+		}
+		if why := failedTask(s.Tasks); why != "" {
+			what += "; " + why
+		}
+		parts = append(parts, s.Name+" "+what)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// failedTask describes the newest task that failed: swarm's error and the exit code.
+func failedTask(newestFirst []swarm.Task) string {
+	for _, t := range newestFirst {
+		if t.Status.Err == "" && t.Status.State != swarm.TaskStateFailed {
+			continue
+		}
+		msg := fmt.Sprintf("task %s: %s", t.Status.State, t.Status.Err)
+		if cs := t.Status.ContainerStatus; cs != nil && cs.ExitCode != 0 {
+			msg += fmt.Sprintf(" (exit code %d)", cs.ExitCode)
+		}
+		return msg
+	}
+	return ""
+}

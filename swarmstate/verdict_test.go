@@ -88,3 +88,19 @@ func TestConverged(t *testing.T) {
 		})
 	}
 }
+
+func TestRolloutFailure(t *testing.T) {
+	t1 := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
+	failed := swarm.Task{ServiceID: "a", DesiredState: swarm.TaskStateShutdown, Status: swarm.TaskStatus{
+		State: swarm.TaskStateFailed, Err: "task: non-zero exit (3)", Timestamp: t1,
+		ContainerStatus: &swarm.ContainerStatus{ExitCode: 3}}}
+	for state, want := range map[swarm.UpdateState]string{
+		swarm.UpdateStateRollbackCompleted: "a rolled back: the running spec is the previous one; task failed: task: non-zero exit (3) (exit code 3)",
+		swarm.UpdateStatePaused:            "a update paused: the new spec is in place but its tasks failed",
+	} {
+		v := Converged([]swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: state, StartedAt: &t1})}, []swarm.Task{failed}, t1.Add(-time.Second))
+		if !v.RolledBack || !strings.Contains(v.RolloutFailure(), want) {
+			t.Errorf("%s: %q, want %q", state, v.RolloutFailure(), want)
+		}
+	}
+}

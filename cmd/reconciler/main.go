@@ -90,7 +90,7 @@ func newRoot(o *options) *cobra.Command {
 	f.StringVar(&o.lockDir, "lock-dir", "/run/lock/swarm-reconciler", "directory of lock files (a tmpfs)")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 
-	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), statusCmd(o), waitCmd(o),
+	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), diffCmd(o), statusCmd(o), waitCmd(o),
 		applyCmd(o), deleteCmd(o), validateCmd(o), versionCmd())
 	addBuiltinExamples(root)
 	return root

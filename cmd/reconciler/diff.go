@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+
+	"github.com/swarm-reconciler/reconciler/controller"
+	"github.com/swarm-reconciler/reconciler/locks"
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+func diffCmd(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "diff SPEC",
+		Short: "Show what reconciling a spec would change in the swarm (desired against live)",
+		Long: "Prints one line per change (+ create, ~ update, - remove), with a field diff for updates\n" +
+			"(\"- live, + desired\"; a service changed by hand shows what was changed). Exit 0 when the\n" +
+			"swarm matches the spec, 1 when it differs, as kubectl diff does. Nothing is written.",
+		Example: "  reconciler diff specs/ch-1a2b3c.yml --recipes ./recipes",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			s, app, err := readSpec(path, o.defaults())
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			engine, err := newEngine()
+			if err != nil {
+				return err
+			}
+			defer engine.Close()
+			defer manifests.Cleanup()
+			r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Owner: locks.SpecDirID(o.specs),
+				Now: time.Now, Log: logr.Discard()}
+			diffs, err := r.Diff(cmd.Context(), &spec.Desired{App: app, Path: path, Generation: spec.Generation(data), Spec: s})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, d := range diffs {
+				sign := "~"
+				switch {
+				case strings.HasPrefix(string(d.Action.Kind), "create"):
+					sign = "+"
+				case strings.HasPrefix(string(d.Action.Kind), "remove"):
+					sign = "-"
+				}
+				fmt.Fprintf(out, "%s %s (%s)\n", sign, d.Action.String(), app)
+				if d.Detail != "" {
+					for _, line := range strings.Split(strings.TrimRight(d.Detail, "\n"), "\n") {
+						fmt.Fprintf(out, "    %s\n", line)
+					}
+				}
+			}
+			if len(diffs) > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%s: %d changes pending", app, len(diffs))}
+			}
+			return nil
+		},
+	}
+}
