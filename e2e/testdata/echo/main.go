@@ -6,6 +6,9 @@
 //	GET /config   the content of the file named by $CONFIG_FILE (a swarm config mount)
 //	GET /secret   the length of the file named by $SECRET_FILE (a swarm secret mount), not
 //	              its content
+//	GET /secret-value         the content of the file named by $SECRET_FILE, for the secret
+//	                          tests only: they check the generated value and grep for it
+//	GET /secret-value/{name}  the content of /run/secrets/{name} (one path element)
 //
 // It listens on :$PORT (default 8080) and exits cleanly on SIGTERM. With $CRASH set it exits
 // 3 at once: a release whose tasks never stay up, for the rollback tests.
@@ -19,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -67,6 +71,32 @@ func main() {
 			return
 		}
 		fmt.Fprint(w, len(b))
+	})
+
+	// The secret's content, for the e2e secret tests only (a real app never serves it).
+	serveFile := func(w http.ResponseWriter, path string) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	}
+	mux.HandleFunc("GET /secret-value", func(w http.ResponseWriter, _ *http.Request) {
+		path := os.Getenv("SECRET_FILE")
+		if path == "" {
+			http.Error(w, "SECRET_FILE is not set", http.StatusNotFound)
+			return
+		}
+		serveFile(w, path)
+	})
+	mux.HandleFunc("GET /secret-value/{name}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+			http.Error(w, "not a secret name", http.StatusBadRequest)
+			return
+		}
+		serveFile(w, "/run/secrets/"+name)
 	})
 
 	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
