@@ -95,6 +95,12 @@ func (h *harness) flags() []string {
 // start runs `reconciler run` with its output appended to the harness's log file.
 func (h *harness) start() {
 	h.t.Helper()
+	h.startWith(nil)
+}
+
+// startWith is start with extra environment (NAME=value) and extra flags.
+func (h *harness) startWith(env []string, extra ...string) {
+	h.t.Helper()
 	if h.running() {
 		h.t.Fatal("reconciler already running")
 	}
@@ -103,10 +109,13 @@ func (h *harness) start() {
 		h.t.Fatal(err)
 	}
 	h.runs++
-	fmt.Fprintf(logFile, "=== e2e: reconciler run #%d starting at %s\n", h.runs, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(logFile, "=== e2e: reconciler run #%d starting at %s with env %v, flags %v\n", h.runs, time.Now().Format(time.RFC3339Nano), env, extra)
 	args := append([]string{"run"}, h.flags()...)
 	args = append(args, "--resync", resync.String(), "--log-format", "console")
-	cmd := exec.Command(h.bin, args...)
+	cmd := exec.Command(h.bin, append(args, extra...)...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = childProcAttr()

@@ -206,39 +206,6 @@ func TestInterfaceWaitTimeout(t *testing.T) {
 	}
 }
 
-// ifaceStart runs `reconciler run` like harness.start, with extra flags and environment.
-func (h *harness) ifaceStart(env []string, extra ...string) {
-	h.t.Helper()
-	if h.running() {
-		h.t.Fatal("reconciler already running")
-	}
-	logFile, err := os.OpenFile(h.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.runs++
-	fmt.Fprintf(logFile, "=== e2e: reconciler run #%d starting at %s with %v %v\n", h.runs, time.Now().Format(time.RFC3339Nano), env, extra)
-	args := append([]string{"run"}, h.flags()...)
-	args = append(args, "--resync", resync.String(), "--log-format", "console")
-	cmd := exec.Command(h.bin, append(args, extra...)...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = childProcAttr()
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		h.t.Fatalf("start reconciler: %v", err)
-	}
-	h.proc = cmd
-	h.exited = make(chan struct{})
-	exited := h.exited
-	go func() {
-		h.exit = cmd.Wait()
-		logFile.Close()
-		close(exited)
-	}()
-}
-
 // gatedEngine is an Engine API proxy on a unix socket in front of the suite's daemon. Until
 // opened it holds every request except /_ping and /version (which the client's version
 // negotiation and /readyz's engine check use), so a reconciler behind it cannot finish its
@@ -404,7 +371,7 @@ func TestMetricsAndReadyz(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.ifaceStart([]string{"DOCKER_HOST=unix://" + gate.socket}, "--metrics-addr", "127.0.0.1:"+strconv.Itoa(port))
+	h.startWith([]string{"DOCKER_HOST=unix://" + gate.socket}, "--metrics-addr", "127.0.0.1:"+strconv.Itoa(port))
 	ctx := context.Background()
 
 	// /healthz: alive as soon as it listens.
@@ -616,7 +583,7 @@ func TestServiceDeploy(t *testing.T) {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("the docker CLI is needed to deploy deploy/compose.yml: %v", err)
 		}
-		t.Skipf("the docker CLI is needed to deploy deploy/compose.yml: %v", err)
+		t.Skipf("the docker CLI is needed to deploy deploy/compose.yml: %v (with CI set this fails)", err)
 	}
 	ctx := context.Background()
 	h := newHarness(t) // its directories; the reconciler is the service

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -38,38 +37,11 @@ const faultKillEnv = "RECONCILER_FAULT_KILL_AFTER_STEPS"
 // address, and returns the metrics port (for /readyz and /metrics).
 func (h *harness) recStart(env ...string) int {
 	h.t.Helper()
-	if h.running() {
-		h.t.Fatal("reconciler already running")
-	}
 	port, err := freePort()
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	logFile, err := os.OpenFile(h.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.runs++
-	fmt.Fprintf(logFile, "=== e2e: reconciler run #%d starting at %s with env %v, metrics on port %d\n", h.runs, time.Now().Format(time.RFC3339Nano), env, port)
-	args := append([]string{"run"}, h.flags()...)
-	args = append(args, "--resync", resync.String(), "--log-format", "console", "--metrics-addr", "127.0.0.1:"+strconv.Itoa(port))
-	cmd := exec.Command(h.bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = childProcAttr()
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		h.t.Fatalf("start reconciler: %v", err)
-	}
-	h.proc = cmd
-	h.exited = make(chan struct{})
-	exited := h.exited
-	go func() {
-		h.exit = cmd.Wait()
-		logFile.Close()
-		close(exited)
-	}()
+	h.startWith(env, "--metrics-addr", "127.0.0.1:"+strconv.Itoa(port))
 	return port
 }
 
