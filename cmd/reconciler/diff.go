@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -26,14 +25,11 @@ func diffCmd(o *options) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			s, app, err := readSpec(path, o.defaults())
+			f, err := readSpec(path, o.defaults())
 			if err != nil {
 				return err
 			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
+			app := f.app
 			engine, err := newEngine()
 			if err != nil {
 				return err
@@ -42,7 +38,7 @@ func diffCmd(o *options) *cobra.Command {
 			defer manifests.Cleanup()
 			r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Owner: locks.SpecDirID(o.specs),
 				Now: time.Now, Log: logr.Discard()}
-			diffs, err := r.Diff(cmd.Context(), &spec.Desired{App: app, Path: path, Generation: spec.Generation(data), Spec: s})
+			diffs, err := r.Diff(cmd.Context(), &spec.Desired{App: app, Path: path, Generation: spec.Generation(f.data), Spec: f.spec})
 			if err != nil {
 				return err
 			}

@@ -40,10 +40,11 @@ func renderCmd(o *options) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			s, app, err := readSpec(path, o.defaults())
+			f, err := readSpec(path, o.defaults())
 			if err != nil {
 				return err
 			}
+			s, app := f.spec, f.app
 			stack, err := spec.StackName(s.Domain)
 			if err != nil {
 				return err
@@ -74,22 +75,29 @@ func renderCmd(o *options) *cobra.Command {
 	}
 }
 
-// readSpec reads and validates one spec file; the app name comes from the file name.
-func readSpec(path string, d spec.Defaults) (*spec.Spec, string, error) {
+// specFile is one spec file as read and validated: the app name comes from the file name.
+type specFile struct {
+	app  string
+	data []byte
+	spec *spec.Spec
+}
+
+// readSpec reads and validates one spec file.
+func readSpec(path string, d spec.Defaults) (specFile, error) {
 	app, ok := spec.AppName(filepath.Base(path))
 	if !ok {
-		return nil, "", fmt.Errorf("%s: not a spec file name: use <app>.yml, <app>.yaml or <app>.json", path)
+		return specFile{}, fmt.Errorf("%s: not a spec file name: use <app>.yml, <app>.yaml or <app>.json", path)
 	}
 	if err := spec.ValidateAppName(app); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", path, err)
+		return specFile{}, fmt.Errorf("%s: %w", path, err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, "", err
+		return specFile{}, err
 	}
 	s, err := spec.Parse(path, app, data, d)
 	if err != nil {
-		return nil, "", err
+		return specFile{}, err
 	}
-	return s, app, nil
+	return specFile{app: app, data: data, spec: s}, nil
 }

@@ -278,7 +278,7 @@ func validateCmd(o *options) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bad := 0
 			for _, path := range args {
-				if _, _, err := readSpec(path, o.defaults()); err != nil {
+				if _, err := readSpec(path, o.defaults()); err != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), err)
 					bad++
 					continue
@@ -307,14 +307,11 @@ func applyCmd(o *options) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			_, app, err := readSpec(path, o.defaults())
+			f, err := readSpec(path, o.defaults())
 			if err != nil {
 				return err
 			}
-			data, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
+			app, data := f.app, f.data
 			if err := spec.Place(o.specs, app, data); err != nil {
 				return err
 			}
