@@ -115,3 +115,38 @@ func TestOrphanOfAnotherSpecDirectoryIsLeftToIt(t *testing.T) {
 		t.Fatalf("janitor: %s %s", st.Phase, st.Message)
 	}
 }
+
+func TestTwoSpecsOneStack(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("a: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("b", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
+	f.engine.resetCalls()
+	st := f.settle("b")
+	if st.Phase != spec.PhaseInvalid || !strings.Contains(st.Message, `app "a" already uses`) {
+		t.Fatalf("b: %s %s", st.Phase, st.Message)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Fatalf("the second spec touched the first app's stack: %v", w)
+	}
+	// The holder keeps its stack through a resync, whatever the files' ages.
+	if _, err := f.r.Pending(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("a after resync: %s %s", st.Phase, st.Message)
+	}
+	// Once a is gone, a changed b takes the stack.
+	if err := spec.Unplace(f.r.SpecsDir, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.settle("a"); st.Phase != spec.PhaseDeleted {
+		t.Fatalf("a deleted: %s", st.Phase)
+	}
+	f.writeSpec("b", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\ntimeout: 9m\n")
+	if st := f.settle("b"); st.Phase != spec.PhaseReady {
+		t.Fatalf("b after a is gone: %s %s", st.Phase, st.Message)
+	}
+}

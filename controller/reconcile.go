@@ -72,6 +72,7 @@ type Reconciler struct {
 	renderG map[string]string
 	steps   atomic.Int64
 	held    map[string]*locks.Lock // app locks by domain
+	stacks  map[string]string      // stack -> the app holding it (see stacks.go)
 	probes  prober
 }
 
@@ -120,7 +121,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status, now time.Time) (Result, error) {
-	d, err := spec.Load(r.SpecsDir, app, r.Defaults)
+	d, err := r.loadSpec(app)
 	if err != nil {
 		return Result{}, fmt.Errorf("load spec of %s: %w", app, err)
 	}

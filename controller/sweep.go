@@ -19,6 +19,7 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scan specs: %w", err)
 	}
+	r.indexStacks(desired)
 	snap, err := swarmstate.Take(ctx, r.Engine, "")
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of all apps: %w", err)

@@ -52,6 +52,7 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 			setPhase(st, final, lead+msg, now)
 		}
 		r.forget(app)
+		r.releaseStacks(app)
 		return Result{}, nil
 	}
 	if st.Phase != spec.PhaseDeleting {

@@ -265,3 +265,35 @@ func checkFileApp(app string) error {
 	}
 	return nil
 }
+
+// LoadApp reads the spec of one app and looks at no other file: it costs the same however many
+// specs the directory holds. Unlike Load it does not check whether another spec claims the
+// same stack; a caller that reconciles many apps keeps a stack index from Scan for that. It
+// returns (nil, nil) when no file exists for the app.
+func LoadApp(dir, app string, d Defaults) (*Desired, error) {
+	if err := checkFileApp(app); err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	dh, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read spec directory %s: %w", dir, err)
+	}
+	defer dh.Close()
+	var files []specFile
+	for _, ext := range []string{".json", ".yaml", ".yml"} {
+		name := app + ext
+		st, err := statAt(dh, name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("stat spec %s: %w", filepath.Join(dir, name), err)
+		}
+		if st.regular {
+			files = append(files, specFile{name: name, path: filepath.Join(dir, name), mod: st.mod, fp: st.fp})
+		}
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	return readApp(dir, app, files, d).handOut(), nil
+}

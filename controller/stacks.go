@@ -1,0 +1,84 @@
+package controller
+
+import (
+	"fmt"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// Two specs must not map to one stack. Checking that by reading every spec on every reconcile
+// costs O(N) per app, so the controller keeps an index of which app holds each stack: filled
+// from each resync's scan (where the older file wins), claimed by the first app to reconcile a
+// free stack, and kept by the app that holds it for as long as its spec maps there, so a
+// deployed app is never displaced by a newcomer. An app releases its stack once torn down.
+
+// loadSpec reads app's spec and turns a stack held by another app into an error on it.
+func (r *Reconciler) loadSpec(app string) (*spec.Desired, error) {
+	d, err := spec.LoadApp(r.SpecsDir, app, r.Defaults)
+	if err != nil || d == nil || d.Spec == nil {
+		return d, err
+	}
+	stack, err := spec.StackName(d.Spec.Domain)
+	if err != nil {
+		return d, nil // reported as Invalid by the caller
+	}
+	if owner := r.claimStack(stack, app); owner != "" {
+		d.Err = &spec.FieldError{File: d.Path, Field: "domain", Msg: fmt.Sprintf(
+			"domain %q maps to stack %q, which app %q already uses: give one of them another domain",
+			d.Spec.Domain, stack, owner)}
+		d.Spec = nil
+	}
+	return d, nil
+}
+
+// claimStack gives stack to app unless another app holds it and its spec still maps there;
+// it returns that other app.
+func (r *Reconciler) claimStack(stack, app string) string {
+	r.mu.Lock()
+	owner, held := r.stacks[stack]
+	r.mu.Unlock()
+	if held && owner != app {
+		if other, err := spec.LoadApp(r.SpecsDir, owner, r.Defaults); err == nil && other != nil && other.Spec != nil {
+			if s, err := spec.StackName(other.Spec.Domain); err == nil && s == stack {
+				return owner
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stacks == nil {
+		r.stacks = map[string]string{}
+	}
+	r.stacks[stack] = app
+	return ""
+}
+
+// indexStacks adds the stacks of a scan's valid specs that nobody holds yet.
+func (r *Reconciler) indexStacks(desired map[string]*spec.Desired) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stacks == nil {
+		r.stacks = map[string]string{}
+	}
+	for app, d := range desired {
+		if d.Spec == nil {
+			continue
+		}
+		if stack, err := spec.StackName(d.Spec.Domain); err == nil {
+			if _, held := r.stacks[stack]; !held {
+				r.stacks[stack] = app
+			}
+		}
+	}
+}
+
+// releaseStacks frees every stack app holds, once nothing of it is left.
+func (r *Reconciler) releaseStacks(app string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for stack, owner := range r.stacks {
+		if owner == app {
+			delete(r.stacks, stack)
+		}
+	}
+}
