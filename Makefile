@@ -37,8 +37,12 @@ fuzz:
 	$(GO) test ./spec/ -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./manifests/ -run '^$$' -fuzz FuzzEnvFile -fuzztime $(FUZZTIME)
 
-bench:
-	$(GO) test ./e2e/ -run '^$$' -bench . -benchtime 3x -timeout 30m
+# Benchmarks (docs/benchmarks.md): the reconciler against `docker stack deploy` on the real
+# swarm for 1, 10 and 30 apps (BenchmarkScale; E2E_BENCH_SCALE_REPS rounds each way, default 3)
+# and one install/delete, then the in-memory controller at 1,000 and 10,000 apps.
+bench: swarm
+	$(GO) test ./e2e/ -run '^$$' -bench 'Scale|InstallDelete' -benchtime 1x -timeout 60m
+	$(GO) test ./controller -run '^$$' -bench . -benchtime 3x
 
 # The reconciler image swarm-reconciler:dev (FROM scratch, static binary); IMAGE=... for another tag.
 .PHONY: image
