@@ -272,6 +272,10 @@ func (c *Controller) route(app, stack string) {
 	c.mu.Unlock()
 }
 
+// eventSettle is how long after an engine event an app is looked at again, for the state the
+// event announced to show up in the swarm's task list.
+const eventSettle = 150 * time.Millisecond
+
 // routeChanges turns engine events into app names. A service is named <stack>_<service>, and
 // stacks may themselves contain underscores, so every prefix is tried.
 func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate.Change) {
@@ -282,6 +286,9 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 		case ch := <-changes:
 			if app := c.appOf(ch); app != "" {
 				c.queue.Add(app)
+				// Swarm reports a task running a moment after its container starts: look again
+				// shortly, rather than at the next wait interval.
+				c.queue.AddAfter(app, eventSettle)
 			}
 		}
 	}

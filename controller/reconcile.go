@@ -30,7 +30,7 @@ type Result struct {
 // Intervals at which an app that is waiting on swarm is looked at again. Engine events usually
 // come sooner; these are the safety net.
 const (
-	waitInterval     = time.Second
+	waitInterval     = 500 * time.Millisecond
 	teardownInterval = 500 * time.Millisecond
 )
 
