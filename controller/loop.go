@@ -272,9 +272,9 @@ func (c *Controller) route(app, stack string) {
 	c.mu.Unlock()
 }
 
-// eventSettle is how long after an engine event an app is looked at again, for the state the
-// event announced to show up in the swarm's task list.
-const eventSettle = 150 * time.Millisecond
+// eventSettle is when, after an engine event, an app is looked at again, for the state the
+// event announced to show up in the swarm's task list (it lags the container by ~0.1 s).
+var eventSettle = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}
 
 // routeChanges turns engine events into app names. A service is named <stack>_<service>, and
 // stacks may themselves contain underscores, so every prefix is tried.
@@ -288,7 +288,9 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 				c.queue.Add(app)
 				// Swarm reports a task running a moment after its container starts: look again
 				// shortly, rather than at the next wait interval.
-				c.queue.AddAfter(app, eventSettle)
+				for _, d := range eventSettle {
+					c.queue.AddAfter(app, d)
+				}
 			}
 		}
 	}
