@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/spec"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
@@ -67,6 +68,11 @@ func BenchmarkConvergeAll(b *testing.B) {
 // each), as reconciling them one by one would leave them, without paying for that.
 func newBenchFixture(b *testing.B, n int) *fixture {
 	f := newFixture(b)
+	lockDir, err := locks.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.r.Locks = lockDir // a resync also sweeps the lock directory, as in production
 	one := uint64(1)
 	started := f.now
 	for i := 0; i < n; i++ {

@@ -67,17 +67,17 @@ func (r *Reconciler) sweepLocks(desired map[string]*spec.Desired, groups map[str
 			longest = max(longest, d.Spec.TTL.Duration)
 		}
 	}
+	byApp := make(map[string]*spec.Status, len(statuses))
 	for _, st := range statuses {
+		byApp[st.App] = st
 		if st.Domain != "" && st.Phase != spec.PhaseDeleted && st.Phase != spec.PhaseExpired {
 			domains[st.Domain] = true
 		}
 	}
 	for app, group := range groups {
-		st := &spec.Status{}
-		for _, s := range statuses {
-			if s.App == app {
-				st = s
-			}
+		st := byApp[app]
+		if st == nil {
+			st = &spec.Status{}
 		}
 		domains[domainOf(st, group)] = true
 	}
