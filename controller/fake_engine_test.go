@@ -35,6 +35,9 @@ type fakeEngine struct {
 	images   map[string]bool
 	// failTasks makes created tasks fail with this error instead of running.
 	failTasks string
+	// taskState, when set, is the state created tasks are listed in instead of running, as
+	// swarm's task list shows them until its dispatcher records the agent's report.
+	taskState swarm.TaskState
 }
 
 func newFakeEngine() *fakeEngine {
@@ -187,6 +190,9 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 	for i := 0; i < n; i++ {
 		t := swarm.Task{ID: f.id(), ServiceID: s.ID, DesiredState: swarm.TaskStateRunning,
 			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.now}}
+		if f.taskState != "" {
+			t.Status.State = f.taskState
+		}
 		if f.failTasks != "" {
 			t.DesiredState = swarm.TaskStateShutdown
 			t.Status.State, t.Status.Err = swarm.TaskStateRejected, f.failTasks

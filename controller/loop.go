@@ -95,6 +95,9 @@ func (c *Controller) init() {
 	c.timers = map[string]*time.Timer{}
 	c.mu.Unlock()
 	c.R.observed = c.route
+	if c.R.Started == nil {
+		c.R.Started = swarmstate.NewStartedTasks()
+	}
 }
 
 func (c *Controller) eventStream(connected bool) {
@@ -284,6 +287,7 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 		case <-ctx.Done():
 			return
 		case ch := <-changes:
+			c.R.Started.Observe(ch) // before the app is queued, so its reconcile sees it
 			if app := c.appOf(ch); app != "" {
 				c.queue.Add(app)
 				// Swarm reports a task running a moment after its container starts: look again

@@ -22,6 +22,8 @@ type Change struct {
 	Stack string
 	// Action is the engine's action, e.g. "update", "remove", "die".
 	Action string
+	// Task is the swarm task ID of a container, when the event carries it.
+	Task string
 }
 
 // Watch streams service and container events until ctx ends, reconnecting with backoff when
@@ -76,7 +78,12 @@ func change(m events.Message) (Change, bool) {
 		if svc == "" {
 			return Change{}, false
 		}
-		return Change{Service: svc, Stack: m.Actor.Attributes[LabelNamespace], Action: string(m.Action)}, true
+		return Change{
+			Service: svc,
+			Stack:   m.Actor.Attributes[LabelNamespace],
+			Action:  string(m.Action),
+			Task:    m.Actor.Attributes["com.docker.swarm.task.id"],
+		}, true
 	}
 	return Change{}, false
 }

@@ -1,0 +1,35 @@
+package swarmstate
+
+import (
+	"testing"
+
+	"github.com/docker/docker/api/types/events"
+)
+
+func TestChangeOfEvent(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  events.Message
+		want Change
+		ok   bool
+	}{
+		{"service update", events.Message{Type: events.ServiceEventType, Action: "update",
+			Actor: events.Actor{Attributes: map[string]string{"name": "app_web"}}},
+			Change{Service: "app_web", Action: "update"}, true},
+		{"task container start", events.Message{Type: events.ContainerEventType, Action: events.ActionStart,
+			Actor: events.Actor{Attributes: map[string]string{
+				"com.docker.swarm.service.name": "app_web", LabelNamespace: "app", "com.docker.swarm.task.id": "t1"}}},
+			Change{Service: "app_web", Stack: "app", Action: "start", Task: "t1"}, true},
+		{"plain container", events.Message{Type: events.ContainerEventType, Action: events.ActionStart,
+			Actor: events.Actor{Attributes: map[string]string{"name": "x"}}}, Change{}, false},
+		{"network event", events.Message{Type: events.NetworkEventType, Action: "create"}, Change{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := change(tt.msg)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("change = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
