@@ -89,7 +89,6 @@ type Reconciler struct {
 // status as Invalid or Failed, final for that generation, and not retried until the spec file
 // changes. A positive RequeueAfter means the app waits on swarm.
 func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) {
-	now := r.Now()
 	prev, err := spec.ReadStatus(r.StatusDir, app)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
@@ -99,7 +98,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		st = cloneStatus(prev)
 	}
 
-	res, rerr := r.reconcile(ctx, app, st, now)
+	d, snap, rerr := r.observe(ctx, app)
+	// The clock is read after the world is: a phase is stamped with when it was seen, not with
+	// when this pass began (the list calls take tens of ms on a busy engine).
+	now := r.Now()
+	var res Result
+	if rerr == nil {
+		res, rerr = r.reconcile(ctx, app, d, snap, st, now)
+	}
 	if r.observed != nil && st.Stack != "" {
 		r.observed(app, st.Stack)
 	}
@@ -125,16 +131,21 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	return res, rerr
 }
 
-func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status, now time.Time) (Result, error) {
+// observe reads app's desired state and the swarm's objects of it.
+func (r *Reconciler) observe(ctx context.Context, app string) (*spec.Desired, *swarmstate.Snapshot, error) {
 	d, err := r.loadSpec(app)
 	if err != nil {
-		return Result{}, fmt.Errorf("load spec of %s: %w", app, err)
+		return nil, nil, fmt.Errorf("load spec of %s: %w", app, err)
 	}
 	snap, err := swarmstate.Take(ctx, r.Engine, app)
 	if err != nil {
-		return Result{}, fmt.Errorf("snapshot of %s: %w", app, err)
+		return nil, nil, fmt.Errorf("snapshot of %s: %w", app, err)
 	}
 	snap.Tasks = r.Started.Promote(snap.Tasks)
+	return d, snap, nil
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, app string, d *spec.Desired, snap *swarmstate.Snapshot, st *spec.Status, now time.Time) (Result, error) {
 	switch {
 	case d == nil:
 		return r.teardown(ctx, app, snap, st, now, spec.PhaseDeleted, "")
@@ -146,6 +157,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app string, st *spec.Status,
 	}
 	s := d.Spec
 	st.Recipe, st.Version, st.Tier, st.Domain = s.Recipe, s.Version, s.Tier, s.Domain
+	var err error
 	if st.Stack, err = spec.StackName(s.Domain); err != nil {
 		st.ObservedGeneration = d.Generation
 		setPhase(st, spec.PhaseInvalid, err.Error(), now)
