@@ -609,24 +609,32 @@ func otherE2E() int {
 }
 
 // taskRunningSince is the Status.Timestamp of service's running task: when swarm recorded it
-// running.
+// running. The reconciler may say Ready before the task list shows the task running (it takes
+// the engine's container start event for it, and swarm's dispatcher records the agent's report
+// up to ~0.1 s later), so the list is polled for a few seconds.
 func (s *scaleBench) taskRunningSince(service string) time.Time {
-	tasks, err := suite.docker.TaskList(s.ctx, swarm.TaskListOptions{
-		Filters: filters.NewArgs(filters.Arg("service", service), filters.Arg("desired-state", "running")),
-	})
-	if err != nil {
-		s.b.Fatalf("tasks of %s: %v", service, err)
-	}
-	var since time.Time
-	for _, t := range tasks {
-		if t.Status.State == swarm.TaskStateRunning {
-			since = later(since, t.Status.Timestamp)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tasks, err := suite.docker.TaskList(s.ctx, swarm.TaskListOptions{
+			Filters: filters.NewArgs(filters.Arg("service", service), filters.Arg("desired-state", "running")),
+		})
+		if err != nil {
+			s.b.Fatalf("tasks of %s: %v", service, err)
 		}
+		var since time.Time
+		for _, t := range tasks {
+			if t.Status.State == swarm.TaskStateRunning {
+				since = later(since, t.Status.Timestamp)
+			}
+		}
+		if !since.IsZero() {
+			return since
+		}
+		if time.Now().After(deadline) {
+			s.b.Fatalf("service %s has no running task 5 s after it was Ready", service)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if since.IsZero() {
-		s.b.Fatalf("service %s has no running task", service)
-	}
-	return since
 }
 
 // startLog records the engine's container start events of stack-labelled containers, by stack.
