@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -173,6 +174,11 @@ func (f *fakeEngine) Events(ctx context.Context, _ events.ListOptions) (<-chan e
 	errs := make(chan error, 1)
 	go func() { <-ctx.Done(); errs <- ctx.Err() }()
 	return make(chan events.Message), errs
+}
+
+// ContainerInspect knows no containers: the fake's tasks have none.
+func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
+	return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
 }
 
 func (f *fakeEngine) runTasks(s *swarm.Service) {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 )
@@ -38,6 +40,9 @@ const (
 	// rolloutMissingImage runs rolloutMissingRef, which is neither local nor pullable.
 	rolloutMissingImage = "3.0.0+1.0"
 	rolloutMissingRef   = "swarm-reconciler-e2e/rollout-missing:1"
+	// rolloutSlowHealth has a healthcheck that passes only rolloutHealthyAfter after the start.
+	rolloutSlowHealth   = "4.0.0+1.0"
+	rolloutHealthyAfter = 4 * time.Second
 	// rolloutCrashExit is the exit code of the echo image with CRASH set.
 	rolloutCrashExit = 3
 )
@@ -88,22 +93,24 @@ func makeRolloutRecipe(t testing.TB, recipesDir string) rolloutRecipe {
 	releases := []struct {
 		version, image, failureAction string
 		crash                         bool
+		healthyAfter                  time.Duration
 	}{
-		{rolloutV1, echoImage, "rollback", false},
-		{rolloutV2, echoImage, "rollback", false},
-		{rolloutCrashRollback, echoImage, "rollback", true},
-		{rolloutCrashPause, echoImage, "pause", true},
-		{rolloutMissingImage, rolloutMissingRef, "rollback", false},
+		{rolloutV1, echoImage, "rollback", false, 0},
+		{rolloutV2, echoImage, "rollback", false, 0},
+		{rolloutCrashRollback, echoImage, "rollback", true, 0},
+		{rolloutCrashPause, echoImage, "pause", true, 0},
+		{rolloutMissingImage, rolloutMissingRef, "rollback", false, 0},
+		{rolloutSlowHealth, echoImage, "rollback", false, rolloutHealthyAfter},
 	}
 	for _, rel := range releases {
 		msg := fmt.Sprintf("hello from %s %s", r.Name, rel.version)
 		r.Messages[rel.version] = msg
-		commit("release "+rel.version, rolloutCompose(rel.image, msg, rel.version, rel.failureAction, rel.crash))
+		commit("release "+rel.version, rolloutCompose(rel.image, msg, rel.version, rel.failureAction, rel.crash, rel.healthyAfter))
 		must(git(r.Dir, "tag", "-a", rel.version, "-m", "release "+rel.version))
 	}
 	// Unreleased work, committed but never tagged: only a commit deploy reaches it.
 	chaosMsg := "hello from " + r.Name + " at an untagged commit"
-	commit("unreleased work", rolloutCompose(echoImage, chaosMsg, "chaos", "rollback", false))
+	commit("unreleased work", rolloutCompose(echoImage, chaosMsg, "chaos", "rollback", false, 0))
 	out, err := exec.Command("git", "-C", r.Dir, "rev-parse", "HEAD").Output()
 	if err != nil {
 		t.Fatalf("git rev-parse HEAD in %s: %v", r.Dir, err)
@@ -113,11 +120,18 @@ func makeRolloutRecipe(t testing.TB, recipesDir string) rolloutRecipe {
 	return r
 }
 
-// rolloutCompose is one release's compose.yml.
-func rolloutCompose(image, message, version, failureAction string, crash bool) string {
-	crashEnv := ""
+// rolloutCompose is one release's compose.yml. A healthyAfter above zero gives the service a
+// healthcheck (every 500 ms) that passes that long after the container started.
+func rolloutCompose(image, message, version, failureAction string, crash bool, healthyAfter time.Duration) string {
+	extra := ""
 	if crash {
-		crashEnv = "      - CRASH=1\n"
+		extra = "      - CRASH=1\n"
+	}
+	if healthyAfter > 0 {
+		extra = fmt.Sprintf("      - HEALTHY_AFTER=%s\n", healthyAfter) +
+			"    healthcheck:\n" +
+			"      test: [\"CMD\", \"/echo\", \"check\"]\n" +
+			"      interval: 500ms\n      timeout: 2s\n      retries: 60\n"
 	}
 	return fmt.Sprintf(`version: "3.8"
 
@@ -141,7 +155,7 @@ services:
         failure_action: %s
       labels:
         - "coop-cloud.${STACK_NAME}.version=%s"
-`, image, message, crashEnv, failureAction, version)
+`, image, message, extra, failureAction, version)
 }
 
 // rolloutSpec is the app's spec for version of recipe r, with extra YAML lines; a "timeout:"
@@ -747,6 +761,57 @@ func TestRolloutProbeLateReady(t *testing.T) {
 		t.Errorf("Ready with message %q", s.Message)
 	}
 	if err := waitHTTP(context.Background(), a.port, "/", r.Messages[rolloutV1]); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRolloutHealthcheckGatesReady: swarm counts a task with a healthcheck running only once
+// its container is healthy, and so must the reconciler, which otherwise takes the engine's
+// container start event for a task running. The release's healthcheck passes only
+// rolloutHealthyAfter after the container started.
+func TestRolloutHealthcheckGatesReady(t *testing.T) {
+	h := startHarness(t)
+	r := makeRolloutRecipe(t, h.recipes)
+	a := h.newApp("e2e-ro-health")
+	gen := h.writeSpec(a.name, r.spec(a, rolloutSlowHealth))
+	s := h.waitPhase(a.name, gen, "Ready")
+	seen := time.Now()
+	full := rolloutFull(t, s)
+	readyAt, _ := full.historyTime("Ready")
+
+	ctx := context.Background()
+	ctrs, err := suite.docker.ContainerList(ctx, container.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.name="+a.stack()+"_app")),
+	})
+	if err != nil || len(ctrs) != 1 {
+		t.Fatalf("containers of %s_app: %d, %v", a.stack(), len(ctrs), err)
+	}
+	c, err := suite.docker.ContainerInspect(ctx, ctrs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State.Health == nil {
+		t.Fatalf("container %s has no health state: the release's healthcheck is missing", c.ID)
+	}
+	if c.State.Health.Status != "healthy" {
+		t.Fatalf("Ready (seen %s) while the container's health is %q:\n%s", seen.Format(time.RFC3339Nano), c.State.Health.Status, s)
+	}
+	started, err := time.Parse(time.RFC3339Nano, c.State.StartedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var healthy time.Time
+	for _, p := range c.State.Health.Log {
+		if p.ExitCode == 0 && (healthy.IsZero() || p.End.Before(healthy)) {
+			healthy = p.End
+		}
+	}
+	t.Logf("measured: container started %s, first passing healthcheck %s later, Ready (history) %s after that",
+		started.Format(time.RFC3339Nano), healthy.Sub(started).Round(time.Millisecond), readyAt.Sub(healthy).Round(time.Millisecond))
+	if readyAt.Sub(started) < rolloutHealthyAfter {
+		t.Errorf("Ready %s after the container started; its healthcheck passes only after %s", readyAt.Sub(started), rolloutHealthyAfter)
+	}
+	if err := waitHTTP(ctx, a.port, "/", r.Messages[rolloutSlowHealth]); err != nil {
 		t.Error(err)
 	}
 }

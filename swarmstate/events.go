@@ -4,13 +4,16 @@ import (
 	"context"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 )
 
-// EventSource is the event side of the Engine API; *client.Client satisfies it.
+// EventSource is the event side of the Engine API; *client.Client satisfies it. A started
+// task container is inspected once, to learn whether swarm waits for its healthcheck.
 type EventSource interface {
 	Events(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error)
+	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
 }
 
 // Change names the swarm object an engine event was about. It carries no state: the
@@ -24,6 +27,9 @@ type Change struct {
 	Action string
 	// Task is the swarm task ID of a container, when the event carries it.
 	Task string
+	// Healthcheck is set on the start of a task container that runs a healthcheck (or that
+	// could not be inspected): swarm counts such a task running only once it is healthy.
+	Healthcheck bool
 }
 
 // Watch streams service and container events until ctx ends, reconnecting with backoff when
@@ -49,6 +55,9 @@ func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<
 				case m := <-msgs:
 					backoff = 100 * time.Millisecond
 					if c, ok := change(m); ok {
+						if c.Task != "" && c.Action == string(events.ActionStart) {
+							c.Healthcheck = healthChecked(ctx, src, m.Actor.ID)
+						}
 						select {
 						case out <- c:
 						case <-ctx.Done():
@@ -86,4 +95,19 @@ func change(m events.Message) (Change, bool) {
 		}, true
 	}
 	return Change{}, false
+}
+
+// healthChecked reports whether swarm waits for the container's healthcheck before it counts
+// its task running: the test the swarm executor applies (daemon/cluster/executor/container).
+// A container that cannot be inspected counts as health-checked, so nothing is taken as
+// running on a guess.
+func healthChecked(ctx context.Context, src EventSource, id string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := src.ContainerInspect(ctx, id)
+	if err != nil || c.Config == nil {
+		return true
+	}
+	hc := c.Config.Healthcheck
+	return hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE"
 }

@@ -7,11 +7,13 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 )
 
-// StartedTasks remembers which tasks' containers the engine reported started, from its
-// event stream. Swarm's manager records a task as running only when its dispatcher next
-// writes the agents' status reports, which it batches (every 100 ms), so the task list lags
-// the container by up to ~0.1 s. The start event is the same fact seen first: a task whose
-// container started and has not stopped is running, whatever the task list says yet.
+// StartedTasks remembers which tasks' containers the engine reported running, from its event
+// stream. Swarm's manager records a task as running only when its dispatcher next writes the
+// agents' status reports, which it batches (every 100 ms), so the task list lags the
+// container by up to ~0.1 s. The event is the same fact seen first: the agent reports a task
+// running when its container started, or, when the container has a healthcheck, when the
+// container turned healthy; a task whose container did so and has not stopped is running,
+// whatever the task list says yet.
 //
 // Only containers of the engine the reconciler talks to send events, so on a multi-node
 // swarm tasks on other nodes are seen running through the task list alone, as before.
@@ -28,8 +30,10 @@ func NewStartedTasks() *StartedTasks {
 	return &StartedTasks{at: map[string]time.Time{}, Keep: time.Minute, now: time.Now}
 }
 
-// Observe records what an engine event says about a task's container: a start adds the
-// task, anything that ends the container removes it. It is safe on a nil set.
+// Observe records what an engine event says about a task's container: a start without a
+// healthcheck, or a healthy health status, makes the task running; anything that may end the
+// container (or an unhealthy status) makes the task list the only word again. It is safe on
+// a nil set.
 func (s *StartedTasks) Observe(c Change) {
 	if s == nil || c.Task == "" {
 		return
@@ -44,8 +48,14 @@ func (s *StartedTasks) Observe(c Change) {
 	}
 	switch c.Action {
 	case "start":
+		if c.Healthcheck {
+			delete(s.at, c.Task) // swarm waits for "healthy"
+		} else {
+			s.at[c.Task] = now
+		}
+	case "health_status: healthy":
 		s.at[c.Task] = now
-	case "die", "kill", "stop", "oom", "destroy":
+	case "health_status: unhealthy", "die", "kill", "stop", "oom", "destroy":
 		delete(s.at, c.Task)
 	}
 }

@@ -30,6 +30,10 @@ func TestStartedTasksPromote(t *testing.T) {
 		{"failed stays failed", []Change{{Task: "t1", Action: "start"}}, pendingTask("t1", run, swarm.TaskStateFailed), swarm.TaskStateFailed, false},
 		{"complete stays complete", []Change{{Task: "t1", Action: "start"}}, pendingTask("t1", run, swarm.TaskStateComplete), swarm.TaskStateComplete, false},
 		{"swarm wants it shut down", []Change{{Task: "t1", Action: "start"}}, pendingTask("t1", shut, swarm.TaskStateStarting), swarm.TaskStateStarting, false},
+		{"started with a healthcheck", []Change{{Task: "t1", Action: "start", Healthcheck: true}}, pendingTask("t1", run, swarm.TaskStateStarting), swarm.TaskStateStarting, false},
+		{"healthy", []Change{{Task: "t1", Action: "start", Healthcheck: true}, {Task: "t1", Action: "health_status: healthy"}}, pendingTask("t1", run, swarm.TaskStateStarting), run, true},
+		{"healthy then unhealthy", []Change{{Task: "t1", Action: "health_status: healthy"}, {Task: "t1", Action: "health_status: unhealthy"}}, pendingTask("t1", run, swarm.TaskStateStarting), swarm.TaskStateStarting, false},
+		{"health check still starting", []Change{{Task: "t1", Action: "start", Healthcheck: true}, {Task: "t1", Action: "health_status: starting"}}, pendingTask("t1", run, swarm.TaskStateStarting), swarm.TaskStateStarting, false},
 		{"event without a task", []Change{{Action: "start"}}, pendingTask("", run, swarm.TaskStateStarting), swarm.TaskStateStarting, false},
 	}
 	for _, tt := range tests {

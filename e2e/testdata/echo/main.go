@@ -11,7 +11,11 @@
 //	GET /secret-value/{name}  the content of /run/secrets/{name} (one path element)
 //
 // It listens on :$PORT (default 8080) and exits cleanly on SIGTERM. With $CRASH set it exits
-// 3 at once: a release whose tasks never stay up, for the rollback tests.
+// 3 at once: a release whose tasks never stay up, for the rollback tests. With $HEALTHY_AFTER
+// (a Go duration) /healthz answers 503 until that long after the start.
+//
+// `echo check` is a healthcheck command (the image has no shell): it exits 0 when
+// http://127.0.0.1:$PORT/healthz answers 200, 1 otherwise.
 package main
 
 import (
@@ -28,6 +32,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		os.Exit(check())
+	}
 	if os.Getenv("CRASH") != "" {
 		log.Print("echo: CRASH is set: exiting")
 		os.Exit(3)
@@ -37,12 +44,25 @@ func main() {
 		port = "8080"
 	}
 	message := os.Getenv("MESSAGE")
+	started := time.Now()
+	var healthyAfter time.Duration
+	if v := os.Getenv("HEALTHY_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			log.Fatalf("echo: HEALTHY_AFTER: %v", err)
+		}
+		healthyAfter = d
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, message)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if time.Since(started) < healthyAfter {
+			http.Error(w, "not healthy yet", http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprint(w, "ok")
 	})
 	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
@@ -112,4 +132,24 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
+}
+
+// check is the healthcheck: GET /healthz on the local port.
+func check() int {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + port + "/healthz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, resp.Status)
+		return 1
+	}
+	return 0
 }
