@@ -275,8 +275,9 @@ func (c *Controller) route(app, stack string) {
 	c.mu.Unlock()
 }
 
-// eventSettle is when, after an engine event, an app is looked at again, for the state the
-// event announced to show up in the swarm's task list (it lags the container by ~0.1 s).
+// eventSettle is when, after an engine event whose news swarm's task list shows only later
+// (a container that ended: its task is reported failed ~0.1 s after), the app is looked at
+// again, rather than at the next wait interval.
 var eventSettle = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}
 
 // routeChanges turns engine events into app names. A service is named <stack>_<service>, and
@@ -288,10 +289,12 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 			return
 		case ch := <-changes:
 			c.R.Started.Observe(ch) // before the app is queued, so its reconcile sees it
-			if app := c.appOf(ch); app != "" {
-				c.queue.Add(app)
-				// Swarm reports a task running a moment after its container starts: look again
-				// shortly, rather than at the next wait interval.
+			app := c.appOf(ch)
+			if app == "" {
+				continue
+			}
+			c.queue.Add(app)
+			if ch.Lagging() {
 				for _, d := range eventSettle {
 					c.queue.AddAfter(app, d)
 				}

@@ -2,6 +2,7 @@ package swarmstate
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -84,7 +85,7 @@ func change(m events.Message) (Change, bool) {
 		return Change{Service: m.Actor.Attributes["name"], Action: string(m.Action)}, true
 	case events.ContainerEventType:
 		svc := m.Actor.Attributes["com.docker.swarm.service.name"]
-		if svc == "" {
+		if svc == "" || !taskAction(string(m.Action)) {
 			return Change{}, false
 		}
 		return Change{
@@ -95,6 +96,25 @@ func change(m events.Message) (Change, bool) {
 		}, true
 	}
 	return Change{}, false
+}
+
+// taskAction reports whether a container event can change what swarm reports of the
+// container's task. The rest (create, the exec_* of every healthcheck run, attach, resize…)
+// would only queue reconciles that find nothing new.
+func taskAction(a string) bool {
+	switch events.Action(a) {
+	case events.ActionStart, events.ActionDie, events.ActionStop, events.ActionKill, events.ActionOOM, events.ActionDestroy:
+		return true
+	}
+	return strings.HasPrefix(a, "health_status")
+}
+
+// Lagging reports whether swarm's task list shows what the event announces only later, once
+// its dispatcher has recorded the agent's report (batched every 100 ms): a task container
+// that ended, or turned unhealthy. A start or a healthy status is not: StartedTasks takes
+// those for running at once; nor is a service event, which the service list shows already.
+func (c Change) Lagging() bool {
+	return c.Task != "" && c.Action != string(events.ActionStart) && c.Action != "health_status: healthy"
 }
 
 // healthChecked reports whether swarm waits for the container's healthcheck before it counts

@@ -24,6 +24,14 @@ func TestChangeOfEvent(t *testing.T) {
 			Actor: events.Actor{Attributes: map[string]string{
 				"com.docker.swarm.service.name": "app_web", LabelNamespace: "app", "com.docker.swarm.task.id": "t1"}}},
 			Change{Service: "app_web", Stack: "app", Action: "start", Task: "t1"}, true},
+		{"healthcheck exec of a task container", events.Message{Type: events.ContainerEventType, Action: "exec_start: /echo check",
+			Actor: events.Actor{Attributes: map[string]string{
+				"com.docker.swarm.service.name": "app_web", LabelNamespace: "app", "com.docker.swarm.task.id": "t1"}}},
+			Change{}, false},
+		{"task container turned healthy", events.Message{Type: events.ContainerEventType, Action: "health_status: healthy",
+			Actor: events.Actor{Attributes: map[string]string{
+				"com.docker.swarm.service.name": "app_web", LabelNamespace: "app", "com.docker.swarm.task.id": "t1"}}},
+			Change{Service: "app_web", Stack: "app", Action: "health_status: healthy", Task: "t1"}, true},
 		{"plain container", events.Message{Type: events.ContainerEventType, Action: events.ActionStart,
 			Actor: events.Actor{Attributes: map[string]string{"name": "x"}}}, Change{}, false},
 		{"network event", events.Message{Type: events.NetworkEventType, Action: "create"}, Change{}, false},
@@ -87,6 +95,25 @@ func TestWatchTellsWhichStartsWaitForAHealthcheck(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("Watch sent fewer changes than events")
+		}
+	}
+}
+
+func TestChangeLagging(t *testing.T) {
+	tests := []struct {
+		c    Change
+		want bool
+	}{
+		{Change{Service: "app_web", Action: "update"}, false},
+		{Change{Task: "t1", Action: "start"}, false},
+		{Change{Task: "t1", Action: "health_status: healthy"}, false},
+		{Change{Task: "t1", Action: "health_status: unhealthy"}, true},
+		{Change{Task: "t1", Action: "die"}, true},
+		{Change{Task: "t1", Action: "destroy"}, true},
+	}
+	for _, tt := range tests {
+		if got := tt.c.Lagging(); got != tt.want {
+			t.Errorf("%+v.Lagging() = %v, want %v", tt.c, got, tt.want)
 		}
 	}
 }
