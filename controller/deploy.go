@@ -127,7 +127,7 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 		return Result{}, nil
 	case st.Phase == spec.PhaseReady || st.Phase == spec.PhaseDegraded:
 		setPhase(st, spec.PhaseDegraded, v.Message, now)
-		return Result{RequeueAfter: waitInterval}, nil
+		return Result{RequeueAfter: maxWaitInterval}, nil
 	case now.After(deadline):
 		setPhase(st, spec.PhaseFailed, fmt.Sprintf("%s not converged within %s: %s", rendered.Revision, s.Timeout.Duration, v.Message), now)
 		return Result{}, nil
@@ -136,6 +136,6 @@ func (r *Reconciler) deploy(ctx context.Context, d *spec.Desired, snap *swarmsta
 			setPhase(st, spec.PhaseDeploying, v.Message, now)
 		}
 		st.Message = v.Message
-		return Result{RequeueAfter: waitInterval}, nil
+		return Result{RequeueAfter: waitAfter(*st.AttemptStartedAt, deadline, now)}, nil
 	}
 }

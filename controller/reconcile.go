@@ -31,8 +31,24 @@ type Result struct {
 // come sooner; these are the safety net.
 const (
 	waitInterval     = 500 * time.Millisecond
+	maxWaitInterval  = 2 * time.Second
 	teardownInterval = 500 * time.Millisecond
 )
+
+// waitAfter is when an app that has waited on swarm since start is looked at again: after
+// waitInterval at first, then after a quarter of the time it has waited, up to
+// maxWaitInterval, and never past its deadline. The engine's events announce at once what
+// happens on this node (containers starting, dying, turning healthy; service updates); the
+// poll is the safety net for tasks on other nodes and for states no container event announces
+// (a task that cannot be scheduled), and with many apps waiting its list calls compete with
+// swarm for the CPU.
+func waitAfter(start, deadline, now time.Time) time.Duration {
+	d := min(max(now.Sub(start)/4, waitInterval), maxWaitInterval)
+	if left := deadline.Sub(now) + time.Millisecond; left > 0 && left < d {
+		d = left
+	}
+	return d
+}
 
 // Reconciler converges one app at a time: Reconcile(app) re-reads the spec file and a fresh
 // snapshot of the swarm, never trusting what triggered it.

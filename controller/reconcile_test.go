@@ -327,3 +327,26 @@ func TestContainerStartEventMakesReady(t *testing.T) {
 		}
 	}
 }
+
+func TestWaitAfter(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	far := start.Add(time.Hour)
+	tests := []struct {
+		name     string
+		waited   time.Duration
+		deadline time.Time
+		want     time.Duration
+	}{
+		{"just applied", 0, far, waitInterval},
+		{"waited 1s", time.Second, far, waitInterval},
+		{"waited 4s", 4 * time.Second, far, time.Second},
+		{"waited a minute", time.Minute, far, maxWaitInterval},
+		{"deadline in 300ms", time.Minute, start.Add(time.Minute + 300*time.Millisecond), 301 * time.Millisecond},
+		{"deadline passed", time.Minute, start, maxWaitInterval},
+	}
+	for _, tt := range tests {
+		if got := waitAfter(start, tt.deadline, start.Add(tt.waited)); got != tt.want {
+			t.Errorf("%s: waitAfter = %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
