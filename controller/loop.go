@@ -293,6 +293,7 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 			if app == "" {
 				continue
 			}
+			c.Log.V(2).Info("engine event", "app", app, "action", ch.Action, "task", ch.Task, "lag", time.Since(ch.At))
 			c.queue.Add(app)
 			if ch.Lagging() {
 				for _, d := range eventSettle {

@@ -28,6 +28,8 @@ type Change struct {
 	Action string
 	// Task is the swarm task ID of a container, when the event carries it.
 	Task string
+	// At is when the engine says the event happened.
+	At time.Time
 	// Healthcheck is set on the start of a task container that runs a healthcheck (or that
 	// could not be inspected): swarm counts such a task running only once it is healthy.
 	Healthcheck bool
@@ -82,7 +84,7 @@ func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<
 func change(m events.Message) (Change, bool) {
 	switch m.Type {
 	case events.ServiceEventType:
-		return Change{Service: m.Actor.Attributes["name"], Action: string(m.Action)}, true
+		return Change{Service: m.Actor.Attributes["name"], Action: string(m.Action), At: eventTime(m)}, true
 	case events.ContainerEventType:
 		svc := m.Actor.Attributes["com.docker.swarm.service.name"]
 		if svc == "" || !taskAction(string(m.Action)) {
@@ -93,6 +95,7 @@ func change(m events.Message) (Change, bool) {
 			Stack:   m.Actor.Attributes[LabelNamespace],
 			Action:  string(m.Action),
 			Task:    m.Actor.Attributes["com.docker.swarm.task.id"],
+			At:      eventTime(m),
 		}, true
 	}
 	return Change{}, false
@@ -130,4 +133,11 @@ func healthChecked(ctx context.Context, src EventSource, id string) bool {
 	}
 	hc := c.Config.Healthcheck
 	return hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE"
+}
+
+func eventTime(m events.Message) time.Time {
+	if m.TimeNano == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, m.TimeNano)
 }
