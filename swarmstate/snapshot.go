@@ -81,26 +81,14 @@ func Take(ctx context.Context, r Reader, app string) (*Snapshot, error) {
 		}
 		return nil
 	})
-	g.Go(func() error {
-		var err error
-		if s.Networks, err = r.NetworkList(ctx, network.ListOptions{Filters: owned}); err != nil {
-			return fmt.Errorf("list networks: %w", err)
-		}
-		return nil
+	listInto(g, &s.Networks, "networks", func() ([]network.Summary, error) {
+		return r.NetworkList(ctx, network.ListOptions{Filters: owned})
 	})
-	g.Go(func() error {
-		var err error
-		if s.Secrets, err = r.SecretList(ctx, swarm.SecretListOptions{Filters: owned}); err != nil {
-			return fmt.Errorf("list secrets: %w", err)
-		}
-		return nil
+	listInto(g, &s.Secrets, "secrets", func() ([]swarm.Secret, error) {
+		return r.SecretList(ctx, swarm.SecretListOptions{Filters: owned})
 	})
-	g.Go(func() error {
-		var err error
-		if s.Configs, err = r.ConfigList(ctx, swarm.ConfigListOptions{Filters: owned}); err != nil {
-			return fmt.Errorf("list configs: %w", err)
-		}
-		return nil
+	listInto(g, &s.Configs, "configs", func() ([]swarm.Config, error) {
+		return r.ConfigList(ctx, swarm.ConfigListOptions{Filters: owned})
 	})
 	g.Go(func() error {
 		vols, err := r.VolumeList(ctx, volume.ListOptions{Filters: owned})
@@ -115,6 +103,18 @@ func Take(ctx context.Context, r Reader, app string) (*Snapshot, error) {
 	}
 	s.sort()
 	return &s, nil
+}
+
+// listInto runs one list call in g and stores its result in dst.
+func listInto[T any](g *errgroup.Group, dst *[]T, what string, list func() ([]T, error)) {
+	g.Go(func() error {
+		items, err := list()
+		if err != nil {
+			return fmt.Errorf("list %s: %w", what, err)
+		}
+		*dst = items
+		return nil
+	})
 }
 
 func (s *Snapshot) sort() {
