@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -36,9 +35,6 @@ type fakeEngine struct {
 	images   map[string]bool
 	// failTasks makes created tasks fail with this error instead of running.
 	failTasks string
-	// taskState, when set, is the state created tasks are listed in instead of running, as
-	// swarm's task list shows them until its dispatcher records the agent's report.
-	taskState swarm.TaskState
 }
 
 func newFakeEngine() *fakeEngine {
@@ -176,11 +172,6 @@ func (f *fakeEngine) Events(ctx context.Context, _ events.ListOptions) (<-chan e
 	return make(chan events.Message), errs
 }
 
-// ContainerInspect knows no containers: the fake's tasks have none.
-func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
-	return container.InspectResponse{}, fmt.Errorf("no such container: %s", id)
-}
-
 func (f *fakeEngine) runTasks(s *swarm.Service) {
 	var kept []swarm.Task
 	for _, t := range f.tasks {
@@ -196,9 +187,6 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 	for i := 0; i < n; i++ {
 		t := swarm.Task{ID: f.id(), ServiceID: s.ID, DesiredState: swarm.TaskStateRunning,
 			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.now}}
-		if f.taskState != "" {
-			t.Status.State = f.taskState
-		}
 		if f.failTasks != "" {
 			t.DesiredState = swarm.TaskStateShutdown
 			t.Status.State, t.Status.Err = swarm.TaskStateRejected, f.failTasks

@@ -80,11 +80,6 @@ type Reconciler struct {
 	// count. Fault-injection tests use it to kill the process at each step in turn.
 	Step func(n int64, a Action)
 
-	// Started, when set, holds the container starts the engine's event stream reported, so a
-	// task counts as running as soon as its container started, not ~0.1 s later when swarm's
-	// task list catches up (the Controller sets it; once has no event stream).
-	Started *swarmstate.StartedTasks
-
 	// observed is told which stack an app uses, so engine events can be routed to it.
 	observed func(app, stack string)
 
@@ -157,7 +152,6 @@ func (r *Reconciler) observe(ctx context.Context, app string) (*spec.Desired, *s
 	if err != nil {
 		return nil, nil, fmt.Errorf("snapshot of %s: %w", app, err)
 	}
-	snap.Tasks = r.Started.Promote(snap.Tasks)
 	return d, snap, nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/swarm-reconciler/reconciler/spec"
-	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
 const testCompose = `version: "3.8"
@@ -303,29 +302,6 @@ func TestPersistentApplyErrorFailsAtTheTimeout(t *testing.T) {
 		}
 	}
 	t.Fatal("never Failed")
-}
-
-// A task the task list still shows starting counts as running once the engine's event stream
-// reported its container started, and not before.
-func TestContainerStartEventMakesReady(t *testing.T) {
-	f := newFixture(t)
-	f.r.Started = swarmstate.NewStartedTasks()
-	f.engine.taskState = swarm.TaskStateStarting
-	f.writeSpec("c", "recipe: echo\nversion: 1.0.0+1\n")
-	if st := f.settle("c"); st.Phase != spec.PhaseDeploying {
-		t.Fatalf("before the start event: %s %s, want Deploying", st.Phase, st.Message)
-	}
-	for _, task := range f.engine.tasks {
-		f.r.Started.Observe(swarmstate.Change{Task: task.ID, Action: "start"})
-	}
-	if st := f.settle("c"); st.Phase != spec.PhaseReady {
-		t.Fatalf("after the start event: %s %s, want Ready", st.Phase, st.Message)
-	}
-	for _, task := range f.engine.tasks {
-		if task.Status.State != swarm.TaskStateStarting {
-			t.Errorf("the engine's task %s was changed to %s", task.ID, task.Status.State)
-		}
-	}
 }
 
 func TestWaitAfter(t *testing.T) {

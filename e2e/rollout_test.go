@@ -766,8 +766,8 @@ func TestRolloutProbeLateReady(t *testing.T) {
 }
 
 // TestRolloutHealthcheckGatesReady: swarm counts a task with a healthcheck running only once
-// its container is healthy, and so must the reconciler, which otherwise takes the engine's
-// container start event for a task running. The release's healthcheck passes only
+// its container is healthy, and so must the reconciler, which looks again at an app on every
+// event of its containers (start among them). The release's healthcheck passes only
 // rolloutHealthyAfter after the container started.
 func TestRolloutHealthcheckGatesReady(t *testing.T) {
 	h := startHarness(t)

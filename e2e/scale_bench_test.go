@@ -609,9 +609,8 @@ func otherE2E() int {
 }
 
 // taskRunningSince is the Status.Timestamp of service's running task: when swarm recorded it
-// running. The reconciler may say Ready before the task list shows the task running (it takes
-// the engine's container start event for it, and swarm's dispatcher records the agent's report
-// up to ~0.1 s later), so the list is polled for a few seconds.
+// running. The list is polled for a few seconds rather than read once, so that a task list
+// lagging the status file delays the benchmark instead of failing it.
 func (s *scaleBench) taskRunningSince(service string) time.Time {
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -5,16 +5,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 )
 
-// EventSource is the event side of the Engine API; *client.Client satisfies it. A started
-// task container is inspected once, to learn whether swarm waits for its healthcheck.
+// EventSource is the event side of the Engine API; *client.Client satisfies it.
 type EventSource interface {
 	Events(ctx context.Context, o events.ListOptions) (<-chan events.Message, <-chan error)
-	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
 }
 
 // Change names the swarm object an engine event was about. It carries no state: the
@@ -30,9 +27,6 @@ type Change struct {
 	Task string
 	// At is when the engine says the event happened.
 	At time.Time
-	// Healthcheck is set on the start of a task container that runs a healthcheck (or that
-	// could not be inspected): swarm counts such a task running only once it is healthy.
-	Healthcheck bool
 }
 
 // Watch streams service and container events until ctx ends, reconnecting with backoff when
@@ -58,9 +52,6 @@ func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<
 				case m := <-msgs:
 					backoff = 100 * time.Millisecond
 					if c, ok := change(m); ok {
-						if c.Task != "" && c.Action == string(events.ActionStart) {
-							c.Healthcheck = healthChecked(ctx, src, m.Actor.ID)
-						}
 						select {
 						case out <- c:
 						case <-ctx.Done():
@@ -112,28 +103,10 @@ func taskAction(a string) bool {
 	return strings.HasPrefix(a, "health_status")
 }
 
-// Lagging reports whether swarm's task list shows what the event announces only later, once
-// its dispatcher has recorded the agent's report (batched every 100 ms): a task container
-// that ended, or turned unhealthy. A start or a healthy status is not: StartedTasks takes
-// those for running at once; nor is a service event, which the service list shows already.
-func (c Change) Lagging() bool {
-	return c.Task != "" && c.Action != string(events.ActionStart) && c.Action != "health_status: healthy"
-}
-
-// healthChecked reports whether swarm waits for the container's healthcheck before it counts
-// its task running: the test the swarm executor applies (daemon/cluster/executor/container).
-// A container that cannot be inspected counts as health-checked, so nothing is taken as
-// running on a guess.
-func healthChecked(ctx context.Context, src EventSource, id string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	c, err := src.ContainerInspect(ctx, id)
-	if err != nil || c.Config == nil {
-		return true
-	}
-	hc := c.Config.Healthcheck
-	return hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE"
-}
+// TaskChange reports whether the event is about a task's container: what it announces (a
+// task running, failed, healthy) shows in swarm's task list only once the manager's
+// dispatcher has recorded the agent's report, which it batches every 100 ms.
+func (c Change) TaskChange() bool { return c.Task != "" }
 
 func eventTime(m events.Message) time.Time {
 	if m.TimeNano == 0 {
