@@ -297,8 +297,10 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 			c.Log.V(2).Info("engine event", "app", app, "action", ch.Action, "task", ch.Task, "lag", time.Since(ch.At))
 			c.queue.Add(app)
 			if ch.TaskChange() {
+				// Timers, not AddAfter: the queue keeps only the earliest of an item's
+				// pending AddAfters, which would leave one look at 25 ms.
 				for _, d := range eventSettle {
-					c.queue.AddAfter(app, d)
+					time.AfterFunc(d, func() { c.queue.Add(app) })
 				}
 			}
 		}
