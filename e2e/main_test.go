@@ -74,11 +74,12 @@ func run(m *testing.M) int {
 	} else {
 		fmt.Fprintf(os.Stderr, "e2e: built %s in %s (lock dir %s)\n", suite.binary, time.Since(start).Round(time.Millisecond), suite.lockDir)
 	}
-	if os.Getenv("CI") != "" && suite.binaryErr == nil {
+	if os.Getenv("CI") != "" && suite.binaryErr == nil && suite.lockDir != filepath.Join(workDir, "locks") {
 		// A CI machine may keep the swarm of a run that was stopped half-way (its processes end,
 		// its services do not). The product's own janitor reaps what such a run left, so the
 		// leftovers neither load the two CPUs nor hold ports; it leaves anything whose lock a
-		// live reconciler holds, and anything it does not own.
+		// live reconciler holds, and anything it does not own. Not with this run's private
+		// lock directory: there the janitor could not see other reconcilers' locks.
 		if err := janitor(ctx, workDir); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: FAIL: reaping what earlier runs left: %v\n", err)
 			return 1
