@@ -84,9 +84,9 @@ func BenchmarkVerdictLatency(b *testing.B) {
 				b.Fatalf("round %d: no Ready in the history:\n%s", round, s)
 			}
 			done := *us.CompletedAt
-			polled = append(polled, rolloutMs(seen.Sub(done)))
-			history = append(history, rolloutMs(readyAt.Sub(done)))
-			upgrade = append(upgrade, rolloutMs(seen.Sub(written)))
+			polled = append(polled, ms(seen.Sub(done)))
+			history = append(history, ms(readyAt.Sub(done)))
+			upgrade = append(upgrade, ms(seen.Sub(written)))
 			lines = append(lines, fmt.Sprintf("round %2d %s: spec->Ready %7.0fms  roll %s..%s  CompletedAt->file Ready %6.1fms  CompletedAt->history Ready %6.1fms",
 				round, version, upgrade[len(upgrade)-1], us.StartedAt.Format("15:04:05.000"), done.Format("15:04:05.000"),
 				polled[len(polled)-1], history[len(history)-1]))
@@ -98,26 +98,12 @@ func BenchmarkVerdictLatency(b *testing.B) {
 	b.StopTimer()
 	w.halt()
 	b.Logf("%d upgrades:\n%s", len(polled), strings.Join(lines, "\n"))
-	b.ReportMetric(rolloutMedian(polled), "verdict-latency-ms")
+	b.ReportMetric(median(polled), "verdict-latency-ms")
 	b.ReportMetric(slices.Max(polled), "verdict-latency-max-ms")
-	b.ReportMetric(rolloutMedian(history), "verdict-latency-history-ms")
-	b.ReportMetric(rolloutMedian(upgrade), "upgrade-ms")
+	b.ReportMetric(median(history), "verdict-latency-history-ms")
+	b.ReportMetric(median(upgrade), "upgrade-ms")
 	b.ReportMetric(0, "ns/op") // one op is several upgrades of a few seconds each: meaningless
-	if m := rolloutMedian(polled); m >= 200 {
+	if m := median(polled); m >= 200 {
 		b.Logf("median verdict latency %.1fms misses the 200ms target", m)
 	}
-}
-
-func rolloutMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func rolloutMedian(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -65,50 +65,39 @@ func main() {
 		}
 		fmt.Fprint(w, "ok")
 	})
-	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
-		path := os.Getenv("CONFIG_FILE")
-		if path == "" {
-			http.Error(w, "CONFIG_FILE is not set", http.StatusNotFound)
-			return
-		}
+	// readFile answers 404 with the error when path cannot be read.
+	readFile := func(w http.ResponseWriter, path string) ([]byte, bool) {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
-			return
+			return nil, false
 		}
-		w.Write(b)
-	})
-
-	mux.HandleFunc("GET /secret", func(w http.ResponseWriter, _ *http.Request) {
-		path := os.Getenv("SECRET_FILE")
-		if path == "" {
-			http.Error(w, "SECRET_FILE is not set", http.StatusNotFound)
-			return
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		fmt.Fprint(w, len(b))
-	})
-
-	// The secret's content, for the e2e secret tests only (a real app never serves it).
-	serveFile := func(w http.ResponseWriter, path string) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		w.Write(b)
+		return b, true
 	}
-	mux.HandleFunc("GET /secret-value", func(w http.ResponseWriter, _ *http.Request) {
-		path := os.Getenv("SECRET_FILE")
+	// envFile reads the file named by the environment variable env; 404 when it is not set.
+	envFile := func(w http.ResponseWriter, env string) ([]byte, bool) {
+		path := os.Getenv(env)
 		if path == "" {
-			http.Error(w, "SECRET_FILE is not set", http.StatusNotFound)
-			return
+			http.Error(w, env+" is not set", http.StatusNotFound)
+			return nil, false
 		}
-		serveFile(w, path)
+		return readFile(w, path)
+	}
+	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
+		if b, ok := envFile(w, "CONFIG_FILE"); ok {
+			w.Write(b)
+		}
+	})
+	mux.HandleFunc("GET /secret", func(w http.ResponseWriter, _ *http.Request) {
+		if b, ok := envFile(w, "SECRET_FILE"); ok {
+			fmt.Fprint(w, len(b))
+		}
+	})
+	// The secret's content, for the e2e secret tests only (a real app never serves it).
+	mux.HandleFunc("GET /secret-value", func(w http.ResponseWriter, _ *http.Request) {
+		if b, ok := envFile(w, "SECRET_FILE"); ok {
+			w.Write(b)
+		}
 	})
 	mux.HandleFunc("GET /secret-value/{name}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
@@ -116,7 +105,9 @@ func main() {
 			http.Error(w, "not a secret name", http.StatusBadRequest)
 			return
 		}
-		serveFile(w, "/run/secrets/"+name)
+		if b, ok := readFile(w, "/run/secrets/"+name); ok {
+			w.Write(b)
+		}
 	})
 
 	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
