@@ -23,14 +23,17 @@ import (
 var errNotOwned = errors.New("not owned by this app")
 
 // apply carries out one action. It is deliberately dumb: every decision was made by a plan.
-func apply(ctx context.Context, e Engine, app string, a Action) error {
+// changed is false when the engine was already in the action's goal state: a removal of an
+// object that is gone (a swarm network stays listed on a node until its last container there
+// detaches, and then answers "not found" to a second removal), or a creation of an object an
+// interrupted pass created. Only a change is a step: it is logged and counted.
+func apply(ctx context.Context, e Engine, app string, a Action) (changed bool, err error) {
 	switch a.Kind {
 	case UpdateService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume:
 		if !swarmstate.Owns(a.Labels, app) {
-			return fmt.Errorf("%s %s: %w", a.Kind, a.Name, errNotOwned)
+			return false, fmt.Errorf("%s %s: %w", a.Kind, a.Name, errNotOwned)
 		}
 	}
-	var err error
 	switch a.Kind {
 	case CreateNetwork:
 		_, err = e.NetworkCreate(ctx, a.Name, *a.Network)
@@ -63,13 +66,13 @@ func apply(ctx context.Context, e Engine, app string, a Action) error {
 	}
 	switch {
 	case err == nil:
-		return nil
+		return true, nil
 	case strings.HasPrefix(string(a.Kind), "remove") && errdefs.IsNotFound(err):
-		return nil // already gone: the goal of a removal
+		return false, nil // already gone: the goal of a removal
 	case strings.HasPrefix(string(a.Kind), "create") && errdefs.IsConflict(err):
-		return nil // created by an earlier, interrupted pass
+		return false, nil // created by an earlier, interrupted pass
 	}
-	return fmt.Errorf("%s %s: %w", a.Kind, a.Name, err)
+	return false, fmt.Errorf("%s %s: %w", a.Kind, a.Name, err)
 }
 
 // generate makes a secret's value with crypto/rand. The value lives only in the request.

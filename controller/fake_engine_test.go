@@ -35,6 +35,11 @@ type fakeEngine struct {
 	images   map[string]bool
 	// failTasks makes created tasks fail with this error instead of running.
 	failTasks string
+	// networkLinger is how many more lists show a removed network, as a swarm node lists an
+	// overlay network until its last local container detaches; a second removal of it
+	// answers "not found".
+	networkLinger int
+	lingering     map[string]int
 }
 
 func newFakeEngine() *fakeEngine {
@@ -119,7 +124,15 @@ func (f *fakeEngine) NetworkList(_ context.Context, o network.ListOptions) ([]ne
 	defer f.mu.Unlock()
 	f.record("list networks")
 	var out []network.Summary
-	for _, n := range f.networks {
+	for id, n := range f.networks {
+		if left, ok := f.lingering[id]; ok {
+			if left == 0 {
+				delete(f.lingering, id)
+				delete(f.networks, id)
+				continue
+			}
+			f.lingering[id] = left - 1
+		}
 		if matches(o.Filters, n.Labels) {
 			out = append(out, n)
 		}
@@ -275,6 +288,19 @@ func (f *fakeEngine) NetworkRemove(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("remove network %s", id)
+	if _, gone := f.lingering[id]; gone {
+		return errdefs.NotFound(fmt.Errorf("network %s not found", id))
+	}
+	if _, ok := f.networks[id]; !ok {
+		return errdefs.NotFound(fmt.Errorf("network %s not found", id))
+	}
+	if f.networkLinger > 0 {
+		if f.lingering == nil {
+			f.lingering = map[string]int{}
+		}
+		f.lingering[id] = f.networkLinger
+		return nil
+	}
 	delete(f.networks, id)
 	return nil
 }
@@ -292,6 +318,9 @@ func (f *fakeEngine) SecretRemove(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("remove secret %s", id)
+	if _, ok := f.secrets[id]; !ok {
+		return errdefs.NotFound(fmt.Errorf("secret %s not found", id))
+	}
 	delete(f.secrets, id)
 	return nil
 }
@@ -309,6 +338,9 @@ func (f *fakeEngine) ConfigRemove(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("remove config %s", id)
+	if _, ok := f.configs[id]; !ok {
+		return errdefs.NotFound(fmt.Errorf("config %s not found", id))
+	}
 	delete(f.configs, id)
 	return nil
 }
@@ -317,6 +349,9 @@ func (f *fakeEngine) VolumeRemove(_ context.Context, id string, _ bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("remove volume %s", id)
+	if _, ok := f.volumes[id]; !ok {
+		return errdefs.NotFound(fmt.Errorf("volume %s not found", id))
+	}
 	delete(f.volumes, id)
 	return nil
 }

@@ -92,6 +92,36 @@ func TestStepsAreCounted(t *testing.T) {
 	}
 }
 
+// TestTeardownStepsAreChanges: a network still listed after its removal (a swarm node lists it
+// until its last container there detaches) is removed again and answers "not found"; that is
+// not a change, so it is neither a step nor counted twice in the status.
+func TestTeardownStepsAreChanges(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("s", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("s"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	var seen []string
+	f.r.Step = func(n int64, a Action) { seen = append(seen, string(a.Kind)) }
+	f.engine.networkLinger = 3
+	if err := spec.Unplace(f.r.SpecsDir, "s"); err != nil {
+		t.Fatal(err)
+	}
+	st := f.settle("s")
+	if st.Phase != spec.PhaseDeleted {
+		t.Fatalf("teardown: %s %s", st.Phase, st.Message)
+	}
+	if got := strings.Join(seen, ","); got != "remove service,remove network,remove config,remove volume" {
+		t.Errorf("steps = %s, want each object's removal once", got)
+	}
+	if removes := strings.Count(strings.Join(f.engine.calls, "\n"), "remove network"); removes < 2 {
+		t.Errorf("the lingering network was removed %d times: the test did not exercise a second removal", removes)
+	}
+	if !strings.Contains(st.Message, "removed 4 objects") {
+		t.Errorf("message %q, want removed 4 objects", st.Message)
+	}
+}
+
 func TestOrphanOfAnotherSpecDirectoryIsLeftToIt(t *testing.T) {
 	f := newFixture(t)
 	f.r.Owner = "dir-a"

@@ -213,7 +213,7 @@ func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
 	}
 	f := newFakeEngine()
 	for _, kind := range []Kind{UpdateService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume} {
-		err := apply(t.Context(), f, "a", Action{Kind: kind, Name: "x", ID: "x", Labels: map[string]string{swarmstate.LabelApp: "b"}})
+		_, err := apply(t.Context(), f, "a", Action{Kind: kind, Name: "x", ID: "x", Labels: map[string]string{swarmstate.LabelApp: "b"}})
 		if err == nil || !strings.Contains(err.Error(), "not owned") {
 			t.Errorf("%s of a foreign object: err = %v", kind, err)
 		}

@@ -268,8 +268,13 @@ func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
 
 func (r *Reconciler) applyAll(ctx context.Context, log logr.Logger, app string, plan []Action) error {
 	for _, a := range plan {
-		if err := apply(ctx, r.Engine, app, a); err != nil {
+		changed, err := apply(ctx, r.Engine, app, a)
+		if err != nil {
 			return err
+		}
+		if !changed {
+			log.V(1).Info("already done", "action", string(a.Kind), "object", a.Name)
+			continue
 		}
 		log.Info("applied", "action", string(a.Kind), "object", a.Name, "reason", a.Reason)
 		r.stepped(a)

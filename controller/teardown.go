@@ -61,9 +61,14 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 	setPhase(st, spec.PhaseDeleting, lead+"removing: "+strings.Join(snap.Residual(), ", "), now)
 	var errs []error
 	for _, a := range PlanTeardown(app, snap) {
-		if err := apply(ctx, r.Engine, app, a); err != nil {
+		changed, err := apply(ctx, r.Engine, app, a)
+		if err != nil {
 			// A volume or network still held by a just-stopped container: the next pass retries.
 			errs = append(errs, err)
+			continue
+		}
+		if !changed {
+			r.Log.V(1).Info("already gone", "app", app, "object", a.Name, "kind", a.Kind)
 			continue
 		}
 		r.Log.Info("removed", "app", app, "object", a.Name, "kind", a.Kind)

@@ -284,32 +284,39 @@ func (w *statusWatcher) run() {
 	for {
 		select {
 		case <-w.stop:
+			// One more look: whatever was written before halt is seen, however long this
+			// goroutine waited for a core.
+			w.look(&last)
 			return
 		default:
 		}
-		b, err := os.ReadFile(w.path)
-		at := time.Now()
-		if err == nil && !bytes.Equal(b, last) {
-			last = b
-			var s struct {
-				Gen     string `json:"observedGeneration"`
-				Phase   string `json:"phase"`
-				Message string `json:"message"`
-			}
-			w.mu.Lock()
-			if jerr := json.Unmarshal(b, &s); jerr != nil {
-				w.corrupt = append(w.corrupt, fmt.Sprintf("%v: %q", jerr, truncate(b, 200)))
-			} else if n := len(w.seen); n == 0 || w.seen[n-1].Gen != s.Gen || w.seen[n-1].Phase != s.Phase {
-				w.seen = append(w.seen, watchedState{Gen: s.Gen, Phase: s.Phase, Message: s.Message, At: at})
-			}
-			w.mu.Unlock()
-		}
-		w.mu.Lock()
-		w.reads++
-		w.mu.Unlock()
+		w.look(&last)
 		if w.interval > 0 {
 			time.Sleep(w.interval)
 		}
+	}
+}
+
+// look reads the status file once and records a new generation or phase.
+func (w *statusWatcher) look(last *[]byte) {
+	b, err := os.ReadFile(w.path)
+	at := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.reads++
+	if err != nil || bytes.Equal(b, *last) {
+		return
+	}
+	*last = b
+	var s struct {
+		Gen     string `json:"observedGeneration"`
+		Phase   string `json:"phase"`
+		Message string `json:"message"`
+	}
+	if jerr := json.Unmarshal(b, &s); jerr != nil {
+		w.corrupt = append(w.corrupt, fmt.Sprintf("%v: %q", jerr, truncate(b, 200)))
+	} else if n := len(w.seen); n == 0 || w.seen[n-1].Gen != s.Gen || w.seen[n-1].Phase != s.Phase {
+		w.seen = append(w.seen, watchedState{Gen: s.Gen, Phase: s.Phase, Message: s.Message, At: at})
 	}
 }
 
