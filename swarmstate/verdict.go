@@ -2,6 +2,7 @@ package swarmstate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,7 +27,9 @@ type ServiceState struct {
 	Converged   bool
 	// Reason says why the service is not converged, in words a person can act on.
 	Reason string
-	// Tasks are the newest tasks (newest first, at most three), for diagnostics.
+	// Tasks are the newest tasks (newest first, at most three), for diagnostics, and the
+	// newest failed task when none of those failed: a rollback or restarts start tasks after
+	// the one whose failure explains the verdict.
 	Tasks []swarm.Task
 }
 
@@ -97,7 +100,7 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) Servic
 			completed++
 		}
 	}
-	st.Tasks = newest(tasks, 3)
+	st.Tasks = diagnostic(tasks, 3)
 
 	switch {
 	case st.UpdateState == string(swarm.UpdateStateUpdating) || st.UpdateState == string(swarm.UpdateStateRollbackStarted):
@@ -179,6 +182,24 @@ func newest(tasks []swarm.Task, n int) []swarm.Task {
 	return sorted
 }
 
+// diagnostic is the n newest tasks, newest first, plus the newest failed task if none of
+// those failed.
+func diagnostic(tasks []swarm.Task, n int) []swarm.Task {
+	all := newest(tasks, len(tasks))
+	out := slices.Clip(all[:min(n, len(all))])
+	if slices.ContainsFunc(out, hasFailed) {
+		return out
+	}
+	if i := slices.IndexFunc(all, hasFailed); i >= 0 {
+		out = append(out, all[i])
+	}
+	return out
+}
+
+func hasFailed(t swarm.Task) bool {
+	return t.Status.Err != "" || t.Status.State == swarm.TaskStateFailed
+}
+
 // taskError is the newest task error swarm reported, e.g. "No such image: x" or
 // "starting container failed: ...".
 func taskError(newestFirst []swarm.Task) string {
@@ -217,7 +238,7 @@ func (v Verdict) RolloutFailure() string {
 // failedTask describes the newest task that failed: swarm's error and the exit code.
 func failedTask(newestFirst []swarm.Task) string {
 	for _, t := range newestFirst {
-		if t.Status.Err == "" && t.Status.State != swarm.TaskStateFailed {
+		if !hasFailed(t) {
 			continue
 		}
 		msg := fmt.Sprintf("task %s: %s", t.Status.State, t.Status.Err)

@@ -1,6 +1,8 @@
 package swarmstate
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +104,49 @@ func TestRolloutFailure(t *testing.T) {
 		if !v.RolledBack || !strings.Contains(v.RolloutFailure(), want) {
 			t.Errorf("%s: %q, want %q", state, v.RolloutFailure(), want)
 		}
+	}
+}
+
+// TestFailedTaskOutlivesNewerTasks: the task whose failure explains a rollback stays in the
+// diagnostics (and the message) when swarm started newer tasks after it.
+func TestFailedTaskOutlivesNewerTasks(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
+	task := func(sec int, state swarm.TaskState, err string, exit int) swarm.Task {
+		return swarm.Task{ID: fmt.Sprint(sec), ServiceID: "a", DesiredState: swarm.TaskStateShutdown, Status: swarm.TaskStatus{
+			State: state, Err: err, Timestamp: t0.Add(time.Duration(sec) * time.Second),
+			ContainerStatus: &swarm.ContainerStatus{ExitCode: exit}}}
+	}
+	crashed := task(1, swarm.TaskStateFailed, "task: non-zero exit (3)", 3)
+	for _, tc := range []struct {
+		name    string
+		tasks   []swarm.Task
+		wantIDs []string
+	}{
+		{"none failed", []swarm.Task{task(1, swarm.TaskStateShutdown, "", 0), task(2, swarm.TaskStateRunning, "", 0)}, []string{"2", "1"}},
+		{"failed among the newest", []swarm.Task{crashed, task(2, swarm.TaskStateShutdown, "", 0)}, []string{"2", "1"}},
+		{"failed behind three newer", []swarm.Task{crashed, task(2, swarm.TaskStateShutdown, "", 0), task(3, swarm.TaskStateShutdown, "", 0),
+			task(4, swarm.TaskStateShutdown, "", 0), task(5, swarm.TaskStateRunning, "", 0)}, []string{"5", "4", "3", "1"}},
+		{"newest failure kept", []swarm.Task{crashed, task(2, swarm.TaskStateRejected, "no suitable node", 0), task(3, swarm.TaskStateShutdown, "", 0),
+			task(4, swarm.TaskStateShutdown, "", 0), task(5, swarm.TaskStateRunning, "", 0)}, []string{"5", "4", "3", "2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ids []string
+			for _, task := range diagnostic(tc.tasks, 3) {
+				ids = append(ids, task.ID)
+			}
+			if !slices.Equal(ids, tc.wantIDs) {
+				t.Errorf("diagnostic tasks %v, want %v", ids, tc.wantIDs)
+			}
+		})
+	}
+	t1 := t0.Add(time.Second)
+	tasks := []swarm.Task{crashed, task(2, swarm.TaskStateShutdown, "", 0), task(3, swarm.TaskStateShutdown, "", 0), task(4, swarm.TaskStateRunning, "", 0)}
+	for i := range tasks {
+		tasks[i].DesiredState = swarm.TaskStateShutdown
+	}
+	tasks[3].DesiredState = swarm.TaskStateRunning
+	v := Converged([]swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &t1})}, tasks, t0)
+	if want := "(exit code 3)"; !strings.Contains(v.RolloutFailure(), want) {
+		t.Errorf("rollout failure %q does not carry the crash's %s", v.RolloutFailure(), want)
 	}
 }
