@@ -144,8 +144,8 @@ func TestRestartLeavesConvergedAppsUntouched(t *testing.T) {
 	if err := h.stop(); err != nil {
 		t.Errorf("reconciler on SIGTERM: %v, want a clean exit 0", err)
 	}
-	h.start()
-	time.Sleep(3*resync + resync/2) // a start-up pass and three resyncs
+	h.recAwaitReadyz(h.recStart()) // the start-up pass has looked at every app
+	time.Sleep(3 * resync)         // and three resyncs
 
 	for _, a := range apps {
 		after := take(a)

@@ -481,6 +481,9 @@ func TestHeldLockOrphanSurvivesSweeps(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("reconciles while the lock was held, after the initial sweep: %v", r1-r0)
+	if r1-r0 < 2 {
+		t.Errorf("%v reconciles in %s of resyncs: the sweeps did not look at the orphan, so leaving it alone proves nothing", r1-r0, 4*resync)
+	}
 
 	if !h.running() {
 		t.Fatalf("the reconciler exited: %v", h.exit)
@@ -529,9 +532,13 @@ func TestTTLExpiresAndStaysDown(t *testing.T) {
 	version := h.recipe.first().Version
 
 	gen := h.writeSpec(a.name, a.spec(version, "ttl: 10s"))
-	h.waitPhase(a.name, gen, "Ready")
+	// Expired is waited for directly: the ttl counts from the first deploy, so on a loaded
+	// node Ready may last only a moment. The history says the app was Ready before.
 	s := h.waitPhase(a.name, gen, "Expired")
 	t.Logf("Expired: %s", s.Message)
+	if _, ok := rolloutFull(t, s).historyTime("Ready"); !ok {
+		t.Errorf("the app expired without having been Ready; status:\n%s", s)
+	}
 	h.assertNoResidue(a.name)
 
 	// Several resyncs, then a restarted reconciler (whose start-up pass looks at every app

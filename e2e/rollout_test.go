@@ -370,7 +370,7 @@ func (w *statusWatcher) assertNever(t testing.TB, gen, phase string) {
 		t.Errorf("%d of %d reads found the status file half-written: %v", len(corrupt), reads, corrupt)
 	}
 	if reads < 100 {
-		t.Errorf("the watcher read the status file only %d times: it did not watch in a tight loop", reads)
+		t.Errorf("the watcher read the status file only %d times: it did not watch closely", reads)
 	}
 }
 
@@ -401,7 +401,7 @@ func TestRolloutTierUpgradeFromPreviousTag(t *testing.T) {
 	h := startHarness(t)
 	a := h.newApp("e2e-ro-tier")
 	from, to := h.recipe.Releases[len(h.recipe.Releases)-2].Version, h.recipe.latest().Version
-	w := watchStatus(t, h.statusPath(a.name), 0)
+	w := watchStatus(t, h.statusPath(a.name), time.Millisecond)
 
 	gen := h.writeSpec(a.name, a.spec(to, "tier: upgrade"))
 	s := h.waitPhase(a.name, gen, "Ready")
@@ -481,14 +481,14 @@ func rolloutHistory(s rolloutStatus) string {
 }
 
 // rolloutCrash upgrades a Ready app at rolloutV1 to a crashing release while a watcher reads
-// its status file in a tight loop, and returns the Failed status. The watcher runs for the
+// its status file every millisecond, and returns the Failed status. The watcher runs for the
 // whole test and some resyncs past Failed, and must never have seen Ready for the crashing
 // generation.
 func rolloutCrash(t *testing.T, prefix, version string) (*testApp, rolloutRecipe, rolloutStatus) {
 	h := startHarness(t)
 	r := makeRolloutRecipe(t, h.recipes)
 	a := h.newApp(prefix)
-	w := watchStatus(t, h.statusPath(a.name), 0)
+	w := watchStatus(t, h.statusPath(a.name), time.Millisecond)
 	r.deploy(t, a, rolloutV1)
 
 	gen := h.writeSpec(a.name, r.spec(a, version))
@@ -508,6 +508,13 @@ func rolloutCrash(t *testing.T, prefix, version string) (*testApp, rolloutRecipe
 		t.Errorf("3 resyncs after Failed the status is %s for %s, want Failed for %s", after.Phase, rolloutShortGen(after.ObservedGeneration), rolloutShortGen(gen))
 	}
 	full := rolloutFull(t, s)
+	// The watcher can miss a phase that lasted less than one of its reads; the history cannot.
+	for _, e := range full.History {
+		if e.Phase == "Ready" && full.AttemptStartedAt != nil && !e.Time.Before(*full.AttemptStartedAt) {
+			t.Errorf("the status history says Ready at %s, after the crashing upgrade started at %s:\n%s",
+				e.Time.Format(time.RFC3339Nano), full.AttemptStartedAt.Format(time.RFC3339Nano), rolloutHistory(full))
+		}
+	}
 	if !full.hasExitCode(rolloutCrashExit) {
 		t.Errorf("the Failed status lists no task that exited %d (the crash); services:\n%s", rolloutCrashExit, s)
 	}
@@ -571,7 +578,7 @@ func TestRolloutMissingImageUpgradeFailsFast(t *testing.T) {
 		t.Fatalf("image %s must not exist on this node for this test (inspect: %v)", rolloutMissingRef, err)
 	}
 	a := h.newApp("e2e-ro-noimage")
-	w := watchStatus(t, h.statusPath(a.name), 0)
+	w := watchStatus(t, h.statusPath(a.name), time.Millisecond)
 	r.deploy(t, a, rolloutV1)
 	ready, _, err := h.readStatus(a.name)
 	if err != nil {
@@ -671,9 +678,10 @@ func TestRolloutProbeNeverPassesFails(t *testing.T) {
 	h := startHarness(t)
 	r := makeRolloutRecipe(t, h.recipes)
 	a := h.newApp("e2e-ro-noprobe")
-	const timeout = 20 * time.Second
+	// Long enough for the install to converge on a loaded node, so the probe has answered 404.
+	const timeout = 40 * time.Second
 	url := fmt.Sprintf("http://127.0.0.1:%d/no-such-path", a.port)
-	w := watchStatus(t, h.statusPath(a.name), 0)
+	w := watchStatus(t, h.statusPath(a.name), time.Millisecond)
 
 	gen := h.writeSpec(a.name, r.spec(a, rolloutV1, "timeout: "+timeout.String(), "health:", fmt.Sprintf("  - http: %q", url), "    ok: [200]"))
 	s := h.waitPhase(a.name, gen, "Failed")
@@ -715,7 +723,7 @@ func TestRolloutProbeLateReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	lateAddr := fmt.Sprintf("127.0.0.1:%d", late)
-	w := watchStatus(t, h.statusPath(a.name), 0)
+	w := watchStatus(t, h.statusPath(a.name), time.Millisecond)
 
 	gen := h.writeSpec(a.name, r.spec(a, rolloutV1, "timeout: 2m", "health:",
 		fmt.Sprintf("  - http: %q", fmt.Sprintf("http://127.0.0.1:%d/healthz", a.port)), "    ok: [200]",

@@ -512,8 +512,8 @@ func TestGeneratedSecrets(t *testing.T) {
 	if err := h.stop(); err != nil {
 		t.Errorf("reconciler on SIGTERM: %v, want a clean exit 0", err)
 	}
-	h.start()
-	time.Sleep(3*resync + resync/2) // a start-up pass and three resyncs
+	h.recAwaitReadyz(h.recStart()) // the start-up pass has looked at every app
+	time.Sleep(3 * resync)         // and three resyncs
 	after := h.waitPhase(a.name, gen, "Ready")
 	if after.Deploys != before.Deploys {
 		t.Errorf("restart: deploys %d -> %d, want unchanged", before.Deploys, after.Deploys)

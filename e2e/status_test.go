@@ -25,34 +25,38 @@ func TestStatusNeverHalfWritten(t *testing.T) {
 		phases  = map[string]int{}
 		corrupt []string
 	)
+	look := func() {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		reads++
+		var s struct {
+			App   string `json:"app"`
+			Phase string `json:"phase"`
+		}
+		switch {
+		case err != nil:
+			corrupt = append(corrupt, fmt.Sprintf("read error: %v", err))
+		case json.Unmarshal(b, &s) != nil:
+			corrupt = append(corrupt, fmt.Sprintf("not complete JSON (%d bytes): %q", len(b), truncate(b, 300)))
+		case s.App != a.name || s.Phase == "":
+			corrupt = append(corrupt, fmt.Sprintf("app %q phase %q: %q", s.App, s.Phase, truncate(b, 300)))
+		default:
+			phases[s.Phase]++
+		}
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for {
 			select {
 			case <-stop:
+				look() // what was written before stop is seen, however long this goroutine waited for a core
 				return
 			default:
 			}
-			b, err := os.ReadFile(path)
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			reads++
-			var s struct {
-				App   string `json:"app"`
-				Phase string `json:"phase"`
-			}
-			switch {
-			case err != nil:
-				corrupt = append(corrupt, fmt.Sprintf("read error: %v", err))
-			case json.Unmarshal(b, &s) != nil:
-				corrupt = append(corrupt, fmt.Sprintf("not complete JSON (%d bytes): %q", len(b), truncate(b, 300)))
-			case s.App != a.name || s.Phase == "":
-				corrupt = append(corrupt, fmt.Sprintf("app %q phase %q: %q", s.App, s.Phase, truncate(b, 300)))
-			default:
-				phases[s.Phase]++
-			}
+			look()
 		}
 	}()
 
