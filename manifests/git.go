@@ -67,7 +67,7 @@ func openRecipe(recipesDir, recipe, dir string) (*git.Repository, error) {
 	if fsStore, ok := repo.Storer.(*filesystem.Storage); ok {
 		st := filesystem.NewStorage(fsStore.Filesystem(), cache.NewObjectLRU(repoObjectCache))
 		var small *git.Repository
-		if w, err := repo.Worktree(); err == nil {
+		if w, werr := repo.Worktree(); werr == nil {
 			small, err = git.Open(st, w.Filesystem)
 		} else {
 			small, err = git.Open(st, nil) // a bare repository
