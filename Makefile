@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 FUZZTIME ?= 20s
+STATICCHECK ?= v0.8.2
 
 .PHONY: all build swarm demo demo-down test unit e2e fuzz lint bench
 
@@ -20,12 +21,13 @@ demo:
 demo-down:
 	scripts/demo down
 
-# Everything: vet, unit tests, the e2e suite against the real swarm, and short fuzz runs.
+# Everything: gofmt, vet, staticcheck, unit tests, the e2e suite against the real swarm, and short fuzz runs.
 test: swarm lint unit e2e fuzz
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 
 unit:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /e2e)

@@ -10,9 +10,9 @@ import (
 	"math/big"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
@@ -67,9 +67,9 @@ func apply(ctx context.Context, e Engine, app string, a Action) (changed bool, e
 	switch {
 	case err == nil:
 		return true, nil
-	case strings.HasPrefix(string(a.Kind), "remove") && errdefs.IsNotFound(err):
+	case strings.HasPrefix(string(a.Kind), "remove") && cerrdefs.IsNotFound(err):
 		return false, nil // already gone: the goal of a removal
-	case strings.HasPrefix(string(a.Kind), "create") && errdefs.IsConflict(err):
+	case strings.HasPrefix(string(a.Kind), "create") && cerrdefs.IsConflict(err):
 		return false, nil // created by an earlier, interrupted pass
 	}
 	return false, fmt.Errorf("%s %s: %w", a.Kind, a.Name, err)
@@ -101,7 +101,7 @@ func generate(g *manifests.GeneratedSecret) (*swarm.SecretSpec, error) {
 func ensureImage(ctx context.Context, e Engine, ref string) error {
 	if _, err := e.ImageInspect(ctx, ref); err == nil {
 		return nil
-	} else if !errdefs.IsNotFound(err) {
+	} else if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 	rc, err := e.ImagePull(ctx, ref, image.PullOptions{})

@@ -11,8 +11,8 @@ import (
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
-// lockHeld is returned by claim when another live process holds the app's lock.
-var lockHeld = errors.New("app lock held by another process")
+// errLockHeld is returned by claim when another live process holds the app's lock.
+var errLockHeld = errors.New("app lock held by another process")
 
 // claim makes sure this process holds the app lock of domain, taking it without blocking the
 // first time. Locks are kept for as long as the app is owned: the kernel drops them when the
@@ -28,7 +28,7 @@ func (r *Reconciler) claim(domain string) error {
 	}
 	l, err := r.Locks.TryApp(domain)
 	if errors.Is(err, locks.ErrHeld) {
-		return fmt.Errorf("%w (%s): leaving %s alone until it is released", lockHeld, err, domain)
+		return fmt.Errorf("%w (%s): leaving %s alone until it is released", errLockHeld, err, domain)
 	}
 	if err != nil {
 		return fmt.Errorf("app lock of %s: %w", domain, err)

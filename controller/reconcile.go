@@ -173,7 +173,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app string, d *spec.Desired,
 		setPhase(st, spec.PhaseInvalid, err.Error(), now)
 		return Result{}, nil
 	}
-	if err := r.claim(s.Domain); errors.Is(err, lockHeld) {
+	if err := r.claim(s.Domain); errors.Is(err, errLockHeld) {
 		if st.Phase == "" || st.Phase == spec.PhaseDeleted {
 			setPhase(st, spec.PhasePending, "waiting: "+err.Error(), now)
 		} else {

@@ -25,7 +25,7 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 		return Result{}, nil
 	}
 	if !snap.Empty() {
-		if err := r.claim(domain); errors.Is(err, lockHeld) {
+		if err := r.claim(domain); errors.Is(err, errLockHeld) {
 			// Another live process operates this app: not an orphan.
 			r.Log.V(1).Info("not reaping", "app", app, "reason", err.Error())
 			return Result{}, nil

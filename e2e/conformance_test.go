@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
 )
@@ -231,11 +231,11 @@ func confTagImages(t *testing.T, ctx context.Context, refs []string) {
 		if _, err := suite.docker.ImageInspect(ctx, ref); err == nil {
 			t.Logf("image %s is present on this node: used as it is and left in place", ref)
 			continue
-		} else if !client.IsErrNotFound(err) {
+		} else if !cerrdefs.IsNotFound(err) {
 			t.Fatalf("inspect image %s: %v", ref, err)
 		}
 		t.Cleanup(func() {
-			if _, err := suite.docker.ImageRemove(context.Background(), ref, image.RemoveOptions{}); err != nil && !client.IsErrNotFound(err) {
+			if _, err := suite.docker.ImageRemove(context.Background(), ref, image.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 				t.Errorf("cleanup: remove image tag %s: %v", ref, err)
 			}
 		})
@@ -258,7 +258,7 @@ func confEnsureNetworks(t *testing.T, ctx context.Context, names []string, runID
 			}
 			continue
 		}
-		if !client.IsErrNotFound(err) {
+		if !cerrdefs.IsNotFound(err) {
 			t.Fatalf("inspect network %s: %v", name, err)
 		}
 		resp, err := suite.docker.NetworkCreate(ctx, name, network.CreateOptions{
@@ -272,7 +272,7 @@ func confEnsureNetworks(t *testing.T, ctx context.Context, names []string, runID
 			var last error
 			err := poll(context.Background(), time.Minute, func() (bool, error) {
 				last = suite.docker.NetworkRemove(context.Background(), resp.ID)
-				return last == nil || client.IsErrNotFound(last), nil
+				return last == nil || cerrdefs.IsNotFound(last), nil
 			})
 			if err != nil {
 				t.Errorf("cleanup: remove network %s that this test created: %v (last error: %v)", name, err, last)
@@ -603,8 +603,10 @@ func (c *confComparison) normService(side *confSide, name string, spec swarm.Ser
 		}
 	}
 	spec.Labels = labels
-	for i := range spec.Networks {
-		spec.Networks[i].Target = c.netName(spec.Networks[i].Target)
+	//lint:ignore SA1019 an engine of API 1.41 may still fill the service-level field
+	serviceNets := spec.Networks
+	for i := range serviceNets {
+		serviceNets[i].Target = c.netName(serviceNets[i].Target)
 	}
 	for i := range spec.TaskTemplate.Networks {
 		spec.TaskTemplate.Networks[i].Target = c.netName(spec.TaskTemplate.Networks[i].Target)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
@@ -78,7 +79,7 @@ func removeLabelled(ctx context.Context, docker *client.Client, key, value strin
 	services, err := docker.ServiceList(ctx, swarm.ServiceListOptions{Filters: f})
 	errs = append(errs, err)
 	for _, s := range services {
-		if err := docker.ServiceRemove(ctx, s.ID); err != nil && !client.IsErrNotFound(err) {
+		if err := docker.ServiceRemove(ctx, s.ID); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, err)
 		}
 	}
@@ -92,28 +93,28 @@ func removeLabelled(ctx context.Context, docker *client.Client, key, value strin
 	networks, err := docker.NetworkList(ctx, network.ListOptions{Filters: f})
 	errs = append(errs, err)
 	for _, n := range networks {
-		if err := docker.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
+		if err := docker.NetworkRemove(ctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, err)
 		}
 	}
 	secrets, err := docker.SecretList(ctx, swarm.SecretListOptions{Filters: f})
 	errs = append(errs, err)
 	for _, s := range secrets {
-		if err := docker.SecretRemove(ctx, s.ID); err != nil && !client.IsErrNotFound(err) {
+		if err := docker.SecretRemove(ctx, s.ID); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, err)
 		}
 	}
 	configs, err := docker.ConfigList(ctx, swarm.ConfigListOptions{Filters: f})
 	errs = append(errs, err)
 	for _, c := range configs {
-		if err := docker.ConfigRemove(ctx, c.ID); err != nil && !client.IsErrNotFound(err) {
+		if err := docker.ConfigRemove(ctx, c.ID); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, err)
 		}
 	}
 	containers, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	errs = append(errs, err)
 	for _, c := range containers {
-		if err := docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+		if err := docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, err)
 		}
 	}
@@ -132,7 +133,7 @@ func removeVolumes(ctx context.Context, docker *client.Client, f filters.Args) e
 		}
 		last = nil
 		for _, v := range volumes.Volumes {
-			if err := docker.VolumeRemove(ctx, v.Name, false); err != nil && !client.IsErrNotFound(err) {
+			if err := docker.VolumeRemove(ctx, v.Name, false); err != nil && !cerrdefs.IsNotFound(err) {
 				last = err
 			}
 		}

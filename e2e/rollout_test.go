@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
-	"github.com/docker/docker/client"
 )
 
 // The tests in this file are the e2e evidence of issue 4 ("Upgrade tier and honest rollout
@@ -574,7 +574,7 @@ func TestRolloutCrashPauseNeverReady(t *testing.T) {
 func TestRolloutMissingImageUpgradeFailsFast(t *testing.T) {
 	h := startHarness(t)
 	r := makeRolloutRecipe(t, h.recipes)
-	if _, err := suite.docker.ImageInspect(context.Background(), rolloutMissingRef); err == nil || !client.IsErrNotFound(err) {
+	if _, err := suite.docker.ImageInspect(context.Background(), rolloutMissingRef); err == nil || !cerrdefs.IsNotFound(err) {
 		t.Fatalf("image %s must not exist on this node for this test (inspect: %v)", rolloutMissingRef, err)
 	}
 	a := h.newApp("e2e-ro-noimage")
