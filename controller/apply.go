@@ -24,9 +24,8 @@ var errNotOwned = errors.New("not owned by this app")
 
 // apply carries out one action. It is deliberately dumb: every decision was made by a plan.
 // changed is false when the engine was already in the action's goal state: a removal of an
-// object that is gone (a swarm network stays listed on a node until its last container there
-// detaches, and then answers "not found" to a second removal), or a creation of an object an
-// interrupted pass created. Only a change is a step: it is logged and counted.
+// object that is gone, or a creation of an object an interrupted pass created. Only a change
+// is a step: it is logged and counted.
 func apply(ctx context.Context, e Engine, app string, a Action) (changed bool, err error) {
 	switch a.Kind {
 	case UpdateService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume:
@@ -67,12 +66,21 @@ func apply(ctx context.Context, e Engine, app string, a Action) (changed bool, e
 	switch {
 	case err == nil:
 		return true, nil
-	case strings.HasPrefix(string(a.Kind), "remove") && cerrdefs.IsNotFound(err):
+	case strings.HasPrefix(string(a.Kind), "remove") && (cerrdefs.IsNotFound(err) || lingeringNetwork(a, err)):
 		return false, nil // already gone: the goal of a removal
 	case strings.HasPrefix(string(a.Kind), "create") && cerrdefs.IsConflict(err):
 		return false, nil // created by an earlier, interrupted pass
 	}
 	return false, fmt.Errorf("%s %s: %w", a.Kind, a.Name, err)
+}
+
+// lingeringNetwork reports whether err is the engine's answer to removing a swarm network
+// that is already removed from the cluster but still listed on this node, where a container
+// of the app is still attached (until it stops, up to its stop grace period). Engine 20.10
+// answers that with a 500 "network <id> not found", not a typed not-found error; the network
+// leaves the list by itself, and the teardown waits for that before it reports Deleted.
+func lingeringNetwork(a Action, err error) bool {
+	return a.Kind == RemoveNetwork && strings.HasSuffix(err.Error(), "network "+a.ID+" not found")
 }
 
 // generate makes a secret's value with crypto/rand. The value lives only in the request.

@@ -37,7 +37,7 @@ type fakeEngine struct {
 	failTasks string
 	// networkLinger is how many more lists show a removed network, as a swarm node lists an
 	// overlay network until its last local container detaches; a second removal of it
-	// answers "not found".
+	// answers "not found", untyped, as engine 20.10 does.
 	networkLinger int
 	lingering     map[string]int
 }
@@ -289,7 +289,8 @@ func (f *fakeEngine) NetworkRemove(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	f.record("remove network %s", id)
 	if _, gone := f.lingering[id]; gone {
-		return errdefs.NotFound(fmt.Errorf("network %s not found", id))
+		// Engine 20.10's words and status (500, untyped) for a network that lingers.
+		return fmt.Errorf("Error response from daemon: network %s not found", id)
 	}
 	if _, ok := f.networks[id]; !ok {
 		return errdefs.NotFound(fmt.Errorf("network %s not found", id))
