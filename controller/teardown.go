@@ -63,7 +63,7 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 	for _, a := range PlanTeardown(app, snap) {
 		changed, err := apply(ctx, r.Engine, app, a)
 		if err != nil {
-			// A volume or network still held by a just-stopped container: the next pass retries.
+			// A volume still used by a container that is stopping, say: the next pass retries.
 			errs = append(errs, err)
 			continue
 		}
