@@ -61,7 +61,13 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 	setPhase(st, spec.PhaseDeleting, lead+"removing: "+strings.Join(snap.Residual(), ", "), now)
 	var errs []error
 	for _, a := range PlanTeardown(app, snap) {
+		if a.Kind == RemoveNetwork && r.isLeaving(app, a.ID) {
+			continue
+		}
 		changed, err := apply(ctx, r.Engine, app, a)
+		if err == nil && a.Kind == RemoveNetwork {
+			r.left(app, a.ID)
+		}
 		if err != nil {
 			// A volume still used by a container that is stopping, say: the next pass retries.
 			errs = append(errs, err)
