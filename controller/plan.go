@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/network"
@@ -174,12 +176,16 @@ func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm
 
 // PlanTeardown plans the next step of removing everything app owns: services first (their
 // tasks hold networks and volumes), then, once no service is left, networks, configs, secrets
-// and volumes. Objects not labelled with app are never in the plan.
-func PlanTeardown(app string, snap *swarmstate.Snapshot) []Action {
+// and volumes. Objects not labelled with app are never in the plan, nor objects this teardown
+// already removed ("<kind> <name>" in removed) that the engine still lists: a swarm network
+// stays listed on the node until the app's last container there detaches, and asking again
+// only gets "not found"; the teardown waits for it to leave the list.
+func PlanTeardown(app string, snap *swarmstate.Snapshot, removed []string) []Action {
 	var plan []Action
 	add := func(kind Kind, name, id string, labels map[string]string) {
-		if swarmstate.Owns(labels, app) {
-			plan = append(plan, Action{Kind: kind, Name: name, ID: id, Labels: labels, Reason: "app deleted"})
+		a := Action{Kind: kind, Name: name, ID: id, Labels: labels, Reason: "app deleted"}
+		if swarmstate.Owns(labels, app) && !slices.Contains(removed, a.object()) {
+			plan = append(plan, a)
 		}
 	}
 	for _, s := range snap.Services {
@@ -201,6 +207,11 @@ func PlanTeardown(app string, snap *swarmstate.Snapshot) []Action {
 		add(RemoveVolume, v.Name, v.Name, v.Labels)
 	}
 	return plan
+}
+
+// object names what a removal removes, as the status's removed list says it: "network x".
+func (a Action) object() string {
+	return strings.TrimPrefix(string(a.Kind), "remove ") + " " + a.Name
 }
 
 // drift reports whether a live service was changed by hand since the controller last wrote

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"context"
+	"errors"
 	"math/rand"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
@@ -153,15 +156,62 @@ func TestPlanTeardownOrder(t *testing.T) {
 		Networks: []network.Summary{{ID: "n1", Name: "s_default", Labels: own}},
 		Volumes:  []*volume.Volume{{Name: "s_data", Labels: own}},
 	}
-	plan := PlanTeardown("a", snap)
+	plan := PlanTeardown("a", snap, nil)
 	if len(plan) != 1 || plan[0].Kind != RemoveService {
 		t.Fatalf("services must go first, alone: %v", plan)
 	}
 	snap.Services = nil
-	plan = PlanTeardown("a", snap)
+	plan = PlanTeardown("a", snap, nil)
 	if len(plan) != 2 || plan[0].Kind != RemoveNetwork || plan[1].Kind != RemoveVolume {
 		t.Fatalf("then the rest: %v", plan)
 	}
+	// Removed already, still listed (a network until the app's container detaches): waited for.
+	plan = PlanTeardown("a", snap, []string{"network s_default", "service s_app"})
+	if len(plan) != 1 || plan[0].Kind != RemoveVolume {
+		t.Fatalf("an object the teardown removed is asked for again: %v", plan)
+	}
+}
+
+// TestApplyAlreadyDone: what the engine answers when the goal is already reached is no change
+// and no error; any other failure is an error.
+func TestApplyAlreadyDone(t *testing.T) {
+	own := map[string]string{swarmstate.LabelApp: "a"}
+	for _, tc := range []struct {
+		name        string
+		kind        Kind
+		err         error
+		wantChanged bool
+		wantErr     bool
+	}{
+		{"removed", RemoveNetwork, nil, true, false},
+		{"typed not found", RemoveNetwork, errdefs.NotFound(errors.New("network n1 not found")), false, false},
+		{"engine 20.10's 500 for a lingering network", RemoveNetwork, errors.New("Error response from daemon: network n1 not found"), false, false},
+		{"another network's not found", RemoveNetwork, errors.New("Error response from daemon: network n2 not found"), false, true},
+		{"in use", RemoveVolume, errors.New("Error response from daemon: remove n1: volume is in use"), false, true},
+		{"not found of a create", CreateNetwork, errdefs.NotFound(errors.New("no such driver")), false, true},
+		{"created by an earlier pass", CreateNetwork, errdefs.Conflict(errors.New("network n1 exists")), false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := answering{err: tc.err}
+			a := Action{Kind: tc.kind, Name: "x", ID: "n1", Labels: own, Network: &network.CreateOptions{}}
+			changed, err := apply(t.Context(), e, "a", a)
+			if changed != tc.wantChanged || (err != nil) != tc.wantErr {
+				t.Errorf("apply = %v, %v; want changed %v, error %v", changed, err, tc.wantChanged, tc.wantErr)
+			}
+		})
+	}
+}
+
+// answering is an Engine whose network and volume calls all answer err.
+type answering struct {
+	Engine
+	err error
+}
+
+func (e answering) NetworkRemove(context.Context, string) error      { return e.err }
+func (e answering) VolumeRemove(context.Context, string, bool) error { return e.err }
+func (e answering) NetworkCreate(context.Context, string, network.CreateOptions) (network.CreateResponse, error) {
+	return network.CreateResponse{}, e.err
 }
 
 // TestNeverTouchWhatWeDoNotOwn is a property test: whatever mix of labels the swarm holds,
@@ -194,7 +244,7 @@ func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
 			snap.Configs = append(snap.Configs, swarm.Config{ID: "c", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "c", Labels: label()}}})
 			snap.Secrets = append(snap.Secrets, swarm.Secret{ID: "x", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "x", Labels: label()}}})
 		}
-		plan := PlanTeardown("a", snap)
+		plan := PlanTeardown("a", snap, nil)
 		desired := map[string]swarm.ServiceSpec{}
 		if rng.Intn(2) == 0 {
 			desired["s_b"] = desiredService("s_b", "a", "img")

@@ -86,10 +86,6 @@ type Reconciler struct {
 	mu      sync.Mutex
 	renders map[string]*manifests.Rendered // by app, for the generation it was rendered from
 	renderG map[string]string
-	// leaving holds, by app, the IDs of swarm networks this process removed that the node
-	// still lists while a container of the app is attached: removing them again only gets
-	// "not found", so a teardown waits for them to leave the list without asking again.
-	leaving map[string]map[string]bool
 	steps   atomic.Int64
 	held    map[string]*locks.Lock // app locks by domain
 	stacks  map[string]string      // stack -> the app holding it (see stacks.go)

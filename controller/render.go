@@ -59,24 +59,4 @@ func (r *Reconciler) forget(app string) {
 	defer r.mu.Unlock()
 	delete(r.renders, app)
 	delete(r.renderG, app)
-	delete(r.leaving, app)
-}
-
-// left records that network id of app is removed from the cluster; isLeaving reports it.
-func (r *Reconciler) left(app, id string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.leaving == nil {
-		r.leaving = map[string]map[string]bool{}
-	}
-	if r.leaving[app] == nil {
-		r.leaving[app] = map[string]bool{}
-	}
-	r.leaving[app][id] = true
-}
-
-func (r *Reconciler) isLeaving(app, id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.leaving[app][id]
 }

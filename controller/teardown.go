@@ -60,14 +60,8 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 	}
 	setPhase(st, spec.PhaseDeleting, lead+"removing: "+strings.Join(snap.Residual(), ", "), now)
 	var errs []error
-	for _, a := range PlanTeardown(app, snap) {
-		if a.Kind == RemoveNetwork && r.isLeaving(app, a.ID) {
-			continue
-		}
+	for _, a := range PlanTeardown(app, snap, st.Removed) {
 		changed, err := apply(ctx, r.Engine, app, a)
-		if err == nil && a.Kind == RemoveNetwork {
-			r.left(app, a.ID)
-		}
 		if err != nil {
 			// A volume still used by a container that is stopping, say: the next pass retries.
 			errs = append(errs, err)
@@ -79,7 +73,7 @@ func (r *Reconciler) teardown(ctx context.Context, app string, snap *swarmstate.
 		}
 		r.Log.Info("removed", "app", app, "object", a.Name, "kind", a.Kind)
 		r.stepped(a)
-		st.Removed = append(st.Removed, strings.TrimPrefix(string(a.Kind), "remove ")+" "+a.Name)
+		st.Removed = append(st.Removed, a.object())
 	}
 	if len(errs) > 0 {
 		st.Message = lead + "removing: " + strings.Join(snap.Residual(), ", ") + "; waiting: " + errors.Join(errs...).Error()

@@ -173,19 +173,11 @@ func desiredCount(svc swarm.Service, tasks []swarm.Task) int {
 	}
 }
 
-func newest(tasks []swarm.Task, n int) []swarm.Task {
-	sorted := append([]swarm.Task(nil), tasks...)
-	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Status.Timestamp.After(sorted[j].Status.Timestamp) })
-	if len(sorted) > n {
-		sorted = sorted[:n]
-	}
-	return sorted
-}
-
 // diagnostic is the n newest tasks, newest first, plus the newest failed task if none of
 // those failed.
 func diagnostic(tasks []swarm.Task, n int) []swarm.Task {
-	all := newest(tasks, len(tasks))
+	all := slices.Clone(tasks)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Status.Timestamp.After(all[j].Status.Timestamp) })
 	out := slices.Clip(all[:min(n, len(all))])
 	if slices.ContainsFunc(out, hasFailed) {
 		return out
