@@ -8,32 +8,54 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"slices"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
+// errTerminal marks an error of acting that waiting will not fix: the app is Failed with it.
+var errTerminal = errors.New("terminal")
+
+// terminal is an error the app fails with at once.
+type terminal struct{ err error }
+
+func (t terminal) Error() string        { return t.err.Error() }
+func (t terminal) Is(target error) bool { return target == errTerminal }
+func (t terminal) Unwrap() error        { return t.err }
+
 // errNotOwned guards every update and removal: it is returned, and nothing is called, when the
-// live object does not carry the app's ownership label.
-var errNotOwned = errors.New("not owned by this app")
+// live object does not carry both ownership labels of the app and this reconciler.
+var errNotOwned = errors.New("not owned by this reconciler")
 
 // apply carries out one action. It is deliberately dumb: every decision was made by a plan.
-// changed is false when the engine was already in the action's goal state: a removal of an
-// object that is gone, or a creation of an object an interrupted pass created. Only a change
-// is a step: it is logged and counted.
-func apply(ctx context.Context, e Engine, app string, a Action) (changed bool, err error) {
+// changed is false when the engine was already in the action's goal state (a removal of an
+// object that is gone) and for the checks, which change nothing. Only a change is a step: it
+// is logged and counted. A create that finds its name taken is an error: the snapshot before
+// it listed no object of ours by that name, so the holder is someone else's, and the next
+// pass names it.
+func apply(ctx context.Context, e Engine, own swarmstate.Owner, a Action) (changed bool, err error) {
 	switch a.Kind {
 	case UpdateService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume:
-		if !swarmstate.Owns(a.Labels, app) {
-			return false, fmt.Errorf("%s %s: %w", a.Kind, a.Name, errNotOwned)
+		if !own.Owns(a.Labels) {
+			return false, terminal{fmt.Errorf("%s %s: %w", a.Kind, a.Name, errNotOwned)}
 		}
 	}
+	if placeholderRef(a.Service) {
+		return false, fmt.Errorf("%s %s: a secret or config it refers to has no ID yet", a.Kind, a.Name)
+	}
 	switch a.Kind {
+	case RequireNetwork:
+		return false, requireNetwork(ctx, e, a.Name)
+	case RequireImage:
+		return false, ensureImage(ctx, e, a.Name)
 	case CreateNetwork:
 		_, err = e.NetworkCreate(ctx, a.Name, *a.Network)
 	case CreateSecret:
@@ -68,10 +90,48 @@ func apply(ctx context.Context, e Engine, app string, a Action) (changed bool, e
 		return true, nil
 	case strings.HasPrefix(string(a.Kind), "remove") && (cerrdefs.IsNotFound(err) || lingeringNetwork(a, err)):
 		return false, nil // already gone: the goal of a removal
-	case strings.HasPrefix(string(a.Kind), "create") && cerrdefs.IsConflict(err):
-		return false, nil // created by an earlier, interrupted pass
 	}
 	return false, fmt.Errorf("%s %s: %w", a.Kind, a.Name, err)
+}
+
+// placeholderRef reports whether a service refers to a secret or config by the placeholder
+// ID of a conversion made before the object existed: the plan never sends such a spec (the
+// support objects are created first, and services planned on a fresh look), and this guard
+// keeps it so.
+func placeholderRef(s *swarm.ServiceSpec) bool {
+	if s == nil || s.TaskTemplate.ContainerSpec == nil {
+		return false
+	}
+	for _, r := range s.TaskTemplate.ContainerSpec.Secrets {
+		if r != nil && manifests.IsPlaceholderID(r.SecretID) {
+			return true
+		}
+	}
+	for _, r := range s.TaskTemplate.ContainerSpec.Configs {
+		if r != nil && manifests.IsPlaceholderID(r.ConfigID) {
+			return true
+		}
+	}
+	return false
+}
+
+// inUse reports a removal refused because a container still uses the object (a volume while
+// the app's containers stop, up to their stop grace period): waited for, not an error.
+func inUse(err error) bool {
+	return cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "is in use")
+}
+
+// requireNetwork fails like docker stack deploy when a network the recipe declares external
+// does not exist, instead of letting the service create fail less clearly.
+func requireNetwork(ctx context.Context, e Engine, name string) error {
+	nets, err := e.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	if err != nil {
+		return fmt.Errorf("look up external network %s: %w", name, err)
+	}
+	if !slices.ContainsFunc(nets, func(n network.Summary) bool { return n.Name == name }) {
+		return terminal{fmt.Errorf("network %q is declared as external, but could not be found: create it (docker network create --driver overlay --attachable %s) or drop it from the recipe", name, name)}
+	}
+	return nil
 }
 
 // lingeringNetwork reports whether err is the engine's answer to removing a swarm network
@@ -113,8 +173,10 @@ func ensureImage(ctx context.Context, e Engine, ref string) error {
 		return fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 	rc, err := e.ImagePull(ctx, ref, image.PullOptions{})
-	if err != nil {
-		return fmt.Errorf("image %s is not present on this node and cannot be pulled: %w", ref, err)
+	if err != nil && ctx.Err() == nil {
+		return terminal{fmt.Errorf("image %s is not present on this node and cannot be pulled: %w", ref, err)}
+	} else if err != nil {
+		return fmt.Errorf("pull image %s: %w", ref, err)
 	}
 	defer rc.Close()
 	dec := json.NewDecoder(rc)
@@ -128,7 +190,7 @@ func ensureImage(ctx context.Context, e Engine, ref string) error {
 			return fmt.Errorf("pull image %s: %w", ref, err)
 		}
 		if m.Error != "" {
-			return fmt.Errorf("image %s is not present on this node and cannot be pulled: %s", ref, m.Error)
+			return terminal{fmt.Errorf("image %s is not present on this node and cannot be pulled: %s", ref, m.Error)}
 		}
 	}
 }

@@ -30,7 +30,7 @@ func (r *Reconciler) Diff(ctx context.Context, d *spec.Desired) ([]Difference, e
 	if err != nil {
 		return nil, err
 	}
-	snap, err := swarmstate.Take(ctx, r.Engine, d.App)
+	snap, err := swarmstate.Take(ctx, r.Engine, r.owner(d.App))
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of %s: %w", d.App, err)
 	}
@@ -40,7 +40,7 @@ func (r *Reconciler) Diff(ctx context.Context, d *spec.Desired) ([]Difference, e
 	if err != nil {
 		return nil, err
 	}
-	support, err := PlanSupport(rendered, snap)
+	support, _, err := PlanSupport(rendered, snap)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (r *Reconciler) Diff(ctx context.Context, d *spec.Desired) ([]Difference, e
 	if err != nil {
 		return nil, fmt.Errorf("convert services of %s: %w", rendered.Revision, err)
 	}
-	plan, err := PlanServices(d.App, desired, snap.Services, "diff")
+	plan, err := PlanServices(r.owner(d.App), desired, snap.Services, "diff")
 	if err != nil {
 		return nil, err
 	}

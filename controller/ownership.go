@@ -14,16 +14,18 @@ import (
 // errLockHeld is returned by claim when another live process holds the app's lock.
 var errLockHeld = errors.New("app lock held by another process")
 
-// claim makes sure this process holds the app lock of domain, taking it without blocking the
-// first time. Locks are kept for as long as the app is owned: the kernel drops them when the
-// process dies, however it dies, which is what tells a sweep that an app is an orphan.
-func (r *Reconciler) claim(domain string) error {
+// claim makes sure this process holds the app lock of domain for app, taking it without
+// blocking the first time. Locks are kept for as long as the app is owned: the kernel drops
+// them when the process dies, however it dies, which is what tells a sweep that an app is an
+// orphan.
+func (r *Reconciler) claim(app, domain string) error {
 	if r.Locks == nil || domain == "" {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.held[domain]; ok {
+		r.heldFor[domain] = app
 		return nil
 	}
 	l, err := r.Locks.TryApp(domain)
@@ -34,21 +36,26 @@ func (r *Reconciler) claim(domain string) error {
 		return fmt.Errorf("app lock of %s: %w", domain, err)
 	}
 	if r.held == nil {
-		r.held = map[string]*locks.Lock{}
+		r.held, r.heldFor = map[string]*locks.Lock{}, map[string]string{}
 	}
-	r.held[domain] = l
+	r.held[domain], r.heldFor[domain] = l, app
 	return nil
 }
 
-// disown unlinks and releases the app lock of domain once nothing of the app is left.
-func (r *Reconciler) disown(domain string) {
+// disown unlinks and releases the app locks this process holds for app, except the lock of
+// keep: their stacks are gone.
+func (r *Reconciler) disown(app, keep string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if l, ok := r.held[domain]; ok {
-		if err := l.Unlink(); err != nil {
+	for domain, holder := range r.heldFor {
+		if holder != app || domain == keep {
+			continue
+		}
+		if err := r.held[domain].Unlink(); err != nil {
 			r.Log.Error(err, "unlink app lock", "domain", domain)
 		}
 		delete(r.held, domain)
+		delete(r.heldFor, domain)
 	}
 }
 
@@ -60,6 +67,7 @@ func (r *Reconciler) ReleaseAll() {
 	for d, l := range r.held {
 		_ = l.Release()
 		delete(r.held, d)
+		delete(r.heldFor, d)
 	}
 }
 
@@ -75,11 +83,8 @@ func domainOf(st *spec.Status, snap *swarmstate.Snapshot) string {
 	return strings.ReplaceAll(snap.Label(swarmstate.LabelNamespace), "_", ".")
 }
 
-// ownerOf is the owner label found on an app's objects ("" for none).
-func ownerOf(snap *swarmstate.Snapshot) string { return snap.Label(manifests.LabelOwner) }
-
-// ours reports whether this reconciler may sweep objects of owner: its own, unstamped ones,
-// or any when it has no identity (the janitor).
-func (r *Reconciler) ours(owner string) bool {
-	return r.Owner == "" || owner == "" || owner == r.Owner
+// owner is whose objects this reconciler may use, change or remove for app: those labelled
+// with app and with its Owner (any owner for the janitor, whose Owner is empty).
+func (r *Reconciler) owner(app string) swarmstate.Owner {
+	return swarmstate.Owner{App: app, Dir: r.Owner}
 }

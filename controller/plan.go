@@ -42,6 +42,11 @@ const (
 	RemoveConfig  Kind = "remove config"
 	RemoveSecret  Kind = "remove secret"
 	RemoveVolume  Kind = "remove volume"
+
+	// Checks that change nothing in the swarm but must hold before services are created or
+	// updated, so their failure is the app's, at once, in the engine's words.
+	RequireNetwork Kind = "require network" // an external network exists
+	RequireImage   Kind = "require image"   // an image is present on this node, or pulled
 )
 
 // Action is one change to the swarm, computed from (desired, observed) and applied elsewhere.
@@ -73,9 +78,9 @@ func (a Action) String() string { return fmt.Sprintf("%s %s: %s", a.Kind, a.Name
 // PlanSupport plans the networks, secrets and configs a rendered app needs that do not exist
 // yet. They come before services, which refer to them by ID. Existing objects are never
 // replaced: swarm cannot update a config's or secret's data, so a changed config under an
-// unchanged name is an error that tells the user to bump the config's version.
-func PlanSupport(r *manifests.Rendered, snap *swarmstate.Snapshot) ([]Action, error) {
-	var plan []Action
+// unchanged name is an error that tells the user to bump the config's version. A secret marked
+// generate=false that does not exist is awaited, not planned: someone inserts its value.
+func PlanSupport(r *manifests.Rendered, snap *swarmstate.Snapshot) (plan []Action, awaited []string, err error) {
 	nets := map[string]bool{}
 	for _, n := range snap.Networks {
 		nets[n.Name] = true
@@ -101,7 +106,8 @@ func PlanSupport(r *manifests.Rendered, snap *swarmstate.Snapshot) ([]Action, er
 			continue
 		}
 		if !g.Generate {
-			return nil, fmt.Errorf("secret %s is marked generate=false in .env.sample and does not exist: create it (docker secret create %s -) or remove the modifier", g.Name, g.Name)
+			awaited = append(awaited, g.Name)
+			continue
 		}
 		plan = append(plan, Action{Kind: CreateSecret, Name: g.Name, Reason: "missing, generated once", Generated: g})
 	}
@@ -117,17 +123,17 @@ func PlanSupport(r *manifests.Rendered, snap *swarmstate.Snapshot) ([]Action, er
 			continue
 		}
 		if !bytes.Equal(live.Spec.Data, c.Data) {
-			return nil, fmt.Errorf("config %s: content changed but its name did not; swarm cannot update a config's data: bump the config's version in the recipe (e.g. its *_VERSION env var)", c.Name)
+			return nil, nil, fmt.Errorf("config %s: content changed but its name did not; swarm cannot update a config's data: bump the config's version in the recipe (e.g. its *_VERSION env var)", c.Name)
 		}
 	}
-	return plan, nil
+	return plan, awaited, nil
 }
 
 // PlanServices plans the service creates, updates and removals that make the live services of
 // app match desired. A service whose spec-hash label equals the desired one is left alone
 // (no update, no task restart, no Version.Index move) unless it was changed by hand, when it
 // is set back. stamp is the value of LabelWritten for this pass's writes.
-func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm.Service, stamp string) ([]Action, error) {
+func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, live []swarm.Service, stamp string) ([]Action, error) {
 	byName := map[string]swarm.Service{}
 	for _, s := range live {
 		byName[s.Spec.Name] = s
@@ -142,8 +148,9 @@ func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm
 			plan = append(plan, Action{Kind: CreateService, Name: name, Reason: "missing", Service: &spec})
 			continue
 		}
-		if !swarmstate.Owns(cur.Spec.Labels, app) {
-			return nil, fmt.Errorf("service %s exists but is not owned by app %s (label %s=%q): remove it or choose another domain", name, app, swarmstate.LabelApp, cur.Spec.Labels[swarmstate.LabelApp])
+		if !own.Owns(cur.Spec.Labels) {
+			// Unreachable through Take, which lists only own's objects; a plan is safe on its own.
+			return nil, fmt.Errorf("service %s exists but is not owned by this reconciler (app %s, owner %s): remove it or choose another domain", name, own.App, own.Dir)
 		}
 		reason, rolls := "spec changed", cur.Spec.Labels[LabelTaskHash] != taskHash
 		if cur.Spec.Labels[manifests.LabelSpecHash] == want.Labels[manifests.LabelSpecHash] {
@@ -166,7 +173,7 @@ func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm
 			Labels: cur.Spec.Labels, Reason: reason, Service: &spec})
 	}
 	for _, s := range live {
-		if _, ok := desired[s.Spec.Name]; !ok && swarmstate.Owns(s.Spec.Labels, app) {
+		if _, ok := desired[s.Spec.Name]; !ok && own.Owns(s.Spec.Labels) {
 			plan = append(plan, Action{Kind: RemoveService, Name: s.Spec.Name, ID: s.ID, Labels: s.Spec.Labels,
 				Reason: "no longer in the recipe"})
 		}
@@ -180,11 +187,11 @@ func PlanServices(app string, desired map[string]swarm.ServiceSpec, live []swarm
 // already removed ("<kind> <name>" in removed) that the engine still lists: a swarm network
 // stays listed on the node until the app's last container there detaches, and asking again
 // only gets "not found"; the teardown waits for it to leave the list.
-func PlanTeardown(app string, snap *swarmstate.Snapshot, removed []string) []Action {
+func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string) []Action {
 	var plan []Action
 	add := func(kind Kind, name, id string, labels map[string]string) {
 		a := Action{Kind: kind, Name: name, ID: id, Labels: labels, Reason: "app deleted"}
-		if swarmstate.Owns(labels, app) && !slices.Contains(removed, a.object()) {
+		if own.Owns(labels) && !slices.Contains(removed, a.object()) {
 			plan = append(plan, a)
 		}
 	}
@@ -207,6 +214,19 @@ func PlanTeardown(app string, snap *swarmstate.Snapshot, removed []string) []Act
 		add(RemoveVolume, v.Name, v.Name, v.Labels)
 	}
 	return plan
+}
+
+// requirements are the checks before services of r are created or updated: its external
+// networks exist (as docker stack deploy checks) and its images are here or pullable.
+func requirements(r *manifests.Rendered) []Action {
+	var out []Action
+	for _, n := range r.ExternalNetworks {
+		out = append(out, Action{Kind: RequireNetwork, Name: n, Reason: "declared external"})
+	}
+	for _, ref := range r.Images {
+		out = append(out, Action{Kind: RequireImage, Name: ref, Reason: "used by a service"})
+	}
+	return out
 }
 
 // object names what a removal removes, as the status's removed list says it: "network x".

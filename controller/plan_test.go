@@ -28,7 +28,7 @@ func desiredService(name, app, image string) swarm.ServiceSpec {
 
 // liveFrom is what the engine would hold after creating want through PlanServices.
 func liveFrom(id string, want swarm.ServiceSpec) swarm.Service {
-	plan, _ := PlanServices(want.Labels[swarmstate.LabelApp], map[string]swarm.ServiceSpec{want.Name: want}, nil, "t1")
+	plan, _ := PlanServices(swarmstate.Owner{App: want.Labels[swarmstate.LabelApp]}, map[string]swarm.ServiceSpec{want.Name: want}, nil, "t1")
 	return swarm.Service{ID: id, Spec: *plan[0].Service, Meta: swarm.Meta{Version: swarm.Version{Index: 7}}}
 }
 
@@ -119,13 +119,13 @@ func TestPlanServices(t *testing.T) {
 		{name: "our own set-back is not drift", desired: map[string]swarm.ServiceSpec{"s_app": v1},
 			live: []swarm.Service{setBack}},
 		{name: "service of another app is never updated", desired: map[string]swarm.ServiceSpec{"s_app": v1},
-			live: []swarm.Service{foreign}, wantErr: "not owned by app a"},
+			live: []swarm.Service{foreign}, wantErr: "not owned by this reconciler"},
 		{name: "owned service dropped by the recipe is removed", desired: map[string]swarm.ServiceSpec{"s_app": v1},
 			live: []swarm.Service{liveFrom("id1", v1), extra}, want: []string{"remove service s_old"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan, err := PlanServices("a", tt.desired, tt.live, "t2")
+			plan, err := PlanServices(swarmstate.Owner{App: "a"}, tt.desired, tt.live, "t2")
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -156,17 +156,17 @@ func TestPlanTeardownOrder(t *testing.T) {
 		Networks: []network.Summary{{ID: "n1", Name: "s_default", Labels: own}},
 		Volumes:  []*volume.Volume{{Name: "s_data", Labels: own}},
 	}
-	plan := PlanTeardown("a", snap, nil)
+	plan := PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil)
 	if len(plan) != 1 || plan[0].Kind != RemoveService {
 		t.Fatalf("services must go first, alone: %v", plan)
 	}
 	snap.Services = nil
-	plan = PlanTeardown("a", snap, nil)
+	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil)
 	if len(plan) != 2 || plan[0].Kind != RemoveNetwork || plan[1].Kind != RemoveVolume {
 		t.Fatalf("then the rest: %v", plan)
 	}
 	// Removed already, still listed (a network until the app's container detaches): waited for.
-	plan = PlanTeardown("a", snap, []string{"network s_default", "service s_app"})
+	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, []string{"network s_default", "service s_app"})
 	if len(plan) != 1 || plan[0].Kind != RemoveVolume {
 		t.Fatalf("an object the teardown removed is asked for again: %v", plan)
 	}
@@ -189,12 +189,12 @@ func TestApplyAlreadyDone(t *testing.T) {
 		{"another network's not found", RemoveNetwork, errors.New("Error response from daemon: network n2 not found"), false, true},
 		{"in use", RemoveVolume, errors.New("Error response from daemon: remove n1: volume is in use"), false, true},
 		{"not found of a create", CreateNetwork, errdefs.NotFound(errors.New("no such driver")), false, true},
-		{"created by an earlier pass", CreateNetwork, errdefs.Conflict(errors.New("network n1 exists")), false, false},
+		{"name taken: the snapshot listed no object of ours by it", CreateNetwork, errdefs.Conflict(errors.New("network n1 exists")), false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := answering{err: tc.err}
 			a := Action{Kind: tc.kind, Name: "x", ID: "n1", Labels: own, Network: &network.CreateOptions{}}
-			changed, err := apply(t.Context(), e, "a", a)
+			changed, err := apply(t.Context(), e, swarmstate.Owner{App: "a"}, a)
 			if changed != tc.wantChanged || (err != nil) != tc.wantErr {
 				t.Errorf("apply = %v, %v; want changed %v, error %v", changed, err, tc.wantChanged, tc.wantErr)
 			}
@@ -214,18 +214,25 @@ func (e answering) NetworkCreate(context.Context, string, network.CreateOptions)
 	return network.CreateResponse{}, e.err
 }
 
-// TestNeverTouchWhatWeDoNotOwn is a property test: whatever mix of labels the swarm holds,
-// no plan updates or removes an object that does not carry the app's label, and apply refuses
-// such an action without calling the engine.
+// TestNeverTouchWhatWeDoNotOwn is a property test of the plans: whatever mix of labels the
+// swarm holds (other apps, other owners' objects of the same app, look-alikes made by hand),
+// no plan updates or removes an object that does not carry both the app's and the owner's
+// label, and apply refuses such an action without calling the engine.
+// TestNothingUnownedIsEverUsed checks the same through whole passes on the fake engine.
 func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	owners := []string{"a", "b", "", "a "}
+	own := swarmstate.Owner{App: "a", Dir: "d1"}
+	apps := []string{"a", "b", "", "a "}
+	dirs := []string{"d1", "d2", ""}
 	label := func() map[string]string {
-		o := owners[rng.Intn(len(owners))]
-		if o == "" {
-			return map[string]string{swarmstate.LabelNamespace: "s"} // deployed by hand
+		l := map[string]string{swarmstate.LabelNamespace: "s"}
+		if a := apps[rng.Intn(len(apps))]; a != "" {
+			l[swarmstate.LabelApp] = a
 		}
-		return map[string]string{swarmstate.LabelApp: o, swarmstate.LabelNamespace: "s"}
+		if d := dirs[rng.Intn(len(dirs))]; d != "" {
+			l[swarmstate.LabelOwner] = d
+		}
+		return l
 	}
 	for i := 0; i < 2000; i++ {
 		snap := &swarmstate.Snapshot{}
@@ -244,28 +251,35 @@ func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
 			snap.Configs = append(snap.Configs, swarm.Config{ID: "c", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "c", Labels: label()}}})
 			snap.Secrets = append(snap.Secrets, swarm.Secret{ID: "x", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "x", Labels: label()}}})
 		}
-		plan := PlanTeardown("a", snap, nil)
+		plan := PlanTeardown(own, snap, nil)
 		desired := map[string]swarm.ServiceSpec{}
 		if rng.Intn(2) == 0 {
 			desired["s_b"] = desiredService("s_b", "a", "img")
 		}
-		if more, err := PlanServices("a", desired, live, "t"); err == nil {
+		if more, err := PlanServices(own, desired, live, "t"); err == nil {
 			plan = append(plan, more...)
 		}
 		for _, a := range plan {
 			if a.Kind == CreateService {
 				continue
 			}
-			if a.Labels[swarmstate.LabelApp] != "a" {
-				t.Fatalf("plan touches an object not owned by a: %v labels %v", a, a.Labels)
+			if !own.Owns(a.Labels) || a.Labels[swarmstate.LabelOwner] != "d1" || a.Labels[swarmstate.LabelApp] != "a" {
+				t.Fatalf("plan touches an object not owned by a in d1: %v labels %v", a, a.Labels)
 			}
 		}
 	}
 	f := newFakeEngine()
-	for _, kind := range []Kind{UpdateService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume} {
-		_, err := apply(t.Context(), f, "a", Action{Kind: kind, Name: "x", ID: "x", Labels: map[string]string{swarmstate.LabelApp: "b"}})
-		if err == nil || !strings.Contains(err.Error(), "not owned") {
-			t.Errorf("%s of a foreign object: err = %v", kind, err)
+	for _, labels := range []map[string]string{
+		{swarmstate.LabelApp: "b", swarmstate.LabelOwner: "d1"},
+		{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d2"},
+		{swarmstate.LabelApp: "a"},
+		{},
+	} {
+		for _, kind := range []Kind{UpdateService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume} {
+			_, err := apply(t.Context(), f, own, Action{Kind: kind, Name: "x", ID: "x", Labels: labels})
+			if err == nil || !strings.Contains(err.Error(), "not owned") {
+				t.Errorf("%s of an object labelled %v: err = %v", kind, labels, err)
+			}
 		}
 	}
 	if w := f.writes(); len(w) > 0 {

@@ -31,15 +31,16 @@ type probeResult struct {
 	Last string
 }
 
-// check runs every probe of s once; it returns the first that is not (yet) passing.
-func (p *prober) check(ctx context.Context, app string, s *spec.Spec) (probeResult, bool) {
+// check runs every probe of s once; it returns the first that is not (yet) passing, or a
+// passing result.
+func (p *prober) check(ctx context.Context, app string, s *spec.Spec) probeResult {
 	for i, pr := range s.Health {
 		r := p.run(ctx, app, i, pr, s.Domain)
 		if !r.OK {
-			return r, false
+			return r
 		}
 	}
-	return probeResult{}, true
+	return probeResult{OK: true}
 }
 
 func (p *prober) run(ctx context.Context, app string, i int, pr spec.Probe, domain string) probeResult {

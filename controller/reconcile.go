@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/go-logr/logr"
 
 	"github.com/swarm-reconciler/reconciler/locks"
@@ -27,29 +26,6 @@ type Result struct {
 	RequeueAfter time.Duration
 }
 
-// Intervals at which an app that is waiting on swarm is looked at again. Engine events usually
-// come sooner; these are the safety net.
-const (
-	waitInterval     = 500 * time.Millisecond
-	maxWaitInterval  = 2 * time.Second
-	teardownInterval = 500 * time.Millisecond
-)
-
-// waitAfter is when an app that has waited on swarm since start is looked at again: after
-// waitInterval at first, then after a quarter of the time it has waited, up to
-// maxWaitInterval, and never past its deadline. The engine's events announce at once what
-// happens on this node (containers starting, dying, turning healthy; service updates); the
-// poll is the safety net for tasks on other nodes and for states no container event announces
-// (a task that cannot be scheduled), and with many apps waiting its list calls compete with
-// swarm for the CPU.
-func waitAfter(start, deadline, now time.Time) time.Duration {
-	d := min(max(now.Sub(start)/4, waitInterval), maxWaitInterval)
-	if left := deadline.Sub(now) + time.Millisecond; left > 0 && left < d {
-		d = left
-	}
-	return d
-}
-
 // Reconciler converges one app at a time: Reconcile(app) re-reads the spec file and a fresh
 // snapshot of the swarm, never trusting what triggered it.
 type Reconciler struct {
@@ -62,11 +38,12 @@ type Reconciler struct {
 	StatusRetention time.Duration
 	// Now is the clock; tests pass their own.
 	Now func() time.Time
+	// Log is the logger when the context of a pass carries none (logr.NewContext).
 	Log logr.Logger
 
 	// Owner is this reconciler's identity (locks.SpecDirID of its spec directory), stamped on
-	// everything it creates. Orphans stamped with another owner belong to the reconciler of
-	// another spec directory and are left to it (or to the janitor, whose Owner is empty).
+	// everything it creates. Only objects carrying it and the app's label are used, changed or
+	// removed; the janitor's Owner is empty, and it sweeps orphans of every spec directory.
 	Owner string
 
 	// Locks, when set, is where app locks are taken: an app is only acted on by the process
@@ -80,7 +57,8 @@ type Reconciler struct {
 	// count. Fault-injection tests use it to kill the process at each step in turn.
 	Step func(n int64, a Action)
 
-	// observed is told which stack an app uses, so engine events can be routed to it.
+	// observed is told which stack an app uses, so engine events can be routed to it, and
+	// stack "" once nothing of the app is left.
 	observed func(app, stack string)
 
 	mu      sync.Mutex
@@ -88,176 +66,325 @@ type Reconciler struct {
 	renderG map[string]string
 	steps   atomic.Int64
 	held    map[string]*locks.Lock // app locks by domain
+	heldFor map[string]string      // domain -> the app its lock is held for
 	stacks  map[string]string      // stack -> the app holding it (see stacks.go)
 	probes  prober
 }
 
-// Reconcile makes the swarm match the spec of app and writes the app's status file.
+// maxRounds bounds the looks of one pass: support objects, then the services that refer to
+// them, then an upgrade's second stage.
+const maxRounds = 3
+
+// Reconcile makes the swarm match the spec of app and writes the app's status file. A pass
+// is observe -> decide -> act -> write: decide (decide.go) is pure, and this function only
+// reads, carries out the decision and writes the status, once, on every exit.
 //
 // The error contract: a returned error is transient (the engine did not answer, an apply
-// failed) and the caller retries with exponential backoff. Faults that waiting will not fix (a
-// bad spec, an unknown version, a rollback, a timeout) are not errors: they are written to the
+// failed) and the caller retries with exponential backoff; the status keeps its phase and says
+// "retrying". Faults that waiting will not fix (a bad spec, an unknown version, a rollback, a
+// name held by an object we do not own, a timeout) are not errors: they are written to the
 // status as Invalid or Failed, final for that generation, and not retried until the spec file
-// changes. A positive RequeueAfter means the app waits on swarm.
+// changes. A positive RequeueAfter means the app waits on swarm. A pass cut short by ctx
+// writes no error into the status.
 func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	if log.GetSink() == nil {
+		log = r.Log.WithValues("app", app)
+	}
 	prev, err := spec.ReadStatus(r.StatusDir, app)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
 	}
-	st := &spec.Status{App: app}
-	if prev != nil {
-		st = cloneStatus(prev)
-	}
-
-	d, snap, rerr := r.observe(ctx, app)
-	// The clock is read after the world is: a phase is stamped with when it was seen, not with
-	// when this pass began (the list calls take tens of ms on a busy engine).
-	now := r.Now()
-	var res Result
-	if rerr == nil {
-		res, rerr = r.reconcile(ctx, app, d, snap, st, now)
-	}
-	if r.observed != nil && st.Stack != "" {
-		r.observed(app, st.Stack)
-	}
-	if rerr != nil && st.Phase != "" && !st.Phase.Final() {
-		st.Message = "retrying: " + rerr.Error()
-	}
-	if st.Phase == "" {
-		return res, rerr // nothing to report: no spec, no objects, no status
-	}
-	if st.Phase == spec.PhaseDeleted && r.StatusRetention > 0 && prev != nil &&
-		prev.Phase == spec.PhaseDeleted && now.Sub(prev.UpdatedAt) > r.StatusRetention {
-		if err := spec.RemoveStatus(r.StatusDir, app); err != nil {
-			return res, errors.Join(rerr, fmt.Errorf("remove status of %s: %w", app, err))
-		}
-		return res, rerr
-	}
-	if changed(prev, st) {
-		st.UpdatedAt = now
-		if err := spec.WriteStatus(r.StatusDir, st); err != nil {
-			return res, errors.Join(rerr, fmt.Errorf("write status of %s: %w", app, err))
-		}
-	}
-	return res, rerr
-}
-
-// observe reads app's desired state and the swarm's objects of it.
-func (r *Reconciler) observe(ctx context.Context, app string) (*spec.Desired, *swarmstate.Snapshot, error) {
-	d, err := r.loadSpec(app)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load spec of %s: %w", app, err)
-	}
-	snap, err := swarmstate.Take(ctx, r.Engine, app)
-	if err != nil {
-		return nil, nil, fmt.Errorf("snapshot of %s: %w", app, err)
-	}
-	return d, snap, nil
-}
-
-func (r *Reconciler) reconcile(ctx context.Context, app string, d *spec.Desired, snap *swarmstate.Snapshot, st *spec.Status, now time.Time) (Result, error) {
-	switch {
-	case d == nil:
-		return r.teardown(ctx, app, snap, st, now, spec.PhaseDeleted, "")
-	case d.Err != nil:
-		// An invalid edit touches nothing already deployed.
-		st.ObservedGeneration = d.Generation
-		setPhase(st, spec.PhaseInvalid, d.Err.Error(), now)
-		return Result{}, nil
-	}
-	s := d.Spec
-	st.Recipe, st.Version, st.Tier, st.Domain = s.Recipe, s.Version, s.Tier, s.Domain
-	var err error
-	if st.Stack, err = spec.StackName(s.Domain); err != nil {
-		st.ObservedGeneration = d.Generation
-		setPhase(st, spec.PhaseInvalid, err.Error(), now)
-		return Result{}, nil
-	}
-	if err := r.claim(s.Domain); errors.Is(err, errLockHeld) {
-		if st.Phase == "" || st.Phase == spec.PhaseDeleted {
-			setPhase(st, spec.PhasePending, "waiting: "+err.Error(), now)
-		} else {
-			st.Message = "waiting: " + err.Error()
-		}
-		return Result{RequeueAfter: 5 * time.Second}, nil
-	} else if err != nil {
-		return Result{}, err
-	}
-	if expiry, ok := expiresAt(s, st); ok && st.ObservedGeneration == d.Generation &&
-		st.Phase != spec.PhaseDeleted && st.Phase != spec.PhaseExpired && !now.Before(expiry) {
-		// Past its ttl: reaped, and not deployed again until the spec's content changes.
-		return r.teardown(ctx, app, snap, st, now, spec.PhaseExpired,
-			fmt.Sprintf("ttl %s passed at %s", s.TTL.Duration, expiry.Format(time.RFC3339)))
-	}
-	if st.ObservedGeneration != d.Generation || st.Phase == spec.PhaseDeleted || st.Phase == spec.PhaseDeleting {
-		// A new spec, or a spec put back after its app was torn down: a new attempt. An app
-		// that is not running starts a new life, and its ttl counts from its next deploy.
-		switch st.Phase {
-		case "", spec.PhaseDeleted, spec.PhaseDeleting, spec.PhaseExpired:
-			st.FirstDeployedAt = nil
-		}
-		st.ObservedGeneration = d.Generation
-		st.AttemptStartedAt = &now
-		st.Removed = nil
-		st.UpgradeStage = ""
-		if s.Tier == spec.TierUpgrade && len(snap.Services) == 0 {
-			// Nothing runs yet: the upgrade tier first deploys upgradeFrom, then upgrades.
-			st.UpgradeStage = upgradeFrom
-		}
-		r.probes.forget(app)
-		setPhase(st, spec.PhasePending, "new generation queued", now)
-	} else if st.Phase.Final() {
-		return Result{}, nil // final for this generation: only a new spec moves it
-	}
-	if st.AttemptStartedAt == nil {
-		st.AttemptStartedAt = &now
-	}
-	if s.Suspend {
-		v := swarmstate.Converged(snap.Services, snap.Tasks, *st.AttemptStartedAt)
-		observeServices(st, v)
-		setPhase(st, spec.PhaseSuspended, "suspended: observing only; "+v.Message, now)
-		return Result{}, nil
-	}
-	res, err := r.deploy(ctx, d, snap, st, now)
-	if deadline := st.AttemptStartedAt.Add(s.Timeout.Duration); err != nil && now.After(deadline) && ctx.Err() == nil {
-		// An error that retrying has not fixed within the spec's timeout is the app's failure,
-		// not a reason to retry for ever: say what the engine keeps answering.
-		setPhase(st, spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %v", s.Timeout.Duration, err), now)
-		return Result{}, nil
-	}
-	if expiry, ok := expiresAt(s, st); ok && err == nil && !st.Phase.Final() {
-		// The ttl timer: come back when the app is due to be reaped.
-		if left := expiry.Sub(now); res.RequeueAfter <= 0 || left < res.RequeueAfter {
-			res.RequeueAfter = max(left, time.Millisecond)
-		}
-	}
-	return res, err
-}
-
-// expiresAt is when an app with a ttl is reaped: its first deploy plus the ttl.
-func expiresAt(s *spec.Spec, st *spec.Status) (time.Time, bool) {
-	if s.TTL.Duration <= 0 || st.FirstDeployedAt == nil {
-		return time.Time{}, false
-	}
-	return st.FirstDeployedAt.Add(s.TTL.Duration), true
-}
-
-// checkExternalNetworks fails like docker stack deploy when a network the recipe declares
-// external does not exist, instead of letting the service create fail less clearly.
-func (r *Reconciler) checkExternalNetworks(ctx context.Context, names []string) error {
-	for _, name := range names {
-		nets, err := r.Engine.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	last := prev
+	for round := 1; ; round++ {
+		w, err := r.observe(ctx, app, last)
 		if err != nil {
-			return fmt.Errorf("look up external network %s: %w", name, err)
+			if ctx.Err() != nil || last == nil || last.Phase == "" || last.Phase.Final() {
+				return Result{}, err
+			}
+			d := decision{Status: cloneStatus(last), Phase: last.Phase, Message: "retrying: " + err.Error()}
+			return Result{}, errors.Join(err, r.write(prev, d, r.Now()))
 		}
-		if !slices.ContainsFunc(nets, func(n network.Summary) bool { return n.Name == name }) {
-			return fmt.Errorf("network %q is declared as external, but could not be found: create it (docker network create --driver overlay --attachable %s) or drop it from the recipe", name, name)
+		d := decide(w)
+		done, err := r.act(ctx, log, w, d)
+		if ctx.Err() != nil {
+			return Result{}, errors.Join(err, ctx.Err()) // cut short: no "context canceled" in the status
+		}
+		d, err = outcome(d, done, err, w.Now)
+		r.settle(w, d)
+		if d.Again && round < maxRounds {
+			last = d.status(w.Now)
+			continue
+		}
+		if werr := r.write(prev, d, w.Now); werr != nil {
+			return Result{}, errors.Join(err, werr)
+		}
+		return Result{RequeueAfter: d.After}, err
+	}
+}
+
+// observe reads what one pass decides from: the spec, the status, the app's objects, its lock,
+// and for a valid spec the recipe rendered at this pass's version, with the unowned objects
+// that hold any name it needs. The clock is read last: a phase is stamped with when the world
+// was seen, not with when the pass began (the list calls take tens of ms on a busy engine).
+func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status) (*world, error) {
+	w := &world{App: app, Prev: prev, Owner: r.owner(app)}
+	var err error
+	if w.Desired, err = r.loadSpec(app); err != nil {
+		return nil, fmt.Errorf("load spec of %s: %w", app, err)
+	}
+	if w.Snap, err = swarmstate.Take(ctx, r.Engine, w.Owner); err != nil {
+		return nil, fmt.Errorf("snapshot of %s: %w", app, err)
+	}
+	st := prev
+	if st == nil {
+		st = &spec.Status{}
+	}
+	if w.Desired == nil || w.Desired.Spec == nil {
+		if !w.Snap.Empty() {
+			w.Lock, err = r.claimed(app, domainOf(st, w.Snap))
+		}
+		w.Now = r.Now()
+		return w, err
+	}
+	s := w.Desired.Spec
+	if w.Stack, w.StackErr = spec.StackName(s.Domain); w.StackErr != nil {
+		w.Now = r.Now()
+		return w, nil
+	}
+	if w.Lock, err = r.claimed(app, s.Domain); err != nil || w.Lock != nil {
+		w.Now = r.Now()
+		return w, err
+	}
+	for ns, g := range w.Snap.ByStack() {
+		if ns != w.Stack {
+			domain := domainOf(&spec.Status{}, g)
+			if w.OldLocks == nil {
+				w.OldLocks = map[string]error{}
+			}
+			if w.OldLocks[domain], err = r.claimed(app, domain); err != nil {
+				return nil, err
+			}
+		}
+	}
+	cur := w.Snap.ByStack()[w.Stack]
+	if cur == nil {
+		cur = &swarmstate.Snapshot{}
+	}
+	if err := r.observeRender(ctx, w, cur); err != nil {
+		return nil, err
+	}
+	w.Probe = func() probeResult { return r.probes.check(ctx, app, s) }
+	w.Now = r.Now()
+	return w, nil
+}
+
+// observeRender renders the recipe at the version this pass deploys, converts its services
+// (secret and config IDs from the snapshot: no engine call), and looks up who holds the names
+// of the objects not yet in cur.
+func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstate.Snapshot) error {
+	s := w.Desired.Spec
+	version := s.Version
+	if _, stage := attempt(w.Desired, w.Prev, len(cur.Services)); stage == upgradeFrom {
+		if version, w.RenderErr = r.upgradeFrom(s); w.RenderErr != nil {
+			return nil
+		}
+	}
+	rendered, err := r.render(ctx, w.Desired, w.Stack, version)
+	if errors.Is(err, manifests.ErrInput) {
+		w.RenderErr = err
+		return nil
+	} else if err != nil {
+		return err
+	}
+	w.Rendered = rendered
+	secrets, configs := map[string]string{}, map[string]string{}
+	for _, o := range cur.Secrets {
+		secrets[o.Spec.Name] = o.ID
+	}
+	for _, o := range cur.Configs {
+		configs[o.Spec.Name] = o.ID
+	}
+	if w.Services, err = rendered.Services(ctx, manifests.LookupResolver(secrets, configs)); err != nil {
+		return fmt.Errorf("convert services of %s: %w", rendered.Revision, err)
+	}
+	missing := missingNames(rendered, w.Services, cur)
+	if missing.Empty() {
+		return nil
+	}
+	holders, err := swarmstate.Holders(ctx, r.Engine, missing)
+	if err != nil {
+		return fmt.Errorf("look up the names %s needs: %w", rendered.Revision, err)
+	}
+	for _, o := range holders {
+		if !w.Owner.Owns(o.Labels) {
+			w.Foreign = append(w.Foreign, o)
 		}
 	}
 	return nil
 }
 
-// persist writes the status now, ahead of the write at the end of Reconcile.
+// missingNames are the names of the objects a rendered app needs that cur does not hold:
+// each may be held by an object we do not own, which a create would collide with or a
+// service would silently use.
+func missingNames(rendered *manifests.Rendered, services map[string]swarm.ServiceSpec, cur *swarmstate.Snapshot) swarmstate.Names {
+	have := map[string]bool{}
+	for _, o := range cur.Services {
+		have["service "+o.Spec.Name] = true
+	}
+	for _, o := range cur.Networks {
+		have["network "+o.Name] = true
+	}
+	for _, o := range cur.Secrets {
+		have["secret "+o.Spec.Name] = true
+	}
+	for _, o := range cur.Configs {
+		have["config "+o.Spec.Name] = true
+	}
+	for _, o := range cur.Volumes {
+		have["volume "+o.Name] = true
+	}
+	var n swarmstate.Names
+	add := func(list *[]string, kind, name string) {
+		if !have[kind+" "+name] {
+			have[kind+" "+name] = true
+			*list = append(*list, name)
+		}
+	}
+	for _, name := range sortedKeys(services) {
+		add(&n.Services, "service", name)
+		if cs := services[name].TaskTemplate.ContainerSpec; cs != nil {
+			for _, m := range cs.Mounts {
+				// The stack's own named volumes carry our labels; external ones are not ours.
+				if m.Type == mount.TypeVolume && m.Source != "" && m.VolumeOptions != nil && m.VolumeOptions.Labels != nil {
+					add(&n.Volumes, "volume", m.Source)
+				}
+			}
+		}
+	}
+	for _, name := range sortedKeys(rendered.Networks) {
+		add(&n.Networks, "network", name)
+	}
+	for _, s := range rendered.Secrets {
+		add(&n.Secrets, "secret", s.Name)
+	}
+	for _, g := range rendered.GeneratedSecrets {
+		add(&n.Secrets, "secret", g.Name)
+	}
+	for _, c := range rendered.Configs {
+		add(&n.Configs, "config", c.Name)
+	}
+	return n
+}
+
+// claimed takes the app lock of domain for app: nil when this process holds it, the reason
+// when another live process does, and an error when the lock cannot be taken at all.
+func (r *Reconciler) claimed(app, domain string) (held, err error) {
+	if err := r.claim(app, domain); errors.Is(err, errLockHeld) {
+		return err, nil
+	} else if err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// act carries out a decision: the status first when it asks for it, then its actions in order.
+// A deploy stops at the first error; a teardown tries every removal and joins the errors. It
+// returns the actions that changed the swarm.
+func (r *Reconciler) act(ctx context.Context, log logr.Logger, w *world, d decision) ([]Action, error) {
+	if d.Persist {
+		if err := r.persist(d.status(w.Now), w.Now); err != nil {
+			return nil, err
+		}
+	}
+	var (
+		done []Action
+		errs []error
+	)
+	for _, a := range d.Actions {
+		changed, err := apply(ctx, r.Engine, w.Owner, a)
+		if err != nil {
+			if !strings.HasPrefix(string(a.Kind), "remove ") {
+				return done, err
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if !changed {
+			log.V(1).Info("already done", "action", string(a.Kind), "object", a.Name)
+			continue
+		}
+		log.Info("applied", "action", string(a.Kind), "object", a.Name, "reason", a.Reason)
+		done = append(done, a)
+		if n := r.steps.Add(1); r.Step != nil {
+			r.Step(n, a)
+		}
+	}
+	return done, errors.Join(errs...)
+}
+
+// settle updates what the process remembers of an app after a pass: its stack for routing
+// engine events, its locks, its render and probe history, and the metrics of its phase change.
+func (r *Reconciler) settle(w *world, d decision) {
+	st := d.Status
+	switch {
+	case d.Gone:
+		r.disown(w.App, "")
+		r.forget(w.App)
+		r.probes.forget(w.App)
+		r.releaseStacks(w.App, "")
+		if r.observed != nil {
+			r.observed(w.App, "")
+		}
+	case d.Settled:
+		r.disown(w.App, st.Domain)
+		r.releaseStacks(w.App, st.Stack)
+	}
+	if !d.Gone && r.observed != nil && st.Stack != "" {
+		r.observed(w.App, st.Stack)
+	}
+	if w.Prev != nil && w.Prev.ObservedGeneration != st.ObservedGeneration {
+		r.probes.forget(w.App)
+	}
+	if r.Metrics == nil || w.Prev != nil && w.Prev.Phase == d.Phase {
+		return
+	}
+	switch d.Phase {
+	case spec.PhaseReady:
+		if w.Desired != nil && !w.Desired.ModTime.IsZero() {
+			r.Metrics.TimeToReady.Observe(w.Now.Sub(w.Desired.ModTime).Seconds())
+		}
+	case spec.PhaseDeleted, spec.PhaseExpired:
+		for i := len(st.History) - 1; i >= 0; i-- {
+			if st.History[i].Phase == spec.PhaseDeleting {
+				r.Metrics.TeardownSeconds.Observe(w.Now.Sub(st.History[i].Time).Seconds())
+				break
+			}
+		}
+	}
+}
+
+// write writes the status a decision leads to, if it differs from prev (the status read at
+// the start of the pass), or removes a Deleted status past its retention.
+func (r *Reconciler) write(prev *spec.Status, d decision, now time.Time) error {
+	st := d.status(now)
+	if st.Phase == "" {
+		return nil // nothing to report: no spec, no objects, no status
+	}
+	if st.Phase == spec.PhaseDeleted && r.StatusRetention > 0 && prev != nil &&
+		prev.Phase == spec.PhaseDeleted && now.Sub(prev.UpdatedAt) > r.StatusRetention {
+		if err := spec.RemoveStatus(r.StatusDir, st.App); err != nil {
+			return fmt.Errorf("remove status of %s: %w", st.App, err)
+		}
+		return nil
+	}
+	if !changed(prev, st) {
+		return nil
+	}
+	return r.persist(st, now)
+}
+
+// persist writes the status now.
 func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
 	st.UpdatedAt = now
 	if err := spec.WriteStatus(r.StatusDir, st); err != nil {
@@ -266,32 +393,12 @@ func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
 	return nil
 }
 
-func (r *Reconciler) applyAll(ctx context.Context, log logr.Logger, app string, plan []Action) error {
-	for _, a := range plan {
-		changed, err := apply(ctx, r.Engine, app, a)
-		if err != nil {
-			return err
-		}
-		if !changed {
-			log.V(1).Info("already done", "action", string(a.Kind), "object", a.Name)
-			continue
-		}
-		log.Info("applied", "action", string(a.Kind), "object", a.Name, "reason", a.Reason)
-		r.stepped(a)
-	}
-	return nil
-}
-
-func (r *Reconciler) stepped(a Action) {
-	if n := r.steps.Add(1); r.Step != nil {
-		r.Step(n, a)
-	}
-}
-
 func summary(plan []Action) string {
 	parts := make([]string, 0, len(plan))
 	for _, a := range plan {
-		parts = append(parts, string(a.Kind)+" "+a.Name)
+		if a.Kind != RequireImage && a.Kind != RequireNetwork {
+			parts = append(parts, string(a.Kind)+" "+a.Name)
+		}
 	}
 	return strings.Join(parts, ", ")
 }

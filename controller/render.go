@@ -8,12 +8,6 @@ import (
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
-// The stages of an upgrade-tier attempt.
-const (
-	upgradeFrom = "from"
-	upgradeTo   = "to"
-)
-
 // upgradeFrom is the version an upgrade-tier attempt starts from: the spec's upgradeFrom, or
 // the release tag just before version.
 func (r *Reconciler) upgradeFrom(s *spec.Spec) (string, error) {

@@ -32,25 +32,34 @@ func (r *Reconciler) loadSpec(app string) (*spec.Desired, error) {
 }
 
 // claimStack gives stack to app unless another app holds it and its spec still maps there;
-// it returns that other app.
+// it returns that other app. The holder's spec is read without the lock held, so the stack is
+// given only if its holder is still the one that was checked (compare and set).
 func (r *Reconciler) claimStack(stack, app string) string {
-	r.mu.Lock()
-	owner, held := r.stacks[stack]
-	r.mu.Unlock()
-	if held && owner != app {
+	for {
+		r.mu.Lock()
+		owner, held := r.stacks[stack]
+		if !held || owner == app {
+			if r.stacks == nil {
+				r.stacks = map[string]string{}
+			}
+			r.stacks[stack] = app
+			r.mu.Unlock()
+			return ""
+		}
+		r.mu.Unlock()
 		if other, err := spec.LoadApp(r.SpecsDir, owner, r.Defaults); err == nil && other != nil && other.Spec != nil {
 			if s, err := spec.StackName(other.Spec.Domain); err == nil && s == stack {
 				return owner
 			}
 		}
+		r.mu.Lock()
+		if r.stacks[stack] == owner {
+			r.stacks[stack] = app
+			r.mu.Unlock()
+			return ""
+		}
+		r.mu.Unlock() // another app claimed it meanwhile: look again
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stacks == nil {
-		r.stacks = map[string]string{}
-	}
-	r.stacks[stack] = app
-	return ""
 }
 
 // indexStacks adds the stacks of a scan's valid specs that nobody holds yet.
@@ -72,12 +81,12 @@ func (r *Reconciler) indexStacks(desired map[string]*spec.Desired) {
 	}
 }
 
-// releaseStacks frees every stack app holds, once nothing of it is left.
-func (r *Reconciler) releaseStacks(app string) {
+// releaseStacks frees every stack app holds but keep, once nothing of them is left.
+func (r *Reconciler) releaseStacks(app, keep string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for stack, owner := range r.stacks {
-		if owner == app {
+		if owner == app && stack != keep {
 			delete(r.stacks, stack)
 		}
 	}

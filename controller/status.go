@@ -12,10 +12,11 @@ import (
 // maxHistory bounds the history kept in a status file.
 const maxHistory = 20
 
-// setPhase moves st to phase with a message a person can act on, recording the change in the
-// history and keeping the Ready, Reconciling and Stalled conditions consistent with it.
-func setPhase(st *spec.Status, phase spec.Phase, message string, now time.Time) {
-	if st.Phase != phase {
+// setPhase moves st to phase with a message a person can act on, recording the change (or a
+// milestone within a phase) in the history and keeping the Ready, Reconciling and Stalled
+// conditions consistent with it. decision.status is its one caller.
+func setPhase(st *spec.Status, phase spec.Phase, message string, milestone bool, now time.Time) {
+	if st.Phase != phase || milestone && st.Message != message {
 		st.History = append(st.History, spec.HistoryEntry{Time: now, Phase: phase, Message: message})
 		if len(st.History) > maxHistory {
 			st.History = st.History[len(st.History)-maxHistory:]

@@ -20,7 +20,7 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("scan specs: %w", err)
 	}
 	r.indexStacks(desired)
-	snap, err := swarmstate.Take(ctx, r.Engine, "")
+	snap, err := swarmstate.Take(ctx, r.Engine, swarmstate.Owner{Dir: r.Owner})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of all apps: %w", err)
 	}
@@ -44,11 +44,6 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 	}
 	groups := snap.ByApp()
 	r.sweepLocks(desired, groups, statuses)
-	for app, g := range groups {
-		if _, wanted := desired[app]; !wanted && !r.ours(ownerOf(g)) {
-			delete(groups, app) // another spec directory's app: not ours to sweep
-		}
-	}
 	return needsWork(desired, groups, statuses, r.Now(), r.StatusRetention), nil
 }
 

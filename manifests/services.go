@@ -3,6 +3,7 @@ package manifests
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/docker/cli/cli/compose/convert"
 	"github.com/docker/docker/api/types/swarm"
@@ -66,28 +67,46 @@ func (r *Rendered) Services(ctx context.Context, res Resolver) (map[string]swarm
 // an engine.
 func PlaceholderResolver() Resolver { return placeholder{} }
 
-type placeholder struct{}
+// LookupResolver answers from known IDs by name (secrets and configs already listed, e.g. in a
+// snapshot) and with a placeholder ID for any other name: a conversion made to plan, before
+// those objects exist. It calls no engine. A spec holding a placeholder ID must not reach
+// the engine (IsPlaceholderID).
+func LookupResolver(secrets, configs map[string]string) Resolver {
+	return placeholder{secrets: secrets, configs: configs}
+}
 
-func (placeholder) SecretList(_ context.Context, o swarm.SecretListOptions) ([]swarm.Secret, error) {
+// IsPlaceholderID reports whether id was made up by PlaceholderResolver or LookupResolver.
+func IsPlaceholderID(id string) bool { return strings.HasPrefix(id, placeholderPrefix) }
+
+type placeholder struct{ secrets, configs map[string]string }
+
+func (p placeholder) SecretList(_ context.Context, o swarm.SecretListOptions) ([]swarm.Secret, error) {
 	var out []swarm.Secret
 	for _, name := range o.Filters.Get("name") {
 		out = append(out, swarm.Secret{
-			ID:   placeholderID(name),
+			ID:   idOf(p.secrets, name),
 			Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: name}},
 		})
 	}
 	return out, nil
 }
 
-func (placeholder) ConfigList(_ context.Context, o swarm.ConfigListOptions) ([]swarm.Config, error) {
+func (p placeholder) ConfigList(_ context.Context, o swarm.ConfigListOptions) ([]swarm.Config, error) {
 	var out []swarm.Config
 	for _, name := range o.Filters.Get("name") {
 		out = append(out, swarm.Config{
-			ID:   placeholderID(name),
+			ID:   idOf(p.configs, name),
 			Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: name}},
 		})
 	}
 	return out, nil
 }
 
-func placeholderID(name string) string { return "<id of " + name + ">" }
+func idOf(known map[string]string, name string) string {
+	if id, ok := known[name]; ok {
+		return id
+	}
+	return placeholderPrefix + name + ">"
+}
+
+const placeholderPrefix = "<id of "

@@ -14,11 +14,44 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Labels that mark ownership. Only objects carrying LabelApp are ever changed or removed.
+// Labels that mark ownership. Only objects carrying both LabelApp and LabelOwner of the
+// reconciler that looks are ever used, changed or removed by it.
 const (
 	LabelApp       = "swarm-reconciler.app"
+	LabelOwner     = "swarm-reconciler.owner"
 	LabelNamespace = "com.docker.stack.namespace"
 )
+
+// Owner says whose objects a reconciler may use, change or remove: those labelled with App
+// (any app when App is "", for a snapshot of all apps) and with Dir as LabelOwner (the spec
+// directory's identity; any owner when Dir is "", which only the janitor uses). Both labels
+// must match: an object of the same app from another spec directory, or one made by hand
+// with look-alike labels, is not ours.
+type Owner struct {
+	App string
+	Dir string
+}
+
+// Owns reports whether labels mark an object of o. Every use, update and removal checks it.
+func (o Owner) Owns(labels map[string]string) bool {
+	app, ok := labels[LabelApp]
+	if !ok || app == "" || (o.App != "" && app != o.App) {
+		return false
+	}
+	return o.Dir == "" || labels[LabelOwner] == o.Dir
+}
+
+// filter selects o's objects in a list call (label filters are ANDed by the engine).
+func (o Owner) filter() filters.Args {
+	f := filters.NewArgs(filters.Arg("label", LabelApp))
+	if o.App != "" {
+		f = filters.NewArgs(filters.Arg("label", LabelApp+"="+o.App))
+	}
+	if o.Dir != "" {
+		f.Add("label", LabelOwner+"="+o.Dir)
+	}
+	return f
+}
 
 // Reader is the read side of the Engine API that a snapshot needs; *client.Client satisfies it.
 type Reader interface {
@@ -40,15 +73,12 @@ type Snapshot struct {
 	Volumes  []*volume.Volume
 }
 
-// Take reads the owned objects of app, or of every app when app is "". It costs six list
-// calls whatever the number of apps, so a resync of N apps is constant in N. The calls run at
-// once (tasks after services, which select them), so a busy engine delays a snapshot by two
+// Take reads the objects o owns: of one app, or of every app when o.App is "". It costs six
+// list calls whatever the number of apps, so a resync of N apps is constant in N. The calls run
+// at once (tasks after services, which select them), so a busy engine delays a snapshot by two
 // calls, not six.
-func Take(ctx context.Context, r Reader, app string) (*Snapshot, error) {
-	owned := filters.NewArgs(filters.Arg("label", LabelApp))
-	if app != "" {
-		owned = filters.NewArgs(filters.Arg("label", LabelApp+"="+app))
-	}
+func Take(ctx context.Context, r Reader, o Owner) (*Snapshot, error) {
+	owned, app := o.filter(), o.App
 	var s Snapshot
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -211,29 +241,31 @@ func (s *Snapshot) Residual() []string {
 	return out
 }
 
-// Owns reports whether labels mark an object of app. Every removal and update checks it.
-func Owns(labels map[string]string, app string) bool {
-	return app != "" && labels[LabelApp] == app
-}
-
 // ByApp splits a snapshot of all apps into one snapshot per app.
-func (s *Snapshot) ByApp() map[string]*Snapshot {
+func (s *Snapshot) ByApp() map[string]*Snapshot { return s.by(LabelApp) }
+
+// ByStack splits a snapshot into one snapshot per stack namespace: an app whose domain
+// changed holds the objects of its old stack beside those of its new one.
+func (s *Snapshot) ByStack() map[string]*Snapshot { return s.by(LabelNamespace) }
+
+// by splits a snapshot by the value of the label key; tasks go with their service.
+func (s *Snapshot) by(key string) map[string]*Snapshot {
 	out := map[string]*Snapshot{}
 	get := func(labels map[string]string) *Snapshot {
-		a := labels[LabelApp]
+		a := labels[key]
 		if out[a] == nil {
 			out[a] = &Snapshot{}
 		}
 		return out[a]
 	}
-	owner := map[string]string{}
+	group := map[string]string{}
 	for _, o := range s.Services {
 		g := get(o.Spec.Labels)
 		g.Services = append(g.Services, o)
-		owner[o.ID] = o.Spec.Labels[LabelApp]
+		group[o.ID] = o.Spec.Labels[key]
 	}
 	for _, t := range s.Tasks {
-		if a, ok := owner[t.ServiceID]; ok {
+		if a, ok := group[t.ServiceID]; ok {
 			out[a].Tasks = append(out[a].Tasks, t)
 		}
 	}

@@ -1,0 +1,467 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// The decision of one pass, as data. This file reads top to bottom: what a pass knows
+// (world), what it decides (decision), decide and its three branches (an app to converge, an
+// app to tear down, an app whose domain moved), and outcome, which folds what acting achieved
+// back into the decision. Nothing here calls the engine or reads the clock: Reconcile
+// observes, calls decide, acts, calls outcome and writes the status, in that order.
+//
+// Attempts and deadlines. A new generation of the spec starts an attempt, bounded by the
+// spec's timeout: Pending, Deploying or Upgrading, then Ready, or Failed at the deadline. A
+// converged app (Ready or Degraded for its generation) is never in such an attempt again:
+// drift repaired, a crash, an engine that does not answer are Degraded while they last and
+// Ready after; only a fault that waiting cannot fix (a name held by an object we do not own,
+// an image that cannot be pulled) turns it Failed.
+
+// world is everything one pass decides from, read before anything is decided.
+type world struct {
+	App string
+	// Now is when the world was read.
+	Now time.Time
+	// Owner is whose objects this pass may use, change or remove.
+	Owner swarmstate.Owner
+	// Desired is the spec file as read this pass; nil when there is none.
+	Desired *spec.Desired
+	// Prev is the status last written; nil when there is none.
+	Prev *spec.Status
+	// Snap is every object of the app that Owner owns, across all its stacks.
+	Snap *swarmstate.Snapshot
+	// Stack is the stack of the spec's domain; StackErr says why there is none.
+	Stack    string
+	StackErr error
+	// Lock says why the app's lock is not this process's (another live process holds it):
+	// the lock of the spec's domain, or for an app without a spec, of its objects' domain.
+	Lock error
+	// OldLocks says, by domain, why the lock of a stack the app left is not this process's.
+	OldLocks map[string]error
+	// Rendered is the recipe at the version this pass deploys; nil when nothing was rendered.
+	Rendered *manifests.Rendered
+	// RenderErr is a fault of the input (an unknown version, a compose file that does not
+	// load, no release before version for the upgrade tier): the app is Invalid.
+	RenderErr error
+	// Services are Rendered's service specs by name.
+	Services map[string]swarm.ServiceSpec
+	// Foreign are objects not owned by Owner that hold a name the rendered app needs.
+	Foreign []swarmstate.Object
+	// Probe runs the spec's readiness probes once. decide calls it only when swarm says the
+	// app converged and the verdict waits on the probes: a probe with `stable` counts runs.
+	Probe func() probeResult
+}
+
+// probe runs the readiness probes; a world without them passes.
+func (w *world) probe() probeResult {
+	if w.Probe == nil {
+		return probeResult{OK: true}
+	}
+	return w.Probe()
+}
+
+// decision is what a pass does and what the status will say.
+type decision struct {
+	// Status is the next status; Phase and Message are applied to it by status().
+	Status  *spec.Status
+	Phase   spec.Phase
+	Message string
+	// Actions change the swarm, in order, each with its reason.
+	Actions []Action
+	// Persist writes the status before acting: an attempt that changes services is recorded
+	// first, so a crash right after neither loses the deploy count nor when the attempt began.
+	Persist bool
+	// Again looks again within this pass once the actions are applied: the services that
+	// refer to the support objects just created come next, or an upgrade moves to its target.
+	Again bool
+	// Milestone records the message in the history even when the phase stays the same: an
+	// upgrade-tier attempt whose first version converged.
+	Milestone bool
+	// After is when to look again; 0 waits for the next event or resync.
+	After time.Duration
+	// Deadline, when set, is the end of the attempt: an error that acting keeps meeting past
+	// it is the app's failure, not a reason to retry for ever.
+	Deadline time.Time
+	// Settled says the app's stacks other than its current one are gone: the locks this
+	// process holds for it under other domains are unlinked and released.
+	Settled bool
+	// Gone says nothing of the app is left: its locks are unlinked and released, and what is
+	// remembered about it is forgotten.
+	Gone bool
+}
+
+// The upgrade stages of an upgrade-tier attempt.
+const (
+	upgradeFrom = "from"
+	upgradeTo   = "to"
+)
+
+// attempt says whether the spec read this pass starts a new attempt, and which upgrade stage
+// the pass is in. observe uses it to choose the version to render; decide to reset the status.
+func attempt(d *spec.Desired, prev *spec.Status, services int) (fresh bool, stage string) {
+	fresh = prev == nil || prev.ObservedGeneration != d.Generation ||
+		prev.Phase == spec.PhaseDeleted || prev.Phase == spec.PhaseDeleting
+	if !fresh {
+		return false, prev.UpgradeStage
+	}
+	if d.Spec != nil && d.Spec.Tier == spec.TierUpgrade && services == 0 {
+		return true, upgradeFrom // nothing runs yet: deploy upgradeFrom first, then upgrade
+	}
+	return true, ""
+}
+
+// decide is the whole decision of one pass.
+func decide(w *world) decision {
+	st := &spec.Status{App: w.App}
+	if w.Prev != nil {
+		st = cloneStatus(w.Prev)
+	}
+	d := decision{Status: st, Phase: st.Phase, Message: st.Message}
+	switch {
+	case w.Desired == nil:
+		return decideTeardown(w, d, spec.PhaseDeleted, "")
+	case w.Desired.Err != nil:
+		// An invalid edit touches nothing already deployed.
+		st.ObservedGeneration = w.Desired.Generation
+		return d.to(spec.PhaseInvalid, w.Desired.Err.Error())
+	}
+	s := w.Desired.Spec
+	st.Recipe, st.Version, st.Tier, st.Domain = s.Recipe, s.Version, s.Tier, s.Domain
+	if w.StackErr != nil {
+		st.ObservedGeneration = w.Desired.Generation
+		return d.to(spec.PhaseInvalid, w.StackErr.Error())
+	}
+	st.Stack = w.Stack
+	if w.Lock != nil {
+		d.After = 5 * time.Second
+		if st.Phase == "" || st.Phase == spec.PhaseDeleted {
+			return d.to(spec.PhasePending, "waiting: "+w.Lock.Error())
+		}
+		return d.to(st.Phase, "waiting: "+w.Lock.Error())
+	}
+	if exp, ok := expiresAt(s, st); ok && st.ObservedGeneration == w.Desired.Generation &&
+		st.Phase != spec.PhaseDeleted && st.Phase != spec.PhaseExpired && !w.Now.Before(exp) {
+		// Past its ttl: reaped, and not deployed again until the spec's content changes.
+		return decideTeardown(w, d, spec.PhaseExpired,
+			fmt.Sprintf("ttl %s passed at %s", s.TTL.Duration, exp.Format(time.RFC3339)))
+	}
+	stacks := w.Snap.ByStack()
+	cur := stacks[w.Stack]
+	if cur == nil {
+		cur = &swarmstate.Snapshot{}
+	}
+	fresh, stage := attempt(w.Desired, w.Prev, len(cur.Services))
+	if fresh {
+		// An app that is not running starts a new life: its ttl counts from its next deploy.
+		switch st.Phase {
+		case "", spec.PhaseDeleted, spec.PhaseDeleting, spec.PhaseExpired:
+			st.FirstDeployedAt = nil
+		}
+		st.ObservedGeneration = w.Desired.Generation
+		st.AttemptStartedAt = &w.Now
+		st.Removed = nil
+		st.UpgradeStage = stage
+		d.Phase, d.Message = spec.PhasePending, "new generation queued"
+	} else if st.Phase.Final() {
+		return d // final for this generation: only a new spec moves it
+	}
+	if st.AttemptStartedAt == nil {
+		st.AttemptStartedAt = &w.Now
+	}
+	d = decideConverge(w, d, s, cur, stage)
+	if exp, ok := expiresAt(s, st); ok && !d.Phase.Final() {
+		// The ttl timer: come back when the app is due to be reaped.
+		if left := exp.Sub(w.Now); d.After <= 0 || left < d.After {
+			d.After = max(left, time.Millisecond)
+		}
+	}
+	return d
+}
+
+// decideConverge decides for an app with a valid spec, its lock held: create what is missing,
+// update what changed, then judge the rollout from a fresh snapshot on a later pass.
+func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot, stage string) decision {
+	st := d.Status
+	// converged: the app reached Ready in this generation; what happens to it now is its life,
+	// not an attempt with a deadline.
+	converged := d.Phase == spec.PhaseReady || d.Phase == spec.PhaseDegraded
+	v := swarmstate.Converged(cur.Services, cur.Tasks, *st.AttemptStartedAt)
+	observeServices(st, v)
+	if s.Suspend {
+		return d.to(spec.PhaseSuspended, "suspended: observing only; "+v.Message)
+	}
+	if w.RenderErr != nil {
+		return d.to(spec.PhaseInvalid, w.RenderErr.Error())
+	}
+	rev := w.Rendered.Revision
+	st.LastAttemptedRevision = rev
+	if v.RolledBack && !converged {
+		// Swarm restored the old spec and labels; updating again would only roll back again.
+		return d.to(spec.PhaseFailed, fmt.Sprintf("%s did not roll out: %s", rev, v.RolloutFailure()))
+	}
+	if len(w.Foreign) > 0 {
+		return d.to(spec.PhaseFailed, notOwned(w.Foreign, w.Owner))
+	}
+	support, awaited, err := PlanSupport(w.Rendered, cur)
+	if err != nil {
+		return d.to(spec.PhaseFailed, err.Error())
+	}
+	services, err := PlanServices(w.Owner, w.Services, cur.Services, w.Now.UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return d.to(spec.PhaseFailed, err.Error())
+	}
+	deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
+	if !converged {
+		d.Deadline = deadline
+	}
+	if len(awaited) > 0 {
+		// Waiting helps: the value is inserted after the spec is written (its name needs it).
+		msg := fmt.Sprintf("waiting for secret %s (generate=false in .env.sample): insert its value with `reconciler secret insert %s %s` (value on standard input)",
+			strings.Join(awaited, ", "), w.App, awaited[0])
+		switch {
+		case converged:
+			d.After = maxWaitInterval
+			return d.to(spec.PhaseDegraded, msg)
+		case w.Now.After(deadline):
+			return d.to(spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %s", s.Timeout.Duration, msg))
+		}
+		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
+		return d.to(spec.PhaseDeploying, msg)
+	}
+	if plan := append(support, services...); len(plan) > 0 {
+		if len(support) > 0 {
+			// Services refer to support objects by ID: plan them on a fresh look.
+			plan, d.Again = support, true
+		} else {
+			plan = append(requirements(w.Rendered), plan...)
+			d.Persist, d.After = true, waitInterval
+			if st.DeployedGeneration != w.Desired.Generation {
+				st.DeployedGeneration = w.Desired.Generation
+				st.Deploys++
+				if st.FirstDeployedAt == nil {
+					st.FirstDeployedAt = &w.Now
+				}
+			}
+		}
+		d.Actions = plan
+		switch {
+		case converged:
+			// A repair is its own attempt: its rolls are judged from now on.
+			st.AttemptStartedAt = &w.Now
+			return d.to(spec.PhaseDegraded, "repairing: "+summary(plan))
+		case len(cur.Services) > 0 && len(services) > 0:
+			return d.to(spec.PhaseUpgrading, fmt.Sprintf("applying %s: %s", rev, summary(plan)))
+		case d.Phase == spec.PhaseUpgrading:
+			return d.to(d.Phase, fmt.Sprintf("applying %s: %s", rev, summary(plan)))
+		default:
+			return d.to(spec.PhaseDeploying, fmt.Sprintf("applying %s: %s", rev, summary(plan)))
+		}
+	}
+
+	switch {
+	case !v.Converged && converged:
+		d.After = maxWaitInterval
+		if v.RolledBack {
+			return d.to(spec.PhaseDegraded, v.RolloutFailure())
+		}
+		return d.to(spec.PhaseDegraded, v.Message)
+	case !v.Converged && w.Now.After(deadline):
+		return d.to(spec.PhaseFailed, fmt.Sprintf("%s not converged within %s: %s", rev, s.Timeout.Duration, v.Message))
+	case !v.Converged:
+		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
+		if d.Phase == spec.PhasePending {
+			return d.to(spec.PhaseDeploying, v.Message)
+		}
+		return d.to(d.Phase, v.Message)
+	case stage == upgradeFrom:
+		st.UpgradeStage = upgradeTo
+		st.LastAppliedRevision = rev
+		d.Again, d.Milestone = true, true
+		return d.to(d.Phase, fmt.Sprintf("%s converged; upgrading in place to %s", rev, s.Version))
+	case len(s.Health) > 0 && !converged:
+		// Swarm says converged; the spec's probes say whether the app answers.
+		if p := w.probe(); !p.OK {
+			if w.Now.After(deadline) {
+				return d.to(spec.PhaseFailed, fmt.Sprintf("%s: %s never passed within %s; last result: %s", rev, p.Name, s.Timeout.Duration, p.Last))
+			}
+			d.After = waitInterval
+			return d.to(d.Phase, fmt.Sprintf("%s; waiting for %s: %s", v.Message, p.Name, p.Last))
+		}
+	}
+	st.LastAppliedRevision = rev
+	if old := leftStacks(w.Snap, w.Stack); !old.Empty() {
+		return decideMove(w, d, old, converged)
+	}
+	d.Settled = true
+	return d.to(spec.PhaseReady, v.Message)
+}
+
+// decideMove removes the stacks an app left when its domain changed, once the new stack has
+// converged; the app is Ready only when nothing of them is left.
+func decideMove(w *world, d decision, old *swarmstate.Snapshot, converged bool) decision {
+	phase := d.Phase
+	if converged {
+		phase = spec.PhaseDegraded
+	} else if phase == spec.PhasePending {
+		phase = spec.PhaseUpgrading
+	}
+	for domain, err := range w.OldLocks {
+		if err != nil {
+			d.After = 5 * time.Second
+			return d.to(phase, fmt.Sprintf("%s converged; waiting to remove the stack of %s: %v", w.Stack, domain, err))
+		}
+	}
+	d.Actions = PlanTeardown(w.Owner, old, d.Status.Removed)
+	d.After = teardownInterval
+	for i := range d.Actions {
+		d.Actions[i].Reason = "domain changed to " + d.Status.Domain
+	}
+	return d.to(phase, fmt.Sprintf("moved to %s; removing what is left of the previous stack: %s", w.Stack, strings.Join(old.Residual(), ", ")))
+}
+
+// decideTeardown removes one layer of what the app owns per pass (services, then the rest)
+// and reports final (Deleted, or Expired for a ttl) only when a fresh snapshot finds nothing
+// of the app. why, when set, leads the messages.
+func decideTeardown(w *world, d decision, final spec.Phase, why string) decision {
+	st := d.Status
+	lead := ""
+	if why != "" {
+		lead = why + "; "
+	}
+	if w.Snap.Empty() {
+		d.Gone = true
+		if st.Phase == "" || st.Phase == final {
+			return d // nothing was ever reported, or it already says so
+		}
+		st.Services = nil
+		msg := "nothing left"
+		if len(st.Removed) > 0 {
+			msg = fmt.Sprintf("removed %d objects; nothing labelled %s=%s left", len(st.Removed), swarmstate.LabelApp, w.App)
+		}
+		return d.to(final, lead+msg)
+	}
+	if w.Lock != nil {
+		// Another live process operates this app: not an orphan. Nothing changes.
+		return d
+	}
+	if st.Phase != spec.PhaseDeleting {
+		st.Removed = nil
+	}
+	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed)
+	d.After = teardownInterval
+	return d.to(spec.PhaseDeleting, lead+"removing: "+strings.Join(w.Snap.Residual(), ", "))
+}
+
+// outcome folds what acting achieved into d: the removals done join the status's removed
+// list; an error becomes the app's failure when waiting cannot fix it (terminal) or when the
+// attempt's deadline has passed, a wait when a teardown meets a volume still in use, and
+// otherwise a retry with backoff (the returned error) that leaves the phase as it is.
+func outcome(d decision, done []Action, err error, now time.Time) (decision, error) {
+	for _, a := range done {
+		if strings.HasPrefix(string(a.Kind), "remove ") {
+			d.Status.Removed = append(d.Status.Removed, a.object())
+		}
+	}
+	switch {
+	case err == nil:
+		return d, nil
+	case errors.Is(err, errTerminal):
+		d.Again, d.After = false, 0
+		return d.to(spec.PhaseFailed, err.Error()), nil
+	case !d.Deadline.IsZero() && now.After(d.Deadline):
+		d.Again, d.After = false, 0
+		return d.to(spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %v", d.Deadline.Sub(*d.Status.AttemptStartedAt), err)), nil
+	case inUse(err):
+		// A volume still used by a container that is stopping: the next look retries.
+		d.Again = false
+		return d.to(d.Phase, d.Message+"; waiting: "+err.Error()), nil
+	}
+	d.Again, d.After = false, 0
+	return d.to(d.Phase, "retrying: "+err.Error()), err
+}
+
+// to sets the phase and message the status will say.
+func (d decision) to(phase spec.Phase, message string) decision {
+	d.Phase, d.Message = phase, message
+	return d
+}
+
+// status is the next status, with the decision's phase and message applied: the one place a
+// phase is set.
+func (d decision) status(now time.Time) *spec.Status {
+	if d.Phase != "" {
+		setPhase(d.Status, d.Phase, d.Message, d.Milestone, now)
+	}
+	return d.Status
+}
+
+// notOwned says which objects hold names the app needs, and what to do about it.
+func notOwned(foreign []swarmstate.Object, own swarmstate.Owner) string {
+	var parts []string
+	for _, o := range foreign {
+		whose := "no owner labels: made by hand or by another tool"
+		if app := o.Labels[swarmstate.LabelApp]; app != "" {
+			whose = fmt.Sprintf("labelled %s=%s %s=%s", swarmstate.LabelApp, app, swarmstate.LabelOwner, o.Labels[swarmstate.LabelOwner])
+		}
+		parts = append(parts, fmt.Sprintf("%s %s (%s)", o.Kind, o.Name, whose))
+	}
+	return fmt.Sprintf("%s exists but is not owned by this reconciler (app %s, owner %s); it is left untouched: remove it, or give the app another domain, then change the spec to retry",
+		strings.Join(parts, ", "), own.App, own.Dir)
+}
+
+// leftStacks is what the app owns outside stack: the stacks it used under earlier domains.
+func leftStacks(snap *swarmstate.Snapshot, stack string) *swarmstate.Snapshot {
+	old := &swarmstate.Snapshot{}
+	for ns, g := range snap.ByStack() {
+		if ns == stack {
+			continue
+		}
+		old.Services = append(old.Services, g.Services...)
+		old.Tasks = append(old.Tasks, g.Tasks...)
+		old.Networks = append(old.Networks, g.Networks...)
+		old.Secrets = append(old.Secrets, g.Secrets...)
+		old.Configs = append(old.Configs, g.Configs...)
+		old.Volumes = append(old.Volumes, g.Volumes...)
+	}
+	return old
+}
+
+// expiresAt is when an app with a ttl is reaped: its first deploy plus the ttl.
+func expiresAt(s *spec.Spec, st *spec.Status) (time.Time, bool) {
+	if s.TTL.Duration <= 0 || st.FirstDeployedAt == nil {
+		return time.Time{}, false
+	}
+	return st.FirstDeployedAt.Add(s.TTL.Duration), true
+}
+
+// Intervals at which an app that is waiting on swarm is looked at again. Engine events usually
+// come sooner; these are the safety net.
+const (
+	waitInterval     = 500 * time.Millisecond
+	maxWaitInterval  = 2 * time.Second
+	teardownInterval = 500 * time.Millisecond
+)
+
+// waitAfter is when an app that has waited on swarm since start is looked at again: after
+// waitInterval at first, then after a quarter of the time it has waited, up to
+// maxWaitInterval, and never past its deadline. The engine's events announce at once what
+// happens on this node (containers starting, dying, turning healthy; service updates); the
+// poll is the safety net for tasks on other nodes and for states no container event announces
+// (a task that cannot be scheduled), and with many apps waiting its list calls compete with
+// swarm for the CPU.
+func waitAfter(start, deadline, now time.Time) time.Duration {
+	d := min(max(now.Sub(start)/4, waitInterval), maxWaitInterval)
+	if left := deadline.Sub(now) + time.Millisecond; left > 0 && left < d {
+		d = left
+	}
+	return d
+}
