@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,10 @@ import (
 )
 
 // fakeEngine is an in-memory swarm that records every call. Services it creates run their
-// tasks at once; an update that changes the task template completes a roll at once.
+// tasks at once; an update that changes the task template completes a roll at once, or after
+// rollLists service lists. It says no as an engine does: a name already taken (whoever owns
+// it) is a conflict, an update with a stale version is out of sequence, and fail injects an
+// error into the next calls of a kind.
 type fakeEngine struct {
 	mu       sync.Mutex
 	now      time.Time
@@ -40,6 +44,28 @@ type fakeEngine struct {
 	// answers "not found", untyped, as engine 20.10 does.
 	networkLinger int
 	lingering     map[string]int
+	// rollLists is how many service lists an update's roll stays "updating" for.
+	rollLists int
+	rolling   map[string]int
+	// fail makes the next fail[call] calls whose record starts with call fail with a 500.
+	fail map[string]int
+}
+
+// failing reports whether the call recorded as c is due to fail, and counts it down.
+func (f *fakeEngine) failing(c string) error {
+	for prefix, n := range f.fail {
+		if n > 0 && strings.HasPrefix(c, prefix) {
+			f.fail[prefix] = n - 1
+			return fmt.Errorf("Error response from daemon: %s: injected failure", c)
+		}
+	}
+	return nil
+}
+
+// named reports whether the name filters of args (any of them, exact) admit name.
+func named(args filters.Args, name string) bool {
+	names := args.Get("name")
+	return len(names) == 0 || contains(names, name)
 }
 
 func newFakeEngine() *fakeEngine {
@@ -51,8 +77,10 @@ func newFakeEngine() *fakeEngine {
 	}
 }
 
-func (f *fakeEngine) record(format string, args ...any) {
-	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+func (f *fakeEngine) record(format string, args ...any) error {
+	c := fmt.Sprintf(format, args...)
+	f.calls = append(f.calls, c)
+	return f.failing(c)
 }
 
 // writes returns the recorded calls that change something.
@@ -86,10 +114,21 @@ func matches(args filters.Args, labels map[string]string) bool {
 func (f *fakeEngine) ServiceList(_ context.Context, o swarm.ServiceListOptions) ([]swarm.Service, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("list services")
+	if err := f.record("list services"); err != nil {
+		return nil, err
+	}
 	var out []swarm.Service
-	for _, s := range f.services {
-		if matches(o.Filters, s.Spec.Labels) {
+	for id, s := range f.services {
+		if n, ok := f.rolling[id]; ok {
+			if n--; n <= 0 {
+				delete(f.rolling, id)
+				s.UpdateStatus.State = swarm.UpdateStateCompleted
+				f.runTasks(s)
+			} else {
+				f.rolling[id] = n
+			}
+		}
+		if matches(o.Filters, s.Spec.Labels) && named(o.Filters, s.Spec.Name) {
 			out = append(out, *s)
 		}
 	}
@@ -99,7 +138,9 @@ func (f *fakeEngine) ServiceList(_ context.Context, o swarm.ServiceListOptions) 
 func (f *fakeEngine) TaskList(_ context.Context, o swarm.TaskListOptions) ([]swarm.Task, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("list tasks")
+	if err := f.record("list tasks"); err != nil {
+		return nil, err
+	}
 	ids := o.Filters.Get("service")
 	var out []swarm.Task
 	for _, t := range f.tasks {
@@ -122,7 +163,9 @@ func contains(list []string, s string) bool {
 func (f *fakeEngine) NetworkList(_ context.Context, o network.ListOptions) ([]network.Summary, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("list networks")
+	if err := f.record("list networks"); err != nil {
+		return nil, err
+	}
 	var out []network.Summary
 	for id, n := range f.networks {
 		if left, ok := f.lingering[id]; ok {
@@ -133,7 +176,7 @@ func (f *fakeEngine) NetworkList(_ context.Context, o network.ListOptions) ([]ne
 			}
 			f.lingering[id] = left - 1
 		}
-		if matches(o.Filters, n.Labels) {
+		if matches(o.Filters, n.Labels) && named(o.Filters, n.Name) {
 			out = append(out, n)
 		}
 	}
@@ -143,10 +186,12 @@ func (f *fakeEngine) NetworkList(_ context.Context, o network.ListOptions) ([]ne
 func (f *fakeEngine) SecretList(_ context.Context, o swarm.SecretListOptions) ([]swarm.Secret, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("list secrets")
+	if err := f.record("list secrets"); err != nil {
+		return nil, err
+	}
 	var out []swarm.Secret
 	for _, s := range f.secrets {
-		if matches(o.Filters, s.Spec.Labels) && (len(o.Filters.Get("name")) == 0 || contains(o.Filters.Get("name"), s.Spec.Name)) {
+		if matches(o.Filters, s.Spec.Labels) && named(o.Filters, s.Spec.Name) {
 			out = append(out, s)
 		}
 	}
@@ -156,10 +201,12 @@ func (f *fakeEngine) SecretList(_ context.Context, o swarm.SecretListOptions) ([
 func (f *fakeEngine) ConfigList(_ context.Context, o swarm.ConfigListOptions) ([]swarm.Config, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("list configs")
+	if err := f.record("list configs"); err != nil {
+		return nil, err
+	}
 	var out []swarm.Config
 	for _, c := range f.configs {
-		if matches(o.Filters, c.Spec.Labels) && (len(o.Filters.Get("name")) == 0 || contains(o.Filters.Get("name"), c.Spec.Name)) {
+		if matches(o.Filters, c.Spec.Labels) && named(o.Filters, c.Spec.Name) {
 			out = append(out, c)
 		}
 	}
@@ -169,10 +216,12 @@ func (f *fakeEngine) ConfigList(_ context.Context, o swarm.ConfigListOptions) ([
 func (f *fakeEngine) VolumeList(_ context.Context, o volume.ListOptions) (volume.ListResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("list volumes")
+	if err := f.record("list volumes"); err != nil {
+		return volume.ListResponse{}, err
+	}
 	var out volume.ListResponse
 	for _, v := range f.volumes {
-		if matches(o.Filters, v.Labels) {
+		if matches(o.Filters, v.Labels) && named(o.Filters, v.Name) {
 			out.Volumes = append(out.Volumes, v)
 		}
 	}
@@ -208,7 +257,7 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 	}
 	// Named volumes come into being with the first task, labelled as the mount asks.
 	for _, m := range s.Spec.TaskTemplate.ContainerSpec.Mounts {
-		if m.Type == "volume" && m.Source != "" && m.VolumeOptions != nil {
+		if _, exists := f.volumes[m.Source]; !exists && m.Type == "volume" && m.Source != "" && m.VolumeOptions != nil {
 			f.volumes[m.Source] = &volume.Volume{Name: m.Source, Labels: m.VolumeOptions.Labels}
 		}
 	}
@@ -217,7 +266,9 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 func (f *fakeEngine) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swarm.ServiceCreateOptions) (swarm.ServiceCreateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("create service %s", s.Name)
+	if err := f.record("create service %s", s.Name); err != nil {
+		return swarm.ServiceCreateResponse{}, err
+	}
 	for _, cur := range f.services {
 		if cur.Spec.Name == s.Name {
 			return swarm.ServiceCreateResponse{}, errdefs.Conflict(fmt.Errorf("service %s exists", s.Name))
@@ -232,7 +283,9 @@ func (f *fakeEngine) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swa
 func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version, s swarm.ServiceSpec, _ swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("update service %s", s.Name)
+	if err := f.record("update service %s", s.Name); err != nil {
+		return swarm.ServiceUpdateResponse{}, err
+	}
 	svc, ok := f.services[id]
 	if !ok {
 		return swarm.ServiceUpdateResponse{}, errdefs.NotFound(fmt.Errorf("service %s", id))
@@ -252,7 +305,18 @@ func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version
 		f.now = f.now.Add(time.Second)
 		started := f.now
 		svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &started}
-		f.runTasks(svc)
+		if f.rollLists > 0 {
+			// The roll takes time: updating until rollLists more service lists.
+			svc.UpdateStatus.State = swarm.UpdateStateUpdating
+			if f.rolling == nil {
+				f.rolling = map[string]int{}
+			}
+			f.rolling[svc.ID] = f.rollLists
+		} else {
+			f.runTasks(svc)
+		}
+	} else if !reflect.DeepEqual(prev.Mode, s.Mode) {
+		f.runTasks(svc) // scaled
 	}
 	return swarm.ServiceUpdateResponse{}, nil
 }
@@ -260,7 +324,9 @@ func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version
 func (f *fakeEngine) ServiceRemove(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("remove service %s", id)
+	if err := f.record("remove service %s", id); err != nil {
+		return err
+	}
 	if _, ok := f.services[id]; !ok {
 		return errdefs.NotFound(fmt.Errorf("service %s", id))
 	}
@@ -278,7 +344,14 @@ func (f *fakeEngine) ServiceRemove(_ context.Context, id string) error {
 func (f *fakeEngine) NetworkCreate(_ context.Context, name string, o network.CreateOptions) (network.CreateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("create network %s", name)
+	if err := f.record("create network %s", name); err != nil {
+		return network.CreateResponse{}, err
+	}
+	for _, n := range f.networks {
+		if n.Name == name {
+			return network.CreateResponse{}, errdefs.Conflict(fmt.Errorf("network with name %s already exists", name))
+		}
+	}
 	id := f.id()
 	f.networks[id] = network.Summary{ID: id, Name: name, Labels: o.Labels}
 	return network.CreateResponse{ID: id}, nil
@@ -287,7 +360,9 @@ func (f *fakeEngine) NetworkCreate(_ context.Context, name string, o network.Cre
 func (f *fakeEngine) NetworkRemove(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("remove network %s", id)
+	if err := f.record("remove network %s", id); err != nil {
+		return err
+	}
 	if _, gone := f.lingering[id]; gone {
 		// Engine 20.10's words and status (500, untyped) for a network that lingers.
 		return fmt.Errorf("Error response from daemon: network %s not found", id)
@@ -309,7 +384,14 @@ func (f *fakeEngine) NetworkRemove(_ context.Context, id string) error {
 func (f *fakeEngine) SecretCreate(_ context.Context, s swarm.SecretSpec) (swarm.SecretCreateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("create secret %s", s.Name)
+	if err := f.record("create secret %s", s.Name); err != nil {
+		return swarm.SecretCreateResponse{}, err
+	}
+	for _, cur := range f.secrets {
+		if cur.Spec.Name == s.Name {
+			return swarm.SecretCreateResponse{}, errdefs.Conflict(fmt.Errorf("secret %s already exists", s.Name))
+		}
+	}
 	id := f.id()
 	f.secrets[id] = swarm.Secret{ID: id, Spec: swarm.SecretSpec{Annotations: s.Annotations}}
 	return swarm.SecretCreateResponse{ID: id}, nil
@@ -318,7 +400,9 @@ func (f *fakeEngine) SecretCreate(_ context.Context, s swarm.SecretSpec) (swarm.
 func (f *fakeEngine) SecretRemove(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("remove secret %s", id)
+	if err := f.record("remove secret %s", id); err != nil {
+		return err
+	}
 	if _, ok := f.secrets[id]; !ok {
 		return errdefs.NotFound(fmt.Errorf("secret %s not found", id))
 	}
@@ -329,7 +413,14 @@ func (f *fakeEngine) SecretRemove(_ context.Context, id string) error {
 func (f *fakeEngine) ConfigCreate(_ context.Context, c swarm.ConfigSpec) (swarm.ConfigCreateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("create config %s", c.Name)
+	if err := f.record("create config %s", c.Name); err != nil {
+		return swarm.ConfigCreateResponse{}, err
+	}
+	for _, cur := range f.configs {
+		if cur.Spec.Name == c.Name {
+			return swarm.ConfigCreateResponse{}, errdefs.Conflict(fmt.Errorf("config %s already exists", c.Name))
+		}
+	}
 	id := f.id()
 	f.configs[id] = swarm.Config{ID: id, Spec: c}
 	return swarm.ConfigCreateResponse{ID: id}, nil
@@ -338,7 +429,9 @@ func (f *fakeEngine) ConfigCreate(_ context.Context, c swarm.ConfigSpec) (swarm.
 func (f *fakeEngine) ConfigRemove(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("remove config %s", id)
+	if err := f.record("remove config %s", id); err != nil {
+		return err
+	}
 	if _, ok := f.configs[id]; !ok {
 		return errdefs.NotFound(fmt.Errorf("config %s not found", id))
 	}
@@ -349,7 +442,9 @@ func (f *fakeEngine) ConfigRemove(_ context.Context, id string) error {
 func (f *fakeEngine) VolumeRemove(_ context.Context, id string, _ bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("remove volume %s", id)
+	if err := f.record("remove volume %s", id); err != nil {
+		return err
+	}
 	if _, ok := f.volumes[id]; !ok {
 		return errdefs.NotFound(fmt.Errorf("volume %s not found", id))
 	}
@@ -360,7 +455,9 @@ func (f *fakeEngine) VolumeRemove(_ context.Context, id string, _ bool) error {
 func (f *fakeEngine) ImageInspect(_ context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("inspect image %s", ref)
+	if err := f.record("inspect image %s", ref); err != nil {
+		return image.InspectResponse{}, err
+	}
 	if !f.images[ref] {
 		return image.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such image: %s", ref))
 	}
@@ -370,8 +467,48 @@ func (f *fakeEngine) ImageInspect(_ context.Context, ref string, _ ...client.Ima
 func (f *fakeEngine) ImagePull(_ context.Context, ref string, _ image.PullOptions) (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("pull image %s", ref)
+	_ = f.record("pull image %s", ref)
 	return nil, errdefs.NotFound(fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login'", ref))
 }
 
 var _ Engine = (*fakeEngine)(nil)
+
+// byHand changes a service as `docker service update` or `scale` does: the labels stay, the
+// replaced spec becomes PreviousSpec, the version moves.
+func (f *fakeEngine) byHand(name string, change func(*swarm.ServiceSpec)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, svc := range f.services {
+		if svc.Spec.Name != name {
+			continue
+		}
+		prev := svc.Spec
+		next := svc.Spec
+		if cs := prev.TaskTemplate.ContainerSpec; cs != nil {
+			c := *cs
+			next.TaskTemplate.ContainerSpec = &c
+		}
+		change(&next)
+		svc.PreviousSpec, svc.Spec = &prev, next
+		f.seq++
+		svc.Version.Index = uint64(f.seq)
+		f.runTasks(svc)
+		return
+	}
+	panic("no service " + name)
+}
+
+// removeByHand removes a service as `docker service rm` does.
+func (f *fakeEngine) removeByHand(name string) {
+	f.mu.Lock()
+	var id string
+	for _, svc := range f.services {
+		if svc.Spec.Name == name {
+			id = svc.ID
+		}
+	}
+	f.mu.Unlock()
+	if err := f.ServiceRemove(context.Background(), id); err != nil {
+		panic(err)
+	}
+}

@@ -47,14 +47,7 @@ func makeRecipe(t testing.TB, recipesDir, name string, versions ...string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	git := func(args ...string) {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	git := func(args ...string) { gitIn(t, dir, args...) }
 	git("init", "-q")
 	write := func(name, content string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -72,6 +65,17 @@ func makeRecipe(t testing.TB, recipesDir, name string, versions ...string) {
 	}
 }
 
+// gitIn runs git in dir.
+func gitIn(t testing.TB, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
 type fixture struct {
 	t      testing.TB
 	engine *fakeEngine
@@ -86,7 +90,7 @@ func newFixture(t testing.TB) *fixture {
 	f.r = &Reconciler{
 		Engine: f.engine, SpecsDir: filepath.Join(root, "specs"), StatusDir: filepath.Join(root, "status"),
 		RecipesDir: filepath.Join(root, "recipes"), Defaults: spec.Defaults{DomainSuffix: "test"},
-		Now: func() time.Time { return f.now }, Log: logr.Discard(),
+		Now: func() time.Time { return f.now }, Log: logr.Discard(), Owner: "d1",
 	}
 	for _, d := range []string{f.r.SpecsDir, f.r.StatusDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
