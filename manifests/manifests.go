@@ -92,6 +92,12 @@ type Rendered struct {
 type GeneratedSecret struct {
 	// Name is the full swarm name, e.g. mystack_db_password_v1 (at most 64 characters).
 	Name string
+	// ID is the secret's key under `secrets:` in the compose file, e.g. db_password: the name
+	// abra (`abra app secret insert APP db_password`) and `reconciler secret insert` use.
+	ID string
+	// VersionVar is the app env variable holding the version in Name, e.g.
+	// SECRET_DB_PASSWORD_VERSION (not always spelt after ID: abra accepts any).
+	VersionVar string
 	// Length is the "# length=N" modifier on the SECRET_<NAME>_VERSION line of .env.sample;
 	// 0 means the default (32).
 	Length int

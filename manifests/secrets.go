@@ -52,9 +52,11 @@ func generatedSecrets(cfg *composetypes.Config, raws []map[string]any, sample *e
 			return nil, err
 		}
 		g := GeneratedSecret{
-			Name:     sc.Name,
-			Labels:   labels(),
-			Generate: true,
+			Name:       sc.Name,
+			ID:         id,
+			VersionVar: versionVar,
+			Labels:     labels(),
+			Generate:   true,
 		}
 		mods := sample.modifiers(versionVar)
 		if v, ok := mods["length"]; ok {

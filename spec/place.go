@@ -8,9 +8,15 @@ import (
 	"path/filepath"
 )
 
+// removeOther removes one of the app's other spec files in Place: a variable so that a test
+// can look at the directory at that moment.
+var removeOther = os.Remove
+
 // Place writes data as <dir>/<app>.yml atomically (a dot-named temporary file, which the
-// reconciler ignores, then a rename), removing the app's other spec files so exactly one
-// describes it. A watcher never sees a half-written spec.
+// reconciler ignores, then a rename), then removes the app's other spec files (.yaml, .json)
+// so exactly one describes it. A watcher never sees a half-written spec, and never sees the
+// app without one: the rename comes first, so at worst it briefly sees two files of the app,
+// which is an Invalid that touches nothing deployed; removing first would tear the app down.
 func Place(dir, app string, data []byte) error {
 	if err := ValidateAppName(app); err != nil {
 		return err
@@ -34,14 +40,14 @@ func Place(dir, app string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("place spec %s: %w", app, err)
 	}
-	target := filepath.Join(dir, app+".yml")
-	for _, ext := range []string{".yaml", ".json"} {
-		if err := os.Remove(filepath.Join(dir, app+ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("place spec %s: %w", app, err)
-		}
-	}
-	if err := os.Rename(tmp.Name(), target); err != nil {
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, app+".yml")); err != nil {
 		return fmt.Errorf("place spec %s: %w", app, err)
+	}
+	for _, ext := range []string{".yaml", ".json"} {
+		if err := removeOther(filepath.Join(dir, app+ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("place spec %s: %s.yml is in place, but %s%s is left (two specs: the app is Invalid until one goes): %w",
+				app, app, app, ext, err)
+		}
 	}
 	return nil
 }

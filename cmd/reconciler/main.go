@@ -91,7 +91,7 @@ func newRoot(o *options) *cobra.Command {
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 
 	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), diffCmd(o), statusCmd(o), waitCmd(o),
-		applyCmd(o), deleteCmd(o), validateCmd(o), versionCmd())
+		applyCmd(o), deleteCmd(o), validateCmd(o), secretCmd(o), versionCmd())
 	addBuiltinExamples(root)
 	return root
 }
