@@ -225,8 +225,9 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	}
 	if len(awaited) > 0 {
 		// Waiting helps: the value is inserted after the spec is written (its name needs it).
-		msg := fmt.Sprintf("waiting for secret %s (generate=false in .env.sample): insert its value with `reconciler secret insert %s %s` (value on standard input)",
-			strings.Join(awaited, ", "), w.App, awaited[0])
+		g := awaited[0]
+		msg := fmt.Sprintf("waiting for secret %s (generate=false in .env.sample): insert its value with `printf '%%s' \"$VALUE\" | reconciler secret insert %s %s` (the reconciler's --specs and --recipes)",
+			g.Name, w.App, g.ID)
 		switch {
 		case converged:
 			d.After = maxWaitInterval

@@ -276,7 +276,7 @@ secrets:
 			f.writeSpec("k", "recipe: sec\nversion: 1.1.0+1\ntimeout: 10s\n")
 			seen, _ := f.passes("k", 3)
 			st := seen[len(seen)-1]
-			if st.Phase != spec.PhaseDeploying || !strings.Contains(st.Message, "reconciler secret insert k k_test_api_key_v1") {
+			if st.Phase != spec.PhaseDeploying || !strings.Contains(st.Message, "reconciler secret insert k api_key") {
 				t.Fatalf("%s: %s", st.Phase, st.Message)
 			}
 			if insert {

@@ -80,7 +80,7 @@ func (a Action) String() string { return fmt.Sprintf("%s %s: %s", a.Kind, a.Name
 // replaced: swarm cannot update a config's or secret's data, so a changed config under an
 // unchanged name is an error that tells the user to bump the config's version. A secret marked
 // generate=false that does not exist is awaited, not planned: someone inserts its value.
-func PlanSupport(r *manifests.Rendered, snap *swarmstate.Snapshot) (plan []Action, awaited []string, err error) {
+func PlanSupport(r *manifests.Rendered, snap *swarmstate.Snapshot) (plan []Action, awaited []*manifests.GeneratedSecret, err error) {
 	nets := map[string]bool{}
 	for _, n := range snap.Networks {
 		nets[n.Name] = true
@@ -106,7 +106,7 @@ func PlanSupport(r *manifests.Rendered, snap *swarmstate.Snapshot) (plan []Actio
 			continue
 		}
 		if !g.Generate {
-			awaited = append(awaited, g.Name)
+			awaited = append(awaited, g)
 			continue
 		}
 		plan = append(plan, Action{Kind: CreateSecret, Name: g.Name, Reason: "missing, generated once", Generated: g})
