@@ -142,6 +142,9 @@ func decide(w *world) decision {
 	}
 	st.Stack = w.Stack
 	if w.Lock != nil {
+		if st.ObservedGeneration == w.Desired.Generation && st.Phase.Final() {
+			return d // final for this generation, whoever holds the lock now
+		}
 		d.After = 5 * time.Second
 		if st.Phase == "" || st.Phase == spec.PhaseDeleted {
 			return d.to(spec.PhasePending, "waiting: "+w.Lock.Error())
