@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,16 +29,49 @@ type Controller struct {
 	Workers  int
 	Resync   time.Duration
 	Debounce time.Duration
-	Log      logr.Logger
+	// ReconcileTimeout bounds one Reconcile: past it the pass's context is cancelled and the
+	// pass counts as an error (retried with backoff), so a hung engine call (an image pull
+	// that never ends) holds one worker for at most this long. 0: no bound.
+	ReconcileTimeout time.Duration
+	Log              logr.Logger
 
-	queue  workqueue.TypedRateLimitingInterface[string]
-	mu     sync.Mutex
-	stacks map[string]string // stack namespace -> app, to route engine events
-	timers map[string]*time.Timer
+	// Seams for the loop's own tests; nil in production.
+	reconcileFunc func(ctx context.Context, app string) (Result, error) // instead of R.Reconcile
+	pendingFunc   func(ctx context.Context) ([]string, error)           // instead of R.Pending
+	clock         timerClock                                            // the debounce and look timers' clock
+
+	queue   workqueue.TypedRateLimitingInterface[string]
+	limiter workqueue.TypedRateLimiter[string] // the queue's backoff after errors
+
+	mu        sync.Mutex
+	routes    map[string]string    // stack namespace -> app, to route engine events
+	debounces map[string]*appTimer // spec-file events of an app, waiting for its file to be quiet
+	looks     map[string]*look     // apps looked at again after a task event
+	seq       uint64               // numbers every timer armed, so a superseded one does nothing
+	stopped   bool                 // ctx ended: no timer is armed any more
 
 	swept     atomic.Bool     // the initial sweep finished
 	initial   map[string]bool // apps of the initial sweep not reconciled yet
 	streaming atomic.Bool     // the engine event stream is connected
+}
+
+// timerClock is what the loop's own timers need of a clock; tests pass a fake one.
+type timerClock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) stopper
+}
+
+type stopper interface{ Stop() bool }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                              { return time.Now() }
+func (realClock) AfterFunc(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) }
+
+// appTimer is the one pending timer of an app; seq tells its firing from a superseded one's.
+type appTimer struct {
+	timer stopper
+	seq   uint64
 }
 
 // Run reconciles until ctx ends. The initial resync (which includes the orphan sweep) runs
@@ -44,6 +79,7 @@ type Controller struct {
 func (c *Controller) Run(ctx context.Context) error {
 	c.init()
 	defer c.queue.ShutDown()
+	defer c.stopTimers()
 	if err := os.MkdirAll(c.R.SpecsDir, 0o755); err != nil {
 		return fmt.Errorf("create spec directory: %w", err)
 	}
@@ -74,11 +110,14 @@ func (c *Controller) Run(ctx context.Context) error {
 		}()
 	}
 	<-ctx.Done()
+	c.stopTimers()
 	c.queue.ShutDown()
 	wg.Wait()
 	return nil
 }
 
+// init sets the defaults and makes the queue. The queue's metrics are client-go's own,
+// recorded on R.Metrics when set.
 func (c *Controller) init() {
 	if c.Workers <= 0 {
 		c.Workers = 4
@@ -86,13 +125,21 @@ func (c *Controller) init() {
 	if c.Debounce <= 0 {
 		c.Debounce = 100 * time.Millisecond
 	}
-	q := workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "apps"})
+	if c.clock == nil {
+		c.clock = realClock{}
+	}
+	c.limiter = workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second)
+	cfg := workqueue.TypedRateLimitingQueueConfig[string]{Name: "apps"}
+	if m := c.R.Metrics; m != nil {
+		cfg.MetricsProvider = queueMetrics{m}
+	}
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(c.limiter, cfg)
 	c.mu.Lock()
 	c.queue = q
-	c.stacks = map[string]string{}
-	c.timers = map[string]*time.Timer{}
+	c.routes = map[string]string{}
+	c.debounces = map[string]*appTimer{}
+	c.looks = map[string]*look{}
+	c.stopped = false
 	c.mu.Unlock()
 	c.R.observed = c.route
 }
@@ -102,15 +149,19 @@ func (c *Controller) eventStream(connected bool) {
 	c.Log.V(1).Info("engine event stream", "connected", connected)
 }
 
-// processNext runs one reconcile and maps its (result, error) to a queue action.
+// processNext runs one reconcile and maps its (result, error) to a queue action:
+//
+//	the process is stopping  -> nothing (the next start looks at every app that needs it)
+//	error (a timeout too)    -> AddRateLimited: again after a backoff that doubles, 200ms to 30s
+//	RequeueAfter > 0         -> Forget the backoff, AddAfter(RequeueAfter)
+//	neither                  -> Forget: done until an input enqueues the app again
 func (c *Controller) processNext(ctx context.Context) bool {
 	app, shutdown := c.queue.Get()
 	if shutdown {
 		return false
 	}
 	defer c.queue.Done(app)
-	start := time.Now()
-	res, err := c.reconcile(ctx, app)
+	res, log, err := c.runPass(ctx, app)
 	c.reconciled(app)
 	result := "success"
 	switch {
@@ -118,11 +169,8 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		result = "canceled"
 	case err != nil:
 		result = "error"
-		c.Log.Error(err, "reconcile failed; retrying with backoff", "app", app, "retries", c.queue.NumRequeues(app))
+		log.Error(err, "reconcile failed; retrying with backoff", "retries", c.queue.NumRequeues(app))
 		c.queue.AddRateLimited(app)
-		if m := c.R.Metrics; m != nil {
-			m.QueueRetries.Inc()
-		}
 	case res.RequeueAfter > 0:
 		result = "requeue"
 		c.queue.Forget(app)
@@ -132,33 +180,55 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	}
 	if m := c.R.Metrics; m != nil {
 		m.Reconciles.WithLabelValues(result).Inc()
-		m.ReconcileSeconds.Observe(time.Since(start).Seconds())
 	}
 	return true
-}
-
-// QueueDepth is the number of apps waiting in the work queue.
-func (c *Controller) QueueDepth() float64 {
-	c.mu.Lock()
-	q := c.queue
-	c.mu.Unlock()
-	if q != nil {
-		return float64(q.Len())
-	}
-	return 0
 }
 
 // Ready reports whether the initial sweep is done and the engine event stream is connected.
 func (c *Controller) Ready() bool { return c.swept.Load() && c.streaming.Load() }
 
-// reconcile recovers a panic into an error, so one bad app cannot stop the loop.
-func (c *Controller) reconcile(ctx context.Context, app string) (res Result, err error) {
+// runPass runs one reconcile of app. Every line it logs names the app and a reconcile ID
+// of its own: the logger is in the context (logr.FromContextOrDiscard), and log is it. The
+// pass ends after ReconcileTimeout at the latest, and a pass past it is an error whatever it
+// returned. A panic is recovered into an error, so one bad app cannot stop the loop.
+func (c *Controller) runPass(ctx context.Context, app string) (res Result, log logr.Logger, err error) {
+	log = c.Log.WithValues("app", app, "reconcileID", reconcileID())
+	pctx := logr.NewContext(ctx, log)
+	if c.ReconcileTimeout > 0 {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(pctx, c.ReconcileTimeout)
+		defer cancel()
+	}
+	res, err = c.call(pctx, app)
+	if ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+		if err == nil {
+			err = pctx.Err()
+		}
+		return Result{}, log, fmt.Errorf("reconcile of %s ran past its timeout of %s: %w", app, c.ReconcileTimeout, err)
+	}
+	return res, log, err
+}
+
+func (c *Controller) call(ctx context.Context, app string) (res Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic in reconcile of %s: %v", app, p)
 		}
 	}()
+	if c.reconcileFunc != nil {
+		return c.reconcileFunc(ctx, app)
+	}
 	return c.R.Reconcile(ctx, app)
+}
+
+// reconcileID names one pass in the log: 8 random hex digits, like a short trace ID.
+func reconcileID() string { return fmt.Sprintf("%08x", rand.Uint32()) }
+
+func (c *Controller) pending(ctx context.Context) ([]string, error) {
+	if c.pendingFunc != nil {
+		return c.pendingFunc(ctx)
+	}
+	return c.R.Pending(ctx)
 }
 
 func (c *Controller) resyncEvery(ctx context.Context) {
@@ -184,7 +254,7 @@ func (c *Controller) resyncEvery(ctx context.Context) {
 // spec behind it. It costs one directory scan and one snapshot of all apps, whatever their
 // number; settled apps are not reconciled at all.
 func (c *Controller) resync(ctx context.Context) error {
-	apps, err := c.R.Pending(ctx)
+	apps, err := c.pending(ctx)
 	if err != nil {
 		return err
 	}
@@ -246,44 +316,94 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 	}
 }
 
-// debounce enqueues app once its spec file has been quiet for a moment: CI may write a
-// file in several steps.
+// debounce enqueues app once its spec file has been quiet for Debounce: CI may write a file
+// in several steps. Each event restarts the app's one timer.
 func (c *Controller) debounce(app string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t, ok := c.timers[app]; ok {
-		t.Reset(c.Debounce)
+	if c.stopped {
 		return
 	}
-	c.timers[app] = time.AfterFunc(c.Debounce, func() {
+	if old := c.debounces[app]; old != nil {
+		old.timer.Stop()
+	}
+	seq := c.nextSeqLocked()
+	c.debounces[app] = &appTimer{seq: seq, timer: c.clock.AfterFunc(c.Debounce, func() {
 		c.mu.Lock()
-		delete(c.timers, app)
+		t := c.debounces[app]
+		current := t != nil && t.seq == seq && !c.stopped
+		if current {
+			delete(c.debounces, app)
+		}
 		c.mu.Unlock()
-		c.queue.Add(app)
-	})
+		if current {
+			c.queue.Add(app)
+		}
+	})}
 }
 
+func (c *Controller) nextSeqLocked() uint64 {
+	c.seq++
+	return c.seq
+}
+
+// route is the Reconciler's observed hook: app uses stack, so engine events of stack are
+// app's. An empty stack means that app is gone (torn down, nothing left): every route to it
+// and its pending look are dropped, so the maps hold only apps that exist.
 func (c *Controller) route(app, stack string) {
-	if stack == "" {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if stack != "" {
+		c.routes[stack] = app
 		return
 	}
+	for s, a := range c.routes {
+		if a == app {
+			delete(c.routes, s)
+		}
+	}
+	if l := c.looks[app]; l != nil {
+		l.timer.Stop()
+		delete(c.looks, app)
+	}
+}
+
+// stopTimers stops every pending timer and arms none after: ctx ended.
+func (c *Controller) stopTimers() {
 	c.mu.Lock()
-	c.stacks[stack] = app
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	for app, t := range c.debounces {
+		t.timer.Stop()
+		delete(c.debounces, app)
+	}
+	for app, l := range c.looks {
+		l.timer.Stop()
+		delete(c.looks, app)
+	}
 }
 
 // eventSettle is when, after an engine event about a task's container, its app is looked at
 // again: swarm's task list shows what the event announced (a task running, failed, healthy)
 // only once the manager's dispatcher has recorded the agent's report, which it batches every
 // 100 ms. Looking every 25 ms over that span notices it within 25 ms, rather than at the next
-// wait interval; the task list, not the event, stays the word on whether a task runs.
+// wait interval; the task list, not the event, stays the word on whether a task runs. The
+// last offset is the settle window: a task event keeps the app's looks going until then.
 var eventSettle = []time.Duration{
 	25 * time.Millisecond, 50 * time.Millisecond, 75 * time.Millisecond, 100 * time.Millisecond,
 	125 * time.Millisecond, 150 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond,
 }
 
-// routeChanges turns engine events into app names. A service is named <stack>_<service>, and
-// stacks may themselves contain underscores, so every prefix is tried.
+// look is an app's pending look after task events: one timer per app, however many events.
+type look struct {
+	last  time.Time // the app's latest task event: the eventSettle offsets count from it
+	at    time.Time // when timer fires
+	timer stopper
+	seq   uint64
+}
+
+// routeChanges turns engine events into app names. Every event enqueues its app at once; a
+// task event also keeps the app's looks going (see lookAfterTaskEvent).
 func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate.Change) {
 	for {
 		select {
@@ -297,25 +417,84 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 			c.Log.V(2).Info("engine event", "app", app, "action", ch.Action, "task", ch.Task, "lag", time.Since(ch.At))
 			c.queue.Add(app)
 			if ch.TaskChange() {
-				// Timers, not AddAfter: the queue keeps only the earliest of an item's
-				// pending AddAfters, which would leave one look at 25 ms.
-				for _, d := range eventSettle {
-					time.AfterFunc(d, func() { c.queue.Add(app) })
-				}
+				c.lookAfterTaskEvent(app)
 			}
 		}
 	}
 }
 
+// lookAfterTaskEvent opens (or extends) app's settle window to eventSettle's last offset from
+// now, and makes sure a look is due within the first offset. However many events come, app
+// has one timer, and a burst of events costs about as many looks as one event.
+func (c *Controller) lookAfterTaskEvent(app string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	now := c.clock.Now()
+	l := c.looks[app]
+	if l == nil {
+		l = &look{}
+		c.looks[app] = l
+	}
+	l.last = now
+	if l.timer != nil && !l.at.After(now.Add(eventSettle[0])) {
+		return // a look is due soon enough
+	}
+	c.armLookLocked(app, l, now, eventSettle[0])
+}
+
+func (c *Controller) armLookLocked(app string, l *look, now time.Time, d time.Duration) {
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	seq := c.nextSeqLocked()
+	l.seq, l.at = seq, now.Add(d)
+	l.timer = c.clock.AfterFunc(d, func() { c.lookNow(app, seq) })
+}
+
+// lookNow is a look firing: it enqueues app and, while the settle window is open, arms the
+// next look at the next eventSettle offset from the latest event.
+func (c *Controller) lookNow(app string, seq uint64) {
+	c.mu.Lock()
+	l := c.looks[app]
+	if l == nil || l.seq != seq || c.stopped {
+		c.mu.Unlock()
+		return // superseded, forgotten or stopped
+	}
+	now := c.clock.Now()
+	if d, ok := nextLook(l.last, now); ok {
+		c.armLookLocked(app, l, now, d)
+	} else {
+		delete(c.looks, app)
+	}
+	c.mu.Unlock()
+	c.queue.Add(app)
+}
+
+// nextLook is how long after now the next look is due after a task event at last: at the first
+// eventSettle offset from last that is still ahead; none once the window has passed.
+func nextLook(last, now time.Time) (time.Duration, bool) {
+	for _, d := range eventSettle {
+		if at := last.Add(d); at.After(now) {
+			return at.Sub(now), true
+		}
+	}
+	return 0, false
+}
+
+// appOf is the app an engine event is about. A service is named <stack>_<service>, and stacks
+// may themselves contain underscores, so every prefix is tried.
 func (c *Controller) appOf(ch swarmstate.Change) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if app, ok := c.stacks[ch.Stack]; ok {
+	if app, ok := c.routes[ch.Stack]; ok {
 		return app
 	}
 	name := ch.Service
 	for i := strings.LastIndex(name, "_"); i > 0; i = strings.LastIndex(name[:i], "_") {
-		if app, ok := c.stacks[name[:i]]; ok {
+		if app, ok := c.routes[name[:i]]; ok {
 			return app
 		}
 	}

@@ -2,51 +2,108 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/swarm-reconciler/reconciler/spec"
 )
 
-// RunOnce is one full pass: every app that needs work is reconciled until it settles (Ready,
-// a final phase, or torn down), each app waiting on swarm as long as its spec's timeout allows.
-// It returns the apps it looked at; the caller reads their status files for the verdict.
-func (c *Controller) RunOnce(ctx context.Context) ([]string, error) {
+// RunOnce is one full pass: every app that needs work is reconciled, on up to Workers at a
+// time, until it has settled: its status file describes its current spec in a phase that
+// waiting in this pass would not change (see settled), or its reconcile asks for nothing more.
+// An app that is converging (Pending, Deploying, Upgrading, Deleting) is reconciled again when
+// it asks to be, and one whose reconcile fails is retried with backoff, for as long as ctx
+// lasts: the caller bounds the pass with a deadline on ctx.
+//
+// It returns the apps it looked at and, sorted, those of them that had not settled when ctx
+// ended; err is ctx's error then, or the error of listing the apps. The caller reads the
+// status files for the verdict.
+func (c *Controller) RunOnce(ctx context.Context) (apps, unsettled []string, err error) {
 	if c.Workers <= 0 {
 		c.Workers = 4
 	}
-	apps, err := c.R.Pending(ctx)
+	apps, err = c.pending(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sem := make(chan struct{}, c.Workers)
-	var wg sync.WaitGroup
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, c.Workers)
+	)
 	for _, app := range apps {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			mu.Lock()
+			unsettled = append(unsettled, app)
+			mu.Unlock()
+			continue
+		}
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c.settle(ctx, app)
+			if !c.settle(ctx, app) {
+				mu.Lock()
+				unsettled = append(unsettled, app)
+				mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
-	return apps, ctx.Err()
+	slices.Sort(unsettled)
+	return apps, unsettled, ctx.Err()
 }
 
-func (c *Controller) settle(ctx context.Context, app string) {
+// settle reconciles app until it has settled, and reports whether it did before ctx ended.
+func (c *Controller) settle(ctx context.Context, app string) bool {
 	backoff := 200 * time.Millisecond
 	for ctx.Err() == nil {
-		res, err := c.reconcile(ctx, app)
+		res, log, err := c.runPass(ctx, app)
 		wait := res.RequeueAfter
 		switch {
+		case err == nil && (wait <= 0 || c.settled(app)):
+			return true
+		case ctx.Err() != nil:
+			return false
 		case err != nil:
-			c.Log.Error(err, "reconcile failed; retrying with backoff", "app", app)
+			log.Error(err, "reconcile failed; retrying with backoff", "backoff", backoff.String())
 			wait, backoff = backoff, min(backoff*2, 30*time.Second)
-		case wait <= 0:
-			return
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait):
+		case <-t.C:
 		}
+		t.Stop()
 	}
+	return false
+}
+
+// settled reports whether app's status file describes its current spec in a phase that
+// waiting in this pass would not change: Ready, Degraded (it asks to be looked at again, but
+// only to notice a repair), Failed, Invalid, Suspended, Expired; or Deleted when it has no
+// spec. The Result of a reconcile cannot tell: a Degraded or watched Ready app asks to be
+// requeued for as long as it lives, and so does an app whose lock another process holds.
+func (c *Controller) settled(app string) bool {
+	st, err := spec.ReadStatus(c.R.StatusDir, app)
+	if err != nil {
+		return false
+	}
+	d, err := spec.LoadApp(c.R.SpecsDir, app, c.R.Defaults)
+	switch {
+	case err != nil:
+		return false
+	case d == nil:
+		return st.Phase == spec.PhaseDeleted || st.Phase == spec.PhaseExpired
+	case st.ObservedGeneration != d.Generation:
+		return false
+	}
+	switch st.Phase {
+	case spec.PhaseReady, spec.PhaseDegraded, spec.PhaseFailed, spec.PhaseInvalid, spec.PhaseSuspended, spec.PhaseExpired:
+		return true
+	}
+	return false
 }

@@ -307,7 +307,7 @@ func TestHumanAge(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		-time.Second: "0s", 0: "0s", 59 * time.Second: "59s", 119 * time.Second: "119s", 2 * time.Minute: "2m",
 		5*time.Minute + 10*time.Second: "5m10s", 45 * time.Minute: "45m", 3*time.Hour + 5*time.Minute: "3h5m",
-		20 * time.Hour: "20h", 50 * time.Hour: "2d2h", 30 * 24 * time.Hour: "30d", 3 * 365 * 24 * time.Hour: "3y0d",
+		20 * time.Hour: "20h", 50 * time.Hour: "2d2h", 30 * 24 * time.Hour: "30d", 3 * 365 * 24 * time.Hour: "3y",
 	} {
 		if got := humanAge(d); got != want {
 			t.Errorf("humanAge(%s) = %s, want %s", d, got, want)

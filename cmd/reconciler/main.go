@@ -32,7 +32,9 @@ func (e *exitError) Error() string { return e.err.Error() }
 type options struct {
 	specs, status, recipes, domainSuffix, lockDir string
 	logFormat                                     string
+	verbosity                                     int
 	timeout                                       time.Duration
+	passTimeout, reconcileTimeout                 time.Duration
 	resync, retention                             time.Duration
 	workers                                       int
 	metricsAddr                                   string
@@ -89,6 +91,7 @@ func newRoot(o *options) *cobra.Command {
 	f.StringVar(&o.domainSuffix, "domain-suffix", "", "default domain is <app>.<suffix>")
 	f.StringVar(&o.lockDir, "lock-dir", "/run/lock/swarm-reconciler", "directory of lock files (a tmpfs)")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
+	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity, as klog's -v: 0 changes and errors, 1 details, 2 every engine event")
 
 	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), diffCmd(o), statusCmd(o), waitCmd(o),
 		applyCmd(o), deleteCmd(o), validateCmd(o), secretCmd(o), versionCmd())
@@ -140,7 +143,12 @@ func flagsFromEnv(fs *pflag.FlagSet) error {
 	return errors.Join(errs...)
 }
 
-func newLogger(format string) (logr.Logger, error) {
+// newLogger builds the logr logger over zap. verbosity v shows logr's V(n) lines for n <= v
+// (zap level -n), as klog's -v does.
+func newLogger(format string, v int) (logr.Logger, error) {
+	if v < 0 || v > 127 {
+		return logr.Logger{}, fmt.Errorf("-v %d: use a level from 0 to 127", v)
+	}
 	var cfg zap.Config
 	switch format {
 	case "json":
@@ -154,6 +162,10 @@ func newLogger(format string) (logr.Logger, error) {
 	cfg.EncoderConfig.TimeKey = "time"
 	cfg.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	cfg.DisableStacktrace = true
+	cfg.Level = zap.NewAtomicLevelAt(zapcore.Level(-v))
+	if v > 0 {
+		cfg.Sampling = nil // asked for detail: every line, not a sample of repeated ones
+	}
 	z, err := cfg.Build()
 	if err != nil {
 		return logr.Logger{}, err

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +32,13 @@ func loopFlags(cmd *cobra.Command, o *options) {
 	f.IntVar(&o.workers, "workers", 4, "apps reconciled at once")
 	f.DurationVar(&o.retention, "status-retention", time.Hour, "how long a Deleted status file stays")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics and health on this address")
+	f.DurationVar(&o.reconcileTimeout, "reconcile-timeout", 2*time.Minute, "give up one reconcile of an app after this long and retry it with backoff (0: no limit)")
+}
+
+// passFlags are the flags of the commands that make one pass and exit.
+func passFlags(cmd *cobra.Command, o *options) {
+	loopFlags(cmd, o)
+	cmd.Flags().DurationVar(&o.passTimeout, "timeout", 10*time.Minute, "give up the pass after this long (exit 1, naming the apps not settled; 0: no limit)")
 }
 
 func runCmd(o *options) *cobra.Command {
@@ -59,15 +70,20 @@ func runCmd(o *options) *cobra.Command {
 
 func onceCmd(o *options) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "once",
-		Short:   "Reconcile every app until it settles, then exit; non-zero if any app is Failed or Invalid",
-		Example: `  reconciler once --specs ./specs --status ./status --recipes ./recipes`,
+		Use:   "once",
+		Short: "Reconcile every app until it settles, then exit; non-zero if any app is Failed or Invalid",
+		Long: "once makes one full pass: it reconciles every app that needs work and waits for those that\n" +
+			"are converging (Pending, Deploying, Upgrading, Deleting) until each is in a phase that\n" +
+			"waiting would not change (Ready, Degraded, Failed, Invalid, Suspended, Deleted, Expired).\n" +
+			"It prints one line per app (app, phase, message) and exits 1 if any app is Failed or\n" +
+			"Invalid, or if --timeout passed first (naming the apps not settled), 0 otherwise.",
+		Example: `  reconciler once --specs ./specs --status ./status --recipes ./recipes --timeout 15m`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return pass(cmd.Context(), o, o.specs)
 		},
 	}
-	loopFlags(cmd, o)
+	passFlags(cmd, o)
 	return cmd
 }
 
@@ -76,7 +92,8 @@ func janitorCmd(o *options) *cobra.Command {
 		Use:   "janitor",
 		Short: "Tear down everything this reconciler owns that no running reconciler holds, then exit",
 		Long: "janitor is the orphan sweep against an empty desired set, run once: for a host where no\n" +
-			"reconciler is running. Objects without the swarm-reconciler.app label are never touched.",
+			"reconciler is running. Objects without the swarm-reconciler.app label are never touched.\n" +
+			"It exits 1 if a teardown has not finished when --timeout passes, naming the apps.",
 		Example: `  reconciler janitor --status ./status`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -89,11 +106,12 @@ func janitorCmd(o *options) *cobra.Command {
 			return pass(cmd.Context(), o, empty)
 		},
 	}
-	loopFlags(cmd, o)
+	passFlags(cmd, o)
 	return cmd
 }
 
-// pass runs one full reconcile pass over specDir and turns the apps' phases into an exit code.
+// pass runs one full reconcile pass over specDir, bounded by --timeout, and turns the apps'
+// phases into an exit code.
 func pass(ctx context.Context, o *options, specDir string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -102,30 +120,68 @@ func pass(ctx context.Context, o *options, specDir string) error {
 		return err
 	}
 	defer release()
-	apps, err := c.RunOnce(ctx)
-	if err != nil {
+	passCtx, cancel := context.WithCancel(ctx)
+	if o.passTimeout > 0 {
+		passCtx, cancel = context.WithTimeout(ctx, o.passTimeout)
+	}
+	defer cancel()
+	apps, unsettled, err := c.RunOnce(passCtx)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return err // stopped by a signal
+	case err != nil && apps == nil && passCtx.Err() != nil:
+		return &exitError{code: exitFailed, err: fmt.Errorf("timed out after %s listing the apps: %w", o.passTimeout, err)}
+	case err != nil && apps == nil:
 		return err
 	}
-	var bad []string
+	return passVerdict(os.Stdout, o.status, apps, unsettled, o.passTimeout)
+}
+
+// passVerdict prints one line per app of a pass (app, phase, message, from its status file)
+// and returns the pass's exit error: code 1 naming the apps that had not settled when the
+// timeout passed, with their last phase and message, and the settled apps that are Failed or
+// Invalid; nil when there are none.
+func passVerdict(w io.Writer, statusDir string, apps, unsettled []string, timeout time.Duration) error {
+	var (
+		bad     []string
+		waiting []string
+	)
 	for _, app := range apps {
-		st, err := spec.ReadStatus(o.status, app)
+		st, err := spec.ReadStatus(statusDir, app)
+		if slices.Contains(unsettled, app) {
+			last := "no status"
+			if err == nil {
+				last = string(st.Phase)
+				if st.Message != "" {
+					last += ": " + oneLine(st.Message, 200)
+				}
+			}
+			waiting = append(waiting, fmt.Sprintf("%s (%s)", app, last))
+		}
 		if err != nil {
 			continue
 		}
-		fmt.Printf("%s\t%s\t%s\n", app, st.Phase, st.Message)
-		if st.Phase == spec.PhaseFailed || st.Phase == spec.PhaseInvalid {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", app, st.Phase, st.Message)
+		if (st.Phase == spec.PhaseFailed || st.Phase == spec.PhaseInvalid) && !slices.Contains(unsettled, app) {
 			bad = append(bad, app)
 		}
 	}
+	var msgs []string
+	if len(waiting) > 0 {
+		msgs = append(msgs, fmt.Sprintf("timed out after %s: %d apps not settled: %s", timeout, len(waiting), strings.Join(waiting, "; ")))
+	}
 	if len(bad) > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d apps Failed or Invalid: %v (see their status files in %s)", len(bad), bad, o.status)}
+		msgs = append(msgs, fmt.Sprintf("%d apps Failed or Invalid: %v (see their status files in %s)", len(bad), bad, statusDir))
+	}
+	if len(msgs) > 0 {
+		return &exitError{code: exitFailed, err: errors.New(strings.Join(msgs, "; and "))}
 	}
 	return nil
 }
 
 // setup takes the spec-directory lock and wires a controller to the engine.
 func setup(o *options, specDir string) (*controller.Controller, logr.Logger, func(), error) {
-	log, err := newLogger(o.logFormat)
+	log, err := newLogger(o.logFormat, o.verbosity)
 	if err != nil {
 		return nil, log, nil, err
 	}
@@ -166,8 +222,8 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 			}
 		}
 	}
-	c := &controller.Controller{R: r, Workers: o.workers, Resync: o.resync, Log: log}
-	r.Metrics = controller.NewMetrics(o.registry, c.QueueDepth)
+	r.Metrics = controller.NewMetrics(o.registry)
+	c := &controller.Controller{R: r, Workers: o.workers, Resync: o.resync, ReconcileTimeout: o.reconcileTimeout, Log: log}
 	release := func() {
 		manifests.Cleanup()
 		r.ReleaseAll()

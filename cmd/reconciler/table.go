@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
 
 	"github.com/swarm-reconciler/reconciler/spec"
 )
@@ -84,44 +84,9 @@ func colourOutput(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// humanAge formats d as kubectl does in its AGE column: 42s, 5m10s, 3h, 2d4h.
-func humanAge(d time.Duration) string {
-	s := int64(d.Round(time.Second) / time.Second)
-	switch {
-	case s < 0:
-		return "0s"
-	case s < 120:
-		return fmt.Sprintf("%ds", s)
-	}
-	m := s / 60
-	switch {
-	case m < 10:
-		if s%60 == 0 {
-			return fmt.Sprintf("%dm", m)
-		}
-		return fmt.Sprintf("%dm%ds", m, s%60)
-	case m < 180:
-		return fmt.Sprintf("%dm", m)
-	}
-	h := m / 60
-	switch {
-	case h < 8:
-		if m%60 == 0 {
-			return fmt.Sprintf("%dh", h)
-		}
-		return fmt.Sprintf("%dh%dm", h, m%60)
-	case h < 48:
-		return fmt.Sprintf("%dh", h)
-	case h < 24*8:
-		if h%24 == 0 {
-			return fmt.Sprintf("%dd", h/24)
-		}
-		return fmt.Sprintf("%dd%dh", h/24, h%24)
-	case h < 24*365*2:
-		return fmt.Sprintf("%dd", h/24)
-	}
-	return fmt.Sprintf("%dy%dd", h/24/365, h/24%365)
-}
+// humanAge formats d as kubectl does in its AGE column (42s, 5m10s, 3h, 2d4h): apimachinery's
+// HumanDuration, with a clock running behind the status writer's read as 0s.
+func humanAge(d time.Duration) string { return duration.HumanDuration(max(d, 0)) }
 
 // oneLine puts s on one line and cuts it to at most n characters (n <= 0: no limit).
 func oneLine(s string, n int) string {

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// TestPassVerdict: once and janitor print one line per app and exit 1 naming the apps not
+// settled by the timeout (with their last phase and message) and the Failed or Invalid ones.
+func TestPassVerdict(t *testing.T) {
+	dir := t.TempDir()
+	for app, phase := range map[string]spec.Phase{"ok": spec.PhaseReady, "deg": spec.PhaseDegraded, "bad": spec.PhaseFailed,
+		"slow": spec.PhaseDeploying, "stale": spec.PhaseFailed} {
+		st := &spec.Status{App: app, Phase: phase, Message: app + " says\nwhy"}
+		if err := spec.WriteStatus(dir, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var out bytes.Buffer
+	if err := passVerdict(&out, dir, []string{"deg", "ok"}, nil, time.Minute); err != nil {
+		t.Errorf("Ready and Degraded: %v", err)
+	}
+	if got := out.String(); got != "deg\tDegraded\tdeg says\nwhy\nok\tReady\tok says\nwhy\n" {
+		t.Errorf("printed %q", got)
+	}
+
+	out.Reset()
+	err := passVerdict(&out, dir, []string{"bad", "new", "ok", "slow", "stale"}, []string{"new", "slow", "stale"}, 10*time.Minute)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 {
+		t.Fatalf("err = %v, want exit 1", err)
+	}
+	for _, want := range []string{
+		"timed out after 10m0s: 3 apps not settled: new (no status); slow (Deploying: slow says why); stale (Failed: stale says why)",
+		"1 apps Failed or Invalid: [bad]", // stale's Failed is not this pass's verdict
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// TestLoopFlags: run, once and janitor take --reconcile-timeout (default 2m); once and janitor
+// take --timeout (default 10m); -v and --v set the log verbosity, and --version still works.
+func TestLoopFlags(t *testing.T) {
+	o := &options{}
+	root := newRoot(o)
+	find := func(name string) *cobra.Command {
+		c, _, err := root.Find([]string{name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, name := range []string{"run", "once", "janitor"} {
+		if f := find(name).Flags().Lookup("reconcile-timeout"); f == nil || f.DefValue != "2m0s" {
+			t.Errorf("%s --reconcile-timeout: %+v", name, f)
+		}
+	}
+	for _, name := range []string{"once", "janitor"} {
+		if f := find(name).Flags().Lookup("timeout"); f == nil || f.DefValue != "10m0s" {
+			t.Errorf("%s --timeout: %+v", name, f)
+		}
+	}
+	if f := find("run").Flags().Lookup("timeout"); f != nil {
+		t.Errorf("run has a --timeout")
+	}
+
+	for _, args := range [][]string{{"-v", "2", "version"}, {"--v", "2", "version"}, {"version", "--v=2"}, {"version", "-v2"}} {
+		o := &options{}
+		root := newRoot(o)
+		root.SetOut(&bytes.Buffer{})
+		root.SetArgs(args)
+		if err := root.Execute(); err != nil || o.verbosity != 2 {
+			t.Errorf("%v: verbosity %d, %v", args, o.verbosity, err)
+		}
+	}
+	t.Setenv("RECONCILER_V", "1")
+	o = &options{}
+	root = newRoot(o)
+	root.SetOut(&bytes.Buffer{})
+	root.SetArgs([]string{"version"})
+	if err := root.Execute(); err != nil || o.verbosity != 1 {
+		t.Errorf("RECONCILER_V=1: verbosity %d, %v", o.verbosity, err)
+	}
+}
+
+// TestLoggerVerbosity: -v N shows logr's V(n) lines for n <= N, in both formats.
+func TestLoggerVerbosity(t *testing.T) {
+	for _, format := range []string{"json", "console"} {
+		for v := range 3 {
+			log, err := newLogger(format, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !log.V(v).Enabled() || log.V(v+1).Enabled() {
+				t.Errorf("%s -v %d: V(%d) enabled %v, V(%d) enabled %v", format, v, v, log.V(v).Enabled(), v+1, log.V(v+1).Enabled())
+			}
+		}
+	}
+	if _, err := newLogger("json", -1); err == nil {
+		t.Errorf("-v -1 accepted")
+	}
+}

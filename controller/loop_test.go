@@ -1,0 +1,533 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// fakeClock runs the loop's timers when a test moves it, in the test's goroutine.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	clock *fakeClock
+	at    time.Time
+	f     func()
+	done  bool // fired or stopped
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) stopper {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{clock: c, at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.clock.mu.Lock()
+	defer t.clock.mu.Unlock()
+	was := !t.done
+	t.done = true
+	return was
+}
+
+// advance moves the clock by d, firing the timers that come due in the order of their times.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	end := c.now.Add(d)
+	c.mu.Unlock()
+	for {
+		c.mu.Lock()
+		var next *fakeTimer
+		for _, t := range c.timers {
+			if !t.done && !t.at.After(end) && (next == nil || t.at.Before(next.at)) {
+				next = t
+			}
+		}
+		if next == nil {
+			c.now = end
+			c.mu.Unlock()
+			return
+		}
+		if next.at.After(c.now) {
+			c.now = next.at
+		}
+		next.done = true
+		c.mu.Unlock()
+		next.f()
+	}
+}
+
+// wantIdle fails t if a timer is still armed.
+func (c *fakeClock) wantIdle(t *testing.T) {
+	t.Helper()
+	if n := c.pending(); n != 0 {
+		t.Errorf("%d timers left armed", n)
+	}
+}
+
+// pending is the number of timers armed and neither fired nor stopped.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if !t.done {
+			n++
+		}
+	}
+	return n
+}
+
+// recQueue is the controller's real queue, recording the calls the loop makes. A backoff or a
+// delayed add is recorded, not waited for: the test adds the app again itself.
+type recQueue struct {
+	workqueue.TypedRateLimitingInterface[string]
+	limiter workqueue.TypedRateLimiter[string]
+	clock   *fakeClock
+
+	mu    sync.Mutex
+	calls []string
+	adds  []time.Time // the fake clock's time at each Add
+}
+
+func (q *recQueue) record(format string, args ...any) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.calls = append(q.calls, fmt.Sprintf(format, args...))
+}
+
+func (q *recQueue) Add(app string) {
+	q.record("add %s", app)
+	if q.clock != nil {
+		q.mu.Lock()
+		q.adds = append(q.adds, q.clock.Now())
+		q.mu.Unlock()
+	}
+	q.TypedRateLimitingInterface.Add(app)
+}
+
+func (q *recQueue) AddAfter(app string, d time.Duration) { q.record("after %s %s", d, app) }
+func (q *recQueue) AddRateLimited(app string)            { q.record("backoff %s %s", q.limiter.When(app), app) }
+func (q *recQueue) Forget(app string)                    { q.record("forget %s", app); q.limiter.Forget(app) }
+func (q *recQueue) NumRequeues(app string) int           { return q.limiter.NumRequeues(app) }
+
+// take returns the calls recorded since the last take.
+func (q *recQueue) take() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := q.calls
+	q.calls = nil
+	return c
+}
+
+func (q *recQueue) addTimes() []time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.adds)
+}
+
+func (q *recQueue) addCount(app string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, c := range q.calls {
+		if c == "add "+app {
+			n++
+		}
+	}
+	return n
+}
+
+// newTestLoop is a Controller whose reconciles are reconcile, on a fake clock, with its queue
+// recorded.
+func newTestLoop(t *testing.T, reconcile func(ctx context.Context, app string) (Result, error)) (*Controller, *recQueue, *fakeClock) {
+	t.Helper()
+	clock := newFakeClock()
+	c := &Controller{R: &Reconciler{SpecsDir: t.TempDir(), StatusDir: t.TempDir()}, reconcileFunc: reconcile, clock: clock}
+	c.init()
+	q := &recQueue{TypedRateLimitingInterface: c.queue, limiter: c.limiter, clock: clock}
+	c.queue = q
+	t.Cleanup(func() { c.stopTimers(); q.ShutDown() })
+	return c, q, clock
+}
+
+// TestProcessNextMapsResultsToQueueActions: an error retries with a backoff that doubles, a
+// RequeueAfter comes back after that long with the backoff forgotten, a nil result forgets the
+// app; a panic and a reconcile past its timeout are errors; a stopping process does nothing.
+func TestProcessNextMapsResultsToQueueActions(t *testing.T) {
+	type answer struct {
+		res   Result
+		err   error
+		panic bool
+		hang  bool // until the pass's context ends, then return res, err
+	}
+	var next answer
+	c, q, _ := newTestLoop(t, func(ctx context.Context, app string) (Result, error) {
+		switch {
+		case next.panic:
+			panic("boom")
+		case next.hang:
+			<-ctx.Done()
+		}
+		return next.res, next.err
+	})
+	c.ReconcileTimeout = 20 * time.Millisecond
+	ctx := context.Background()
+	fail := errors.New("engine did not answer")
+	steps := []struct {
+		answer answer
+		want   []string
+	}{
+		{answer{err: fail}, []string{"backoff 200ms a"}},
+		{answer{err: fail}, []string{"backoff 400ms a"}},
+		{answer{panic: true}, []string{"backoff 800ms a"}},
+		{answer{res: Result{RequeueAfter: 2 * time.Second}}, []string{"forget a", "after 2s a"}},
+		{answer{err: fail}, []string{"backoff 200ms a"}}, // forgotten: the backoff starts over
+		{answer{}, []string{"forget a"}},
+		{answer{hang: true, err: context.DeadlineExceeded}, []string{"backoff 200ms a"}},
+		{answer{hang: true}, []string{"backoff 400ms a"}}, // past its timeout, even if it says nothing went wrong
+		{answer{hang: true, res: Result{RequeueAfter: time.Second}}, []string{"backoff 800ms a"}},
+	}
+	for i, s := range steps {
+		next = s.answer
+		c.queue.Add("a")
+		q.take()
+		if !c.processNext(ctx) {
+			t.Fatalf("step %d: processNext says the queue shut down", i)
+		}
+		if got := q.take(); !slices.Equal(got, s.want) {
+			t.Errorf("step %d (%+v): queue calls %q, want %q", i, s.answer, got, s.want)
+		}
+	}
+
+	// A stopping process: the pass is cancelled, and nothing is queued again.
+	stopping, cancel := context.WithCancel(ctx)
+	next = answer{hang: true, err: context.Canceled}
+	c.queue.Add("a")
+	q.take()
+	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	c.ReconcileTimeout = time.Hour
+	c.processNext(stopping)
+	if got := q.take(); len(got) != 0 {
+		t.Errorf("cancelled pass: queue calls %q, want none", got)
+	}
+}
+
+// TestReconcileTimeoutIsAnError: the error of a pass past its timeout says so, and wraps
+// what the reconcile returned.
+func TestReconcileTimeoutIsAnError(t *testing.T) {
+	c, _, _ := newTestLoop(t, func(ctx context.Context, app string) (Result, error) {
+		<-ctx.Done()
+		return Result{}, fmt.Errorf("pull image: %w", ctx.Err())
+	})
+	c.ReconcileTimeout = 10 * time.Millisecond
+	start := time.Now()
+	_, _, err := c.runPass(context.Background(), "a")
+	if err == nil || !strings.Contains(err.Error(), "ran past its timeout of 10ms") || !strings.Contains(err.Error(), "pull image") ||
+		!errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the pass took %s with a timeout of 10ms", took)
+	}
+}
+
+// TestEveryLogLineOfAPassNamesIt: the logger in a pass's context carries the app and a
+// reconcile ID of that pass.
+func TestEveryLogLineOfAPassNamesIt(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		lines []string
+	)
+	c, _, _ := newTestLoop(t, func(ctx context.Context, app string) (Result, error) {
+		logr.FromContextOrDiscard(ctx).Info("applied", "object", "x_app")
+		return Result{}, errors.New("fail")
+	})
+	c.Log = funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, args)
+	}, funcr.Options{})
+	for range 2 {
+		c.queue.Add("a")
+		c.processNext(context.Background())
+	}
+	ids := map[string]bool{}
+	for _, l := range lines {
+		if !strings.Contains(l, `"app"="a"`) {
+			t.Errorf("log line without the app: %s", l)
+		}
+		_, id, ok := strings.Cut(l, `"reconcileID"="`)
+		if !ok {
+			t.Errorf("log line without a reconcile ID: %s", l)
+			continue
+		}
+		id, _, _ = strings.Cut(id, `"`)
+		ids[id] = true
+	}
+	// Two passes, each logging "applied" and "reconcile failed": two IDs on four lines.
+	if len(lines) != 4 || len(ids) != 2 {
+		t.Errorf("%d lines with %d reconcile IDs, want 4 with 2:\n%s", len(lines), len(ids), strings.Join(lines, "\n"))
+	}
+}
+
+// TestDebounceSpecEvents: several writes of a spec file in a row enqueue its app once, when
+// the file has been quiet for Debounce.
+func TestDebounceSpecEvents(t *testing.T) {
+	c, q, clock := newTestLoop(t, nil)
+	c.Debounce = 100 * time.Millisecond
+	for range 5 {
+		c.debounce("a")
+		clock.advance(40 * time.Millisecond)
+	}
+	c.debounce("b")
+	if n := q.addCount("a"); n != 0 {
+		t.Fatalf("enqueued %d times while its file was still being written", n)
+	}
+	clock.advance(59 * time.Millisecond)
+	if n := q.addCount("a"); n != 0 {
+		t.Fatalf("enqueued %d times 99ms after the last write", n)
+	}
+	clock.advance(time.Second)
+	if a, b := q.addCount("a"), q.addCount("b"); a != 1 || b != 1 {
+		t.Errorf("enqueued a %d and b %d times, want once each", a, b)
+	}
+	clock.wantIdle(t)
+}
+
+// TestEventRouting: an event is routed to the app whose stack prefixes its service name,
+// underscores and all, the longest stack first; events of unknown stacks are ignored.
+func TestEventRouting(t *testing.T) {
+	c, q, _ := newTestLoop(t, nil)
+	c.route("ch-1", "ch-1_ci_example_org")
+	c.route("x", "x")
+	c.route("xy", "x_y") // a stack that is a prefix of another's services
+	for _, tc := range []struct {
+		change swarmstate.Change
+		want   string
+	}{
+		{swarmstate.Change{Service: "ch-1_ci_example_org_app", Action: "update"}, "ch-1"},
+		{swarmstate.Change{Service: "ch-1_ci_example_org_db", Stack: "ch-1_ci_example_org", Task: "t1", Action: "die"}, "ch-1"},
+		{swarmstate.Change{Stack: "ch-1_ci_example_org", Task: "t2", Action: "start"}, "ch-1"},
+		{swarmstate.Change{Service: "x_y_app"}, "xy"},
+		{swarmstate.Change{Service: "x_app"}, "x"},
+		{swarmstate.Change{Service: "traefik_app", Stack: "traefik"}, ""},
+		{swarmstate.Change{Service: "ch-1_ci_example"}, ""},
+		{swarmstate.Change{Service: "noprefix"}, ""},
+	} {
+		if got := c.appOf(tc.change); got != tc.want {
+			t.Errorf("appOf(%+v) = %q, want %q", tc.change, got, tc.want)
+		}
+	}
+
+	// Through routeChanges: each routed event enqueues its app at once; the others nothing.
+	ctx, cancel := context.WithCancel(context.Background())
+	changes := make(chan swarmstate.Change)
+	done := make(chan struct{})
+	go func() { defer close(done); c.routeChanges(ctx, changes) }()
+	changes <- swarmstate.Change{Service: "traefik_app", Action: "update"}
+	changes <- swarmstate.Change{Service: "ch-1_ci_example_org_app", Action: "update"}
+	changes <- swarmstate.Change{Service: "x_y_app", Action: "update"}
+	cancel()
+	<-done
+	if got := q.take(); !slices.Equal(got, []string{"add ch-1", "add xy"}) {
+		t.Errorf("routeChanges enqueued %q, want ch-1 and xy", got)
+	}
+}
+
+// TestOneTaskEventLooksOnSchedule: after one task event the app is enqueued at once and
+// then looked at on the eventSettle schedule, by one timer, and not after the window.
+func TestOneTaskEventLooksOnSchedule(t *testing.T) {
+	c, q, clock := newTestLoop(t, nil)
+	c.route("a", "a_example_org")
+	start := clock.Now()
+	c.lookAfterTaskEvent("a")
+	for range 1000 {
+		if n := clock.pending(); n > 1 {
+			t.Fatalf("%d timers pending for one app", n)
+		}
+		clock.advance(time.Millisecond)
+	}
+	var got []time.Duration
+	for _, at := range q.addTimes() {
+		got = append(got, at.Sub(start))
+	}
+	if !slices.Equal(got, eventSettle) {
+		t.Errorf("looks at %v after the event, want %v", got, eventSettle)
+	}
+	clock.wantIdle(t)
+}
+
+// TestTaskEventsCoalesce: a burst of task events (a five-service app restarting) costs about
+// as many looks as one event, from one timer, and the looks stop one window after the last
+// event. Before, each event armed eight timers of its own.
+func TestTaskEventsCoalesce(t *testing.T) {
+	c, q, clock := newTestLoop(t, nil)
+	c.route("a", "a_example_org")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := make(chan swarmstate.Change)
+	go c.routeChanges(ctx, changes)
+
+	const events = 20
+	var last time.Time
+	for i := range events {
+		changes <- swarmstate.Change{Service: "a_example_org_app", Stack: "a_example_org", Task: fmt.Sprint("t", i), Action: "die"}
+		changes <- swarmstate.Change{} // a no-op, so the event above has been handled when this send returns
+		last = clock.Now()
+		if n := clock.pending(); n > 1 {
+			t.Fatalf("%d timers pending for one app", n)
+		}
+		clock.advance(5 * time.Millisecond)
+	}
+	clock.advance(2 * time.Second)
+	adds := q.addTimes()
+	looks := len(adds) - events // the adds at the events themselves
+	// 100 ms of events: about four 25 ms looks inside it, then the schedule after the last.
+	if max := 100/25 + len(eventSettle) + 1; looks > max {
+		t.Errorf("%d events made %d looks, want at most %d", events, looks, max)
+	}
+	if end := adds[len(adds)-1]; end.After(last.Add(eventSettle[len(eventSettle)-1])) {
+		t.Errorf("a look at %s, after the window of the last event at %s", end, last)
+	}
+	clock.wantIdle(t)
+	t.Logf("%d task events: %d adds at the events, %d looks (before: %d timers)", events, events, looks, events*len(eventSettle))
+}
+
+// TestForgetApp: route(app, "") drops every route to app and its pending look.
+func TestForgetApp(t *testing.T) {
+	c, q, clock := newTestLoop(t, nil)
+	c.route("a", "a_example_org")
+	c.route("a", "a_old_example_org") // a domain it moved from
+	c.route("b", "b_example_org")
+	c.lookAfterTaskEvent("a")
+	c.lookAfterTaskEvent("b")
+	c.route("a", "")
+	for stack, want := range map[string]string{"a_example_org": "", "a_old_example_org": "", "b_example_org": "b"} {
+		if got := c.appOf(swarmstate.Change{Stack: stack}); got != want {
+			t.Errorf("after forgetting a, %s routes to %q, want %q", stack, got, want)
+		}
+	}
+	clock.advance(time.Second)
+	if n := q.addCount("a"); n != 0 {
+		t.Errorf("a forgotten app was looked at %d times", n)
+	}
+	if n := q.addCount("b"); n != len(eventSettle) {
+		t.Errorf("b was looked at %d times, want %d", n, len(eventSettle))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.routes) != 1 || len(c.looks) != 0 {
+		t.Errorf("left: routes %v, looks %d", c.routes, len(c.looks))
+	}
+}
+
+// TestStopTimers: when ctx ends, pending looks and debounces stop and no new one is armed.
+func TestStopTimers(t *testing.T) {
+	c, q, clock := newTestLoop(t, nil)
+	c.route("a", "a_example_org")
+	c.lookAfterTaskEvent("a")
+	c.debounce("b")
+	c.stopTimers()
+	c.lookAfterTaskEvent("a")
+	c.debounce("b")
+	clock.advance(time.Second)
+	if n := q.addCount("a") + q.addCount("b"); n != 0 {
+		t.Errorf("enqueued %d times after stop", n)
+	}
+	clock.wantIdle(t)
+}
+
+// TestQueueMetrics: the queue's own metrics land on the registry under the names README
+// documents: depth, retries, reconcile durations.
+func TestQueueMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	calls := 0
+	c := &Controller{R: &Reconciler{Metrics: NewMetrics(reg)}, reconcileFunc: func(context.Context, string) (Result, error) {
+		calls++
+		if calls == 1 {
+			return Result{}, errors.New("fail")
+		}
+		return Result{}, nil
+	}}
+	c.init()
+	defer c.queue.ShutDown()
+	c.queue.Add("a")
+	c.queue.Add("b")
+	if v := gathered(t, reg, "swarm_reconciler_workqueue_depth"); v != 2 {
+		t.Errorf("depth %v with two apps queued", v)
+	}
+	c.processNext(context.Background()) // a fails: back on the queue after a backoff
+	c.processNext(context.Background()) // b
+	for name, want := range map[string]float64{
+		"swarm_reconciler_workqueue_retries_total":    1,
+		"swarm_reconciler_reconcile_duration_seconds": 2, // samples
+		"swarm_reconciler_reconciles_total":           2,
+	} {
+		if v := gathered(t, reg, name); v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
+		}
+	}
+	// a comes back after its backoff (200 ms): one more add, and depth 1, by then.
+	if v := gathered(t, reg, "swarm_reconciler_workqueue_adds_total"); v != 2 && v != 3 {
+		t.Errorf("adds %v, want 2 (3 once a's backoff passed)", v)
+	}
+	if v := gathered(t, reg, "swarm_reconciler_workqueue_depth"); v != 0 && v != 1 {
+		t.Errorf("depth %v after both were taken, want 0 (1 once a's backoff passed)", v)
+	}
+}
+
+// gathered is the value of an unlabelled gauge or counter, the sum over a labelled one, or
+// the sample count of a histogram.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		var sum float64
+		for _, m := range f.GetMetric() {
+			switch {
+			case m.Gauge != nil:
+				sum += m.GetGauge().GetValue()
+			case m.Counter != nil:
+				sum += m.GetCounter().GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+		return sum
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
