@@ -99,7 +99,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	for round := 1; ; round++ {
 		w, err := r.observe(ctx, app, last)
 		if err != nil {
-			if ctx.Err() != nil || last == nil || last.Phase == "" || last.Phase.Final() {
+			if errors.Is(ctx.Err(), context.Canceled) || last == nil || last.Phase == "" || last.Phase.Final() {
 				return Result{}, err
 			}
 			d := decision{Status: cloneStatus(last), Phase: last.Phase, Message: "retrying: " + err.Error()}
@@ -107,8 +107,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		}
 		d := decide(w)
 		done, err := r.act(ctx, log, w, d)
-		if ctx.Err() != nil {
-			return Result{}, errors.Join(err, ctx.Err()) // cut short: no "context canceled" in the status
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// Cut short by the process stopping: no "context canceled" in the status. A pass
+			// past its own deadline goes on, and says it is retrying.
+			return Result{}, errors.Join(err, ctx.Err())
 		}
 		d, err = outcome(d, done, err, w.Now)
 		r.settle(w, d)

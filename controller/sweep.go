@@ -33,7 +33,9 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 		// Route engine events only for apps this reconciler reports on: an orphan held by
 		// another process must not wake it up on every event of that process's app.
 		for _, st := range statuses {
-			r.observed(st.App, st.Stack)
+			if st.Stack != "" { // "" tells the router the app is gone
+				r.observed(st.App, st.Stack)
+			}
 		}
 	}
 	if r.Metrics != nil {
