@@ -49,6 +49,7 @@ type Controller struct {
 	looks     map[string]*look     // apps looked at again after a task event
 	seq       uint64               // numbers every timer armed, so a superseded one does nothing
 	stopped   bool                 // ctx ended: no timer is armed any more
+	lookCtx   context.Context      // Run's context, for the looks' task list calls
 
 	swept     atomic.Bool     // the initial sweep finished
 	initial   map[string]bool // apps of the initial sweep not reconciled yet
@@ -78,6 +79,9 @@ type appTimer struct {
 // before the function starts serving events, so every app is looked at once at start-up.
 func (c *Controller) Run(ctx context.Context) error {
 	c.init()
+	c.mu.Lock()
+	c.lookCtx = ctx
+	c.mu.Unlock()
 	defer c.queue.ShutDown()
 	defer c.stopTimers()
 	if err := os.MkdirAll(c.R.SpecsDir, 0o755); err != nil {
@@ -469,7 +473,11 @@ func (c *Controller) lookNow(app string, seq uint64) {
 	} else {
 		delete(c.looks, app)
 	}
+	ctx := c.lookCtx
 	c.mu.Unlock()
+	if c.reconcileFunc == nil && ctx != nil && !c.R.TasksMoved(ctx, app) {
+		return // swarm's task list has not caught up with the event yet: no pass
+	}
 	c.queue.Add(app)
 }
 

@@ -69,6 +69,29 @@ type Reconciler struct {
 	heldFor map[string]string      // domain -> the app its lock is held for
 	stacks  map[string]string      // stack -> the app holding it (see stacks.go)
 	probes  prober
+	seen    map[string]taskMark // app -> what its last pass saw of its tasks (TasksMoved)
+}
+
+// taskMark is what a pass saw of an app's tasks: its services' IDs and swarmstate.TaskKey of
+// their tasks.
+type taskMark struct {
+	services []string
+	key      string
+}
+
+// TasksMoved reports whether the tasks of app's services differ from what its last pass saw,
+// at the cost of one task list call where a pass costs six: the loop's looks after a task event
+// run a pass only when swarm's task list has caught up with the event. An app no pass has
+// seen, and an engine that does not answer, count as moved.
+func (r *Reconciler) TasksMoved(ctx context.Context, app string) bool {
+	r.mu.Lock()
+	m, ok := r.seen[app]
+	r.mu.Unlock()
+	if !ok || len(m.services) == 0 {
+		return true
+	}
+	tasks, err := swarmstate.ServiceTasks(ctx, r.Engine, m.services)
+	return err != nil || swarmstate.TaskKey(tasks) != m.key
 }
 
 // maxRounds bounds the looks of one pass: support objects, then the services that refer to
@@ -329,6 +352,7 @@ func (r *Reconciler) act(ctx context.Context, log logr.Logger, w *world, d decis
 // engine events, its locks, its render and probe history, and the metrics of its phase change.
 func (r *Reconciler) settle(w *world, d decision) {
 	st := d.Status
+	r.mark(w.App, w.Snap, d.Gone)
 	switch {
 	case d.Gone:
 		r.disown(w.App, "")
@@ -364,6 +388,24 @@ func (r *Reconciler) settle(w *world, d decision) {
 			}
 		}
 	}
+}
+
+// mark remembers what this pass saw of app's tasks, for TasksMoved.
+func (r *Reconciler) mark(app string, snap *swarmstate.Snapshot, gone bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if gone {
+		delete(r.seen, app)
+		return
+	}
+	m := taskMark{key: swarmstate.TaskKey(snap.Tasks)}
+	for _, s := range snap.Services {
+		m.services = append(m.services, s.ID)
+	}
+	if r.seen == nil {
+		r.seen = map[string]taskMark{}
+	}
+	r.seen[app] = m
 }
 
 // write writes the status a decision leads to, if it differs from prev (the status read at

@@ -330,3 +330,37 @@ func TestWaitAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestTasksMoved: a look after a task event costs one task list call and runs a pass only
+// when swarm's task list differs from what the last pass saw.
+func TestTasksMoved(t *testing.T) {
+	f := newFixture(t)
+	if !f.r.TasksMoved(t.Context(), "a") {
+		t.Error("an app no pass has seen must count as moved")
+	}
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.engine.resetCalls()
+	if f.r.TasksMoved(t.Context(), "a") {
+		t.Error("nothing changed, yet moved")
+	}
+	if got := strings.Join(f.engine.calls, ","); got != "list tasks" {
+		t.Errorf("calls %q, want one task list", got)
+	}
+	f.engine.mu.Lock()
+	f.engine.tasks[0].Status.State = swarm.TaskStateFailed
+	f.engine.mu.Unlock()
+	if !f.r.TasksMoved(t.Context(), "a") {
+		t.Error("a task failed, yet not moved")
+	}
+	f.engine.fail = map[string]int{"list tasks": 1}
+	if _, err := f.r.Reconcile(t.Context(), "a"); err == nil {
+		t.Fatal("injected failure did not fail the pass")
+	}
+	f.engine.fail = map[string]int{"list tasks": 1}
+	if !f.r.TasksMoved(t.Context(), "a") {
+		t.Error("an engine that does not answer must count as moved")
+	}
+}

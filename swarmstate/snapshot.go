@@ -5,7 +5,9 @@ package swarmstate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
@@ -297,4 +299,29 @@ func (s *Snapshot) Stacks() map[string]string {
 		}
 	}
 	return out
+}
+
+// TaskKey is a fingerprint of tasks: each task's ID, state, desired state and error, in a
+// stable order. Two lists with the same key tell the verdicts the same about their tasks.
+func TaskKey(tasks []swarm.Task) string {
+	lines := make([]string, 0, len(tasks))
+	for _, t := range tasks {
+		lines = append(lines, t.ID+" "+string(t.Status.State)+" "+string(t.DesiredState)+" "+t.Status.Err)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// ServiceTasks lists the tasks of the services with the given IDs: one call.
+func ServiceTasks(ctx context.Context, r Reader, services []string) ([]swarm.Task, error) {
+	f := filters.NewArgs()
+	for _, id := range services {
+		f.Add("service", id)
+	}
+	tasks, err := r.TaskList(ctx, swarm.TaskListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	// The engine's service filter also matches names and prefixes: keep exact IDs, as Take does.
+	return slices.DeleteFunc(tasks, func(t swarm.Task) bool { return !slices.Contains(services, t.ServiceID) }), nil
 }
