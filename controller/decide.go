@@ -75,8 +75,13 @@ type decision struct {
 	Status  *spec.Status
 	Phase   spec.Phase
 	Message string
+	// Checks must hold before any action: the images are here or pullable, the external
+	// networks exist. They change nothing in the swarm.
+	Checks []Action
 	// Actions change the swarm, in order, each with its reason.
 	Actions []Action
+	// Deploy counts this pass as the deploy of its generation, once its checks hold.
+	Deploy bool
 	// Persist writes the status before acting: an attempt that changes services is recorded
 	// first, so a crash right after neither loses the deploy count nor when the attempt began.
 	Persist bool
@@ -246,15 +251,9 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			// Services refer to support objects by ID: plan them on a fresh look.
 			plan, d.Again = support, true
 		} else {
-			plan = append(requirements(w.Rendered), plan...)
+			d.Checks = requirements(w.Rendered)
 			d.Persist, d.After = true, waitInterval
-			if st.DeployedGeneration != w.Desired.Generation {
-				st.DeployedGeneration = w.Desired.Generation
-				st.Deploys++
-				if st.FirstDeployedAt == nil {
-					st.FirstDeployedAt = &w.Now
-				}
-			}
+			d.Deploy = st.DeployedGeneration != w.Desired.Generation
 		}
 		d.Actions = plan
 		switch {
@@ -391,6 +390,20 @@ func outcome(d decision, done []Action, err error, now time.Time) (decision, err
 	}
 	d.Again, d.After = false, 0
 	return d.to(d.Phase, "retrying: "+err.Error()), err
+}
+
+// deployed counts the deploy of the status's generation, once: a retried apply of one
+// generation is one deploy, and the ttl counts from the first.
+func (d decision) deployed(now time.Time) {
+	st := d.Status
+	if !d.Deploy || st.DeployedGeneration == st.ObservedGeneration {
+		return
+	}
+	st.DeployedGeneration = st.ObservedGeneration
+	st.Deploys++
+	if st.FirstDeployedAt == nil {
+		st.FirstDeployedAt = &now
+	}
 }
 
 // to sets the phase and message the status will say.

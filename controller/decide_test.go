@@ -404,3 +404,24 @@ func TestOutcome(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingImageIsNoDeploy: an upgrade whose image cannot be had fails before anything
+// changes, and counts no deploy.
+func TestMissingImageIsNoDeploy(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady || st.Deploys != 1 {
+		t.Fatalf("install: %s %d", st.Phase, st.Deploys)
+	}
+	f.writeSpec("a", "recipe: echo\nversion: 2.0.0+1\n")
+	f.engine.resetCalls()
+	st := f.settle("a")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "echo:2.0.0") || st.Deploys != 1 {
+		t.Fatalf("%s deploys %d: %s", st.Phase, st.Deploys, st.Message)
+	}
+	for _, w := range f.engine.writes() {
+		if !strings.HasPrefix(w, "pull") {
+			t.Errorf("changed the swarm: %s", w)
+		}
+	}
+}

@@ -313,10 +313,17 @@ func (r *Reconciler) claimed(app, domain string) (held, err error) {
 	return nil, nil
 }
 
-// act carries out a decision: the status first when it asks for it, then its actions in order.
+// act carries out a decision: its checks, then the deploy is counted and the status written
+// when it asks for it, then its actions in order.
 // A deploy stops at the first error; a teardown tries every removal and joins the errors. It
 // returns the actions that changed the swarm.
 func (r *Reconciler) act(ctx context.Context, log logr.Logger, w *world, d decision) ([]Action, error) {
+	for _, a := range d.Checks {
+		if _, err := apply(ctx, r.Engine, w.Owner, a); err != nil {
+			return nil, err
+		}
+	}
+	d.deployed(w.Now)
 	if d.Persist {
 		if err := r.persist(d.status(w.Now), w.Now); err != nil {
 			return nil, err
