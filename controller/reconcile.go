@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,9 +119,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
 	}
-	last := prev
+	last, free := prev, map[string]bool{}
 	for round := 1; ; round++ {
-		w, err := r.observe(ctx, app, last)
+		w, err := r.observe(ctx, app, last, free)
 		if err != nil {
 			if errors.Is(ctx.Err(), context.Canceled) || last == nil || last.Phase == "" || last.Phase.Final() {
 				return Result{}, err
@@ -152,7 +153,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 // and for a valid spec the recipe rendered at this pass's version, with the unowned objects
 // that hold any name it needs. The clock is read last: a phase is stamped with when the world
 // was seen, not with when the pass began (the list calls take tens of ms on a busy engine).
-func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status) (*world, error) {
+//
+// free holds the names ("kind name") found free earlier in the same pass: an object of ours
+// created since holds each, so they are not looked up again.
+func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status, free map[string]bool) (*world, error) {
 	w := &world{App: app, Prev: prev, Owner: r.owner(app)}
 	var err error
 	if w.Desired, err = r.loadSpec(app); err != nil {
@@ -196,7 +200,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status)
 	if cur == nil {
 		cur = &swarmstate.Snapshot{}
 	}
-	if err := r.observeRender(ctx, w, cur); err != nil {
+	if err := r.observeRender(ctx, w, cur, free); err != nil {
 		return nil, err
 	}
 	w.Probe = func() probeResult { return r.probes.check(ctx, app, s) }
@@ -207,7 +211,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status)
 // observeRender renders the recipe at the version this pass deploys, converts its services
 // (secret and config IDs from the snapshot: no engine call), and looks up who holds the names
 // of the objects not yet in cur.
-func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstate.Snapshot) error {
+func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstate.Snapshot, free map[string]bool) error {
 	s := w.Desired.Spec
 	version := s.Version
 	if _, stage := attempt(w.Desired, w.Prev, len(cur.Services)); stage == upgradeFrom {
@@ -233,7 +237,7 @@ func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstat
 	if w.Services, err = rendered.Services(ctx, manifests.LookupResolver(secrets, configs)); err != nil {
 		return fmt.Errorf("convert services of %s: %w", rendered.Revision, err)
 	}
-	missing := missingNames(rendered, w.Services, cur)
+	missing := missingNames(rendered, w.Services, cur, free)
 	if missing.Empty() {
 		return nil
 	}
@@ -246,14 +250,21 @@ func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstat
 			w.Foreign = append(w.Foreign, o)
 		}
 	}
+	if len(w.Foreign) == 0 {
+		for kind, names := range missing.All() {
+			for _, n := range names {
+				free[kind+" "+n] = true
+			}
+		}
+	}
 	return nil
 }
 
 // missingNames are the names of the objects a rendered app needs that cur does not hold:
 // each may be held by an object we do not own, which a create would collide with or a
 // service would silently use.
-func missingNames(rendered *manifests.Rendered, services map[string]swarm.ServiceSpec, cur *swarmstate.Snapshot) swarmstate.Names {
-	have := map[string]bool{}
+func missingNames(rendered *manifests.Rendered, services map[string]swarm.ServiceSpec, cur *swarmstate.Snapshot, free map[string]bool) swarmstate.Names {
+	have := maps.Clone(free)
 	for _, o := range cur.Services {
 		have["service "+o.Spec.Name] = true
 	}

@@ -3,6 +3,7 @@ package swarmstate
 import (
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 
@@ -100,4 +101,12 @@ func objects[T any](items []T, err error, of func(T) Object) ([]Object, error) {
 		out = append(out, of(it))
 	}
 	return out, nil
+}
+
+// All yields each kind with its names.
+func (n Names) All() iter.Seq2[string, []string] {
+	return func(yield func(string, []string) bool) {
+		_ = yield("service", n.Services) && yield("network", n.Networks) && yield("secret", n.Secrets) &&
+			yield("config", n.Configs) && yield("volume", n.Volumes)
+	}
 }
