@@ -41,9 +41,11 @@ fuzz:
 
 # Benchmarks (docs/benchmarks.md): the reconciler against `docker stack deploy` on the real
 # swarm for 1, 10 and 30 apps (BenchmarkScale; E2E_BENCH_SCALE_REPS rounds each way, default 3)
-# and one install/delete, then the in-memory controller at 1,000 and 10,000 apps.
+# and one install/delete, the Engine API calls per container event of a 5-service app
+# (BenchmarkEventCost; E2E_BENCH_EVENT_REPS kills, default 5), then the in-memory controller
+# at 1,000 and 10,000 apps.
 bench: swarm
-	$(GO) test ./e2e/ -run '^$$' -bench 'Scale|InstallDelete' -benchtime 1x -timeout 60m
+	$(GO) test ./e2e/ -run '^$$' -bench 'Scale|InstallDelete|EventCost' -benchtime 1x -timeout 60m
 	$(GO) test ./controller -run '^$$' -bench . -benchtime 3x
 
 # The reconciler image swarm-reconciler:dev (FROM scratch, static binary); IMAGE=... for another tag.
