@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -17,34 +18,51 @@ type cliResult struct {
 	args           []string
 	stdout, stderr string
 	code           int
+	took           time.Duration
 }
 
 func (r cliResult) String() string {
-	return fmt.Sprintf("reconciler %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
+	return fmt.Sprintf("reconciler %s: exit %d after %s\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.took.Round(time.Millisecond), r.stdout, r.stderr)
 }
 
 // cli runs the reconciler binary with args and the harness's directory flags, for at most
 // within; a subcommand that does not exit by then fails the test.
 func (h *harness) cli(within time.Duration, args ...string) cliResult {
 	h.t.Helper()
+	r, err := h.cliWith(within, nil, "", args...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// cliWith is cli with extra environment (NAME=value) and stdin as the standard input, for a
+// subtest (it fails no test): the error says that the subcommand did not run or did not exit
+// within within (it was killed then).
+func (h *harness) cliWith(within time.Duration, env []string, stdin string, args ...string) (cliResult, error) {
 	args = append(args, h.flags()...)
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
 	err := cmd.Run()
-	r := cliResult{args: args, stdout: stdout.String(), stderr: stderr.String()}
+	r := cliResult{args: args, stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		h.t.Fatalf("did not exit within %s: %s", within, r)
+		return r, fmt.Errorf("did not exit within %s (killed): %s", within, r)
 	case errors.As(err, &exit):
 		r.code = exit.ExitCode()
 	case err != nil:
-		h.t.Fatalf("reconciler %s: %v", strings.Join(args, " "), err)
+		return r, fmt.Errorf("reconciler %s: %v", strings.Join(args, " "), err)
 	}
-	return r
+	return r, nil
 }
 
 // TestCLI checks the subcommands CI and operators script against: wait, status, render, and

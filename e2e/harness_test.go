@@ -440,6 +440,11 @@ func (h *harness) cleanupApp(app string) {
 // spec is the app's spec file for version of the harness's recipe, with extra YAML lines (a
 // "timeout:" line replaces the default converge deadline).
 func (a *testApp) spec(version string, extra ...string) []byte {
+	return a.specOf(a.h.recipe.Name, version, extra...)
+}
+
+// specOf is spec for version of another recipe than the harness's.
+func (a *testApp) specOf(recipe, version string, extra ...string) []byte {
 	timeout := "timeout: " + specTimeout + "\n"
 	for _, line := range extra {
 		if strings.HasPrefix(line, "timeout:") {
@@ -447,7 +452,7 @@ func (a *testApp) spec(version string, extra ...string) []byte {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "recipe: %s\nversion: %q\n%senv:\n  PORT: %q\n", a.h.recipe.Name, version, timeout, fmt.Sprint(a.port))
+	fmt.Fprintf(&b, "recipe: %s\nversion: %q\n%senv:\n  PORT: %q\n", recipe, version, timeout, fmt.Sprint(a.port))
 	for _, line := range extra {
 		b.WriteString(line + "\n")
 	}

@@ -314,6 +314,47 @@ func findLeaks(where, text string, values map[string]string) []string {
 	return found
 }
 
+// leakScan looks for every form (leakForms) of every value in the harness's log, in every
+// status file, and in outputs (what -> text); it fails the test naming each place a value
+// shows up, and says what it read.
+func leakScan(t *testing.T, h *harness, values map[string]string, outputs map[string]string) {
+	t.Helper()
+	logText, err := os.ReadFile(h.logPath)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if len(logText) == 0 {
+		t.Errorf("the reconciler log %s is empty: nothing to check", h.logPath)
+	}
+	leaks := findLeaks("the reconciler log "+h.logPath, string(logText), values)
+	statusFiles := 0
+	err = filepath.WalkDir(h.status, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			var b []byte
+			if b, err = os.ReadFile(path); err == nil {
+				statusFiles++
+				leaks = append(leaks, findLeaks("status file "+path, string(b), values)...)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if statusFiles == 0 {
+		t.Errorf("no status file in %s: nothing to check", h.status)
+	}
+	for _, where := range sortedKeys(outputs) {
+		leaks = append(leaks, findLeaks(where, outputs[where], values)...)
+	}
+	for _, l := range leaks {
+		t.Error("secret value leaked: " + l)
+	}
+	t.Logf("leak check: %d values in 4 forms each, against the log (%d bytes), %d status files and %d command outputs: %d leaks",
+		len(values), len(logText), statusFiles, len(outputs), len(leaks))
+}
+
 // TestGeneratedSecrets follows the abra-style generated secrets of one app through its life:
 //
 //   - install: each secret is created once, labelled for the app and its stack, with the
@@ -439,44 +480,11 @@ func TestGeneratedSecrets(t *testing.T) {
 		if complete && len(values) != 4 {
 			t.Errorf("checked %d values for leaks, want 4 (3 at install and the bumped pin): %v", len(values), sortedKeys(values))
 		}
-		var leaks []string
-		logText, err := os.ReadFile(h.logPath)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if len(logText) == 0 {
-			t.Errorf("the reconciler log %s is empty: nothing to check", h.logPath)
-		}
-		leaks = append(leaks, findLeaks("the reconciler log "+h.logPath, string(logText), values)...)
-		statusFiles := 0
-		err = filepath.WalkDir(h.status, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			statusFiles++
-			leaks = append(leaks, findLeaks("status file "+path, string(b), values)...)
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		if statusFiles == 0 {
-			t.Errorf("no status file in %s: nothing to check", h.status)
-		}
+		texts := map[string]string{}
 		for _, o := range outputs {
-			leaks = append(leaks, findLeaks(o.where, o.text, values)...)
+			texts[o.where] = o.text
 		}
-		for _, l := range leaks {
-			t.Error("secret value leaked: " + l)
-		}
-		t.Logf("leak check: %d values in 4 forms each, against the log (%d bytes), %d status files and %d command outputs: %d leaks",
-			len(values), len(logText), statusFiles, len(outputs), len(leaks))
+		leakScan(t, h, values, texts)
 	}()
 
 	// Install.

@@ -14,6 +14,10 @@
 // 3 at once: a release whose tasks never stay up, for the rollback tests. With $HEALTHY_AFTER
 // (a Go duration) /healthz answers 503 until that long after the start.
 //
+// With $POISON_FILE set (a path on a volume), POST /poison creates that file and exits 3, and
+// a start that finds the file exits 3 at once: a live app turned into a crash loop that no
+// update of its service can end, for the tests of an app that stays Degraded.
+//
 // `echo check` is a healthcheck command (the image has no shell): it exits 0 when
 // http://127.0.0.1:$PORT/healthz answers 200, 1 otherwise.
 package main
@@ -38,6 +42,13 @@ func main() {
 	if os.Getenv("CRASH") != "" {
 		log.Print("echo: CRASH is set: exiting")
 		os.Exit(3)
+	}
+	poison := os.Getenv("POISON_FILE")
+	if poison != "" {
+		if _, err := os.Stat(poison); err == nil {
+			log.Printf("echo: %s exists: exiting", poison)
+			os.Exit(3)
+		}
 	}
 	port := os.Getenv("PORT")
 	if port == "" {
@@ -108,6 +119,24 @@ func main() {
 		if b, ok := readFile(w, "/run/secrets/"+name); ok {
 			w.Write(b)
 		}
+	})
+
+	mux.HandleFunc("POST /poison", func(w http.ResponseWriter, _ *http.Request) {
+		if poison == "" {
+			http.Error(w, "POISON_FILE is not set", http.StatusNotFound)
+			return
+		}
+		if err := os.WriteFile(poison, []byte("poisoned\n"), 0o644); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "poisoned")
+		w.(http.Flusher).Flush()
+		go func() {
+			time.Sleep(100 * time.Millisecond) // the answer leaves first
+			log.Printf("echo: poisoned: exiting")
+			os.Exit(3)
+		}()
 	})
 
 	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
