@@ -312,33 +312,10 @@ type containerEvents struct {
 
 func watchContainerEvents(b *testing.B, stack string) *containerEvents {
 	l := &containerEvents{}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	now := time.Now()
-	msgs, errs := suite.docker.Events(ctx, events.ListOptions{
-		Since: fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond()),
-		Filters: filters.NewArgs(
-			filters.Arg("type", string(events.ContainerEventType)),
-			filters.Arg("label", namespaceLabel+"="+stack),
-		),
-	})
-	go func() {
-		for {
-			select {
-			case m := <-msgs:
-				l.mu.Lock()
-				l.events = append(l.events, m)
-				l.mu.Unlock()
-			case err := <-errs:
-				if ctx.Err() == nil {
-					l.mu.Lock()
-					l.err = err
-					l.mu.Unlock()
-				}
-				return
-			}
-		}
-	}()
+	followEvents(b, &l.mu, &l.err, filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("label", namespaceLabel+"="+stack),
+	), func(m events.Message) { l.events = append(l.events, m) })
 	return l
 }
 
@@ -433,9 +410,6 @@ func (r eventResult) table(took time.Duration) string {
 func makeEventRecipe(t testing.TB, recipesDir string) {
 	t.Helper()
 	dir := filepath.Join(recipesDir, eventRecipeName)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	var compose strings.Builder
 	compose.WriteString("version: \"3.8\"\n\nservices:\n")
 	for i := 1; i <= eventServices; i++ {
@@ -458,19 +432,5 @@ func makeEventRecipe(t testing.TB, recipesDir string) {
 		"README.md":   "# " + eventRecipeName + "\n\nAn e2e benchmark recipe: five echo services.\n",
 		"compose.yml": compose.String(),
 	}
-	for file, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"add", "-A"},
-		{"commit", "-q", "-m", "chore: release " + eventRecipeVersion},
-		{"tag", "-a", eventRecipeVersion, "-m", "release " + eventRecipeVersion},
-	} {
-		if err := git(dir, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	commitRecipe(t, dir, eventRecipeVersion, files)
 }

@@ -18,11 +18,16 @@ const miniRelease = "1.0.0+1"
 // differently from the suite's.
 func makeMiniRecipe(t testing.TB, recipesDir, name string, files map[string]string) {
 	t.Helper()
-	dir := filepath.Join(recipesDir, name)
+	files["README.md"] = "# " + name + "\n\nAn e2e test recipe.\n"
+	commitRecipe(t, filepath.Join(recipesDir, name), miniRelease, files)
+}
+
+// commitRecipe creates dir as a git repository holding files, committed and tagged release.
+func commitRecipe(t testing.TB, dir, release string, files map[string]string) {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	files["README.md"] = "# " + name + "\n\nAn e2e test recipe.\n"
 	for file, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
@@ -31,8 +36,8 @@ func makeMiniRecipe(t testing.TB, recipesDir, name string, files map[string]stri
 	for _, args := range [][]string{
 		{"init", "-q", "-b", "main"},
 		{"add", "-A"},
-		{"commit", "-q", "-m", "chore: release " + miniRelease},
-		{"tag", "-a", miniRelease, "-m", "release " + miniRelease},
+		{"commit", "-q", "-m", "chore: release " + release},
+		{"tag", "-a", release, "-m", "release " + release},
 	} {
 		if err := git(dir, args...); err != nil {
 			t.Fatal(err)

@@ -646,36 +646,43 @@ type startLog struct {
 // watchStarts subscribes to the engine's events from now until b ends.
 func watchStarts(b *testing.B) *startLog {
 	l := &startLog{starts: map[string][]time.Time{}}
+	followEvents(b, &l.mu, &l.err, filters.NewArgs(
+		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("event", string(events.ActionStart)),
+		filters.Arg("label", namespaceLabel),
+	), func(m events.Message) {
+		stack := m.Actor.Attributes[namespaceLabel]
+		l.starts[stack] = append(l.starts[stack], time.Unix(0, m.TimeNano))
+	})
+	return l
+}
+
+// followEvents calls on, holding mu, for each engine event that args select, from now until
+// b ends; the stream's error, if it breaks before, goes to *errp under mu.
+func followEvents(b testing.TB, mu *sync.Mutex, errp *error, args filters.Args, on func(events.Message)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	now := time.Now()
 	msgs, errs := suite.docker.Events(ctx, events.ListOptions{
-		Since: fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond()),
-		Filters: filters.NewArgs(
-			filters.Arg("type", string(events.ContainerEventType)),
-			filters.Arg("event", string(events.ActionStart)),
-			filters.Arg("label", namespaceLabel),
-		),
+		Since: fmt.Sprintf("%d.%09d", now.Unix(), now.Nanosecond()), Filters: args,
 	})
 	go func() {
 		for {
 			select {
 			case m := <-msgs:
-				stack := m.Actor.Attributes[namespaceLabel]
-				l.mu.Lock()
-				l.starts[stack] = append(l.starts[stack], time.Unix(0, m.TimeNano))
-				l.mu.Unlock()
+				mu.Lock()
+				on(m)
+				mu.Unlock()
 			case err := <-errs:
 				if ctx.Err() == nil {
-					l.mu.Lock()
-					l.err = err
-					l.mu.Unlock()
+					mu.Lock()
+					*errp = err
+					mu.Unlock()
 				}
 				return
 			}
 		}
 	}()
-	return l
 }
 
 // last is the newest container start of stack at or before t, waiting a little for the
