@@ -25,7 +25,7 @@ func diffCmd(o *options) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			f, err := readSpec(path, o.defaults())
+			f, err := readDeployedSpec(path, o)
 			if err != nil {
 				return err
 			}

@@ -40,7 +40,7 @@ func renderCmd(o *options) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			f, err := readSpec(path, o.defaults())
+			f, err := readDeployedSpec(path, o)
 			if err != nil {
 				return err
 			}
@@ -73,6 +73,31 @@ func renderCmd(o *options) *cobra.Command {
 			return enc.Encode(out)
 		},
 	}
+}
+
+// unsetDomainSuffix is a domain suffix no spec can name: parsing a spec with it tells whether
+// the file sets its domain or takes the default.
+const unsetDomainSuffix = "domain-unset.invalid"
+
+// readDeployedSpec is readSpec for the commands that compare a spec with what runs (diff,
+// render): a spec that leaves its domain to the default takes the domain its status records,
+// which the running reconciler chose with its own --domain-suffix. Without this a diff run
+// without that flag shows the whole app as to be moved.
+func readDeployedSpec(path string, o *options) (specFile, error) {
+	f, err := readSpec(path, o.defaults())
+	if err != nil {
+		return f, err
+	}
+	probe, err := spec.Parse(path, f.app, f.data, spec.Defaults{DomainSuffix: unsetDomainSuffix})
+	if err != nil || probe.Domain != f.app+"."+unsetDomainSuffix {
+		return f, nil // the file sets its domain
+	}
+	st, err := spec.ReadStatus(o.status, f.app)
+	if err != nil || st.Domain == "" {
+		return f, nil // never deployed, or no status to read: the flags' default stands
+	}
+	f.spec.Domain = st.Domain
+	return f, nil
 }
 
 // specFile is one spec file as read and validated: the app name comes from the file name.
