@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// TestDiffShowsDriftFirst: `reconciler diff` is empty (exit 0) for an app in sync, and shows a
-// change made by hand (exit 1) while the app is suspended; once the suspension is lifted, the
-// change is set back and diff is empty again.
+// TestDiffShowsDriftFirst: `reconciler diff` is empty (exit 0) for an app in sync, with or
+// without the daemon's --domain-suffix, and shows a change made by hand (exit 1) while the app
+// is suspended; once the suspension is lifted, the change is set back and diff is empty again.
 func TestDiffShowsDriftFirst(t *testing.T) {
 	h := startHarness(t)
 	a := h.newApp("e2e-diff")
@@ -19,6 +19,13 @@ func TestDiffShowsDriftFirst(t *testing.T) {
 
 	if r := h.cli(time.Minute, "diff", h.specPath(a.name)); r.code != 0 || strings.TrimSpace(r.stdout) != "" {
 		t.Fatalf("an app in sync must diff empty with exit 0: %s", r)
+	}
+	// Without the daemon's --domain-suffix (as a user types it after `make demo`), the spec,
+	// which leaves its domain to the default, is compared under the domain its status records.
+	bare := exec.Command(h.bin, "diff", h.specPath(a.name), "--specs", h.specs, "--status", h.status,
+		"--recipes", h.recipes, "--lock-dir", suite.lockDir)
+	if out, err := bare.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("diff without --domain-suffix of an app in sync must be empty with exit 0, got %v:\n%s", err, out)
 	}
 
 	gen = h.writeSpec(a.name, a.spec(version, "suspend: true"))
