@@ -91,8 +91,24 @@ func apply(ctx context.Context, e Engine, own swarmstate.Owner, a Action) (chang
 	case strings.HasPrefix(string(a.Kind), "remove") && (cerrdefs.IsNotFound(err) || lingeringNetwork(a, err)):
 		return false, nil // already gone: the goal of a removal
 	}
+	if strings.HasPrefix(string(a.Kind), "remove") && inUse(err) {
+		return false, stillInUse{object: a.object(), err: err}
+	}
 	return false, fmt.Errorf("%s %s: %w", a.Kind, a.Name, err)
 }
+
+// stillInUse is a removal refused because a container that is stopping still uses the object.
+// Its message is the wait, in words, not the engine's ("volume is in use - [ids]"): the
+// container IDs mean nothing to the reader, and the wait ends by itself.
+type stillInUse struct {
+	object string
+	err    error
+}
+
+func (e stillInUse) Error() string {
+	return fmt.Sprintf("%s is still used by a container that is stopping; removing it once the container is gone", e.object)
+}
+func (e stillInUse) Unwrap() error { return e.err }
 
 // placeholderRef reports whether a service refers to a secret or config by the placeholder
 // ID of a conversion made before the object existed: the plan never sends such a spec (the

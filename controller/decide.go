@@ -383,10 +383,12 @@ func outcome(d decision, done []Action, err error, now time.Time) (decision, err
 	case !d.Deadline.IsZero() && now.After(d.Deadline):
 		d.Again, d.After = false, 0
 		return d.to(spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %v", d.Deadline.Sub(*d.Status.AttemptStartedAt), err)), nil
-	case inUse(err):
+	case errors.As(err, new(stillInUse)):
 		// A volume still used by a container that is stopping: the next look retries.
+		var use stillInUse
+		errors.As(err, &use)
 		d.Again = false
-		return d.to(d.Phase, d.Message+"; waiting: "+err.Error()), nil
+		return d.to(d.Phase, d.Message+"; waiting: "+use.Error()), nil
 	}
 	d.Again, d.After = false, 0
 	return d.to(d.Phase, "retrying: "+err.Error()), err

@@ -378,7 +378,7 @@ func TestOutcome(t *testing.T) {
 	base := func(phase spec.Phase, deadline time.Time) decision {
 		return decision{Status: &spec.Status{AttemptStartedAt: &start}, Phase: phase, Message: "m", Deadline: deadline, After: time.Second}
 	}
-	inUseErr := errors.New("Error response from daemon: remove a_data: volume is in use - [c1]")
+	inUseErr := stillInUse{object: "volume a_data", err: errors.New("Error response from daemon: remove a_data: volume is in use - [c1]")}
 	for _, tc := range []struct {
 		name      string
 		d         decision
@@ -394,10 +394,13 @@ func TestOutcome(t *testing.T) {
 		{"transient before the deadline", base(spec.PhaseDeploying, start.Add(time.Minute)), errors.New("500"), start, spec.PhaseDeploying, "retrying: 500", true, 0},
 		{"transient past the deadline", base(spec.PhaseDeploying, start.Add(time.Minute)), errors.New("500"), start.Add(2 * time.Minute), spec.PhaseFailed, "not deployed within 1m0s: 500", false, 0},
 		{"transient on a converged app, long after", base(spec.PhaseDegraded, time.Time{}), errors.New("500"), start.Add(time.Hour), spec.PhaseDegraded, "retrying: 500", true, 0},
-		{"volume in use in a teardown", base(spec.PhaseDeleting, time.Time{}), inUseErr, start, spec.PhaseDeleting, "m; waiting: ", false, time.Second},
+		{"volume in use in a teardown", base(spec.PhaseDeleting, time.Time{}), inUseErr, start, spec.PhaseDeleting, "m; waiting: volume a_data is still used by a container that is stopping", false, time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := outcome(tc.d, nil, tc.err, tc.now)
+			if strings.Contains(d.Message, "is in use - [") {
+				t.Errorf("message %q carries the engine's raw error", d.Message)
+			}
 			if d.Phase != tc.phase || !strings.Contains(d.Message, tc.message) || (err != nil) != tc.retry || d.After != tc.lookAfter {
 				t.Errorf("outcome = %s %q after %s, err %v; want %s %q after %s, retry %v", d.Phase, d.Message, d.After, err, tc.phase, tc.message, tc.lookAfter, tc.retry)
 			}
