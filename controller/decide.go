@@ -374,6 +374,7 @@ func outcome(d decision, done []Action, err error, now time.Time) (decision, err
 			d.Status.Removed = append(d.Status.Removed, a.object())
 		}
 	}
+	var use stillInUse
 	switch {
 	case err == nil:
 		return d, nil
@@ -383,10 +384,8 @@ func outcome(d decision, done []Action, err error, now time.Time) (decision, err
 	case !d.Deadline.IsZero() && now.After(d.Deadline):
 		d.Again, d.After = false, 0
 		return d.to(spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %v", d.Deadline.Sub(*d.Status.AttemptStartedAt), err)), nil
-	case errors.As(err, new(stillInUse)):
+	case errors.As(err, &use):
 		// A volume still used by a container that is stopping: the next look retries.
-		var use stillInUse
-		errors.As(err, &use)
 		d.Again = false
 		return d.to(d.Phase, d.Message+"; waiting: "+use.Error()), nil
 	}

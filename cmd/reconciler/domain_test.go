@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/swarm-reconciler/reconciler/spec"
@@ -38,5 +39,20 @@ func TestReadDeployedSpecTakesTheRecordedDomain(t *testing.T) {
 				t.Errorf("domain %q, want %q", f.spec.Domain, tc.want)
 			}
 		})
+	}
+}
+
+// A status that cannot be read is said, not taken for "never deployed": that would show a move.
+func TestReadDeployedSpecBrokenStatus(t *testing.T) {
+	o := &options{specs: t.TempDir(), status: t.TempDir()}
+	path := filepath.Join(o.specs, "web.yml")
+	if err := os.WriteFile(path, []byte("recipe: custom-html\nversion: 1.0.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(o.status, "web.json"), []byte("not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readDeployedSpec(path, o); err == nil || !strings.Contains(err.Error(), "set domain in the spec") {
+		t.Fatalf("err = %v, want one that says what to do", err)
 	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -93,10 +95,14 @@ func readDeployedSpec(path string, o *options) (specFile, error) {
 		return f, nil // the file sets its domain
 	}
 	st, err := spec.ReadStatus(o.status, f.app)
-	if err != nil || st.Domain == "" {
-		return f, nil // never deployed, or no status to read: the flags' default stands
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return f, nil // never deployed: the flags' default stands
+	case err != nil:
+		return f, fmt.Errorf("%s: the spec leaves its domain to the default, and the domain the app runs under cannot be read from its status: %w; give --status the reconciler's status directory, or set domain in the spec", path, err)
+	case st.Domain != "":
+		f.spec.Domain = st.Domain
 	}
-	f.spec.Domain = st.Domain
 	return f, nil
 }
 
