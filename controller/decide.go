@@ -93,6 +93,9 @@ type decision struct {
 	Milestone bool
 	// After is when to look again; 0 waits for the next event or resync.
 	After time.Duration
+	// TasksFor, with After, says the app waits on its tasks alone for at most that long: the
+	// looks until then are a task list call, and a pass only when it moved (Result.TasksFor).
+	TasksFor time.Duration
 	// Deadline, when set, is the end of the attempt: an error that acting keeps meeting past
 	// it is the app's failure, not a reason to retry for ever.
 	Deadline time.Time
@@ -272,7 +275,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 
 	switch {
 	case !v.Converged && converged:
-		d.After = maxWaitInterval
+		d.After, d.TasksFor = maxWaitInterval, tasksOnlyFor
 		if v.RolledBack {
 			return d.to(spec.PhaseDegraded, v.RolloutFailure())
 		}
@@ -281,6 +284,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		return d.to(spec.PhaseFailed, fmt.Sprintf("%s not converged within %s: %s", rev, s.Timeout.Duration, v.Message))
 	case !v.Converged:
 		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
+		d.TasksFor = min(tasksOnlyFor, deadline.Sub(w.Now)+time.Millisecond)
 		if d.Phase == spec.PhasePending {
 			return d.to(spec.PhaseDeploying, v.Message)
 		}
@@ -467,6 +471,9 @@ const (
 	waitInterval     = 500 * time.Millisecond
 	maxWaitInterval  = 2 * time.Second
 	teardownInterval = 500 * time.Millisecond
+	// tasksOnlyFor bounds how long the looks of an app waiting on its tasks may skip the pass
+	// while the task list stands still: a pass at least this often, whatever the events.
+	tasksOnlyFor = 10 * time.Second
 )
 
 // waitAfter is when an app that has waited on swarm since start is looked at again: after

@@ -38,6 +38,7 @@ type Controller struct {
 	// Seams for the loop's own tests; nil in production.
 	reconcileFunc func(ctx context.Context, app string) (Result, error) // instead of R.Reconcile
 	pendingFunc   func(ctx context.Context) ([]string, error)           // instead of R.Pending
+	movedFunc     func(app string) bool                                 // instead of R.TasksMoved
 	clock         timerClock                                            // the debounce and look timers' clock
 
 	queue   workqueue.TypedRateLimitingInterface[string]
@@ -47,6 +48,7 @@ type Controller struct {
 	routes    map[string]string    // stack namespace -> app, to route engine events
 	debounces map[string]*appTimer // spec-file events of an app, waiting for its file to be quiet
 	looks     map[string]*look     // apps looked at again after a task event
+	waits     map[string]*wait     // apps waiting on swarm: when each is looked at again
 	seq       uint64               // numbers every timer armed, so a superseded one does nothing
 	stopped   bool                 // ctx ended: no timer is armed any more
 	lookCtx   context.Context      // Run's context, for the looks' task list calls
@@ -143,6 +145,7 @@ func (c *Controller) init() {
 	c.routes = map[string]string{}
 	c.debounces = map[string]*appTimer{}
 	c.looks = map[string]*look{}
+	c.waits = map[string]*wait{}
 	c.stopped = false
 	c.mu.Unlock()
 	c.R.observed = c.route
@@ -157,14 +160,18 @@ func (c *Controller) eventStream(connected bool) {
 //
 //	the process is stopping  -> nothing (the next start looks at every app that needs it)
 //	error (a timeout too)    -> AddRateLimited: again after a backoff that doubles, 200ms to 30s
-//	RequeueAfter > 0         -> Forget the backoff, AddAfter(RequeueAfter)
+//	RequeueAfter > 0         -> Forget the backoff, look again after RequeueAfter (see waitOn)
 //	neither                  -> Forget: done until an input enqueues the app again
+//
+// A pass drops the look its app had scheduled: it sees the world itself.
 func (c *Controller) processNext(ctx context.Context) bool {
 	app, shutdown := c.queue.Get()
 	if shutdown {
 		return false
 	}
 	defer c.queue.Done(app)
+	c.waitOn(app, Result{}) // this pass looks now; its result schedules the next look
+	start := c.clock.Now()
 	res, log, err := c.runPass(ctx, app)
 	c.reconciled(app)
 	result := "success"
@@ -178,10 +185,12 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	case res.RequeueAfter > 0:
 		result = "requeue"
 		c.queue.Forget(app)
-		c.queue.AddAfter(app, res.RequeueAfter)
+		c.waitOn(app, res)
 	default:
 		c.queue.Forget(app)
 	}
+	log.V(1).Info("reconciled", "result", result, "took", c.clock.Now().Sub(start).String(),
+		"requeueAfter", res.RequeueAfter.String(), "tasksFor", res.TasksFor.String())
 	if m := c.R.Metrics; m != nil {
 		m.Reconciles.WithLabelValues(result).Inc()
 	}
@@ -256,7 +265,9 @@ func (c *Controller) resyncEvery(ctx context.Context) {
 // resync enqueues every app that may need work: a spec whose status does not describe it as
 // settled, an app that owns objects but has no spec (an orphan: the sweep), a status with no
 // spec behind it. It costs one directory scan and one snapshot of all apps, whatever their
-// number; settled apps are not reconciled at all.
+// number; settled apps are not reconciled at all, and neither are apps that wait on swarm with
+// a look due before the next resync (waitOn): they are being watched, and a pass of each on
+// every resync would, with many apps deploying at once, fill the queue their events need.
 func (c *Controller) resync(ctx context.Context) error {
 	apps, err := c.pending(ctx)
 	if err != nil {
@@ -276,9 +287,19 @@ func (c *Controller) resync(ctx context.Context) error {
 	}
 	c.mu.Unlock()
 	for _, app := range apps {
-		c.queue.Add(app)
+		if !c.lookDue(app, c.Resync) {
+			c.queue.Add(app)
+		}
 	}
 	return nil
+}
+
+// lookDue reports whether app has a look scheduled by its last pass within d from now.
+func (c *Controller) lookDue(app string, d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.waits[app]
+	return w != nil && !w.at.After(c.clock.Now().Add(d))
 }
 
 // reconciled notes that app was reconciled once, for the initial sweep's readiness.
@@ -370,6 +391,10 @@ func (c *Controller) route(app, stack string) {
 		l.timer.Stop()
 		delete(c.looks, app)
 	}
+	if w := c.waits[app]; w != nil {
+		w.timer.Stop()
+		delete(c.waits, app)
+	}
 }
 
 // stopTimers stops every pending timer and arms none after: ctx ended.
@@ -385,6 +410,10 @@ func (c *Controller) stopTimers() {
 		l.timer.Stop()
 		delete(c.looks, app)
 	}
+	for app, w := range c.waits {
+		w.timer.Stop()
+		delete(c.waits, app)
+	}
 }
 
 // eventSettle is when, after an engine event about a task's container, its app is looked at
@@ -393,9 +422,12 @@ func (c *Controller) stopTimers() {
 // 100 ms. Looking every 25 ms over that span notices it within 25 ms, rather than at the next
 // wait interval; the task list, not the event, stays the word on whether a task runs. The
 // last offset is the settle window: a task event keeps the app's looks going until then.
+// The looks at 500 ms and 1 s are for a busy manager (a hundred apps deploying at once), whose
+// reports lag; a look that finds the task list unchanged since the last pass costs one call.
 var eventSettle = []time.Duration{
 	25 * time.Millisecond, 50 * time.Millisecond, 75 * time.Millisecond, 100 * time.Millisecond,
 	125 * time.Millisecond, 150 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond,
+	500 * time.Millisecond, time.Second,
 }
 
 // look is an app's pending look after task events: one timer per app, however many events.
@@ -407,7 +439,9 @@ type look struct {
 }
 
 // routeChanges turns engine events into app names. Every event enqueues its app at once; a
-// task event also keeps the app's looks going (see lookAfterTaskEvent).
+// task event also keeps the app's looks going (see lookAfterTaskEvent). The pass at once often
+// sees what a container start announces: on this host swarm records the task running a few ms
+// after the start event, while the pass is still reading.
 func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate.Change) {
 	for {
 		select {
@@ -475,9 +509,93 @@ func (c *Controller) lookNow(app string, seq uint64) {
 	}
 	ctx := c.lookCtx
 	c.mu.Unlock()
-	if c.reconcileFunc == nil && ctx != nil && !c.R.TasksMoved(ctx, app) {
+	if !c.tasksMoved(ctx, app) {
 		return // swarm's task list has not caught up with the event yet: no pass
 	}
+	c.queue.Add(app)
+}
+
+// tasksMoved is Reconciler.TasksMoved, or the loop tests' stand-in for it.
+func (c *Controller) tasksMoved(ctx context.Context, app string) bool {
+	switch {
+	case c.movedFunc != nil:
+		return c.movedFunc(app)
+	case c.reconcileFunc != nil || ctx == nil:
+		return true
+	}
+	return c.R.TasksMoved(ctx, app)
+}
+
+// wait is an app's look scheduled by its last pass, which found it waiting on swarm.
+type wait struct {
+	timer stopper
+	seq   uint64
+	every time.Duration // the pass's RequeueAfter
+	until time.Time     // the end of its TasksFor: from then on, a look runs a pass whatever
+	at    time.Time     // when timer fires
+}
+
+// waitOn schedules app's next look after a pass that returned res, replacing any the app had;
+// a zero res schedules none. A look runs a pass, except while the app waits on its tasks alone
+// (res.TasksFor): then a look whose task list has not moved since the pass (one call) runs
+// none and comes again after RequeueAfter, until TasksFor is over. With a hundred apps waiting
+// on swarm, their looks cost a hundred task list calls every RequeueAfter instead of six
+// hundred calls and a hundred passes, and the queue stays free for the passes that events
+// call for.
+func (c *Controller) waitOn(app string, res Result) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.waits[app]; old != nil {
+		old.timer.Stop()
+		delete(c.waits, app)
+	}
+	if res.RequeueAfter <= 0 || c.stopped {
+		return
+	}
+	now := c.clock.Now()
+	w := &wait{every: res.RequeueAfter}
+	if res.TasksFor > 0 {
+		w.until = now.Add(res.TasksFor)
+	}
+	c.waits[app] = w
+	c.armWaitLocked(app, w, now)
+}
+
+func (c *Controller) armWaitLocked(app string, w *wait, now time.Time) {
+	d := w.every
+	if !w.until.IsZero() {
+		d = min(d, max(w.until.Sub(now), 0))
+	}
+	seq := c.nextSeqLocked()
+	w.seq, w.at = seq, now.Add(d)
+	w.timer = c.clock.AfterFunc(d, func() { c.waitOver(app, seq) })
+}
+
+// waitOver is a scheduled look firing: a pass, unless the app waits on its tasks and they have
+// not moved, in which case the look is scheduled again.
+func (c *Controller) waitOver(app string, seq uint64) {
+	c.mu.Lock()
+	w := c.waits[app]
+	if w == nil || w.seq != seq || c.stopped {
+		c.mu.Unlock()
+		return // superseded by a pass, forgotten or stopped
+	}
+	ctx := c.lookCtx
+	tasksOnly := !w.until.IsZero() && c.clock.Now().Before(w.until)
+	c.mu.Unlock()
+	if tasksOnly && !c.tasksMoved(ctx, app) {
+		c.mu.Lock()
+		if w := c.waits[app]; w != nil && w.seq == seq && !c.stopped {
+			c.armWaitLocked(app, w, c.clock.Now())
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	if w := c.waits[app]; w != nil && w.seq == seq {
+		delete(c.waits, app)
+	}
+	c.mu.Unlock()
 	c.queue.Add(app)
 }
 

@@ -207,8 +207,8 @@ func TestProcessNextMapsResultsToQueueActions(t *testing.T) {
 		{answer{err: fail}, []string{"backoff 200ms a"}},
 		{answer{err: fail}, []string{"backoff 400ms a"}},
 		{answer{panic: true}, []string{"backoff 800ms a"}},
-		{answer{res: Result{RequeueAfter: 2 * time.Second}}, []string{"forget a", "after 2s a"}},
-		{answer{err: fail}, []string{"backoff 200ms a"}}, // forgotten: the backoff starts over
+		{answer{res: Result{RequeueAfter: 2 * time.Second}}, []string{"forget a"}}, // and a look in 2s: TestWaitOn
+		{answer{err: fail}, []string{"backoff 200ms a"}},                           // forgotten: the backoff starts over
 		{answer{}, []string{"forget a"}},
 		{answer{hang: true, err: context.DeadlineExceeded}, []string{"backoff 200ms a"}},
 		{answer{hang: true}, []string{"backoff 400ms a"}}, // past its timeout, even if it says nothing went wrong
@@ -417,7 +417,7 @@ func TestTaskEventsCoalesce(t *testing.T) {
 		t.Errorf("a look at %s, after the window of the last event at %s", end, last)
 	}
 	clock.wantIdle(t)
-	t.Logf("%d task events: %d adds at the events, %d looks (before: %d timers)", events, events, looks, events*len(eventSettle))
+	t.Logf("%d task events: %d adds at the events, %d looks (before: %d timers)", events, events, looks, events*8)
 }
 
 // TestForgetApp: route(app, "") drops every route to app and its pending look.
@@ -530,4 +530,103 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestWaitOn: a pass that waits on swarm is looked at again after RequeueAfter. One that waits
+// on its tasks alone (TasksFor) runs a pass at a look only if its task list moved, and at the
+// end of TasksFor whatever; a pass in between drops the look it had; a resync leaves a waiting
+// app to its look; a forgotten or stopped app is not looked at.
+func TestWaitOn(t *testing.T) {
+	c, q, clock := newTestLoop(t, nil)
+	moved := map[string]bool{}
+	var checks []string
+	c.movedFunc = func(app string) bool { checks = append(checks, app); return moved[app] }
+
+	// A plain wait: one pass after RequeueAfter, no task list call.
+	start := clock.Now()
+	c.waitOn("w", Result{RequeueAfter: 500 * time.Millisecond})
+	clock.advance(499 * time.Millisecond)
+	if n := q.addCount("w"); n != 0 {
+		t.Fatalf("w enqueued %d times before its RequeueAfter", n)
+	}
+	clock.advance(time.Millisecond)
+	if n := q.addCount("w"); n != 1 || len(checks) != 0 {
+		t.Fatalf("w: %d passes and task checks %q at its RequeueAfter, want 1 and none", n, checks)
+	}
+	if got := q.addTimes()[0].Sub(start); got != 500*time.Millisecond {
+		t.Errorf("w enqueued %s after its pass, want 500ms", got)
+	}
+
+	// Waiting on tasks that stand still: a check every 2s, a pass only at the end of TasksFor.
+	checks = nil
+	c.waitOn("t", Result{RequeueAfter: 2 * time.Second, TasksFor: 7 * time.Second})
+	clock.advance(6999 * time.Millisecond)
+	if n := q.addCount("t"); n != 0 || len(checks) != 3 {
+		t.Errorf("t before the end of TasksFor: %d passes, %d task checks; want 0 and 3 (at 2, 4, 6s)", n, len(checks))
+	}
+	clock.advance(time.Millisecond)
+	if n := q.addCount("t"); n != 1 || len(checks) != 3 {
+		t.Errorf("t at the end of TasksFor: %d passes, %d task checks; want 1 and 3", n, len(checks))
+	}
+	clock.advance(10 * time.Second)
+	if n := q.addCount("t"); n != 1 {
+		t.Errorf("t: %d passes after its look ran one; want no more until a pass schedules one", n)
+	}
+
+	// Tasks that moved: a pass at the first check after the move.
+	checks = nil
+	c.waitOn("m", Result{RequeueAfter: time.Second, TasksFor: 10 * time.Second})
+	clock.advance(1500 * time.Millisecond)
+	moved["m"] = true
+	clock.advance(500 * time.Millisecond)
+	if n := q.addCount("m"); n != 1 || len(checks) != 2 {
+		t.Errorf("m: %d passes, %d checks once its tasks moved; want 1 and 2", n, len(checks))
+	}
+
+	// A pass drops the look the app had: only the new pass's look is scheduled.
+	c.waitOn("f", Result{RequeueAfter: time.Second})
+	c.queue.Add("f")
+	q.take()
+	c.reconcileFunc = func(_ context.Context, app string) (Result, error) {
+		if app != "f" {
+			return Result{}, nil // w, t and m, still in the queue from their looks
+		}
+		return Result{RequeueAfter: 3 * time.Second}, nil
+	}
+	for c.queue.Len() > 0 {
+		c.processNext(context.Background())
+	}
+	q.take()
+	clock.advance(2 * time.Second)
+	if n := q.addCount("f"); n != 0 {
+		t.Errorf("f enqueued %d times by the look its pass replaced", n)
+	}
+
+	// A resync leaves f to its look, due before the next resync, and enqueues r (not waiting)
+	// and x, whose look (an expiry, say) is due after the next resync.
+	c.Resync = 2 * time.Second
+	c.waitOn("x", Result{RequeueAfter: time.Hour})
+	c.pendingFunc = func(context.Context) ([]string, error) { return []string{"f", "r", "x"}, nil }
+	if err := c.resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.take(); !slices.Equal(got, []string{"add r", "add x"}) {
+		t.Errorf("resync enqueued %q, want r and x", got)
+	}
+	c.waitOn("x", Result{})
+
+	// Forgotten, then stopped: no look, and none armed after.
+	c.route("f", "")
+	clock.advance(4 * time.Second)
+	if got := q.take(); len(got) != 0 {
+		t.Errorf("after forgetting f: queue calls %q, want none", got)
+	}
+	c.waitOn("s", Result{RequeueAfter: time.Second})
+	c.stopTimers()
+	c.waitOn("s", Result{RequeueAfter: time.Second})
+	clock.advance(5 * time.Second)
+	if got := q.take(); len(got) != 0 {
+		t.Errorf("after stop: queue calls %q, want none", got)
+	}
+	clock.wantIdle(t)
 }

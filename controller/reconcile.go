@@ -25,6 +25,12 @@ import (
 type Result struct {
 	// RequeueAfter, when positive, reconciles the app again after that long.
 	RequeueAfter time.Duration
+	// TasksFor, when positive, says the app waits on its tasks alone (to start, to turn
+	// healthy, to be replaced) for at most that long: until then, a look after RequeueAfter
+	// runs a pass only if swarm's task list has moved since this pass, and comes again
+	// otherwise. What else a waiting app can be waiting for (a service's update state) comes
+	// as an engine event, which runs a pass at once.
+	TasksFor time.Duration
 }
 
 // Reconciler converges one app at a time: Reconcile(app) re-reads the spec file and a fresh
@@ -145,7 +151,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		if werr := r.write(prev, d, w.Now); werr != nil {
 			return Result{}, errors.Join(err, werr)
 		}
-		return Result{RequeueAfter: d.After}, err
+		return Result{RequeueAfter: d.After, TasksFor: d.TasksFor}, err
 	}
 }
 

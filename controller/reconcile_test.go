@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -362,5 +363,71 @@ func TestTasksMoved(t *testing.T) {
 	f.engine.fail = map[string]int{"list tasks": 1}
 	if !f.r.TasksMoved(t.Context(), "a") {
 		t.Error("an engine that does not answer must count as moved")
+	}
+}
+
+// TestWaitsOnTasksAlone: a pass that waits on swarm's verdict about tasks says so (TasksFor),
+// so that the loop's looks are a task list call until then; never past the attempt's deadline,
+// and never for a wait on something else (an apply just made, a teardown).
+func TestWaitsOnTasksAlone(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 5s\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	type pass struct {
+		phase           spec.Phase
+		after, tasksFor time.Duration
+	}
+	run := func(n int) []pass {
+		var out []pass
+		for range n {
+			res, err := f.r.Reconcile(t.Context(), "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := spec.ReadStatus(f.r.StatusDir, "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, pass{st.Phase, res.RequeueAfter, res.TasksFor})
+			f.now = f.now.Add(2 * time.Second)
+			if res.RequeueAfter == 0 {
+				break
+			}
+		}
+		return out
+	}
+
+	// An upgrade whose roll takes time: the apply waits on its own, then the roll's waits say
+	// tasks, for no longer than the 5s deadline (3s and 1s left, plus a millisecond).
+	f.engine.rollLists = 3
+	f.writeSpec("a", "recipe: echo\nversion: 1.1.0+1\ntimeout: 5s\n")
+	got := run(10)
+	want := []pass{
+		{spec.PhaseUpgrading, waitInterval, 0},
+		{spec.PhaseUpgrading, waitInterval, 3*time.Second + time.Millisecond},
+		{spec.PhaseUpgrading, time.Second, time.Second + time.Millisecond}, // waited 4s: a look after 1s
+		{spec.PhaseReady, 0, 0},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("upgrade passes:\n got %+v\nwant %+v", got, want)
+	}
+
+	// A repair of a Ready app (Degraded) waits on tasks for tasksOnlyFor.
+	f.engine.byHand("a_test_app", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "echo:1.0.0" })
+	got = run(10)
+	if len(got) < 2 || got[1] != (pass{spec.PhaseDegraded, maxWaitInterval, tasksOnlyFor}) || got[len(got)-1].phase != spec.PhaseReady {
+		t.Errorf("repair passes: %+v; want an apply, then Degraded waiting on tasks for %s, then Ready", got, tasksOnlyFor)
+	}
+
+	// A teardown's waits are not on tasks.
+	if err := os.Remove(filepath.Join(f.r.SpecsDir, "a.yml")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range run(10) {
+		if p.tasksFor != 0 {
+			t.Errorf("teardown pass %+v waits on tasks", p)
+		}
 	}
 }

@@ -44,7 +44,8 @@ import (
 // round, stack round, reconciler round, ... $E2E_BENCH_SCALE_REPS times each (default 3 below
 // 100 apps and 1 from 100 on, where one round each way takes about 5 minutes).
 // $E2E_BENCH_SCALE_N overrides the list of N (default 1,10,30,100); $E2E_BENCH_SCALE_LOGS, a
-// directory, keeps the reconciler log of each N there. Medians are over every app of every
+// directory, keeps the reconciler log of each N there, and $E2E_BENCH_SCALE_V sets its -v (1:
+// every pass with how long it took). Medians are over every app of every
 // round (per app) or over rounds (all). Run it with
 //
 //	go test ./e2e/ -run '^$' -bench Scale -benchtime 1x -timeout 60m
@@ -126,6 +127,10 @@ type scaleResult struct {
 	swarmReport []float64 // container start -> task running (swarm agent to manager)
 	notice      []float64 // task running -> Ready history entry
 	publish     []float64 // Ready history entry -> seen by the poller (status write + poll)
+
+	// What the reconciler spent, per app of a round (its /metrics, summed over the round).
+	deployCalls, deployPasses     []float64 // Engine API calls and passes, specs written -> all Ready
+	teardownCalls, teardownPasses []float64 // the same, specs deleted -> all Deleted
 }
 
 func (r *scaleResult) report(b *testing.B) {
@@ -206,6 +211,15 @@ func scaleTables(rs []*scaleResult) string {
 			f(median(r.pickup)), f(median(r.toStart)), f(median(r.swarmReport)), f(median(r.notice)), f(median(r.publish)), f(median(r.recReady)))
 	}
 	fmt.Fprintln(&w)
+	fmt.Fprintln(&w, "Reconciler cost per app (medians over rounds): Engine API calls and passes, deploy (specs written -> all Ready) and teardown (-> all Deleted)")
+	fmt.Fprintln(&w)
+	fmt.Fprintln(&w, "| N | deploy calls | deploy passes | teardown calls | teardown passes |")
+	fmt.Fprintln(&w, "|---:|---:|---:|---:|---:|")
+	for _, r := range rs {
+		fmt.Fprintf(&w, "| %d | %s | %s | %s | %s |\n", r.n,
+			f(median(r.deployCalls)), f(median(r.deployPasses)), f(median(r.teardownCalls)), f(median(r.teardownPasses)))
+	}
+	fmt.Fprintln(&w)
 	for _, r := range rs {
 		if r.missingEvents > 0 {
 			fmt.Fprintf(&w, "N=%d: %d apps or stacks had no container start event at or before Ready (or the command's exit); left out of the event columns.\n", r.n, r.missingEvents)
@@ -229,6 +243,7 @@ type scaleBench struct {
 	starts  *startLog
 	ctx     context.Context
 	others  atomic.Int32 // most other e2e.test processes seen at once
+	metrics int          // the reconciler's --metrics-addr port
 }
 
 func newScaleBench(b *testing.B, n int) *scaleBench {
@@ -248,9 +263,37 @@ func newScaleBench(b *testing.B, n int) *scaleBench {
 			}
 		}
 	}()
-	s.h = startHarness(b)
+	port, err := freePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.metrics = port
+	s.h = newHarness(b)
+	flags := []string{"--metrics-addr", "127.0.0.1:" + strconv.Itoa(port)}
+	if v := os.Getenv("E2E_BENCH_SCALE_V"); v != "" {
+		flags = append(flags, "-v", v) // 1 logs every pass with how long it took
+	}
+	s.h.startWith(nil, flags...)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, body, err := scrape(port)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the reconciler's /metrics did not answer within 30s: %v\n%s", err, body)
+		}
+	}
 	s.version = s.h.recipe.first().Version
 	return s
+}
+
+// cost is the reconciler's Engine API calls and passes so far, from its /metrics.
+func (s *scaleBench) cost() (calls, passes float64) {
+	byOp, passes := apiCalls(s.b, s.metrics)
+	for _, v := range byOp {
+		calls += v
+	}
+	return calls, passes
 }
 
 // warmUp deploys and removes one app each way, unreported: the first deploy of a reconciler
@@ -391,6 +434,7 @@ func (s *scaleBench) reconcilerRound(r *scaleResult) {
 		// sit in "preparing" for two): the deadline is the poller's, not the spec's default.
 		bodies[i] = apps[i].spec(s.version, "timeout: 10m")
 	}
+	calls0, passes0 := s.cost()
 	gens := make([]string, n)
 	written := make([]time.Time, n)
 	for i := range apps {
@@ -438,6 +482,9 @@ func (s *scaleBench) reconcilerRound(r *scaleResult) {
 		r.swarmReport = append(r.swarmReport, ms(task.Sub(started)))
 	}
 	r.recAllReady = append(r.recAllReady, ms(lastSeen.Sub(written[0])))
+	calls1, passes1 := s.cost()
+	r.deployCalls = append(r.deployCalls, (calls1-calls0)/float64(n))
+	r.deployPasses = append(r.deployPasses, (passes1-passes0)/float64(n))
 
 	// Teardown: every spec deleted at once.
 	deleted := make([]time.Time, n)
@@ -459,6 +506,9 @@ func (s *scaleBench) reconcilerRound(r *scaleResult) {
 		}
 	}
 	r.recAllDeleted = append(r.recAllDeleted, ms(lastSeen.Sub(deleted[0])))
+	calls2, passes2 := s.cost()
+	r.teardownCalls = append(r.teardownCalls, (calls2-calls1)/float64(n))
+	r.teardownPasses = append(r.teardownPasses, (passes2-passes1)/float64(n))
 	settle()
 }
 
