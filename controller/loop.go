@@ -388,7 +388,7 @@ func (c *Controller) route(app, stack string) {
 		}
 	}
 	if l := c.looks[app]; l != nil {
-		l.timer.Stop()
+		l.stop()
 		delete(c.looks, app)
 	}
 	if w := c.waits[app]; w != nil {
@@ -407,7 +407,7 @@ func (c *Controller) stopTimers() {
 		delete(c.debounces, app)
 	}
 	for app, l := range c.looks {
-		l.timer.Stop()
+		l.stop()
 		delete(c.looks, app)
 	}
 	for app, w := range c.waits {
@@ -432,10 +432,18 @@ var eventSettle = []time.Duration{
 
 // look is an app's pending look after task events: one timer per app, however many events.
 type look struct {
-	last  time.Time // the app's latest task event: the eventSettle offsets count from it
-	at    time.Time // when timer fires
-	timer stopper
-	seq   uint64
+	last     time.Time // the app's latest task event: the eventSettle offsets count from it
+	at       time.Time // when timer fires
+	timer    stopper
+	seq      uint64
+	checking bool // a look's task list call is under way: the next look is armed after it
+}
+
+// stop stops l's timer; during a look's task list call it has none.
+func (l *look) stop() {
+	if l.timer != nil {
+		l.timer.Stop()
+	}
 }
 
 // routeChanges turns engine events into app names. Every event enqueues its app at once; a
@@ -477,8 +485,8 @@ func (c *Controller) lookAfterTaskEvent(app string) {
 		c.looks[app] = l
 	}
 	l.last = now
-	if l.timer != nil && !l.at.After(now.Add(eventSettle[0])) {
-		return // a look is due soon enough
+	if l.checking || l.timer != nil && !l.at.After(now.Add(eventSettle[0])) {
+		return // a look is due soon enough, or under way and arms the next from l.last
 	}
 	c.armLookLocked(app, l, now, eventSettle[0])
 }
@@ -492,8 +500,10 @@ func (c *Controller) armLookLocked(app string, l *look, now time.Time, d time.Du
 	l.timer = c.clock.AfterFunc(d, func() { c.lookNow(app, seq) })
 }
 
-// lookNow is a look firing: it enqueues app and, while the settle window is open, arms the
-// next look at the next eventSettle offset from the latest event.
+// lookNow is a look firing: it enqueues app if its task list moved and, while the settle window
+// is open, arms the next look at the next eventSettle offset from the latest event. The next
+// look is armed once this one's task list call is back: on a busy engine that call takes
+// hundreds of ms, and overlapping calls for one app would only add to the load that slows it.
 func (c *Controller) lookNow(app string, seq uint64) {
 	c.mu.Lock()
 	l := c.looks[app]
@@ -501,18 +511,27 @@ func (c *Controller) lookNow(app string, seq uint64) {
 		c.mu.Unlock()
 		return // superseded, forgotten or stopped
 	}
+	l.timer, l.checking = nil, true
+	since := c.clock.Now().Sub(l.last)
+	ctx := c.lookCtx
+	c.mu.Unlock()
+	moved := c.tasksMoved(ctx, app)
+	if moved {
+		c.Log.V(2).Info("tasks moved", "app", app, "sinceEvent", since.String())
+		c.queue.Add(app)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.looks[app] != l || c.stopped {
+		return // forgotten or stopped meanwhile
+	}
+	l.checking = false
 	now := c.clock.Now()
 	if d, ok := nextLook(l.last, now); ok {
 		c.armLookLocked(app, l, now, d)
 	} else {
 		delete(c.looks, app)
 	}
-	ctx := c.lookCtx
-	c.mu.Unlock()
-	if !c.tasksMoved(ctx, app) {
-		return // swarm's task list has not caught up with the event yet: no pass
-	}
-	c.queue.Add(app)
 }
 
 // tasksMoved is Reconciler.TasksMoved, or the loop tests' stand-in for it.
@@ -596,6 +615,7 @@ func (c *Controller) waitOver(app string, seq uint64) {
 		delete(c.waits, app)
 	}
 	c.mu.Unlock()
+	c.Log.V(2).Info("wait over", "app", app, "tasksMoved", tasksOnly)
 	c.queue.Add(app)
 }
 

@@ -630,3 +630,38 @@ func TestWaitOn(t *testing.T) {
 	}
 	clock.wantIdle(t)
 }
+
+// TestLookWaitsForItsCheck: a look's task list call can take hundreds of ms on a busy engine;
+// no second look of the app is armed while it is under way, events meanwhile only move the
+// window, and the next look is armed once the call is back. Forgetting or stopping the app
+// during the call leaves nothing armed.
+func TestLookWaitsForItsCheck(t *testing.T) {
+	c, q, clock := newTestLoop(t, nil)
+	c.route("a", "a_example_org")
+	var during []int
+	c.movedFunc = func(app string) bool {
+		c.lookAfterTaskEvent(app) // an event while the call is under way
+		during = append(during, clock.pending())
+		return false
+	}
+	c.lookAfterTaskEvent("a")
+	clock.advance(eventSettle[0])
+	if len(during) != 1 || during[0] != 0 {
+		t.Fatalf("timers pending during the look's call: %v, want [0]", during)
+	}
+	if n := clock.pending(); n != 1 {
+		t.Fatalf("%d timers pending after the look's call, want the next look", n)
+	}
+	if n := q.addCount("a"); n != 0 {
+		t.Errorf("a enqueued %d times; its tasks never moved", n)
+	}
+
+	for _, end := range []func(){func() { c.route("a", "") }, c.stopTimers} {
+		c.movedFunc = func(string) bool { end(); return true }
+		c.lookAfterTaskEvent("a")
+		clock.advance(time.Second)
+		if n := clock.pending(); n != 0 {
+			t.Errorf("%d timers pending after the app was forgotten or stopped during a look", n)
+		}
+	}
+}
