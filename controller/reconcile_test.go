@@ -357,7 +357,8 @@ func TestTasksMoved(t *testing.T) {
 	if !f.r.TasksMoved(t.Context(), "a") {
 		t.Error("a task failed, yet not moved")
 	}
-	f.engine.fail = map[string]int{"list tasks": 1}
+	// Two failures: the pass lists the likely tasks, and lists them again after a failure.
+	f.engine.fail = map[string]int{"list tasks": 2}
 	if _, err := f.r.Reconcile(t.Context(), "a"); err == nil {
 		t.Fatal("injected failure did not fail the pass")
 	}
