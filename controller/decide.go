@@ -481,8 +481,9 @@ const (
 // maxWaitInterval, and never past its deadline. The engine's events announce at once what
 // happens on this node (containers starting, dying, turning healthy; service updates); the
 // poll is the safety net for tasks on other nodes and for states no container event announces
-// (a task that cannot be scheduled), and with many apps waiting its list calls compete with
-// swarm for the CPU.
+// (a task that cannot be scheduled). While an app waits on its tasks alone (TasksFor) the poll
+// is one task list call, and a pass only when that list moved: with many apps waiting, full
+// passes would compete with swarm for the CPU.
 func waitAfter(start, deadline, now time.Time) time.Duration {
 	d := min(max(now.Sub(start)/4, waitInterval), maxWaitInterval)
 	if left := deadline.Sub(now) + time.Millisecond; left > 0 && left < d {

@@ -168,7 +168,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	if w.Desired, err = r.loadSpec(app); err != nil {
 		return nil, fmt.Errorf("load spec of %s: %w", app, err)
 	}
-	if w.Snap, err = swarmstate.TakeLikely(ctx, r.Engine, w.Owner, r.seenServices(app)); err != nil {
+	if w.Snap, err = swarmstate.Take(ctx, r.Engine, w.Owner); err != nil {
 		return nil, fmt.Errorf("snapshot of %s: %w", app, err)
 	}
 	st := prev
@@ -412,13 +412,6 @@ func (r *Reconciler) settle(w *world, d decision) {
 			}
 		}
 	}
-}
-
-// seenServices are the IDs of app's services its last pass saw.
-func (r *Reconciler) seenServices(app string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.seen[app].services
 }
 
 // mark remembers what this pass saw of app's tasks, for TasksMoved.

@@ -16,7 +16,6 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/swarm-reconciler/reconciler/spec"
-	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
 const testCompose = `version: "3.8"
@@ -357,8 +356,7 @@ func TestTasksMoved(t *testing.T) {
 	if !f.r.TasksMoved(t.Context(), "a") {
 		t.Error("a task failed, yet not moved")
 	}
-	// Two failures: the pass lists the likely tasks, and lists them again after a failure.
-	f.engine.fail = map[string]int{"list tasks": 2}
+	f.engine.fail = map[string]int{"list tasks": 1}
 	if _, err := f.r.Reconcile(t.Context(), "a"); err == nil {
 		t.Fatal("injected failure did not fail the pass")
 	}
@@ -430,55 +428,6 @@ func TestWaitsOnTasksAlone(t *testing.T) {
 	for _, p := range run(10) {
 		if p.tasksFor != 0 {
 			t.Errorf("teardown pass %+v waits on tasks", p)
-		}
-	}
-}
-
-// TestSnapshotListsLikelyTasksAtOnce: a pass lists the tasks of the services its app's last
-// pass saw beside the service list, one task list in all; when the services turn out to be
-// others, the tasks are listed again for those, and the snapshot holds theirs alone.
-func TestSnapshotListsLikelyTasksAtOnce(t *testing.T) {
-	f := newFixture(t)
-	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\n")
-	if st := f.settle("a"); st.Phase != spec.PhaseReady {
-		t.Fatalf("install: %s %s", st.Phase, st.Message)
-	}
-	count := func(call string) (n int) {
-		f.engine.mu.Lock()
-		defer f.engine.mu.Unlock()
-		for _, c := range f.engine.calls {
-			if c == call {
-				n++
-			}
-		}
-		return n
-	}
-	f.engine.resetCalls()
-	if _, err := f.r.Reconcile(t.Context(), "a"); err != nil {
-		t.Fatal(err)
-	}
-	if n := count("list tasks"); n != 1 {
-		t.Errorf("a pass of an unchanged app listed tasks %d times, want 1", n)
-	}
-
-	// A wrong guess: the tasks are listed again, for the services the list returned.
-	f.engine.mu.Lock()
-	f.engine.tasks = append(f.engine.tasks, swarm.Task{ID: "stale", ServiceID: "gone"})
-	f.engine.mu.Unlock()
-	f.engine.resetCalls()
-	snap, err := swarmstate.TakeLikely(t.Context(), f.engine, f.r.owner("a"), []string{"gone"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := count("list tasks"); n != 2 {
-		t.Errorf("a wrong guess listed tasks %d times, want 2", n)
-	}
-	if len(snap.Services) != 1 || len(snap.Tasks) == 0 {
-		t.Fatalf("snapshot: %d services, %d tasks", len(snap.Services), len(snap.Tasks))
-	}
-	for _, task := range snap.Tasks {
-		if task.ServiceID != snap.Services[0].ID {
-			t.Errorf("task %s of service %s in the snapshot of service %s", task.ID, task.ServiceID, snap.Services[0].ID)
 		}
 	}
 }

@@ -80,64 +80,34 @@ type Snapshot struct {
 // at once (tasks after services, which select them), so a busy engine delays a snapshot by two
 // calls, not six.
 func Take(ctx context.Context, r Reader, o Owner) (*Snapshot, error) {
-	return TakeLikely(ctx, r, o, nil)
-}
-
-// TakeLikely is Take of one app whose services are likely the ones with the IDs given (what
-// its last snapshot held): their tasks are listed at once, beside the services, and listed
-// again only if the services turn out to be others. A busy engine then delays the snapshot by
-// one call, not two: with a hundred apps deploying, a call can take a few hundred ms.
-func TakeLikely(ctx context.Context, r Reader, o Owner, likely []string) (*Snapshot, error) {
 	owned, app := o.filter(), o.App
-	if app == "" {
-		likely = nil
-	}
 	var s Snapshot
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		var (
-			guess    []swarm.Task
-			guessErr error
-			guessed  = make(chan struct{})
-		)
-		if len(likely) > 0 {
-			go func() {
-				defer close(guessed)
-				guess, guessErr = r.TaskList(ctx, swarm.TaskListOptions{Filters: byServices(likely)})
-			}()
-		} else {
-			close(guessed)
-		}
 		var err error
-		s.Services, err = r.ServiceList(ctx, swarm.ServiceListOptions{Filters: owned})
-		<-guessed
-		if err != nil {
+		if s.Services, err = r.ServiceList(ctx, swarm.ServiceListOptions{Filters: owned}); err != nil {
 			return fmt.Errorf("list services: %w", err)
 		}
 		if len(s.Services) == 0 {
 			return nil
 		}
-		ids := make([]string, 0, len(s.Services))
+		// Tasks carry no service labels; select them by the owned services' IDs.
+		byService := filters.NewArgs()
+		if app != "" {
+			for _, svc := range s.Services {
+				byService.Add("service", svc.ID)
+			}
+		}
+		tasks, err := r.TaskList(ctx, swarm.TaskListOptions{Filters: byService})
+		if err != nil {
+			return fmt.Errorf("list tasks: %w", err)
+		}
+		ids := make(map[string]bool, len(s.Services))
 		for _, svc := range s.Services {
-			ids = append(ids, svc.ID)
-		}
-		tasks := guess
-		if guessErr != nil || len(likely) == 0 || !sameIDs(ids, likely) {
-			// Tasks carry no service labels; select them by the owned services' IDs.
-			f := filters.NewArgs()
-			if app != "" {
-				f = byServices(ids)
-			}
-			if tasks, err = r.TaskList(ctx, swarm.TaskListOptions{Filters: f}); err != nil {
-				return fmt.Errorf("list tasks: %w", err)
-			}
-		}
-		owns := make(map[string]bool, len(ids))
-		for _, id := range ids {
-			owns[id] = true
+			ids[svc.ID] = true
 		}
 		for _, t := range tasks {
-			if owns[t.ServiceID] {
+			if ids[t.ServiceID] {
 				s.Tasks = append(s.Tasks, t)
 			}
 		}
@@ -165,27 +135,6 @@ func TakeLikely(ctx context.Context, r Reader, o Owner, likely []string) (*Snaps
 	}
 	s.sort()
 	return &s, nil
-}
-
-func byServices(ids []string) filters.Args {
-	f := filters.NewArgs()
-	for _, id := range ids {
-		f.Add("service", id)
-	}
-	return f
-}
-
-// sameIDs reports whether a and b hold the same IDs, in any order.
-func sameIDs(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, id := range a {
-		if !slices.Contains(b, id) {
-			return false
-		}
-	}
-	return true
 }
 
 // listInto runs one list call in g and stores its result in dst.
@@ -365,7 +314,11 @@ func TaskKey(tasks []swarm.Task) string {
 
 // ServiceTasks lists the tasks of the services with the given IDs: one call.
 func ServiceTasks(ctx context.Context, r Reader, services []string) ([]swarm.Task, error) {
-	tasks, err := r.TaskList(ctx, swarm.TaskListOptions{Filters: byServices(services)})
+	f := filters.NewArgs()
+	for _, id := range services {
+		f.Add("service", id)
+	}
+	tasks, err := r.TaskList(ctx, swarm.TaskListOptions{Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}

@@ -28,7 +28,7 @@ const faultKillEnv = "RECONCILER_FAULT_KILL_AFTER_STEPS"
 
 func loopFlags(cmd *cobra.Command, o *options) {
 	f := cmd.Flags()
-	f.DurationVar(&o.resync, "resync", 30*time.Second, "period of the full resync (events can be missed)")
+	f.DurationVar(&o.resync, "resync", 30*time.Second, "period of the resync that catches missed events (an app waiting on swarm with a look due sooner is left to it)")
 	f.IntVar(&o.workers, "workers", 4, "apps reconciled at once")
 	f.DurationVar(&o.retention, "status-retention", time.Hour, "how long a Deleted status file stays")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics and health on this address")
