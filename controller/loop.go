@@ -294,12 +294,15 @@ func (c *Controller) resync(ctx context.Context) error {
 	return nil
 }
 
-// lookDue reports whether app has a look scheduled by its last pass within d from now.
+// lookDue reports whether app has a look scheduled by its last pass within d from now. A look
+// whose time has passed is not due but under way, perhaps stuck on an engine that does not
+// answer: the resync enqueues the app, and the pass replaces that look.
 func (c *Controller) lookDue(app string, d time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w := c.waits[app]
-	return w != nil && !w.at.After(c.clock.Now().Add(d))
+	now := c.clock.Now()
+	return w != nil && w.at.After(now) && !w.at.After(now.Add(d))
 }
 
 // reconciled notes that app was reconciled once, for the initial sweep's readiness.
@@ -534,7 +537,10 @@ func (c *Controller) lookNow(app string, seq uint64) {
 	}
 }
 
-// tasksMoved is Reconciler.TasksMoved, or the loop tests' stand-in for it.
+// tasksMoved is Reconciler.TasksMoved, or the loop tests' stand-in for it. The call is bounded
+// by lookTimeout: an engine that accepts the call and never answers (a manager still electing
+// its leader after a restart) must not hold the app's looks for ever; an unanswered call counts
+// as moved, so a pass, with its own timeout and backoff, takes over.
 func (c *Controller) tasksMoved(ctx context.Context, app string) bool {
 	switch {
 	case c.movedFunc != nil:
@@ -542,8 +548,13 @@ func (c *Controller) tasksMoved(ctx context.Context, app string) bool {
 	case c.reconcileFunc != nil || ctx == nil:
 		return true
 	}
+	ctx, cancel := context.WithTimeout(ctx, lookTimeout)
+	defer cancel()
 	return c.R.TasksMoved(ctx, app)
 }
+
+// lookTimeout bounds a look's task list call.
+const lookTimeout = 10 * time.Second
 
 // wait is an app's look scheduled by its last pass, which found it waiting on swarm.
 type wait struct {

@@ -615,6 +615,20 @@ func TestWaitOn(t *testing.T) {
 	}
 	c.waitOn("x", Result{})
 
+	// A look whose time has passed and that has not ended (its task list call hangs on an
+	// engine that came back half-way) does not keep the resync away from its app.
+	c.mu.Lock()
+	c.waits["h"] = &wait{timer: &fakeTimer{clock: clock}, at: clock.Now().Add(-time.Second), every: 2 * time.Second}
+	c.mu.Unlock()
+	c.pendingFunc = func(context.Context) ([]string, error) { return []string{"h"}, nil }
+	if err := c.resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.take(); !slices.Equal(got, []string{"add h"}) {
+		t.Errorf("resync with h's look overdue enqueued %q, want h", got)
+	}
+	c.waitOn("h", Result{})
+
 	// Forgotten, then stopped: no look, and none armed after.
 	c.route("f", "")
 	clock.advance(4 * time.Second)
