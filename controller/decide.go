@@ -273,7 +273,11 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		}
 	}
 
+	stableAt, unstable := v.Unstable(w.Now, func(ss swarmstate.ServiceState) time.Duration { return minReady(s, ss) })
 	switch {
+	case v.GaveUp && !converged:
+		// No task will run again until the service changes: waiting cannot help.
+		return d.to(spec.PhaseFailed, fmt.Sprintf("%s cannot converge: %s", rev, v.Message))
 	case !v.Converged && converged:
 		d.After, d.TasksFor = maxWaitInterval, tasksOnlyFor
 		if v.RolledBack {
@@ -294,6 +298,25 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		st.LastAppliedRevision = rev
 		d.Again, d.Milestone = true, true
 		return d.to(d.Phase, fmt.Sprintf("%s converged; upgrading in place to %s", rev, s.Version))
+	case len(unstable) > 0:
+		// Swarm says converged; Ready waits until every task has run its window without a
+		// restart. The pass at the window's end decides: a task that ended meanwhile was
+		// replaced by a younger one, whose window starts again.
+		msg := fmt.Sprintf("%s; waiting for them to stay up: %s", v.Message, strings.Join(unstable, "; "))
+		if converged {
+			d.After = stableAt.Sub(w.Now) + time.Millisecond
+			d.TasksFor = d.After
+			return d.to(spec.PhaseDegraded, msg)
+		}
+		if w.Now.After(deadline) {
+			return d.to(spec.PhaseFailed, fmt.Sprintf("%s not stable within %s: %s", rev, s.Timeout.Duration, msg))
+		}
+		d.After = min(stableAt.Sub(w.Now), deadline.Sub(w.Now)) + time.Millisecond
+		d.TasksFor = d.After
+		if d.Phase == spec.PhasePending {
+			return d.to(spec.PhaseDeploying, msg)
+		}
+		return d.to(d.Phase, msg)
 	case len(s.Health) > 0 && !converged:
 		// Swarm says converged; the spec's probes say whether the app answers.
 		if p := w.probe(); !p.OK {
@@ -438,6 +461,18 @@ func notOwned(foreign []swarmstate.Object, own swarmstate.Owner) string {
 	}
 	return fmt.Sprintf("%s exists but is not owned by this reconciler (app %s, owner %s); it is left untouched: remove it, or give the app another domain, then change the spec to retry",
 		strings.Join(parts, ", "), own.App, own.Dir)
+}
+
+// minReady is the stability window of service ss: the spec's minReady, else the service's
+// update_config.monitor, else swarm's default monitor.
+func minReady(s *spec.Spec, ss swarmstate.ServiceState) time.Duration {
+	switch {
+	case s.MinReady != nil:
+		return s.MinReady.Duration
+	case ss.Monitor > 0:
+		return ss.Monitor
+	}
+	return spec.DefaultMinReady
 }
 
 // leftStacks is what the app owns outside stack: the stacks it used under earlier domains.

@@ -44,6 +44,13 @@ type fakeEngine struct {
 	// answers "not found", untyped, as engine 20.10 does.
 	networkLinger int
 	lingering     map[string]int
+	// taskNow, when set, stamps the tasks it starts (their running time): the fixture's clock,
+	// so that the stability window counts as the reconciler's clock moves.
+	taskNow func() time.Time
+	// crashAfter, when set, ends every task that has run that long with exit code 3 at the
+	// next task list, and starts a replacement, as the service's restart policy says: none
+	// once max_attempts restarts were made.
+	crashAfter time.Duration
 	// rollLists is how many service lists an update's roll stays "updating" for.
 	rollLists int
 	rolling   map[string]int
@@ -141,6 +148,7 @@ func (f *fakeEngine) TaskList(_ context.Context, o swarm.TaskListOptions) ([]swa
 	if err := f.record("list tasks"); err != nil {
 		return nil, err
 	}
+	f.crash()
 	ids := o.Filters.Get("service")
 	var out []swarm.Task
 	for _, t := range f.tasks {
@@ -234,6 +242,56 @@ func (f *fakeEngine) Events(ctx context.Context, _ events.ListOptions) (<-chan e
 	return make(chan events.Message), errs
 }
 
+func (f *fakeEngine) taskTime() time.Time {
+	if f.taskNow != nil {
+		return f.taskNow()
+	}
+	return f.now
+}
+
+// crash ends the running tasks that have run crashAfter and starts their replacements.
+func (f *fakeEngine) crash() {
+	if f.crashAfter <= 0 {
+		return
+	}
+	now := f.taskTime()
+	for i := 0; i < len(f.tasks); i++ { // replacements join the list and may crash too
+		t := f.tasks[i]
+		if t.DesiredState != swarm.TaskStateRunning || t.Status.State != swarm.TaskStateRunning || now.Sub(t.Status.Timestamp) < f.crashAfter {
+			continue
+		}
+		end := t.Status.Timestamp.Add(f.crashAfter)
+		f.tasks[i].DesiredState = swarm.TaskStateShutdown
+		f.tasks[i].Status = swarm.TaskStatus{State: swarm.TaskStateFailed, Err: "task: non-zero exit (3)", Timestamp: end,
+			ContainerStatus: &swarm.ContainerStatus{ExitCode: 3}}
+		if f.gaveUp(t.ServiceID) {
+			continue
+		}
+		f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: t.ServiceID, DesiredState: swarm.TaskStateRunning,
+			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: end}})
+	}
+}
+
+// gaveUp reports whether service id's restart policy allows no more restarts.
+func (f *fakeEngine) gaveUp(id string) bool {
+	var rp *swarm.RestartPolicy
+	for _, s := range f.services {
+		if s.ID == id {
+			rp = s.Spec.TaskTemplate.RestartPolicy
+		}
+	}
+	if rp == nil || rp.MaxAttempts == nil || *rp.MaxAttempts == 0 {
+		return false
+	}
+	failed := 0
+	for _, t := range f.tasks {
+		if t.ServiceID == id && t.Status.State == swarm.TaskStateFailed {
+			failed++
+		}
+	}
+	return uint64(failed) > *rp.MaxAttempts
+}
+
 func (f *fakeEngine) runTasks(s *swarm.Service) {
 	var kept []swarm.Task
 	for _, t := range f.tasks {
@@ -248,7 +306,7 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 	}
 	for i := 0; i < n; i++ {
 		t := swarm.Task{ID: f.id(), ServiceID: s.ID, DesiredState: swarm.TaskStateRunning,
-			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.now}}
+			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.taskTime()}}
 		if f.failTasks != "" {
 			t.DesiredState = swarm.TaskStateShutdown
 			t.Status.State, t.Status.Err = swarm.TaskStateRejected, f.failTasks

@@ -44,6 +44,12 @@ configs:
 // makeRecipe makes a recipe repository with one annotated tag per version.
 func makeRecipe(t testing.TB, recipesDir, name string, versions ...string) {
 	t.Helper()
+	makeRecipeOf(t, recipesDir, name, testCompose, versions...)
+}
+
+// makeRecipeOf is makeRecipe with another compose file, in testCompose's form.
+func makeRecipeOf(t testing.TB, recipesDir, name, compose string, versions ...string) {
+	t.Helper()
 	dir := filepath.Join(recipesDir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -59,7 +65,7 @@ func makeRecipe(t testing.TB, recipesDir, name string, versions ...string) {
 	write("conf.txt", "conf\n")
 	for _, v := range versions {
 		image := strings.SplitN(v, "+", 2)[0]
-		write("compose.yml", strings.ReplaceAll(strings.ReplaceAll(testCompose, "echo:%s", "echo:"+image), "hello %s", "hello "+v))
+		write("compose.yml", strings.ReplaceAll(strings.ReplaceAll(compose, "echo:%s", "echo:"+image), "hello %s", "hello "+v))
 		git("add", "-A")
 		git("commit", "-q", "-m", v)
 		git("tag", "-a", v, "-m", v)
@@ -88,6 +94,7 @@ func newFixture(t testing.TB) *fixture {
 	root := t.TempDir()
 	f := &fixture{t: t, engine: newFakeEngine(), now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
 	f.engine.images["echo:1.0.0"], f.engine.images["echo:1.1.0"] = true, true
+	f.engine.taskNow = func() time.Time { return f.now }
 	f.r = &Reconciler{
 		Engine: f.engine, SpecsDir: filepath.Join(root, "specs"), StatusDir: filepath.Join(root, "status"),
 		RecipesDir: filepath.Join(root, "recipes"), Defaults: spec.Defaults{DomainSuffix: "test"},
@@ -371,7 +378,8 @@ func TestTasksMoved(t *testing.T) {
 // and never for a wait on something else (an apply just made, a teardown).
 func TestWaitsOnTasksAlone(t *testing.T) {
 	f := newFixture(t)
-	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 5s\n")
+	// No stability window: the waits here are the roll's (TestStabilityWindow has the window's).
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 5s\nminReady: 0s\n")
 	if st := f.settle("a"); st.Phase != spec.PhaseReady {
 		t.Fatalf("install: %s %s", st.Phase, st.Message)
 	}
@@ -402,7 +410,7 @@ func TestWaitsOnTasksAlone(t *testing.T) {
 	// An upgrade whose roll takes time: the apply waits on its own, then the roll's waits say
 	// tasks, for no longer than the 5s deadline (3s and 1s left, plus a millisecond).
 	f.engine.rollLists = 3
-	f.writeSpec("a", "recipe: echo\nversion: 1.1.0+1\ntimeout: 5s\n")
+	f.writeSpec("a", "recipe: echo\nversion: 1.1.0+1\ntimeout: 5s\nminReady: 0s\n")
 	got := run(10)
 	want := []pass{
 		{spec.PhaseUpgrading, waitInterval, 0},

@@ -18,6 +18,7 @@ func (s *Spec) clone() *Spec {
 	}
 	c := *s
 	c.Env = maps.Clone(s.Env)
+	c.MinReady = clonePtr(s.MinReady)
 	if s.Health != nil {
 		c.Health = make([]Probe, len(s.Health))
 		for i, p := range s.Health {

@@ -22,6 +22,11 @@ import (
 // DefaultTimeout is the converge deadline when neither the spec nor the run sets one.
 const DefaultTimeout = 10 * time.Minute
 
+// DefaultMinReady is the stability window of a service whose recipe sets no
+// update_config.monitor: swarm's own default monitor, which `docker stack deploy
+// --detach=false` also waits.
+const DefaultMinReady = 5 * time.Second
+
 // Defaults are the run-wide values a spec falls back to, so that CI can write minimal specs.
 type Defaults struct {
 	// DomainSuffix makes the default domain <app>.<DomainSuffix>; empty makes it just <app>.
@@ -53,7 +58,7 @@ var (
 )
 
 var (
-	specFields  = []string{"recipe", "version", "tier", "upgradeFrom", "domain", "env", "timeout", "ttl", "suspend", "health"}
+	specFields  = []string{"recipe", "version", "tier", "upgradeFrom", "domain", "env", "timeout", "ttl", "minReady", "suspend", "health"}
 	probeFields = []string{"http", "tcp", "ok", "stable"}
 )
 
@@ -255,6 +260,9 @@ func (p *parser) spec(root *yaml.Node) *Spec {
 			s.Timeout = p.duration(v, name)
 		case "ttl":
 			s.TTL = p.duration(v, name)
+		case "minReady":
+			d := p.duration(v, name)
+			s.MinReady = &d
 		case "suspend":
 			s.Suspend = p.bool(v, name)
 		case "health":
@@ -473,6 +481,8 @@ func (p *parser) validate(s *Spec, app string) {
 		check("timeout", s.Timeout.Duration <= 0, "timeout must be greater than zero, e.g. 10m (leave it out for the default)")
 	}
 	check("ttl", s.TTL.Duration < 0, "ttl must not be negative: leave it out for no deadline")
+	check("minReady", s.MinReady != nil && s.MinReady.Duration < 0,
+		"minReady must not be negative: 0s turns the stability window off, leave it out for the default (the service's update_config.monitor, else 5s)")
 
 	for i, pr := range s.Health {
 		prefix := fmt.Sprintf("health[%d]", i)

@@ -25,8 +25,13 @@ type Spec struct {
 	Env         map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
 	Timeout     Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	TTL         Duration          `yaml:"ttl,omitempty" json:"ttl,omitempty"`
-	Suspend     bool              `yaml:"suspend,omitempty" json:"suspend,omitempty"`
-	Health      []Probe           `yaml:"health,omitempty" json:"health,omitempty"`
+	// MinReady is how long every task of an attempt must have run (and be healthy, where it
+	// has a healthcheck) without a restart before the app is Ready. Nil: each service's
+	// update_config.monitor when the recipe sets it, else DefaultMinReady, as swarm and
+	// `docker stack deploy --detach=false` wait. Zero turns the window off.
+	MinReady *Duration `yaml:"minReady,omitempty" json:"minReady,omitempty"`
+	Suspend  bool      `yaml:"suspend,omitempty" json:"suspend,omitempty"`
+	Health   []Probe   `yaml:"health,omitempty" json:"health,omitempty"`
 }
 
 // Probe is one readiness check run after swarm convergence. Exactly one of HTTP and TCP is set.

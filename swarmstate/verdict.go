@@ -31,6 +31,20 @@ type ServiceState struct {
 	// newest failed task when none of those failed: a rollback or restarts start tasks after
 	// the one whose failure explains the verdict.
 	Tasks []swarm.Task
+	// RunningSince is when the youngest running task reported running (healthy, where the
+	// service has a healthcheck: swarm reports such a task running only once it is); zero
+	// when none runs. The stability window counts from it.
+	RunningSince time.Time
+	// Monitor is the service's update_config.monitor, 0 when the recipe sets none.
+	Monitor time.Duration
+	// Restarts counts the tasks that ended (exited, failed, rejected) since the attempt
+	// began: each is a restart swarm made or was asked to make.
+	Restarts int
+	// LastExit is the exit code of the newest of those tasks that has one.
+	LastExit *int
+	// GaveUp says the restart policy will start no task again: none is left to run, and the
+	// policy's condition or max_attempts stops it. Only an update of the service changes that.
+	GaveUp bool
 }
 
 // Verdict is the converged verdict of a stack.
@@ -39,8 +53,10 @@ type Verdict struct {
 	// RolledBack is set when swarm rolled back or paused the update the controller requested:
 	// the running spec is the old one, and waiting longer will not help.
 	RolledBack bool
-	Message    string
-	Services   []ServiceState
+	// GaveUp is set when a service's restart policy gave up (ServiceState.GaveUp).
+	GaveUp   bool
+	Message  string
+	Services []ServiceState
 }
 
 // Converged computes DESIGN.md's converged verdict: every service runs its desired number of
@@ -66,6 +82,7 @@ func Converged(services []swarm.Service, tasks []swarm.Task, since time.Time) Ve
 		if rolledBack(svc, since) {
 			v.RolledBack = true
 		}
+		v.GaveUp = v.GaveUp || st.GaveUp
 	}
 	ok := len(services) - len(waiting)
 	switch {
@@ -88,22 +105,42 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) Servic
 	if svc.UpdateStatus != nil {
 		st.UpdateState = string(svc.UpdateStatus.State)
 	}
-	completed := 0
+	if uc := svc.Spec.UpdateConfig; uc != nil {
+		st.Monitor = uc.Monitor
+	}
+	completed, live := 0, 0
+	var lastEnded time.Time
 	for _, t := range tasks {
+		if ended(t, svc) && !t.Status.Timestamp.Before(since) {
+			st.Restarts++
+			if cs := t.Status.ContainerStatus; cs != nil && t.Status.Timestamp.After(lastEnded) {
+				code := cs.ExitCode
+				st.LastExit, lastEnded = &code, t.Status.Timestamp
+			}
+		}
+		if willRun(t) {
+			live++
+		}
 		if t.DesiredState != swarm.TaskStateRunning && t.DesiredState != swarm.TaskStateComplete {
 			continue
 		}
 		switch t.Status.State {
 		case swarm.TaskStateRunning:
 			st.Running++
+			if t.Status.Timestamp.After(st.RunningSince) {
+				st.RunningSince = t.Status.Timestamp
+			}
 		case swarm.TaskStateComplete:
 			completed++
 		}
 	}
 	st.Tasks = diagnostic(tasks, 3)
+	updating := st.UpdateState == string(swarm.UpdateStateUpdating) || st.UpdateState == string(swarm.UpdateStateRollbackStarted)
+	st.GaveUp = !updating && svc.Spec.Mode.Replicated != nil && live == 0 && st.Restarts > 0 &&
+		st.Running+completed < st.Desired && restartsLimited(svc)
 
 	switch {
-	case st.UpdateState == string(swarm.UpdateStateUpdating) || st.UpdateState == string(swarm.UpdateStateRollbackStarted):
+	case updating:
 		st.Reason = "update " + st.UpdateState
 	case awaitingRoll(svc):
 		st.Reason = "waiting for swarm to start the update"
@@ -111,15 +148,102 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) Servic
 		st.Reason = fmt.Sprintf("update %s: %s", st.UpdateState, svc.UpdateStatus.Message)
 	case st.Running > st.Desired:
 		st.Reason = fmt.Sprintf("%d/%d tasks running (old tasks still stopping)", st.Running, st.Desired)
+	case st.GaveUp:
+		st.Reason = fmt.Sprintf("%d/%d tasks running: the restart policy gave up (%s) and swarm will start no task again", st.Running, st.Desired, restartPolicy(svc))
+		if e := failedTask(st.Tasks); e != "" {
+			st.Reason += "; last " + e
+		}
 	case st.Running+completed < st.Desired:
 		st.Reason = fmt.Sprintf("%d/%d tasks running", st.Running, st.Desired)
 		if e := taskError(st.Tasks); e != "" {
 			st.Reason += ": " + e
 		}
+		st.Reason += st.restarts()
 	default:
 		st.Converged = true
 	}
 	return st
+}
+
+// restarts says how often the service's tasks ended in this attempt, for a message.
+func (st ServiceState) restarts() string {
+	switch {
+	case st.Restarts == 0:
+		return ""
+	case st.LastExit != nil:
+		return fmt.Sprintf(" (%d restarts, last exit code %d)", st.Restarts, *st.LastExit)
+	}
+	return fmt.Sprintf(" (%d restarts)", st.Restarts)
+}
+
+// ended reports a task whose container stopped on its own or never started: a failure, a
+// rejection, or an exit of a service that is meant to keep running. A task shut down by swarm
+// (an update, a scale-down) did not end on its own.
+func ended(t swarm.Task, svc swarm.Service) bool {
+	switch t.Status.State {
+	case swarm.TaskStateFailed, swarm.TaskStateRejected:
+		return true
+	case swarm.TaskStateComplete:
+		return svc.Spec.Mode.Replicated != nil || svc.Spec.Mode.Global != nil
+	}
+	return false
+}
+
+// willRun reports a task swarm still means to run: a replacement waiting out the restart
+// delay is desired "ready", one running or about to is desired "running".
+func willRun(t swarm.Task) bool {
+	switch t.DesiredState {
+	case swarm.TaskStateNew, swarm.TaskStateAllocated, swarm.TaskStatePending, swarm.TaskStateAssigned,
+		swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady, swarm.TaskStateStarting,
+		swarm.TaskStateRunning:
+		return true
+	}
+	return false
+}
+
+// restartsLimited reports a restart policy that can stop restarting: a condition other than
+// "any", or a max_attempts. Under the default policy swarm always starts a replacement.
+func restartsLimited(svc swarm.Service) bool {
+	rp := svc.Spec.TaskTemplate.RestartPolicy
+	return rp != nil && (rp.Condition == swarm.RestartPolicyConditionNone ||
+		rp.Condition == swarm.RestartPolicyConditionOnFailure ||
+		rp.MaxAttempts != nil && *rp.MaxAttempts > 0)
+}
+
+// restartPolicy is the service's restart policy as a compose file writes it.
+func restartPolicy(svc swarm.Service) string {
+	rp := svc.Spec.TaskTemplate.RestartPolicy
+	parts := []string{"condition " + string(rp.Condition)}
+	if rp.Condition == "" {
+		parts[0] = "condition any"
+	}
+	if rp.MaxAttempts != nil && *rp.MaxAttempts > 0 {
+		parts = append(parts, fmt.Sprintf("max_attempts %d", *rp.MaxAttempts))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Unstable says, at now, which converged services have a task that has not yet run for the
+// service's stability window (window(st)) without a restart, and when the last of them will
+// have; a zero time when every one has. A task that ends inside its window is replaced by a
+// younger one, so the wait starts again.
+func (v Verdict) Unstable(now time.Time, window func(ServiceState) time.Duration) (until time.Time, waiting []string) {
+	for _, s := range v.Services {
+		w := window(s)
+		if !s.Converged || w <= 0 || s.RunningSince.IsZero() {
+			continue
+		}
+		end := s.RunningSince.Add(w)
+		if !end.After(now) {
+			continue
+		}
+		if end.After(until) {
+			until = end
+		}
+		ran := max(now.Sub(s.RunningSince), 0).Round(100 * time.Millisecond)
+		waiting = append(waiting, fmt.Sprintf("%s: running for %s of its %s window%s", s.Name, ran, w, s.restarts()))
+	}
+	return until, waiting
 }
 
 // awaitingRoll reports whether the controller's last update changed the task template and

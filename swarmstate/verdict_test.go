@@ -150,3 +150,79 @@ func TestFailedTaskOutlivesNewerTasks(t *testing.T) {
 		t.Errorf("rollout failure %q does not carry the crash's %s", v.RolloutFailure(), want)
 	}
 }
+
+// TestRestartsAndGivingUp: the tasks that ended in this attempt are counted with the last exit
+// code; a restart policy that ran out, with no task left to run, is GaveUp; a replacement
+// waiting out its restart delay (desired "ready") is not.
+func TestRestartsAndGivingUp(t *testing.T) {
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return since.Add(time.Duration(s) * time.Second) }
+	failed := func(s, code int) swarm.Task {
+		return swarm.Task{ServiceID: "a", DesiredState: swarm.TaskStateShutdown, Status: swarm.TaskStatus{
+			State: swarm.TaskStateFailed, Err: fmt.Sprintf("task: non-zero exit (%d)", code), Timestamp: at(s),
+			ContainerStatus: &swarm.ContainerStatus{ExitCode: code}}}
+	}
+	waiting := swarm.Task{ServiceID: "a", DesiredState: swarm.TaskStateReady, Status: swarm.TaskStatus{State: swarm.TaskStateReady, Timestamp: at(9)}}
+	two := uint64(2)
+	limited := func(cond swarm.RestartPolicyCondition, max *uint64) swarm.Service {
+		s := replicated("a", 1, nil, nil)
+		s.Spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Condition: cond, MaxAttempts: max}
+		return s
+	}
+	for _, tc := range []struct {
+		name     string
+		svc      swarm.Service
+		tasks    []swarm.Task
+		restarts int
+		exit     int
+		gaveUp   bool
+		reason   string
+	}{
+		{"crash loop under the default policy", replicated("a", 1, nil, nil), []swarm.Task{failed(1, 3), failed(2, 4), waiting},
+			2, 4, false, "0/1 tasks running: task failed: task: non-zero exit (4) (2 restarts, last exit code 4)"},
+		{"max_attempts reached", limited(swarm.RestartPolicyConditionOnFailure, &two), []swarm.Task{failed(1, 3), failed(2, 3), failed(3, 3)},
+			3, 3, true, "0/1 tasks running: the restart policy gave up (condition on-failure, max_attempts 2) and swarm will start no task again; last task failed: task: non-zero exit (3) (exit code 3)"},
+		{"max_attempts not reached: a replacement waits", limited(swarm.RestartPolicyConditionOnFailure, &two), []swarm.Task{failed(1, 3), waiting},
+			1, 3, false, "(1 restarts, last exit code 3)"},
+		{"condition none", limited(swarm.RestartPolicyConditionNone, nil), []swarm.Task{failed(1, 3)},
+			1, 3, true, "condition none"},
+		{"tasks of an earlier attempt do not count", limited(swarm.RestartPolicyConditionNone, nil), []swarm.Task{failed(-1, 3)},
+			0, -1, false, "0/1 tasks running"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := Converged([]swarm.Service{tc.svc}, tc.tasks, since)
+			s := v.Services[0]
+			if s.Restarts != tc.restarts || v.GaveUp != tc.gaveUp || s.GaveUp != tc.gaveUp {
+				t.Errorf("restarts %d gaveUp %v/%v, want %d %v", s.Restarts, v.GaveUp, s.GaveUp, tc.restarts, tc.gaveUp)
+			}
+			if tc.exit >= 0 && (s.LastExit == nil || *s.LastExit != tc.exit) {
+				t.Errorf("last exit %v, want %d", s.LastExit, tc.exit)
+			}
+			if !strings.Contains(v.Message, tc.reason) {
+				t.Errorf("message %q lacks %q", v.Message, tc.reason)
+			}
+		})
+	}
+}
+
+// TestUnstable: a converged service whose youngest running task has not run its window is
+// waited for until the window's end; 0 turns the window off.
+func TestUnstable(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	run := func(svc string, s int) swarm.Task {
+		return swarm.Task{ServiceID: svc, DesiredState: swarm.TaskStateRunning, Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: t0.Add(time.Duration(s) * time.Second)}}
+	}
+	services := []swarm.Service{replicated("a", 2, nil, nil), replicated("b", 1, nil, nil)}
+	v := Converged(services, []swarm.Task{run("a", 0), run("a", 3), run("b", 1)}, t0)
+	five := func(ServiceState) time.Duration { return 5 * time.Second }
+	until, waiting := v.Unstable(t0.Add(4*time.Second), five)
+	if !until.Equal(t0.Add(8*time.Second)) || len(waiting) != 2 || waiting[0] != "a: running for 1s of its 5s window" {
+		t.Errorf("at 4s: until %s, waiting %q", until.Sub(t0), waiting)
+	}
+	if until, waiting = v.Unstable(t0.Add(8*time.Second), five); !until.IsZero() || waiting != nil {
+		t.Errorf("at 8s: until %v, waiting %q; want stable", until, waiting)
+	}
+	if until, _ = v.Unstable(t0.Add(4*time.Second), func(ServiceState) time.Duration { return 0 }); !until.IsZero() {
+		t.Errorf("window 0: until %v", until)
+	}
+}

@@ -1,0 +1,213 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// stepPasses reconciles app every step until a pass asks for no requeue or until is reached,
+// and returns every status written, in order, and the last pass's result.
+func (f *fixture) stepPasses(app string, step, until time.Duration) (seen []*spec.Status, last Result) {
+	f.t.Helper()
+	end := f.now.Add(until)
+	for f.now.Before(end) {
+		res, err := f.r.Reconcile(f.t.Context(), app)
+		if err != nil {
+			f.t.Fatalf("reconcile: %v", err)
+		}
+		st, err := spec.ReadStatus(f.r.StatusDir, app)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		seen, last = append(seen, st), res
+		if res.RequeueAfter == 0 {
+			break
+		}
+		f.now = f.now.Add(step)
+	}
+	return seen, last
+}
+
+// readyAt is when the history first says Ready.
+func readyAt(st *spec.Status) (time.Time, bool) {
+	for _, h := range st.History {
+		if h.Phase == spec.PhaseReady {
+			return h.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// TestStabilityWindow: an app is Ready only once every task has run its window without a
+// restart (issue 11). A crash loop inside the window is never Ready and says so; minReady 0s
+// is Ready as soon as swarm converges.
+func TestStabilityWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		spec       string
+		crashAfter time.Duration
+		// readyAfter is how long after the task started Ready comes; 0: never.
+		readyAfter time.Duration
+		final      spec.Phase
+		message    []string
+	}{
+		{name: "default window: swarm's monitor, 5s", spec: "timeout: 1m\n", readyAfter: 5 * time.Second, final: spec.PhaseReady},
+		{name: "minReady 2s", spec: "timeout: 1m\nminReady: 2s\n", readyAfter: 2 * time.Second, final: spec.PhaseReady},
+		{name: "minReady 0s: Ready when swarm converges", spec: "timeout: 1m\nminReady: 0s\n", readyAfter: 0, final: spec.PhaseReady},
+		{name: "crash after 2s: never Ready, Failed at the deadline", spec: "timeout: 20s\n", crashAfter: 2 * time.Second,
+			final: spec.PhaseFailed, message: []string{"not stable within 20s", "restarts, last exit code 3"}},
+		{name: "crash after 2s with minReady 0s: Ready, as before the window", spec: "timeout: 20s\nminReady: 0s\n", crashAfter: 2 * time.Second,
+			readyAfter: 0, final: spec.PhaseReady},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.engine.crashAfter = tc.crashAfter
+			f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\n"+tc.spec)
+			started := f.now // the first pass creates the service, whose task runs at once
+			seen, _ := f.stepPasses("a", 100*time.Millisecond, time.Minute)
+			last := seen[len(seen)-1]
+			if tc.final == spec.PhaseReady && tc.crashAfter == 0 {
+				if last.Phase != spec.PhaseReady {
+					t.Fatalf("ended %s: %s", last.Phase, last.Message)
+				}
+			} else if last.Phase != tc.final && !hasPhase(last, tc.final) {
+				t.Fatalf("ended %s: %s; want %s", last.Phase, last.Message, tc.final)
+			}
+			at, ready := readyAt(last)
+			switch {
+			case tc.final == spec.PhaseFailed && ready:
+				t.Fatalf("Ready at %s before Failed: %+v", at.Sub(started), last.History)
+			case tc.final == spec.PhaseReady && !ready:
+				t.Fatalf("never Ready: %+v", last.History)
+			case ready && (at.Sub(started) < tc.readyAfter || at.Sub(started) > tc.readyAfter+200*time.Millisecond):
+				t.Errorf("Ready %s after the task started; want %s (+ one 100ms step)", at.Sub(started), tc.readyAfter)
+			}
+			for _, m := range tc.message {
+				if !strings.Contains(last.Message, m) {
+					t.Errorf("message %q lacks %q", last.Message, m)
+				}
+			}
+			for _, st := range seen {
+				if st.Phase == spec.PhaseDeploying && tc.readyAfter > 0 && !strings.Contains(st.Message, "stay up") &&
+					!strings.Contains(st.Message, "applying") && !strings.Contains(st.Message, "tasks running") {
+					t.Errorf("Deploying says %q, not what it waits for", st.Message)
+				}
+			}
+		})
+	}
+}
+
+// TestStabilityWindowWaitsForItsEnd: while the window runs, a pass asks to come back at its end,
+// and its looks until then are task list calls (TasksFor), so a Ready comes from a timer, not
+// from polling.
+func TestStabilityWindowWaitsForItsEnd(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 1m\nminReady: 3s\n")
+	started := f.now
+	if _, err := f.r.Reconcile(t.Context(), "a"); err != nil { // creates; its task runs at once
+		t.Fatal(err)
+	}
+	f.now = started.Add(500 * time.Millisecond)
+	res, err := f.r.Reconcile(t.Context(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 2500*time.Millisecond + time.Millisecond
+	if res.RequeueAfter != want || res.TasksFor != want {
+		t.Errorf("in the window: %+v; want RequeueAfter and TasksFor %s", res, want)
+	}
+	st, _ := spec.ReadStatus(f.r.StatusDir, "a")
+	if st.Phase != spec.PhaseDeploying || !strings.Contains(st.Message, "running for 500ms of its 3s window") {
+		t.Errorf("in the window: %s %q", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(res.RequeueAfter)
+	if res, err = f.r.Reconcile(t.Context(), "a"); err != nil || res.RequeueAfter != 0 {
+		t.Fatalf("at the window's end: %+v %v", res, err)
+	}
+	if st, _ = spec.ReadStatus(f.r.StatusDir, "a"); st.Phase != spec.PhaseReady {
+		t.Errorf("at the window's end: %s %q", st.Phase, st.Message)
+	}
+}
+
+// TestRestartPolicyGaveUp: a service whose restart policy gave up (max_attempts reached, no
+// task left) is Failed at once, saying so, well before the timeout.
+func TestRestartPolicyGaveUp(t *testing.T) {
+	f := newFixture(t)
+	compose := strings.Replace(testCompose, "    networks:\n      - internal\n",
+		"    networks:\n      - internal\n    deploy:\n      restart_policy:\n        condition: on-failure\n        max_attempts: 2\n", 1)
+	makeRecipeOf(t, f.r.RecipesDir, "crashy", compose, "1.0.0+1")
+	f.engine.crashAfter = time.Second
+	f.writeSpec("a", "recipe: crashy\nversion: 1.0.0+1\ntimeout: 10m\n")
+	started := f.now
+	seen, _ := f.stepPasses("a", 100*time.Millisecond, time.Minute)
+	last := seen[len(seen)-1]
+	if last.Phase != spec.PhaseFailed {
+		t.Fatalf("ended %s: %s", last.Phase, last.Message)
+	}
+	// Three tasks of a second each: the third ends 3s after the start.
+	if took := last.History[len(last.History)-1].Time.Sub(started); took > 3200*time.Millisecond {
+		t.Errorf("Failed %s after the start; want within 200ms of the third task's end (3s)", took)
+	}
+	for _, m := range []string{"restart policy gave up", "condition on-failure, max_attempts 2", "exit code 3"} {
+		if !strings.Contains(last.Message, m) {
+			t.Errorf("message %q lacks %q", last.Message, m)
+		}
+	}
+	for _, st := range seen {
+		if st.Phase == spec.PhaseReady {
+			t.Fatalf("Ready on the way: %+v", st.History)
+		}
+	}
+}
+
+// TestRepairWaitsForTheWindow: a Ready app whose task crashed once is Degraded until its
+// replacement has run the window, then Ready again.
+func TestRepairWaitsForTheWindow(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 15s\n")
+	installed := f.now // the first pass starts the task
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(time.Hour)
+	f.engine.crashAfter = f.now.Sub(installed) // the task crashes now, once
+	crashed := f.now
+	if _, err := f.r.Reconcile(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.crashAfter = 0
+	st, _ := spec.ReadStatus(f.r.StatusDir, "a")
+	if st.Phase != spec.PhaseDegraded || !strings.Contains(st.Message, "1 restarts, last exit code 3") {
+		t.Fatalf("after the crash: %s %q", st.Phase, st.Message)
+	}
+	seen, _ := f.stepPasses("a", 100*time.Millisecond, time.Minute)
+	last := seen[len(seen)-1]
+	if last.Phase != spec.PhaseReady {
+		t.Fatalf("ended %s: %s", last.Phase, last.Message)
+	}
+	if took := last.History[len(last.History)-1].Time.Sub(crashed); took < 5*time.Second || took > 5200*time.Millisecond {
+		t.Errorf("Ready again %s after the crash; want the 5s window", took)
+	}
+}
+
+func TestMinReady(t *testing.T) {
+	d := func(s string) *spec.Duration { v, _ := time.ParseDuration(s); return &spec.Duration{Duration: v} }
+	for _, tc := range []struct {
+		spec    *spec.Duration
+		monitor time.Duration
+		want    time.Duration
+	}{
+		{nil, 0, spec.DefaultMinReady},
+		{nil, 30 * time.Second, 30 * time.Second},
+		{d("0s"), 30 * time.Second, 0},
+		{d("2s"), 30 * time.Second, 2 * time.Second},
+	} {
+		if got := minReady(&spec.Spec{MinReady: tc.spec}, swarmstate.ServiceState{Monitor: tc.monitor}); got != tc.want {
+			t.Errorf("minReady(%v, monitor %s) = %s, want %s", tc.spec, tc.monitor, got, tc.want)
+		}
+	}
+}
