@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
@@ -177,7 +178,13 @@ func generate(g *manifests.GeneratedSecret) (*swarm.SecretSpec, error) {
 		}
 		buf[i] = charset[n.Int64()]
 	}
-	return &swarm.SecretSpec{Annotations: swarm.Annotations{Name: g.Name, Labels: g.Labels}, Data: buf}, nil
+	fp, err := manifests.NewFingerprint(buf)
+	if err != nil {
+		return nil, fmt.Errorf("generate secret %s: %w", g.Name, err)
+	}
+	labels := map[string]string{manifests.LabelFingerprint: fp} // the app's task logs are redacted by it
+	maps.Copy(labels, g.Labels)
+	return &swarm.SecretSpec{Annotations: swarm.Annotations{Name: g.Name, Labels: labels}, Data: buf}, nil
 }
 
 // ensureImage checks that ref is present locally or pullable, so a missing image fails the

@@ -56,6 +56,9 @@ type world struct {
 	Services map[string]swarm.ServiceSpec
 	// Foreign are objects not owned by Owner that hold a name the rendered app needs.
 	Foreign []swarmstate.Object
+	// Logs are the last log lines of the failed tasks the status shows, by task ID, read this
+	// pass (redacted); the status keeps those it already has.
+	Logs map[string][]string
 	// Probe runs the spec's readiness probes once. decide calls it only when swarm says the
 	// app converged and the verdict waits on the probes: a probe with `stable` counts runs.
 	Probe func() probeResult
@@ -206,7 +209,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	// not an attempt with a deadline.
 	converged := d.Phase == spec.PhaseReady || d.Phase == spec.PhaseDegraded
 	v := swarmstate.Converged(cur.Services, cur.Tasks, *st.AttemptStartedAt)
-	observeServices(st, v)
+	observeServices(st, v, w.Logs)
 	if s.Suspend {
 		return d.to(spec.PhaseSuspended, "suspended: observing only; "+v.Message)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
@@ -33,6 +34,7 @@ type Engine interface {
 	VolumeRemove(ctx context.Context, id string, force bool) error
 	ImageInspect(ctx context.Context, ref string, o ...client.ImageInspectOption) (image.InspectResponse, error)
 	ImagePull(ctx context.Context, ref string, o image.PullOptions) (io.ReadCloser, error)
+	TaskLogs(ctx context.Context, taskID string, o container.LogsOptions) (io.ReadCloser, error)
 }
 
 var _ Engine = (*client.Client)(nil)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -18,6 +20,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/stdcopy"
 )
 
 // fakeEngine is an in-memory swarm that records every call. Services it creates run their
@@ -51,6 +54,8 @@ type fakeEngine struct {
 	// next task list, and starts a replacement, as the service's restart policy says: none
 	// once max_attempts restarts were made.
 	crashAfter time.Duration
+	// taskLog, when set, is what a task's log says.
+	taskLog func(id string) string
 	// rollLists is how many service lists an update's roll stays "updating" for.
 	rollLists int
 	rolling   map[string]int
@@ -270,6 +275,23 @@ func (f *fakeEngine) crash() {
 		f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: t.ServiceID, DesiredState: swarm.TaskStateRunning,
 			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: end}})
 	}
+}
+
+// TaskLogs answers a task's log lines as the engine does for a task without a TTY: in
+// stdcopy frames, the lines of taskLog (stdout) or "<id> exiting" (stderr) by default.
+func (f *fakeEngine) TaskLogs(_ context.Context, id string, o container.LogsOptions) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("logs %s", id); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if f.taskLog != nil {
+		stdcopy.NewStdWriter(&b, stdcopy.Stdout).Write([]byte(f.taskLog(id)))
+	} else {
+		stdcopy.NewStdWriter(&b, stdcopy.Stderr).Write([]byte(id + " exiting\n"))
+	}
+	return io.NopCloser(&b), nil
 }
 
 // gaveUp reports whether service id's restart policy allows no more restarts.

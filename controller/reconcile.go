@@ -209,6 +209,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	if err := r.observeRender(ctx, w, cur, free); err != nil {
 		return nil, err
 	}
+	w.Logs = failedTaskLogs(ctx, r.Engine, cur, prev, s.Env)
 	w.Probe = func() probeResult { return r.probes.check(ctx, app, s) }
 	w.Now = r.Now()
 	return w, nil

@@ -1,10 +1,14 @@
 package controller
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
@@ -208,6 +212,72 @@ func TestMinReady(t *testing.T) {
 	} {
 		if got := minReady(&spec.Spec{MinReady: tc.spec}, swarmstate.ServiceState{Monitor: tc.monitor}); got != tc.want {
 			t.Errorf("minReady(%v, monitor %s) = %s, want %s", tc.spec, tc.monitor, got, tc.want)
+		}
+	}
+}
+
+// TestFailedTaskLogs: the status shows a failed task's last log lines, read once per task,
+// with the values of the app's secrets redacted.
+func TestFailedTaskLogs(t *testing.T) {
+	f := newFixture(t)
+	f.engine.crashAfter = time.Second
+	f.engine.taskLog = func(id string) string {
+		return "starting\npassword is hunter2hunter2\nlost the database: exiting " + id + "\n"
+	}
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 1m\nenv:\n  DB_PASSWORD: hunter2hunter2\n")
+	f.stepPasses("a", 100*time.Millisecond, 2500*time.Millisecond)
+	st, err := spec.ReadStatus(f.r.StatusDir, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed []spec.TaskStatus
+	for _, s := range st.Services {
+		for _, ts := range s.Tasks {
+			if ts.State == "failed" {
+				failed = append(failed, ts)
+			}
+		}
+	}
+	if len(failed) == 0 {
+		t.Fatalf("no failed task in the status: %+v", st.Services)
+	}
+	for _, ts := range failed {
+		want := []string{"starting", "password is [redacted]", "lost the database: exiting " + ts.ID}
+		if !slices.Equal(ts.Logs, want) {
+			t.Errorf("task %s logs %q, want %q", ts.ID, ts.Logs, want)
+		}
+	}
+	reads := map[string]int{}
+	for _, c := range f.engine.calls {
+		if id, ok := strings.CutPrefix(c, "logs "); ok {
+			reads[id]++
+		}
+	}
+	for id, n := range reads {
+		if n != 1 {
+			t.Errorf("logs of task %s read %d times; want once", id, n)
+		}
+	}
+}
+
+func TestRedactor(t *testing.T) {
+	value := []byte("s3cr3tG3nerat3dValue0123456789ab")
+	fp, err := manifests.NewFingerprint(value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRedactor([]swarm.Secret{{Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Labels: map[string]string{manifests.LabelFingerprint: fp}}}}},
+		map[string]string{"API_TOKEN": "tok-123456", "SECRET_DB_VERSION": "v1", "PORT": "8080", "SHORT_SECRET": "abc"})
+	long := strings.Repeat("x", logLineMax-5) + string(value) + " tail"
+	for _, tc := range []struct{ in, want string }{
+		{"value=" + string(value) + ";", "value=[redacted];"},
+		{string(value) + string(value), "[redacted][redacted]"},
+		{"token tok-123456 port 8080 v1 abc", "token [redacted] port 8080 v1 abc"},
+		{"nothing here", "nothing here"},
+		{long, strings.Repeat("x", logLineMax-5) + "[reda [cut]"},
+	} {
+		if got := r.line(tc.in); got != tc.want {
+			t.Errorf("line(%.40q...) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

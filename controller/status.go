@@ -54,13 +54,27 @@ func setPhase(st *spec.Status, phase spec.Phase, message string, milestone bool,
 	}
 }
 
-// observeServices copies the verdict's per-service state into the status.
-func observeServices(st *spec.Status, v swarmstate.Verdict) {
+// observeServices copies the verdict's per-service state into the status, with the log lines
+// of failed tasks: those read this pass (logs), or kept from the status before.
+func observeServices(st *spec.Status, v swarmstate.Verdict, logs map[string][]string) {
+	kept := map[string][]string{}
+	for _, s := range st.Services {
+		for _, t := range s.Tasks {
+			if t.ID != "" && len(t.Logs) > 0 {
+				kept[t.ID] = t.Logs
+			}
+		}
+	}
 	st.Services = st.Services[:0]
 	for _, s := range v.Services {
 		ss := spec.ServiceStatus{Name: s.Name, Image: s.Image, Running: s.Running, Desired: s.Desired, UpdateState: s.UpdateState}
 		for _, t := range s.Tasks {
-			ts := spec.TaskStatus{State: string(t.Status.State), Error: t.Status.Err, Since: t.Status.Timestamp}
+			ts := spec.TaskStatus{ID: t.ID, State: string(t.Status.State), Error: t.Status.Err, Since: t.Status.Timestamp}
+			if l, ok := logs[t.ID]; ok {
+				ts.Logs = l
+			} else if swarmstate.Failed(t) {
+				ts.Logs = kept[t.ID]
+			}
 			if cs := t.Status.ContainerStatus; cs != nil && t.Status.State != "running" {
 				code := cs.ExitCode
 				ts.ExitCode = &code

@@ -44,6 +44,7 @@ func (s *Status) clone() *Status {
 				tasks := make([]TaskStatus, len(svc.Tasks))
 				for j, t := range svc.Tasks {
 					t.ExitCode = clonePtr(t.ExitCode)
+					t.Logs = slices.Clone(t.Logs)
 					tasks[j] = t
 				}
 				svc.Tasks = tasks

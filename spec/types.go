@@ -121,10 +121,14 @@ type ServiceStatus struct {
 
 // TaskStatus is one of the newest tasks of a service.
 type TaskStatus struct {
+	ID       string    `json:"id,omitempty"`
 	State    string    `json:"state"`
 	Error    string    `json:"error"`
 	ExitCode *int      `json:"exitCode,omitempty"`
 	Since    time.Time `json:"since"`
+	// Logs are the last lines a failed task wrote (stdout and stderr), secrets redacted; or
+	// one line saying why they cannot be read.
+	Logs []string `json:"logs,omitempty"`
 }
 
 // HistoryEntry records one phase change.

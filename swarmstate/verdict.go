@@ -303,16 +303,17 @@ func diagnostic(tasks []swarm.Task, n int) []swarm.Task {
 	all := slices.Clone(tasks)
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Status.Timestamp.After(all[j].Status.Timestamp) })
 	out := slices.Clip(all[:min(n, len(all))])
-	if slices.ContainsFunc(out, hasFailed) {
+	if slices.ContainsFunc(out, Failed) {
 		return out
 	}
-	if i := slices.IndexFunc(all, hasFailed); i >= 0 {
+	if i := slices.IndexFunc(all, Failed); i >= 0 {
 		out = append(out, all[i])
 	}
 	return out
 }
 
-func hasFailed(t swarm.Task) bool {
+// Failed reports a task that failed: swarm gave an error, or its state is failed.
+func Failed(t swarm.Task) bool {
 	return t.Status.Err != "" || t.Status.State == swarm.TaskStateFailed
 }
 
@@ -354,7 +355,7 @@ func (v Verdict) RolloutFailure() string {
 // failedTask describes the newest task that failed: swarm's error and the exit code.
 func failedTask(newestFirst []swarm.Task) string {
 	for _, t := range newestFirst {
-		if !hasFailed(t) {
+		if !Failed(t) {
 			continue
 		}
 		msg := fmt.Sprintf("task %s: %s", t.Status.State, t.Status.Err)

@@ -218,7 +218,13 @@ func insertSecret(ctx context.Context, e secretEngine, app string, g *manifests.
 		return "", err
 	}
 	defer clear(value)
-	resp, err := e.SecretCreate(ctx, swarm.SecretSpec{Annotations: swarm.Annotations{Name: g.Name, Labels: g.Labels}, Data: value})
+	fp, err := manifests.NewFingerprint(value)
+	if err != nil {
+		return "", err
+	}
+	labels := map[string]string{manifests.LabelFingerprint: fp} // the app's task logs are redacted by it
+	maps.Copy(labels, g.Labels)
+	resp, err := e.SecretCreate(ctx, swarm.SecretSpec{Annotations: swarm.Annotations{Name: g.Name, Labels: labels}, Data: value})
 	if cerrdefs.IsConflict(err) {
 		return "", secretExists(app, g, nil)
 	}

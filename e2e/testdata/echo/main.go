@@ -12,7 +12,9 @@
 //
 // It listens on :$PORT (default 8080) and exits cleanly on SIGTERM. With $CRASH set it exits
 // 3 at once: a release whose tasks never stay up, for the rollback tests. With $HEALTHY_AFTER
-// (a Go duration) /healthz answers 503 until that long after the start.
+// (a Go duration) /healthz answers 503 until that long after the start. With $CRASH_AFTER (a
+// Go duration) it serves, then exits 3 that long after the start: an app that loses its
+// database a moment after it came up, for the stability window's tests.
 //
 // With $POISON_FILE set (a path on a volume), POST /poison creates that file and exits 3, and
 // a start that finds the file exits 3 at once: a live app turned into a crash loop that no
@@ -63,6 +65,17 @@ func main() {
 			log.Fatalf("echo: HEALTHY_AFTER: %v", err)
 		}
 		healthyAfter = d
+	}
+
+	if v := os.Getenv("CRASH_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			log.Fatalf("echo: CRASH_AFTER: %v", err)
+		}
+		time.AfterFunc(d, func() {
+			log.Printf("echo: CRASH_AFTER %s passed: exiting", d)
+			os.Exit(3)
+		})
 	}
 
 	mux := http.NewServeMux()

@@ -1,0 +1,68 @@
+package manifests
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// LabelFingerprint is on every secret whose value the reconciler made or was given (generated,
+// or `reconciler secret insert`): a salted SHA-256 of the value and its length, so that the
+// value can be recognised, and redacted, in a task's log lines without being kept anywhere.
+// Swarm never hands a secret's value back, and a random value of 32 characters cannot be
+// recovered from its hash; anyone who can read the label can read the secret through a
+// service anyway.
+const LabelFingerprint = "swarm-reconciler.fingerprint"
+
+// Fingerprint is a secret value's LabelFingerprint: "sha256:<length>:<salt>:<hash>".
+type Fingerprint struct {
+	Length int
+	salt   []byte
+	sum    []byte
+}
+
+// NewFingerprint fingerprints value with a fresh random salt.
+func NewFingerprint(value []byte) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("fingerprint salt: %w", err)
+	}
+	sum := sha256.Sum256(append(salt[:len(salt):len(salt)], value...))
+	return fmt.Sprintf("sha256:%d:%s:%s", len(value), hex.EncodeToString(salt), hex.EncodeToString(sum[:])), nil
+}
+
+// ParseFingerprint reads a LabelFingerprint value.
+func ParseFingerprint(label string) (Fingerprint, error) {
+	parts := strings.Split(label, ":")
+	if len(parts) != 4 || parts[0] != "sha256" {
+		return Fingerprint{}, fmt.Errorf("fingerprint %q is not sha256:<length>:<salt>:<hash>", label)
+	}
+	n, err := strconv.Atoi(parts[1])
+	if err != nil || n <= 0 {
+		return Fingerprint{}, fmt.Errorf("fingerprint %q: bad length", label)
+	}
+	salt, err := hex.DecodeString(parts[2])
+	if err != nil {
+		return Fingerprint{}, fmt.Errorf("fingerprint %q: bad salt", label)
+	}
+	sum, err := hex.DecodeString(parts[3])
+	if err != nil || len(sum) != sha256.Size {
+		return Fingerprint{}, fmt.Errorf("fingerprint %q: bad hash", label)
+	}
+	return Fingerprint{Length: n, salt: salt, sum: sum}, nil
+}
+
+// Matches reports whether b is the fingerprinted value.
+func (f Fingerprint) Matches(b []byte) bool {
+	if len(b) != f.Length {
+		return false
+	}
+	h := sha256.New()
+	h.Write(f.salt)
+	h.Write(b)
+	return subtle.ConstantTimeCompare(h.Sum(nil), f.sum) == 1
+}
