@@ -202,9 +202,10 @@ type rolloutStatus struct {
 		Desired     int    `json:"desired"`
 		UpdateState string `json:"updateState"`
 		Tasks       []struct {
-			State    string `json:"state"`
-			Error    string `json:"error"`
-			ExitCode *int   `json:"exitCode"`
+			State    string   `json:"state"`
+			Error    string   `json:"error"`
+			ExitCode *int     `json:"exitCode"`
+			Logs     []string `json:"logs"`
 		} `json:"tasks"`
 	} `json:"services"`
 	History []struct {

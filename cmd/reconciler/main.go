@@ -94,7 +94,7 @@ func newRoot(o *options) *cobra.Command {
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity, as klog's -v: 0 changes and errors, 1 details, 2 every engine event")
 
 	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), diffCmd(o), statusCmd(o), waitCmd(o),
-		applyCmd(o), deleteCmd(o), validateCmd(o), secretCmd(o), versionCmd())
+		applyCmd(o), deleteCmd(o), validateCmd(o), secretCmd(o), logsCmd(o), versionCmd())
 	addBuiltinExamples(root)
 	return root
 }

@@ -14,7 +14,9 @@
 // 3 at once: a release whose tasks never stay up, for the rollback tests. With $HEALTHY_AFTER
 // (a Go duration) /healthz answers 503 until that long after the start. With $CRASH_AFTER (a
 // Go duration) it serves, then exits 3 that long after the start: an app that loses its
-// database a moment after it came up, for the stability window's tests.
+// database a moment after it came up, for the stability window's tests. With $PRINT_SECRET
+// set it logs the content of $SECRET_FILE at the start, as a careless app does, for the tests
+// that the reconciler redacts it.
 //
 // With $POISON_FILE set (a path on a volume), POST /poison creates that file and exits 3, and
 // a start that finds the file exits 3 at once: a live app turned into a crash loop that no
@@ -67,6 +69,10 @@ func main() {
 		healthyAfter = d
 	}
 
+	if os.Getenv("PRINT_SECRET") != "" {
+		b, err := os.ReadFile(os.Getenv("SECRET_FILE"))
+		log.Printf("echo: the secret is %s (read error: %v)", b, err)
+	}
 	if v := os.Getenv("CRASH_AFTER"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
