@@ -335,6 +335,8 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		return decideMove(w, d, old, converged)
 	}
 	d.Settled = true
+	// What an upgrade left behind goes once the app converged on the new release.
+	d.Actions = PlanPrune(w.Owner, w.Rendered, cur)
 	return d.to(spec.PhaseReady, v.Message)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/docker/docker/errdefs"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
@@ -284,5 +286,36 @@ func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
 	}
 	if w := f.writes(); len(w) > 0 {
 		t.Errorf("engine called for foreign objects: %v", w)
+	}
+}
+
+// TestPruneAfterUpgrade: a config whose version an upgrade bumped is removed once the upgrade
+// converged, unless the service's previous spec (swarm's rollback target) still uses it.
+func TestPruneAfterUpgrade(t *testing.T) {
+	f := newFixture(t)
+	makeRecipeOf(t, f.r.RecipesDir, "versioned", strings.Replace(testCompose, "${STACK_NAME}_conf_v1", "${STACK_NAME}_conf_${CONF_VERSION:-v1}", 1), "1.0.0+1")
+	configs := func() []string {
+		var names []string
+		for _, c := range f.engine.configs {
+			names = append(names, strings.TrimPrefix(c.Spec.Name, "a_test_"))
+		}
+		slices.Sort(names)
+		return names
+	}
+	for _, step := range []struct {
+		version string
+		want    []string
+	}{
+		{"v1", []string{"conf_v1"}},
+		{"v2", []string{"conf_v1", "conf_v2"}}, // v1: the rollback target's
+		{"v3", []string{"conf_v2", "conf_v3"}}, // v1 pruned; v2: the rollback target's
+	} {
+		f.writeSpec("a", "recipe: versioned\nversion: 1.0.0+1\nminReady: 0s\nenv:\n  CONF_VERSION: "+step.version+"\n")
+		if st := f.settle("a"); st.Phase != spec.PhaseReady {
+			t.Fatalf("%s: %s %s", step.version, st.Phase, st.Message)
+		}
+		if got := configs(); !slices.Equal(got, step.want) {
+			t.Errorf("after %s: configs %v, want %v", step.version, got, step.want)
+		}
 	}
 }
