@@ -161,7 +161,14 @@ func settled(d *spec.Desired, live *swarmstate.Snapshot, st *spec.Status, now ti
 				return false
 			}
 		}
-		return len(live.Services) == len(st.Services) && swarmstate.Converged(live.Services, live.Tasks, since).Converged
+		v := swarmstate.Converged(live.Services, live.Tasks, since)
+		if d.Spec != nil {
+			// A task restarted while no reconciler ran: not Ready until its window passed.
+			if _, unstable := v.Unstable(now, func(ss swarmstate.ServiceState) time.Duration { return minReady(d.Spec, ss) }); len(unstable) > 0 {
+				return false
+			}
+		}
+		return len(live.Services) == len(st.Services) && v.Converged
 	}
 	return false
 }

@@ -24,6 +24,11 @@ func TestNeedsWork(t *testing.T) {
 			Tasks: []swarm.Task{{ServiceID: app, DesiredState: swarm.TaskStateRunning, Status: swarm.TaskStatus{State: swarm.TaskStateRunning}}},
 		}
 	}
+	restarted := func(app string) *swarmstate.Snapshot {
+		s := own(app)
+		s.Tasks[0].Status.Timestamp = now.Add(-time.Second) // younger than the 5s window
+		return s
+	}
 	stopped := func(app string) *swarmstate.Snapshot {
 		s := own(app)
 		s.Tasks = nil
@@ -48,6 +53,8 @@ func TestNeedsWork(t *testing.T) {
 			live: map[string]*swarmstate.Snapshot{"a": own("a")}, statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}},
 		{name: "ready but a task stopped", desired: []*spec.Desired{desired("a", "g1")},
 			live: map[string]*swarmstate.Snapshot{"a": stopped("a")}, statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}, want: "a"},
+		{name: "ready but a task restarted a second ago", desired: []*spec.Desired{desired("a", "g1")},
+			live: map[string]*swarmstate.Snapshot{"a": restarted("a")}, statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}, want: "a"},
 		{name: "ready but a service was removed by hand", desired: []*spec.Desired{desired("a", "g1")},
 			statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}, want: "a"},
 		{name: "edited spec", desired: []*spec.Desired{desired("a", "g2")},
