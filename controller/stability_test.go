@@ -185,7 +185,7 @@ func TestRepairWaitsForTheWindow(t *testing.T) {
 	}
 	f.engine.crashAfter = 0
 	st, _ := spec.ReadStatus(f.r.StatusDir, "a")
-	if st.Phase != spec.PhaseDegraded || !strings.Contains(st.Message, "1 restarts, last exit code 3") {
+	if st.Phase != spec.PhaseDegraded || !strings.Contains(st.Message, "1 restart, last exit code 3") {
 		t.Fatalf("after the crash: %s %q", st.Phase, st.Message)
 	}
 	seen, _ := f.stepPasses("a", 100*time.Millisecond, time.Minute)

@@ -125,7 +125,7 @@ func TestStabilityCrashAfterStartNeverReady(t *testing.T) {
 	t.Logf("Failed: %s", failed.Message)
 	// At the deadline the task is either up (not stable) or between a crash and its
 	// replacement (not converged): both say the deadline and the restarts.
-	for _, want := range []string{"within 15s", "restarts, last exit code 3"} {
+	for _, want := range []string{"within 15s", "restart", "last exit code 3"} {
 		if !strings.Contains(failed.Message, want) {
 			t.Errorf("the Failed message %q does not say %q", failed.Message, want)
 		}

@@ -167,13 +167,17 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) Servic
 
 // restarts says how often the service's tasks ended in this attempt, for a message.
 func (st ServiceState) restarts() string {
+	n := fmt.Sprintf("%d restarts", st.Restarts)
 	switch {
 	case st.Restarts == 0:
 		return ""
-	case st.LastExit != nil:
-		return fmt.Sprintf(" (%d restarts, last exit code %d)", st.Restarts, *st.LastExit)
+	case st.Restarts == 1:
+		n = "1 restart"
 	}
-	return fmt.Sprintf(" (%d restarts)", st.Restarts)
+	if st.LastExit != nil {
+		return fmt.Sprintf(" (%s, last exit code %d)", n, *st.LastExit)
+	}
+	return " (" + n + ")"
 }
 
 // ended reports a task whose container stopped on its own or never started: a failure, a

@@ -183,7 +183,7 @@ func TestRestartsAndGivingUp(t *testing.T) {
 		{"max_attempts reached", limited(swarm.RestartPolicyConditionOnFailure, &two), []swarm.Task{failed(1, 3), failed(2, 3), failed(3, 3)},
 			3, 3, true, "0/1 tasks running: the restart policy gave up (condition on-failure, max_attempts 2) and swarm will start no task again; last task failed: task: non-zero exit (3) (exit code 3)"},
 		{"max_attempts not reached: a replacement waits", limited(swarm.RestartPolicyConditionOnFailure, &two), []swarm.Task{failed(1, 3), waiting},
-			1, 3, false, "(1 restarts, last exit code 3)"},
+			1, 3, false, "(1 restart, last exit code 3)"},
 		{"condition none", limited(swarm.RestartPolicyConditionNone, nil), []swarm.Task{failed(1, 3)},
 			1, 3, true, "condition none"},
 		{"tasks of an earlier attempt do not count", limited(swarm.RestartPolicyConditionNone, nil), []swarm.Task{failed(-1, 3)},
