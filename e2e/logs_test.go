@@ -28,11 +28,7 @@ const logsRecipe = "e2e-logs"
 // after one restart; and worker, which serves and stays up.
 func makeLogsRecipe(t testing.TB, h *harness) {
 	t.Helper()
-	makeMiniRecipe(t, h.recipes, logsRecipe, map[string]string{
-		".env.sample": "TYPE=" + logsRecipe + "\nDOMAIN=" + logsRecipe + ".example.com\n\nSECRET_API_KEY_VERSION=v1 # length=32\n",
-		"compose.yml": fmt.Sprintf(`version: "3.8"
-
-services:
+	makeEchoRecipe(t, h, logsRecipe, "\nSECRET_API_KEY_VERSION=v1 # length=32\n", fmt.Sprintf(`services:
   app:
     image: %[1]s
     environment:
@@ -56,8 +52,7 @@ secrets:
   api_key:
     external: true
     name: ${STACK_NAME}_api_key_${SECRET_API_KEY_VERSION}
-`, echoImage),
-	})
+`, echoImage), nil)
 }
 
 var printedSecret = regexp.MustCompile(`the secret is (\S+) \(read error: <nil>\)`)

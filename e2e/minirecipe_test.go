@@ -22,6 +22,21 @@ func makeMiniRecipe(t testing.TB, recipesDir, name string, files map[string]stri
 	commitRecipe(t, filepath.Join(recipesDir, name), miniRelease, files)
 }
 
+// makeEchoRecipe makes a mini recipe named name under h's recipes: an .env.sample of TYPE,
+// DOMAIN and the lines of env, a compose.yml of version "3.8" and compose (its services and
+// the rest, as a compose file writes them), and any other files.
+func makeEchoRecipe(t testing.TB, h *harness, name, env, compose string, files map[string]string) {
+	t.Helper()
+	all := map[string]string{
+		".env.sample": "TYPE=" + name + "\nDOMAIN=" + name + ".example.com\n" + env,
+		"compose.yml": "version: \"3.8\"\n\n" + compose,
+	}
+	for f, c := range files {
+		all[f] = c
+	}
+	makeMiniRecipe(t, h.recipes, name, all)
+}
+
 // commitRecipe creates dir as a git repository holding files, committed and tagged release.
 func commitRecipe(t testing.TB, dir, release string, files map[string]string) {
 	t.Helper()

@@ -18,12 +18,7 @@ const pruneRecipe = "e2e-prune"
 // configs left are the running spec's and the previous spec's, never fewer.
 func TestPruneAfterUpgrade(t *testing.T) {
 	h := startHarness(t)
-	makeMiniRecipe(t, h.recipes, pruneRecipe, map[string]string{
-		".env.sample": "TYPE=" + pruneRecipe + "\nDOMAIN=" + pruneRecipe + ".example.com\nCONF_VERSION=v1\n",
-		"conf.txt":    "some configuration\n",
-		"compose.yml": fmt.Sprintf(`version: "3.8"
-
-services:
+	makeEchoRecipe(t, h, pruneRecipe, "CONF_VERSION=v1\n", fmt.Sprintf(`services:
   app:
     image: %s
     environment:
@@ -37,8 +32,7 @@ configs:
   conf:
     name: ${STACK_NAME}_conf_${CONF_VERSION}
     file: conf.txt
-`, echoImage, pruneRecipe),
-	})
+`, echoImage, pruneRecipe), map[string]string{"conf.txt": "some configuration\n"})
 	a := h.newApp("e2e-prune")
 	configs := func() []string {
 		list, err := suite.docker.ConfigList(context.Background(), swarm.ConfigListOptions{Filters: filters.NewArgs(filters.Arg("label", appLabel+"="+a.name))})

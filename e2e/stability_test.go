@@ -25,11 +25,7 @@ const stabilityRecipe = "e2e-stability"
 // attempts (0: no limit) and no delay, so that a crash loop turns fast.
 func makeStabilityRecipe(t testing.TB, h *harness) {
 	t.Helper()
-	makeMiniRecipe(t, h.recipes, stabilityRecipe, map[string]string{
-		".env.sample": "TYPE=" + stabilityRecipe + "\nDOMAIN=" + stabilityRecipe + ".example.com\nPORT=18080\nCRASH_AFTER=\nCRASH=\nRESTART_CONDITION=any\nMAX_ATTEMPTS=0\n",
-		"compose.yml": fmt.Sprintf(`version: "3.8"
-
-services:
+	makeEchoRecipe(t, h, stabilityRecipe, "PORT=18080\nCRASH_AFTER=\nCRASH=\nRESTART_CONDITION=any\nMAX_ATTEMPTS=0\n", fmt.Sprintf(`services:
   app:
     image: %s
     environment:
@@ -50,8 +46,7 @@ services:
         delay: 0s
       labels:
         - "coop-cloud.${STACK_NAME}.version=%s"
-`, echoImage, stabilityRecipe, miniRelease),
-	})
+`, echoImage, stabilityRecipe, miniRelease), nil)
 }
 
 // stabilitySpec is a spec of the stability recipe for a, with env values and extra lines.

@@ -18,11 +18,7 @@ const slowStopRecipe = "e2e-slowstop"
 // use - [ids]", and the wait is shown at least once (or the test proves nothing).
 func TestTeardownMessagesHaveNoRawEngineErrors(t *testing.T) {
 	h := startHarness(t)
-	makeMiniRecipe(t, h.recipes, slowStopRecipe, map[string]string{
-		".env.sample": "TYPE=" + slowStopRecipe + "\nDOMAIN=" + slowStopRecipe + ".example.com\n",
-		"compose.yml": fmt.Sprintf(`version: "3.8"
-
-services:
+	makeEchoRecipe(t, h, slowStopRecipe, "", fmt.Sprintf(`services:
   app:
     image: %s
     environment:
@@ -34,8 +30,7 @@ services:
 
 volumes:
   data:
-`, echoImage, slowStopRecipe),
-	})
+`, echoImage, slowStopRecipe), nil)
 	a := h.newApp("e2e-slowstop")
 	gen := h.writeSpec(a.name, []byte(fmt.Sprintf("recipe: %s\nversion: %q\nminReady: 0s\n", slowStopRecipe, miniRelease)))
 	h.waitPhase(a.name, gen, "Ready")
