@@ -31,6 +31,9 @@ type world struct {
 	App string
 	// Now is when the world was read.
 	Now time.Time
+	// SnapAt is when Snap was taken: how long a task has run is judged at this time, not at
+	// Now, which comes after the reads that follow the snapshot (a render, a task's logs).
+	SnapAt time.Time
 	// Owner is whose objects this pass may use, change or remove.
 	Owner swarmstate.Owner
 	// Desired is the spec file as read this pass; nil when there is none.
@@ -83,6 +86,9 @@ type decision struct {
 	Checks []Action
 	// Actions change the swarm, in order, each with its reason.
 	Actions []Action
+	// Prune are removals of what the app no longer needs, after Actions: housekeeping, whose
+	// failure changes neither the phase nor the message (the next pass tries again).
+	Prune []Action
 	// Deploy counts this pass as the deploy of its generation, once its checks hold.
 	Deploy bool
 	// Persist writes the status before acting: an attempt that changes services is recorded
@@ -276,7 +282,11 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		}
 	}
 
-	stableAt, unstable := v.Unstable(w.Now, func(ss swarmstate.ServiceState) time.Duration { return minReady(s, ss) })
+	seen := w.SnapAt
+	if seen.IsZero() || seen.After(w.Now) {
+		seen = w.Now
+	}
+	stableAt, unstable := v.Unstable(seen, func(ss swarmstate.ServiceState) time.Duration { return minReady(s, ss) })
 	switch {
 	case v.GaveUp && !converged:
 		// No task will run again until the service changes: waiting cannot help.
@@ -336,7 +346,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	}
 	d.Settled = true
 	// What an upgrade left behind goes once the app converged on the new release.
-	d.Actions = PlanPrune(w.Owner, w.Rendered, cur)
+	d.Prune = PlanPrune(w.Owner, w.Rendered, cur)
 	return d.to(spec.PhaseReady, v.Message)
 }
 

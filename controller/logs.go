@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,8 +27,9 @@ const (
 	logLineMax = 400
 	// logRead bounds what is read of a task's logs at all.
 	logRead = 256 << 10
-	// logTimeout bounds the call: a log driver that hangs must not hold the pass.
-	logTimeout = 5 * time.Second
+	// logTimeout bounds the log reads of one pass: a log driver that hangs, or a node that is
+	// down, must not hold the pass. What was not read by then is read by a later pass.
+	logTimeout = 3 * time.Second
 	redacted   = "[redacted]"
 )
 
@@ -37,8 +39,6 @@ const (
 type redactor struct {
 	values []string
 	prints []manifests.Fingerprint
-	// longest is the longest fingerprinted value: a line is redacted this far past the cut.
-	longest int
 }
 
 // newRedactor is the redactor of an app with these secrets and spec env.
@@ -47,7 +47,6 @@ func newRedactor(secrets []swarm.Secret, env map[string]string) redactor {
 	for _, s := range secrets {
 		if f, err := manifests.ParseFingerprint(s.Spec.Labels[manifests.LabelFingerprint]); err == nil {
 			r.prints = append(r.prints, f)
-			r.longest = max(r.longest, f.Length)
 		}
 	}
 	for k, v := range env {
@@ -64,7 +63,7 @@ func secretEnvKey(k string) bool {
 	if strings.HasSuffix(u, "_VERSION") {
 		return false // SECRET_X_VERSION names a secret's version, not its value
 	}
-	for _, w := range []string{"PASSWORD", "PASSWD", "SECRET", "TOKEN", "PRIVATE", "CREDENTIAL"} {
+	for _, w := range []string{"PASS", "SECRET", "TOKEN", "PRIVATE", "CREDENTIAL", "AUTH"} {
 		if strings.Contains(u, w) {
 			return true
 		}
@@ -72,37 +71,59 @@ func secretEnvKey(k string) bool {
 	return strings.HasSuffix(u, "KEY")
 }
 
-// line is one log line as the status keeps it: redacted, then cut to logLineMax. A secret that
-// starts before the cut is redacted whole, so no part of it is left at the cut.
+// line is one log line as the status keeps it: redacted, then cut to logLineMax bytes of the
+// original. The secrets are found in the original line first, and one that starts before the
+// cut is replaced whole, so no part of a secret is left at the cut.
 func (r redactor) line(s string) string {
-	cut := len(s) > logLineMax
-	if cut {
-		s = s[:min(len(s), logLineMax+r.longest)]
-	}
+	type span struct{ from, to int }
+	var spans []span
 	for _, v := range r.values {
-		s = strings.ReplaceAll(s, v, redacted)
+		for i := 0; i < min(len(s), logLineMax); {
+			j := strings.Index(s[i:], v)
+			if j < 0 || i+j >= logLineMax {
+				break
+			}
+			spans = append(spans, span{i + j, i + j + len(v)})
+			i += j + len(v)
+		}
 	}
 	for _, f := range r.prints {
-		for i := 0; i+f.Length <= len(s); i++ {
+		for i := 0; i < logLineMax && i+f.Length <= len(s); i++ {
 			if f.Matches([]byte(s[i : i+f.Length])) {
-				s = s[:i] + redacted + s[i+f.Length:]
-				i += len(redacted) - 1
+				spans = append(spans, span{i, i + f.Length})
+				i += f.Length - 1
 			}
 		}
 	}
-	if cut && len(s) > logLineMax {
-		s = strings.ToValidUTF8(s[:logLineMax], "") + " [cut]"
+	slices.SortFunc(spans, func(a, b span) int { return a.from - b.from })
+	var out strings.Builder
+	pos := 0
+	for _, sp := range spans {
+		if sp.to <= pos {
+			continue // inside a span already replaced
+		}
+		if sp.from > pos {
+			out.WriteString(s[pos:sp.from])
+		}
+		out.WriteString(redacted)
+		pos = sp.to
 	}
-	return s
+	if pos < logLineMax {
+		out.WriteString(s[pos:min(len(s), logLineMax)])
+	}
+	if len(s) > max(pos, logLineMax) {
+		return strings.ToValidUTF8(out.String(), "") + " [cut]"
+	}
+	return out.String()
 }
 
 // taskLogs reads the last logLines lines of a task through the Engine API (the node that ran
 // it answers, where its log driver can be read), redacted; or one line saying why not.
 func taskLogs(ctx context.Context, e Engine, t swarm.Task, red redactor) []string {
-	ctx, cancel := context.WithTimeout(ctx, logTimeout)
-	defer cancel()
 	rc, err := e.TaskLogs(ctx, t.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(logLines)})
-	if err != nil {
+	if err != nil && ctx.Err() != nil {
+		return nil // out of time: a later pass reads them
+	} else if err != nil {
 		return []string{"(logs cannot be read: " + red.line(err.Error()) + ")"}
 	}
 	defer rc.Close()
@@ -112,6 +133,9 @@ func taskLogs(ctx context.Context, e Engine, t swarm.Task, red redactor) []strin
 		_, err = io.Copy(&buf, src)
 	} else {
 		_, err = stdcopy.StdCopy(&buf, &buf, src) // one stream: the lines stay in their order
+	}
+	if err != nil && ctx.Err() != nil {
+		return nil
 	}
 	var lines []string
 	sc := bufio.NewScanner(&buf)
@@ -142,6 +166,8 @@ func failedTaskLogs(ctx context.Context, e Engine, cur *swarmstate.Snapshot, pre
 			}
 		}
 	}
+	ctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
 	var red *redactor
 	out := map[string][]string{}
 	for _, s := range swarmstate.Converged(cur.Services, cur.Tasks, time.Time{}).Services {
@@ -153,7 +179,9 @@ func failedTaskLogs(ctx context.Context, e Engine, cur *swarmstate.Snapshot, pre
 				r := newRedactor(cur.Secrets, env)
 				red = &r
 			}
-			out[t.ID] = taskLogs(ctx, e, t, *red)
+			if l := taskLogs(ctx, e, t, *red); l != nil {
+				out[t.ID] = l
+			}
 		}
 	}
 	return out

@@ -216,20 +216,16 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 	return plan
 }
 
-// PlanPrune plans the removal of the configs and secrets of a converged app that its recipe no
-// longer names (a version bump left the old one behind) and that no live service uses, in its
-// spec or in its previous spec: swarm rolls back to the previous spec, which must still find
-// its objects. Only what own owns is planned.
+// PlanPrune plans the removal of the configs of a converged app that its recipe no longer
+// names (a version bump left the old one behind) and that no live service uses, in its spec or
+// in its previous spec: swarm rolls back to the previous spec, which must still find its
+// configs. Secrets are kept, as abra keeps them: a generated or inserted value cannot be made
+// again, and a spec that sets a secret's version back must find the value its data was made
+// with. Only what own owns is planned.
 func PlanPrune(own swarmstate.Owner, r *manifests.Rendered, cur *swarmstate.Snapshot) []Action {
 	wanted := map[string]bool{}
 	for _, c := range r.Configs {
-		wanted["config "+c.Name] = true
-	}
-	for _, s := range r.Secrets {
-		wanted["secret "+s.Name] = true
-	}
-	for _, g := range r.GeneratedSecrets {
-		wanted["secret "+g.Name] = true
+		wanted[c.Name] = true
 	}
 	used := map[string]bool{}
 	for _, svc := range cur.Services {
@@ -240,24 +236,14 @@ func PlanPrune(own swarmstate.Owner, r *manifests.Rendered, cur *swarmstate.Snap
 			for _, c := range sp.TaskTemplate.ContainerSpec.Configs {
 				used[c.ConfigID] = true
 			}
-			for _, s := range sp.TaskTemplate.ContainerSpec.Secrets {
-				used[s.SecretID] = true
-			}
 		}
 	}
 	var plan []Action
-	add := func(kind Kind, name, id string, labels map[string]string) {
-		a := Action{Kind: kind, Name: name, ID: id, Labels: labels,
-			Reason: "no longer in the recipe, and neither the services nor their rollback specs use it"}
-		if !wanted[a.object()] && !used[id] && own.Owns(labels) {
-			plan = append(plan, a)
-		}
-	}
 	for _, c := range cur.Configs {
-		add(RemoveConfig, c.Spec.Name, c.ID, c.Spec.Labels)
-	}
-	for _, s := range cur.Secrets {
-		add(RemoveSecret, s.Spec.Name, s.ID, s.Spec.Labels)
+		if !wanted[c.Spec.Name] && !used[c.ID] && own.Owns(c.Spec.Labels) {
+			plan = append(plan, Action{Kind: RemoveConfig, Name: c.Spec.Name, ID: c.ID, Labels: c.Spec.Labels,
+				Reason: "no longer in the recipe, and neither the services nor their rollback specs use it"})
+		}
 	}
 	return plan
 }

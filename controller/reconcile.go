@@ -171,6 +171,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	if w.Snap, err = swarmstate.Take(ctx, r.Engine, w.Owner); err != nil {
 		return nil, fmt.Errorf("snapshot of %s: %w", app, err)
 	}
+	w.SnapAt = r.Now()
 	st := prev
 	if st == nil {
 		st = &spec.Status{}
@@ -209,7 +210,10 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	if err := r.observeRender(ctx, w, cur, free); err != nil {
 		return nil, err
 	}
-	w.Logs = failedTaskLogs(ctx, r.Engine, cur, prev, s.Env)
+	if prev == nil || prev.ObservedGeneration != w.Desired.Generation || !prev.Phase.Final() {
+		// A final status is not rewritten (decide leaves it as it is): no logs to read for it.
+		w.Logs = failedTaskLogs(ctx, r.Engine, cur, prev, s.Env)
+	}
 	w.Probe = func() probeResult { return r.probes.check(ctx, app, s) }
 	w.Now = r.Now()
 	return w, nil
@@ -368,6 +372,20 @@ func (r *Reconciler) act(ctx context.Context, log logr.Logger, w *world, d decis
 		done = append(done, a)
 		if n := r.steps.Add(1); r.Step != nil {
 			r.Step(n, a)
+		}
+	}
+	if len(errs) == 0 {
+		for _, a := range d.Prune {
+			changed, err := apply(ctx, r.Engine, w.Owner, a)
+			switch {
+			case err != nil:
+				log.Info("not pruned; the next pass tries again", "action", string(a.Kind), "object", a.Name, "error", err.Error())
+			case changed:
+				log.Info("applied", "action", string(a.Kind), "object", a.Name, "reason", a.Reason)
+				if n := r.steps.Add(1); r.Step != nil {
+					r.Step(n, a)
+				}
+			}
 		}
 	}
 	return done, errors.Join(errs...)

@@ -125,7 +125,7 @@ func TestStabilityWindowWaitsForItsEnd(t *testing.T) {
 		t.Errorf("in the window: %+v; want RequeueAfter and TasksFor %s", res, want)
 	}
 	st, _ := spec.ReadStatus(f.r.StatusDir, "a")
-	if st.Phase != spec.PhaseDeploying || !strings.Contains(st.Message, "running for 500ms of its 3s window") {
+	if st.Phase != spec.PhaseDeploying || !strings.Contains(st.Message, "up since 12:00:00.000Z, stable at 12:00:03.000Z if it stays up (3s window)") {
 		t.Errorf("in the window: %s %q", st.Phase, st.Message)
 	}
 	f.now = f.now.Add(res.RequeueAfter)
@@ -274,10 +274,36 @@ func TestRedactor(t *testing.T) {
 		{string(value) + string(value), "[redacted][redacted]"},
 		{"token tok-123456 port 8080 v1 abc", "token [redacted] port 8080 v1 abc"},
 		{"nothing here", "nothing here"},
-		{long, strings.Repeat("x", logLineMax-5) + "[reda [cut]"},
+		{long, strings.Repeat("x", logLineMax-5) + "[redacted] [cut]"},
+		// A secret across the cut is replaced whole, not cut; one past the cut is not shown.
+		{strings.Repeat("y", logLineMax-5) + "tok-123456 and more", strings.Repeat("y", logLineMax-5) + "[redacted] [cut]"},
+		{"a" + string(value) + strings.Repeat("z", logLineMax-40) + string(value), "a[redacted]" + strings.Repeat("z", logLineMax-40) + "[redacted]"}, // nothing left to cut
+		{"a" + string(value) + strings.Repeat("z", logLineMax) + string(value), "a[redacted]" + strings.Repeat("z", logLineMax-33) + " [cut]"},
 	} {
 		if got := r.line(tc.in); got != tc.want {
 			t.Errorf("line(%.40q...) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestRedactorLeavesNoPart: wherever a secret sits in a line of any length, no 8 bytes of it
+// are left in what the status keeps.
+func TestRedactorLeavesNoPart(t *testing.T) {
+	value := "Q7vX2mLp9RtZ4kWc8NbY3hJd6FsG1aEo"
+	fp, _ := manifests.NewFingerprint([]byte(value))
+	r := newRedactor([]swarm.Secret{{Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Labels: map[string]string{manifests.LabelFingerprint: fp}}}}},
+		map[string]string{"DB_PASSWORD": "hunter2hunter2hunter2"})
+	for _, secret := range []string{value, "hunter2hunter2hunter2"} {
+		for n := 0; n < 2*logLineMax; n += 7 {
+			for at := 0; at <= n; at += 13 {
+				line := strings.Repeat("-", at) + secret + strings.Repeat("+", n-at)
+				got := r.line(line)
+				for i := 0; i+8 <= len(secret); i++ {
+					if strings.Contains(got, secret[i:i+8]) {
+						t.Fatalf("secret at %d of %d bytes: %q leaks %q", at, len(line), got, secret[i:i+8])
+					}
+				}
+			}
 		}
 	}
 }

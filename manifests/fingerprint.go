@@ -31,8 +31,10 @@ func NewFingerprint(value []byte) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("fingerprint salt: %w", err)
 	}
-	sum := sha256.Sum256(append(salt[:len(salt):len(salt)], value...))
-	return fmt.Sprintf("sha256:%d:%s:%s", len(value), hex.EncodeToString(salt), hex.EncodeToString(sum[:])), nil
+	h := sha256.New() // no buffer holds a copy of the value
+	h.Write(salt)
+	h.Write(value)
+	return fmt.Sprintf("sha256:%d:%s:%s", len(value), hex.EncodeToString(salt), hex.EncodeToString(h.Sum(nil))), nil
 }
 
 // ParseFingerprint reads a LabelFingerprint value.

@@ -483,6 +483,10 @@ func (p *parser) validate(s *Spec, app string) {
 	check("ttl", s.TTL.Duration < 0, "ttl must not be negative: leave it out for no deadline")
 	check("minReady", s.MinReady != nil && s.MinReady.Duration < 0,
 		"minReady must not be negative: 0s turns the stability window off, leave it out for the default (the service's update_config.monitor, else 5s)")
+	if s.MinReady != nil {
+		check("minReady", s.Timeout.Duration > 0 && s.MinReady.Duration >= s.Timeout.Duration,
+			"minReady %s is not shorter than timeout %s: the app could never be Ready in time; shorten minReady or lengthen timeout", s.MinReady.Duration, s.Timeout.Duration)
+	}
 
 	for i, pr := range s.Health {
 		prefix := fmt.Sprintf("health[%d]", i)

@@ -190,6 +190,7 @@ func TestParseInvalid(t *testing.T) {
 		{name: "timeout a mapping", data: minimal + "timeout: {m: 5}\n", line: 3, want: []string{`"timeout" must be a duration`}},
 		{name: "ttl negative", data: minimal + "ttl: -1h\n", line: 3, want: []string{"ttl must not be negative"}},
 		{name: "minReady negative", data: minimal + "minReady: -1s\n", line: 3, want: []string{"minReady must not be negative", "0s turns"}},
+		{name: "minReady not shorter than timeout", data: minimal + "minReady: 2m\ntimeout: 2m\n", line: 3, want: []string{"minReady 2m0s is not shorter than timeout 2m0s"}},
 		{name: "minReady without unit", data: minimal + "minReady: 5\n", line: 3, want: []string{`"5" has no unit`}},
 		{name: "suspend a string", data: minimal + "suspend: 'true'\n", line: 3, want: []string{`"suspend" must be true or false`}},
 		{name: "suspend yes", data: minimal + "suspend: yes\n", line: 3, want: []string{`"suspend" must be true or false`}},

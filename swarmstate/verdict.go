@@ -136,7 +136,9 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) Servic
 	}
 	st.Tasks = diagnostic(tasks, 3)
 	updating := st.UpdateState == string(swarm.UpdateStateUpdating) || st.UpdateState == string(swarm.UpdateStateRollbackStarted)
-	st.GaveUp = !updating && svc.Spec.Mode.Replicated != nil && live == 0 && st.Restarts > 0 &&
+	// Swarm shuts a failed task down and creates its replacement in one transaction, so a slot
+	// without a task it means to run is one whose restart policy gave up.
+	st.GaveUp = !updating && svc.Spec.Mode.Replicated != nil && live < st.Desired && st.Restarts > 0 &&
 		st.Running+completed < st.Desired && restartsLimited(svc)
 
 	switch {
@@ -244,8 +246,10 @@ func (v Verdict) Unstable(now time.Time, window func(ServiceState) time.Duration
 		if end.After(until) {
 			until = end
 		}
-		ran := max(now.Sub(s.RunningSince), 0).Round(100 * time.Millisecond)
-		waiting = append(waiting, fmt.Sprintf("%s: running for %s of its %s window%s", s.Name, ran, w, s.restarts()))
+		// Times, not how long so far: the message stays the same over the passes of one window.
+		const clock = "15:04:05.000Z07:00"
+		waiting = append(waiting, fmt.Sprintf("%s: up since %s, stable at %s if it stays up (%s window)%s",
+			s.Name, s.RunningSince.UTC().Format(clock), end.UTC().Format(clock), w, s.restarts()))
 	}
 	return until, waiting
 }

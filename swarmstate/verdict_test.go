@@ -162,6 +162,9 @@ func TestRestartsAndGivingUp(t *testing.T) {
 			State: swarm.TaskStateFailed, Err: fmt.Sprintf("task: non-zero exit (%d)", code), Timestamp: at(s),
 			ContainerStatus: &swarm.ContainerStatus{ExitCode: code}}}
 	}
+	run := func(s int) swarm.Task {
+		return swarm.Task{ServiceID: "a", DesiredState: swarm.TaskStateRunning, Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: at(s)}}
+	}
 	waiting := swarm.Task{ServiceID: "a", DesiredState: swarm.TaskStateReady, Status: swarm.TaskStatus{State: swarm.TaskStateReady, Timestamp: at(9)}}
 	two := uint64(2)
 	limited := func(cond swarm.RestartPolicyCondition, max *uint64) swarm.Service {
@@ -186,6 +189,12 @@ func TestRestartsAndGivingUp(t *testing.T) {
 			1, 3, false, "(1 restart, last exit code 3)"},
 		{"condition none", limited(swarm.RestartPolicyConditionNone, nil), []swarm.Task{failed(1, 3)},
 			1, 3, true, "condition none"},
+		{"one of three replicas gave up", func() swarm.Service {
+			s := limited(swarm.RestartPolicyConditionNone, nil)
+			three := uint64(3)
+			s.Spec.Mode.Replicated.Replicas = &three
+			return s
+		}(), []swarm.Task{failed(1, 3), run(2), run(3)}, 1, 3, true, "2/3 tasks running: the restart policy gave up (condition none)"},
 		{"tasks of an earlier attempt do not count", limited(swarm.RestartPolicyConditionNone, nil), []swarm.Task{failed(-1, 3)},
 			0, -1, false, "0/1 tasks running"},
 	} {
@@ -216,7 +225,7 @@ func TestUnstable(t *testing.T) {
 	v := Converged(services, []swarm.Task{run("a", 0), run("a", 3), run("b", 1)}, t0)
 	five := func(ServiceState) time.Duration { return 5 * time.Second }
 	until, waiting := v.Unstable(t0.Add(4*time.Second), five)
-	if !until.Equal(t0.Add(8*time.Second)) || len(waiting) != 2 || waiting[0] != "a: running for 1s of its 5s window" {
+	if !until.Equal(t0.Add(8*time.Second)) || len(waiting) != 2 || waiting[0] != "a: up since 00:00:03.000Z, stable at 00:00:08.000Z if it stays up (5s window)" {
 		t.Errorf("at 4s: until %s, waiting %q", until.Sub(t0), waiting)
 	}
 	if until, waiting = v.Unstable(t0.Add(8*time.Second), five); !until.IsZero() || waiting != nil {
