@@ -71,8 +71,7 @@ func TestLogsInStatusRedacted(t *testing.T) {
 	t.Logf("Failed: %s", s.Message)
 
 	// The value, as the engine has it in the task's log.
-	svc := a.appService(t)
-	rc, err := suite.docker.ServiceLogs(context.Background(), svc.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	rc, err := suite.docker.ServiceLogs(context.Background(), a.stack()+"_app", container.LogsOptions{ShowStdout: true, ShowStderr: true})
 	if err != nil {
 		t.Fatal(err)
 	}
