@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -367,7 +368,9 @@ func (l *longApp) endsReadyRunning(t *testing.T, back, deadline time.Time, allow
 			return false
 		}
 		why = "phase " + s.Phase
-		if s.ObservedGeneration == l.gen && s.Phase == "Ready" {
+		// A Ready that says it is retrying was written while the engine was down: no pass has
+		// seen the swarm since it came back.
+		if s.ObservedGeneration == l.gen && s.Phase == "Ready" && !strings.HasPrefix(s.Message, "retrying") {
 			ok, task, err := runningTask(ctx, suite.docker, service)
 			if ok {
 				t.Logf("app %s: Ready, its task running, %s after dockerd came back: %s\nwatcher: %s", l.a.name, time.Since(back).Round(time.Millisecond), s.Message, l.w.trace())
