@@ -316,15 +316,16 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		// restart. The pass at the window's end decides: a task that ended meanwhile was
 		// replaced by a younger one, whose window starts again.
 		msg := fmt.Sprintf("%s; waiting for them to stay up: %s", v.Message, strings.Join(unstable, "; "))
+		// The window was judged at the snapshot's time: its end may be past by now.
 		if converged {
-			d.After = stableAt.Sub(w.Now) + time.Millisecond
+			d.After = max(stableAt.Sub(w.Now), 0) + time.Millisecond
 			d.TasksFor = d.After
 			return d.to(spec.PhaseDegraded, msg)
 		}
 		if w.Now.After(deadline) {
 			return d.to(spec.PhaseFailed, fmt.Sprintf("%s not stable within %s: %s", rev, s.Timeout.Duration, msg))
 		}
-		d.After = min(stableAt.Sub(w.Now), deadline.Sub(w.Now)) + time.Millisecond
+		d.After = max(min(stableAt.Sub(w.Now), deadline.Sub(w.Now)), 0) + time.Millisecond
 		d.TasksFor = d.After
 		if d.Phase == spec.PhasePending {
 			return d.to(spec.PhaseDeploying, msg)

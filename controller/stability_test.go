@@ -307,3 +307,30 @@ func TestRedactorLeavesNoPart(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowEndPastByNow: a window judged open at the snapshot's time but over by the time the
+// pass reads its clock (slow log reads) still asks for a pass, right away.
+func TestWindowEndPastByNow(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 1m\nminReady: 3s\n")
+	if _, err := f.r.Reconcile(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	snap := f.now.Add(2 * time.Second)
+	f.now = snap
+	reads := 0
+	f.r.Now = func() time.Time { // the snapshot at 2s; the pass's clock at 4s, past the window
+		reads++
+		if reads == 1 {
+			return snap
+		}
+		return snap.Add(2 * time.Second)
+	}
+	res, err := f.r.Reconcile(t.Context(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter <= 0 || res.RequeueAfter > time.Millisecond {
+		t.Errorf("RequeueAfter %s; want a pass right away (1ms)", res.RequeueAfter)
+	}
+}
