@@ -3,6 +3,7 @@ package manifests
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -136,6 +137,28 @@ func TestConformanceRecipes(t *testing.T) {
 			checkAllLabelled(t, r, svcs)
 		})
 	}
+
+	t.Run("bonfire backup plan", func(t *testing.T) {
+		r, err := Render(context.Background(), recipesDir, Request{App: "conf", Recipe: "bonfire",
+			Version: versions["bonfire"], Domain: "conf.example.org", Stack: "conf_example_org"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.BackupPlan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(p)
+		// compose.yml: app backs up upload-data whole; compose.postgres.yml: db dumps with its
+		// pre-hook onto db-data, of which only backup.sql is kept, and restores with its post-hook.
+		want := `{"services":[` +
+			`{"name":"app","volumes":[{"name":"upload-data","full":"conf_example_org_upload-data","target":"/opt/app/data/uploads"}]},` +
+			`{"name":"db","volumes":[{"name":"db-data","full":"conf_example_org_db-data","target":"/var/lib/postgresql/data","paths":["backup.sql"]}],` +
+			`"preHook":"/pg_backup.sh backup","restorePostHook":"/pg_backup.sh restore"}]}`
+		if string(got) != want {
+			t.Errorf("bonfire's backup plan\n got %s\nwant %s", got, want)
+		}
+	})
 
 	t.Run("bonfire broken github overlay", func(t *testing.T) {
 		_, err := Render(context.Background(), recipesDir, Request{App: "conf", Recipe: "bonfire",

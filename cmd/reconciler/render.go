@@ -26,6 +26,8 @@ type rendering struct {
 	Secrets          []secretRef                      `json:"secrets"`
 	Configs          []swarm.ConfigSpec               `json:"configs"`
 	Services         map[string]swarm.ServiceSpec     `json:"services"`
+	// Backup is the backup plan the recipe's backupbot labels declare, when they declare one.
+	Backup *manifests.BackupPlan `json:"backup,omitempty"`
 }
 
 type secretRef struct {
@@ -37,7 +39,7 @@ type secretRef struct {
 func renderCmd(o *options) *cobra.Command {
 	return &cobra.Command{
 		Use:     "render SPEC",
-		Short:   "Print the swarm objects a spec would create, as JSON; nothing is written to the engine",
+		Short:   "Print the swarm objects a spec would create, and its backup plan, as JSON; nothing is written to the engine",
 		Example: `  reconciler render specs/ch-1a2b3c.yml --recipes ./recipes`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -69,6 +71,13 @@ func renderCmd(o *options) *cobra.Command {
 			}
 			for _, g := range r.GeneratedSecrets {
 				out.Secrets = append(out.Secrets, secretRef{Name: g.Name, Labels: g.Labels, Generated: true})
+			}
+			plan, err := r.BackupPlan()
+			if err != nil {
+				return err
+			}
+			if plan.Enabled() {
+				out.Backup = plan
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")

@@ -41,6 +41,12 @@ secrets:
     file: plain.txt
 `,
 	}
+	commitRecipe(t, dir, files)
+}
+
+// commitRecipe makes dir a git repository of files, committed and tagged 1.0.0.
+func commitRecipe(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
 	repo, err := git.PlainInit(dir, false)
 	if err != nil {
 		t.Fatal(err)

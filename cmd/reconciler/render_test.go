@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+)
+
+// TestRenderShowsBackupPlan: render prints the backup plan the recipe's backupbot labels
+// declare (services, volumes, paths, hooks), and none for a recipe without them.
+func TestRenderShowsBackupPlan(t *testing.T) {
+	e := newCLIEnv(t)
+	defer manifests.Cleanup()
+	commitRecipe(t, filepath.Join(e.files, "bk"), map[string]string{
+		".env.sample": "TYPE=bk\n",
+		"compose.yml": `version: "3.8"
+services:
+  db:
+    image: postgres:16
+    volumes: [db-data:/var/lib/postgresql/data]
+    deploy:
+      labels:
+        backupbot.backup: "true"
+        backupbot.backup.pre-hook: "/pg_backup.sh backup"
+        backupbot.backup.volumes.db-data.path: "backup.sql"
+volumes:
+  db-data:
+`,
+	})
+	secretRecipe(t, e.files)
+	for _, tc := range []struct{ recipe, want string }{
+		{"bk", `{"services":[{"name":"db","volumes":[{"name":"db-data","full":"b1_example_org_db-data","target":"/var/lib/postgresql/data","paths":["backup.sql"]}],"preHook":"/pg_backup.sh backup"}]}`},
+		{"sec", "null"},
+	} {
+		path, _ := e.specFile("b1", "recipe: "+tc.recipe+"\nversion: 1.0.0\ndomain: b1.example.org\n")
+		stdout, stderr, code, err := e.run(context.Background(), "render", path)
+		if code != 0 {
+			t.Fatalf("render %s: exit %d %v\n%s", tc.recipe, code, err, stderr)
+		}
+		var out struct{ Backup json.RawMessage }
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+			t.Fatal(err)
+		}
+		got := "null"
+		if len(out.Backup) > 0 {
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, out.Backup); err != nil {
+				t.Fatal(err)
+			}
+			got = compact.String()
+		}
+		if got != tc.want {
+			t.Errorf("%s: backup\n got %s\nwant %s", tc.recipe, got, tc.want)
+		}
+	}
+}
