@@ -59,34 +59,36 @@ volumes:
     name: shared-certs
 `
 
+// planOf returns a function of a render's results that gives its backup plan and the plan's
+// JSON, failing t on any error: planOf(t)(Render(...)).
+func planOf(t *testing.T) func(*Rendered, error) (*BackupPlan, string) {
+	return func(r *Rendered, err error) (*BackupPlan, string) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := r.BackupPlan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(p)
+		return p, string(got)
+	}
+}
+
 func TestBackupPlan(t *testing.T) {
-	r, err := renderCompose(t, bonfireShaped, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := r.BackupPlan()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _ := json.Marshal(p)
+	p, got := planOf(t)(renderCompose(t, bonfireShaped, nil))
 	want := `{"services":[` +
 		`{"name":"app","volumes":[{"name":"uploads","full":"bk_example_org_uploads","target":"/uploads"}]},` +
 		`{"name":"db","volumes":[{"name":"db-data","full":"bk_example_org_db-data","target":"/var/lib/postgresql/data","paths":["backup.sql","dumps"]}],` +
 		`"preHook":"/pg_backup.sh backup","restorePostHook":"/pg_backup.sh restore"}]}`
-	if string(got) != want {
+	if got != want || !p.Enabled() {
 		t.Errorf("plan\n got %s\nwant %s", got, want)
-	}
-	if !p.Enabled() {
-		t.Error("not enabled")
 	}
 
 	// ENABLE_BACKUPS=false turns it off, as the recipes' labels interpolate it.
-	r, err = renderCompose(t, bonfireShaped, map[string]string{"ENABLE_BACKUPS": "false"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = r.BackupPlan(); err != nil || p.Enabled() {
-		t.Errorf("ENABLE_BACKUPS=false: %+v %v", p, err)
+	if p, got = planOf(t)(renderCompose(t, bonfireShaped, map[string]string{"ENABLE_BACKUPS": "false"})); p.Enabled() {
+		t.Errorf("ENABLE_BACKUPS=false: %s", got)
 	}
 }
 

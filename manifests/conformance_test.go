@@ -3,7 +3,6 @@ package manifests
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -139,23 +138,15 @@ func TestConformanceRecipes(t *testing.T) {
 	}
 
 	t.Run("bonfire backup plan", func(t *testing.T) {
-		r, err := Render(context.Background(), recipesDir, Request{App: "conf", Recipe: "bonfire",
-			Version: versions["bonfire"], Domain: "conf.example.org", Stack: "conf_example_org"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := r.BackupPlan()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := json.Marshal(p)
+		_, got := planOf(t)(Render(context.Background(), recipesDir, Request{App: "conf", Recipe: "bonfire",
+			Version: versions["bonfire"], Domain: "conf.example.org", Stack: "conf_example_org"}))
 		// compose.yml: app backs up upload-data whole; compose.postgres.yml: db dumps with its
 		// pre-hook onto db-data, of which only backup.sql is kept, and restores with its post-hook.
 		want := `{"services":[` +
 			`{"name":"app","volumes":[{"name":"upload-data","full":"conf_example_org_upload-data","target":"/opt/app/data/uploads"}]},` +
 			`{"name":"db","volumes":[{"name":"db-data","full":"conf_example_org_db-data","target":"/var/lib/postgresql/data","paths":["backup.sql"]}],` +
 			`"preHook":"/pg_backup.sh backup","restorePostHook":"/pg_backup.sh restore"}]}`
-		if string(got) != want {
+		if got != want {
 			t.Errorf("bonfire's backup plan\n got %s\nwant %s", got, want)
 		}
 	})
