@@ -26,6 +26,38 @@ func (s *Spec) clone() *Spec {
 			c.Health[i] = p
 		}
 	}
+	if s.Backup != nil {
+		b := *s.Backup
+		b.Checks.BeforeBackup = slices.Clone(b.Checks.BeforeBackup)
+		b.Checks.BeforeRestore = slices.Clone(b.Checks.BeforeRestore)
+		b.Checks.AfterRestore = slices.Clone(b.Checks.AfterRestore)
+		b.Restore = clonePtr(b.Restore)
+		c.Backup = &b
+	}
+	return &c
+}
+
+// clone copies a backup run, sharing nothing.
+func (r *BackupRun) clone() *BackupRun {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Finished = clonePtr(r.Finished)
+	if r.Volumes != nil {
+		c.Volumes = make([]VolumeRun, len(r.Volumes))
+		for i, v := range r.Volumes {
+			v.Paths = slices.Clone(v.Paths)
+			c.Volumes[i] = v
+		}
+	}
+	if r.Hooks != nil {
+		c.Hooks = make([]HookRun, len(r.Hooks))
+		for i, h := range r.Hooks {
+			h.Output = slices.Clone(h.Output)
+			c.Hooks[i] = h
+		}
+	}
 	return &c
 }
 
@@ -53,6 +85,8 @@ func (s *Status) clone() *Status {
 		}
 	}
 	c.Removed = slices.Clone(s.Removed)
+	c.LastBackup = s.LastBackup.clone()
+	c.LastRestore = s.LastRestore.clone()
 	c.History = slices.Clone(s.History) // HistoryEntry holds values only
 	return &c
 }

@@ -58,8 +58,12 @@ var (
 )
 
 var (
-	specFields  = []string{"recipe", "version", "tier", "upgradeFrom", "domain", "env", "timeout", "ttl", "minReady", "suspend", "health"}
-	probeFields = []string{"http", "tcp", "ok", "stable"}
+	specFields    = []string{"recipe", "version", "tier", "upgradeFrom", "domain", "env", "timeout", "ttl", "minReady", "suspend", "health", "backup"}
+	probeFields   = []string{"http", "tcp", "ok", "stable"}
+	backupFields  = []string{"schedule", "keep", "checks", "requestedAt", "restore"}
+	checksFields  = []string{"beforeBackup", "beforeRestore", "afterRestore"}
+	checkFields   = []string{"service", "run"}
+	restoreFields = []string{"requestedAt", "id"}
 )
 
 // Parse strictly parses (unknown fields are errors) and validates one spec file's bytes, YAML
@@ -267,9 +271,98 @@ func (p *parser) spec(root *yaml.Node) *Spec {
 			s.Suspend = p.bool(v, name)
 		case "health":
 			s.Health = p.health(v)
+		case "backup":
+			s.Backup = p.backup(v)
 		}
 	})
 	return s
+}
+
+func (p *parser) backup(v *yaml.Node) *Backup {
+	if v.Kind != yaml.MappingNode {
+		p.fail(v.Line, "backup", "field \"backup\" must be a mapping (schedule, keep, checks), not %s", kindName(v))
+		return nil
+	}
+	b := &Backup{}
+	p.fields(v, "backup.", backupFields, "a backup", func(name string, k, v *yaml.Node) {
+		field := "backup." + name
+		if isNull(v) {
+			return
+		}
+		switch name {
+		case "schedule":
+			b.Schedule = p.str(v, field)
+		case "keep":
+			b.Keep = p.int(v, field)
+		case "requestedAt":
+			b.RequestedAt = p.str(v, field)
+		case "restore":
+			if v.Kind != yaml.MappingNode {
+				p.fail(v.Line, field, "field %q must be a mapping (requestedAt, id), not %s", field, kindName(v))
+				return
+			}
+			r := &RestoreRequest{}
+			p.fields(v, field+".", restoreFields, "a restore request", func(name string, k, v *yaml.Node) {
+				switch name {
+				case "requestedAt":
+					r.RequestedAt = p.str(v, field+"."+name)
+				case "id":
+					r.ID = p.str(v, field+"."+name)
+				}
+			})
+			b.Restore = r
+		case "checks":
+			if v.Kind != yaml.MappingNode {
+				p.fail(v.Line, field, "field %q must be a mapping (beforeBackup, beforeRestore, afterRestore), not %s", field, kindName(v))
+				return
+			}
+			p.fields(v, field+".", checksFields, "a checks", func(name string, k, v *yaml.Node) {
+				list := p.checks(v, field+"."+name)
+				switch name {
+				case "beforeBackup":
+					b.Checks.BeforeBackup = list
+				case "beforeRestore":
+					b.Checks.BeforeRestore = list
+				case "afterRestore":
+					b.Checks.AfterRestore = list
+				}
+			})
+		}
+	})
+	return b
+}
+
+func (p *parser) checks(v *yaml.Node, field string) []Check {
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		p.fail(v.Line, field, "field %q must be a list of checks (- service: app, run: \"...\"), not %s", field, kindName(v))
+		return nil
+	}
+	var out []Check
+	for i, item := range v.Content {
+		item = deref(item)
+		prefix := fmt.Sprintf("%s[%d]", field, i)
+		if item.Kind != yaml.MappingNode {
+			p.fail(item.Line, prefix, "%s must be a mapping with service and run, not %s", prefix, kindName(item))
+			continue
+		}
+		var c Check
+		p.fields(item, prefix+".", checkFields, "a check", func(name string, k, v *yaml.Node) {
+			switch name {
+			case "service":
+				c.Service = p.str(v, prefix+"."+name)
+			case "run":
+				c.Run = p.str(v, prefix+"."+name)
+			}
+		})
+		if c.Service == "" || c.Run == "" {
+			p.fail(item.Line, prefix, "%s needs both service (the recipe's service name, e.g. app) and run (a shell command)", prefix)
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // str reads a scalar as written, so "version: 1.10" stays "1.10"; null reads as "".
@@ -460,7 +553,7 @@ func (p *parser) validate(s *Spec, app string) {
 		"recipe %q is not a plain folder name: name a folder directly under --recipes (letters, digits, \".\", \"_\" and \"-\"; no \"/\" or \"..\"; not starting with \".\")", s.Recipe)
 	check("version", s.Version == "", "field \"version\" is required: a release tag of the recipe (e.g. 1.7.1+1.27.2) or a commit")
 	check("version", hasSpace(s.Version), "version %q contains whitespace: write the tag or commit alone", s.Version)
-	check("tier", s.Tier != TierInstall && s.Tier != TierUpgrade, "tier %q is not a tier: use install (the default) or upgrade", s.Tier)
+	check("tier", s.Tier != TierInstall && s.Tier != TierUpgrade && s.Tier != TierBackup, "tier %q is not a tier: use install (the default), upgrade or backup", s.Tier)
 	check("upgradeFrom", s.UpgradeFrom != "" && s.Tier != TierUpgrade && !p.bad["tier"],
 		"upgradeFrom is only used with tier: upgrade: set tier: upgrade or remove upgradeFrom")
 	check("upgradeFrom", hasSpace(s.UpgradeFrom), "upgradeFrom %q contains whitespace: write the tag or commit alone", s.UpgradeFrom)
@@ -486,6 +579,20 @@ func (p *parser) validate(s *Spec, app string) {
 	if s.MinReady != nil {
 		check("minReady", s.Timeout.Duration > 0 && s.MinReady.Duration >= s.Timeout.Duration,
 			"minReady %s is not shorter than timeout %s: the app could never be Ready in time; shorten minReady or lengthen timeout", s.MinReady.Duration, s.Timeout.Duration)
+	}
+
+	if b := s.Backup; b != nil {
+		if b.Schedule != "" {
+			if _, err := ParseSchedule(b.Schedule); err != nil {
+				check("backup.schedule", true, "backup.schedule %q: %v", b.Schedule, err)
+			}
+		}
+		check("backup.keep", b.Keep < 0, "backup.keep must not be negative: it is how many complete backups to keep (leave it out to keep all)")
+		if b.Restore != nil {
+			check("backup.restore", b.Restore.RequestedAt == "", "backup.restore needs requestedAt: `reconciler restore APP [ID]` writes it")
+			check("backup.restore.id", b.Restore.ID != "" && !ValidBackupID(b.Restore.ID),
+				"backup.restore.id %q is not a backup ID: `reconciler backups APP` lists them", b.Restore.ID)
+		}
 	}
 
 	for i, pr := range s.Health {

@@ -93,6 +93,27 @@ health:
 		{name: "tcp probe with domain", data: minimal + "health:\n  - tcp: '{domain}:443'\n    stable: 0\n",
 			want: base(func(s *Spec) { s.Health = []Probe{{TCP: "{domain}:443"}} })},
 		{name: "ipv6 tcp probe", data: minimal + "health:\n  - tcp: '[::1]:80'\n", want: base(func(s *Spec) { s.Health = []Probe{{TCP: "[::1]:80"}} })},
+		{name: "backup tier with everything", data: minimal + `tier: backup
+backup:
+  schedule: "@every 24h"
+  keep: 7
+  requestedAt: "2026-12-01T10:00:00Z"
+  restore: {requestedAt: "2026-12-01T11:00:00Z", id: 20261201T100000.000Z}
+  checks:
+    beforeBackup:  [{service: app, run: "echo m1 > /data/marker"}]
+    beforeRestore: [{service: app, run: "rm /data/marker"}]
+    afterRestore:  [{service: app, run: "grep -qx m1 /data/marker"}]
+`, want: base(func(s *Spec) {
+			s.Tier = TierBackup
+			s.Backup = &Backup{Schedule: "@every 24h", Keep: 7, RequestedAt: "2026-12-01T10:00:00Z",
+				Restore: &RestoreRequest{RequestedAt: "2026-12-01T11:00:00Z", ID: "20261201T100000.000Z"},
+				Checks: BackupChecks{
+					BeforeBackup:  []Check{{Service: "app", Run: "echo m1 > /data/marker"}},
+					BeforeRestore: []Check{{Service: "app", Run: "rm /data/marker"}},
+					AfterRestore:  []Check{{Service: "app", Run: "grep -qx m1 /data/marker"}},
+				}}
+		})},
+		{name: "backup cron line", data: minimal + "backup: {schedule: '30 3 * * *'}\n", want: base(func(s *Spec) { s.Backup = &Backup{Schedule: "30 3 * * *"} })},
 		{name: "45-character stack", app: "a", data: minimal + "domain: " + strings.Repeat("a", 33) + ".example.org\n",
 			want: base(func(s *Spec) { s.Domain = strings.Repeat("a", 33) + ".example.org" })},
 	}
@@ -143,7 +164,7 @@ func TestParseInvalid(t *testing.T) {
 		{name: "bad json", file: "specs/a.json", data: "{\n  \"recipe\": \"x\",\n}\n", line: 3, want: []string{"not valid JSON"}},
 		{name: "truncated json", file: "specs/a.json", data: "{\n  \"recipe\": \"x\",\n", line: 3, want: []string{"not valid JSON"}},
 		{name: "two documents", data: minimal + "---\nrecipe: y\n", line: 3, want: []string{"more than one YAML document"}},
-		{name: "unknown field", data: minimal + "\n\nfoo: 1\n", line: 5, want: []string{`field "foo" is not a spec field (known: recipe, version, tier, upgradeFrom, domain, env, timeout, ttl, minReady, suspend, health)`}},
+		{name: "unknown field", data: minimal + "\n\nfoo: 1\n", line: 5, want: []string{`field "foo" is not a spec field (known: recipe, version, tier, upgradeFrom, domain, env, timeout, ttl, minReady, suspend, health, backup)`}},
 		{name: "unknown field in json", file: "specs/a.json", data: "{\"recipe\": \"x\",\n \"version\": \"1\",\n \"replicas\": 2}", line: 3, want: []string{`field "replicas" is not a spec field`}},
 		{name: "misspelt field", data: minimal + "upgrade_from: 1.0.0\n", line: 3, want: []string{`field "upgrade_from"`, `did you mean "upgradeFrom"?`}},
 		{name: "unknown probe field", data: minimal + "health:\n  - http: http://x/\n    path: /\n", line: 5, want: []string{`field "path" is not a probe field (known: http, tcp, ok, stable)`}},
@@ -161,7 +182,13 @@ func TestParseInvalid(t *testing.T) {
 		{name: "recipe is a list", data: "recipe: [a]\nversion: 1\n", line: 1, want: []string{`field "recipe" must be a string, not a list`}},
 		{name: "version missing", data: "recipe: r\n", want: []string{`field "version" is required`}},
 		{name: "version with space", data: "recipe: r\nversion: 1.0 beta\n", line: 2, want: []string{`version "1.0 beta" contains whitespace`}},
-		{name: "unknown tier", data: minimal + "tier: canary\n", line: 3, want: []string{`tier "canary" is not a tier: use install (the default) or upgrade`}},
+		{name: "unknown tier", data: minimal + "tier: canary\n", line: 3, want: []string{`tier "canary" is not a tier: use install (the default), upgrade or backup`}},
+		{name: "backup schedule not a schedule", data: minimal + "backup:\n  schedule: every day\n", line: 4, want: []string{`backup.schedule "every day": not a schedule`}},
+		{name: "backup keep negative", data: minimal + "backup:\n  keep: -1\n", line: 4, want: []string{"backup.keep must not be negative"}},
+		{name: "backup unknown field", data: minimal + "backup:\n  retain: 3\n", line: 4, want: []string{`field "retain" is not a backup field`}},
+		{name: "backup check without run", data: minimal + "backup:\n  checks:\n    afterRestore: [{service: app}]\n", line: 5, want: []string{"backup.checks.afterRestore[0] needs both service"}},
+		{name: "backup restore id malformed", data: minimal + "backup:\n  restore: {requestedAt: x, id: latest}\n", line: 4, want: []string{`backup.restore.id "latest" is not a backup ID`}},
+		{name: "backup a list", data: minimal + "backup: [a]\n", line: 3, want: []string{`field "backup" must be a mapping`}},
 		{name: "upgradeFrom without upgrade tier", data: minimal + "upgradeFrom: 1.0.0\n", line: 3, want: []string{"upgradeFrom is only used with tier: upgrade"}},
 		{name: "upgradeFrom with install tier", data: minimal + "tier: install\nupgradeFrom: 1.0.0\n", line: 4, want: []string{"upgradeFrom is only used with tier: upgrade"}},
 		{name: "domain uppercase", data: minimal + "domain: App.Example.org\n", line: 3, want: []string{"not a DNS name", "uppercase", "lowercase"}},

@@ -13,6 +13,9 @@ const (
 	TierInstall Tier = "install"
 	// TierUpgrade deploys recipe@upgradeFrom, then upgrades in place to recipe@version.
 	TierUpgrade Tier = "upgrade"
+	// TierBackup deploys recipe@version, backs it up on its recipe's backup labels, restores
+	// that backup, verifies it, and only then reports Ready.
+	TierBackup Tier = "backup"
 )
 
 // Spec is the content of <specs>/<app>.yml. Field names are the file's contract.
@@ -32,6 +35,43 @@ type Spec struct {
 	MinReady *Duration `yaml:"minReady,omitempty" json:"minReady,omitempty"`
 	Suspend  bool      `yaml:"suspend,omitempty" json:"suspend,omitempty"`
 	Health   []Probe   `yaml:"health,omitempty" json:"health,omitempty"`
+	Backup   *Backup   `yaml:"backup,omitempty" json:"backup,omitempty"`
+}
+
+// Backup is what a spec asks of the app's backups, made on its recipe's backup-bot-two labels.
+type Backup struct {
+	// Schedule, when set, makes backups while the app lives: "@every 24h", "@daily" or a
+	// five-field cron line, in UTC.
+	Schedule string `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	// Keep, when positive, keeps the newest Keep complete backups of the app and removes older ones.
+	Keep int `yaml:"keep,omitempty" json:"keep,omitempty"`
+	// Checks run in a service's container around the backup tier's backup and restore.
+	Checks BackupChecks `yaml:"checks,omitempty" json:"checks,omitempty"`
+	// RequestedAt asks for one backup each time its value changes: `reconciler backup` sets it,
+	// as Flux's reconcile.fluxcd.io/requestedAt annotation asks for a reconcile.
+	RequestedAt string `yaml:"requestedAt,omitempty" json:"requestedAt,omitempty"`
+	// Restore asks for one restore each time its RequestedAt changes (`reconciler restore`).
+	Restore *RestoreRequest `yaml:"restore,omitempty" json:"restore,omitempty"`
+}
+
+// RestoreRequest asks for a restore of backup ID (the newest complete backup when empty).
+type RestoreRequest struct {
+	RequestedAt string `yaml:"requestedAt" json:"requestedAt"`
+	ID          string `yaml:"id,omitempty" json:"id,omitempty"`
+}
+
+// BackupChecks are commands a test runs in the app's containers; each must exit 0.
+type BackupChecks struct {
+	BeforeBackup  []Check `yaml:"beforeBackup,omitempty" json:"beforeBackup,omitempty"`
+	BeforeRestore []Check `yaml:"beforeRestore,omitempty" json:"beforeRestore,omitempty"`
+	AfterRestore  []Check `yaml:"afterRestore,omitempty" json:"afterRestore,omitempty"`
+}
+
+// Check is a shell command (`/bin/sh -c`) run in a running container of Service (its name in
+// the recipe, e.g. app).
+type Check struct {
+	Service string `yaml:"service" json:"service"`
+	Run     string `yaml:"run" json:"run"`
 }
 
 // Probe is one readiness check run after swarm convergence. Exactly one of HTTP and TCP is set.
@@ -96,8 +136,14 @@ type Status struct {
 	AttemptStartedAt *time.Time      `json:"attemptStartedAt,omitempty"`
 	Services         []ServiceStatus `json:"services"`
 	Removed          []string        `json:"removed,omitempty"`
-	History          []HistoryEntry  `json:"history"`
-	UpdatedAt        time.Time       `json:"updatedAt"`
+	// BackupStage is where the backup tier's sequence is: "" (backup due), "restore" (the
+	// backup in LastBackup is to be restored), "done".
+	BackupStage string `json:"backupStage,omitempty"`
+	// LastBackup and LastRestore are the newest backup and restore, as they run and once done.
+	LastBackup  *BackupRun     `json:"lastBackup,omitempty"`
+	LastRestore *BackupRun     `json:"lastRestore,omitempty"`
+	History     []HistoryEntry `json:"history"`
+	UpdatedAt   time.Time      `json:"updatedAt"`
 }
 
 // Condition follows the Kubernetes condition convention (Ready, Reconciling, Stalled).
@@ -129,6 +175,52 @@ type TaskStatus struct {
 	// Logs are the last lines a failed task wrote (stdout and stderr), secrets redacted; or
 	// one line saying why they cannot be read.
 	Logs []string `json:"logs,omitempty"`
+}
+
+// BackupRun is one backup or restore of an app: what asked for it, how far it got, and what
+// it moved.
+type BackupRun struct {
+	// ID names the backup (the one made, or the one restored).
+	ID string `json:"id,omitempty"`
+	// Trigger is what asked for it: "tier", "schedule", or "request" (`reconciler backup`,
+	// `reconciler restore`); Request is the request's requestedAt value.
+	Trigger  string      `json:"trigger"`
+	Request  string      `json:"request,omitempty"`
+	State    RunState    `json:"state"`
+	Started  time.Time   `json:"started"`
+	Finished *time.Time  `json:"finished,omitempty"`
+	Volumes  []VolumeRun `json:"volumes,omitempty"`
+	Files    int         `json:"files"`
+	Bytes    int64       `json:"bytes"`
+	Hooks    []HookRun   `json:"hooks,omitempty"`
+	Message  string      `json:"message,omitempty"`
+}
+
+// RunState is how far a backup or restore got.
+type RunState string
+
+// The states of a BackupRun.
+const (
+	RunRunning   RunState = "Running"
+	RunCompleted RunState = "Completed"
+	RunFailed    RunState = "Failed"
+)
+
+// VolumeRun is one volume a backup read or a restore wrote.
+type VolumeRun struct {
+	Name  string   `json:"name"`
+	Paths []string `json:"paths,omitempty"`
+	Files int      `json:"files"`
+	Bytes int64    `json:"bytes"`
+}
+
+// HookRun is one hook or check run in a container, with its exit code and last output lines.
+type HookRun struct {
+	Service  string   `json:"service"`
+	Hook     string   `json:"hook"`
+	Command  string   `json:"command"`
+	ExitCode int      `json:"exitCode"`
+	Output   []string `json:"output,omitempty"`
 }
 
 // HistoryEntry records one phase change.

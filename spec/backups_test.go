@@ -1,0 +1,116 @@
+package spec
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeBackup(t *testing.T, s BackupStore, app, id string, commit bool) {
+	t.Helper()
+	p, err := s.Begin(app, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := p.Create("data.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(f, "archive "+id); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if !commit {
+		return
+	}
+	m := &BackupManifest{App: app, ID: id, Volumes: []VolumeBackup{{Name: "data", Archive: "data.tar", Bytes: 3, Files: []BackedUpFile{{Path: "a", Size: 3}}}}}
+	if err := p.Commit(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackupStoreListsOnlyWholeBackups(t *testing.T) {
+	s := BackupStore{Dir: t.TempDir()}
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ids := []string{NewBackupID(t0.Add(2 * time.Second)), NewBackupID(t0), NewBackupID(t0.Add(time.Second))}
+	for _, id := range ids {
+		writeBackup(t, s, "app", id, true)
+	}
+	writeBackup(t, s, "app", NewBackupID(t0.Add(time.Hour)), false) // a process died mid-way
+	list, err := s.List("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range list {
+		got = append(got, m.ID)
+	}
+	if want := []string{ids[1], ids[2], ids[0]}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("List = %v, want %v (oldest first, no partial)", got, want)
+	}
+	if list[0].Files() != 1 || list[0].Bytes() != 3 {
+		t.Errorf("totals = %d files %d bytes, want 1 and 3", list[0].Files(), list[0].Bytes())
+	}
+	f, err := s.Open("app", ids[0], "data.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(f)
+	f.Close()
+	if string(data) != "archive "+ids[0] {
+		t.Errorf("archive = %q", data)
+	}
+	for _, bad := range []string{"../x", ".hidden", "manifest.json/.."} {
+		if _, err := s.Open("app", ids[0], bad); err == nil && bad != "manifest.json/.." {
+			t.Errorf("Open(%q) succeeded", bad)
+		}
+	}
+
+	removed, err := s.CleanPartial(nil)
+	if err != nil || len(removed) != 1 || !strings.HasSuffix(removed[0], ".partial") {
+		t.Fatalf("CleanPartial = %v, %v; want the one partial", removed, err)
+	}
+	pruned, err := s.Prune("app", 2)
+	if err != nil || !reflect.DeepEqual(pruned, []string{ids[1]}) {
+		t.Fatalf("Prune(2) = %v, %v; want the oldest", pruned, err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(s.Dir, "app"))
+	if len(entries) != 2 {
+		t.Errorf("left %d entries, want the 2 kept", len(entries))
+	}
+	if list, _ := s.List("none"); len(list) != 0 {
+		t.Errorf("List of an app without backups = %v", list)
+	}
+}
+
+func TestBackupStorePermissions(t *testing.T) {
+	s := BackupStore{Dir: t.TempDir()}
+	id := NewBackupID(time.Now())
+	writeBackup(t, s, "app", id, true)
+	for _, p := range []string{filepath.Join(s.Dir, "app"), filepath.Join(s.Dir, "app", id)} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: mode %v, %v; want 0700 (backups hold app data)", p, fi.Mode().Perm(), err)
+		}
+	}
+	for _, n := range []string{"data.tar", "manifest.json"} {
+		if fi, err := os.Stat(filepath.Join(s.Dir, "app", id, n)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, %v; want 0600", n, fi.Mode().Perm(), err)
+		}
+	}
+}
+
+func TestBackupID(t *testing.T) {
+	id := NewBackupID(time.Date(2026, 12, 1, 10, 0, 1, 5e6, time.FixedZone("x", 3600)))
+	if id != "20261201T090001.005Z" || !ValidBackupID(id) {
+		t.Errorf("NewBackupID = %q", id)
+	}
+	for _, bad := range []string{"", "latest", "../20261201T090001.005Z", "20261201T090001Z"} {
+		if ValidBackupID(bad) {
+			t.Errorf("ValidBackupID(%q) = true", bad)
+		}
+	}
+}
