@@ -62,6 +62,12 @@ type world struct {
 	// Logs are the last log lines of the failed tasks the status shows, by task ID, read this
 	// pass (redacted); the status keeps those it already has.
 	Logs map[string][]string
+	// Backup is the recipe's backup plan, for an app whose spec asks for backups; BackupErr
+	// says why its labels mean none.
+	Backup    *manifests.BackupPlan
+	BackupErr error
+	// Backups are the app's complete backups, oldest first, read when a restore is asked for.
+	Backups []*spec.BackupManifest
 	// Probe runs the spec's readiness probes once. decide calls it only when swarm says the
 	// app converged and the verdict waits on the probes: a probe with `stable` counts runs.
 	Probe func() probeResult
@@ -108,6 +114,10 @@ type decision struct {
 	// Deadline, when set, is the end of the attempt: an error that acting keeps meeting past
 	// it is the app's failure, not a reason to retry for ever.
 	Deadline time.Time
+	// Job is a backup or restore to carry out after the actions (backupdecide.go); JobReady
+	// is the message of the app apart from it.
+	Job      *backupJob
+	JobReady string
 	// Settled says the app's stacks other than its current one are gone: the locks this
 	// process holds for it under other domains are unlinked and released.
 	Settled bool
@@ -185,6 +195,7 @@ func decide(w *world) decision {
 		switch st.Phase {
 		case "", spec.PhaseDeleted, spec.PhaseDeleting, spec.PhaseExpired:
 			st.FirstDeployedAt = nil
+			st.BackupStage = "" // a new install: the backup tier backs it up again
 		}
 		st.ObservedGeneration = w.Desired.Generation
 		st.AttemptStartedAt = &w.Now
@@ -348,7 +359,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	d.Settled = true
 	// What an upgrade left behind goes once the app converged on the new release.
 	d.Prune = PlanPrune(w.Owner, w.Rendered, cur)
-	return d.to(spec.PhaseReady, v.Message)
+	return decideJobs(w, d, s, v.Message)
 }
 
 // decideMove removes the stacks an app left when its domain changed, once the new stack has

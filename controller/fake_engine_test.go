@@ -327,8 +327,10 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 		n = int(*r.Replicas)
 	}
 	for i := 0; i < n; i++ {
-		t := swarm.Task{ID: f.id(), ServiceID: s.ID, DesiredState: swarm.TaskStateRunning,
-			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.taskTime()}}
+		id := f.id()
+		t := swarm.Task{ID: id, ServiceID: s.ID, NodeID: fakeNode, DesiredState: swarm.TaskStateRunning,
+			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.taskTime(),
+				ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
 		if f.failTasks != "" {
 			t.DesiredState = swarm.TaskStateShutdown
 			t.Status.State, t.Status.Err = swarm.TaskStateRejected, f.failTasks

@@ -47,6 +47,9 @@ const (
 	// updated, so their failure is the app's, at once, in the engine's words.
 	RequireNetwork Kind = "require network" // an external network exists
 	RequireImage   Kind = "require image"   // an image is present on this node, or pulled
+	// BackupStep is no action of a plan: it names a step of a backup or restore (a hook run,
+	// a volume moved) for Reconciler.Step.
+	BackupStep Kind = "backup step"
 )
 
 // Action is one change to the swarm, computed from (desired, observed) and applied elsewhere.

@@ -57,6 +57,11 @@ type Reconciler struct {
 	// holding its lock, and an orphan whose lock is held elsewhere is left alone.
 	Locks *locks.Dir
 
+	// Backups is where backups are written and read (--backups).
+	Backups spec.BackupStore
+	// BackupEngine moves backups in and out of containers; nil: Engine, when it can.
+	BackupEngine BackupEngine
+
 	// Metrics, when set, records reconcile outcomes, times to Ready and teardown times.
 	Metrics *Metrics
 
@@ -77,6 +82,7 @@ type Reconciler struct {
 	stacks  map[string]string      // stack -> the app holding it (see stacks.go)
 	probes  prober
 	seen    map[string]taskMark // app -> what its last pass saw of its tasks (TasksMoved)
+	node    string              // this engine's swarm node ID, once known
 }
 
 // taskMark is what a pass saw of an app's tasks: its services' IDs and swarmstate.TaskKey of
@@ -137,6 +143,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		}
 		d := decide(w)
 		done, err := r.act(ctx, log, w, d)
+		if err == nil && d.Job != nil {
+			d = r.runJob(ctx, log, w, d)
+		}
 		if errors.Is(ctx.Err(), context.Canceled) {
 			// Cut short by the process stopping: no "context canceled" in the status. A pass
 			// past its own deadline goes on, and says it is retrying.
@@ -209,6 +218,14 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	}
 	if err := r.observeRender(ctx, w, cur, free); err != nil {
 		return nil, err
+	}
+	if w.Rendered != nil && (s.Tier == spec.TierBackup || s.Backup != nil) {
+		w.Backup, w.BackupErr = w.Rendered.BackupPlan()
+		if b := s.Backup; b != nil && b.Restore != nil && b.Restore.ID == "" && (prev == nil || prev.LastHandledRestoreAt != b.Restore.RequestedAt) {
+			if w.Backups, err = r.Backups.List(app); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if prev == nil || prev.ObservedGeneration != w.Desired.Generation || !prev.Phase.Final() {
 		// A final status is not rewritten (decide leaves it as it is): no logs to read for it.

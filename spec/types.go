@@ -140,10 +140,14 @@ type Status struct {
 	// backup in LastBackup is to be restored), "done".
 	BackupStage string `json:"backupStage,omitempty"`
 	// LastBackup and LastRestore are the newest backup and restore, as they run and once done.
-	LastBackup  *BackupRun     `json:"lastBackup,omitempty"`
-	LastRestore *BackupRun     `json:"lastRestore,omitempty"`
-	History     []HistoryEntry `json:"history"`
-	UpdatedAt   time.Time      `json:"updatedAt"`
+	LastBackup  *BackupRun `json:"lastBackup,omitempty"`
+	LastRestore *BackupRun `json:"lastRestore,omitempty"`
+	// LastHandledBackupAt and LastHandledRestoreAt are the spec's backup.requestedAt and
+	// backup.restore.requestedAt values last carried out: a request is due while they differ.
+	LastHandledBackupAt  string         `json:"lastHandledBackupAt,omitempty"`
+	LastHandledRestoreAt string         `json:"lastHandledRestoreAt,omitempty"`
+	History              []HistoryEntry `json:"history"`
+	UpdatedAt            time.Time      `json:"updatedAt"`
 }
 
 // Condition follows the Kubernetes condition convention (Ready, Reconciling, Stalled).

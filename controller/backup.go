@@ -1,0 +1,606 @@
+package controller
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/go-logr/logr"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// BackupEngine is the part of the Engine API backups use: the node's ID (a volume is read
+// through a container on this node), exec for hooks and checks, and archives to read and
+// write a volume through the container that mounts it. *client.Client satisfies it.
+type BackupEngine interface {
+	Info(ctx context.Context) (system.Info, error)
+	ContainerExecCreate(ctx context.Context, container string, o container.ExecOptions) (container.ExecCreateResponse, error)
+	ContainerExecAttach(ctx context.Context, execID string, o container.ExecAttachOptions) (types.HijackedResponse, error)
+	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
+	CopyFromContainer(ctx context.Context, containerID, srcPath string) (io.ReadCloser, container.PathStat, error)
+	CopyToContainer(ctx context.Context, containerID, dstPath string, content io.Reader, o container.CopyToContainerOptions) error
+}
+
+var _ BackupEngine = (*client.Client)(nil)
+
+// hookLines is how many of a hook's last output lines a run keeps, as a failed task's logs.
+const hookLines = 10
+
+// backupRunner carries out one backup or restore of an app: the effects of a backupJob that
+// decide chose. Every hook, check and volume is recorded in run as it happens, so the status
+// says how far it got whatever stops it.
+type backupRunner struct {
+	eng   BackupEngine
+	store spec.BackupStore
+	app   string
+	plan  *manifests.BackupPlan
+	// containers are the running containers on this node by recipe service name.
+	containers map[string]string
+	red        redactor
+	run        *spec.BackupRun
+	// step is called after each step that changed something (a hook run, a volume moved),
+	// for the fault-injection tests.
+	step func(what string)
+}
+
+// failure is a backup or restore that did not do what it should: its message is the run's
+// and, for the backup tier, the app's.
+type failure struct{ msg string }
+
+func (f failure) Error() string { return f.msg }
+
+func (b *backupRunner) did(what string) {
+	if b.step != nil {
+		b.step(what)
+	}
+}
+
+// container is the running container of service on this node.
+func (b *backupRunner) container(service string) (string, error) {
+	id := b.containers[service]
+	if id == "" {
+		return "", failure{fmt.Sprintf("service %s has no running container on the reconciler's node: backups read and write volumes through it, so run the reconciler on the node that runs %s (placement constraint), or wait until it runs", service, service)}
+	}
+	return id, nil
+}
+
+// exec runs a hook or a check and records it; a non-zero exit is a failure naming it.
+func (b *backupRunner) exec(ctx context.Context, service, hook, command string) error {
+	cid, err := b.container(service)
+	if err != nil {
+		return err
+	}
+	code, out, err := execShell(ctx, b.eng, cid, command)
+	h := spec.HookRun{Service: service, Hook: hook, Command: command, ExitCode: code}
+	for _, l := range out {
+		h.Output = append(h.Output, b.red.line(l))
+	}
+	if err != nil {
+		h.ExitCode = -1
+		h.Output = append(h.Output, err.Error())
+	}
+	b.run.Hooks = append(b.run.Hooks, h)
+	b.did(hook + " " + service)
+	if err != nil {
+		return fmt.Errorf("%s in service %s (%s) could not run: %w", hook, service, command, err)
+	}
+	if code != 0 {
+		last := "no output"
+		if len(h.Output) > 0 {
+			last = "last output: " + strings.Join(h.Output[max(0, len(h.Output)-3):], " | ")
+		}
+		return failure{fmt.Sprintf("%s in service %s (%s) exited %d; %s", hook, service, command, code, last)}
+	}
+	return nil
+}
+
+// execShell runs command with /bin/sh -c in container cid, with the container's environment,
+// and returns its exit code and last output lines (stdout and stderr).
+func execShell(ctx context.Context, e BackupEngine, cid, command string) (int, []string, error) {
+	created, err := e.ContainerExecCreate(ctx, cid, container.ExecOptions{
+		Cmd: []string{"/bin/sh", "-c", command}, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	att, err := e.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return 0, nil, err
+	}
+	tail := &lastLines{n: hookLines}
+	_, err = stdcopy.StdCopy(tail, tail, att.Reader)
+	att.Close()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, tail.lines(), err
+	}
+	// The stream ends as the process does; the exit code lands in the exec's state a moment
+	// after.
+	for wait := time.Millisecond; ; wait = min(wait*2, 100*time.Millisecond) {
+		ins, err := e.ContainerExecInspect(ctx, created.ID)
+		if err != nil {
+			return 0, tail.lines(), err
+		}
+		if !ins.Running {
+			return ins.ExitCode, tail.lines(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, tail.lines(), ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// lastLines keeps the last n lines written to it.
+type lastLines struct {
+	n    int
+	done []string
+	part []byte
+}
+
+func (l *lastLines) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if c == '\n' {
+			l.push(string(l.part))
+			l.part = l.part[:0]
+			continue
+		}
+		if len(l.part) < logLineMax*2 {
+			l.part = append(l.part, c)
+		}
+	}
+	return len(p), nil
+}
+
+func (l *lastLines) push(s string) {
+	l.done = append(l.done, strings.TrimRight(s, "\r"))
+	if len(l.done) > l.n {
+		l.done = l.done[len(l.done)-l.n:]
+	}
+}
+
+func (l *lastLines) lines() []string {
+	if len(l.part) > 0 {
+		l.push(string(l.part))
+		l.part = nil
+	}
+	return l.done
+}
+
+// checks runs the spec's checks of one kind, in order; the first that fails ends the run.
+func (b *backupRunner) checks(ctx context.Context, kind string, list []spec.Check) error {
+	for i, c := range list {
+		if err := b.exec(ctx, c.Service, fmt.Sprintf("check %s[%d]", kind, i), c.Run); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hooks runs the given pre-hook of every service of the plan that has one, and returns the
+// services whose post-hooks are to run whatever happens next: those whose pre-hook ran, and
+// once every pre-hook succeeded, those without one.
+func (b *backupRunner) hooks(ctx context.Context, name string, pre func(manifests.BackupService) string) (ran []manifests.BackupService, err error) {
+	for _, s := range b.plan.Services {
+		if cmd := pre(s); cmd != "" {
+			ran = append(ran, s)
+			if err := b.exec(ctx, s.Name, name, cmd); err != nil {
+				return ran, err
+			}
+		}
+	}
+	for _, s := range b.plan.Services {
+		if pre(s) == "" {
+			ran = append(ran, s)
+		}
+	}
+	return ran, nil
+}
+
+// postHooks runs the post-hook of each service ran names, also after a failure; the first
+// error is joined to err.
+func (b *backupRunner) postHooks(ctx context.Context, name string, ran []manifests.BackupService, post func(manifests.BackupService) string, err error) error {
+	for _, s := range ran {
+		if cmd := post(s); cmd != "" {
+			if perr := b.exec(ctx, s.Name, name, cmd); perr != nil && err == nil {
+				err = perr
+			}
+		}
+	}
+	return err
+}
+
+// backup makes backup m.ID: the beforeBackup checks, every pre-hook, each volume read into its
+// archive, every post-hook; the backup is listed only when all of that succeeded.
+func (b *backupRunner) backup(ctx context.Context, m *spec.BackupManifest, checks []spec.Check) (err error) {
+	if err := b.checks(ctx, "beforeBackup", checks); err != nil {
+		return err
+	}
+	pending, err := b.store.Begin(b.app, m.ID)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			pending.Abort()
+		}
+	}()
+	pre := func(s manifests.BackupService) string { return s.PreHook }
+	post := func(s manifests.BackupService) string { return s.PostHook }
+	ran, err := b.hooks(ctx, "backup pre-hook", pre)
+	if err == nil {
+		err = b.readVolumes(ctx, pending, m)
+	}
+	if err = b.postHooks(ctx, "backup post-hook", ran, post, err); err != nil {
+		return err
+	}
+	m.Finished = time.Now().UTC()
+	if err := pending.Commit(m); err != nil {
+		return err
+	}
+	b.did("commit " + m.ID)
+	return nil
+}
+
+func (b *backupRunner) readVolumes(ctx context.Context, pending *spec.PendingBackup, m *spec.BackupManifest) error {
+	for _, s := range b.plan.Services {
+		for _, v := range s.Volumes {
+			cid, err := b.container(s.Name)
+			if err != nil {
+				return err
+			}
+			vb := spec.VolumeBackup{Name: v.Name, Full: v.Full, Service: s.Name, Target: v.Target, Paths: v.Paths, Archive: v.Name + ".tar"}
+			f, err := pending.Create(vb.Archive)
+			if err != nil {
+				return fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			w := bufio.NewWriterSize(f, 1<<20)
+			tw := tar.NewWriter(w)
+			err = readVolume(ctx, b.eng, cid, v, func(h *tar.Header, r io.Reader) error {
+				if err := tw.WriteHeader(h); err != nil {
+					return err
+				}
+				if h.Typeflag != tar.TypeReg {
+					return nil
+				}
+				sum := sha256.New()
+				n, err := io.Copy(io.MultiWriter(tw, sum), r)
+				if err != nil {
+					return err
+				}
+				vb.Files = append(vb.Files, spec.BackedUpFile{Path: h.Name, Size: n, SHA256: hex.EncodeToString(sum.Sum(nil))})
+				vb.Bytes += n
+				return nil
+			})
+			if err == nil {
+				err = tw.Close()
+			}
+			if err == nil {
+				err = w.Flush()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("back up volume %s through service %s (%s): %w", v.Name, s.Name, v.Target, err)
+			}
+			m.Volumes = append(m.Volumes, vb)
+			b.run.Volumes = append(b.run.Volumes, spec.VolumeRun{Name: v.Name, Paths: v.Paths, Files: len(vb.Files), Bytes: vb.Bytes})
+			b.run.Files += len(vb.Files)
+			b.run.Bytes += vb.Bytes
+			b.did("read volume " + v.Name)
+		}
+	}
+	return nil
+}
+
+// readVolume streams the volume's included paths out of container cid, each entry named by
+// its path relative to the volume's root, to each.
+func readVolume(ctx context.Context, e BackupEngine, cid string, v manifests.BackupVolume, each func(*tar.Header, io.Reader) error) error {
+	paths := v.Paths
+	if len(paths) == 0 {
+		paths = []string{""}
+	}
+	for _, p := range paths {
+		src := path.Join(v.Target, p)
+		rc, _, err := e.CopyFromContainer(ctx, cid, src)
+		if err != nil {
+			if client.IsErrNotFound(err) && p != "" {
+				return failure{fmt.Sprintf("path %s of volume %s is not there (%s in the container): the backup would not hold it; the recipe's pre-hook should write it", p, v.Name, src)}
+			}
+			return err
+		}
+		// The archive's names start with the base name of what was asked for.
+		base := path.Base(src)
+		err = eachEntry(rc, func(h *tar.Header, r io.Reader) error {
+			rel, ok := rebase(h.Name, base, p)
+			if !ok {
+				return nil
+			}
+			h.Name = rel
+			if h.Typeflag == tar.TypeDir && !strings.HasSuffix(h.Name, "/") {
+				h.Name += "/"
+			}
+			return each(h, r)
+		})
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebase names an entry of an archive of path p of a volume (base: the name the archive's
+// entries start with) by its path in the volume; the volume's root itself has none.
+func rebase(name, base, p string) (string, bool) {
+	name = strings.TrimPrefix(strings.TrimSuffix(name, "/"), "./")
+	rest, ok := strings.CutPrefix(name, base)
+	if !ok || rest != "" && rest[0] != '/' {
+		return "", false
+	}
+	rel := path.Clean(path.Join(p, strings.TrimPrefix(rest, "/")))
+	if rel == "." || rel == "" || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return rel, true
+}
+
+func eachEntry(r io.Reader, each func(*tar.Header, io.Reader) error) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := each(h, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// restore writes backup m back: the beforeRestore checks, every restore pre-hook, each
+// volume's archive into the container that mounts it, every restore post-hook, a read-back
+// of every restored file compared with the manifest, and the afterRestore checks.
+func (b *backupRunner) restore(ctx context.Context, m *spec.BackupManifest, before, after []spec.Check) error {
+	if err := b.checks(ctx, "beforeRestore", before); err != nil {
+		return err
+	}
+	pre := func(s manifests.BackupService) string { return s.RestorePre }
+	post := func(s manifests.BackupService) string { return s.RestorePost }
+	ran, err := b.hooks(ctx, "restore pre-hook", pre)
+	if err == nil {
+		err = b.writeVolumes(ctx, m)
+	}
+	if err = b.postHooks(ctx, "restore post-hook", ran, post, err); err != nil {
+		return err
+	}
+	if err := b.verify(ctx, m); err != nil {
+		return err
+	}
+	return b.checks(ctx, "afterRestore", after)
+}
+
+func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest) error {
+	for _, v := range m.Volumes {
+		cid, err := b.container(v.Service)
+		if err != nil {
+			return err
+		}
+		f, err := b.store.Open(m.App, m.ID, v.Archive)
+		if err != nil {
+			return fmt.Errorf("restore volume %s: %w", v.Name, err)
+		}
+		err = b.eng.CopyToContainer(ctx, cid, v.Target, bufio.NewReaderSize(f, 1<<20), container.CopyToContainerOptions{CopyUIDGID: true})
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("restore volume %s through service %s (%s): %w", v.Name, v.Service, v.Target, err)
+		}
+		b.run.Volumes = append(b.run.Volumes, spec.VolumeRun{Name: v.Name, Paths: v.Paths, Files: len(v.Files), Bytes: v.Bytes})
+		b.run.Files += len(v.Files)
+		b.run.Bytes += v.Bytes
+		b.did("write volume " + v.Name)
+	}
+	return nil
+}
+
+// verify reads every restored file back and compares it with the manifest.
+func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error {
+	for _, v := range m.Volumes {
+		cid, err := b.container(v.Service)
+		if err != nil {
+			return err
+		}
+		want := map[string]spec.BackedUpFile{}
+		for _, f := range v.Files {
+			want[f.Path] = f
+		}
+		seen := map[string]bool{}
+		var mismatch []string
+		err = readVolume(ctx, b.eng, cid, manifests.BackupVolume{Name: v.Name, Target: v.Target, Paths: v.Paths}, func(h *tar.Header, r io.Reader) error {
+			f, ok := want[h.Name]
+			if !ok || h.Typeflag != tar.TypeReg {
+				return nil
+			}
+			sum := sha256.New()
+			if _, err := io.Copy(sum, r); err != nil {
+				return err
+			}
+			seen[h.Name] = true
+			if got := hex.EncodeToString(sum.Sum(nil)); got != f.SHA256 {
+				mismatch = append(mismatch, fmt.Sprintf("%s (sha256 %s, backup has %s)", h.Name, got[:12], f.SHA256[:min(12, len(f.SHA256))]))
+			}
+			return nil
+		})
+		if err != nil {
+			var fl failure
+			if !errors.As(err, &fl) {
+				return fmt.Errorf("verify volume %s: %w", v.Name, err)
+			}
+		}
+		for _, f := range v.Files {
+			if !seen[f.Path] {
+				mismatch = append(mismatch, f.Path+" (missing after the restore)")
+			}
+		}
+		if len(mismatch) > 0 {
+			slices.Sort(mismatch)
+			return failure{fmt.Sprintf("restored volume %s does not match backup %s: %s", v.Name, m.ID, strings.Join(mismatch[:min(5, len(mismatch))], ", "))}
+		}
+	}
+	return nil
+}
+
+// runJob carries out the decision's backup or restore and folds its end into the decision.
+// A job cut short by the process stopping is left Running in the status: the next process
+// finds it so and says it was interrupted.
+func (r *Reconciler) runJob(ctx context.Context, log logr.Logger, w *world, d decision) decision {
+	job := d.Job
+	run := d.Status.LastBackup
+	if job.Restore {
+		run = d.Status.LastRestore
+	}
+	log.Info("backup job", "restore", job.Restore, "trigger", job.Trigger, "id", job.ID)
+	err := r.doJob(ctx, log, w, job, run)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return d
+	}
+	w.Now = r.Now() // the status says when the job ended, not when the world was read
+	if err != nil {
+		log.Info("backup job failed", "restore", job.Restore, "id", job.ID, "error", err.Error())
+	}
+	return finishJob(d, run, err, r.Now())
+}
+
+func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *backupJob, run *spec.BackupRun) error {
+	eng := r.BackupEngine
+	if eng == nil {
+		var ok bool
+		if eng, ok = r.Engine.(BackupEngine); !ok {
+			return errors.New("this engine cannot run backups")
+		}
+	}
+	if r.Backups.Dir == "" {
+		return errors.New("no backup directory: run the reconciler with --backups DIR")
+	}
+	node, err := r.nodeID(ctx, eng)
+	if err != nil {
+		return fmt.Errorf("find this engine's swarm node: %w", err)
+	}
+	cur := w.Snap.ByStack()[w.Stack]
+	if cur == nil {
+		cur = &swarmstate.Snapshot{}
+	}
+	s := w.Desired.Spec
+	b := s.Backup
+	if b == nil {
+		b = &spec.Backup{}
+	}
+	br := &backupRunner{
+		eng: eng, store: r.Backups, app: w.App, plan: w.Backup,
+		containers: localContainers(cur, w.Stack, node),
+		red:        newRedactor(cur.Secrets, s.Env),
+		run:        run,
+		step: func(what string) {
+			if n := r.steps.Add(1); r.Step != nil {
+				r.Step(n, Action{Kind: BackupStep, Name: what})
+			}
+		},
+	}
+	if job.Restore {
+		m, err := r.Backups.Manifest(w.App, job.ID)
+		if err != nil {
+			return err
+		}
+		var before, after []spec.Check
+		if job.Trigger == triggerTier {
+			before, after = b.Checks.BeforeRestore, b.Checks.AfterRestore
+		}
+		return br.restore(ctx, m, before, after)
+	}
+	m := &spec.BackupManifest{App: w.App, ID: job.ID, Recipe: s.Recipe, Version: s.Version, Revision: w.Rendered.Revision,
+		Trigger: job.Trigger, Time: run.Started.UTC()}
+	var before []spec.Check
+	if job.Trigger == triggerTier {
+		before = b.Checks.BeforeBackup
+	}
+	if err := br.backup(ctx, m, before); err != nil {
+		return err
+	}
+	if b.Keep > 0 {
+		removed, err := r.Backups.Prune(w.App, b.Keep)
+		if err != nil {
+			log.Info("old backups not pruned; the next backup tries again", "error", err.Error())
+		}
+		if len(removed) > 0 {
+			log.Info("pruned old backups", "keep", b.Keep, "removed", removed)
+		}
+	}
+	return nil
+}
+
+// nodeID is the swarm node ID of the engine, asked once.
+func (r *Reconciler) nodeID(ctx context.Context, eng BackupEngine) (string, error) {
+	r.mu.Lock()
+	node := r.node
+	r.mu.Unlock()
+	if node != "" {
+		return node, nil
+	}
+	info, err := eng.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	if info.Swarm.NodeID == "" {
+		return "", errors.New("the engine is not part of a swarm")
+	}
+	r.mu.Lock()
+	r.node = info.Swarm.NodeID
+	r.mu.Unlock()
+	return info.Swarm.NodeID, nil
+}
+
+// localContainers are the running containers on node of the stack's services, by the
+// service's name in the recipe; of several replicas, the one that started last.
+func localContainers(cur *swarmstate.Snapshot, stack, node string) map[string]string {
+	names := map[string]string{}
+	for _, s := range cur.Services {
+		names[s.ID] = strings.TrimPrefix(s.Spec.Name, stack+"_")
+	}
+	out := map[string]string{}
+	newest := map[string]time.Time{}
+	for _, t := range cur.Tasks {
+		name, ok := names[t.ServiceID]
+		if !ok || t.NodeID != node || t.Status.State != swarm.TaskStateRunning || t.DesiredState != swarm.TaskStateRunning ||
+			t.Status.ContainerStatus == nil || t.Status.ContainerStatus.ContainerID == "" {
+			continue
+		}
+		if at, seen := newest[name]; seen && !t.Status.Timestamp.After(at) {
+			continue
+		}
+		newest[name] = t.Status.Timestamp
+		out[name] = t.Status.ContainerStatus.ContainerID
+	}
+	return out
+}

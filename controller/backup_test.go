@@ -1,0 +1,360 @@
+package controller
+
+import (
+	"archive/tar"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// backupCompose is bonfire's pattern in small: a pre-hook dumps the database onto a volume
+// whose backup is limited to the dump, a second volume is excluded, a third is whole.
+const backupCompose = `version: "3.8"
+services:
+  app:
+    image: echo:%s
+    environment:
+      MESSAGE: "hello %s"
+    volumes:
+      - data:/data
+      - cache:/cache
+      - files:/files
+    deploy:
+      labels:
+        backupbot.backup: "${ENABLE_BACKUPS:-true}"
+        backupbot.backup.pre-hook: "dump"
+        backupbot.backup.post-hook: "rm /data/dump.sql"
+        backupbot.backup.volumes.data.path: "dump.sql"
+        backupbot.backup.volumes.cache: "false"
+        backupbot.restore.post-hook: "load"
+volumes:
+  data:
+  cache:
+  files:
+`
+
+// backupShell is the app container's shell in the fake engine: the commands the recipe's
+// hooks and the tests' checks run.
+func backupShell(fail map[string]int) func(service, cmd string, files map[string]string) (int, string) {
+	return func(service, cmd string, files map[string]string) (int, string) {
+		if code, ok := fail[cmd]; ok {
+			return code, "line 1\nERROR: " + cmd + " went wrong\n"
+		}
+		switch {
+		case cmd == "dump":
+			files["/data/dump.sql"] = "rows " + files["/data/db"]
+		case cmd == "load":
+			if _, ok := files["/data/dump.sql"]; !ok {
+				return 1, "no dump"
+			}
+			files["/data/db"] = strings.TrimPrefix(files["/data/dump.sql"], "rows ")
+		case strings.HasPrefix(cmd, "rm "):
+			delete(files, strings.TrimPrefix(cmd, "rm "))
+		case strings.HasPrefix(cmd, "write "): // write PATH CONTENT
+			f := strings.SplitN(cmd, " ", 3)
+			files[f[1]] = f[2]
+		case strings.HasPrefix(cmd, "has "): // has PATH CONTENT
+			f := strings.SplitN(cmd, " ", 3)
+			if files[f[1]] != f[2] {
+				return 1, f[1] + " holds " + files[f[1]]
+			}
+		}
+		return 0, "ok\n"
+	}
+}
+
+func newBackupFixture(t *testing.T, fail map[string]int) (*fixture, *fakeBackup) {
+	f := newFixture(t)
+	makeRecipeOf(t, f.r.RecipesDir, "bk", backupCompose, "1.0.0+1")
+	fb := newFakeBackup(f.engine)
+	fb.shell = backupShell(fail)
+	f.r.BackupEngine = fb
+	f.r.Backups = spec.BackupStore{Dir: filepath.Join(t.TempDir(), "backups")}
+	return f, fb
+}
+
+const backupTierSpec = `recipe: bk
+version: 1.0.0+1
+tier: backup
+backup:
+  checks:
+    beforeBackup: [{service: app, run: "write /files/marker m1"}]
+    beforeRestore: [{service: app, run: "rm /files/marker"}]
+    afterRestore: [{service: app, run: "has /files/marker m1"}]
+`
+
+// seed puts the app's data in place once it runs.
+func seed(f *fixture, fb *fakeBackup) {
+	f.t.Helper()
+	if _, err := f.r.Reconcile(f.t.Context(), "a"); err != nil || len(f.engine.tasks) == 0 {
+		f.t.Fatalf("first pass: %v, %d tasks", err, len(f.engine.tasks))
+	}
+	fb.mu.Lock()
+	fb.fs("a_test_app")["/data/db"] = "42"
+	fb.fs("a_test_app")["/cache/tmp"] = "scratch"
+	fb.fs("a_test_app")["/files/a/b.txt"] = "file b"
+	fb.mu.Unlock()
+}
+
+func TestBackupTier(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	f.writeSpec("a", backupTierSpec)
+	seed(f, fb)
+	st := f.settle("a")
+	if st.Phase != spec.PhaseReady || st.BackupStage != stageDone {
+		t.Fatalf("phase %s stage %q: %s", st.Phase, st.BackupStage, st.Message)
+	}
+	if !hasMessage(st, "restored and verified") {
+		t.Errorf("history does not say the backup was restored and verified: %+v", st.History)
+	}
+	want := []string{
+		"a_test_app: write /files/marker m1", "a_test_app: dump", "a_test_app: rm /data/dump.sql",
+		"a_test_app: rm /files/marker", "a_test_app: load", "a_test_app: has /files/marker m1",
+	}
+	if !reflect.DeepEqual(fb.ran, want) {
+		t.Errorf("ran\n %q\nwant\n %q", fb.ran, want)
+	}
+	list, err := f.r.Backups.List("a")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("backups = %v, %v; want one", list, err)
+	}
+	m := list[0]
+	var got []string
+	for _, v := range m.Volumes {
+		for _, file := range v.Files {
+			got = append(got, v.Name+":"+file.Path)
+		}
+	}
+	if w := []string{"data:dump.sql", "files:a/b.txt", "files:marker"}; !reflect.DeepEqual(got, w) {
+		t.Errorf("backed up %v, want %v (data limited to dump.sql, cache excluded)", got, w)
+	}
+	names := archiveNames(t, f.r.Backups, m, "data")
+	if !reflect.DeepEqual(names, []string{"dump.sql"}) {
+		t.Errorf("data archive holds %v, want only dump.sql", names)
+	}
+	if b, r := st.LastBackup, st.LastRestore; b == nil || r == nil || b.State != spec.RunCompleted || r.State != spec.RunCompleted ||
+		b.ID != m.ID || r.ID != m.ID || b.Files != 3 || r.Trigger != triggerTier {
+		t.Errorf("lastBackup %+v lastRestore %+v", b, r)
+	}
+	if fb.files["a_test_app"]["/data/db"] != "42" {
+		t.Errorf("restore post-hook did not load the dump: %v", fb.files["a_test_app"])
+	}
+	if !hasMessage(st, "backup tier: backup "+m.ID+" done") {
+		t.Errorf("history does not record the backup: %+v", st.History)
+	}
+
+	// Done once: later passes and a new generation of a running app do not run it again.
+	fb.ran = nil
+	f.writeSpec("a", backupTierSpec+"env: {X: y}\n")
+	if st = f.settle("a"); st.Phase != spec.PhaseReady || len(fb.ran) != 0 {
+		t.Errorf("after the tier: phase %s, ran %v", st.Phase, fb.ran)
+	}
+}
+
+func archiveNames(t *testing.T, s spec.BackupStore, m *spec.BackupManifest, volume string) []string {
+	t.Helper()
+	for _, v := range m.Volumes {
+		if v.Name != volume {
+			continue
+		}
+		r, err := s.Open(m.App, m.ID, v.Archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var names []string
+		tr := tar.NewReader(r)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				return names
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, h.Name)
+		}
+	}
+	t.Fatalf("no volume %s in %+v", volume, m)
+	return nil
+}
+
+func hasMessage(st *spec.Status, sub string) bool {
+	for _, h := range st.History {
+		if strings.Contains(h.Message, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestBackupTierFailures(t *testing.T) {
+	tests := []struct {
+		name    string
+		fail    map[string]int
+		corrupt bool
+		want    []string
+		backups int
+		ran     string // a command that must have run
+	}{
+		{name: "pre-hook fails: its post-hook still runs, nothing listed", fail: map[string]int{"dump": 2},
+			want: []string{"backup tier: backup", "failed", "backup pre-hook in service app (dump) exited 2", "ERROR: dump went wrong"},
+			ran:  "a_test_app: rm /data/dump.sql"},
+		{name: "afterRestore check fails", fail: map[string]int{"has /files/marker m1": 1},
+			want: []string{"restore of backup", "check afterRestore[0] in service app (has /files/marker m1) exited 1"}, backups: 1},
+		{name: "restored file differs", corrupt: true,
+			want: []string{"restored volume data does not match backup", "dump.sql (sha256"}, backups: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, fb := newBackupFixture(t, tt.fail)
+			if tt.corrupt {
+				fb.corrupt = func(name, content string) string { return content + "!" }
+			}
+			f.writeSpec("a", backupTierSpec)
+			seed(f, fb)
+			st := f.settle("a")
+			if st.Phase != spec.PhaseFailed {
+				t.Fatalf("phase %s: %s", st.Phase, st.Message)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(st.Message, w) {
+					t.Errorf("message %q lacks %q", st.Message, w)
+				}
+			}
+			if list, _ := f.r.Backups.List("a"); len(list) != tt.backups {
+				t.Errorf("%d backups listed, want %d", len(list), tt.backups)
+			}
+			if left, _ := f.r.Backups.CleanPartial(nil); len(left) != 0 {
+				t.Errorf("partial backups left: %v", left)
+			}
+			if tt.ran != "" && !contains(fb.ran, tt.ran) {
+				t.Errorf("%q did not run: %v", tt.ran, fb.ran)
+			}
+		})
+	}
+}
+
+func TestBackupInterrupted(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	f.writeSpec("a", backupTierSpec)
+	seed(f, fb)
+	// The process dies right after the first volume of the backup is read.
+	f.r.Step = func(_ int64, a Action) {
+		if a.Kind == BackupStep && strings.HasPrefix(a.Name, "read volume") {
+			panic("killed")
+		}
+	}
+	func() {
+		defer func() { _ = recover() }()
+		f.settle("a")
+	}()
+	st, _ := spec.ReadStatus(f.r.StatusDir, "a")
+	if st.LastBackup == nil || st.LastBackup.State != spec.RunRunning {
+		t.Fatalf("the status does not say a backup runs: %+v", st.LastBackup)
+	}
+	if left, _ := f.r.Backups.CleanPartial(nil); len(left) != 1 {
+		t.Fatalf("partial backups at start-up: %v, want the one cut short", left)
+	}
+	f.r.Step = nil
+	st = f.settle("a")
+	if list, _ := f.r.Backups.List("a"); st.Phase != spec.PhaseReady || len(list) != 1 {
+		t.Fatalf("after the restart: phase %s, %d backups: %s", st.Phase, len(list), st.Message)
+	}
+	if !hasMessage(st, "done") {
+		t.Errorf("history: %+v", st.History)
+	}
+
+	// A restore cut short leaves the volumes half written: Failed, saying so.
+	f2, fb2 := newBackupFixture(t, nil)
+	f2.writeSpec("a", backupTierSpec)
+	seed(f2, fb2)
+	f2.r.Step = func(_ int64, a Action) {
+		if a.Kind == BackupStep && strings.HasPrefix(a.Name, "write volume") {
+			panic("killed")
+		}
+	}
+	func() {
+		defer func() { _ = recover() }()
+		f2.settle("a")
+	}()
+	f2.r.Step = nil
+	st = f2.settle("a")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "restore interrupted") && !strings.Contains(st.Message, "interrupted: the reconciler stopped during the restore") {
+		t.Fatalf("after a restore cut short: phase %s: %s", st.Phase, st.Message)
+	}
+}
+
+func TestBackupRequestsAndSchedule(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\n")
+	seed(f, fb)
+	if st := f.settle("a"); st.Phase != spec.PhaseReady || st.LastBackup != nil {
+		t.Fatalf("install: phase %s, lastBackup %+v", st.Phase, st.LastBackup)
+	}
+	// A request is carried out once.
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
+	st := f.settle("a")
+	list, _ := f.r.Backups.List("a")
+	if st.Phase != spec.PhaseReady || len(list) != 1 || st.LastHandledBackupAt != "r1" || st.LastBackup.Trigger != triggerRequest {
+		t.Fatalf("request: phase %s, %d backups, handled %q: %s", st.Phase, len(list), st.LastHandledBackupAt, st.Message)
+	}
+	f.settle("a")
+	if list, _ = f.r.Backups.List("a"); len(list) != 1 {
+		t.Fatalf("the request ran again: %d backups", len(list))
+	}
+	// A restore of the newest backup.
+	fb.mu.Lock()
+	fb.files["a_test_app"]["/files/a/b.txt"] = "changed"
+	fb.mu.Unlock()
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+	st = f.settle("a")
+	if st.LastRestore == nil || st.LastRestore.State != spec.RunCompleted || st.LastRestore.ID != list[0].ID || fb.files["a_test_app"]["/files/a/b.txt"] != "file b" {
+		t.Fatalf("restore: %+v, file %q", st.LastRestore, fb.files["a_test_app"]["/files/a/b.txt"])
+	}
+	// A schedule makes backups while the app lives; keep prunes the oldest.
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}, schedule: '@every 5s', keep: 2}\n")
+	for i := 0; i < 30; i++ {
+		res, err := f.r.Reconcile(t.Context(), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.RequeueAfter <= 0 || res.RequeueAfter > 5*time.Second+time.Millisecond {
+			t.Fatalf("pass %d: requeue after %v, want the schedule's next", i, res.RequeueAfter)
+		}
+		f.now = f.now.Add(res.RequeueAfter)
+	}
+	list, _ = f.r.Backups.List("a")
+	st, _ = spec.ReadStatus(f.r.StatusDir, "a")
+	if len(list) != 2 || st.LastBackup.Trigger != triggerSchedule || st.Phase != spec.PhaseReady {
+		t.Fatalf("schedule: %d backups kept, last %+v", len(list), st.LastBackup)
+	}
+	// Deleting the app keeps its backups.
+	if err := spec.Unplace(f.r.SpecsDir, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if st = f.settle("a"); st.Phase != spec.PhaseDeleted {
+		t.Fatalf("delete: %s", st.Phase)
+	}
+	if after, _ := f.r.Backups.List("a"); len(after) != 2 {
+		t.Errorf("teardown left %d backups, want 2", len(after))
+	}
+	if _, err := os.Stat(filepath.Join(f.r.Backups.Dir, "a")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestBackupOfRecipeWithoutBackupIsInvalid(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntier: backup\n")
+	st := f.settle("a")
+	if st.Phase != spec.PhaseInvalid || !strings.Contains(st.Message, "declares no backup") {
+		t.Fatalf("phase %s: %s", st.Phase, st.Message)
+	}
+}

@@ -1,0 +1,212 @@
+package controller
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// Backups and restores, decided. An app that converged and is stable may have one job due:
+// the backup tier's backup, then its restore; a backup or restore a person asked for
+// (`reconciler backup`, `reconciler restore`: a new requestedAt in the spec); a scheduled
+// backup. A pass carries out at most one, whole, inside the pass (runJob), with the status
+// saying Running first: a pass that finds a run still Running is the first after the process
+// that ran it died.
+
+// The triggers of a backup run.
+const (
+	triggerTier     = "tier"
+	triggerRequest  = "request"
+	triggerSchedule = "schedule"
+)
+
+// The backup tier's stages (spec.Status.BackupStage).
+const (
+	stageRestore = "restore"
+	stageDone    = "done"
+)
+
+// backupJob is one backup or restore to carry out.
+type backupJob struct {
+	Restore bool
+	Trigger string
+	// Request is the requestedAt value the job carries out, for a request.
+	Request string
+	// ID is the backup to make, or to restore.
+	ID string
+}
+
+// decideJobs decides for an app that converged and is stable, with d's phase and message
+// what the app is when no job is due (Ready and swarm's verdict): a job when one is due,
+// else d, with After no later than the schedule's next backup.
+func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
+	st := d.Status
+	d = interrupted(d, w.Now)
+	if d.Phase == spec.PhaseFailed {
+		return d
+	}
+	b := s.Backup
+	if b == nil {
+		b = &spec.Backup{}
+	}
+	tier := s.Tier == spec.TierBackup && st.BackupStage != stageDone
+	if (tier || b.RequestedAt != "" || b.Restore != nil || b.Schedule != "") && w.BackupErr != nil {
+		return d.to(spec.PhaseInvalid, w.BackupErr.Error())
+	}
+	if (tier || b.RequestedAt != "" || b.Schedule != "") && !w.Backup.Enabled() {
+		what := "tier backup"
+		if !tier {
+			what = "backup"
+		}
+		return d.to(spec.PhaseInvalid, fmt.Sprintf("%s: recipe %s declares no backup (no service has the label backupbot.backup=true): test it with tier install, or add the labels to the recipe", what, s.Recipe))
+	}
+	switch {
+	case tier && st.BackupStage == stageRestore && st.LastBackup != nil && st.LastBackup.State == spec.RunCompleted:
+		return d.startJob(w, backupJob{Restore: true, Trigger: triggerTier, ID: st.LastBackup.ID},
+			ready, fmt.Sprintf("backup tier: restoring backup %s", st.LastBackup.ID))
+	case tier:
+		return d.startJob(w, backupJob{Trigger: triggerTier, ID: spec.NewBackupID(w.Now)}, ready, "backup tier: backing up")
+	}
+	d = d.to(spec.PhaseReady, ready)
+	if b.Restore != nil && b.Restore.RequestedAt != st.LastHandledRestoreAt {
+		id := b.Restore.ID
+		if id == "" && len(w.Backups) > 0 {
+			id = w.Backups[len(w.Backups)-1].ID
+		}
+		if id == "" {
+			st.LastHandledRestoreAt = b.Restore.RequestedAt
+			now := w.Now
+			st.LastRestore = &spec.BackupRun{Trigger: triggerRequest, Request: b.Restore.RequestedAt, State: spec.RunFailed,
+				Started: now, Finished: &now, Message: fmt.Sprintf("no backup of %s to restore: make one with `reconciler backup %s`", w.App, w.App)}
+			d.Milestone = true
+			return d.to(d.Phase, "restore not done: "+st.LastRestore.Message)
+		}
+		return d.startJob(w, backupJob{Restore: true, Trigger: triggerRequest, Request: b.Restore.RequestedAt, ID: id}, ready,
+			fmt.Sprintf("%s; restoring backup %s as requested", ready, id))
+	}
+	if b.RequestedAt != "" && b.RequestedAt != st.LastHandledBackupAt {
+		return d.startJob(w, backupJob{Trigger: triggerRequest, Request: b.RequestedAt, ID: spec.NewBackupID(w.Now)}, ready,
+			ready+"; backing up as requested")
+	}
+	if b.Schedule == "" {
+		return d
+	}
+	sched, err := spec.ParseSchedule(b.Schedule)
+	if err != nil {
+		return d.to(spec.PhaseInvalid, err.Error())
+	}
+	base := w.Now
+	switch {
+	case st.LastBackup != nil:
+		base = st.LastBackup.Started
+	case st.FirstDeployedAt != nil:
+		base = *st.FirstDeployedAt
+	}
+	next := sched.Next(base)
+	if w.Now.Before(next) {
+		if wait := next.Sub(w.Now) + time.Millisecond; d.After <= 0 || wait < d.After {
+			d.After = wait
+		}
+		return d
+	}
+	return d.startJob(w, backupJob{Trigger: triggerSchedule, ID: spec.NewBackupID(w.Now)}, ready, ready+"; scheduled backup")
+}
+
+// interrupted ends the runs the status shows as Running: the process that ran them died. An
+// interrupted backup kept nothing (its leftovers are removed at start-up) and is made again
+// when it is still due; an interrupted restore left the volumes with part of the backup: the
+// app is Failed, saying so.
+func interrupted(d decision, now time.Time) decision {
+	st := d.Status
+	if r := st.LastBackup; r != nil && r.State == spec.RunRunning {
+		r.State, r.Finished = spec.RunFailed, &now
+		r.Message = "interrupted: the reconciler stopped during the backup; nothing of it was kept"
+	}
+	if r := st.LastRestore; r != nil && r.State == spec.RunRunning {
+		r.State, r.Finished = spec.RunFailed, &now
+		r.Message = fmt.Sprintf("interrupted: the reconciler stopped during the restore of backup %s; the volumes may hold part of it: restore it again with `reconciler restore %s %s`", r.ID, st.App, r.ID)
+		if r.Trigger == triggerRequest {
+			st.LastHandledRestoreAt = r.Request
+		}
+		return d.to(spec.PhaseFailed, "restore "+r.Message)
+	}
+	return d
+}
+
+// startJob records the job as Running in the status, written before the job starts, and
+// hands it to runJob.
+func (d decision) startJob(w *world, job backupJob, ready, msg string) decision {
+	run := &spec.BackupRun{ID: job.ID, Trigger: job.Trigger, Request: job.Request, State: spec.RunRunning, Started: w.Now}
+	if job.Restore {
+		d.Status.LastRestore = run
+	} else {
+		d.Status.LastBackup = run
+	}
+	d.Job, d.JobReady, d.Persist = &job, ready, true
+	if job.Trigger == triggerTier {
+		phase := d.Phase
+		if phase == spec.PhasePending || phase == spec.PhaseReady {
+			phase = spec.PhaseDeploying
+		}
+		return d.to(phase, msg)
+	}
+	return d.to(d.Phase, msg)
+}
+
+// finishJob folds a job's end into the decision: the run's state, the request it carried
+// out, the backup tier's next stage. A backup tier's failure is the app's; a requested or
+// scheduled run that failed is the run's, recorded in the history, and the app stays as it is.
+func finishJob(d decision, run *spec.BackupRun, err error, now time.Time) decision {
+	st, job, ready := d.Status, d.Job, d.JobReady
+	d.Job = nil
+	run.Finished = &now
+	if job.Trigger == triggerRequest {
+		if job.Restore {
+			st.LastHandledRestoreAt = job.Request
+		} else {
+			st.LastHandledBackupAt = job.Request
+		}
+	}
+	what := "backup " + run.ID
+	if job.Restore {
+		what = "restore of backup " + run.ID
+	}
+	if err != nil {
+		run.State, run.Message = spec.RunFailed, err.Error()
+		if job.Trigger == triggerTier {
+			return d.to(spec.PhaseFailed, fmt.Sprintf("backup tier: %s failed: %s", what, err))
+		}
+		d.Milestone = true
+		return d.to(spec.PhaseReady, fmt.Sprintf("%s; %s failed: %s", ready, what, err))
+	}
+	run.State = spec.RunCompleted
+	run.Message = fmt.Sprintf("%d files, %s in %d volumes", run.Files, byteSize(run.Bytes), len(run.Volumes))
+	switch {
+	case job.Trigger == triggerTier && !job.Restore:
+		st.BackupStage = stageRestore
+		d.After = time.Millisecond // the restore is next
+		d.Milestone = true
+		return d.to(d.Phase, fmt.Sprintf("backup tier: backup %s done (%s); restoring it next", run.ID, run.Message))
+	case job.Trigger == triggerTier:
+		st.BackupStage = stageDone
+		d.After = time.Millisecond
+		return d.to(spec.PhaseReady, fmt.Sprintf("%s; backup tier: backup %s restored and verified (%s)", ready, run.ID, run.Message))
+	}
+	d.After = time.Millisecond // another job may be due
+	return d.to(spec.PhaseReady, fmt.Sprintf("%s; %s done (%s)", ready, what, run.Message))
+}
+
+// byteSize writes n bytes for a person.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
