@@ -51,6 +51,7 @@ type backupRunner struct {
 	eng   BackupEngine
 	store spec.BackupStore
 	app   string
+	owner string // the spec directory's ID: whose partial backups these are
 	plan  *manifests.BackupPlan
 	// containers are the running containers on this node by recipe service name.
 	containers map[string]string
@@ -234,7 +235,7 @@ func (b *backupRunner) backup(ctx context.Context, m *spec.BackupManifest, check
 	if err := b.checks(ctx, "beforeBackup", checks); err != nil {
 		return err
 	}
-	pending, err := b.store.Begin(b.app, m.ID)
+	pending, err := b.store.Begin(b.app, m.ID, b.owner)
 	if err != nil {
 		return err
 	}
@@ -518,7 +519,7 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 		b = &spec.Backup{}
 	}
 	br := &backupRunner{
-		eng: eng, store: r.Backups, app: w.App, plan: w.Backup,
+		eng: eng, store: r.Backups, app: w.App, owner: r.Owner, plan: w.Backup,
 		containers: localContainers(cur, w.Stack, node),
 		red:        newRedactor(cur.Secrets, s.Env),
 		run:        run,

@@ -231,7 +231,7 @@ func TestBackupTierFailures(t *testing.T) {
 			if list, _ := f.r.Backups.List("a"); len(list) != tt.backups {
 				t.Errorf("%d backups listed, want %d", len(list), tt.backups)
 			}
-			if left, _ := f.r.Backups.CleanPartial(nil); len(left) != 0 {
+			if left, _ := f.r.Backups.CleanPartial(f.r.Owner); len(left) != 0 {
 				t.Errorf("partial backups left: %v", left)
 			}
 			if tt.ran != "" && !contains(fb.ran, tt.ran) {
@@ -259,7 +259,7 @@ func TestBackupInterrupted(t *testing.T) {
 	if st.LastBackup == nil || st.LastBackup.State != spec.RunRunning {
 		t.Fatalf("the status does not say a backup runs: %+v", st.LastBackup)
 	}
-	if left, _ := f.r.Backups.CleanPartial(nil); len(left) != 1 {
+	if left, _ := f.r.Backups.CleanPartial(f.r.Owner); len(left) != 1 {
 		t.Fatalf("partial backups at start-up: %v, want the one cut short", left)
 	}
 	f.r.Step = nil

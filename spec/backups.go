@@ -118,8 +118,10 @@ type PendingBackup struct {
 	dir, final string
 }
 
-// Begin starts backup id of app.
-func (s BackupStore) Begin(app, id string) (*PendingBackup, error) {
+// Begin starts backup id of app for owner (the spec directory's ID, locks.SpecDirID): only
+// that owner's CleanPartial removes it, so reconcilers of several spec directories can share
+// a store.
+func (s BackupStore) Begin(app, id, owner string) (*PendingBackup, error) {
 	if err := checkFileApp(app); err != nil {
 		return nil, fmt.Errorf("begin backup: %w", err)
 	}
@@ -130,7 +132,7 @@ func (s BackupStore) Begin(app, id string) (*PendingBackup, error) {
 	if err := os.MkdirAll(appDir, 0o700); err != nil {
 		return nil, fmt.Errorf("begin backup of %s: %w (is --backups %s writable?)", app, err, s.Dir)
 	}
-	tmp := filepath.Join(appDir, "."+id+partialSuffix)
+	tmp := filepath.Join(appDir, "."+id+"."+owner+partialSuffix)
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("begin backup %s of %s: %w", id, app, err)
 	}
@@ -274,10 +276,10 @@ func (s BackupStore) Prune(app string, keep int) ([]string, error) {
 	return removed, syncDir(filepath.Join(s.Dir, app))
 }
 
-// CleanPartial removes what processes that died left of backups being written or removed, and
-// returns their paths. Only a process that holds the spec directory's lock may call it: no
-// backup of its apps is being written by anyone else.
-func (s BackupStore) CleanPartial(apps func(app string) bool) ([]string, error) {
+// CleanPartial removes what processes of owner that died left of backups being written, and
+// what any process left of backups being removed, and returns their paths. Only the process
+// holding owner's spec-directory lock may call it: no other is writing owner's backups.
+func (s BackupStore) CleanPartial(owner string) ([]string, error) {
 	all, err := s.Apps()
 	if err != nil {
 		return nil, err
@@ -287,9 +289,6 @@ func (s BackupStore) CleanPartial(apps func(app string) bool) ([]string, error) 
 		errs    []error
 	)
 	for _, app := range all {
-		if apps != nil && !apps(app) {
-			continue
-		}
 		entries, err := os.ReadDir(filepath.Join(s.Dir, app))
 		if err != nil {
 			errs = append(errs, err)
@@ -297,7 +296,7 @@ func (s BackupStore) CleanPartial(apps func(app string) bool) ([]string, error) 
 		}
 		for _, e := range entries {
 			n := e.Name()
-			if !strings.HasPrefix(n, ".") || !strings.HasSuffix(n, partialSuffix) && !strings.HasSuffix(n, removingSuffix) {
+			if !strings.HasPrefix(n, ".") || !strings.HasSuffix(n, "."+owner+partialSuffix) && !strings.HasSuffix(n, removingSuffix) {
 				continue
 			}
 			p := filepath.Join(s.Dir, app, n)

@@ -12,7 +12,7 @@ import (
 
 func writeBackup(t *testing.T, s BackupStore, app, id string, commit bool) {
 	t.Helper()
-	p, err := s.Begin(app, id)
+	p, err := s.Begin(app, id, "o1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,10 @@ func TestBackupStoreListsOnlyWholeBackups(t *testing.T) {
 		}
 	}
 
-	removed, err := s.CleanPartial(nil)
+	if removed, _ := s.CleanPartial("o2"); len(removed) != 0 {
+		t.Fatalf("CleanPartial of another owner removed %v", removed)
+	}
+	removed, err := s.CleanPartial("o1")
 	if err != nil || len(removed) != 1 || !strings.HasSuffix(removed[0], ".partial") {
 		t.Fatalf("CleanPartial = %v, %v; want the one partial", removed, err)
 	}

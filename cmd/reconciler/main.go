@@ -31,6 +31,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 // options are the flags shared by the subcommands.
 type options struct {
 	specs, status, recipes, domainSuffix, lockDir string
+	backups                                       string
 	logFormat                                     string
 	verbosity                                     int
 	timeout                                       time.Duration
@@ -89,12 +90,14 @@ func newRoot(o *options) *cobra.Command {
 	f.StringVar(&o.status, "status", "/var/lib/swarm-reconciler/status", "directory of status files (<app>.json)")
 	f.StringVar(&o.recipes, "recipes", "/var/lib/swarm-reconciler/recipes", "directory of recipe git repositories")
 	f.StringVar(&o.domainSuffix, "domain-suffix", "", "default domain is <app>.<suffix>")
+	f.StringVar(&o.backups, "backups", "/var/lib/swarm-reconciler/backups", "directory of backups (<app>/<id>/)")
 	f.StringVar(&o.lockDir, "lock-dir", "/run/lock/swarm-reconciler", "directory of lock files (a tmpfs)")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity, as klog's -v: 0 changes and errors, 1 details, 2 every engine event")
 
 	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), diffCmd(o), statusCmd(o), waitCmd(o),
-		applyCmd(o), deleteCmd(o), validateCmd(o), secretCmd(o), logsCmd(o), versionCmd())
+		applyCmd(o), deleteCmd(o), validateCmd(o), secretCmd(o), logsCmd(o),
+		backupCmd(o), restoreCmd(o), backupsCmd(o), versionCmd())
 	addBuiltinExamples(root)
 	return root
 }

@@ -208,10 +208,14 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 	r := &controller.Reconciler{
 		Engine: engine, SpecsDir: specDir, StatusDir: o.status, RecipesDir: o.recipes,
 		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: lockDir,
-		Owner: locks.SpecDirID(specDir),
+		Owner: locks.SpecDirID(specDir), Backups: spec.BackupStore{Dir: o.backups},
 	}
 	if o.janitor {
 		r.Owner = "" // the janitor sweeps orphans of every spec directory
+	} else if left, err := r.Backups.CleanPartial(r.Owner); err != nil {
+		log.Info("leftovers of interrupted backups not removed", "error", err.Error())
+	} else if len(left) > 0 {
+		log.Info("removed the leftovers of interrupted backups", "paths", left)
 	}
 	if n, err := strconv.ParseInt(os.Getenv(faultKillEnv), 10, 64); err == nil && n > 0 {
 		log.Info("fault injection: this process kills itself after a number of swarm changes", "env", faultKillEnv, "steps", n)

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+func backupCmd(o *options) *cobra.Command {
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "backup APP",
+		Short: "Ask the reconciler for one backup of an app now",
+		Long: "backup records a request in the spec file of APP (backup.requestedAt, written atomically as\n" +
+			"apply writes); the reconciler carries it out once, on the recipe's backup-bot-two labels, and\n" +
+			"reports it in the status's lastBackup. With --wait it waits for that backup and exits 0 when\n" +
+			"it completed, 1 when it failed (its message is printed), 2 on timeout.",
+		Example: "  reconciler backup ch-1a2b3c --wait\n" +
+			"  reconciler backups ch-1a2b3c",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeApps(o),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return request(cmd, o, args[0], false, "", wait)
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the backup is done (exit 0), failed (1) or the timeout passed (2)")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit 2)")
+	return cmd
+}
+
+func restoreCmd(o *options) *cobra.Command {
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "restore APP [BACKUP-ID]",
+		Short: "Ask the reconciler to restore a backup of an app (the newest by default)",
+		Long: "restore records a request in the spec file of APP (backup.restore), for BACKUP-ID or, without\n" +
+			"it, the newest complete backup; the reconciler carries it out once: the recipe's restore hooks,\n" +
+			"each volume written back through the container that mounts it, every restored file read back\n" +
+			"and compared with the backup's manifest. The status's lastRestore reports it. With --wait it\n" +
+			"exits 0 when the restore completed, 1 when it failed, 2 on timeout.",
+		Example: "  reconciler restore ch-1a2b3c --wait\n" +
+			"  reconciler restore ch-1a2b3c 20261201T100000.000Z --wait",
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: completeApps(o),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := ""
+			if len(args) == 2 {
+				id = args[1]
+				if !spec.ValidBackupID(id) {
+					return fmt.Errorf("%q is not a backup ID: `reconciler backups %s` lists them", id, args[0])
+				}
+				if _, err := (spec.BackupStore{Dir: o.backups}).Manifest(args[0], id); err != nil {
+					return fmt.Errorf("%w (--backups %s)", err, o.backups)
+				}
+			}
+			return request(cmd, o, args[0], true, id, wait)
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the restore is done (exit 0), failed (1) or the timeout passed (2)")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit 2)")
+	return cmd
+}
+
+// request records the request and, with wait, polls the status until it was carried out.
+func request(cmd *cobra.Command, o *options, app string, restore bool, id string, wait bool) error {
+	if err := spec.ValidateAppName(app); err != nil {
+		return err
+	}
+	token := time.Now().UTC().Format(time.RFC3339Nano)
+	gen, err := spec.Request(o.specs, app, restore, id, token, o.defaults())
+	if err != nil {
+		return err
+	}
+	what := "backup"
+	if restore {
+		what = "restore"
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s of %s requested (requestedAt %s, generation %s)\n", what, app, token, gen)
+	if !wait {
+		return nil
+	}
+	deadline := time.Now().Add(o.timeout)
+	for {
+		st, err := spec.ReadStatus(o.status, app)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if st != nil && st.ObservedGeneration == gen {
+			handled, run := st.LastHandledBackupAt, st.LastBackup
+			if restore {
+				handled, run = st.LastHandledRestoreAt, st.LastRestore
+			}
+			switch {
+			case handled == token && run != nil && run.State == spec.RunCompleted:
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s completed: %s\n", what, run.ID, run.Message)
+				return nil
+			case handled == token && run != nil:
+				return &exitError{code: exitFailed, err: fmt.Errorf("%s %s of %s failed: %s", what, run.ID, app, run.Message)}
+			case st.Phase.Final():
+				return &exitError{code: exitFailed, err: fmt.Errorf("%s is %s: %s", app, st.Phase, st.Message)}
+			}
+		}
+		if time.Now().After(deadline) {
+			last := "no status of the spec with the request yet: is a reconciler running on " + o.specs + "?"
+			if st != nil && st.ObservedGeneration == gen {
+				last = fmt.Sprintf("%s: %s", st.Phase, st.Message)
+			}
+			return &exitError{code: exitTimeout, err: fmt.Errorf("timed out after %s waiting for the %s of %s; last seen: %s", o.timeout, what, app, last)}
+		}
+		time.Sleep(waitPoll)
+	}
+}
+
+func backupsCmd(o *options) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "backups [APP]",
+		Short: "List the complete backups in the backup directory",
+		Long: "backups lists the complete backups of APP, or of every app, oldest first: ID, trigger,\n" +
+			"recipe version, volumes, files and size. Backups outlive their apps: teardown, ttl expiry and\n" +
+			"the orphan sweep never remove them; a spec's backup.keep prunes the oldest. -o json prints the\n" +
+			"manifests.",
+		Example: "  reconciler backups\n" +
+			"  reconciler backups ch-1a2b3c -o json",
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeApps(o),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("-o %q: use table or json", output)
+			}
+			store := spec.BackupStore{Dir: o.backups}
+			apps := args
+			if len(apps) == 0 {
+				var err error
+				if apps, err = store.Apps(); err != nil {
+					return err
+				}
+			}
+			all := []*spec.BackupManifest{}
+			var errs []error
+			for _, app := range apps {
+				list, err := store.List(app)
+				if err != nil {
+					errs = append(errs, err)
+				}
+				all = append(all, list...)
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(all); err != nil {
+					return err
+				}
+				return errors.Join(errs...)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "APP\tID\tTRIGGER\tVERSION\tVOLUMES\tFILES\tBYTES")
+			for _, m := range all {
+				var vols []string
+				for _, v := range m.Volumes {
+					vols = append(vols, v.Name)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", m.App, m.ID, m.Trigger, m.Version, strings.Join(vols, ","), m.Files(), m.Bytes())
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(all) == 0 && len(errs) == 0 {
+				fmt.Fprintf(os.Stderr, "no backups in %s\n", o.backups)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}

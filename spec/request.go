@@ -1,0 +1,95 @@
+package spec
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Request records a request for a backup (backup.requestedAt) or a restore
+// (backup.restore: requestedAt and id, empty for the newest backup) in app's spec file, with
+// value as the request's token, and returns the new generation. The rest of the file is kept,
+// comments included; it is written back as YAML through Place (a JSON spec becomes
+// <app>.yml). The request is carried out once, when the reconciler sees the new value.
+func Request(dir, app string, restore bool, id, value string, d Defaults) (string, error) {
+	des, err := Load(dir, app, d)
+	switch {
+	case err != nil:
+		return "", err
+	case des == nil:
+		return "", fmt.Errorf("no spec of %s in %s: apply one first (pass --specs DIR as given to reconciler run)", app, dir)
+	case des.Err != nil:
+		return "", fmt.Errorf("the spec of %s is not valid; fix it first: %w", app, des.Err)
+	}
+	data, err := os.ReadFile(des.Path)
+	if err != nil {
+		return "", fmt.Errorf("read spec of %s: %w", app, err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return "", fmt.Errorf("spec of %s: cannot edit %s (%v): add the request by hand", app, des.Path, err)
+	}
+	backup := child(doc.Content[0], "backup", yaml.MappingNode)
+	if restore {
+		r := child(backup, "restore", yaml.MappingNode)
+		setScalar(r, "requestedAt", value)
+		if id != "" {
+			setScalar(r, "id", id)
+		} else {
+			remove(r, "id")
+		}
+	} else {
+		setScalar(backup, "requestedAt", value)
+	}
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return "", fmt.Errorf("spec of %s: %w", app, err)
+	}
+	if _, err := Parse(app+".yml", app, out.Bytes(), d); err != nil {
+		return "", fmt.Errorf("spec of %s with the request does not validate: %w", app, err)
+	}
+	if err := Place(dir, app, out.Bytes()); err != nil {
+		return "", err
+	}
+	return Generation(out.Bytes()), nil
+}
+
+// child is the value of key in mapping m, made a kind node (replacing a null) when absent.
+func child(m *yaml.Node, key string, kind yaml.Kind) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			if v := m.Content[i+1]; v.Kind == kind {
+				return v
+			}
+			m.Content[i+1] = &yaml.Node{Kind: kind, Tag: "!!map"}
+			return m.Content[i+1]
+		}
+	}
+	v := &yaml.Node{Kind: kind, Tag: "!!map"}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+	return v
+}
+
+func setScalar(m *yaml.Node, key, value string) {
+	v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value, Style: yaml.DoubleQuotedStyle}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content[i+1] = v
+			return
+		}
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
+}
+
+func remove(m *yaml.Node, key string) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content = append(m.Content[:i], m.Content[i+2:]...)
+			return
+		}
+	}
+}
