@@ -382,8 +382,8 @@ func eachEntry(r io.Reader, each func(*tar.Header, io.Reader) error) error {
 }
 
 // restore writes backup m back: the beforeRestore checks, every restore pre-hook, each
-// volume's archive into the container that mounts it, every restore post-hook, a read-back
-// of every restored file compared with the manifest, and the afterRestore checks.
+// volume's archive into the container that mounts it, a read-back of every restored file
+// compared with the manifest, every restore post-hook, and the afterRestore checks.
 func (b *backupRunner) restore(ctx context.Context, m *spec.BackupManifest, before, after []spec.Check) error {
 	if err := b.checks(ctx, "beforeRestore", before); err != nil {
 		return err
@@ -394,10 +394,11 @@ func (b *backupRunner) restore(ctx context.Context, m *spec.BackupManifest, befo
 	if err == nil {
 		err = b.writeVolumes(ctx, m)
 	}
-	if err = b.postHooks(ctx, "restore post-hook", ran, post, err); err != nil {
-		return err
+	if err == nil {
+		// Before the post-hooks, which may consume what was restored (load a dump, remove it).
+		err = b.verify(ctx, m)
 	}
-	if err := b.verify(ctx, m); err != nil {
+	if err = b.postHooks(ctx, "restore post-hook", ran, post, err); err != nil {
 		return err
 	}
 	return b.checks(ctx, "afterRestore", after)

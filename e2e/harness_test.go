@@ -38,6 +38,7 @@ type harness struct {
 	specs   string
 	status  string
 	recipes string
+	backups string
 	logPath string
 	recipe  recipe
 
@@ -57,6 +58,7 @@ func newHarness(t testing.TB) *harness {
 	h.specs = filepath.Join(root, "specs")
 	h.status = filepath.Join(root, "status")
 	h.recipes = filepath.Join(root, "recipes")
+	h.backups = filepath.Join(root, "backups")
 	h.logPath = filepath.Join(root, "reconciler.log")
 	for _, dir := range []string{h.specs, h.status, h.recipes} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -88,7 +90,7 @@ func startHarness(t testing.TB) *harness {
 func (h *harness) flags() []string {
 	return []string{
 		"--specs", h.specs, "--status", h.status, "--recipes", h.recipes,
-		"--domain-suffix", domainSuffix, "--lock-dir", suite.lockDir,
+		"--domain-suffix", domainSuffix, "--lock-dir", suite.lockDir, "--backups", h.backups,
 	}
 }
 

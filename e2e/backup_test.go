@@ -1,0 +1,325 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/pkg/jsonmessage"
+)
+
+// The tests in this file are the e2e evidence of issue 12: backups and restores on the
+// recipes' backup-bot-two labels, through the Engine API, on a real swarm.
+
+// shellImage is the echo image with Debian's static busybox installed as /bin/sh and its
+// applets: hooks and checks run `/bin/sh -c` in the app's containers.
+const shellImage = "swarm-reconciler-e2e/shell:1"
+
+var (
+	shellOnce sync.Once
+	shellErr  error
+)
+
+// needShellImage builds shellImage once per run, FROM the echo image this run built.
+func needShellImage(t testing.TB) {
+	t.Helper()
+	shellOnce.Do(func() { shellErr = buildShellImage(context.Background()) })
+	if shellErr != nil {
+		t.Fatalf("build %s: %v", shellImage, shellErr)
+	}
+}
+
+func buildShellImage(ctx context.Context) error {
+	busybox, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return fmt.Errorf("%w: install Debian's busybox-static (scripts/swarm-up does)", err)
+	}
+	var buildCtx bytes.Buffer
+	tw := tar.NewWriter(&buildCtx)
+	for _, f := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{
+		{"Dockerfile", 0o644, []byte("FROM " + echoImage + "\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n")},
+		{"busybox", 0o755, busybox},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	resp, err := suite.docker.ImageBuild(ctx, &buildCtx, build.ImageBuildOptions{
+		Tags: []string{shellImage}, Dockerfile: "Dockerfile", Remove: true, ForceRemove: true, Version: build.BuilderV1,
+	})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var progress bytes.Buffer
+	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, &progress, 0, false, nil); err != nil {
+		return fmt.Errorf("%w\n%s", err, progress.String())
+	}
+	return nil
+}
+
+// makeBackupRecipe makes bonfire's postgres pattern in small: db's pre-hook dumps its data
+// onto db-data, whose backup is limited to the dump (backup.sql); its cache volume is
+// excluded; app's files volume is backed up whole. db's restore post-hook loads the dump.
+// ${PRE_HOOK} replaces db's pre-hook.
+func makeBackupRecipe(t testing.TB, h *harness, name string) {
+	t.Helper()
+	needShellImage(t)
+	makeEchoRecipe(t, h, name, "ENABLE_BACKUPS=true\nPRE_HOOK=cat /var/lib/db/data > /var/lib/db/backup.sql\n", fmt.Sprintf(`services:
+  app:
+    image: %[1]s
+    environment:
+      - MESSAGE=hello from %[2]s
+      - PORT=8080
+    volumes:
+      - files:/files
+    deploy:
+      labels:
+        - "coop-cloud.${STACK_NAME}.version=%[3]s"
+        - "backupbot.backup=${ENABLE_BACKUPS:-true}"
+  db:
+    image: %[1]s
+    environment:
+      - MESSAGE=db
+      - PORT=8080
+    volumes:
+      - db-data:/var/lib/db
+      - cache:/cache
+    deploy:
+      labels:
+        backupbot.backup: "${ENABLE_BACKUPS:-true}"
+        backupbot.backup.pre-hook: "${PRE_HOOK}"
+        backupbot.backup.post-hook: "rm -f /var/lib/db/backup.sql; echo post > /var/lib/db/post-hook-ran"
+        backupbot.backup.volumes.db-data.path: "backup.sql"
+        backupbot.backup.volumes.cache: "false"
+        backupbot.restore.post-hook: "cp /var/lib/db/backup.sql /var/lib/db/data && rm /var/lib/db/backup.sql"
+volumes:
+  files:
+  db-data:
+  cache:
+`, shellImage, name, miniRelease), nil)
+}
+
+// backupStatus is the part of the status a backup test reads.
+type backupStatus struct {
+	Phase       string   `json:"phase"`
+	Message     string   `json:"message"`
+	BackupStage string   `json:"backupStage"`
+	LastBackup  *backRun `json:"lastBackup"`
+	LastRestore *backRun `json:"lastRestore"`
+	History     []struct {
+		Phase   string `json:"phase"`
+		Message string `json:"message"`
+	} `json:"history"`
+}
+
+type backRun struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Files int    `json:"files"`
+	Hooks []struct {
+		Service  string   `json:"service"`
+		Hook     string   `json:"hook"`
+		ExitCode int      `json:"exitCode"`
+		Output   []string `json:"output"`
+	} `json:"hooks"`
+	Message string `json:"message"`
+}
+
+func (r *backRun) hook(service, hook string) (int, bool) {
+	if r == nil {
+		return 0, false
+	}
+	for _, h := range r.Hooks {
+		if h.Service == service && h.Hook == hook {
+			return h.ExitCode, true
+		}
+	}
+	return 0, false
+}
+
+func readBackupStatus(t testing.TB, s appStatus) backupStatus {
+	t.Helper()
+	var b backupStatus
+	if err := json.Unmarshal(s.raw, &b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// backupManifest is the part of a backup's manifest.json a test reads.
+type backupManifest struct {
+	ID      string `json:"id"`
+	Volumes []struct {
+		Name    string `json:"name"`
+		Archive string `json:"archive"`
+		Files   []struct {
+			Path string `json:"path"`
+		} `json:"files"`
+	} `json:"volumes"`
+}
+
+func (h *harness) listBackups(app string) []backupManifest {
+	h.t.Helper()
+	r := h.cli(30*time.Second, "backups", app, "-o", "json")
+	if r.code != 0 {
+		h.t.Fatalf("backups: %s", r)
+	}
+	var list []backupManifest
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		h.t.Fatalf("backups -o json: %v\n%s", err, r)
+	}
+	return list
+}
+
+const backupChecks = `tier: backup
+backup:
+  checks:
+    beforeBackup:
+      - {service: app, run: "echo m1 > /files/marker && mkdir -p /files/sub && echo deep > /files/sub/f"}
+      - {service: db, run: "echo rows > /var/lib/db/data && echo junk > /var/lib/db/other && echo c > /cache/c"}
+    beforeRestore:
+      - {service: app, run: "rm /files/marker"}
+      - {service: db, run: "rm /var/lib/db/data"}
+    afterRestore:
+      - {service: app, run: "grep -qx m1 /files/marker"}
+      - {service: db, run: "grep -qx rows /var/lib/db/data"}`
+
+// TestBackupTier: tier backup goes Ready only after a backup and a restore of it: the archive
+// of the path-limited volume holds exactly the dump, the excluded volume is not in the backup,
+// the marker removed before the restore is back after it, the restore post-hook ran, and the
+// backup outlives the app's teardown.
+func TestBackupTier(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t)
+	makeBackupRecipe(t, h, "e2e-backup")
+	a := h.newApp("bk")
+	st := h.waitPhase(a.name, h.writeSpec(a.name, a.specOf("e2e-backup", miniRelease, backupChecks)), "Ready")
+	b := readBackupStatus(t, st)
+	if b.BackupStage != "done" || b.LastBackup == nil || b.LastBackup.State != "Completed" || b.LastRestore == nil || b.LastRestore.State != "Completed" {
+		t.Fatalf("Ready without the backup tier done:\n%s", st)
+	}
+	var phases []string
+	for _, e := range b.History {
+		phases = append(phases, e.Phase+": "+e.Message)
+	}
+	if !slices.ContainsFunc(phases, func(s string) bool { return strings.Contains(s, "restored and verified") }) {
+		t.Errorf("history does not say the backup was restored and verified:\n%s", strings.Join(phases, "\n"))
+	}
+	if code, ok := b.LastRestore.hook("db", "restore post-hook"); !ok || code != 0 {
+		t.Errorf("restore post-hook: ran %v, exit %d", ok, code)
+	}
+	if code, ok := b.LastBackup.hook("db", "backup post-hook"); !ok || code != 0 {
+		t.Errorf("backup post-hook: ran %v, exit %d", ok, code)
+	}
+
+	list := h.listBackups(a.name)
+	if len(list) != 1 || list[0].ID != b.LastBackup.ID {
+		t.Fatalf("backups listed: %+v, want the one of lastBackup %s", list, b.LastBackup.ID)
+	}
+	got := map[string][]string{}
+	for _, v := range list[0].Volumes {
+		for _, f := range v.Files {
+			got[v.Name] = append(got[v.Name], f.Path)
+		}
+		names := archiveEntries(t, filepath.Join(h.backups, a.name, list[0].ID, v.Archive))
+		if v.Name == "db-data" && !slices.Equal(names, []string{"backup.sql"}) {
+			t.Errorf("db-data archive holds %v, want exactly backup.sql", names)
+		}
+	}
+	want := map[string][]string{"db-data": {"backup.sql"}, "files": {"marker", "sub/f"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("backed up %v, want %v (db-data limited to backup.sql, cache excluded)", got, want)
+	}
+
+	h.deleteSpec(a.name)
+	if _, err := h.waitDeleted(a.name); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.listBackups(a.name); len(after) != 1 {
+		t.Errorf("after teardown %d backups, want the 1 kept", len(after))
+	}
+}
+
+func archiveEntries(t testing.TB, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var names []string
+	tr := tar.NewReader(f)
+	for {
+		hd, err := tr.Next()
+		if err == io.EOF {
+			return names
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, hd.Name)
+	}
+}
+
+// TestBackupFailures: a pre-hook that fails is Failed naming the service, the command, the
+// exit code and its last output, its post-hook still ran, and no backup is listed; an
+// afterRestore check that fails is Failed saying so.
+func TestBackupFailures(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t)
+	makeBackupRecipe(t, h, "e2e-backup-fail")
+	t.Run("pre-hook", func(t *testing.T) {
+		a := h.newApp("bkf")
+		pre := `echo dumping; echo "pg_dump: connection refused" >&2; exit 3`
+		body := a.specOf("e2e-backup-fail", miniRelease, backupChecks)
+		body = bytes.Replace(body, []byte("env:\n  PORT"), []byte(fmt.Sprintf("env:\n  PRE_HOOK: %q\n  PORT", pre)), 1)
+		st := h.waitPhase(a.name, h.writeSpec(a.name, body), "Failed")
+		for _, w := range []string{"backup pre-hook in service db", pre, "exited 3", "connection refused"} {
+			if !strings.Contains(st.Message, w) {
+				t.Errorf("message lacks %q:\n%s", w, st.Message)
+			}
+		}
+		b := readBackupStatus(t, st)
+		if code, ok := b.LastBackup.hook("db", "backup post-hook"); !ok || code != 0 {
+			t.Errorf("post-hook after the failed pre-hook: ran %v, exit %d\n%s", ok, code, st)
+		}
+		if list := h.listBackups(a.name); len(list) != 0 {
+			t.Errorf("a failed backup is listed: %+v", list)
+		}
+		if left, _ := filepath.Glob(filepath.Join(h.backups, a.name, ".*")); len(left) != 0 {
+			t.Errorf("leftovers of the failed backup: %v", left)
+		}
+	})
+	t.Run("afterRestore", func(t *testing.T) {
+		a := h.newApp("bkr")
+		checks := strings.Replace(backupChecks, `grep -qx rows /var/lib/db/data`, `grep -qx other-rows /var/lib/db/data`, 1)
+		st := h.waitPhase(a.name, h.writeSpec(a.name, a.specOf("e2e-backup-fail", miniRelease, checks)), "Failed")
+		for _, w := range []string{"restore of backup", "check afterRestore[1] in service db", "exited 1"} {
+			if !strings.Contains(st.Message, w) {
+				t.Errorf("message lacks %q:\n%s", w, st.Message)
+			}
+		}
+	})
+}
