@@ -14,9 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/pkg/jsonmessage"
 )
 
 // The tests in this file are the e2e evidence of issue 12: backups and restores on the
@@ -45,38 +42,10 @@ func buildShellImage(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: install Debian's busybox-static (scripts/swarm-up does)", err)
 	}
-	var buildCtx bytes.Buffer
-	tw := tar.NewWriter(&buildCtx)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{
+	return buildImage(ctx, suite.docker, shellImage, []contextFile{
 		{"Dockerfile", 0o644, []byte("FROM " + echoImage + "\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n")},
 		{"busybox", 0o755, busybox},
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	resp, err := suite.docker.ImageBuild(ctx, &buildCtx, build.ImageBuildOptions{
-		Tags: []string{shellImage}, Dockerfile: "Dockerfile", Remove: true, ForceRemove: true, Version: build.BuilderV1,
 	})
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var progress bytes.Buffer
-	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, &progress, 0, false, nil); err != nil {
-		return fmt.Errorf("%w\n%s", err, progress.String())
-	}
-	return nil
 }
 
 // makeBackupRecipe makes bonfire's postgres pattern in small: db's pre-hook dumps its data

@@ -49,16 +49,32 @@ func buildEchoImage(ctx context.Context, docker *client.Client, workDir string) 
 		return err
 	}
 
-	var buildCtx bytes.Buffer
-	tw := tar.NewWriter(&buildCtx)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{
+	if err := buildImage(ctx, docker, echoImage, []contextFile{
 		{"Dockerfile", 0o644, []byte(echoDockerfile)},
 		{"echo", 0o755, binary},
-	} {
+	}); err != nil {
+		return err
+	}
+	if _, err := docker.ImageInspect(ctx, echoImage); err != nil {
+		return fmt.Errorf("image build %s reported success but the image is missing: %w", echoImage, err)
+	}
+	return nil
+}
+
+// contextFile is one file of a build context.
+type contextFile struct {
+	name string
+	mode int64
+	data []byte
+}
+
+// buildImage builds tag from a context of files, one of them the Dockerfile, through the
+// Engine API with the classic builder (FROM scratch or a local image needs no registry and
+// no BuildKit session).
+func buildImage(ctx context.Context, docker *client.Client, tag string, files []contextFile) error {
+	var buildCtx bytes.Buffer
+	tw := tar.NewWriter(&buildCtx)
+	for _, f := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
 			return err
 		}
@@ -69,24 +85,16 @@ func buildEchoImage(ctx context.Context, docker *client.Client, workDir string) 
 	if err := tw.Close(); err != nil {
 		return err
 	}
-
 	resp, err := docker.ImageBuild(ctx, &buildCtx, build.ImageBuildOptions{
-		Tags:        []string{echoImage},
-		Dockerfile:  "Dockerfile",
-		Remove:      true,
-		ForceRemove: true,
-		Version:     build.BuilderV1,
+		Tags: []string{tag}, Dockerfile: "Dockerfile", Remove: true, ForceRemove: true, Version: build.BuilderV1,
 	})
 	if err != nil {
-		return fmt.Errorf("image build %s: %w", echoImage, err)
+		return fmt.Errorf("image build %s: %w", tag, err)
 	}
 	defer resp.Body.Close()
 	var progress bytes.Buffer
 	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, &progress, 0, false, nil); err != nil {
-		return fmt.Errorf("image build %s: %w\n%s", echoImage, err, progress.String())
-	}
-	if _, err := docker.ImageInspect(ctx, echoImage); err != nil {
-		return fmt.Errorf("image build %s reported success but the image is missing: %w\n%s", echoImage, err, progress.String())
+		return fmt.Errorf("image build %s: %w\n%s", tag, err, progress.String())
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ package e2e
 //	go test ./e2e/ -run 'Interface|README|Metrics|ServiceDeploy' -count=1 -v -timeout 20m
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -27,9 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/pkg/jsonmessage"
 )
 
 // ifaceSpecFile writes body as <dir>/<app>.yml, outside the spec directory, as CI would
@@ -519,33 +516,8 @@ func buildReconcilerImage(ctx context.Context, t *testing.T, tag string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buildCtx bytes.Buffer
-	tw := tar.NewWriter(&buildCtx)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, dockerfile}, {"reconciler", 0o755, binary}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := suite.docker.ImageBuild(ctx, &buildCtx, build.ImageBuildOptions{
-		Tags: []string{tag}, Dockerfile: "Dockerfile", Remove: true, ForceRemove: true, Version: build.BuilderV1,
-	})
-	if err != nil {
+	if err := buildImage(ctx, suite.docker, tag, []contextFile{{"Dockerfile", 0o644, dockerfile}, {"reconciler", 0o755, binary}}); err != nil {
 		t.Fatalf("build %s from deploy/Dockerfile: %v", tag, err)
-	}
-	defer resp.Body.Close()
-	var progress bytes.Buffer
-	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, &progress, 0, false, nil); err != nil {
-		t.Fatalf("build %s from deploy/Dockerfile: %v\n%s", tag, err, progress.String())
 	}
 	t.Cleanup(func() {
 		if _, err := suite.docker.ImageRemove(context.Background(), tag, image.RemoveOptions{PruneChildren: true}); err != nil {
