@@ -525,6 +525,7 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 		red:        newRedactor(cur.Secrets, s.Env),
 		run:        run,
 		step: func(what string) {
+			log.Info("backup step", "step", what)
 			if n := r.steps.Add(1); r.Step != nil {
 				r.Step(n, Action{Kind: BackupStep, Name: what})
 			}

@@ -242,33 +242,37 @@ func TestBackupTierFailures(t *testing.T) {
 }
 
 func TestBackupInterrupted(t *testing.T) {
-	f, fb := newBackupFixture(t, nil)
-	f.writeSpec("a", backupTierSpec)
-	seed(f, fb)
-	// The process dies right after the first volume of the backup is read.
-	f.r.Step = func(_ int64, a Action) {
-		if a.Kind == BackupStep && strings.HasPrefix(a.Name, "read volume") {
-			panic("killed")
+	// The process dies right after a step of the backup: once restarted, the backup is made
+	// exactly once, whether the kill came before its commit or after.
+	for _, step := range []string{"read volume", "commit"} {
+		f, fb := newBackupFixture(t, nil)
+		f.writeSpec("a", backupTierSpec)
+		seed(f, fb)
+		f.r.Step = func(_ int64, a Action) {
+			if a.Kind == BackupStep && strings.HasPrefix(a.Name, step) {
+				panic("killed")
+			}
 		}
-	}
-	func() {
-		defer func() { _ = recover() }()
-		f.settle("a")
-	}()
-	st, _ := spec.ReadStatus(f.r.StatusDir, "a")
-	if st.LastBackup == nil || st.LastBackup.State != spec.RunRunning {
-		t.Fatalf("the status does not say a backup runs: %+v", st.LastBackup)
-	}
-	if left, _ := f.r.Backups.CleanPartial(f.r.Owner); len(left) != 1 {
-		t.Fatalf("partial backups at start-up: %v, want the one cut short", left)
-	}
-	f.r.Step = nil
-	st = f.settle("a")
-	if list, _ := f.r.Backups.List("a"); st.Phase != spec.PhaseReady || len(list) != 1 {
-		t.Fatalf("after the restart: phase %s, %d backups: %s", st.Phase, len(list), st.Message)
-	}
-	if !hasMessage(st, "done") {
-		t.Errorf("history: %+v", st.History)
+		func() {
+			defer func() { _ = recover() }()
+			f.settle("a")
+		}()
+		st, _ := spec.ReadStatus(f.r.StatusDir, "a")
+		if st.LastBackup == nil || st.LastBackup.State != spec.RunRunning {
+			t.Fatalf("%s: the status does not say a backup runs: %+v", step, st.LastBackup)
+		}
+		left, _ := f.r.Backups.CleanPartial(f.r.Owner)
+		if want := map[string]int{"read volume": 1, "commit": 0}[step]; len(left) != want {
+			t.Fatalf("%s: partial backups at start-up: %v, want %d", step, left, want)
+		}
+		f.r.Step = nil
+		st = f.settle("a")
+		if list, _ := f.r.Backups.List("a"); st.Phase != spec.PhaseReady || len(list) != 1 {
+			t.Fatalf("%s: after the restart: phase %s, %d backups: %s", step, st.Phase, len(list), st.Message)
+		}
+		if !hasMessage(st, "restored and verified") {
+			t.Errorf("%s: history: %+v", step, st.History)
+		}
 	}
 
 	// A restore cut short leaves the volumes half written: Failed, saying so.
@@ -285,7 +289,7 @@ func TestBackupInterrupted(t *testing.T) {
 		f2.settle("a")
 	}()
 	f2.r.Step = nil
-	st = f2.settle("a")
+	st := f2.settle("a")
 	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "restore interrupted") && !strings.Contains(st.Message, "interrupted: the reconciler stopped during the restore") {
 		t.Fatalf("after a restore cut short: phase %s: %s", st.Phase, st.Message)
 	}

@@ -42,7 +42,7 @@ type backupJob struct {
 // else d, with After no later than the schedule's next backup.
 func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 	st := d.Status
-	d = interrupted(d, w.Now)
+	d = interrupted(d, w.Committed, w.Now, ready)
 	if d.Phase == spec.PhaseFailed {
 		return d
 	}
@@ -113,15 +113,26 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 	return d.startJob(w, backupJob{Trigger: triggerSchedule, ID: spec.NewBackupID(w.Now)}, ready, ready+"; scheduled backup")
 }
 
-// interrupted ends the runs the status shows as Running: the process that ran them died. An
-// interrupted backup kept nothing (its leftovers are removed at start-up) and is made again
-// when it is still due; an interrupted restore left the volumes with part of the backup: the
-// app is Failed, saying so.
-func interrupted(d decision, now time.Time) decision {
+// interrupted ends the runs the status shows as Running: the process that ran them died. A
+// backup found whole in the store (committed) completed; any other interrupted backup kept
+// nothing (its leftovers are removed at start-up) and is made again when it is still due. An
+// interrupted restore left the volumes with part of the backup: the app is Failed, saying so.
+func interrupted(d decision, committed *spec.BackupManifest, now time.Time, ready string) decision {
 	st := d.Status
 	if r := st.LastBackup; r != nil && r.State == spec.RunRunning {
-		r.State, r.Finished = spec.RunFailed, &now
-		r.Message = "interrupted: the reconciler stopped during the backup; nothing of it was kept"
+		if committed != nil && committed.ID == r.ID {
+			// Whole in the store: the process died after the commit, before saying so.
+			r.Volumes, r.Files, r.Bytes = nil, committed.Files(), committed.Bytes()
+			for _, v := range committed.Volumes {
+				r.Volumes = append(r.Volumes, spec.VolumeRun{Name: v.Name, Paths: v.Paths, Files: len(v.Files), Bytes: v.Bytes})
+			}
+			d.Job, d.JobReady = &backupJob{Trigger: r.Trigger, Request: r.Request, ID: r.ID}, ready
+			d = finishJob(d, r, nil, now)
+			d.Job = nil
+		} else {
+			r.State, r.Finished = spec.RunFailed, &now
+			r.Message = "interrupted: the reconciler stopped during the backup; nothing of it was kept"
+		}
 	}
 	if r := st.LastRestore; r != nil && r.State == spec.RunRunning {
 		r.State, r.Finished = spec.RunFailed, &now

@@ -68,6 +68,9 @@ type world struct {
 	BackupErr error
 	// Backups are the app's complete backups, oldest first, read when a restore is asked for.
 	Backups []*spec.BackupManifest
+	// Committed is the backup the status shows Running, found complete in the store: the
+	// process that made it died after the commit, before it could say so.
+	Committed *spec.BackupManifest
 	// Probe runs the spec's readiness probes once. decide calls it only when swarm says the
 	// app converged and the verdict waits on the probes: a probe with `stable` counts runs.
 	Probe func() probeResult

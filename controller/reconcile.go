@@ -221,6 +221,11 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	}
 	if w.Rendered != nil && (s.Tier == spec.TierBackup || s.Backup != nil) {
 		w.Backup, w.BackupErr = w.Rendered.BackupPlan()
+		if b := st.LastBackup; b != nil && b.State == spec.RunRunning {
+			if m, err := r.Backups.Manifest(app, b.ID); err == nil {
+				w.Committed = m
+			}
+		}
 		if b := s.Backup; b != nil && b.Restore != nil && b.Restore.ID == "" && (prev == nil || prev.LastHandledRestoreAt != b.Restore.RequestedAt) {
 			if w.Backups, err = r.Backups.List(app); err != nil {
 				return nil, err

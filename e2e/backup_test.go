@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -291,4 +292,72 @@ func TestBackupFailures(t *testing.T) {
 			}
 		}
 	})
+}
+
+// backupStepLine matches the log line of a step of an install ("applied") or of a backup or
+// restore ("backup step"): the steps the fault injection counts.
+var backupStepLine = regexp.MustCompile(`\t(applied|backup step)\t`)
+
+func (h *harness) backupSteps(offset int64, app string) []string {
+	h.t.Helper()
+	var steps []string
+	for _, line := range h.recLogSince(offset) {
+		if backupStepLine.MatchString(line) && strings.Contains(line, `"`+app+`"`) {
+			steps = append(steps, line)
+		}
+	}
+	return steps
+}
+
+// TestKillAtEveryBackupStep: a reconciler SIGKILLed right after each step of the backup tier's
+// backup and restore in turn (a check, a hook, a volume read or written, the commit), then
+// started again, never lists a partial backup, removes the leftovers at start-up, and ends
+// Ready with exactly one backup (the request carried out once) or, when a restore was cut
+// short, Failed saying the restore was interrupted.
+func TestKillAtEveryBackupStep(t *testing.T) {
+	t.Parallel()
+	ref := newHarness(t)
+	makeBackupRecipe(t, ref, "e2e-backup-kill")
+	a := ref.newApp("bkref")
+	offset := ref.recLogSize()
+	ref.start()
+	ref.waitPhase(a.name, ref.writeSpec(a.name, a.specOf("e2e-backup-kill", miniRelease, backupChecks)), "Ready")
+	steps := ref.backupSteps(offset, a.name)
+	first := slices.IndexFunc(steps, func(l string) bool { return strings.Contains(l, "\tbackup step\t") })
+	if first < 0 {
+		t.Fatalf("the clean run logged no backup step:\n%s", strings.Join(steps, "\n"))
+	}
+	t.Logf("clean run: %d steps, the backup's from %d:\n%s", len(steps), first+1, strings.Join(steps, "\n"))
+	restoreFrom := slices.IndexFunc(steps, func(l string) bool { return strings.Contains(l, "beforeRestore") })
+
+	for k := first + 1; k <= len(steps); k++ {
+		t.Run(fmt.Sprintf("step%d", k), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			makeBackupRecipe(t, h, "e2e-backup-kill")
+			a := h.newApp(fmt.Sprintf("bkk%d", k))
+			var gen string
+			died := h.recKilled(k, 0, func() {
+				gen = h.writeSpec(a.name, a.specOf("e2e-backup-kill", miniRelease, backupChecks))
+			})
+			t.Logf("killed: %s", died)
+			if list := h.listBackups(a.name); len(list) > 1 {
+				t.Errorf("after the kill %d backups listed", len(list))
+			}
+			h.start()
+			s := h.waitPhase(a.name, gen, "Ready", "Failed")
+			inRestore := restoreFrom >= 0 && k > restoreFrom
+			switch {
+			case s.Phase == "Ready":
+				if list := h.listBackups(a.name); len(list) != 1 {
+					t.Errorf("Ready with %d backups, want exactly 1", len(list))
+				}
+			case !inRestore || !strings.Contains(s.Message, "restore interrupted: the reconciler stopped during the restore"):
+				t.Errorf("killed at step %d (restore from step %d): %s, want Ready or, in the restore, Failed saying it was interrupted", k, restoreFrom+1, s)
+			}
+			if left, _ := filepath.Glob(filepath.Join(h.backups, a.name, ".*")); len(left) != 0 {
+				t.Errorf("leftovers after the restart: %v", left)
+			}
+		})
+	}
 }
