@@ -361,3 +361,68 @@ func TestKillAtEveryBackupStep(t *testing.T) {
 		})
 	}
 }
+
+// TestBackupRequestsAndSchedule: `reconciler backup --wait` and `reconciler restore --wait` on
+// a live app carry out one run each and exit 0; a schedule of a few seconds makes backups while
+// the app lives, keep: 2 leaves the newest two, and the backups stop, and stay, once the app is
+// deleted.
+func TestBackupRequestsAndSchedule(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t)
+	makeBackupRecipe(t, h, "e2e-backup-req")
+	a := h.newApp("bkq")
+	body := a.specOf("e2e-backup-req", miniRelease)
+	body = bytes.Replace(body, []byte("env:\n  PORT"), []byte("env:\n  PRE_HOOK: \"echo rows >> /var/lib/db/data; cp /var/lib/db/data /var/lib/db/backup.sql\"\n  PORT"), 1)
+	h.waitPhase(a.name, h.writeSpec(a.name, body), "Ready")
+
+	r := h.cli(phaseDeadline, "backup", a.name, "--wait")
+	if r.code != 0 || !strings.Contains(r.stdout, "completed") {
+		t.Fatalf("backup --wait: %s", r)
+	}
+	list := h.listBackups(a.name)
+	if len(list) != 1 {
+		t.Fatalf("%d backups after one request", len(list))
+	}
+	r = h.cli(phaseDeadline, "restore", a.name, list[0].ID, "--wait")
+	if r.code != 0 || !strings.Contains(r.stdout, "restore "+list[0].ID+" completed") {
+		t.Fatalf("restore --wait: %s", r)
+	}
+	if r = h.cli(30*time.Second, "restore", a.name, "20200101T000000.000Z"); r.code == 0 {
+		t.Errorf("restore of a backup that does not exist: %s", r)
+	}
+
+	// A schedule of 3s with keep 2.
+	body, err := os.ReadFile(h.specPath(a.name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = bytes.Replace(body, []byte("backup:\n"), []byte("backup:\n  schedule: \"@every 3s\"\n  keep: 2\n"), 1)
+	gen := h.writeSpec(a.name, body)
+	seen := map[string]bool{}
+	if _, err := h.awaitStatus(a.name, "three scheduled backups", func(s appStatus) (bool, string) {
+		if s.ObservedGeneration != gen {
+			return false, ""
+		}
+		if b := readBackupStatus(t, s); b.LastBackup != nil && b.LastBackup.State == "Completed" && b.LastBackup.ID != list[0].ID {
+			seen[b.LastBackup.ID] = true
+		}
+		return len(seen) >= 3, ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	kept := h.listBackups(a.name)
+	if len(kept) != 2 {
+		t.Fatalf("keep: 2 left %d backups", len(kept))
+	}
+
+	h.deleteSpec(a.name)
+	if _, err := h.waitDeleted(a.name); err != nil {
+		t.Fatal(err)
+	}
+	before := h.listBackups(a.name)
+	time.Sleep(7 * time.Second) // two periods of the schedule: nothing may happen in them
+	after := h.listBackups(a.name)
+	if len(before) != 2 || fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("backups after the app's deletion: %d then %d (%v -> %v), want the 2 kept, unchanged", len(before), len(after), before, after)
+	}
+}
