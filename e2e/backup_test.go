@@ -52,11 +52,11 @@ func buildShellImage(ctx context.Context) error {
 // makeBackupRecipe makes bonfire's postgres pattern in small: db's pre-hook dumps its data
 // onto db-data, whose backup is limited to the dump (backup.sql); its cache volume is
 // excluded; app's files volume is backed up whole. db's restore post-hook loads the dump.
-// ${PRE_HOOK} replaces db's pre-hook.
+// ${PRE_HOOK} replaces db's pre-hook. db has a generated secret, db_password.
 func makeBackupRecipe(t testing.TB, h *harness, name string) {
 	t.Helper()
 	needShellImage(t)
-	makeEchoRecipe(t, h, name, "ENABLE_BACKUPS=true\nPRE_HOOK=cat /var/lib/db/data > /var/lib/db/backup.sql\n", fmt.Sprintf(`services:
+	makeEchoRecipe(t, h, name, "ENABLE_BACKUPS=true\nPRE_HOOK=cat /var/lib/db/data > /var/lib/db/backup.sql\nSECRET_DB_PASSWORD_VERSION=v1\n", fmt.Sprintf(`services:
   app:
     image: %[1]s
     environment:
@@ -76,6 +76,8 @@ func makeBackupRecipe(t testing.TB, h *harness, name string) {
     volumes:
       - db-data:/var/lib/db
       - cache:/cache
+    secrets:
+      - db_password
     deploy:
       labels:
         backupbot.backup: "${ENABLE_BACKUPS:-true}"
@@ -88,6 +90,10 @@ volumes:
   files:
   db-data:
   cache:
+secrets:
+  db_password:
+    external: true
+    name: ${STACK_NAME}_db_password_${SECRET_DB_PASSWORD_VERSION}
 `, shellImage, name, miniRelease), nil)
 }
 
@@ -168,7 +174,7 @@ backup:
   checks:
     beforeBackup:
       - {service: app, run: "echo m1 > /files/marker && mkdir -p /files/sub && echo deep > /files/sub/f"}
-      - {service: db, run: "echo rows > /var/lib/db/data && echo junk > /var/lib/db/other && echo c > /cache/c"}
+      - {service: db, run: "echo rows > /var/lib/db/data && echo pw=$(cat /run/secrets/db_password) >> /var/lib/db/data && echo junk > /var/lib/db/other && echo c > /cache/c && echo the password is $(cat /run/secrets/db_password)"}
     beforeRestore:
       - {service: app, run: "rm /files/marker"}
       - {service: db, run: "rm /var/lib/db/data"}
@@ -223,12 +229,61 @@ func TestBackupTier(t *testing.T) {
 		t.Errorf("backed up %v, want %v (db-data limited to backup.sql, cache excluded)", got, want)
 	}
 
+	// The generated secret is in the data (the check wrote it there), and nowhere else: not in
+	// the manifest, the status (the check printed it: redacted) or the log.
+	dump := archiveFile(t, filepath.Join(h.backups, a.name, list[0].ID, "db-data.tar"), "backup.sql")
+	_, password, _ := strings.Cut(dump, "pw=")
+	password = strings.TrimSpace(password)
+	if len(password) < 16 {
+		t.Fatalf("no password in the dump %q", dump)
+	}
+	manifest, err := os.ReadFile(filepath.Join(h.backups, a.name, list[0].ID, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(h.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"manifest": string(manifest), "status": string(st.raw), "log": string(log)} {
+		if strings.Contains(text, password) {
+			t.Errorf("the generated secret's value is in the %s", what)
+		}
+	}
+	if !strings.Contains(string(st.raw), "the password is [redacted]") {
+		t.Errorf("the check's output is not in the status, redacted:\n%s", st)
+	}
+
 	h.deleteSpec(a.name)
 	if _, err := h.waitDeleted(a.name); err != nil {
 		t.Fatal(err)
 	}
 	if after := h.listBackups(a.name); len(after) != 1 {
 		t.Errorf("after teardown %d backups, want the 1 kept", len(after))
+	}
+}
+
+// archiveFile is the content of file name in the tar archive at path.
+func archiveFile(t testing.TB, path, name string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hd, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s in %s: %v", name, path, err)
+		}
+		if hd.Name == name {
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
 	}
 }
 
