@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/swarm"
@@ -324,7 +325,7 @@ func readVolume(ctx context.Context, e BackupEngine, cid string, v manifests.Bac
 		src := path.Join(v.Target, p)
 		rc, _, err := e.CopyFromContainer(ctx, cid, src)
 		if err != nil {
-			if client.IsErrNotFound(err) && p != "" {
+			if cerrdefs.IsNotFound(err) && p != "" {
 				return failure{fmt.Sprintf("path %s of volume %s is not there (%s in the container): the backup would not hold it; the recipe's pre-hook should write it", p, v.Name, src)}
 			}
 			return err

@@ -206,6 +206,8 @@ func TestBackupTierFailures(t *testing.T) {
 		{name: "pre-hook fails: its post-hook still runs, nothing listed", fail: map[string]int{"dump": 2},
 			want: []string{"backup tier: backup", "failed", "backup pre-hook in service app (dump) exited 2", "ERROR: dump went wrong"},
 			ran:  "a_test_app: rm /data/dump.sql"},
+		{name: "the pre-hook wrote no dump: the backup would not hold it", fail: map[string]int{"dump": 0},
+			want: []string{"path dump.sql of volume data is not there (/data/dump.sql in the container)"}, ran: "a_test_app: rm /data/dump.sql"},
 		{name: "afterRestore check fails", fail: map[string]int{"has /files/marker m1": 1},
 			want: []string{"restore of backup", "check afterRestore[0] in service app (has /files/marker m1) exited 1"}, backups: 1},
 		{name: "restored file differs", corrupt: true,
