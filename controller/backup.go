@@ -485,9 +485,22 @@ func (r *Reconciler) runJob(ctx context.Context, log logr.Logger, w *world, d de
 		run = d.Status.LastRestore
 	}
 	log.Info("backup job", "restore", job.Restore, "trigger", job.Trigger, "id", job.ID)
-	err := r.doJob(ctx, log, w, job, run)
+	// The job's deadline is the spec's timeout, not the pass's (a large volume takes minutes);
+	// the process stopping still cuts it short.
+	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.Desired.Spec.Timeout.Duration)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	defer stop()
+	err := r.doJob(jctx, log, w, job, run)
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return d
+	}
+	if errors.Is(jctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("not done within the spec's timeout of %s (raise timeout for large volumes): %w", w.Desired.Spec.Timeout.Duration, err)
 	}
 	w.Now = r.Now() // the status says when the job ended, not when the world was read
 	if err != nil {

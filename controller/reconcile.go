@@ -31,6 +31,9 @@ type Result struct {
 	// otherwise. What else a waiting app can be waiting for (a service's update state) comes
 	// as an engine event, which runs a pass at once.
 	TasksFor time.Duration
+	// Job says the pass ran a backup or restore: bounded by the spec's timeout, not by the
+	// pass's (a large volume takes minutes).
+	Job bool
 }
 
 // Reconciler converges one app at a time: Reconcile(app) re-reads the spec file and a fresh
@@ -132,6 +135,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
 	}
 	last, free := prev, map[string]bool{}
+	ranJob := false
 	for round := 1; ; round++ {
 		w, err := r.observe(ctx, app, last, free)
 		if err != nil {
@@ -145,6 +149,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		done, err := r.act(ctx, log, w, d)
 		if err == nil && d.Job != nil {
 			d = r.runJob(ctx, log, w, d)
+			ranJob = true
 		}
 		if errors.Is(ctx.Err(), context.Canceled) {
 			// Cut short by the process stopping: no "context canceled" in the status. A pass
@@ -160,7 +165,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		if werr := r.write(prev, d, w.Now); werr != nil {
 			return Result{}, errors.Join(err, werr)
 		}
-		return Result{RequeueAfter: d.After, TasksFor: d.TasksFor}, err
+		return Result{RequeueAfter: d.After, TasksFor: d.TasksFor, Job: ranJob}, err
 	}
 }
 
