@@ -75,18 +75,23 @@ func (b *backupRunner) did(what string) {
 	}
 }
 
-// container is the running container of service on this node.
-func (b *backupRunner) container(service string) (string, error) {
+// container is the running container of service on this node; volume, when set, is the
+// volume to be read or written through it.
+func (b *backupRunner) container(service, volume string) (string, error) {
 	id := b.containers[service]
 	if id == "" {
-		return "", failure{fmt.Sprintf("service %s has no running container on the reconciler's node: backups read and write volumes through it, so run the reconciler on the node that runs %s (placement constraint), or wait until it runs", service, service)}
+		what := "service " + service
+		if volume != "" {
+			what = fmt.Sprintf("volume %s (mounted by service %s)", volume, service)
+		}
+		return "", failure{fmt.Sprintf("%s: no running task of %s on the reconciler's node: backups read and write volumes through the container that mounts them, so place %s on the node the reconciler runs on (a placement constraint), or run the reconciler there", what, service, service)}
 	}
 	return id, nil
 }
 
 // exec runs a hook or a check and records it; a non-zero exit is a failure naming it.
 func (b *backupRunner) exec(ctx context.Context, service, hook, command string) error {
-	cid, err := b.container(service)
+	cid, err := b.container(service, "")
 	if err != nil {
 		return err
 	}
@@ -265,7 +270,7 @@ func (b *backupRunner) backup(ctx context.Context, m *spec.BackupManifest, check
 func (b *backupRunner) readVolumes(ctx context.Context, pending *spec.PendingBackup, m *spec.BackupManifest) error {
 	for _, s := range b.plan.Services {
 		for _, v := range s.Volumes {
-			cid, err := b.container(s.Name)
+			cid, err := b.container(s.Name, v.Name)
 			if err != nil {
 				return err
 			}
@@ -407,7 +412,7 @@ func (b *backupRunner) restore(ctx context.Context, m *spec.BackupManifest, befo
 
 func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest) error {
 	for _, v := range m.Volumes {
-		cid, err := b.container(v.Service)
+		cid, err := b.container(v.Service, v.Name)
 		if err != nil {
 			return err
 		}
@@ -431,7 +436,7 @@ func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest)
 // verify reads every restored file back and compares it with the manifest.
 func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error {
 	for _, v := range m.Volumes {
-		cid, err := b.container(v.Service)
+		cid, err := b.container(v.Service, v.Name)
 		if err != nil {
 			return err
 		}

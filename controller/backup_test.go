@@ -199,6 +199,7 @@ func TestBackupTierFailures(t *testing.T) {
 		name    string
 		fail    map[string]int
 		corrupt bool
+		node    string // the node the engine says it is; "" the tasks' node
 		want    []string
 		backups int
 		ran     string // a command that must have run
@@ -208,6 +209,8 @@ func TestBackupTierFailures(t *testing.T) {
 			ran:  "a_test_app: rm /data/dump.sql"},
 		{name: "the pre-hook wrote no dump: the backup would not hold it", fail: map[string]int{"dump": 0},
 			want: []string{"path dump.sql of volume data is not there (/data/dump.sql in the container)"}, ran: "a_test_app: rm /data/dump.sql"},
+		{name: "no task on the reconciler's node: the check cannot run there", node: "node2",
+			want: []string{"service app: no running task of app on the reconciler's node", "placement constraint"}},
 		{name: "afterRestore check fails", fail: map[string]int{"has /files/marker m1": 1},
 			want: []string{"restore of backup", "check afterRestore[0] in service app (has /files/marker m1) exited 1"}, backups: 1},
 		{name: "restored file differs", corrupt: true,
@@ -219,6 +222,7 @@ func TestBackupTierFailures(t *testing.T) {
 			if tt.corrupt {
 				fb.corrupt = func(name, content string) string { return content + "!" }
 			}
+			fb.node = tt.node
 			f.writeSpec("a", backupTierSpec)
 			seed(f, fb)
 			st := f.settle("a")

@@ -39,6 +39,8 @@ type fakeBackup struct {
 	execs   map[string]container.ExecInspect
 	ran     []string // "service: command" of every exec, in order
 	outputs map[string]string
+	// node, when set, is the node the engine says it is instead of fakeNode, where the tasks run.
+	node string
 }
 
 func newFakeBackup(f *fakeEngine) *fakeBackup {
@@ -69,6 +71,9 @@ func (b *fakeBackup) fs(service string) map[string]string {
 }
 
 func (b *fakeBackup) Info(context.Context) (system.Info, error) {
+	if b.node != "" {
+		return system.Info{Swarm: swarm.Info{NodeID: b.node}}, nil
+	}
 	return system.Info{Swarm: swarm.Info{NodeID: fakeNode}}, nil
 }
 
