@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -41,6 +42,9 @@ type BackupEngine interface {
 }
 
 var _ BackupEngine = (*client.Client)(nil)
+
+// postHookTimeout bounds the post-hooks of a job that was cut short.
+const postHookTimeout = 2 * time.Minute
 
 // hookLines is how many of a hook's last output lines a run keeps, as a failed task's logs.
 const hookLines = 10
@@ -96,6 +100,8 @@ func (b *backupRunner) exec(ctx context.Context, service, hook, command string) 
 		return err
 	}
 	code, out, err := execShell(ctx, b.eng, cid, command)
+	// A hook's command is a label after env interpolation: it may hold a secret value.
+	command = b.red.line(command)
 	h := spec.HookRun{Service: service, Hook: hook, Command: command, ExitCode: code}
 	for _, l := range out {
 		h.Output = append(h.Output, b.red.line(l))
@@ -132,9 +138,16 @@ func execShell(ctx context.Context, e BackupEngine, cid, command string) (int, [
 	if err != nil {
 		return 0, nil, err
 	}
+	// The client no longer watches ctx once the connection is hijacked: a hook that hangs is
+	// cut off by closing it.
+	stop := context.AfterFunc(ctx, att.Close)
+	defer stop()
 	tail := &lastLines{n: hookLines}
 	_, err = stdcopy.StdCopy(tail, tail, att.Reader)
 	att.Close()
+	if ctx.Err() != nil {
+		return 0, tail.lines(), ctx.Err()
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, tail.lines(), err
 	}
@@ -225,6 +238,10 @@ func (b *backupRunner) hooks(ctx context.Context, name string, pre func(manifest
 // postHooks runs the post-hook of each service ran names, also after a failure; the first
 // error is joined to err.
 func (b *backupRunner) postHooks(ctx context.Context, name string, ran []manifests.BackupService, post func(manifests.BackupService) string, err error) error {
+	// They run also when the job was cut short (its deadline, the process stopping): a
+	// pre-hook may have put the service in maintenance.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), postHookTimeout)
+	defer cancel()
 	for _, s := range ran {
 		if cmd := post(s); cmd != "" {
 			if perr := b.exec(ctx, s.Name, name, cmd); perr != nil && err == nil {
@@ -328,12 +345,16 @@ func readVolume(ctx context.Context, e BackupEngine, cid string, v manifests.Bac
 	}
 	for _, p := range paths {
 		src := path.Join(v.Target, p)
-		rc, _, err := e.CopyFromContainer(ctx, cid, src)
+		rc, stat, err := e.CopyFromContainer(ctx, cid, src)
 		if err != nil {
 			if cerrdefs.IsNotFound(err) && p != "" {
 				return failure{fmt.Sprintf("path %s of volume %s is not there (%s in the container): the backup would not hold it; the recipe's pre-hook should write it", p, v.Name, src)}
 			}
 			return err
+		}
+		if stat.Mode&os.ModeSymlink != 0 {
+			rc.Close()
+			return failure{fmt.Sprintf("path %s of volume %s is a symbolic link (to %s): the backup would hold the link, not the data; name what it points to", path.Join(".", p), v.Name, stat.LinkTarget)}
 		}
 		// The archive's names start with the base name of what was asked for.
 		base := path.Base(src)
@@ -343,6 +364,14 @@ func readVolume(ctx context.Context, e BackupEngine, cid string, v manifests.Bac
 				return nil
 			}
 			h.Name = rel
+			if h.Typeflag == tar.TypeLink {
+				// A hard link names its target in the archive's naming too.
+				target, ok := rebase(h.Linkname, base, p)
+				if !ok {
+					return failure{fmt.Sprintf("volume %s: %s is a hard link to %s, outside the paths backed up: include both", v.Name, rel, h.Linkname)}
+				}
+				h.Linkname = target
+			}
 			if h.Typeflag == tar.TypeDir && !strings.HasSuffix(h.Name, "/") {
 				h.Name += "/"
 			}
@@ -391,6 +420,10 @@ func eachEntry(r io.Reader, each func(*tar.Header, io.Reader) error) error {
 // volume's archive into the container that mounts it, a read-back of every restored file
 // compared with the manifest, every restore post-hook, and the afterRestore checks.
 func (b *backupRunner) restore(ctx context.Context, m *spec.BackupManifest, before, after []spec.Check) error {
+	m, err := b.current(m)
+	if err != nil {
+		return err
+	}
 	if err := b.checks(ctx, "beforeRestore", before); err != nil {
 		return err
 	}
@@ -398,16 +431,47 @@ func (b *backupRunner) restore(ctx context.Context, m *spec.BackupManifest, befo
 	post := func(s manifests.BackupService) string { return s.RestorePost }
 	ran, err := b.hooks(ctx, "restore pre-hook", pre)
 	if err == nil {
-		err = b.writeVolumes(ctx, m)
-	}
-	if err == nil {
-		// Before the post-hooks, which may consume what was restored (load a dump, remove it).
-		err = b.verify(ctx, m)
+		if err = b.writeVolumes(ctx, m); err == nil {
+			// Before the post-hooks, which may consume what was restored (load a dump, remove it).
+			err = b.verify(ctx, m)
+		}
+		if err != nil {
+			err = partialRestore{err}
+		}
 	}
 	if err = b.postHooks(ctx, "restore post-hook", ran, post, err); err != nil {
 		return err
 	}
 	return b.checks(ctx, "afterRestore", after)
+}
+
+// partialRestore is a restore that failed once it had begun to write: the volumes may hold
+// part of the backup.
+type partialRestore struct{ err error }
+
+func (e partialRestore) Error() string { return e.err.Error() }
+func (e partialRestore) Unwrap() error { return e.err }
+
+// current is m with each volume's service and mount target as the recipe's backup plan says
+// now: a volume is written back where the running release mounts it, which may have moved
+// since the backup. A volume the plan no longer has cannot be restored.
+func (b *backupRunner) current(m *spec.BackupManifest) (*spec.BackupManifest, error) {
+	c := *m
+	c.Volumes = slices.Clone(m.Volumes)
+	for i, v := range c.Volumes {
+		found := false
+		for _, s := range b.plan.Services {
+			for _, pv := range s.Volumes {
+				if pv.Name == v.Name {
+					c.Volumes[i].Service, c.Volumes[i].Target, found = s.Name, pv.Target, true
+				}
+			}
+		}
+		if !found {
+			return nil, failure{fmt.Sprintf("volume %s of backup %s is not backed up by this release of the recipe (its backupbot labels no longer name it): restore it with a release that does", v.Name, m.ID)}
+		}
+	}
+	return &c, nil
 }
 
 func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest) error {
@@ -416,11 +480,12 @@ func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest)
 		if err != nil {
 			return err
 		}
+		// The archive's owners are kept (CopyUIDGID would give every file the container's user).
 		f, err := b.store.Open(m.App, m.ID, v.Archive)
 		if err != nil {
 			return fmt.Errorf("restore volume %s: %w", v.Name, err)
 		}
-		err = b.eng.CopyToContainer(ctx, cid, v.Target, bufio.NewReaderSize(f, 1<<20), container.CopyToContainerOptions{CopyUIDGID: true})
+		err = b.eng.CopyToContainer(ctx, cid, v.Target, bufio.NewReaderSize(f, 1<<20), container.CopyToContainerOptions{})
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("restore volume %s through service %s (%s): %w", v.Name, v.Service, v.Target, err)
@@ -492,16 +557,11 @@ func (r *Reconciler) runJob(ctx context.Context, log logr.Logger, w *world, d de
 	log.Info("backup job", "restore", job.Restore, "trigger", job.Trigger, "id", job.ID)
 	// The job's deadline is the spec's timeout, not the pass's (a large volume takes minutes);
 	// the process stopping still cuts it short.
-	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.Desired.Spec.Timeout.Duration)
+	proc := processOf(ctx)
+	jctx, cancel := context.WithTimeout(logr.NewContext(proc, log), w.Desired.Spec.Timeout.Duration)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		if errors.Is(ctx.Err(), context.Canceled) {
-			cancel()
-		}
-	})
-	defer stop()
 	err := r.doJob(jctx, log, w, job, run)
-	if errors.Is(ctx.Err(), context.Canceled) {
+	if errors.Is(proc.Err(), context.Canceled) {
 		return d
 	}
 	if errors.Is(jctx.Err(), context.DeadlineExceeded) {
@@ -625,4 +685,28 @@ func localContainers(cur *swarmstate.Snapshot, stack, node string) map[string]st
 		out[name] = t.Status.ContainerStatus.ContainerID
 	}
 	return out
+}
+
+// processKey carries the context of the process (cancelled when it stops) in a pass's context,
+// whose deadline is the pass's.
+type processKey struct{}
+
+// withProcess records proc, the process's context, in ctx.
+func withProcess(ctx, proc context.Context) context.Context {
+	return context.WithValue(ctx, processKey{}, proc)
+}
+
+// processOf is the process's context recorded in ctx; without one, ctx without its deadline
+// (a pass run directly, as the unit tests do), cancelled when ctx is cancelled.
+func processOf(ctx context.Context) context.Context {
+	if proc, ok := ctx.Value(processKey{}).(context.Context); ok {
+		return proc
+	}
+	proc, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	return proc
 }

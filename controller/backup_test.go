@@ -99,6 +99,7 @@ func seed(f *fixture, fb *fakeBackup) {
 	fb.fs("a_test_app")["/data/db"] = "42"
 	fb.fs("a_test_app")["/cache/tmp"] = "scratch"
 	fb.fs("a_test_app")["/files/a/b.txt"] = "file b"
+	fb.fs("a_test_app")["/files/hard"] = fakeLink + "/files/a/b.txt"
 	fb.mu.Unlock()
 }
 
@@ -141,6 +142,9 @@ func TestBackupTier(t *testing.T) {
 	if b, r := st.LastBackup, st.LastRestore; b == nil || r == nil || b.State != spec.RunCompleted || r.State != spec.RunCompleted ||
 		b.ID != m.ID || r.ID != m.ID || b.Files != 3 || r.Trigger != triggerTier {
 		t.Errorf("lastBackup %+v lastRestore %+v", b, r)
+	}
+	if got := fb.files["a_test_app"]["/files/hard"]; got != fakeLink+"/files/a/b.txt" {
+		t.Errorf("the hard link was restored as %q", got)
 	}
 	if fb.files["a_test_app"]["/data/db"] != "42" {
 		t.Errorf("restore post-hook did not load the dump: %v", fb.files["a_test_app"])
@@ -308,9 +312,21 @@ func TestBackupRequestsAndSchedule(t *testing.T) {
 	if st := f.settle("a"); st.Phase != spec.PhaseReady || st.LastBackup != nil {
 		t.Fatalf("install: phase %s, lastBackup %+v", st.Phase, st.LastBackup)
 	}
-	// A request is carried out once.
+	// A request is carried out once, in the attempt that is going on: not a new one.
+	pending := func(st *spec.Status) (n int) {
+		for _, h := range st.History {
+			if h.Phase == spec.PhasePending {
+				n++
+			}
+		}
+		return n
+	}
+	before, _ := spec.ReadStatus(f.r.StatusDir, "a")
 	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
 	st := f.settle("a")
+	if pending(st) != pending(before) || st.AttemptStartedAt == nil || !st.AttemptStartedAt.Equal(*before.AttemptStartedAt) {
+		t.Errorf("the request started a new attempt: %+v", st.History)
+	}
 	list, _ := f.r.Backups.List("a")
 	if st.Phase != spec.PhaseReady || len(list) != 1 || st.LastHandledBackupAt != "r1" || st.LastBackup.Trigger != triggerRequest {
 		t.Fatalf("request: phase %s, %d backups, handled %q: %s", st.Phase, len(list), st.LastHandledBackupAt, st.Message)

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -51,10 +52,14 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 		b = &spec.Backup{}
 	}
 	tier := s.Tier == spec.TierBackup && st.BackupStage != stageDone
-	if (tier || b.RequestedAt != "" || b.Restore != nil || b.Schedule != "") && w.BackupErr != nil {
+	// Only what is still to be done needs the plan: a request carried out long ago does not
+	// make a later release without backup labels Invalid.
+	backupDue := b.RequestedAt != "" && b.RequestedAt != st.LastHandledBackupAt
+	restoreDue := b.Restore != nil && b.Restore.RequestedAt != st.LastHandledRestoreAt
+	if (tier || backupDue || restoreDue || b.Schedule != "") && w.BackupErr != nil {
 		return d.to(spec.PhaseInvalid, w.BackupErr.Error())
 	}
-	if (tier || b.RequestedAt != "" || b.Schedule != "") && !w.Backup.Enabled() {
+	if (tier || backupDue || b.Schedule != "") && !w.Backup.Enabled() {
 		what := "tier backup"
 		if !tier {
 			what = "backup"
@@ -69,7 +74,7 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 		return d.startJob(w, backupJob{Trigger: triggerTier, ID: spec.NewBackupID(w.Now)}, ready, "backup tier: backing up")
 	}
 	d = d.to(spec.PhaseReady, ready)
-	if b.Restore != nil && b.Restore.RequestedAt != st.LastHandledRestoreAt {
+	if restoreDue {
 		id := b.Restore.ID
 		if id == "" && len(w.Backups) > 0 {
 			id = w.Backups[len(w.Backups)-1].ID
@@ -77,15 +82,19 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 		if id == "" {
 			st.LastHandledRestoreAt = b.Restore.RequestedAt
 			now := w.Now
+			why := fmt.Sprintf("no backup of %s to restore: make one with `reconciler backup %s`", w.App, w.App)
+			if w.BackupsErr != nil {
+				why = fmt.Sprintf("the backups of %s cannot be listed: %v", w.App, w.BackupsErr)
+			}
 			st.LastRestore = &spec.BackupRun{Trigger: triggerRequest, Request: b.Restore.RequestedAt, State: spec.RunFailed,
-				Started: now, Finished: &now, Message: fmt.Sprintf("no backup of %s to restore: make one with `reconciler backup %s`", w.App, w.App)}
+				Started: now, Finished: &now, Message: why}
 			d.Milestone = true
 			return d.to(d.Phase, "restore not done: "+st.LastRestore.Message)
 		}
 		return d.startJob(w, backupJob{Restore: true, Trigger: triggerRequest, Request: b.Restore.RequestedAt, ID: id}, ready,
 			fmt.Sprintf("%s; restoring backup %s as requested", ready, id))
 	}
-	if b.RequestedAt != "" && b.RequestedAt != st.LastHandledBackupAt {
+	if backupDue {
 		return d.startJob(w, backupJob{Trigger: triggerRequest, Request: b.RequestedAt, ID: spec.NewBackupID(w.Now)}, ready,
 			ready+"; backing up as requested")
 	}
@@ -102,8 +111,13 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 		base = st.LastBackup.Started
 	case st.FirstDeployedAt != nil:
 		base = *st.FirstDeployedAt
+	case st.AttemptStartedAt != nil:
+		base = *st.AttemptStartedAt
 	}
 	next := sched.Next(base)
+	if next.IsZero() {
+		return d // a schedule that never comes (validated against, but time moves on)
+	}
 	if w.Now.Before(next) {
 		if wait := next.Sub(w.Now) + time.Millisecond; d.After <= 0 || wait < d.After {
 			d.After = wait
@@ -187,6 +201,12 @@ func finishJob(d decision, run *spec.BackupRun, err error, now time.Time) decisi
 		run.State, run.Message = spec.RunFailed, err.Error()
 		if job.Trigger == triggerTier {
 			return d.to(spec.PhaseFailed, fmt.Sprintf("backup tier: %s failed: %s", what, err))
+		}
+		var partial partialRestore
+		if errors.As(err, &partial) {
+			// Like a restore cut short: the volumes hold part of the backup.
+			run.Message = fmt.Sprintf("%s; the volumes may hold part of backup %s: restore it again with `reconciler restore %s %s`", err, run.ID, st.App, run.ID)
+			return d.to(spec.PhaseFailed, fmt.Sprintf("%s failed after it began to write: %s", what, run.Message))
 		}
 		d.Milestone = true
 		return d.to(spec.PhaseReady, fmt.Sprintf("%s; %s failed: %s", ready, what, err))

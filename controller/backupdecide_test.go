@@ -122,3 +122,29 @@ func TestDecideJobs(t *testing.T) {
 		})
 	}
 }
+
+// TestRebase: an archive entry of the engine, named from the base name of the path asked for,
+// named by its path in the volume; what is not under that path has none.
+func TestRebase(t *testing.T) {
+	tests := []struct {
+		name, base, p string
+		want          string // "" for none
+	}{
+		{"data", "data", "", ""}, // the volume's root itself
+		{"data/", "data", "", ""},
+		{"data/a", "data", "", "a"},
+		{"./data/sub/b", "data", "", "sub/b"},
+		{"backup.sql", "backup.sql", "backup.sql", "backup.sql"},
+		{"b", "b", "a/b", "a/b"},
+		{"b/c/", "b", "a/b", "a/b/c"},
+		{"database/x", "data", "", ""},
+		{"other", "data", "", ""},
+		{"data/../../etc/passwd", "data", "", ""},
+	}
+	for _, tt := range tests {
+		got, ok := rebase(tt.name, tt.base, tt.p)
+		if got != tt.want || ok != (tt.want != "") {
+			t.Errorf("rebase(%q, %q, %q) = %q, %v; want %q", tt.name, tt.base, tt.p, got, ok, tt.want)
+		}
+	}
+}

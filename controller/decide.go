@@ -68,6 +68,8 @@ type world struct {
 	BackupErr error
 	// Backups are the app's complete backups, oldest first, read when a restore is asked for.
 	Backups []*spec.BackupManifest
+	// BackupsErr says why they could not be listed.
+	BackupsErr error
 	// Committed is the backup the status shows Running, found complete in the store: the
 	// process that made it died after the commit, before it could say so.
 	Committed *spec.BackupManifest
@@ -138,7 +140,7 @@ const (
 // attempt says whether the spec read this pass starts a new attempt, and which upgrade stage
 // the pass is in. observe uses it to choose the version to render; decide to reset the status.
 func attempt(d *spec.Desired, prev *spec.Status, services int) (fresh bool, stage string) {
-	fresh = prev == nil || prev.ObservedGeneration != d.Generation ||
+	fresh = prev == nil || prev.ObservedGeneration != d.Generation && !sameAttempt(d, prev) ||
 		prev.Phase == spec.PhaseDeleted || prev.Phase == spec.PhaseDeleting
 	if !fresh {
 		return false, prev.UpgradeStage
@@ -147,6 +149,13 @@ func attempt(d *spec.Desired, prev *spec.Status, services int) (fresh bool, stag
 		return true, upgradeFrom // nothing runs yet: deploy upgradeFrom first, then upgrade
 	}
 	return true, ""
+}
+
+// sameAttempt says a new generation of the spec only adds a backup or restore request to the
+// one the attempt began with: it continues that attempt.
+func sameAttempt(d *spec.Desired, prev *spec.Status) bool {
+	return d.Spec != nil && prev.AttemptKey != "" && prev.Phase != spec.PhaseInvalid &&
+		prev.AttemptKey == d.Spec.AttemptKey()
 }
 
 // decide is the whole decision of one pass.
@@ -201,12 +210,16 @@ func decide(w *world) decision {
 			st.BackupStage = "" // a new install: the backup tier backs it up again
 		}
 		st.ObservedGeneration = w.Desired.Generation
+		st.AttemptKey = s.AttemptKey()
 		st.AttemptStartedAt = &w.Now
 		st.Removed = nil
 		st.UpgradeStage = stage
 		d.Phase, d.Message = spec.PhasePending, "new generation queued"
-	} else if st.Phase.Final() {
-		return d // final for this generation: only a new spec moves it
+	} else {
+		st.ObservedGeneration = w.Desired.Generation // a request: the same attempt goes on
+		if st.Phase.Final() {
+			return d // final for this attempt: only a new spec moves it
+		}
 	}
 	if st.AttemptStartedAt == nil {
 		st.AttemptStartedAt = &w.Now

@@ -21,6 +21,9 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
+// fakeLink marks a file of the fake containers that is a hard link to the path that follows.
+const fakeLink = "\x00link:"
+
 // fakeNode is the node the fake engine runs every task on, and the one it says it is.
 const fakeNode = "node1"
 
@@ -139,6 +142,11 @@ func (b *fakeBackup) CopyFromContainer(_ context.Context, cid, src string) (io.R
 	}
 	for _, p := range names {
 		name := base + strings.TrimPrefix(p, src)
+		if target, ok := strings.CutPrefix(files[p], fakeLink); ok {
+			// A hard link, named as the engine names it: from the base name of src.
+			_ = tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: base + strings.TrimPrefix(target, src), Mode: 0o644})
+			continue
+		}
 		_ = tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(files[p]))})
 		_, _ = tw.Write([]byte(files[p]))
 	}
@@ -161,6 +169,14 @@ func (b *fakeBackup) CopyToContainer(_ context.Context, cid, dst string, r io.Re
 		}
 		if err != nil {
 			return err
+		}
+		if h.Typeflag == tar.TypeLink {
+			target := path.Join(dst, h.Linkname)
+			if _, ok := b.fs(svc)[target]; !ok {
+				return fmt.Errorf("hard link %s to %s: no such file", h.Name, target)
+			}
+			b.fs(svc)[path.Join(dst, h.Name)] = fakeLink + target
+			continue
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue

@@ -206,7 +206,7 @@ func (c *Controller) Ready() bool { return c.swept.Load() && c.streaming.Load() 
 // returned, unless it ran a backup or restore, which has a deadline of its own. A panic is recovered into an error, so one bad app cannot stop the loop.
 func (c *Controller) runPass(ctx context.Context, app string) (res Result, log logr.Logger, err error) {
 	log = c.Log.WithValues("app", app, "reconcileID", reconcileID())
-	pctx := logr.NewContext(ctx, log)
+	pctx := withProcess(logr.NewContext(ctx, log), ctx)
 	if c.ReconcileTimeout > 0 {
 		var cancel context.CancelFunc
 		pctx, cancel = context.WithTimeout(pctx, c.ReconcileTimeout)

@@ -232,9 +232,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 			}
 		}
 		if b := s.Backup; b != nil && b.Restore != nil && b.Restore.ID == "" && (prev == nil || prev.LastHandledRestoreAt != b.Restore.RequestedAt) {
-			if w.Backups, err = r.Backups.List(app); err != nil {
-				return nil, err
-			}
+			w.Backups, w.BackupsErr = r.Backups.List(app)
 		}
 	}
 	if prev == nil || prev.ObservedGeneration != w.Desired.Generation || !prev.Phase.Final() {

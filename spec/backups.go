@@ -34,6 +34,9 @@ func ParseSchedule(s string) (cron.Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a schedule (use \"@every 24h\", \"@daily\" or a cron line such as \"30 3 * * *\"): %w", err)
 	}
+	if sch.Next(time.Now()).IsZero() {
+		return nil, errors.New("this schedule never comes (a date that does not exist, such as 30 February): use one that does")
+	}
 	return sch, nil
 }
 

@@ -184,6 +184,7 @@ func TestParseInvalid(t *testing.T) {
 		{name: "version with space", data: "recipe: r\nversion: 1.0 beta\n", line: 2, want: []string{`version "1.0 beta" contains whitespace`}},
 		{name: "unknown tier", data: minimal + "tier: canary\n", line: 3, want: []string{`tier "canary" is not a tier: use install (the default), upgrade or backup`}},
 		{name: "backup schedule not a schedule", data: minimal + "backup:\n  schedule: every day\n", line: 4, want: []string{`backup.schedule "every day": not a schedule`}},
+		{name: "backup schedule that never comes", data: minimal + "backup:\n  schedule: '0 0 30 2 *'\n", line: 4, want: []string{"never comes"}},
 		{name: "backup keep negative", data: minimal + "backup:\n  keep: -1\n", line: 4, want: []string{"backup.keep must not be negative"}},
 		{name: "backup unknown field", data: minimal + "backup:\n  retain: 3\n", line: 4, want: []string{`field "retain" is not a backup field`}},
 		{name: "backup check without run", data: minimal + "backup:\n  checks:\n    afterRestore: [{service: app}]\n", line: 5, want: []string{"backup.checks.afterRestore[0] needs both service"}},

@@ -2,6 +2,9 @@ package spec
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 
@@ -92,4 +95,21 @@ func remove(m *yaml.Node, key string) {
 			return
 		}
 	}
+}
+
+// AttemptKey identifies what a spec asks to be deployed: the spec less its backup and restore
+// requests. A request changes the generation (the file's bytes) but not the key, so it does
+// not start a new attempt: a Degraded app stays Degraded, a Ready one Ready.
+func (s *Spec) AttemptKey() string {
+	c := s.clone()
+	if c.Backup != nil {
+		c.Backup.RequestedAt, c.Backup.Restore = "", nil
+		if c.Backup.Schedule == "" && c.Backup.Keep == 0 && c.Backup.Checks.BeforeBackup == nil &&
+			c.Backup.Checks.BeforeRestore == nil && c.Backup.Checks.AfterRestore == nil {
+			c.Backup = nil
+		}
+	}
+	data, _ := json.Marshal(c)
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

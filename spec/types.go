@@ -142,6 +142,9 @@ type Status struct {
 	// LastBackup and LastRestore are the newest backup and restore, as they run and once done.
 	LastBackup  *BackupRun `json:"lastBackup,omitempty"`
 	LastRestore *BackupRun `json:"lastRestore,omitempty"`
+	// AttemptKey is the spec's AttemptKey when its attempt began: a new generation with the
+	// same key (a backup or restore request, nothing else) continues the attempt.
+	AttemptKey string `json:"attemptKey,omitempty"`
 	// LastHandledBackupAt and LastHandledRestoreAt are the spec's backup.requestedAt and
 	// backup.restore.requestedAt values last carried out: a request is due while they differ.
 	LastHandledBackupAt  string         `json:"lastHandledBackupAt,omitempty"`
