@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
@@ -172,8 +174,13 @@ func archiveNames(t *testing.T, s spec.BackupStore, m *spec.BackupManifest, volu
 			t.Fatal(err)
 		}
 		defer r.Close()
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
 		var names []string
-		tr := tar.NewReader(r)
+		tr := tar.NewReader(zr)
 		for {
 			h, err := tr.Next()
 			if err == io.EOF {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // The tests in this file are the e2e evidence of issue 12: backups and restores on the
@@ -231,7 +233,7 @@ func TestBackupTier(t *testing.T) {
 
 	// The generated secret is in the data (the check wrote it there), and nowhere else: not in
 	// the manifest, the status (the check printed it: redacted) or the log.
-	dump := archiveFile(t, filepath.Join(h.backups, a.name, list[0].ID, "db-data.tar"), "backup.sql")
+	dump := archiveFile(t, filepath.Join(h.backups, a.name, list[0].ID, "db-data.tar.zst"), "backup.sql")
 	_, password, _ := strings.Cut(dump, "pw=")
 	password = strings.TrimSpace(password)
 	if len(password) < 16 {
@@ -271,7 +273,7 @@ func archiveFile(t testing.TB, path, name string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
+	tr := tar.NewReader(unzstd(t, f))
 	for {
 		hd, err := tr.Next()
 		if err != nil {
@@ -287,6 +289,17 @@ func archiveFile(t testing.TB, path, name string) string {
 	}
 }
 
+// unzstd decompresses a volume archive (tar.zst), as `zstd -d` would.
+func unzstd(t testing.TB, r io.Reader) io.Reader {
+	t.Helper()
+	zr, err := zstd.NewReader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(zr.Close)
+	return zr
+}
+
 func archiveEntries(t testing.TB, path string) []string {
 	t.Helper()
 	f, err := os.Open(path)
@@ -295,7 +308,7 @@ func archiveEntries(t testing.TB, path string) []string {
 	}
 	defer f.Close()
 	var names []string
-	tr := tar.NewReader(f)
+	tr := tar.NewReader(unzstd(t, f))
 	for {
 		hd, err := tr.Next()
 		if err == io.EOF {
