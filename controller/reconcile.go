@@ -60,6 +60,10 @@ type Reconciler struct {
 	// holding its lock, and an orphan whose lock is held elsewhere is left alone.
 	Locks *locks.Dir
 
+	// Remote, when set, clones recipes missing from RecipesDir and fetches versions their
+	// repositories lack (--recipe-url).
+	Remote *manifests.Remote
+
 	// Backups is where backups are written and read (--backups).
 	Backups spec.BackupStore
 	// BackupEngine moves backups in and out of containers; nil: Engine, when it can.
@@ -251,7 +255,12 @@ func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstat
 	s := w.Desired.Spec
 	version := s.Version
 	if _, stage := attempt(w.Desired, w.Prev, len(cur.Services)); stage == upgradeFrom {
-		if version, w.RenderErr = r.upgradeFrom(s); w.RenderErr != nil {
+		var err error
+		if version, err = r.upgradeFrom(ctx, s); err != nil {
+			if !errors.Is(err, manifests.ErrInput) {
+				return err // the remote did not answer: retried
+			}
+			w.RenderErr = err
 			return nil
 		}
 	}

@@ -10,9 +10,12 @@ import (
 
 // upgradeFrom is the version an upgrade-tier attempt starts from: the spec's upgradeFrom, or
 // the release tag just before version.
-func (r *Reconciler) upgradeFrom(s *spec.Spec) (string, error) {
+func (r *Reconciler) upgradeFrom(ctx context.Context, s *spec.Spec) (string, error) {
 	if s.UpgradeFrom != "" {
 		return s.UpgradeFrom, nil
+	}
+	if err := r.Remote.Ensure(ctx, r.RecipesDir, s.Recipe, s.Version); err != nil {
+		return "", err
 	}
 	from, err := manifests.PreviousTag(r.RecipesDir, s.Recipe, s.Version)
 	if err != nil {
@@ -33,6 +36,11 @@ func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack, version
 	}
 	r.mu.Unlock()
 	s := d.Spec
+	// A recipe or version not here yet is cloned or fetched first (--recipe-url); one already
+	// here costs no network call.
+	if err := r.Remote.Ensure(ctx, r.RecipesDir, s.Recipe, version); err != nil {
+		return nil, err
+	}
 	out, err := manifests.Render(ctx, r.RecipesDir, manifests.Request{
 		App: d.App, Recipe: s.Recipe, Version: version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
 	})

@@ -56,7 +56,7 @@ func openRecipe(recipesDir, recipe, dir string) (*git.Repository, error) {
 	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{})
 	if err != nil {
 		if errors.Is(err, git.ErrRepositoryNotExists) || errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: unknown recipe %q: no git repository at %s; clone the recipe into the recipes directory %s",
+			return nil, fmt.Errorf("%w: unknown recipe %q: no git repository at %s; clone the recipe into the recipes directory %s, or run the reconciler with --recipe-url to clone recipes on first use",
 				ErrInput, recipe, dir, recipesDir)
 		}
 		return nil, fmt.Errorf("open recipe repository %s: %w", dir, err)

@@ -36,7 +36,7 @@ func diffCmd(o *options) *cobra.Command {
 			}
 			defer engine.Close()
 			defer manifests.Cleanup()
-			r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Owner: locks.SpecDirID(o.specs),
+			r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Remote: o.remote(), Owner: locks.SpecDirID(o.specs),
 				Now: time.Now, Log: logr.Discard()}
 			diffs, err := r.Diff(cmd.Context(), &spec.Desired{App: app, Path: path, Generation: spec.Generation(f.data), Spec: f.spec})
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
@@ -31,7 +32,8 @@ func (e *exitError) Error() string { return e.err.Error() }
 // options are the flags shared by the subcommands.
 type options struct {
 	specs, status, recipes, domainSuffix, lockDir string
-	backups                                       string
+	backups, recipeURL                            string
+	fetchTimeout                                  time.Duration
 	logFormat                                     string
 	verbosity                                     int
 	timeout                                       time.Duration
@@ -44,6 +46,16 @@ type options struct {
 	// Set up by setup for the subcommands that run the loop.
 	registry *prometheus.Registry
 	engine   *client.Client
+	fetcher  *manifests.Remote
+}
+
+// remote fetches recipes and versions that --recipes lacks; one per process, so that apps
+// needing the same repository fetch it once.
+func (o *options) remote() *manifests.Remote {
+	if o.fetcher == nil {
+		o.fetcher = &manifests.Remote{URLTemplate: o.recipeURL, Timeout: o.fetchTimeout}
+	}
+	return o.fetcher
 }
 
 func (o *options) defaults() spec.Defaults {
@@ -90,6 +102,8 @@ func newRoot(o *options) *cobra.Command {
 	f.StringVar(&o.status, "status", "/var/lib/swarm-reconciler/status", "directory of status files (<app>.json)")
 	f.StringVar(&o.recipes, "recipes", "/var/lib/swarm-reconciler/recipes", "directory of recipe git repositories")
 	f.StringVar(&o.domainSuffix, "domain-suffix", "", "default domain is <app>.<suffix>")
+	f.StringVar(&o.recipeURL, "recipe-url", "", "clone URL of a recipe missing under --recipes, {recipe} standing for its name (e.g. https://git.coopcloud.tech/coop-cloud/{recipe}.git)")
+	f.DurationVar(&o.fetchTimeout, "fetch-timeout", manifests.DefaultFetchTimeout, "bound on one clone or fetch of a recipe")
 	f.StringVar(&o.backups, "backups", "/var/lib/swarm-reconciler/backups", "directory of backups (<app>/<id>/)")
 	f.StringVar(&o.lockDir, "lock-dir", "/run/lock/swarm-reconciler", "directory of lock files (a tmpfs)")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")

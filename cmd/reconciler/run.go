@@ -208,7 +208,7 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 	r := &controller.Reconciler{
 		Engine: engine, SpecsDir: specDir, StatusDir: o.status, RecipesDir: o.recipes,
 		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: lockDir,
-		Owner: locks.SpecDirID(specDir), Backups: spec.BackupStore{Dir: o.backups},
+		Owner: locks.SpecDirID(specDir), Backups: spec.BackupStore{Dir: o.backups}, Remote: o.remote(),
 	}
 	if o.janitor {
 		r.Owner = "" // the janitor sweeps orphans of every spec directory

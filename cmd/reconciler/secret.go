@@ -140,6 +140,9 @@ func secretToInsert(ctx context.Context, o *options, app, name, version string) 
 	if err != nil {
 		return nil, err
 	}
+	if err := o.remote().Ensure(ctx, o.recipes, s.Recipe, s.Version); err != nil {
+		return nil, err
+	}
 	render := func(env map[string]string) (*manifests.Rendered, error) {
 		return manifests.Render(ctx, o.recipes, manifests.Request{
 			App: app, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: env,

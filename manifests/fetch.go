@@ -1,0 +1,212 @@
+package manifests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	"github.com/go-git/go-git/v5/plumbing/transport/server"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+	"golang.org/x/sync/singleflight"
+)
+
+// fileServer serves file:// remotes in process, not through the git-upload-pack binary go-git
+// runs by default (the reconciler needs no git installed), from bare repositories and from a
+// working tree's .git alike (go-git's own loader finds no refs in the latter).
+var fileServer = server.NewServer(localLoader{})
+
+func init() { client.InstallProtocol("file", fileServer) }
+
+type localLoader struct{}
+
+func (localLoader) Load(ep *transport.Endpoint) (storer.Storer, error) {
+	dir := ep.Path
+	if fi, err := os.Stat(filepath.Join(dir, ".git")); err == nil && fi.IsDir() {
+		dir = filepath.Join(dir, ".git")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config")); err != nil {
+		return nil, transport.ErrRepositoryNotFound
+	}
+	return filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault()), nil
+}
+
+// DefaultFetchTimeout bounds one clone or fetch when Remote.Timeout is zero.
+const DefaultFetchTimeout = 2 * time.Minute
+
+// refetchAfter is how long a version that a fetch did not bring stays unknown before a pass may
+// fetch for it again: a tag pushed a moment after the spec naming it is found by a later pass,
+// and a spec that names a version no remote has does not fetch on every pass.
+const refetchAfter = 10 * time.Second
+
+// Remote brings recipes from their git remotes into the recipes directory: a recipe missing
+// there is cloned (bare: nothing reads a worktree) from URLTemplate, and a version the local
+// repository lacks is fetched from the repository's origin. A version already present costs no
+// network call. Concurrent needs of one repository make one clone or fetch, which holds the
+// repository's lock, so a render of the same recipe waits for it rather than reading half of it.
+type Remote struct {
+	// URLTemplate is a recipe's clone URL, {recipe} standing for its name, e.g.
+	// https://git.coopcloud.tech/coop-cloud/{recipe}.git; "" clones nothing.
+	URLTemplate string
+	// Timeout bounds one clone or fetch; zero is DefaultFetchTimeout.
+	Timeout time.Duration
+
+	group   singleflight.Group
+	mu      sync.Mutex
+	fetched map[string]time.Time // dir + "\x00" + version -> when a fetch for it ended
+}
+
+// URL is the clone URL of recipe.
+func (r *Remote) URL(recipe string) string {
+	return strings.ReplaceAll(r.URLTemplate, "{recipe}", recipe)
+}
+
+// Ensure makes recipe's repository exist under recipesDir and hold version ("" for none),
+// cloning or fetching when needed. It returns an input error (ErrInput) when the remote has no
+// such version either, and a plain error when the remote could not be reached; nil also when
+// there is nothing it can do (no template, no origin): the render then says what is missing.
+func (r *Remote) Ensure(ctx context.Context, recipesDir, recipe, version string) error {
+	if r == nil {
+		return nil
+	}
+	dir, err := recipeDir(recipesDir, recipe)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if r.URLTemplate == "" {
+			return nil
+		}
+		if _, err, _ := r.group.Do("clone\x00"+dir, func() (any, error) { return nil, r.clone(ctx, recipesDir, recipe, dir) }); err != nil {
+			return err
+		}
+	}
+	if version == "" || !plausibleRefName(version) || r.has(ctx, recipesDir, recipe, version) == nil {
+		return nil
+	}
+	key := dir + "\x00" + version
+	r.mu.Lock()
+	last, seen := r.fetched[key]
+	r.mu.Unlock()
+	if seen && time.Since(last) < refetchAfter {
+		return nil
+	}
+	origin, err, _ := r.group.Do("fetch\x00"+dir, func() (any, error) { return r.fetch(ctx, recipesDir, recipe) })
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if r.fetched == nil {
+		r.fetched = map[string]time.Time{}
+	}
+	r.fetched[key] = time.Now()
+	r.mu.Unlock()
+	if err := r.has(ctx, recipesDir, recipe, version); err != nil && origin != "" {
+		return fmt.Errorf("%w (fetched from %s just now: it has no such tag or commit either)", err, origin)
+	}
+	return nil
+}
+
+// has reports whether the repository resolves version: nil, or resolveVersion's error.
+func (r *Remote) has(ctx context.Context, recipesDir, recipe, version string) error {
+	return repos.with(ctx, recipesDir, recipe, func(repo *git.Repository, _ string) error {
+		_, err := resolveVersion(repo, version)
+		return err
+	})
+}
+
+func (r *Remote) timeout() time.Duration {
+	if r.Timeout > 0 {
+		return r.Timeout
+	}
+	return DefaultFetchTimeout
+}
+
+// clone clones recipe into dir through a temporary directory beside it, renamed into place
+// whole: a clone cut short leaves no repository that looks complete.
+func (r *Remote) clone(ctx context.Context, recipesDir, recipe, dir string) error {
+	u := r.URL(recipe)
+	if err := os.MkdirAll(recipesDir, 0o755); err != nil {
+		return fmt.Errorf("clone %s: %w", redactURL(u), err)
+	}
+	tmp, err := os.MkdirTemp(recipesDir, "."+recipe+".clone-")
+	if err != nil {
+		return fmt.Errorf("clone %s: %w", redactURL(u), err)
+	}
+	defer os.RemoveAll(tmp)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	_, err = git.PlainCloneContext(ctx, tmp, true, &git.CloneOptions{URL: u, Tags: git.AllTags})
+	if err != nil {
+		return remoteError("clone", u, err, ctx)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(dir); serr == nil {
+			return nil // another process cloned it meanwhile
+		}
+		return fmt.Errorf("clone %s into %s: %w", redactURL(u), dir, err)
+	}
+	return nil
+}
+
+// fetch fetches every branch and tag of the repository's origin, holding its lock, and returns
+// the origin's URL (without credentials); "" when it has no origin.
+func (r *Remote) fetch(ctx context.Context, recipesDir, recipe string) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	var origin string
+	err := repos.with(ctx, recipesDir, recipe, func(repo *git.Repository, _ string) error {
+		remote, err := repo.Remote(git.DefaultRemoteName)
+		if errors.Is(err, git.ErrRemoteNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		u := remote.Config().URLs[0]
+		origin = redactURL(u)
+		err = repo.FetchContext(ctx, &git.FetchOptions{
+			RemoteName: git.DefaultRemoteName,
+			RefSpecs:   []config.RefSpec{"+refs/heads/*:refs/heads/*"},
+			Tags:       git.AllTags,
+			Force:      true,
+		})
+		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+			return remoteError("fetch", u, err, ctx)
+		}
+		return nil
+	})
+	return origin, err
+}
+
+// remoteError says what went wrong with the remote at u, in the remote's words, without u's
+// credentials.
+func remoteError(op, u string, err error, ctx context.Context) error {
+	msg := strings.ReplaceAll(err.Error(), u, redactURL(u))
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s %s: no answer within the fetch timeout (--fetch-timeout): %s", op, redactURL(u), msg)
+	}
+	return fmt.Errorf("%s %s: %s", op, redactURL(u), msg)
+}
+
+// redactURL is u without its user info (a token or password): URLs are printed this way only.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	p.User = nil
+	return p.String()
+}

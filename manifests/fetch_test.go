@@ -1,0 +1,132 @@
+package manifests
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+)
+
+// countingTransport counts the upload-pack sessions (clones and fetches) of the file:// remotes.
+type countingTransport struct {
+	transport.Transport
+	n *atomic.Int64
+}
+
+func (c countingTransport) NewUploadPackSession(ep *transport.Endpoint, auth transport.AuthMethod) (transport.UploadPackSession, error) {
+	c.n.Add(1)
+	return c.Transport.NewUploadPackSession(ep, auth)
+}
+
+func countFetches(t *testing.T) *atomic.Int64 {
+	var n atomic.Int64
+	client.InstallProtocol("file", countingTransport{fileServer, &n})
+	t.Cleanup(func() { client.InstallProtocol("file", fileServer) })
+	return &n
+}
+
+func TestRemoteClonesAndFetches(t *testing.T) {
+	f := newFixture(t) // the remote: <f.recipesDir>/demo
+	fetches := countFetches(t)
+	local := t.TempDir()
+	r := &Remote{URLTemplate: "file://" + f.recipesDir + "/{recipe}"}
+	ctx := context.Background()
+	render := func(version string) error {
+		_, err := Render(ctx, local, Request{App: "demo-app", Recipe: "demo", Version: version, Domain: "demo.example.org", Stack: "demo_example_org"})
+		return err
+	}
+
+	// Ten apps of a recipe not yet here: one clone.
+	var wg sync.WaitGroup
+	errs := make([]error, 10)
+	for i := range errs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = r.Ensure(ctx, local, "demo", f.tagOld) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("%d clones for ten apps, want 1", n)
+	}
+	if _, err := os.Stat(filepath.Join(local, "demo", "HEAD")); err != nil {
+		t.Errorf("not a bare repository: %v", err)
+	}
+	if err := render(f.tagOld); err != nil {
+		t.Fatal(err)
+	}
+
+	// A version already here costs no network call.
+	if err := r.Ensure(ctx, local, "demo", f.tagNew); err != nil || fetches.Load() != 1 {
+		t.Errorf("present version: %v, %d sessions", err, fetches.Load())
+	}
+
+	// A tag and a commit made on the remote after the clone are fetched when named.
+	c4 := f.repo.commit(map[string]string{"conf.txt": "conf four"})
+	f.repo.tag("1.2.0+3.0", c4, true)
+	if err := r.Ensure(ctx, local, "demo", "1.2.0+3.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := render("1.2.0+3.0"); err != nil {
+		t.Fatal(err)
+	}
+	c5 := f.repo.commit(map[string]string{"conf.txt": "conf five"})
+	if err := r.Ensure(ctx, local, "demo", c5.String()[:8]); err != nil {
+		t.Fatal(err)
+	}
+	if err := render(c5.String()[:8]); err != nil {
+		t.Fatal(err)
+	}
+
+	// A version the remote lacks too: an input error naming the remote, and no second fetch
+	// for it right after.
+	before := fetches.Load()
+	err := r.Ensure(ctx, local, "demo", "9.9.9")
+	if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), `unknown version "9.9.9"`) || !strings.Contains(err.Error(), "fetched from file://") {
+		t.Fatalf("unknown version: %v", err)
+	}
+	if err := r.Ensure(ctx, local, "demo", "9.9.9"); err != nil || fetches.Load() != before+1 {
+		t.Errorf("asked again at once: %v, %d fetches (want 1)", err, fetches.Load()-before)
+	}
+}
+
+func TestRemoteUnreachable(t *testing.T) {
+	local := t.TempDir()
+	r := &Remote{URLTemplate: "http://ci:s3cret-token@127.0.0.1:1/{recipe}.git"}
+	err := r.Ensure(context.Background(), local, "demo", "1.0.0")
+	if err == nil || errors.Is(err, ErrInput) {
+		t.Fatalf("unreachable remote: %v, want a plain (retried) error", err)
+	}
+	if !strings.Contains(err.Error(), "http://127.0.0.1:1/demo.git") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error %q: want the URL without its credentials", err)
+	}
+	if entries, _ := os.ReadDir(local); len(entries) != 0 {
+		t.Errorf("a failed clone left %v", entries)
+	}
+	// Without a template nothing is cloned: the render says the recipe is unknown.
+	if err := (&Remote{}).Ensure(context.Background(), local, "demo", "1.0.0"); err != nil {
+		t.Errorf("no template: %v", err)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:tok@git.example.org/r.git": "https://git.example.org/r.git",
+		"https://tok@git.example.org/r.git":      "https://git.example.org/r.git",
+		"https://git.example.org/r.git":          "https://git.example.org/r.git",
+		"file:///srv/recipes/r":                  "file:///srv/recipes/r",
+		"git@git.example.org:r.git":              "git@git.example.org:r.git",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
