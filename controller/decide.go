@@ -55,6 +55,9 @@ type world struct {
 	// RenderErr is a fault of the input (an unknown version, a compose file that does not
 	// load, no release before version for the upgrade tier): the app is Invalid.
 	RenderErr error
+	// FetchErr is a clone or fetch of the recipe that failed (--recipe-url, a version the
+	// repository lacks): nothing was rendered.
+	FetchErr *manifests.RemoteError
 	// Services are Rendered's service specs by name.
 	Services map[string]swarm.ServiceSpec
 	// Foreign are objects not owned by Owner that hold a name the rendered app needs.
@@ -248,6 +251,20 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	}
 	if w.RenderErr != nil {
 		return d.to(spec.PhaseInvalid, w.RenderErr.Error())
+	}
+	if e := w.FetchErr; e != nil {
+		// The remote refused, or has no such repository: final. It did not answer: retried
+		// until the attempt's deadline.
+		deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
+		if e.Final || w.Now.After(deadline) {
+			return d.to(spec.PhaseFailed, fmt.Sprintf("recipe %s could not be fetched: %s", s.Recipe, e))
+		}
+		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
+		phase := d.Phase
+		if phase == spec.PhasePending {
+			phase = spec.PhaseDeploying
+		}
+		return d.to(phase, fmt.Sprintf("recipe %s not fetched yet, retrying: %s", s.Recipe, e))
 	}
 	rev := w.Rendered.Revision
 	st.LastAttemptedRevision = rev

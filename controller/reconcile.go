@@ -257,14 +257,20 @@ func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstat
 	if _, stage := attempt(w.Desired, w.Prev, len(cur.Services)); stage == upgradeFrom {
 		var err error
 		if version, err = r.upgradeFrom(ctx, s); err != nil {
+			if errors.As(err, &w.FetchErr) {
+				return nil
+			}
 			if !errors.Is(err, manifests.ErrInput) {
-				return err // the remote did not answer: retried
+				return err
 			}
 			w.RenderErr = err
 			return nil
 		}
 	}
 	rendered, err := r.render(ctx, w.Desired, w.Stack, version)
+	if errors.As(err, &w.FetchErr) {
+		return nil // decide says whether to wait for the remote
+	}
 	if errors.Is(err, manifests.ErrInput) {
 		w.RenderErr = err
 		return nil

@@ -191,14 +191,31 @@ func (r *Remote) fetch(ctx context.Context, recipesDir, recipe string) (any, err
 	return origin, err
 }
 
+// RemoteError is a clone or fetch that failed: the remote's words, its URL without
+// credentials, and whether waiting could help (Final: the remote refused or has no such
+// repository; otherwise it did not answer, and a later try may succeed).
+type RemoteError struct {
+	Op, URL, Msg string
+	Final        bool
+}
+
+func (e *RemoteError) Error() string { return fmt.Sprintf("%s %s: %s", e.Op, e.URL, e.Msg) }
+
 // remoteError says what went wrong with the remote at u, in the remote's words, without u's
 // credentials.
 func remoteError(op, u string, err error, ctx context.Context) error {
-	msg := strings.ReplaceAll(err.Error(), u, redactURL(u))
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%s %s: no answer within the fetch timeout (--fetch-timeout): %s", op, redactURL(u), msg)
+	e := &RemoteError{Op: op, URL: redactURL(u), Msg: strings.ReplaceAll(err.Error(), u, redactURL(u))}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		e.Msg = "no answer within the fetch timeout (--fetch-timeout): " + e.Msg
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		e.Msg, e.Final = "authentication required: give the reconciler credentials for this remote", true
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		e.Msg, e.Final = "authorization failed: the credentials given are refused", true
+	case errors.Is(err, transport.ErrRepositoryNotFound):
+		e.Msg, e.Final = "repository not found: check --recipe-url and the recipe's name", true
 	}
-	return fmt.Errorf("%s %s: %s", op, redactURL(u), msg)
+	return e
 }
 
 // redactURL is u without its user info (a token or password): URLs are printed this way only.

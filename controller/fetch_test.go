@@ -1,0 +1,53 @@
+package controller
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// TestRecipeFromRemote: a recipe missing under --recipes is cloned from --recipe-url and
+// deploys; a remote that does not answer keeps the app Deploying, retrying, until its timeout,
+// then Failed naming the URL without credentials, and another app is not held up by it.
+func TestRecipeFromRemote(t *testing.T) {
+	f := newFixture(t)
+	remotes := t.TempDir()
+	makeRecipe(t, remotes, "far", "1.0.0+1")
+	f.r.Remote = &manifests.Remote{URLTemplate: "file://" + remotes + "/{recipe}"}
+	f.writeSpec("a", "recipe: far\nversion: 1.0.0+1\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("cloned recipe: %s: %s", st.Phase, st.Message)
+	}
+	if _, err := manifests.Tags(f.r.RecipesDir, "far"); err != nil {
+		t.Errorf("the clone is not under --recipes: %v", err)
+	}
+
+	f.r.Remote = &manifests.Remote{URLTemplate: "http://ci:tok3n@127.0.0.1:1/{recipe}.git", Timeout: time.Second}
+	f.writeSpec("b", "recipe: nowhere\nversion: 1.0.0\ntimeout: 5s\n")
+	if _, err := f.r.Reconcile(t.Context(), "b"); err != nil {
+		t.Fatalf("a remote that does not answer is the app's wait, not an error: %v", err)
+	}
+	st, _ := spec.ReadStatus(f.r.StatusDir, "b")
+	if st.Phase != spec.PhaseDeploying || !strings.Contains(st.Message, "not fetched yet, retrying: clone http://127.0.0.1:1/nowhere.git") {
+		t.Fatalf("first pass: %s: %s", st.Phase, st.Message)
+	}
+	f.writeSpec("c", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("c"); st.Phase != spec.PhaseReady {
+		t.Errorf("another app: %s: %s", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(10 * time.Second)
+	st = f.settle("b")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "recipe nowhere could not be fetched: clone http://127.0.0.1:1/nowhere.git") {
+		t.Fatalf("past the timeout: %s: %s", st.Phase, st.Message)
+	}
+	if strings.Contains(st.Message, "tok3n") {
+		t.Errorf("the credentials are in the status: %s", st.Message)
+	}
+	if left, _ := filepath.Glob(filepath.Join(f.r.RecipesDir, ".nowhere*")); len(left) != 0 {
+		t.Errorf("failed clones left %v", left)
+	}
+}
