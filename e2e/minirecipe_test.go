@@ -27,6 +27,11 @@ func makeMiniRecipe(t testing.TB, recipesDir, name string, files map[string]stri
 // the rest, as a compose file writes them), and any other files.
 func makeEchoRecipe(t testing.TB, h *harness, name, env, compose string, files map[string]string) {
 	t.Helper()
+	makeMiniRecipe(t, h.recipes, name, echoRecipeFiles(name, env, compose, files))
+}
+
+// echoRecipeFiles are the files of makeEchoRecipe's recipe.
+func echoRecipeFiles(name, env, compose string, files map[string]string) map[string]string {
 	all := map[string]string{
 		".env.sample": "TYPE=" + name + "\nDOMAIN=" + name + ".example.com\n" + env,
 		"compose.yml": "version: \"3.8\"\n\n" + compose,
@@ -34,7 +39,7 @@ func makeEchoRecipe(t testing.TB, h *harness, name, env, compose string, files m
 	for f, c := range files {
 		all[f] = c
 	}
-	makeMiniRecipe(t, h.recipes, name, all)
+	return all
 }
 
 // commitRecipe creates dir as a git repository holding files, committed and tagged release.

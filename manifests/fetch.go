@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -34,10 +35,7 @@ func init() { client.InstallProtocol("file", fileServer) }
 type localLoader struct{}
 
 func (localLoader) Load(ep *transport.Endpoint) (storer.Storer, error) {
-	dir := ep.Path
-	if fi, err := os.Stat(filepath.Join(dir, ".git")); err == nil && fi.IsDir() {
-		dir = filepath.Join(dir, ".git")
-	}
+	dir := gitDir(ep.Path)
 	if _, err := os.Stat(filepath.Join(dir, "config")); err != nil {
 		return nil, transport.ErrRepositoryNotFound
 	}
@@ -153,6 +151,7 @@ func (r *Remote) clone(ctx context.Context, recipesDir, recipe, dir string) erro
 	if err != nil {
 		return remoteError("clone", u, err, ctx)
 	}
+	recordFetch(tmp, "clone", nil)
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, serr := os.Stat(dir); serr == nil {
 			return nil // another process cloned it meanwhile
@@ -162,13 +161,87 @@ func (r *Remote) clone(ctx context.Context, recipesDir, recipe, dir string) erro
 	return nil
 }
 
+// fetchRecord is what `reconciler recipes` shows of a repository's last clone or fetch, kept
+// in the repository's folder.
+type fetchRecord struct {
+	Op    string    `json:"op"`
+	At    time.Time `json:"at"`
+	Error string    `json:"error,omitempty"`
+}
+
+const fetchRecordFile = "swarm-reconciler-fetch.json"
+
+// recordFetch writes the record of a clone or fetch into gitDir; a failure to write it only
+// loses the record.
+func recordFetch(gitDir, op string, err error) {
+	rec := fetchRecord{Op: op, At: time.Now().UTC()}
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	data, _ := json.Marshal(rec)
+	_ = os.WriteFile(filepath.Join(gitDir, fetchRecordFile), data, 0o644)
+}
+
+// RecipeSource is what `reconciler recipes` lists of a recipe under the recipes directory.
+type RecipeSource struct {
+	Recipe string `json:"recipe"`
+	// Source is its origin's URL without credentials; "" for a repository without one.
+	Source string `json:"source"`
+	// LastFetch, LastOp and LastError describe the last clone or fetch by a reconciler.
+	LastFetch *time.Time `json:"lastFetch,omitempty"`
+	LastOp    string     `json:"lastOp,omitempty"`
+	LastError string     `json:"lastError,omitempty"`
+	// Tags are its newest release tags, newest last.
+	Tags []string `json:"tags"`
+	// Err says why the repository could not be read.
+	Err string `json:"error,omitempty"`
+}
+
+// Sources lists the recipes under recipesDir: every folder holding a git repository.
+func Sources(recipesDir string) ([]RecipeSource, error) {
+	entries, err := os.ReadDir(recipesDir)
+	if err != nil {
+		return nil, fmt.Errorf("list recipes in %s: %w", recipesDir, err)
+	}
+	var out []RecipeSource
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		src := RecipeSource{Recipe: e.Name(), Tags: []string{}}
+		err := repos.with(context.Background(), recipesDir, e.Name(), func(repo *git.Repository, dir string) error {
+			if remote, err := repo.Remote(git.DefaultRemoteName); err == nil && len(remote.Config().URLs) > 0 {
+				src.Source = redactURL(remote.Config().URLs[0])
+			}
+			tags, err := releaseTags(repo)
+			if err != nil {
+				return err
+			}
+			src.Tags = tags[max(0, len(tags)-5):]
+			for _, p := range []string{filepath.Join(dir, fetchRecordFile), filepath.Join(dir, ".git", fetchRecordFile)} {
+				var rec fetchRecord
+				if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &rec) == nil {
+					src.LastFetch, src.LastOp, src.LastError = &rec.At, rec.Op, rec.Error
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			src.Err = err.Error()
+		}
+		out = append(out, src)
+	}
+	return out, nil
+}
+
 // fetch fetches every branch and tag of the repository's origin, holding its lock, and returns
 // the origin's URL (without credentials); "" when it has no origin.
 func (r *Remote) fetch(ctx context.Context, recipesDir, recipe string) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
 	var origin string
-	err := repos.with(ctx, recipesDir, recipe, func(repo *git.Repository, _ string) error {
+	var fetchErr error
+	err := repos.with(ctx, recipesDir, recipe, func(repo *git.Repository, dir string) error {
 		remote, err := repo.Remote(git.DefaultRemoteName)
 		if errors.Is(err, git.ErrRemoteNotFound) {
 			return nil
@@ -184,10 +257,15 @@ func (r *Remote) fetch(ctx context.Context, recipesDir, recipe string) (any, err
 			Force:      true,
 		})
 		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-			return remoteError("fetch", u, err, ctx)
+			// Not returned to with, which would take it for a stale repository and fetch again.
+			fetchErr = remoteError("fetch", u, err, ctx)
 		}
+		recordFetch(gitDir(dir), "fetch", fetchErr)
 		return nil
 	})
+	if err == nil {
+		err = fetchErr
+	}
 	return origin, err
 }
 
@@ -216,6 +294,14 @@ func remoteError(op, u string, err error, ctx context.Context) error {
 		e.Msg, e.Final = "repository not found: check --recipe-url and the recipe's name", true
 	}
 	return e
+}
+
+// gitDir is where a repository's git files are: dir itself when bare, else dir/.git.
+func gitDir(dir string) string {
+	if fi, err := os.Stat(filepath.Join(dir, ".git")); err == nil && fi.IsDir() {
+		return filepath.Join(dir, ".git")
+	}
+	return dir
 }
 
 // redactURL is u without its user info (a token or password): URLs are printed this way only.

@@ -111,7 +111,7 @@ func newRoot(o *options) *cobra.Command {
 
 	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), diffCmd(o), statusCmd(o), waitCmd(o),
 		applyCmd(o), deleteCmd(o), validateCmd(o), secretCmd(o), logsCmd(o),
-		backupCmd(o), restoreCmd(o), backupsCmd(o), versionCmd())
+		backupCmd(o), restoreCmd(o), backupsCmd(o), recipesCmd(o), versionCmd())
 	addBuiltinExamples(root)
 	return root
 }

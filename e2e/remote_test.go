@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The tests in this file are the e2e evidence of issue 13's first step: recipes cloned from
+// --recipe-url on first use, versions fetched when a spec names one the repository lacks, over
+// git's smart HTTP served on loopback by `git http-backend`.
+
+// gitRemote serves the repositories under root over git's smart HTTP on loopback, and counts
+// the clones and fetches (upload-pack ref advertisements) of each.
+type gitRemote struct {
+	url string
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+func serveGit(t testing.TB, root string) *gitRemote {
+	t.Helper()
+	gitBin, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatalf("git: %v", err)
+	}
+	r := &gitRemote{n: map[string]int{}}
+	backend := &cgi.Handler{Path: gitBin, Args: []string{"http-backend"}, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasSuffix(req.URL.Path, "/info/refs") && req.URL.Query().Get("service") == "git-upload-pack" {
+			repo := strings.TrimSuffix(strings.TrimPrefix(req.URL.Path, "/"), "/info/refs")
+			r.mu.Lock()
+			r.n[repo]++
+			r.mu.Unlock()
+		}
+		backend.ServeHTTP(w, req)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	r.url = "http://" + ln.Addr().String()
+	return r
+}
+
+func (r *gitRemote) sessions(repo string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n[repo]
+}
+
+// TestRecipeCloneAndFetch: ten apps of a recipe that is not under --recipes, applied at once,
+// make one clone from --recipe-url and all deploy Ready; a tag pushed to the remote after the
+// clone is fetched when a spec names it.
+func TestRecipeCloneAndFetch(t *testing.T) {
+	t.Parallel()
+	remotes := t.TempDir()
+	const name = "e2e-remote"
+	dir := filepath.Join(remotes, name)
+	commitRecipe(t, dir, miniRelease, echoRecipeFiles(name, "PORT=18080\n", fmt.Sprintf(`services:
+  app:
+    image: %s
+    environment:
+      - MESSAGE=hello from %s
+      - PORT=8080
+    deploy:
+      labels:
+        - "coop-cloud.${STACK_NAME}.version=%s"
+`, echoImage, name, miniRelease), nil))
+	remote := serveGit(t, remotes)
+	h := newHarness(t)
+	h.startWith(nil, "--recipe-url", remote.url+"/{recipe}")
+
+	apps := make([]*testApp, 10)
+	gens := make([]string, len(apps))
+	for i := range apps {
+		apps[i] = h.newApp(fmt.Sprintf("rmt%d", i))
+	}
+	for i, a := range apps {
+		gens[i] = h.writeSpec(a.name, a.specOf(name, miniRelease))
+	}
+	for i, a := range apps {
+		h.waitPhase(a.name, gens[i], "Ready")
+	}
+	if n := remote.sessions(name); n != 1 {
+		t.Errorf("the remote saw %d clones or fetches for ten apps, want 1", n)
+	}
+
+	// A release tagged on the remote after the clone.
+	const next = "1.0.1+1"
+	for _, args := range [][]string{{"commit", "-q", "--allow-empty", "-m", "chore: release " + next}, {"tag", "-a", next, "-m", "release " + next}} {
+		if err := git(dir, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	s := h.waitPhase(apps[0].name, h.writeSpec(apps[0].name, apps[0].specOf(name, next)), "Ready")
+	if n := remote.sessions(name); n != 2 {
+		t.Errorf("the remote saw %d sessions after one new version, want 2 (the clone, one fetch)", n)
+	}
+	t.Logf("%s fetched and Ready in %s: %s", next, time.Since(start).Round(time.Millisecond), s.Message)
+}
+
+// TestRecipeRemoteUnreachable: a remote that does not answer (a closed loopback port) keeps the
+// app Deploying until its timeout, then Failed naming the URL without its credentials; an app
+// of a recipe already under --recipes is not held up.
+func TestRecipeRemoteUnreachable(t *testing.T) {
+	t.Parallel()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	h.startWith(nil, "--recipe-url", fmt.Sprintf("http://ci:t0ken-e2e@127.0.0.1:%d/{recipe}.git", port), "--fetch-timeout", "2s")
+	far, near := h.newApp("far"), h.newApp("near")
+	gen := h.writeSpec(far.name, far.specOf("e2e-unreachable", miniRelease, "timeout: 8s"))
+	h.waitPhase(near.name, h.writeSpec(near.name, near.spec(h.recipe.first().Version)), "Ready")
+	start := time.Now()
+	s := h.waitPhase(far.name, gen, "Failed")
+	want := fmt.Sprintf("recipe e2e-unreachable could not be fetched: clone http://127.0.0.1:%d/e2e-unreachable.git", port)
+	if !strings.Contains(s.Message, want) {
+		t.Errorf("message %q lacks %q", s.Message, want)
+	}
+	log := h.recLogSince(0)
+	for _, text := range append([]string{string(s.raw)}, log...) {
+		if strings.Contains(text, "t0ken-e2e") {
+			t.Fatalf("the credentials appear in the status or the log: %s", text)
+		}
+	}
+	t.Logf("Failed %s after Ready of the other app: %s", time.Since(start).Round(time.Millisecond), s.Message)
+}
