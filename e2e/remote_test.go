@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cgi"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,21 +24,31 @@ type gitRemote struct {
 	url string
 	mu  sync.Mutex
 	n   map[string]int
+	// token, when set, is required as the password of HTTP basic auth.
+	token string
 }
 
-func serveGit(t testing.TB, root string) *gitRemote {
+func serveGit(t testing.TB, root string) *gitRemote { return serveGitAuth(t, root, "") }
+
+// serveGitAuth is serveGit requiring token as the basic-auth password ("" for none).
+func serveGitAuth(t testing.TB, root, token string) *gitRemote {
 	t.Helper()
 	gitBin, err := exec.LookPath("git")
 	if err != nil {
 		t.Fatalf("git: %v", err)
 	}
-	r := &gitRemote{n: map[string]int{}}
+	r := &gitRemote{n: map[string]int{}, token: token}
 	backend := &cgi.Handler{Path: gitBin, Args: []string{"http-backend"}, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if _, pass, _ := req.BasicAuth(); r.token != "" && pass != r.token {
+			w.Header().Set("WWW-Authenticate", `Basic realm="recipes"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
 		if strings.HasSuffix(req.URL.Path, "/info/refs") && req.URL.Query().Get("service") == "git-upload-pack" {
 			repo := strings.TrimSuffix(strings.TrimPrefix(req.URL.Path, "/"), "/info/refs")
 			r.mu.Lock()
@@ -137,4 +148,52 @@ func TestRecipeRemoteUnreachable(t *testing.T) {
 		}
 	}
 	t.Logf("Failed %s after Ready of the other app: %s", time.Since(start).Round(time.Millisecond), s.Message)
+}
+
+// TestRecipeRemoteToken: a remote that needs a token: without it the app is Failed
+// ("authentication required") at once; with --git-credentials holding it, Ready; the token
+// appears in no status or log.
+func TestRecipeRemoteToken(t *testing.T) {
+	t.Parallel()
+	remotes := t.TempDir()
+	const name, token = "e2e-private", "tok-e2e-5ecr3t"
+	commitRecipe(t, filepath.Join(remotes, name), miniRelease, echoRecipeFiles(name, "", fmt.Sprintf(`services:
+  app:
+    image: %s
+    environment:
+      - MESSAGE=private
+      - PORT=8080
+    deploy:
+      labels:
+        - "coop-cloud.${STACK_NAME}.version=%s"
+`, echoImage, miniRelease), nil))
+	remote := serveGitAuth(t, remotes, token)
+	creds := t.TempDir()
+	if err := os.WriteFile(filepath.Join(creds, "127.0.0.1.token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		phase string
+		want  string
+	}{
+		{"without", nil, "Failed", "authentication required"},
+		{"with", []string{"--git-credentials", creds}, "Ready", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.startWith(nil, append([]string{"--recipe-url", remote.url + "/{recipe}"}, tc.flags...)...)
+			a := h.newApp("tok")
+			s := h.waitPhase(a.name, h.writeSpec(a.name, a.specOf(name, miniRelease)), tc.phase)
+			if !strings.Contains(s.Message, tc.want) {
+				t.Errorf("message %q lacks %q", s.Message, tc.want)
+			}
+			for _, text := range append([]string{string(s.raw)}, h.recLogSince(0)...) {
+				if strings.Contains(text, token) {
+					t.Fatalf("the token appears in the status or the log: %s", text)
+				}
+			}
+		})
+	}
 }

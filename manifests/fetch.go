@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/plumbing/transport/server"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"golang.org/x/sync/singleflight"
@@ -61,6 +62,11 @@ type Remote struct {
 	URLTemplate string
 	// Timeout bounds one clone or fetch; zero is DefaultFetchTimeout.
 	Timeout time.Duration
+	// Credentials is a directory of per-host credentials (--git-credentials): <host>.token
+	// holds a token (sent as HTTP basic auth's password, as Gitea, Forgejo, GitLab and GitHub
+	// take it), <host>.basic holds "user:password". Values are read per clone or fetch and
+	// never printed.
+	Credentials string
 
 	group   singleflight.Group
 	mu      sync.Mutex
@@ -147,7 +153,11 @@ func (r *Remote) clone(ctx context.Context, recipesDir, recipe, dir string) erro
 	defer os.RemoveAll(tmp)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
 	defer cancel()
-	_, err = git.PlainCloneContext(ctx, tmp, true, &git.CloneOptions{URL: u, Tags: git.AllTags})
+	auth, err := r.auth(u)
+	if err != nil {
+		return err
+	}
+	_, err = git.PlainCloneContext(ctx, tmp, true, &git.CloneOptions{URL: u, Tags: git.AllTags, Auth: auth})
 	if err != nil {
 		return remoteError("clone", u, err, ctx)
 	}
@@ -250,7 +260,12 @@ func (r *Remote) fetch(ctx context.Context, recipesDir, recipe string) (any, err
 		}
 		u := remote.Config().URLs[0]
 		origin = redactURL(u)
+		auth, err := r.auth(u)
+		if err != nil {
+			return err
+		}
 		err = repo.FetchContext(ctx, &git.FetchOptions{
+			Auth:       auth,
 			RemoteName: git.DefaultRemoteName,
 			RefSpecs:   []config.RefSpec{"+refs/heads/*:refs/heads/*"},
 			Tags:       git.AllTags,
@@ -294,6 +309,33 @@ func remoteError(op, u string, err error, ctx context.Context) error {
 		e.Msg, e.Final = "repository not found: check --recipe-url and the recipe's name", true
 	}
 	return e
+}
+
+// auth is the credentials for u's host from the Credentials directory; nil for none.
+func (r *Remote) auth(u string) (transport.AuthMethod, error) {
+	if r.Credentials == "" {
+		return nil, nil
+	}
+	p, err := url.Parse(u)
+	if err != nil || p.Hostname() == "" || strings.ContainsAny(p.Hostname(), `/\`) {
+		return nil, nil
+	}
+	host := p.Hostname()
+	if data, err := os.ReadFile(filepath.Join(r.Credentials, host+".token")); err == nil {
+		return &githttp.BasicAuth{Username: "token", Password: strings.TrimSpace(string(data))}, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("credentials for %s: %w", host, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(r.Credentials, host+".basic")); err == nil {
+		user, pass, ok := strings.Cut(strings.TrimSpace(string(data)), ":")
+		if !ok {
+			return nil, fmt.Errorf("credentials for %s: %s holds no \"user:password\"", host, filepath.Join(r.Credentials, host+".basic"))
+		}
+		return &githttp.BasicAuth{Username: user, Password: pass}, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("credentials for %s: %w", host, err)
+	}
+	return nil, nil
 }
 
 // gitDir is where a repository's git files are: dir itself when bare, else dir/.git.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
 // countingTransport counts the upload-pack sessions (clones and fetches) of the file:// remotes.
@@ -128,5 +129,45 @@ func TestRedactURL(t *testing.T) {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRemoteAuth(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("git.example.org.token", "tok-123\n")
+	write("other.example.org.basic", "ci:pa:ss\n")
+	write("bad.example.org.basic", "no-colon\n")
+	r := &Remote{Credentials: dir}
+	tests := []struct {
+		url, want, err string
+	}{
+		{"https://git.example.org/coop-cloud/x.git", "token:tok-123", ""},
+		{"https://other.example.org/x.git", "ci:pa:ss", ""},
+		{"https://nobody.example.org/x.git", "", ""},
+		{"https://bad.example.org/x.git", "", "holds no \"user:password\""},
+	}
+	for _, tt := range tests {
+		a, err := r.auth(tt.url)
+		got := ""
+		if b, ok := a.(*githttp.BasicAuth); ok {
+			got = b.Username + ":" + b.Password
+		}
+		if got != tt.want || (tt.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("auth(%s) = %q, %v; want %q, %q", tt.url, got, err, tt.want, tt.err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "no-colon") || strings.Contains(err.Error(), "tok-123")) {
+			t.Errorf("a credential in an error: %v", err)
+		}
+		if a != nil && strings.Contains(a.String(), "tok-123") {
+			t.Errorf("the auth method prints its secret: %s", a)
+		}
+	}
+	if a, _ := (&Remote{}).auth("https://git.example.org/x.git"); a != nil {
+		t.Errorf("no credentials directory: %v", a)
 	}
 }

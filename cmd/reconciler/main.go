@@ -32,7 +32,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 // options are the flags shared by the subcommands.
 type options struct {
 	specs, status, recipes, domainSuffix, lockDir string
-	backups, recipeURL                            string
+	backups, recipeURL, gitCredentials            string
 	fetchTimeout                                  time.Duration
 	logFormat                                     string
 	verbosity                                     int
@@ -53,7 +53,7 @@ type options struct {
 // needing the same repository fetch it once.
 func (o *options) remote() *manifests.Remote {
 	if o.fetcher == nil {
-		o.fetcher = &manifests.Remote{URLTemplate: o.recipeURL, Timeout: o.fetchTimeout}
+		o.fetcher = &manifests.Remote{URLTemplate: o.recipeURL, Timeout: o.fetchTimeout, Credentials: o.gitCredentials}
 	}
 	return o.fetcher
 }
@@ -103,6 +103,7 @@ func newRoot(o *options) *cobra.Command {
 	f.StringVar(&o.recipes, "recipes", "/var/lib/swarm-reconciler/recipes", "directory of recipe git repositories")
 	f.StringVar(&o.domainSuffix, "domain-suffix", "", "default domain is <app>.<suffix>")
 	f.StringVar(&o.recipeURL, "recipe-url", "", "clone URL of a recipe missing under --recipes, {recipe} standing for its name (e.g. https://git.coopcloud.tech/coop-cloud/{recipe}.git)")
+	f.StringVar(&o.gitCredentials, "git-credentials", "", "directory of per-host git credentials: <host>.token (a token) or <host>.basic (user:password)")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", manifests.DefaultFetchTimeout, "bound on one clone or fetch of a recipe")
 	f.StringVar(&o.backups, "backups", "/var/lib/swarm-reconciler/backups", "directory of backups (<app>/<id>/)")
 	f.StringVar(&o.lockDir, "lock-dir", "/run/lock/swarm-reconciler", "directory of lock files (a tmpfs)")
