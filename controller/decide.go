@@ -268,6 +268,10 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	}
 	rev := w.Rendered.Revision
 	st.LastAttemptedRevision = rev
+	st.Source, st.SourceCommit = s.Source, ""
+	if s.Ref != "" {
+		st.SourceCommit = w.Rendered.Commit
+	}
 	if v.RolledBack && !converged {
 		// Swarm restored the old spec and labels; updating again would only roll back again.
 		return d.to(spec.PhaseFailed, fmt.Sprintf("%s did not roll out: %s", rev, v.RolloutFailure()))

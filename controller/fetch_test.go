@@ -51,3 +51,44 @@ func TestRecipeFromRemote(t *testing.T) {
 		t.Errorf("failed clones left %v", left)
 	}
 }
+
+// TestRecipeFromSourceRef: an app whose spec names a source and a pull-request ref deploys the
+// commit the ref points at, with the chaos labels; the commit is pinned for the generation, so
+// the ref moving on the remote changes nothing until the spec changes.
+func TestRecipeFromSourceRef(t *testing.T) {
+	f := newFixture(t)
+	forks := t.TempDir()
+	makeRecipe(t, forks, "echo", "1.0.0+1")
+	dir := filepath.Join(forks, "echo")
+	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", "the pull request")
+	gitIn(t, dir, "update-ref", "refs/pull/1/head", "HEAD")
+	source := "file://" + dir
+	f.writeSpec("a", "recipe: echo\nsource: "+source+"\nref: refs/pull/1/head\n")
+	st := f.settle("a")
+	if st.Phase != spec.PhaseReady || st.SourceCommit == "" || st.Source != source {
+		t.Fatalf("%s: %s (source %q commit %q)", st.Phase, st.Message, st.Source, st.SourceCommit)
+	}
+	if !strings.Contains(st.LastAppliedRevision, st.SourceCommit[:7]) {
+		t.Errorf("revision %q does not name the commit %s", st.LastAppliedRevision, st.SourceCommit)
+	}
+	var label string
+	for _, svc := range f.engine.services {
+		if svc.Spec.Name == "a_test_app" {
+			label = svc.Spec.Labels["coop-cloud.a_test.chaos-version"]
+		}
+	}
+	if got := label; got != st.SourceCommit[:7] {
+		t.Errorf("chaos-version label %q, want %s", got, st.SourceCommit[:7])
+	}
+	if _, err := manifests.Tags(f.r.RecipesDir, "echo"); err != nil {
+		t.Fatal(err) // the catalogue's echo is still there, untouched
+	}
+
+	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", "pushed later")
+	gitIn(t, dir, "update-ref", "refs/pull/1/head", "HEAD")
+	f.r.forget("a") // a restart: nothing remembered but the status
+	f.engine.resetCalls()
+	if st2 := f.settle("a"); st2.SourceCommit != st.SourceCommit || len(f.engine.writes()) != 0 {
+		t.Errorf("the moved ref changed the app: commit %s -> %s, writes %v", st.SourceCommit, st2.SourceCommit, f.engine.writes())
+	}
+}

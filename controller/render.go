@@ -14,10 +14,15 @@ func (r *Reconciler) upgradeFrom(ctx context.Context, s *spec.Spec) (string, err
 	if s.UpgradeFrom != "" {
 		return s.UpgradeFrom, nil
 	}
-	if err := r.Remote.Ensure(ctx, r.RecipesDir, s.Recipe, s.Version); err != nil {
+	dir := r.recipesFor(s)
+	if s.Source != "" {
+		if _, err := r.remote().EnsureSource(ctx, dir, s.Recipe, s.Source, "", s.Version); err != nil {
+			return "", err
+		}
+	} else if err := r.remote().Ensure(ctx, dir, s.Recipe, s.Version); err != nil {
 		return "", err
 	}
-	from, err := manifests.PreviousTag(r.RecipesDir, s.Recipe, s.Version)
+	from, err := manifests.PreviousTag(dir, s.Recipe, s.Version)
 	if err != nil {
 		return "", fmt.Errorf("tier upgrade: no version to upgrade from: %w (set upgradeFrom)", err)
 	}
@@ -36,12 +41,19 @@ func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack, version
 	}
 	r.mu.Unlock()
 	s := d.Spec
-	// A recipe or version not here yet is cloned or fetched first (--recipe-url); one already
-	// here costs no network call.
-	if err := r.Remote.Ensure(ctx, r.RecipesDir, s.Recipe, version); err != nil {
+	// A recipe or version not here yet is cloned or fetched first (--recipe-url, a spec's
+	// source); one already here costs no network call. A ref is resolved to the commit to deploy.
+	dir := r.recipesFor(s)
+	if s.Source != "" {
+		v, err := r.remote().EnsureSource(ctx, dir, s.Recipe, s.Source, s.Ref, version)
+		if err != nil {
+			return nil, err
+		}
+		version = v
+	} else if err := r.remote().Ensure(ctx, dir, s.Recipe, version); err != nil {
 		return nil, err
 	}
-	out, err := manifests.Render(ctx, r.RecipesDir, manifests.Request{
+	out, err := manifests.Render(ctx, dir, manifests.Request{
 		App: d.App, Recipe: s.Recipe, Version: version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
 	})
 	if err != nil {
@@ -54,6 +66,24 @@ func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack, version
 	}
 	r.renders[d.App], r.renderG[d.App] = out, key
 	return out, nil
+}
+
+// recipesFor is the recipes directory of an app: --recipes, or its source's own folder.
+func (r *Reconciler) recipesFor(s *spec.Spec) string {
+	if s.Source != "" {
+		return manifests.SourceDir(r.RecipesDir, s.Source)
+	}
+	return r.RecipesDir
+}
+
+// remote is Remote, or one that only fetches what repositories lack from their origins.
+func (r *Reconciler) remote() *manifests.Remote {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.Remote == nil {
+		r.Remote = &manifests.Remote{}
+	}
+	return r.Remote
 }
 
 func (r *Reconciler) forget(app string) {

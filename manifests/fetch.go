@@ -2,6 +2,8 @@ package manifests
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -94,7 +97,7 @@ func (r *Remote) Ensure(ctx context.Context, recipesDir, recipe, version string)
 		if r.URLTemplate == "" {
 			return nil
 		}
-		if _, err, _ := r.group.Do("clone\x00"+dir, func() (any, error) { return nil, r.clone(ctx, recipesDir, recipe, dir) }); err != nil {
+		if _, err, _ := r.group.Do("clone\x00"+dir, func() (any, error) { return nil, r.clone(ctx, recipesDir, recipe, dir, r.URL(recipe)) }); err != nil {
 			return err
 		}
 	}
@@ -124,6 +127,84 @@ func (r *Remote) Ensure(ctx context.Context, recipesDir, recipe, version string)
 	return nil
 }
 
+// SourceDir is where the recipes of a per-app source (a spec's source: URL) are kept: under
+// recipesDir, in a folder of their own per URL, never mixed with the catalogue's repository of
+// the same recipe name.
+func SourceDir(recipesDir, source string) string {
+	sum := sha256.Sum256([]byte(source))
+	return filepath.Join(recipesDir, ".sources", hex.EncodeToString(sum[:8]))
+}
+
+// EnsureSource is Ensure for an app whose recipe comes from source (a fork, a pull request's
+// repository), kept in sourceDir (SourceDir): cloned on first use; with ref (a branch, or a ref
+// such as refs/pull/123/head) and no version, ref is fetched and the commit it points at is
+// returned as the version to deploy; with a version, it is fetched when missing, as Ensure does.
+func (r *Remote) EnsureSource(ctx context.Context, sourceDir, recipe, source, ref, version string) (string, error) {
+	dir, err := recipeDir(sourceDir, recipe)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if _, err, _ := r.group.Do("clone\x00"+dir, func() (any, error) { return nil, r.clone(ctx, sourceDir, recipe, dir, source) }); err != nil {
+			return "", err
+		}
+	}
+	if version != "" || ref == "" {
+		return version, r.Ensure(ctx, sourceDir, recipe, version)
+	}
+	full := ref
+	if !strings.HasPrefix(ref, "refs/") {
+		full = "refs/heads/" + ref
+	}
+	v, err, _ := r.group.Do("ref\x00"+dir+"\x00"+full, func() (any, error) {
+		// The fetch's errors are kept out of with, which would take them for a stale
+		// repository and fetch again; the resolve, on a repository that may not yet index the
+		// new pack, is retried by with on a fresh one.
+		var fetchErr error
+		err := repos.with(ctx, sourceDir, recipe, func(repo *git.Repository, _ string) error {
+			auth, err := r.auth(source)
+			if err != nil {
+				fetchErr = err
+				return nil
+			}
+			fctx, cancel := context.WithTimeout(ctx, r.timeout())
+			defer cancel()
+			err = repo.FetchContext(fctx, &git.FetchOptions{
+				Auth: auth, RemoteName: git.DefaultRemoteName, Force: true,
+				RefSpecs: []config.RefSpec{config.RefSpec("+" + full + ":" + full)},
+			})
+			switch {
+			case err == nil || errors.Is(err, git.NoErrAlreadyUpToDate):
+			case strings.Contains(err.Error(), "couldn't find remote ref"):
+				fetchErr = fmt.Errorf("%w: ref %s not found in %s", ErrInput, ref, redactURL(source))
+			default:
+				fetchErr = remoteError("fetch", source, err, fctx)
+			}
+			return nil
+		})
+		if err == nil {
+			err = fetchErr
+		}
+		if err != nil {
+			return "", err
+		}
+		var commit string
+		err = repos.with(ctx, sourceDir, recipe, func(repo *git.Repository, _ string) error {
+			h, err := repo.ResolveRevision(plumbing.Revision(full))
+			if err != nil {
+				return fmt.Errorf("%w: ref %s of %s: %v", ErrInput, ref, redactURL(source), err)
+			}
+			commit = h.String()
+			return nil
+		})
+		return commit, err
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
 // has reports whether the repository resolves version: nil, or resolveVersion's error.
 func (r *Remote) has(ctx context.Context, recipesDir, recipe, version string) error {
 	return repos.with(ctx, recipesDir, recipe, func(repo *git.Repository, _ string) error {
@@ -141,8 +222,7 @@ func (r *Remote) timeout() time.Duration {
 
 // clone clones recipe into dir through a temporary directory beside it, renamed into place
 // whole: a clone cut short leaves no repository that looks complete.
-func (r *Remote) clone(ctx context.Context, recipesDir, recipe, dir string) error {
-	u := r.URL(recipe)
+func (r *Remote) clone(ctx context.Context, recipesDir, recipe, dir, u string) error {
 	if err := os.MkdirAll(recipesDir, 0o755); err != nil {
 		return fmt.Errorf("clone %s: %w", redactURL(u), err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -169,5 +171,41 @@ func TestRemoteAuth(t *testing.T) {
 	}
 	if a, _ := (&Remote{}).auth("https://git.example.org/x.git"); a != nil {
 		t.Errorf("no credentials directory: %v", a)
+	}
+}
+
+func TestRemoteSourceRef(t *testing.T) {
+	f := newFixture(t) // the fork: <f.recipesDir>/demo
+	pr := f.repo.commit(map[string]string{"conf.txt": "conf of the pull request"})
+	if err := f.repo.repo.Storer.SetReference(plumbing.NewHashReference("refs/pull/7/head", pr)); err != nil {
+		t.Fatal(err)
+	}
+	wt, _ := f.repo.repo.Worktree()
+	if err := wt.Checkout(&git.CheckoutOptions{Hash: f.c2, Branch: "refs/heads/feature", Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	local := t.TempDir()
+	source := "file://" + f.recipesDir + "/demo"
+	dir := SourceDir(local, source)
+	r := &Remote{}
+	ctx := context.Background()
+	for ref, want := range map[string]string{"refs/pull/7/head": pr.String(), "feature": f.c2.String()} {
+		got, err := r.EnsureSource(ctx, dir, "demo", source, ref, "")
+		if err != nil || got != want {
+			t.Fatalf("ref %s: %q, %v; want %s", ref, got, err, want)
+		}
+		rd, err := Render(ctx, dir, Request{App: "demo-app", Recipe: "demo", Version: got, Domain: "demo.example.org", Stack: "demo_example_org"})
+		if err != nil || !rd.Chaos || rd.Commit != want {
+			t.Fatalf("render of %s: %+v, %v", ref, rd, err)
+		}
+	}
+	if _, err := r.EnsureSource(ctx, dir, "demo", source, "refs/pull/8/head", ""); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("a ref the source lacks: %v", err)
+	}
+	if SourceDir(local, source) == SourceDir(local, source+"x") || !strings.HasPrefix(dir, filepath.Join(local, ".sources")) {
+		t.Errorf("source dirs: %s", dir)
+	}
+	if _, err := os.Stat(filepath.Join(local, "demo")); err == nil {
+		t.Error("a source's clone is mixed with the catalogue's recipes")
 	}
 }

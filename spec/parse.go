@@ -58,7 +58,7 @@ var (
 )
 
 var (
-	specFields    = []string{"recipe", "version", "tier", "upgradeFrom", "domain", "env", "timeout", "ttl", "minReady", "suspend", "health", "backup"}
+	specFields    = []string{"recipe", "version", "source", "ref", "tier", "upgradeFrom", "domain", "env", "timeout", "ttl", "minReady", "suspend", "health", "backup"}
 	probeFields   = []string{"http", "tcp", "ok", "stable"}
 	backupFields  = []string{"schedule", "keep", "checks", "requestedAt", "restore"}
 	checksFields  = []string{"beforeBackup", "beforeRestore", "afterRestore"}
@@ -252,6 +252,10 @@ func (p *parser) spec(root *yaml.Node) *Spec {
 			s.Recipe = p.str(v, name)
 		case "version":
 			s.Version = p.str(v, name)
+		case "source":
+			s.Source = p.str(v, name)
+		case "ref":
+			s.Ref = p.str(v, name)
 		case "tier":
 			s.Tier = Tier(p.str(v, name))
 		case "upgradeFrom":
@@ -551,7 +555,16 @@ func (p *parser) validate(s *Spec, app string) {
 	check("recipe", s.Recipe == "", "field \"recipe\" is required: name the recipe's folder under --recipes, e.g. recipe: custom-html")
 	check("recipe", s.Recipe != "" && (!recipeRE.MatchString(s.Recipe) || strings.Contains(s.Recipe, "..")),
 		"recipe %q is not a plain folder name: name a folder directly under --recipes (letters, digits, \".\", \"_\" and \"-\"; no \"/\" or \"..\"; not starting with \".\")", s.Recipe)
-	check("version", s.Version == "", "field \"version\" is required: a release tag of the recipe (e.g. 1.7.1+1.27.2) or a commit")
+	check("version", s.Version == "" && s.Ref == "", "field \"version\" is required: a release tag of the recipe (e.g. 1.7.1+1.27.2) or a commit (or source and ref)")
+	check("version", s.Version != "" && s.Ref != "", "version and ref both name what to deploy: keep one (ref deploys the commit it points at when the spec is first reconciled)")
+	check("ref", s.Ref != "" && s.Source == "", "ref needs source: the git URL to fetch it from, e.g. source: https://git.coopcloud.tech/me/custom-html.git")
+	check("ref", s.Ref != "" && (hasSpace(s.Ref) || strings.Contains(s.Ref, "..") || strings.HasPrefix(s.Ref, "-")),
+		"ref %q is not a git ref: name a branch (main) or a ref such as refs/pull/123/head", s.Ref)
+	if s.Source != "" {
+		if why := checkSource(s.Source); why != "" {
+			check("source", true, "source %q %s", s.Source, why)
+		}
+	}
 	check("version", hasSpace(s.Version), "version %q contains whitespace: write the tag or commit alone", s.Version)
 	check("tier", s.Tier != TierInstall && s.Tier != TierUpgrade && s.Tier != TierBackup, "tier %q is not a tier: use install (the default), upgrade or backup", s.Tier)
 	check("upgradeFrom", s.UpgradeFrom != "" && s.Tier != TierUpgrade && !p.bad["tier"],
@@ -617,6 +630,29 @@ func (p *parser) validate(s *Spec, app string) {
 		}
 		check(prefix+".stable", pr.Stable < 0, "%s.stable must not be negative: it counts consecutive successes", prefix)
 	}
+}
+
+// checkSource says what is wrong with a recipe's git URL, or "".
+func checkSource(s string) string {
+	if hasSpace(s) {
+		return "contains whitespace"
+	}
+	if strings.HasPrefix(s, "git@") && strings.Contains(s, ":") {
+		return "" // scp-like SSH
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "is not a URL: " + err.Error()
+	}
+	switch u.Scheme {
+	case "https", "http", "ssh", "git", "file":
+	default:
+		return "is not a git URL: use https://, ssh://, git@host:path or file://"
+	}
+	if u.Scheme != "file" && u.Host == "" {
+		return "has no host"
+	}
+	return ""
 }
 
 // probeDomain stands in for {domain} when checking a probe's shape.

@@ -113,6 +113,14 @@ backup:
 					AfterRestore:  []Check{{Service: "app", Run: "grep -qx m1 /data/marker"}},
 				}}
 		})},
+		{name: "source and ref instead of version", data: "recipe: custom-html\nsource: https://git.example.org/me/custom-html.git\nref: refs/pull/123/head\n",
+			want: base(func(s *Spec) {
+				s.Version = ""
+				s.Source = "https://git.example.org/me/custom-html.git"
+				s.Ref = "refs/pull/123/head"
+			})},
+		{name: "source with a version", data: minimal + "source: git@git.example.org:me/custom-html.git\n",
+			want: base(func(s *Spec) { s.Source = "git@git.example.org:me/custom-html.git" })},
 		{name: "backup cron line", data: minimal + "backup: {schedule: '30 3 * * *'}\n", want: base(func(s *Spec) { s.Backup = &Backup{Schedule: "30 3 * * *"} })},
 		{name: "45-character stack", app: "a", data: minimal + "domain: " + strings.Repeat("a", 33) + ".example.org\n",
 			want: base(func(s *Spec) { s.Domain = strings.Repeat("a", 33) + ".example.org" })},
@@ -164,7 +172,7 @@ func TestParseInvalid(t *testing.T) {
 		{name: "bad json", file: "specs/a.json", data: "{\n  \"recipe\": \"x\",\n}\n", line: 3, want: []string{"not valid JSON"}},
 		{name: "truncated json", file: "specs/a.json", data: "{\n  \"recipe\": \"x\",\n", line: 3, want: []string{"not valid JSON"}},
 		{name: "two documents", data: minimal + "---\nrecipe: y\n", line: 3, want: []string{"more than one YAML document"}},
-		{name: "unknown field", data: minimal + "\n\nfoo: 1\n", line: 5, want: []string{`field "foo" is not a spec field (known: recipe, version, tier, upgradeFrom, domain, env, timeout, ttl, minReady, suspend, health, backup)`}},
+		{name: "unknown field", data: minimal + "\n\nfoo: 1\n", line: 5, want: []string{`field "foo" is not a spec field (known: recipe, version, source, ref, tier, upgradeFrom, domain, env, timeout, ttl, minReady, suspend, health, backup)`}},
 		{name: "unknown field in json", file: "specs/a.json", data: "{\"recipe\": \"x\",\n \"version\": \"1\",\n \"replicas\": 2}", line: 3, want: []string{`field "replicas" is not a spec field`}},
 		{name: "misspelt field", data: minimal + "upgrade_from: 1.0.0\n", line: 3, want: []string{`field "upgrade_from"`, `did you mean "upgradeFrom"?`}},
 		{name: "unknown probe field", data: minimal + "health:\n  - http: http://x/\n    path: /\n", line: 5, want: []string{`field "path" is not a probe field (known: http, tcp, ok, stable)`}},
@@ -183,6 +191,10 @@ func TestParseInvalid(t *testing.T) {
 		{name: "version missing", data: "recipe: r\n", want: []string{`field "version" is required`}},
 		{name: "version with space", data: "recipe: r\nversion: 1.0 beta\n", line: 2, want: []string{`version "1.0 beta" contains whitespace`}},
 		{name: "unknown tier", data: minimal + "tier: canary\n", line: 3, want: []string{`tier "canary" is not a tier: use install (the default), upgrade or backup`}},
+		{name: "ref without source", data: "recipe: r\nref: main\n", line: 2, want: []string{"ref needs source"}},
+		{name: "ref and version", data: "recipe: r\nversion: 1.0.0\nsource: https://git.example.org/r.git\nref: main\n", line: 2, want: []string{"version and ref both name"}},
+		{name: "source not a git URL", data: minimal + "source: ftp://x/r\n", line: 3, want: []string{`source "ftp://x/r" is not a git URL`}},
+		{name: "ref with dots", data: "recipe: r\nsource: https://x/r.git\nref: a..b\n", line: 3, want: []string{"is not a git ref"}},
 		{name: "backup schedule not a schedule", data: minimal + "backup:\n  schedule: every day\n", line: 4, want: []string{`backup.schedule "every day": not a schedule`}},
 		{name: "backup schedule that never comes", data: minimal + "backup:\n  schedule: '0 0 30 2 *'\n", line: 4, want: []string{"never comes"}},
 		{name: "backup keep negative", data: minimal + "backup:\n  keep: -1\n", line: 4, want: []string{"backup.keep must not be negative"}},

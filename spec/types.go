@@ -20,8 +20,15 @@ const (
 
 // Spec is the content of <specs>/<app>.yml. Field names are the file's contract.
 type Spec struct {
-	Recipe      string            `yaml:"recipe" json:"recipe"`
-	Version     string            `yaml:"version" json:"version"`
+	Recipe  string `yaml:"recipe" json:"recipe"`
+	Version string `yaml:"version" json:"version"`
+	// Source, when set, is the git URL this app's recipe comes from (a fork, a pull request's
+	// repository) instead of --recipes and --recipe-url; kept apart from the catalogue's
+	// repository of the same name.
+	Source string `yaml:"source,omitempty" json:"source,omitempty"`
+	// Ref, with Source, is a branch or a ref such as refs/pull/123/head, resolved to a commit
+	// when the spec is first reconciled; the app deploys that commit (a chaos deploy).
+	Ref         string            `yaml:"ref,omitempty" json:"ref,omitempty"`
 	Tier        Tier              `yaml:"tier,omitempty" json:"tier,omitempty"`
 	UpgradeFrom string            `yaml:"upgradeFrom,omitempty" json:"upgradeFrom,omitempty"`
 	Domain      string            `yaml:"domain,omitempty" json:"domain,omitempty"`
@@ -125,8 +132,12 @@ type Status struct {
 	Domain                string      `json:"domain,omitempty"`
 	Stack                 string      `json:"stack,omitempty"`
 	LastAttemptedRevision string      `json:"lastAttemptedRevision,omitempty"`
-	LastAppliedRevision   string      `json:"lastAppliedRevision,omitempty"`
-	Deploys               int         `json:"deploys"`
+	// Source and SourceCommit are the spec's source and, for a ref, the commit it pointed at
+	// when this generation was first reconciled: what the app deploys.
+	Source              string `json:"source,omitempty"`
+	SourceCommit        string `json:"sourceCommit,omitempty"`
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+	Deploys             int    `json:"deploys"`
 	// DeployedGeneration is the generation whose deploy is counted in Deploys, so a retried
 	// apply of one generation is counted once.
 	DeployedGeneration string `json:"deployedGeneration,omitempty"`

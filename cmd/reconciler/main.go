@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -56,6 +57,17 @@ func (o *options) remote() *manifests.Remote {
 		o.fetcher = &manifests.Remote{URLTemplate: o.recipeURL, Timeout: o.fetchTimeout, Credentials: o.gitCredentials}
 	}
 	return o.fetcher
+}
+
+// fetchRecipe brings the recipe of s where a render reads it, as the reconciler would, and
+// returns that recipes directory and the version to render (a ref's commit).
+func (o *options) fetchRecipe(ctx context.Context, s *spec.Spec) (dir, version string, err error) {
+	if s.Source != "" {
+		dir = manifests.SourceDir(o.recipes, s.Source)
+		version, err = o.remote().EnsureSource(ctx, dir, s.Recipe, s.Source, s.Ref, s.Version)
+		return dir, version, err
+	}
+	return o.recipes, s.Version, o.remote().Ensure(ctx, o.recipes, s.Recipe, s.Version)
 }
 
 func (o *options) defaults() spec.Defaults {

@@ -54,11 +54,12 @@ func renderCmd(o *options) *cobra.Command {
 				return err
 			}
 			defer manifests.Cleanup()
-			if err := o.remote().Ensure(cmd.Context(), o.recipes, s.Recipe, s.Version); err != nil {
+			dir, version, err := o.fetchRecipe(cmd.Context(), s)
+			if err != nil {
 				return err
 			}
-			r, err := manifests.Render(cmd.Context(), o.recipes, manifests.Request{
-				App: app, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: s.Env,
+			r, err := manifests.Render(cmd.Context(), dir, manifests.Request{
+				App: app, Recipe: s.Recipe, Version: version, Domain: s.Domain, Stack: stack, Env: s.Env,
 			})
 			if err != nil {
 				return err

@@ -140,12 +140,13 @@ func secretToInsert(ctx context.Context, o *options, app, name, version string) 
 	if err != nil {
 		return nil, err
 	}
-	if err := o.remote().Ensure(ctx, o.recipes, s.Recipe, s.Version); err != nil {
+	dir, recipeVersion, err := o.fetchRecipe(ctx, s)
+	if err != nil {
 		return nil, err
 	}
 	render := func(env map[string]string) (*manifests.Rendered, error) {
-		return manifests.Render(ctx, o.recipes, manifests.Request{
-			App: app, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: env,
+		return manifests.Render(ctx, dir, manifests.Request{
+			App: app, Recipe: s.Recipe, Version: recipeVersion, Domain: s.Domain, Stack: stack, Env: env,
 			Owner: locks.SpecDirID(o.specs),
 		})
 	}
