@@ -197,3 +197,44 @@ func TestRecipeRemoteToken(t *testing.T) {
 		})
 	}
 }
+
+// TestRecipeSourceRef: a commit that exists only on a pull-request ref of a fork, named by the
+// spec's source and ref, deploys with the chaos labels naming it.
+func TestRecipeSourceRef(t *testing.T) {
+	t.Parallel()
+	remotes := t.TempDir()
+	const name = "e2e-fork"
+	dir := filepath.Join(remotes, name)
+	commitRecipe(t, dir, miniRelease, echoRecipeFiles(name, "", fmt.Sprintf(`services:
+  app:
+    image: %s
+    environment:
+      - MESSAGE=from the fork
+      - PORT=8080
+    deploy:
+      labels:
+        - "coop-cloud.${STACK_NAME}.version=%s"
+`, echoImage, miniRelease), nil))
+	for _, args := range [][]string{{"commit", "-q", "--allow-empty", "-m", "the pull request"}, {"update-ref", "refs/pull/5/head", "HEAD"}, {"reset", "-q", "--hard", "HEAD~1"}} {
+		if err := git(dir, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "refs/pull/5/head").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := strings.TrimSpace(string(out))
+	remote := serveGit(t, remotes)
+	h := startHarness(t)
+	a := h.newApp("fork")
+	body := fmt.Sprintf("recipe: %s\nsource: %s/%s\nref: refs/pull/5/head\ntimeout: %s\nenv:\n  PORT: \"%d\"\n", name, remote.url, name, specTimeout, a.port)
+	s := h.waitPhase(a.name, h.writeSpec(a.name, []byte(body)), "Ready")
+	if !strings.Contains(string(s.raw), `"sourceCommit": "`+commit+`"`) {
+		t.Errorf("status does not record the pull request's commit %s:\n%s", commit, s)
+	}
+	svc := a.appService(t)
+	if got := svc.Spec.Labels["coop-cloud."+a.stack()+".chaos-version"]; got != commit[:7] {
+		t.Errorf("chaos-version label %q, want %s", got, commit[:7])
+	}
+}
