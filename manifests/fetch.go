@@ -25,6 +25,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/plumbing/transport/server"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"golang.org/x/sync/singleflight"
 )
@@ -65,10 +66,11 @@ type Remote struct {
 	URLTemplate string
 	// Timeout bounds one clone or fetch; zero is DefaultFetchTimeout.
 	Timeout time.Duration
-	// Credentials is a directory of per-host credentials (--git-credentials): <host>.token
-	// holds a token (sent as HTTP basic auth's password, as Gitea, Forgejo, GitLab and GitHub
-	// take it), <host>.basic holds "user:password". Values are read per clone or fetch and
-	// never printed.
+	// Credentials is a directory of per-host credentials (--git-credentials): <host>.ssh holds
+	// an SSH private key (checked against known_hosts in the directory when there is one, else
+	// ~/.ssh/known_hosts), <host>.token a token (sent as HTTP basic auth's password, as Gitea,
+	// Forgejo, GitLab and GitHub take it), <host>.basic "user:password". Values are read per
+	// clone or fetch and never printed.
 	Credentials string
 
 	group   singleflight.Group
@@ -396,11 +398,25 @@ func (r *Remote) auth(u string) (transport.AuthMethod, error) {
 	if r.Credentials == "" {
 		return nil, nil
 	}
-	p, err := url.Parse(u)
-	if err != nil || p.Hostname() == "" || strings.ContainsAny(p.Hostname(), `/\`) {
+	host, user := hostOf(u)
+	if host == "" || strings.ContainsAny(host, `/\`) || strings.HasPrefix(host, ".") {
 		return nil, nil
 	}
-	host := p.Hostname()
+	if key := filepath.Join(r.Credentials, host+".ssh"); fileExists(key) {
+		if user == "" {
+			user = "git"
+		}
+		auth, err := gitssh.NewPublicKeysFromFile(user, key, "")
+		if err != nil {
+			return nil, fmt.Errorf("credentials for %s: the SSH key %s cannot be read (a private key without a passphrase)", host, key)
+		}
+		if kh := filepath.Join(r.Credentials, "known_hosts"); fileExists(kh) {
+			if auth.HostKeyCallback, err = gitssh.NewKnownHostsCallback(kh); err != nil {
+				return nil, fmt.Errorf("credentials: %s: %w", kh, err)
+			}
+		}
+		return auth, nil
+	}
 	if data, err := os.ReadFile(filepath.Join(r.Credentials, host+".token")); err == nil {
 		return &githttp.BasicAuth{Username: "token", Password: strings.TrimSpace(string(data))}, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -416,6 +432,27 @@ func (r *Remote) auth(u string) (transport.AuthMethod, error) {
 		return nil, fmt.Errorf("credentials for %s: %w", host, err)
 	}
 	return nil, nil
+}
+
+// hostOf is the host of a git URL (scp-like git@host:path too), and its user if it names one.
+func hostOf(u string) (host, user string) {
+	if !strings.Contains(u, "://") {
+		if at, rest, ok := strings.Cut(u, "@"); ok {
+			h, _, _ := strings.Cut(rest, ":")
+			return h, at
+		}
+		return "", ""
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return "", ""
+	}
+	return p.Hostname(), p.User.Username()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // gitDir is where a repository's git files are: dir itself when bare, else dir/.git.

@@ -2,6 +2,8 @@ package manifests
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,6 +17,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	cryptossh "golang.org/x/crypto/ssh"
 )
 
 // countingTransport counts the upload-pack sessions (clones and fetches) of the file:// remotes.
@@ -207,5 +211,42 @@ func TestRemoteSourceRef(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(local, "demo")); err == nil {
 		t.Error("a source's clone is mixed with the catalogue's recipes")
+	}
+}
+
+func TestRemoteSSHKey(t *testing.T) {
+	dir := t.TempDir()
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := cryptossh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "git.example.org.ssh"), pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad.example.org.ssh"), []byte("not a key SECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &Remote{Credentials: dir}
+	for u, user := range map[string]string{"git@git.example.org:me/r.git": "git", "ssh://deploy@git.example.org/me/r.git": "deploy"} {
+		a, err := r.auth(u)
+		k, ok := a.(*gitssh.PublicKeys)
+		if err != nil || !ok || k.User != user {
+			t.Errorf("auth(%s) = %v, %v; want the key for user %s", u, a, err, user)
+		}
+	}
+	if _, err := r.auth("git@bad.example.org:r.git"); err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("a bad key: %v", err)
+	}
+	for u, want := range map[string]string{"git@h.example.org:r.git": "h.example.org", "https://u:p@h.example.org:8443/r": "h.example.org", "/srv/r": ""} {
+		if h, _ := hostOf(u); h != want {
+			t.Errorf("hostOf(%s) = %q, want %q", u, h, want)
+		}
+	}
+	if got := (&Remote{URLTemplate: "https://git.coopcloud.tech/coop-cloud/{recipe}.git"}).URL("custom-html"); got != "https://git.coopcloud.tech/coop-cloud/custom-html.git" {
+		t.Errorf("URL = %s", got)
 	}
 }
