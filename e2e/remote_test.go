@@ -141,9 +141,14 @@ func TestRecipeRemoteUnreachable(t *testing.T) {
 	if !strings.Contains(s.Message, want) {
 		t.Errorf("message %q lacks %q", s.Message, want)
 	}
-	log := h.recLogSince(0)
+	var log []string
+	for _, line := range h.recLogSince(0) {
+		if !strings.HasPrefix(line, "=== e2e:") { // the harness's own line, with the flags it passed
+			log = append(log, line)
+		}
+	}
 	for _, text := range append([]string{string(s.raw)}, log...) {
-		if strings.Contains(text, "t0ken-e2e") {
+		if strings.Contains(text, "t0ken-e2e") || strings.Contains(text, "ci:") {
 			t.Fatalf("the credentials appear in the status or the log: %s", text)
 		}
 	}

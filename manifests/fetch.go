@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -379,7 +380,7 @@ func (e *RemoteError) Error() string { return fmt.Sprintf("%s %s: %s", e.Op, e.U
 // remoteError says what went wrong with the remote at u, in the remote's words, without u's
 // credentials.
 func remoteError(op, u string, err error, ctx context.Context) error {
-	e := &RemoteError{Op: op, URL: redactURL(u), Msg: strings.ReplaceAll(err.Error(), u, redactURL(u))}
+	e := &RemoteError{Op: op, URL: redactURL(u), Msg: userInfo.ReplaceAllString(strings.ReplaceAll(err.Error(), u, redactURL(u)), "$1")}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		e.Msg = "no answer within the fetch timeout (--fetch-timeout): " + e.Msg
@@ -462,6 +463,10 @@ func gitDir(dir string) string {
 	}
 	return dir
 }
+
+// userInfo matches the user info of the URLs in a message (the transport's own errors print
+// them, a password masked or not).
+var userInfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s"]+@`)
 
 // redactURL is u without its user info (a token or password): URLs are printed this way only.
 func redactURL(u string) string {
