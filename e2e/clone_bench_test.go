@@ -21,7 +21,7 @@ func BenchmarkRecipeClone(b *testing.B) {
 	dir := filepath.Join(remotes, name)
 	commitRecipe(b, dir, "0.0.1+1", echoRecipeFiles(name, "", fmt.Sprintf("services:\n  app:\n    image: %s\n", echoImage), nil))
 	for i := 1; i < tags; i++ {
-		v := fmt.Sprintf("0.%d.%d+1", i/10, i%10)
+		v := fmt.Sprintf("1.%d.%d+1", i/10, i%10)
 		if err := os.WriteFile(filepath.Join(dir, "CHANGELOG.md"), []byte(fmt.Sprintf("release %s\n", v)), 0o644); err != nil {
 			b.Fatal(err)
 		}
@@ -31,7 +31,7 @@ func BenchmarkRecipeClone(b *testing.B) {
 			}
 		}
 	}
-	newest := fmt.Sprintf("0.%d.%d+1", (tags-1)/10, (tags-1)%10)
+	newest := fmt.Sprintf("1.%d.%d+1", (tags-1)/10, (tags-1)%10)
 	remote := serveGit(b, remotes)
 	bin := needBinary(b)
 	var ours, theirs []float64
