@@ -5,12 +5,14 @@ import (
 	"crypto/ed25519"
 	"encoding/pem"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -248,5 +250,30 @@ func TestRemoteSSHKey(t *testing.T) {
 	}
 	if got := (&Remote{URLTemplate: "https://git.coopcloud.tech/coop-cloud/{recipe}.git"}).URL("custom-html"); got != "https://git.coopcloud.tech/coop-cloud/custom-html.git" {
 		t.Errorf("URL = %s", got)
+	}
+}
+
+// TestRemoteHungIsBounded: a remote that accepts the connection and never answers is given up
+// after Timeout, saying so, and waiting on it again is worth a try (not final).
+func TestRemoteHungIsBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent
+		}
+	}()
+	r := &Remote{URLTemplate: "http://" + ln.Addr().String() + "/{recipe}.git", Timeout: 300 * time.Millisecond}
+	err = r.Ensure(context.Background(), t.TempDir(), "demo", "1.0.0")
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Final || !strings.Contains(err.Error(), "no answer within the fetch timeout") {
+		t.Fatalf("hung remote: %v", err)
 	}
 }
