@@ -204,7 +204,8 @@ func TestRecipeRemoteToken(t *testing.T) {
 }
 
 // TestRecipeSourceRef: a commit that exists only on a pull-request ref of a fork, named by the
-// spec's source and ref, deploys with the chaos labels naming it.
+// spec's source and ref, deploys with the chaos labels naming it; the fork as a file:// remote
+// deploys its release tag.
 func TestRecipeSourceRef(t *testing.T) {
 	t.Parallel()
 	remotes := t.TempDir()
@@ -241,5 +242,13 @@ func TestRecipeSourceRef(t *testing.T) {
 	svc := a.appService(t)
 	if got := svc.Spec.Labels["coop-cloud."+a.stack()+".chaos-version"]; got != commit[:7] {
 		t.Errorf("chaos-version label %q, want %s", got, commit[:7])
+	}
+
+	// The same fork as a file:// remote, at its release tag: read by go-git in process.
+	b := h.newApp("forkf")
+	body = fmt.Sprintf("recipe: %s\nsource: file://%s\nversion: %q\ntimeout: %s\nenv:\n  PORT: \"%d\"\n", name, dir, miniRelease, specTimeout, b.port)
+	s = h.waitPhase(b.name, h.writeSpec(b.name, []byte(body)), "Ready")
+	if got := b.appService(t).Spec.Labels["coop-cloud."+b.stack()+".version"]; got != miniRelease {
+		t.Errorf("file:// source: version label %q, want %s\n%s", got, miniRelease, s)
 	}
 }
