@@ -153,9 +153,27 @@ func taskLogs(ctx context.Context, e Engine, t swarm.Task, red redactor) []strin
 	return lines
 }
 
-// failedTaskLogs reads the logs of the failed tasks the status will show for cur's services,
-// except those prev already carries: a task's logs are read once.
+// failedTaskLogs reads the logs of the tasks logsWanted names, within logTimeout.
 func failedTaskLogs(ctx context.Context, e Engine, cur *swarmstate.Snapshot, prev *spec.Status, env map[string]string) map[string][]string {
+	wanted := logsWanted(cur, prev)
+	if len(wanted) == 0 {
+		return map[string][]string{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, logTimeout)
+	defer cancel()
+	red := newRedactor(cur.Secrets, env)
+	out := map[string][]string{}
+	for _, t := range wanted {
+		if l := taskLogs(ctx, e, t, red); l != nil {
+			out[t.ID] = l
+		}
+	}
+	return out
+}
+
+// logsWanted are the failed tasks the status will show for cur's services whose logs prev
+// does not carry yet: a task's logs are read once.
+func logsWanted(cur *swarmstate.Snapshot, prev *spec.Status) []swarm.Task {
 	have := map[string]bool{}
 	if prev != nil {
 		for _, s := range prev.Services {
@@ -166,21 +184,11 @@ func failedTaskLogs(ctx context.Context, e Engine, cur *swarmstate.Snapshot, pre
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, logTimeout)
-	defer cancel()
-	var red *redactor
-	out := map[string][]string{}
+	var out []swarm.Task
 	for _, s := range swarmstate.Converged(cur.Services, cur.Tasks, time.Time{}).Services {
 		for _, t := range s.Tasks {
-			if !swarmstate.Failed(t) || have[t.ID] {
-				continue
-			}
-			if red == nil {
-				r := newRedactor(cur.Secrets, env)
-				red = &r
-			}
-			if l := taskLogs(ctx, e, t, *red); l != nil {
-				out[t.ID] = l
+			if swarmstate.Failed(t) && !have[t.ID] {
+				out = append(out, t)
 			}
 		}
 	}
