@@ -91,4 +91,10 @@ func TestRecipeFromSourceRef(t *testing.T) {
 	if st2 := f.settle("a"); st2.SourceCommit != st.SourceCommit || len(f.engine.writes()) != 0 {
 		t.Errorf("the moved ref changed the app: commit %s -> %s, writes %v", st.SourceCommit, st2.SourceCommit, f.engine.writes())
 	}
+	// A new generation that asks for nothing else (a comment, a request) is the same attempt:
+	// the ref stays pinned.
+	f.writeSpec("a", "recipe: echo\nsource: "+source+"\nref: refs/pull/1/head\n# a comment\n")
+	if st3 := f.settle("a"); st3.SourceCommit != st.SourceCommit || len(f.engine.writes()) != 0 {
+		t.Errorf("a spec edit that changes nothing moved the app: commit %s -> %s, writes %v", st.SourceCommit, st3.SourceCommit, f.engine.writes())
+	}
 }

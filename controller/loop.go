@@ -203,7 +203,8 @@ func (c *Controller) Ready() bool { return c.swept.Load() && c.streaming.Load() 
 // runPass runs one reconcile of app. Every line it logs names the app and a reconcile ID
 // of its own: the logger is in the context (logr.FromContextOrDiscard), and log is it. The
 // pass ends after ReconcileTimeout at the latest, and a pass past it is an error whatever it
-// returned, unless it ran a backup or restore, which has a deadline of its own. A panic is recovered into an error, so one bad app cannot stop the loop.
+// returned, unless it ran a backup or restore, which has a deadline of its own. A panic is
+// recovered into an error, so one bad app cannot stop the loop.
 func (c *Controller) runPass(ctx context.Context, app string) (res Result, log logr.Logger, err error) {
 	log = c.Log.WithValues("app", app, "reconcileID", reconcileID())
 	pctx := withProcess(logr.NewContext(ctx, log), ctx)

@@ -254,8 +254,9 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstate.Snapshot, free map[string]bool) error {
 	s := w.Desired.Spec
 	version := s.Version
-	if p := w.Prev; s.Ref != "" && p != nil && p.ObservedGeneration == w.Desired.Generation && p.SourceCommit != "" {
-		version = p.SourceCommit // the ref was resolved when this generation was first seen
+	if p := w.Prev; s.Ref != "" && p != nil && p.SourceCommit != "" &&
+		(p.ObservedGeneration == w.Desired.Generation || sameAttempt(w.Desired, p)) {
+		version = p.SourceCommit // the ref was resolved when this attempt began
 	}
 	if _, stage := attempt(w.Desired, w.Prev, len(cur.Services)); stage == upgradeFrom {
 		var err error
