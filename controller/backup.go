@@ -620,10 +620,6 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 		cur = &swarmstate.Snapshot{}
 	}
 	s := w.Desired.Spec
-	b := s.Backup
-	if b == nil {
-		b = &spec.Backup{}
-	}
 	br := &backupRunner{
 		eng: eng, store: r.Backups, app: w.App, owner: r.Owner, plan: w.Backup,
 		containers: localContainers(cur, w.Stack, node),
@@ -641,28 +637,20 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 		if err != nil {
 			return err
 		}
-		var before, after []spec.Check
-		if job.Trigger == triggerTier {
-			before, after = b.Checks.BeforeRestore, b.Checks.AfterRestore
-		}
-		return br.restore(ctx, m, before, after)
+		return br.restore(ctx, m, job.Before, job.After)
 	}
 	m := &spec.BackupManifest{App: w.App, ID: job.ID, Recipe: s.Recipe, Version: s.Version, Revision: w.Rendered.Revision,
 		Trigger: job.Trigger, Time: run.Started.UTC()}
-	var before []spec.Check
-	if job.Trigger == triggerTier {
-		before = b.Checks.BeforeBackup
-	}
-	if err := br.backup(ctx, m, before); err != nil {
+	if err := br.backup(ctx, m, job.Before); err != nil {
 		return err
 	}
-	if b.Keep > 0 {
-		removed, err := r.Backups.Prune(w.App, b.Keep)
+	if job.Keep > 0 {
+		removed, err := r.Backups.Prune(w.App, job.Keep)
 		if err != nil {
 			log.Info("old backups not pruned; the next backup tries again", "error", err.Error())
 		}
 		if len(removed) > 0 {
-			log.Info("pruned old backups", "keep", b.Keep, "removed", removed)
+			log.Info("pruned old backups", "keep", job.Keep, "removed", removed)
 		}
 	}
 	return nil

@@ -36,6 +36,10 @@ type backupJob struct {
 	Request string
 	// ID is the backup to make, or to restore.
 	ID string
+	// Before and After are the spec's checks run around it (the backup tier's only).
+	Before, After []spec.Check
+	// Keep, after a backup, is how many complete backups of the app to keep (0: all).
+	Keep int
 }
 
 // decideJobs decides for an app that converged and is stable, with d's phase and message
@@ -68,10 +72,12 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 	}
 	switch {
 	case tier && st.BackupStage == stageRestore && st.LastBackup != nil && st.LastBackup.State == spec.RunCompleted:
-		return d.startJob(w, backupJob{Restore: true, Trigger: triggerTier, ID: st.LastBackup.ID},
+		return d.startJob(w, backupJob{Restore: true, Trigger: triggerTier, ID: st.LastBackup.ID,
+			Before: b.Checks.BeforeRestore, After: b.Checks.AfterRestore},
 			ready, fmt.Sprintf("backup tier: restoring backup %s", st.LastBackup.ID))
 	case tier:
-		return d.startJob(w, backupJob{Trigger: triggerTier, ID: spec.NewBackupID(w.Now)}, ready, "backup tier: backing up")
+		return d.startJob(w, backupJob{Trigger: triggerTier, ID: spec.NewBackupID(w.Now), Before: b.Checks.BeforeBackup, Keep: b.Keep},
+			ready, "backup tier: backing up")
 	}
 	d = d.to(spec.PhaseReady, ready)
 	if restoreDue {
@@ -95,7 +101,7 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 			fmt.Sprintf("%s; restoring backup %s as requested", ready, id))
 	}
 	if backupDue {
-		return d.startJob(w, backupJob{Trigger: triggerRequest, Request: b.RequestedAt, ID: spec.NewBackupID(w.Now)}, ready,
+		return d.startJob(w, backupJob{Trigger: triggerRequest, Request: b.RequestedAt, ID: spec.NewBackupID(w.Now), Keep: b.Keep}, ready,
 			ready+"; backing up as requested")
 	}
 	if b.Schedule == "" {
@@ -124,7 +130,7 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 		}
 		return d
 	}
-	return d.startJob(w, backupJob{Trigger: triggerSchedule, ID: spec.NewBackupID(w.Now)}, ready, ready+"; scheduled backup")
+	return d.startJob(w, backupJob{Trigger: triggerSchedule, ID: spec.NewBackupID(w.Now), Keep: b.Keep}, ready, ready+"; scheduled backup")
 }
 
 // interrupted ends the runs the status shows as Running: the process that ran them died. A

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -39,8 +40,9 @@ func TestDecideJobs(t *testing.T) {
 	}{
 		{name: "install tier without backups: Ready, nothing to run", spec: spec.Spec{Tier: spec.TierInstall},
 			wantPhase: spec.PhaseReady},
-		{name: "backup tier, first: a backup, still Deploying", spec: spec.Spec{Tier: spec.TierBackup}, phase: spec.PhasePending,
-			wantPhase: spec.PhaseDeploying, wantJob: "backup tier " + spec.NewBackupID(now), wantMessage: "backup tier: backing up"},
+		{name: "backup tier, first: a backup with its checks, still Deploying", spec: spec.Spec{Tier: spec.TierBackup,
+			Backup: &spec.Backup{Keep: 2, Checks: spec.BackupChecks{BeforeBackup: []spec.Check{{Service: "app", Run: "true"}}}}}, phase: spec.PhasePending,
+			wantPhase: spec.PhaseDeploying, wantJob: "backup tier " + spec.NewBackupID(now) + " 1 checks keep 2", wantMessage: "backup tier: backing up"},
 		{name: "backup tier, backed up: its restore", spec: spec.Spec{Tier: spec.TierBackup}, phase: spec.PhaseDeploying,
 			st:        spec.Status{BackupStage: stageRestore, LastBackup: done("20261201T090000.000Z")},
 			wantPhase: spec.PhaseDeploying, wantJob: "restore tier 20261201T090000.000Z"},
@@ -106,12 +108,18 @@ func TestDecideJobs(t *testing.T) {
 					kind = "restore"
 				}
 				job = kind + " " + d.Job.Trigger + " " + d.Job.ID
+				if n := len(d.Job.Before) + len(d.Job.After); n > 0 || d.Job.Keep > 0 {
+					job += fmt.Sprintf(" %d checks keep %d", n, d.Job.Keep)
+				}
 				if !d.Persist {
 					t.Error("a job whose Running status is not written first")
 				}
 			}
 			if job != tt.wantJob {
 				t.Errorf("job %q, want %q", job, tt.wantJob)
+			}
+			if d.Job != nil && d.Job.Trigger != triggerTier && (d.Job.Before != nil || d.Job.After != nil) {
+				t.Errorf("the spec's checks run around a %s run: %+v", d.Job.Trigger, d.Job)
 			}
 			if tt.wantAfter != 0 && d.After != tt.wantAfter {
 				t.Errorf("after %v, want %v", d.After, tt.wantAfter)
