@@ -63,6 +63,22 @@ func serveGitAuth(t testing.TB, root, token string) *gitRemote {
 	return r
 }
 
+// commitRemoteRecipe makes dir a recipe repository of one echo service, tagged miniRelease,
+// to be served as a remote.
+func commitRemoteRecipe(t testing.TB, dir, name string) {
+	t.Helper()
+	commitRecipe(t, dir, miniRelease, echoRecipeFiles(name, "", fmt.Sprintf(`services:
+  app:
+    image: %s
+    environment:
+      - MESSAGE=hello from %s
+      - PORT=8080
+    deploy:
+      labels:
+        - "coop-cloud.${STACK_NAME}.version=%s"
+`, echoImage, name, miniRelease), nil))
+}
+
 func (r *gitRemote) sessions(repo string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -77,16 +93,7 @@ func TestRecipeCloneAndFetch(t *testing.T) {
 	remotes := t.TempDir()
 	const name = "e2e-remote"
 	dir := filepath.Join(remotes, name)
-	commitRecipe(t, dir, miniRelease, echoRecipeFiles(name, "PORT=18080\n", fmt.Sprintf(`services:
-  app:
-    image: %s
-    environment:
-      - MESSAGE=hello from %s
-      - PORT=8080
-    deploy:
-      labels:
-        - "coop-cloud.${STACK_NAME}.version=%s"
-`, echoImage, name, miniRelease), nil))
+	commitRemoteRecipe(t, dir, name)
 	remote := serveGit(t, remotes)
 	h := newHarness(t)
 	h.startWith(nil, "--recipe-url", remote.url+"/{recipe}")
@@ -162,16 +169,7 @@ func TestRecipeRemoteToken(t *testing.T) {
 	t.Parallel()
 	remotes := t.TempDir()
 	const name, token = "e2e-private", "tok-e2e-5ecr3t"
-	commitRecipe(t, filepath.Join(remotes, name), miniRelease, echoRecipeFiles(name, "", fmt.Sprintf(`services:
-  app:
-    image: %s
-    environment:
-      - MESSAGE=private
-      - PORT=8080
-    deploy:
-      labels:
-        - "coop-cloud.${STACK_NAME}.version=%s"
-`, echoImage, miniRelease), nil))
+	commitRemoteRecipe(t, filepath.Join(remotes, name), name)
 	remote := serveGitAuth(t, remotes, token)
 	creds := t.TempDir()
 	if err := os.WriteFile(filepath.Join(creds, "127.0.0.1.token"), []byte(token+"\n"), 0o600); err != nil {
@@ -211,16 +209,7 @@ func TestRecipeSourceRef(t *testing.T) {
 	remotes := t.TempDir()
 	const name = "e2e-fork"
 	dir := filepath.Join(remotes, name)
-	commitRecipe(t, dir, miniRelease, echoRecipeFiles(name, "", fmt.Sprintf(`services:
-  app:
-    image: %s
-    environment:
-      - MESSAGE=from the fork
-      - PORT=8080
-    deploy:
-      labels:
-        - "coop-cloud.${STACK_NAME}.version=%s"
-`, echoImage, miniRelease), nil))
+	commitRemoteRecipe(t, dir, name)
 	for _, args := range [][]string{{"commit", "-q", "--allow-empty", "-m", "the pull request"}, {"update-ref", "refs/pull/5/head", "HEAD"}, {"reset", "-q", "--hard", "HEAD~1"}} {
 		if err := git(dir, args...); err != nil {
 			t.Fatal(err)
