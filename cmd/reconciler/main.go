@@ -115,7 +115,7 @@ func newRoot(o *options) *cobra.Command {
 	f.StringVar(&o.recipes, "recipes", "/var/lib/swarm-reconciler/recipes", "directory of recipe git repositories")
 	f.StringVar(&o.domainSuffix, "domain-suffix", "", "default domain is <app>.<suffix>")
 	f.StringVar(&o.recipeURL, "recipe-url", "", "clone URL of a recipe missing under --recipes, {recipe} standing for its name (e.g. https://git.coopcloud.tech/coop-cloud/{recipe}.git)")
-	f.StringVar(&o.gitCredentials, "git-credentials", "", "directory of per-host git credentials: <host>.token (a token) or <host>.basic (user:password)")
+	f.StringVar(&o.gitCredentials, "git-credentials", "", "directory of per-host git credentials: <host>.token (a token), <host>.basic (user:password) or <host>.ssh (a private key), and known_hosts")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", manifests.DefaultFetchTimeout, "bound on one clone or fetch of a recipe")
 	f.StringVar(&o.backups, "backups", "/var/lib/swarm-reconciler/backups", "directory of backups (<app>/<id>/)")
 	f.StringVar(&o.lockDir, "lock-dir", "/run/lock/swarm-reconciler", "directory of lock files (a tmpfs)")
