@@ -16,6 +16,7 @@ import (
 func TestDecideJobs(t *testing.T) {
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	earlier := now.Add(-time.Hour)
+	monthAgo := now.AddDate(0, -1, 0)
 	plan := &manifests.BackupPlan{Services: []manifests.BackupService{{Name: "app"}}}
 	done := func(id string) *spec.BackupRun {
 		return &spec.BackupRun{ID: id, Trigger: triggerTier, State: spec.RunCompleted, Started: earlier}
@@ -53,6 +54,9 @@ func TestDecideJobs(t *testing.T) {
 		{name: "labels that mean nothing are Invalid", spec: spec.Spec{Tier: spec.TierBackup}, planErr: errors.New("label x"),
 			wantPhase: spec.PhaseInvalid, wantMessage: "label x"},
 		{name: "a new request: one backup", spec: spec.Spec{Backup: &spec.Backup{RequestedAt: "r2"}}, st: spec.Status{LastHandledBackupAt: "r1"},
+			wantPhase: spec.PhaseReady, wantJob: "backup request " + spec.NewBackupID(now)},
+		{name: "an app deployed a month ago, far past its timeout: a request is still a backup", spec: spec.Spec{Timeout: spec.Duration{Duration: time.Minute}, Backup: &spec.Backup{RequestedAt: "r9"}},
+			st:        spec.Status{AttemptStartedAt: &monthAgo, FirstDeployedAt: &monthAgo},
 			wantPhase: spec.PhaseReady, wantJob: "backup request " + spec.NewBackupID(now)},
 		{name: "a handled request: nothing", spec: spec.Spec{Backup: &spec.Backup{RequestedAt: "r1"}}, st: spec.Status{LastHandledBackupAt: "r1"},
 			wantPhase: spec.PhaseReady},
