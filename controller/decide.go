@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,12 @@ type world struct {
 	Prev *spec.Status
 	// Snap is every object of the app that Owner owns, across all its stacks.
 	Snap *swarmstate.Snapshot
+	// Self is the swarm node ID of the engine; Nodes are the swarm's nodes by ID, read when a
+	// task of the app is on another node or the status records one (nil otherwise).
+	Self  string
+	Nodes map[string]swarm.Node
+	// Jobs is what a teardown's volume jobs on other nodes run.
+	Jobs NodeJobs
 	// Stack is the stack of the spec's domain; StackErr says why there is none.
 	Stack    string
 	StackErr error
@@ -168,6 +175,9 @@ func decide(w *world) decision {
 		st = cloneStatus(w.Prev)
 	}
 	d := decision{Status: st, Phase: st.Phase, Message: st.Message}
+	if w.Self != "" {
+		recordNodes(st, w.Snap.Tasks, w.Nodes, w.Self)
+	}
 	switch {
 	case w.Desired == nil:
 		return decideTeardown(w, d, spec.PhaseDeleted, "")
@@ -244,7 +254,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	// converged: the app reached Ready in this generation; what happens to it now is its life,
 	// not an attempt with a deadline.
 	converged := d.Phase == spec.PhaseReady || d.Phase == spec.PhaseDegraded
-	v := swarmstate.Converged(cur.Services, cur.Tasks, *st.AttemptStartedAt)
+	v := swarmstate.ConvergedOn(cur.Services, cur.Tasks, *st.AttemptStartedAt, swarmstate.Nodes{ByID: w.Nodes, Self: w.Self})
 	observeServices(st, v, w.Logs)
 	if s.Suspend {
 		return d.to(spec.PhaseSuspended, "suspended: observing only; "+v.Message)
@@ -339,6 +349,10 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	case v.GaveUp && !converged:
 		// No task will run again until the service changes: waiting cannot help.
 		return d.to(spec.PhaseFailed, fmt.Sprintf("%s cannot converge: %s", rev, v.Message))
+	case v.ImageErr != "" && !v.Converged:
+		// A node refused a task for want of its image: without a registry that has it, no
+		// retry there finds it (DESIGN.md: a pull that fails is Failed at once).
+		return d.to(spec.PhaseFailed, fmt.Sprintf("%s cannot run: %s", rev, v.ImageErr))
 	case !v.Converged && converged:
 		d.After, d.TasksFor = maxWaitInterval, tasksOnlyFor
 		if v.RolledBack {
@@ -349,6 +363,10 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		return d.to(spec.PhaseFailed, fmt.Sprintf("%s not converged within %s: %s", rev, s.Timeout.Duration, v.Message))
 	case !v.Converged:
 		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
+		if len(w.Nodes) > 1 {
+			// Container events come from this node only: tasks elsewhere are seen by looking.
+			d.After = min(d.After, remoteLook)
+		}
 		d.TasksFor = min(tasksOnlyFor, deadline.Sub(w.Now)+time.Millisecond)
 		if d.Phase == spec.PhasePending {
 			return d.to(spec.PhaseDeploying, v.Message)
@@ -431,7 +449,7 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	if why != "" {
 		lead = why + "; "
 	}
-	if w.Snap.Empty() {
+	if w.Snap.Empty() && len(st.Nodes) == 0 {
 		d.Gone = true
 		if st.Phase == "" || st.Phase == final {
 			return d // nothing was ever reported, or it already says so
@@ -452,7 +470,18 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	}
 	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed)
 	d.After = teardownInterval
-	return d.to(spec.PhaseDeleting, lead+"removing: "+strings.Join(w.Snap.Residual(), ", "))
+	parts := w.Snap.Residual()
+	if !slices.ContainsFunc(w.Snap.Services, func(s swarm.Service) bool { return !isJob(s) }) {
+		// No service of the app is left, so no task will make a volume again: its volumes on
+		// other nodes go now, by a job on each.
+		nc := planNodeCleanup(w, st, w.Jobs)
+		d.Actions = append(d.Actions, nc.Actions...)
+		parts = append(parts, nc.Waiting...)
+	}
+	if len(parts) == 0 {
+		parts = []string{"nothing left to ask for; confirming"}
+	}
+	return d.to(spec.PhaseDeleting, lead+"removing: "+strings.Join(parts, ", "))
 }
 
 // outcome folds what acting achieved into d: the removals done join the status's removed
@@ -570,6 +599,10 @@ const (
 	waitInterval     = 500 * time.Millisecond
 	maxWaitInterval  = 2 * time.Second
 	teardownInterval = 500 * time.Millisecond
+	// remoteLook is how often an app waiting on tasks on a swarm of several nodes looks at its
+	// task list: no container event comes from the other nodes. A look is one task list call
+	// (TasksFor), a pass only when the list moved.
+	remoteLook = 100 * time.Millisecond
 	// tasksOnlyFor bounds how long the looks of an app waiting on its tasks may skip the pass
 	// while the task list stands still: a pass at least this often, whatever the events.
 	tasksOnlyFor = 10 * time.Second

@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 
 	"github.com/swarm-reconciler/reconciler/swarmstate"
@@ -35,6 +36,9 @@ type Engine interface {
 	ImageInspect(ctx context.Context, ref string, o ...client.ImageInspectOption) (image.InspectResponse, error)
 	ImagePull(ctx context.Context, ref string, o image.PullOptions) (io.ReadCloser, error)
 	TaskLogs(ctx context.Context, taskID string, o container.LogsOptions) (io.ReadCloser, error)
+	// The swarm's nodes and which one the engine is: tasks and volumes on other nodes.
+	Info(ctx context.Context) (system.Info, error)
+	NodeList(ctx context.Context, o swarm.NodeListOptions) ([]swarm.Node, error)
 }
 
 var _ Engine = (*client.Client)(nil)

@@ -17,10 +17,13 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
 // fakeEngine is an in-memory swarm that records every call. Services it creates run their
@@ -61,6 +64,92 @@ type fakeEngine struct {
 	rolling   map[string]int
 	// fail makes the next fail[call] calls whose record starts with call fail with a 500.
 	fail map[string]int
+
+	// nodes are the swarm's other nodes (fakeNode is always there and is the engine's own),
+	// with place choosing the node of a service's i-th task (nil: fakeNode). Volumes a task
+	// makes on another node live in remote[node], which VolumeList never shows; a volume job
+	// (controller.volumeJob) placed on an up node removes the app's volumes there and
+	// completes, and on a node that is down waits, pending, until it is up.
+	nodes  map[string]*swarm.Node
+	place  func(s *swarm.Service, i int) string
+	remote map[string]map[string]*volume.Volume
+}
+
+// addNode adds a node to the fake swarm, up and active.
+func (f *fakeEngine) addNode(id, hostname string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.nodes == nil {
+		f.nodes = map[string]*swarm.Node{}
+		f.remote = map[string]map[string]*volume.Volume{}
+	}
+	f.nodes[id] = &swarm.Node{ID: id, Description: swarm.NodeDescription{Hostname: hostname},
+		Status: swarm.NodeStatus{State: swarm.NodeStateReady}, Spec: swarm.NodeSpec{Availability: swarm.NodeAvailabilityActive}}
+	f.remote[id] = map[string]*volume.Volume{}
+}
+
+// setNodeState marks a node up (ready) or down; a pending volume job on a node that is up
+// again runs at the next task list.
+func (f *fakeEngine) setNodeState(id string, state swarm.NodeState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes[id].Status.State = state
+}
+
+// remoteVolumes lists the volumes on node id.
+func (f *fakeEngine) remoteVolumes(id string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for name := range f.remote[id] {
+		out = append(out, name)
+	}
+	return out
+}
+
+func (f *fakeEngine) Info(context.Context) (system.Info, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("inspect info"); err != nil {
+		return system.Info{}, err
+	}
+	return system.Info{Swarm: swarm.Info{NodeID: fakeNode}}, nil
+}
+
+func (f *fakeEngine) NodeList(context.Context, swarm.NodeListOptions) ([]swarm.Node, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("list nodes"); err != nil {
+		return nil, err
+	}
+	out := []swarm.Node{{ID: fakeNode, Description: swarm.NodeDescription{Hostname: "self"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady}}}
+	for _, n := range f.nodes {
+		out = append(out, *n)
+	}
+	return out, nil
+}
+
+// runJobs carries out the volume jobs whose node is up: the app's volumes there are removed
+// and the task completes.
+func (f *fakeEngine) runJobs() {
+	for i := range f.tasks {
+		t := &f.tasks[i]
+		svc := f.services[t.ServiceID]
+		if svc == nil || svc.Spec.Mode.ReplicatedJob == nil || t.Status.State != swarm.TaskStatePending {
+			continue
+		}
+		node := strings.TrimPrefix(svc.Spec.TaskTemplate.Placement.Constraints[0], "node.id==")
+		if n := f.nodes[node]; n == nil || n.Status.State != swarm.NodeStateReady {
+			continue
+		}
+		for name, v := range f.remote[node] {
+			if v.Labels[swarmstate.LabelApp] == svc.Spec.Labels[swarmstate.LabelApp] {
+				delete(f.remote[node], name)
+			}
+		}
+		t.NodeID, t.DesiredState = node, swarm.TaskStateComplete
+		t.Status = swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: f.taskTime(), ContainerStatus: &swarm.ContainerStatus{}}
+	}
 }
 
 // failing reports whether the call recorded as c is due to fail, and counts it down.
@@ -154,6 +243,7 @@ func (f *fakeEngine) TaskList(_ context.Context, o swarm.TaskListOptions) ([]swa
 		return nil, err
 	}
 	f.crash()
+	f.runJobs()
 	ids := o.Filters.Get("service")
 	var out []swarm.Task
 	for _, t := range f.tasks {
@@ -326,9 +416,21 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 	if r := s.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
 		n = int(*r.Replicas)
 	}
+	if s.Spec.Mode.ReplicatedJob != nil {
+		// A volume job waits for its node (runJobs).
+		f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: s.ID, DesiredState: swarm.TaskStateComplete,
+			Status: swarm.TaskStatus{State: swarm.TaskStatePending, Timestamp: f.taskTime(),
+				Err: "no suitable node (1 node not available for new tasks)"}})
+		f.runJobs()
+		return
+	}
 	for i := 0; i < n; i++ {
 		id := f.id()
-		t := swarm.Task{ID: id, ServiceID: s.ID, NodeID: fakeNode, DesiredState: swarm.TaskStateRunning,
+		node := fakeNode
+		if f.place != nil {
+			node = f.place(s, i)
+		}
+		t := swarm.Task{ID: id, ServiceID: s.ID, NodeID: node, DesiredState: swarm.TaskStateRunning, Spec: s.Spec.TaskTemplate,
 			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.taskTime(),
 				ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
 		if f.failTasks != "" {
@@ -336,11 +438,15 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 			t.Status.State, t.Status.Err = swarm.TaskStateRejected, f.failTasks
 		}
 		f.tasks = append(f.tasks, t)
-	}
-	// Named volumes come into being with the first task, labelled as the mount asks.
-	for _, m := range s.Spec.TaskTemplate.ContainerSpec.Mounts {
-		if _, exists := f.volumes[m.Source]; !exists && m.Type == "volume" && m.Source != "" && m.VolumeOptions != nil {
-			f.volumes[m.Source] = &volume.Volume{Name: m.Source, Labels: m.VolumeOptions.Labels}
+		// Named volumes come into being with the first task on a node, labelled as the mount asks.
+		vols := f.volumes
+		if node != fakeNode {
+			vols = f.remote[node]
+		}
+		for _, m := range s.Spec.TaskTemplate.ContainerSpec.Mounts {
+			if _, exists := vols[m.Source]; !exists && m.Type == "volume" && m.Source != "" && m.VolumeOptions != nil {
+				vols[m.Source] = &volume.Volume{Name: m.Source, Labels: m.VolumeOptions.Labels}
+			}
 		}
 	}
 }

@@ -460,6 +460,17 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 		case <-ctx.Done():
 			return
 		case ch := <-changes:
+			if ch.Node != "" {
+				// A node went down, came back or was drained: any app may have tasks there.
+				c.Log.V(2).Info("node event", "node", ch.Node, "action", ch.Action)
+				if c.R != nil {
+					c.R.NodesChanged()
+				}
+				for _, app := range c.routedApps() {
+					c.queue.Add(app)
+				}
+				continue
+			}
 			app := c.appOf(ch)
 			if app == "" {
 				continue
@@ -640,6 +651,21 @@ func nextLook(last, now time.Time) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// routedApps are the apps engine events are routed to: every app with objects in the swarm.
+func (c *Controller) routedApps() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	var apps []string
+	for _, app := range c.routes {
+		if !seen[app] {
+			seen[app] = true
+			apps = append(apps, app)
+		}
+	}
+	return apps
 }
 
 // appOf is the app an engine event is about. A service is named <stack>_<service>, and stacks

@@ -199,7 +199,9 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 		}
 	}
 	for _, s := range snap.Services {
-		add(RemoveService, s.Spec.Name, s.ID, s.Spec.Labels)
+		if !isJob(s) { // a job removes itself once its work is done (planNodeCleanup)
+			add(RemoveService, s.Spec.Name, s.ID, s.Spec.Labels)
+		}
 	}
 	if len(plan) > 0 {
 		return plan

@@ -72,6 +72,10 @@ type Reconciler struct {
 	// Metrics, when set, records reconcile outcomes, times to Ready and teardown times.
 	Metrics *Metrics
 
+	// NodeJobs is what removes the app's volumes on other nodes (--node-image, --node-socket);
+	// zero: DefaultNodeJobs.
+	NodeJobs NodeJobs
+
 	// Step, when set, is called after every change made to the swarm, with its running
 	// count. Fault-injection tests use it to kill the process at each step in turn.
 	Step func(n int64, a Action)
@@ -80,16 +84,17 @@ type Reconciler struct {
 	// stack "" once nothing of the app is left.
 	observed func(app, stack string)
 
-	mu      sync.Mutex
-	renders map[string]*manifests.Rendered // by app, for the generation it was rendered from
-	renderG map[string]string
-	steps   atomic.Int64
-	held    map[string]*locks.Lock // app locks by domain
-	heldFor map[string]string      // domain -> the app its lock is held for
-	stacks  map[string]string      // stack -> the app holding it (see stacks.go)
-	probes  prober
-	seen    map[string]taskMark // app -> what its last pass saw of its tasks (TasksMoved)
-	node    string              // this engine's swarm node ID, once known
+	mu       sync.Mutex
+	renders  map[string]*manifests.Rendered // by app, for the generation it was rendered from
+	renderG  map[string]string
+	steps    atomic.Int64
+	held     map[string]*locks.Lock // app locks by domain
+	heldFor  map[string]string      // domain -> the app its lock is held for
+	stacks   map[string]string      // stack -> the app holding it (see stacks.go)
+	probes   prober
+	seen     map[string]taskMark // app -> what its last pass saw of its tasks (TasksMoved)
+	node     string              // this engine's swarm node ID, once known
+	nodeList nodeCache
 }
 
 // taskMark is what a pass saw of an app's tasks: its services' IDs and swarmstate.TaskKey of
@@ -190,6 +195,18 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 		return nil, fmt.Errorf("snapshot of %s: %w", app, err)
 	}
 	w.SnapAt = r.Now()
+	if w.Self, err = r.selfNode(ctx); err != nil {
+		return nil, err
+	}
+	if remoteTasks(w.Snap, prev, w.Self) {
+		if w.Nodes, err = r.swarmNodes(ctx); err != nil {
+			return nil, err
+		}
+	}
+	w.Jobs = r.NodeJobs
+	if w.Jobs.Image == "" {
+		w.Jobs = DefaultNodeJobs
+	}
 	st := prev
 	if st == nil {
 		st = &spec.Status{}

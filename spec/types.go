@@ -147,6 +147,10 @@ type Status struct {
 	AttemptStartedAt *time.Time      `json:"attemptStartedAt,omitempty"`
 	Services         []ServiceStatus `json:"services"`
 	Removed          []string        `json:"removed,omitempty"`
+	// Nodes are the swarm nodes, other than the reconciler's own, that ran a task of the app,
+	// with the app's volumes those tasks mounted there: volumes are node-local, and a
+	// teardown removes them on each of these nodes before the app is Deleted.
+	Nodes []NodeVolumes `json:"nodes,omitempty"`
 	// BackupStage is where the backup tier's sequence is: "" (backup due), "restore" (the
 	// backup in LastBackup is to be restored), "done".
 	BackupStage string `json:"backupStage,omitempty"`
@@ -183,6 +187,13 @@ type ServiceStatus struct {
 	Tasks       []TaskStatus `json:"tasks,omitempty"`
 }
 
+// NodeVolumes is a node that ran a task of the app, and the app's named volumes there.
+type NodeVolumes struct {
+	ID       string   `json:"id"`
+	Hostname string   `json:"hostname,omitempty"`
+	Volumes  []string `json:"volumes"`
+}
+
 // TaskStatus is one of the newest tasks of a service.
 type TaskStatus struct {
 	ID       string    `json:"id,omitempty"`
@@ -190,6 +201,9 @@ type TaskStatus struct {
 	Error    string    `json:"error"`
 	ExitCode *int      `json:"exitCode,omitempty"`
 	Since    time.Time `json:"since"`
+	// Node is the hostname of the node the task was placed on, when it is not the
+	// reconciler's own.
+	Node string `json:"node,omitempty"`
 	// Logs are the last lines a failed task wrote (stdout and stderr), secrets redacted; or
 	// one line saying why they cannot be read.
 	Logs []string `json:"logs,omitempty"`

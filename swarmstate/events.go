@@ -27,15 +27,19 @@ type Change struct {
 	Task string
 	// At is when the engine says the event happened.
 	At time.Time
+	// Node is the ID of a swarm node the event was about (it went down, came back, was
+	// drained): any app may have tasks there.
+	Node string
 }
 
-// Watch streams service and container events until ctx ends, reconnecting with backoff when
+// Watch streams service, node and container events until ctx ends, reconnecting with backoff when
 // the stream breaks. connected is called with true after each (re)connect and false on each
 // break, so readiness can report it. Events missed while disconnected are covered by resyncs.
 func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<- Change) {
 	f := filters.NewArgs(
 		filters.Arg("type", string(events.ServiceEventType)),
 		filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("type", string(events.NodeEventType)),
 	)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -76,6 +80,8 @@ func change(m events.Message) (Change, bool) {
 	switch m.Type {
 	case events.ServiceEventType:
 		return Change{Service: m.Actor.Attributes["name"], Action: string(m.Action), At: eventTime(m)}, true
+	case events.NodeEventType:
+		return Change{Node: m.Actor.ID, Action: string(m.Action), At: eventTime(m)}, true
 	case events.ContainerEventType:
 		svc := m.Actor.Attributes["com.docker.swarm.service.name"]
 		if svc == "" || !taskAction(string(m.Action)) {

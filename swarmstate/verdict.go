@@ -45,6 +45,59 @@ type ServiceState struct {
 	// GaveUp says the restart policy will start no task again: none is left to run, and the
 	// policy's condition or max_attempts stops it. Only an update of the service changes that.
 	GaveUp bool
+	// ImageErr says a task of this attempt was refused because its node has no such image and
+	// cannot pull it, naming the image and the node: no retry on that node will find it.
+	ImageErr string
+}
+
+// Nodes are the swarm's nodes by ID and the ID of the engine the reconciler talks to, for the
+// verdicts' messages: a task on another node is named with its node's hostname, and a task on
+// a node that is down is said to be lost with it. The zero value names no node.
+type Nodes struct {
+	ByID map[string]swarm.Node
+	Self string
+}
+
+// on says where task t is, for a message: " on node <hostname>", or "" for this engine's node
+// and for unknown nodes.
+func (n Nodes) on(t swarm.Task) string {
+	if t.NodeID == "" || t.NodeID == n.Self || n.ByID == nil {
+		return ""
+	}
+	if h := n.ByID[t.NodeID].Description.Hostname; h != "" {
+		return " on node " + h
+	}
+	return " on node " + t.NodeID
+}
+
+// down says why the node of task t cannot run it ("node x is down"), or "".
+func (n Nodes) down(t swarm.Task) string {
+	node, ok := n.ByID[t.NodeID]
+	if !ok || t.NodeID == "" {
+		return ""
+	}
+	name := node.Description.Hostname
+	if name == "" {
+		name = node.ID
+	}
+	switch {
+	case node.Status.State == swarm.NodeStateDown || node.Status.State == swarm.NodeStateDisconnected:
+		return fmt.Sprintf("node %s is %s", name, node.Status.State)
+	case node.Spec.Availability == swarm.NodeAvailabilityDrain:
+		return fmt.Sprintf("node %s is drained", name)
+	}
+	return ""
+}
+
+// imageError reports whether a task error says the node has no such image and could not pull
+// it.
+func imageError(err string) bool {
+	for _, s := range []string{"No such image", "pull access denied", "manifest unknown", "repository does not exist", "failed to resolve reference"} {
+		if strings.Contains(err, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Verdict is the converged verdict of a stack.
@@ -54,7 +107,9 @@ type Verdict struct {
 	// the running spec is the old one, and waiting longer will not help.
 	RolledBack bool
 	// GaveUp is set when a service's restart policy gave up (ServiceState.GaveUp).
-	GaveUp   bool
+	GaveUp bool
+	// ImageErr is the first service's ServiceState.ImageErr, prefixed with its name.
+	ImageErr string
 	Message  string
 	Services []ServiceState
 }
@@ -66,6 +121,12 @@ type Verdict struct {
 // the controller's current attempt) and ended rolled back or paused is a RolledBack verdict:
 // swarm restores the old spec and labels then, so the labels alone cannot tell.
 func Converged(services []swarm.Service, tasks []swarm.Task, since time.Time) Verdict {
+	return ConvergedOn(services, tasks, since, Nodes{})
+}
+
+// ConvergedOn is Converged with the nodes known: its messages name the node of a task that
+// failed elsewhere than on this engine's node, and nodes that are down or drained.
+func ConvergedOn(services []swarm.Service, tasks []swarm.Task, since time.Time, nodes Nodes) Verdict {
 	byService := map[string][]swarm.Task{}
 	for _, t := range tasks {
 		byService[t.ServiceID] = append(byService[t.ServiceID], t)
@@ -73,7 +134,7 @@ func Converged(services []swarm.Service, tasks []swarm.Task, since time.Time) Ve
 	v := Verdict{Converged: true}
 	var waiting []string
 	for _, svc := range services {
-		st := serviceState(svc, byService[svc.ID], since)
+		st := serviceState(svc, byService[svc.ID], since, nodes)
 		v.Services = append(v.Services, st)
 		if !st.Converged {
 			v.Converged = false
@@ -83,6 +144,9 @@ func Converged(services []swarm.Service, tasks []swarm.Task, since time.Time) Ve
 			v.RolledBack = true
 		}
 		v.GaveUp = v.GaveUp || st.GaveUp
+		if st.ImageErr != "" && v.ImageErr == "" {
+			v.ImageErr = st.Name + ": " + st.ImageErr
+		}
 	}
 	ok := len(services) - len(waiting)
 	switch {
@@ -97,7 +161,7 @@ func Converged(services []swarm.Service, tasks []swarm.Task, since time.Time) Ve
 	return v
 }
 
-func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) ServiceState {
+func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes Nodes) ServiceState {
 	st := ServiceState{Name: svc.Spec.Name, Desired: desiredCount(svc, tasks)}
 	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
 		st.Image = cs.Image
@@ -110,6 +174,7 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) Servic
 	}
 	completed, live := 0, 0
 	var lastEnded time.Time
+	var lost []string // why tasks swarm thinks running are not: their nodes are down
 	for _, t := range tasks {
 		if ended(t, svc) && !t.Status.Timestamp.Before(since) {
 			st.Restarts++
@@ -120,6 +185,16 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) Servic
 		}
 		if willRun(t) {
 			live++
+		}
+		if st.ImageErr == "" && imageError(t.Status.Err) && !t.Status.Timestamp.Before(since) {
+			where := nodes.on(t)
+			if where == "" {
+				where = " on this node"
+			}
+			st.ImageErr = fmt.Sprintf("image %s could not be found or pulled%s (%s): images are per node; load or build it on that node, or constrain the service to nodes that have it", st.Image, where, t.Status.Err)
+		}
+		if why := nodes.down(t); why != "" && t.Status.State == swarm.TaskStateRunning && !slices.Contains(lost, why) {
+			lost = append(lost, why)
 		}
 		if t.DesiredState != swarm.TaskStateRunning && t.DesiredState != swarm.TaskStateComplete {
 			continue
@@ -152,12 +227,15 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time) Servic
 		st.Reason = fmt.Sprintf("%d/%d tasks running (old tasks still stopping)", st.Running, st.Desired)
 	case st.GaveUp:
 		st.Reason = fmt.Sprintf("%d/%d tasks running: the restart policy gave up (%s) and swarm will start no task again", st.Running, st.Desired, restartPolicy(svc))
-		if e := failedTask(st.Tasks); e != "" {
+		if e := failedTask(st.Tasks, nodes); e != "" {
 			st.Reason += "; last " + e
 		}
 	case st.Running+completed < st.Desired:
 		st.Reason = fmt.Sprintf("%d/%d tasks running", st.Running, st.Desired)
-		if e := taskError(st.Tasks); e != "" {
+		if len(lost) > 0 {
+			st.Reason += " (" + strings.Join(lost, ", ") + ": swarm replaces its tasks on other nodes)"
+		}
+		if e := taskError(st.Tasks, nodes); e != "" {
 			st.Reason += ": " + e
 		}
 		st.Reason += st.restarts()
@@ -327,10 +405,10 @@ func Failed(t swarm.Task) bool {
 
 // taskError is the newest task error swarm reported, e.g. "No such image: x" or
 // "starting container failed: ...".
-func taskError(newestFirst []swarm.Task) string {
+func taskError(newestFirst []swarm.Task, nodes Nodes) string {
 	for _, t := range newestFirst {
 		if t.Status.Err != "" {
-			return fmt.Sprintf("task %s: %s", t.Status.State, t.Status.Err)
+			return fmt.Sprintf("task %s%s: %s", t.Status.State, nodes.on(t), t.Status.Err)
 		}
 	}
 	return ""
@@ -352,7 +430,7 @@ func (v Verdict) RolloutFailure() string {
 		default:
 			continue
 		}
-		if why := failedTask(s.Tasks); why != "" {
+		if why := failedTask(s.Tasks, Nodes{}); why != "" {
 			what += "; " + why
 		}
 		parts = append(parts, s.Name+" "+what)
@@ -361,12 +439,12 @@ func (v Verdict) RolloutFailure() string {
 }
 
 // failedTask describes the newest task that failed: swarm's error and the exit code.
-func failedTask(newestFirst []swarm.Task) string {
+func failedTask(newestFirst []swarm.Task, nodes Nodes) string {
 	for _, t := range newestFirst {
 		if !Failed(t) {
 			continue
 		}
-		msg := fmt.Sprintf("task %s: %s", t.Status.State, t.Status.Err)
+		msg := fmt.Sprintf("task %s%s: %s", t.Status.State, nodes.on(t), t.Status.Err)
 		if cs := t.Status.ContainerStatus; cs != nil && cs.ExitCode != 0 {
 			msg += fmt.Sprintf(" (exit code %d)", cs.ExitCode)
 		}

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/swarm-reconciler/reconciler/controller"
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
@@ -43,6 +44,7 @@ type options struct {
 	workers                                       int
 	metricsAddr                                   string
 	janitor                                       bool
+	nodeJobs                                      controller.NodeJobs
 
 	// Set up by setup for the subcommands that run the loop.
 	registry *prometheus.Registry
@@ -124,7 +126,7 @@ func newRoot(o *options) *cobra.Command {
 
 	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), diffCmd(o), statusCmd(o), waitCmd(o),
 		applyCmd(o), deleteCmd(o), validateCmd(o), secretCmd(o), logsCmd(o),
-		backupCmd(o), restoreCmd(o), backupsCmd(o), recipesCmd(o), versionCmd())
+		backupCmd(o), restoreCmd(o), backupsCmd(o), recipesCmd(o), nodeCleanCmd(), versionCmd())
 	addBuiltinExamples(root)
 	return root
 }

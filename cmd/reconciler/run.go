@@ -33,6 +33,9 @@ func loopFlags(cmd *cobra.Command, o *options) {
 	f.DurationVar(&o.retention, "status-retention", time.Hour, "how long a Deleted status file stays")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics and health on this address")
 	f.DurationVar(&o.reconcileTimeout, "reconcile-timeout", 2*time.Minute, "give up one reconcile of an app after this long and retry it with backoff (0: no limit)")
+	f.StringVar(&o.nodeJobs.Image, "node-image", controller.DefaultNodeJobs.Image, "image of this reconciler, present or pullable on every node: a teardown runs it as a job (node-clean) on the other nodes that ran the app's tasks, to remove the app's volumes there")
+	f.StringVar(&o.nodeJobs.Socket, "node-socket", controller.DefaultNodeJobs.Socket, "path of the Docker socket on every node's host, mounted into those jobs")
+	o.nodeJobs.Wait = controller.DefaultNodeJobs.Wait
 }
 
 // passFlags are the flags of the commands that make one pass and exit.
@@ -209,6 +212,7 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 		Engine: engine, SpecsDir: specDir, StatusDir: o.status, RecipesDir: o.recipes,
 		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: lockDir,
 		Owner: locks.SpecDirID(specDir), Backups: spec.BackupStore{Dir: o.backups}, Remote: o.remote(),
+		NodeJobs: o.nodeJobs,
 	}
 	if o.janitor {
 		r.Owner = "" // the janitor sweeps orphans of every spec directory

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/spf13/cobra"
+
+	"github.com/swarm-reconciler/reconciler/controller"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// nodeCleanCmd is what a teardown's volume job runs on each node that ran a task of the app
+// (controller/nodes.go): volumes are node-local, so only the node's own engine can remove them.
+func nodeCleanCmd() *cobra.Command {
+	var app, owner string
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "node-clean --app APP [--owner OWNER]",
+		Short: "Remove an app's volumes from the engine this runs against (a teardown's job on each node)",
+		Long: "node-clean removes the volumes labelled with the app (and the owner, when given) from the\n" +
+			"engine at DOCKER_HOST, waiting while containers that are stopping still use them. A teardown\n" +
+			"runs it as a swarm job on every other node that ran a task of the app, with the node's\n" +
+			"Docker socket mounted; exit 0 says nothing of the app is left on the node.",
+		Example: "  docker run --rm -v /var/run/docker.sock:/var/run/docker.sock swarm-reconciler:dev \\\n" +
+			"    node-clean --app ch-1a2b3c --owner 5f1c2e9a",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if app == "" {
+				return errors.New("--app is required: node-clean removes one app's volumes")
+			}
+			engine, err := newEngine()
+			if err != nil {
+				return err
+			}
+			defer engine.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
+			defer cancel()
+			if err := cleanVolumes(ctx, engine, app, owner, cmd.OutOrStdout()); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&app, "app", "", "the app whose volumes are removed")
+	cmd.Flags().StringVar(&owner, "owner", "", "only volumes of this owner (the reconciler's identity); empty: any owner")
+	cmd.Flags().DurationVar(&wait, "wait", controller.DefaultNodeJobs.Wait, "how long to wait for volumes still in use by stopping containers")
+	return cmd
+}
+
+// volumeEngine is the part of the Engine API node-clean uses.
+type volumeEngine interface {
+	VolumeList(ctx context.Context, o volume.ListOptions) (volume.ListResponse, error)
+	VolumeRemove(ctx context.Context, id string, force bool) error
+}
+
+// cleanVolumes removes the app's volumes until a list finds none, retrying those still in use
+// until ctx ends. It reports what it removed, and on failure what is left and why.
+func cleanVolumes(ctx context.Context, e volumeEngine, app, owner string, out io.Writer) error {
+	f := filters.NewArgs(filters.Arg("label", swarmstate.LabelApp+"="+app))
+	if owner != "" {
+		f.Add("label", swarmstate.LabelOwner+"="+owner)
+	}
+	var removed []string
+	for {
+		list, err := e.VolumeList(ctx, volume.ListOptions{Filters: f})
+		if err != nil {
+			return fmt.Errorf("list the volumes of %s: %w", app, err)
+		}
+		if len(list.Volumes) == 0 {
+			fmt.Fprintf(out, "nothing of app %s left on this node; removed %d volumes: %s\n", app, len(removed), strings.Join(removed, ", "))
+			return nil
+		}
+		var left []string
+		for _, v := range list.Volumes {
+			switch err := e.VolumeRemove(ctx, v.Name, false); {
+			case err == nil:
+				removed = append(removed, v.Name)
+			case cerrdefs.IsNotFound(err):
+			default:
+				left = append(left, fmt.Sprintf("%s (%v)", v.Name, err))
+			}
+		}
+		slices.Sort(left)
+		if len(left) == 0 {
+			continue // list again: nothing may be left
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("volumes of app %s left on this node: %s", app, strings.Join(left, "; "))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

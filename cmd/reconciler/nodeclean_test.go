@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// nodeVolumes is one node's engine: volumes, and how many more removals of each say "in use".
+type nodeVolumes struct {
+	vols  map[string]map[string]string
+	inUse map[string]int
+}
+
+func (n *nodeVolumes) VolumeList(_ context.Context, o volume.ListOptions) (volume.ListResponse, error) {
+	var out volume.ListResponse
+	for name, labels := range n.vols {
+		ok := true
+		for _, l := range o.Filters.Get("label") {
+			k, v, _ := strings.Cut(l, "=")
+			ok = ok && labels[k] == v
+		}
+		if ok {
+			out.Volumes = append(out.Volumes, &volume.Volume{Name: name, Labels: labels})
+		}
+	}
+	return out, nil
+}
+
+func (n *nodeVolumes) VolumeRemove(_ context.Context, name string, _ bool) error {
+	if _, ok := n.vols[name]; !ok {
+		return errdefs.NotFound(errors.New("no such volume"))
+	}
+	if n.inUse[name] > 0 {
+		n.inUse[name]--
+		return errdefs.Conflict(errors.New("volume is in use - [c1]"))
+	}
+	delete(n.vols, name)
+	return nil
+}
+
+
+func TestCleanVolumes(t *testing.T) {
+	own := func(app, owner string) map[string]string {
+		return map[string]string{swarmstate.LabelApp: app, swarmstate.LabelOwner: owner}
+	}
+	tests := []struct {
+		name    string
+		inUse   int
+		wait    time.Duration
+		wantErr string
+		left    []string
+	}{
+		{name: "removes the app's volumes, no one else's", left: []string{"b_data", "a_other"}},
+		{name: "waits while a stopping container uses one", inUse: 2, wait: 5 * time.Second, left: []string{"b_data", "a_other"}},
+		{name: "gives up at its deadline, naming what is left", inUse: 1000, wait: 600 * time.Millisecond,
+			wantErr: "volumes of app a left on this node: a_data (volume is in use - [c1])", left: []string{"a_data", "b_data", "a_other"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &nodeVolumes{vols: map[string]map[string]string{
+				"a_data": own("a", "o1"), "a_db": own("a", "o1"), "b_data": own("b", "o1"), "a_other": own("a", "o2"),
+			}, inUse: map[string]int{"a_data": tc.inUse}}
+			wait := tc.wait
+			if wait == 0 {
+				wait = time.Second
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
+			defer cancel()
+			var out bytes.Buffer
+			err := cleanVolumes(ctx, n, "a", "o1", &out)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			for _, name := range tc.left {
+				if _, ok := n.vols[name]; !ok {
+					t.Errorf("%s was removed", name)
+				}
+			}
+			if len(n.vols) != len(tc.left) {
+				t.Errorf("left %v, want %v", n.vols, tc.left)
+			}
+			if err == nil && !strings.Contains(out.String(), "nothing of app a left on this node") {
+				t.Errorf("output: %q", out.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,326 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// Volumes are node-local: a task on another node creates the app's named volumes there, where
+// the engine the reconciler talks to cannot list or remove them. A teardown removes them with
+// a swarm job per node (LabelJob), a task of the reconciler's own image that runs
+// `reconciler node-clean` against that node's socket; the app is Deleted only once every node
+// that ran a task of the app has answered that nothing of it is left (status.nodes).
+
+// LabelJob marks a service the reconciler runs for itself, not for the recipe: the value says
+// what for ("volumes"). Such a service is never planned as the app's and is removed only once
+// its work is done.
+const LabelJob = "swarm-reconciler.job"
+
+// LabelJobNode is the node a volume job serves.
+const LabelJobNode = "swarm-reconciler.node"
+
+const jobVolumes = "volumes"
+
+// NodeJobs is what the volume jobs run: Image must hold the reconciler binary as its entrypoint
+// on every node (the nodes' engines use a local copy, or pull it), and Socket is the path of the
+// Docker socket on every node's host, bind-mounted into the job.
+type NodeJobs struct {
+	Image  string
+	Socket string
+	// Wait bounds how long one job waits for the app's volumes to be released by containers
+	// still stopping on its node.
+	Wait time.Duration
+}
+
+// DefaultNodeJobs are the defaults of --node-image and --node-socket.
+var DefaultNodeJobs = NodeJobs{Image: "swarm-reconciler:dev", Socket: "/var/run/docker.sock", Wait: 2 * time.Minute}
+
+// nodeName is how a message names a node: its hostname, else its ID.
+func nodeName(n spec.NodeVolumes) string {
+	if n.Hostname != "" {
+		return n.Hostname
+	}
+	return n.ID
+}
+
+// recordNodes adds to st.Nodes every node other than self on which a task of the app was
+// placed, with the named volumes of ours the task mounts: the volumes a teardown must remove
+// there. Hostnames come from nodes when known.
+func recordNodes(st *spec.Status, tasks []swarm.Task, nodes map[string]swarm.Node, self string) {
+	for _, t := range tasks {
+		if t.NodeID == "" || t.NodeID == self || t.ServiceID == "" {
+			continue
+		}
+		var vols []string
+		if cs := t.Spec.ContainerSpec; cs != nil {
+			for _, m := range cs.Mounts {
+				if m.Type == mount.TypeVolume && m.Source != "" && m.VolumeOptions != nil && m.VolumeOptions.Labels[swarmstate.LabelApp] != "" {
+					vols = append(vols, m.Source)
+				}
+			}
+		}
+		if len(vols) == 0 {
+			continue
+		}
+		i := slices.IndexFunc(st.Nodes, func(n spec.NodeVolumes) bool { return n.ID == t.NodeID })
+		if i < 0 {
+			st.Nodes = append(st.Nodes, spec.NodeVolumes{ID: t.NodeID})
+			i = len(st.Nodes) - 1
+		}
+		n := &st.Nodes[i]
+		if h := nodes[t.NodeID].Description.Hostname; h != "" {
+			n.Hostname = h
+		}
+		for _, v := range vols {
+			if !slices.Contains(n.Volumes, v) {
+				n.Volumes = append(n.Volumes, v)
+			}
+		}
+		sort.Strings(n.Volumes)
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool { return nodeName(st.Nodes[i]) < nodeName(st.Nodes[j]) })
+}
+
+// isJob reports whether a service is one the reconciler runs for itself (LabelJob).
+func isJob(s swarm.Service) bool { return s.Spec.Labels[LabelJob] != "" }
+
+// nodeCleanup is the part of a teardown on other nodes, decided from the status's nodes, the
+// volume jobs the snapshot shows and the swarm's nodes: the jobs to create or remove, the
+// nodes found clean (dropped from st.Nodes and recorded in st.Removed), and what is waited for.
+type nodeCleanup struct {
+	Actions []Action
+	Waiting []string
+}
+
+// planNodeCleanup decides the next step of removing the app's volumes on other nodes. It runs
+// once the app has no service left but its jobs. st is updated: a node whose job completed,
+// or that left the swarm (its volumes went with it), is no longer pending.
+func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
+	var out nodeCleanup
+	byNode := map[string]swarm.Service{}
+	for _, s := range w.Snap.Services {
+		if s.Spec.Labels[LabelJob] == jobVolumes && w.Owner.Owns(s.Spec.Labels) {
+			byNode[s.Spec.Labels[LabelJobNode]] = s
+		}
+	}
+	tasks := map[string][]swarm.Task{}
+	for _, t := range w.Snap.Tasks {
+		tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
+	}
+	remove := func(job swarm.Service, why string) {
+		out.Actions = append(out.Actions, Action{Kind: RemoveService, Name: job.Spec.Name, ID: job.ID, Labels: job.Spec.Labels, Reason: why})
+	}
+	var pending []spec.NodeVolumes
+	for _, n := range st.Nodes {
+		job, running := byNode[n.ID]
+		delete(byNode, n.ID)
+		node, known := w.Nodes[n.ID]
+		if !known && w.Nodes != nil {
+			// The node left the swarm: its volumes (and its disk) are not the swarm's any more.
+			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s (left the swarm): %s", nodeName(n), strings.Join(n.Volumes, ", ")))
+			if running {
+				remove(job, "its node left the swarm")
+			}
+			continue
+		}
+		if !running {
+			spec := volumeJob(w, n, jobs)
+			out.Actions = append(out.Actions, Action{Kind: CreateService, Name: spec.Name, Service: &spec,
+				Reason: fmt.Sprintf("remove the app's volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", "))})
+			out.Waiting = append(out.Waiting, nodeWait(n, node, nil))
+			pending = append(pending, n)
+			continue
+		}
+		t := newestTask(tasks[job.ID])
+		switch {
+		case t != nil && t.Status.State == swarm.TaskStateComplete:
+			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", ")))
+			remove(job, "its node answered that nothing of the app is left there")
+		case t != nil && (t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected):
+			// Removed now, created again by the next pass: a retry.
+			remove(job, "failed; tried again")
+			out.Waiting = append(out.Waiting, nodeWait(n, node, t))
+			pending = append(pending, n)
+		default:
+			out.Waiting = append(out.Waiting, nodeWait(n, node, t))
+			pending = append(pending, n)
+		}
+	}
+	st.Nodes = pending
+	// Jobs of nodes no longer pending (a pass that died after recording the node clean).
+	for _, job := range byNode {
+		remove(job, "its work is done")
+	}
+	return out
+}
+
+// nodeWait says what the teardown waits for on node n: the node to come back, or its job.
+func nodeWait(n spec.NodeVolumes, node swarm.Node, t *swarm.Task) string {
+	vols := strings.Join(n.Volumes, ", ")
+	switch {
+	case node.Status.State == swarm.NodeStateDown || node.Status.State == swarm.NodeStateDisconnected:
+		return fmt.Sprintf("node %s is %s: the app's volumes there (%s) are removed when it is back", nodeName(n), node.Status.State, vols)
+	case node.Spec.Availability == swarm.NodeAvailabilityDrain || node.Spec.Availability == swarm.NodeAvailabilityPause:
+		return fmt.Sprintf("node %s is %s: the app's volumes there (%s) are removed when it is active again", nodeName(n), node.Spec.Availability, vols)
+	case t == nil:
+		return fmt.Sprintf("removing the app's volumes on node %s (%s)", nodeName(n), vols)
+	case t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected:
+		msg := fmt.Sprintf("removing the app's volumes on node %s (%s) failed, trying again: %s", nodeName(n), vols, t.Status.Err)
+		if cs := t.Status.ContainerStatus; cs != nil && cs.ExitCode != 0 {
+			msg += fmt.Sprintf(" (exit code %d; `docker service logs` of the job says more)", cs.ExitCode)
+		}
+		return msg
+	case t.Status.Err != "":
+		return fmt.Sprintf("removing the app's volumes on node %s (%s): job %s: %s", nodeName(n), vols, t.Status.State, t.Status.Err)
+	}
+	return fmt.Sprintf("removing the app's volumes on node %s (%s): job %s", nodeName(n), vols, t.Status.State)
+}
+
+func newestTask(tasks []swarm.Task) *swarm.Task {
+	var newest *swarm.Task
+	for i := range tasks {
+		if newest == nil || tasks[i].Meta.CreatedAt.After(newest.Meta.CreatedAt) ||
+			tasks[i].Meta.CreatedAt.Equal(newest.Meta.CreatedAt) && tasks[i].Status.Timestamp.After(newest.Status.Timestamp) {
+			newest = &tasks[i]
+		}
+	}
+	return newest
+}
+
+// volumeJob is the one-shot job that removes the app's volumes on node n: the reconciler's
+// image running `reconciler node-clean` against the node's own Docker socket, placed on n by
+// its ID, never restarted (a failure is seen and retried by the teardown).
+func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs) swarm.ServiceSpec {
+	one := uint64(1)
+	stack := stackOf(w)
+	labels := map[string]string{
+		swarmstate.LabelApp: w.App, LabelJob: jobVolumes, LabelJobNode: n.ID,
+	}
+	if w.Owner.Dir != "" {
+		labels[swarmstate.LabelOwner] = w.Owner.Dir
+	}
+	if stack != "" {
+		labels[swarmstate.LabelNamespace] = stack
+	}
+	args := []string{"node-clean", "--app", w.App, "--wait", jobs.Wait.String()}
+	if w.Owner.Dir != "" {
+		args = append(args, "--owner", w.Owner.Dir)
+	}
+	return swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: jobName(stack, w.App, n.ID), Labels: labels},
+		Mode:        swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{
+				Image:  jobs.Image,
+				Args:   args,
+				Labels: map[string]string{LabelJob: jobVolumes},
+				Mounts: []mount.Mount{{Type: mount.TypeBind, Source: jobs.Socket, Target: "/var/run/docker.sock"}},
+			},
+			Placement:     &swarm.Placement{Constraints: []string{"node.id==" + n.ID}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
+		},
+	}
+}
+
+// stackOf is the stack the app's objects are in, for naming its jobs.
+func stackOf(w *world) string {
+	if w.Stack != "" {
+		return w.Stack
+	}
+	if w.Prev != nil && w.Prev.Stack != "" {
+		return w.Prev.Stack
+	}
+	for ns := range w.Snap.ByStack() {
+		if ns != "" {
+			return ns
+		}
+	}
+	return ""
+}
+
+// jobName names the volume job of node: under the app's stack, so `docker stack ps` shows it.
+func jobName(stack, app, node string) string {
+	prefix := stack
+	if prefix == "" {
+		prefix = app
+	}
+	return prefix + "_volumes-" + node[:min(len(node), 12)]
+}
+
+// nodeCache keeps the swarm's node list for a short while: many passes in a row (a teardown,
+// apps waiting on tasks on other nodes) share one list call. self is asked once.
+type nodeCache struct {
+	at    time.Time
+	nodes map[string]swarm.Node
+	self  string
+}
+
+// nodeCacheFor is how long a node list is reused; a node event drops it at once.
+const nodeCacheFor = time.Second
+
+// selfNode is the swarm node ID of the engine the reconciler talks to, asked once.
+func (r *Reconciler) selfNode(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	self := r.nodeList.self
+	r.mu.Unlock()
+	if self != "" {
+		return self, nil
+	}
+	info, err := r.Engine.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("docker info: %w", err)
+	}
+	r.mu.Lock()
+	r.nodeList.self = info.Swarm.NodeID
+	r.mu.Unlock()
+	return info.Swarm.NodeID, nil
+}
+
+// swarmNodes returns the swarm's nodes by ID, read at most once per nodeCacheFor.
+func (r *Reconciler) swarmNodes(ctx context.Context) (map[string]swarm.Node, error) {
+	r.mu.Lock()
+	c := r.nodeList
+	r.mu.Unlock()
+	now := time.Now()
+	if c.nodes != nil && now.Sub(c.at) < nodeCacheFor {
+		return c.nodes, nil
+	}
+	list, err := r.Engine.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	nodes := make(map[string]swarm.Node, len(list))
+	for _, n := range list {
+		nodes[n.ID] = n
+	}
+	r.mu.Lock()
+	r.nodeList.at, r.nodeList.nodes = now, nodes
+	r.mu.Unlock()
+	return nodes, nil
+}
+
+// NodesChanged drops the cached node list: a node event says it is stale.
+func (r *Reconciler) NodesChanged() {
+	r.mu.Lock()
+	r.nodeList.nodes = nil
+	r.mu.Unlock()
+}
+
+// remoteTasks reports whether any task of snap was placed on a node other than self, or st
+// still records such a node: only then does a pass need the node list.
+func remoteTasks(snap *swarmstate.Snapshot, st *spec.Status, self string) bool {
+	if st != nil && len(st.Nodes) > 0 {
+		return true
+	}
+	return slices.ContainsFunc(snap.Tasks, func(t swarm.Task) bool { return t.NodeID != "" && t.NodeID != self })
+}

@@ -1,0 +1,140 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// multiNodeFixture is a fixture whose swarm has two more nodes, n2 and n3, and whose services
+// place their first task on n2 and the others on n3: the app's volume exists on both, where
+// the engine the reconciler talks to cannot list it.
+func multiNodeFixture(t *testing.T) *fixture {
+	f := newFixture(t)
+	f.engine.addNode("n2", "host-2")
+	f.engine.addNode("n3", "host-3")
+	f.engine.place = func(_ *swarm.Service, i int) string { return []string{"n2", "n3"}[min(i, 1)] }
+	f.writeSpec("m", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("m"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	return f
+}
+
+// pass reconciles app once and returns its status.
+func (f *fixture) pass(app string) *spec.Status {
+	f.t.Helper()
+	if _, err := f.r.Reconcile(f.t.Context(), app); err != nil {
+		f.t.Fatalf("reconcile %s: %v", app, err)
+	}
+	f.now = f.now.Add(time.Second)
+	st, err := spec.ReadStatus(f.r.StatusDir, app)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return st
+}
+
+func TestTeardownRemovesVolumesOnOtherNodes(t *testing.T) {
+	f := multiNodeFixture(t)
+	st, _ := spec.ReadStatus(f.r.StatusDir, "m")
+	if len(st.Nodes) != 1 || st.Nodes[0].ID != "n2" || st.Nodes[0].Hostname != "host-2" || len(st.Nodes[0].Volumes) != 1 {
+		t.Fatalf("status nodes after install: %+v", st.Nodes)
+	}
+	vol := st.Nodes[0].Volumes[0]
+	if got := f.engine.remoteVolumes("n2"); len(got) != 1 || got[0] != vol {
+		t.Fatalf("volumes on n2: %v", got)
+	}
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for i := 0; i < 10 && st.Phase != spec.PhaseDeleted; i++ {
+		st = f.pass("m")
+		seen = append(seen, string(st.Phase)+": "+st.Message)
+		if st.Phase == spec.PhaseDeleted && len(f.engine.remoteVolumes("n2")) > 0 {
+			t.Fatalf("Deleted while n2 still holds %v", f.engine.remoteVolumes("n2"))
+		}
+	}
+	if st.Phase != spec.PhaseDeleted {
+		t.Fatalf("not Deleted:\n%s", strings.Join(seen, "\n"))
+	}
+	if !strings.Contains(strings.Join(seen, "\n"), "on node host-2") {
+		t.Errorf("no pass said it removes the volumes on host-2:\n%s", strings.Join(seen, "\n"))
+	}
+	if len(f.engine.services) != 0 || len(f.engine.remoteVolumes("n2")) != 0 || len(st.Nodes) != 0 {
+		t.Fatalf("left: services %d, n2 volumes %v, status nodes %v", len(f.engine.services), f.engine.remoteVolumes("n2"), st.Nodes)
+	}
+	if !strings.Contains(strings.Join(st.Removed, "\n"), "volumes on node host-2: "+vol) {
+		t.Errorf("removed list does not say the volume on host-2 went: %v", st.Removed)
+	}
+}
+
+func TestTeardownWaitsForANodeThatIsDown(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.setNodeState("n2", swarm.NodeStateDown)
+	f.r.NodesChanged() // the node event
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	var st *spec.Status
+	for i := 0; i < 8; i++ {
+		st = f.pass("m")
+	}
+	if st.Phase != spec.PhaseDeleting || !strings.Contains(st.Message, "node host-2 is down") || !strings.Contains(st.Message, "_data") {
+		t.Fatalf("with host-2 down: %s %s", st.Phase, st.Message)
+	}
+	f.engine.setNodeState("n2", swarm.NodeStateReady)
+	f.r.NodesChanged()
+	for i := 0; i < 5 && st.Phase != spec.PhaseDeleted; i++ {
+		st = f.pass("m")
+	}
+	if st.Phase != spec.PhaseDeleted || len(f.engine.remoteVolumes("n2")) != 0 || len(f.engine.services) != 0 {
+		t.Fatalf("after host-2 is back: %s %s; n2 volumes %v", st.Phase, st.Message, f.engine.remoteVolumes("n2"))
+	}
+}
+
+func TestRecordNodes(t *testing.T) {
+	withVolume := func(node, vol string) swarm.Task {
+		return swarm.Task{ServiceID: "s", NodeID: node, Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{
+			Mounts: []mountSpec{{Type: "volume", Source: vol, VolumeOptions: ownVolume()}}}}}
+	}
+	nodes := map[string]swarm.Node{"n2": {ID: "n2", Description: swarm.NodeDescription{Hostname: "h2"}}}
+	tests := []struct {
+		name  string
+		tasks []swarm.Task
+		want  string
+	}{
+		{"own node is not recorded", []swarm.Task{withVolume("self", "a_data")}, ""},
+		{"unassigned task", []swarm.Task{withVolume("", "a_data")}, ""},
+		{"task without volumes", []swarm.Task{{ServiceID: "s", NodeID: "n2"}}, ""},
+		{"other node, hostname known", []swarm.Task{withVolume("n2", "a_data"), withVolume("n2", "a_db")}, "h2:a_data,a_db"},
+		{"unknown node keeps its ID", []swarm.Task{withVolume("n9", "a_data")}, "n9:a_data"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &spec.Status{}
+			recordNodes(st, tc.tasks, nodes, "self")
+			recordNodes(st, tc.tasks, nodes, "self") // idempotent
+			var got []string
+			for _, n := range st.Nodes {
+				got = append(got, nodeName(n)+":"+strings.Join(n.Volumes, ","))
+			}
+			if strings.Join(got, " ") != tc.want {
+				t.Fatalf("got %q, want %q", strings.Join(got, " "), tc.want)
+			}
+		})
+	}
+}
+
+type mountSpec = mount.Mount
+
+func ownVolume() *mount.VolumeOptions {
+	return &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: "a"}}
+}
