@@ -4,7 +4,7 @@ GO ?= go
 FUZZTIME ?= 20s
 STATICCHECK ?= v0.8.2
 
-.PHONY: all build swarm demo demo-down test unit e2e fuzz lint bench
+.PHONY: all build swarm demo demo-down test unit e2e fuzz lint bench multinode multinode-down test-multinode
 
 all: build
 
@@ -21,8 +21,22 @@ demo:
 demo-down:
 	scripts/demo down
 
-# Everything: gofmt, vet, staticcheck, unit tests, the e2e suite against the real swarm, and short fuzz runs.
-test: swarm lint unit e2e fuzz
+# Everything: gofmt, vet, staticcheck, unit tests, the e2e suite against the real swarm, the
+# multi-node e2e tests against a 4-node swarm on this machine, and short fuzz runs.
+test: swarm lint unit e2e test-multinode fuzz
+
+# A swarm of 3 managers and 1 worker on this machine, beside the single-node one
+# (scripts/multinode/README.md); MN_BASE is its state directory.
+MN_BASE ?= /tmp/multinode
+multinode: swarm
+	MN_BASE=$(MN_BASE) scripts/multinode/up
+
+multinode-down:
+	MN_BASE=$(MN_BASE) scripts/multinode/down
+
+# The e2e tests that need several nodes (TestMultinode*), against that swarm.
+test-multinode: multinode
+	E2E_MULTINODE=$(MN_BASE) $(GO) test -count=1 -timeout 30m -v -run '^TestMultinode' ./e2e/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -33,7 +47,7 @@ unit:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /e2e)
 
 e2e:
-	$(GO) test -count=1 -timeout 60m -v ./e2e/
+	$(GO) test -count=1 -timeout 60m -v -skip '^TestMultinode' ./e2e/
 
 fuzz:
 	$(GO) test ./spec/ -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)

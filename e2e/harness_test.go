@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
 )
 
 // Timing of the suite. These are deadlines for polls, not assertions about speed.
@@ -42,6 +45,14 @@ type harness struct {
 	logPath string
 	recipe  recipe
 
+	// docker is the engine the reconciler talks to; nodes, on a swarm of several nodes, are the
+	// engines of the other nodes, whose volumes and containers of an app are residue too.
+	docker *client.Client
+	nodes  []mnNode
+	// env and extra are the environment (NAME=value) and flags every start adds.
+	env   []string
+	extra []string
+
 	proc   *exec.Cmd
 	exited chan struct{} // closed when proc has exited; exitErr is then set
 	exit   error
@@ -53,7 +64,7 @@ type harness struct {
 // of its log when the test failed.
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	h := &harness{t: t, bin: needBinary(t)}
+	h := &harness{t: t, bin: needBinary(t), docker: suite.docker}
 	root := t.TempDir()
 	h.specs = filepath.Join(root, "specs")
 	h.status = filepath.Join(root, "status")
@@ -110,6 +121,8 @@ func (h *harness) startWith(env []string, extra ...string) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	env = append(slices.Clone(h.env), env...)
+	extra = append(slices.Clone(h.extra), extra...)
 	h.runs++
 	fmt.Fprintf(logFile, "=== e2e: reconciler run #%d starting at %s with env %v, flags %v\n", h.runs, time.Now().Format(time.RFC3339Nano), env, extra)
 	args := append([]string{"run"}, h.flags()...)
@@ -361,7 +374,7 @@ func (h *harness) waitDeleted(app string) (appStatus, error) {
 // residue lists what the swarm still holds for app.
 func (h *harness) residue(app string) []string {
 	h.t.Helper()
-	left, err := labelled(context.Background(), suite.docker, appLabel, app)
+	left, err := h.leftOf(context.Background(), app)
 	if err != nil {
 		h.t.Fatalf("list objects of app %s: %v", app, err)
 	}
@@ -379,7 +392,7 @@ func (h *harness) assertNoResidue(app string) {
 // indexes returns the Version.Index of each of app's services, failing when it has none.
 func (h *harness) indexes(app string) map[string]uint64 {
 	h.t.Helper()
-	idx, err := serviceIndexes(context.Background(), suite.docker, app)
+	idx, err := serviceIndexes(context.Background(), h.docker, app)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -427,16 +440,36 @@ func (h *harness) cleanupApp(app string) {
 		}
 	}
 	ctx := context.Background()
-	left, err := labelled(ctx, suite.docker, appLabel, app)
+	left, err := h.leftOf(ctx, app)
 	if err != nil {
 		t.Errorf("cleanup %s: %v", app, err)
 	}
 	if len(left) > 0 {
 		t.Errorf("cleanup: app %s: removing by force what the reconciler left: %s", app, strings.Join(left, ", "))
-		if err := removeLabelled(ctx, suite.docker, appLabel, app); err != nil {
+		if err := removeLabelled(ctx, h.docker, appLabel, app); err != nil {
 			t.Errorf("cleanup %s: forced removal: %v", app, err)
 		}
+		for _, node := range h.nodes {
+			if err := removeVolumes(ctx, node.docker, filters.NewArgs(filters.Arg("label", appLabel+"="+app))); err != nil {
+				t.Errorf("cleanup %s: forced removal on another node: %v", app, err)
+			}
+		}
 	}
+}
+
+// leftOf lists what the swarm still holds for app: the objects the engine lists, and the
+// volumes and containers on the other nodes, named with their node.
+func (h *harness) leftOf(ctx context.Context, app string) ([]string, error) {
+	left, err := labelled(ctx, h.docker, appLabel, app)
+	errs := []error{err}
+	for _, node := range h.nodes {
+		on, err := nodeLeft(ctx, node.docker, app)
+		errs = append(errs, err)
+		for _, o := range on {
+			left = append(left, o+" on "+node.name)
+		}
+	}
+	return left, errors.Join(errs...)
 }
 
 // spec is the app's spec file for version of the harness's recipe, with extra YAML lines (a

@@ -1,0 +1,509 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+)
+
+// The multi-node tests run against the swarm of scripts/multinode (3 managers and 1 worker on
+// this one machine, each node its own network namespace, containerd and dockerd) when
+// E2E_MULTINODE names its base directory: `make test-multinode` starts it and sets it, and
+// `make test` runs that target. The reconciler talks to node 1; the other nodes are reached
+// through their own sockets only to check what is on them, as a person would with `docker -H`.
+// Without E2E_MULTINODE they skip, unless CI is set: there a missing swarm is a failure.
+
+// mnNode is one node of the multi-node swarm.
+type mnNode struct {
+	name   string // its hostname, mn-nodeN
+	index  int
+	docker *client.Client
+}
+
+// mnReconcilerImage is the reconciler's image on every node: the teardown's volume jobs run it.
+const mnReconcilerImage = "swarm-reconciler-e2e/reconciler:1"
+
+var mn struct {
+	once  sync.Once
+	err   error
+	base  string
+	nodes []mnNode // node 1 first
+}
+
+// needMultinode fails (CI) or skips the test without the multi-node swarm, and prepares it
+// once: clients for every node, all nodes Ready, the test and reconciler images on each.
+func needMultinode(t *testing.T) {
+	t.Helper()
+	base := os.Getenv("E2E_MULTINODE")
+	if base == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI is set and E2E_MULTINODE is not: run the multi-node tests with `make test-multinode`")
+		}
+		t.Skip("E2E_MULTINODE is not set: `make test-multinode` starts the multi-node swarm and runs these tests")
+	}
+	needBinary(t)
+	mn.once.Do(func() { mn.err = setupMultinode(base) })
+	if mn.err != nil {
+		t.Fatalf("multi-node swarm at %s: %v", base, mn.err)
+	}
+}
+
+func mnSocket(base string, n int) string {
+	return filepath.Join(base, fmt.Sprintf("node%d", n), "run", "docker.sock")
+}
+
+func setupMultinode(base string) error {
+	mn.base = base
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for n := 1; ; n++ {
+		sock := mnSocket(base, n)
+		if _, err := os.Stat(sock); err != nil {
+			break
+		}
+		c, err := client.NewClientWithOpts(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
+		if err != nil {
+			return err
+		}
+		mn.nodes = append(mn.nodes, mnNode{name: fmt.Sprintf("mn-node%d", n), index: n, docker: c})
+	}
+	if len(mn.nodes) < 4 {
+		return fmt.Errorf("found %d node sockets under %s, want 4 (run scripts/multinode/up)", len(mn.nodes), base)
+	}
+	if err := mnAllReady(ctx, time.Minute); err != nil {
+		return err
+	}
+	workDir, err := os.MkdirTemp("", "swarm-reconciler-mn-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(workDir)
+	bin := filepath.Join(workDir, "reconciler")
+	root, _ := filepath.Abs("..")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/reconciler")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("static build of the reconciler: %v\n%s", err, out)
+	}
+	binary, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	for _, node := range mn.nodes {
+		start := time.Now()
+		if err := buildEchoImage(ctx, node.docker, workDir); err != nil {
+			return fmt.Errorf("%s: %w", node.name, err)
+		}
+		if err := buildImage(ctx, node.docker, mnReconcilerImage, []contextFile{
+			{"Dockerfile", 0o644, []byte("FROM scratch\nCOPY reconciler /reconciler\nENTRYPOINT [\"/reconciler\"]\n")},
+			{"reconciler", 0o755, binary},
+		}); err != nil {
+			return fmt.Errorf("%s: reconciler image: %w", node.name, err)
+		}
+		fmt.Fprintf(os.Stderr, "e2e: multinode: images built on %s in %s\n", node.name, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// mnAllReady waits until node 1 lists every node Ready and Active (a node that was restarted
+// shows Unknown or Down for a few seconds).
+func mnAllReady(ctx context.Context, within time.Duration) error {
+	var last string
+	err := poll(ctx, within, func() (bool, error) {
+		nodes, err := mn.nodes[0].docker.NodeList(ctx, swarm.NodeListOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		ready := 0
+		var states []string
+		for _, n := range nodes {
+			states = append(states, fmt.Sprintf("%s %s/%s", n.Description.Hostname, n.Status.State, n.Spec.Availability))
+			if n.Status.State == swarm.NodeStateReady && n.Spec.Availability == swarm.NodeAvailabilityActive {
+				ready++
+			}
+		}
+		last = strings.Join(states, ", ")
+		return ready == len(mn.nodes), nil
+	})
+	if err != nil {
+		return fmt.Errorf("not every node Ready: %s: %w", last, err)
+	}
+	return nil
+}
+
+// mnHarness is a harness whose reconciler talks to node 1 and whose residue checks look at
+// every node.
+func mnHarness(t *testing.T) *harness {
+	t.Helper()
+	needMultinode(t)
+	h := newHarness(t)
+	h.docker = mn.nodes[0].docker
+	h.nodes = mn.nodes[1:]
+	h.env = []string{"DOCKER_HOST=unix://" + mnSocket(mn.base, 1)}
+	h.extra = []string{"--node-image", mnReconcilerImage, "--node-socket", filepath.Join(mn.base, "self", "docker.sock")}
+	return h
+}
+
+// mnRecipe makes a one-service recipe of the echo image with a named volume, deploy being the
+// service's deploy section (YAML, indented for it).
+func mnRecipe(t *testing.T, h *harness, name, deploy string) {
+	t.Helper()
+	makeEchoRecipe(t, h, name, "", fmt.Sprintf(`services:
+  app:
+    image: %s
+    environment:
+      MESSAGE: hello
+    volumes:
+      - data:/data
+    deploy:
+%s
+volumes:
+  data:
+`, echoImage, deploy), nil)
+}
+
+// nodeLeft lists the volumes and containers labelled with app on one node's engine.
+func nodeLeft(ctx context.Context, docker *client.Client, app string) ([]string, error) {
+	f := filters.NewArgs(filters.Arg("label", appLabel+"="+app))
+	var left []string
+	vols, err := docker.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vols.Volumes {
+		left = append(left, "volume "+v.Name)
+	}
+	cs, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.stack.namespace"))})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		if strings.HasPrefix(c.Labels["com.docker.swarm.service.name"], app) {
+			left = append(left, fmt.Sprintf("container %s (%s)", c.ID[:12], c.State))
+		}
+	}
+	return left, nil
+}
+
+// volumesByNode lists the volumes labelled with app on each node's own engine.
+func volumesByNode(t *testing.T, app string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, node := range mn.nodes {
+		vols, err := node.docker.VolumeList(context.Background(), volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", appLabel+"="+app))})
+		if err != nil {
+			t.Fatalf("volumes on %s: %v", node.name, err)
+		}
+		for _, v := range vols.Volumes {
+			out[node.name] = append(out[node.name], v.Name)
+		}
+	}
+	return out
+}
+
+// taskNodes are the hostnames of the nodes running a task of service, by task state.
+func taskNodes(t *testing.T, service string) []string {
+	t.Helper()
+	ctx := context.Background()
+	tasks, err := mn.nodes[0].docker.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(
+		filters.Arg("service", service), filters.Arg("desired-state", "running"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := mnNodeNames(t)
+	var out []string
+	for _, tk := range tasks {
+		if tk.Status.State == swarm.TaskStateRunning {
+			out = append(out, names[tk.NodeID])
+		}
+	}
+	return out
+}
+
+// mnNodeNames are the hostnames of the swarm's nodes by ID.
+func mnNodeNames(t *testing.T) map[string]string {
+	t.Helper()
+	nodes, err := mn.nodes[0].docker.NodeList(context.Background(), swarm.NodeListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, n := range nodes {
+		out[n.ID] = n.Description.Hostname
+	}
+	return out
+}
+
+// mnStopNode stops node n's dockerd, as a node going down does, waits until the swarm says it
+// is down, and registers starting it again (scripts/multinode/up is idempotent).
+func mnStopNode(t *testing.T, n int) {
+	t.Helper()
+	pidFile := filepath.Join(mn.base, fmt.Sprintf("node%d", n), "dockerd.pid2")
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(raw), &pid); err != nil {
+		t.Fatalf("%s: %v", pidFile, err)
+	}
+	t.Cleanup(func() { mnStartNodes(t) })
+	if err := exec.Command("kill", "-TERM", fmt.Sprint(pid)).Run(); err != nil {
+		t.Fatalf("stop dockerd of mn-node%d: %v", n, err)
+	}
+	ctx := context.Background()
+	name := fmt.Sprintf("mn-node%d", n)
+	if err := poll(ctx, time.Minute, func() (bool, error) {
+		nodes, err := mn.nodes[0].docker.NodeList(ctx, swarm.NodeListOptions{})
+		if err != nil {
+			return false, nil // a leader election, if n led
+		}
+		for _, nd := range nodes {
+			if nd.Description.Hostname == name {
+				return nd.Status.State == swarm.NodeStateDown, nil
+			}
+		}
+		return false, fmt.Errorf("no node %s", name)
+	}); err != nil {
+		t.Fatalf("%s not Down after its dockerd stopped: %v", name, err)
+	}
+}
+
+// mnStartNodes starts what is stopped (scripts/multinode/up) and waits until every node is
+// Ready.
+func mnStartNodes(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join("..", "scripts", "multinode", "up"))
+	cmd.Env = append(os.Environ(), "MN_BASE="+mn.base)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("scripts/multinode/up: %v\n%s", err, out)
+		return
+	}
+	if err := mnAllReady(context.Background(), 2*time.Minute); err != nil {
+		t.Error(err)
+	}
+}
+
+// statusHistory reads the history of app's status.
+func statusHistory(t *testing.T, s appStatus) []struct{ Phase, Message string } {
+	t.Helper()
+	var full struct {
+		History []struct{ Phase, Message string } `json:"history"`
+	}
+	if err := json.Unmarshal(s.raw, &full); err != nil {
+		t.Fatal(err)
+	}
+	return full.History
+}
+
+// TestMultinodeSpreadAndTeardown: 3 replicas on 3 nodes other than the reconciler's, each
+// with the app's volume on its own node; teardown removes the volume on every node (checked on
+// each node's own engine), and Deleted is written only once they are gone.
+func TestMultinodeSpreadAndTeardown(t *testing.T) {
+	t.Parallel()
+	h := mnHarness(t)
+	mnRecipe(t, h, "mn-spread", `      replicas: 3
+      placement:
+        max_replicas_per_node: 1
+        constraints: ["node.hostname != mn-node1"]`)
+	h.start()
+	a := h.newApp("mn-spread")
+	gen := h.writeSpec(a.name, []byte("recipe: mn-spread\nversion: "+miniRelease+"\ntimeout: 2m\nminReady: 1s\n"))
+	s := h.waitPhase(a.name, gen, "Ready")
+	byNode := volumesByNode(t, a.name)
+	if len(byNode) != 3 || len(byNode["mn-node1"]) != 0 {
+		t.Fatalf("want the volume on 3 nodes other than mn-node1, have %v; status:\n%s", byNode, s)
+	}
+	h.deleteSpec(a.name)
+	var deleting []string
+	s, err := h.awaitStatus(a.name, "Deleted", func(s appStatus) (bool, string) {
+		if s.Phase == "Deleting" && (len(deleting) == 0 || deleting[len(deleting)-1] != s.Message) {
+			deleting = append(deleting, s.Message)
+		}
+		return s.Phase == "Deleted", ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Volumes never come back: whatever is there now was there when Deleted was written.
+	if left := volumesByNode(t, a.name); len(left) > 0 {
+		t.Fatalf("Deleted while volumes are left: %v; status:\n%s", left, s)
+	}
+	if !strings.Contains(strings.Join(deleting, "\n"), "removing the app's volumes on node mn-node") {
+		t.Errorf("no Deleting message said it removes the volumes on the other nodes:\n%s", strings.Join(deleting, "\n"))
+	}
+	removed := strings.Join(s.Removed, "\n")
+	for _, n := range []string{"mn-node2", "mn-node3", "mn-node4"} {
+		if !strings.Contains(removed, "volumes on node "+n) {
+			t.Errorf("status removed list does not name %s:\n%s", n, removed)
+		}
+	}
+	h.assertNoResidue(a.name)
+}
+
+// TestMultinodeUnsatisfiableConstraint: a constraint no node meets is reported with swarm's
+// own reason while the app waits, and Failed at the timeout.
+func TestMultinodeUnsatisfiableConstraint(t *testing.T) {
+	t.Parallel()
+	h := mnHarness(t)
+	mnRecipe(t, h, "mn-nowhere", `      placement:
+        constraints: ["node.labels.mn == nowhere"]`)
+	h.start()
+	a := h.newApp("mn-nowhere")
+	gen := h.writeSpec(a.name, []byte("recipe: mn-nowhere\nversion: "+miniRelease+"\ntimeout: 15s\n"))
+	const reason = "no suitable node (scheduling constraints not satisfied on 4 nodes)"
+	var sawReason bool
+	s, err := h.awaitStatus(a.name, "Failed", func(s appStatus) (bool, string) {
+		if s.ObservedGeneration != gen {
+			return false, ""
+		}
+		if s.Phase == "Deploying" && strings.Contains(s.Message, reason) {
+			sawReason = true
+		}
+		if s.Phase == "Ready" {
+			return false, "Ready with no node to run on"
+		}
+		return s.Phase == "Failed", ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sawReason || !strings.Contains(s.Message, reason) || !strings.Contains(s.Message, "not converged within 15s") {
+		t.Fatalf("saw swarm's reason while Deploying: %v; Failed message: %s", sawReason, s.Message)
+	}
+}
+
+// TestMultinodeImageMissingOnNode: the image is on node 1 (where the reconciler checks it) but
+// not on the worker the constraint places the task on: Failed naming the image and the node,
+// long before the timeout.
+func TestMultinodeImageMissingOnNode(t *testing.T) {
+	t.Parallel()
+	h := mnHarness(t)
+	ctx := context.Background()
+	img := "swarm-reconciler-e2e/node1-only:" + randomSuffix()
+	if err := mn.nodes[0].docker.ImageTag(ctx, echoImage, img); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mn.nodes[0].docker.ImageRemove(context.Background(), img, image.RemoveOptions{}) })
+	makeEchoRecipe(t, h, "mn-noimage", "", fmt.Sprintf(`services:
+  app:
+    image: %s
+    deploy:
+      placement:
+        constraints: ["node.labels.mn == node4"]
+`, img), nil)
+	h.start()
+	a := h.newApp("mn-noimage")
+	start := time.Now()
+	gen := h.writeSpec(a.name, []byte("recipe: mn-noimage\nversion: "+miniRelease+"\ntimeout: 2m\n"))
+	s := h.waitPhase(a.name, gen, "Failed")
+	took := time.Since(start)
+	if !strings.Contains(s.Message, img) || !strings.Contains(s.Message, "mn-node4") {
+		t.Fatalf("Failed message names neither the image nor the node: %s", s.Message)
+	}
+	if took > time.Minute {
+		t.Errorf("Failed after %s: not well before the 2m timeout", took)
+	}
+	t.Logf("Failed %s after the spec: %s", took.Round(time.Millisecond), s.Message)
+}
+
+// TestMultinodeNodeDownBeforeTeardown: the only node holding the app's volume is down when the
+// spec is deleted: Deleting names the node and the volume until it is back, then the teardown
+// finishes with nothing left anywhere.
+func TestMultinodeNodeDownBeforeTeardown(t *testing.T) {
+	h := mnHarness(t)
+	mnRecipe(t, h, "mn-down", `      placement:
+        constraints: ["node.labels.mn == node4"]`)
+	h.start()
+	a := h.newApp("mn-down")
+	gen := h.writeSpec(a.name, []byte("recipe: mn-down\nversion: "+miniRelease+"\ntimeout: 2m\nminReady: 1s\n"))
+	s := h.waitPhase(a.name, gen, "Ready")
+	if v := volumesByNode(t, a.name)["mn-node4"]; len(v) != 1 {
+		t.Fatalf("volumes on mn-node4: %v; status:\n%s", v, s)
+	}
+	volName := volumesByNode(t, a.name)["mn-node4"][0]
+	mnStopNode(t, 4)
+	h.deleteSpec(a.name)
+	s, err := h.awaitStatus(a.name, "Deleting naming mn-node4", func(s appStatus) (bool, string) {
+		if s.Phase == "Deleted" {
+			return false, "Deleted while mn-node4, holding the volume, is down"
+		}
+		return s.Phase == "Deleting" && strings.Contains(s.Message, "node mn-node4 is down") && strings.Contains(s.Message, volName), ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("while mn-node4 is down: %s", s.Message)
+	// It stays so: a few passes later, still Deleting.
+	time.Sleep(3 * resync)
+	if s, _, _ = h.readStatus(a.name); s.Phase != "Deleting" {
+		t.Fatalf("with mn-node4 still down: %s", s)
+	}
+	mnStartNodes(t)
+	s, err = h.waitDeleted(a.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := volumesByNode(t, a.name); len(left) > 0 {
+		t.Fatalf("Deleted while volumes are left: %v", left)
+	}
+	h.assertNoResidue(a.name)
+}
+
+// TestMultinodeNodeOfReadyAppStops: the node running a Ready app's only task stops: Degraded
+// naming the node, then Ready again once swarm runs the task on another node; the history
+// shows both.
+func TestMultinodeNodeOfReadyAppStops(t *testing.T) {
+	h := mnHarness(t)
+	mnRecipe(t, h, "mn-move", `      placement:
+        constraints: ["node.hostname != mn-node1"]`)
+	h.start()
+	a := h.newApp("mn-move")
+	gen := h.writeSpec(a.name, []byte("recipe: mn-move\nversion: "+miniRelease+"\ntimeout: 2m\nminReady: 1s\n"))
+	h.waitPhase(a.name, gen, "Ready")
+	service := a.stack() + "_app"
+	on := taskNodes(t, service)
+	if len(on) != 1 {
+		t.Fatalf("service %s runs on %v", service, on)
+	}
+	var n int
+	if _, err := fmt.Sscanf(on[0], "mn-node%d", &n); err != nil {
+		t.Fatal(err)
+	}
+	mnStopNode(t, n)
+	s, err := h.awaitStatus(a.name, "Degraded naming "+on[0], func(s appStatus) (bool, string) {
+		return s.Phase == "Degraded" && strings.Contains(s.Message, "node "+on[0]+" is down"), ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Degraded: %s", s.Message)
+	s = h.waitPhase(a.name, gen, "Ready")
+	if now := taskNodes(t, service); len(now) != 1 || now[0] == on[0] {
+		t.Fatalf("Ready with the task on %v (was on %s)", now, on[0])
+	}
+	var phases []string
+	for _, e := range statusHistory(t, s) {
+		phases = append(phases, e.Phase+": "+e.Message)
+	}
+	history := strings.Join(phases, "\n")
+	if !strings.Contains(history, "Degraded: ") || !strings.Contains(history, on[0]) || !strings.HasPrefix(phases[len(phases)-1], "Ready") {
+		t.Fatalf("history does not show Degraded naming %s, then Ready:\n%s", on[0], history)
+	}
+}
