@@ -47,7 +47,6 @@ func (n *nodeVolumes) VolumeRemove(_ context.Context, name string, _ bool) error
 	return nil
 }
 
-
 func TestCleanVolumes(t *testing.T) {
 	own := func(app, owner string) map[string]string {
 		return map[string]string{swarmstate.LabelApp: app, swarmstate.LabelOwner: owner}
