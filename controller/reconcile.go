@@ -95,6 +95,8 @@ type Reconciler struct {
 	seen     map[string]taskMark // app -> what its last pass saw of its tasks (TasksMoved)
 	node     string              // this engine's swarm node ID, once known
 	nodeList nodeCache
+	// inventoried says the other nodes were asked for the volumes of orphans (sweepNodes).
+	inventoried bool
 }
 
 // taskMark is what a pass saw of an app's tasks: its services' IDs and swarmstate.TaskKey of
@@ -212,8 +214,8 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 		st = &spec.Status{}
 	}
 	if w.Desired == nil || w.Desired.Spec == nil {
-		if !w.Snap.Empty() {
-			w.Lock, err = r.claimed(app, domainOf(st, w.Snap))
+		if domain := domainOf(st, w.Snap); domain != "" && (!w.Snap.Empty() || len(st.Nodes) > 0) {
+			w.Lock, err = r.claimed(app, domain)
 		}
 		w.Now = r.Now()
 		return w, err

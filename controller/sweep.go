@@ -20,6 +20,14 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("scan specs: %w", err)
 	}
 	r.indexStacks(desired)
+	if !r.inventoried {
+		// Once per process, before any worker (the only time it may write the status files
+		// of orphans): volumes of orphans on other nodes.
+		r.inventoried = true
+		if err := r.sweepNodes(ctx, desired); err != nil {
+			r.Log.Error(err, "could not look for the apps' volumes on the other nodes; the next start (or `reconciler janitor`) looks again")
+		}
+	}
 	snap, err := swarmstate.Take(ctx, r.Engine, swarmstate.Owner{Dir: r.Owner})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of all apps: %w", err)
@@ -137,6 +145,9 @@ func settled(d *spec.Desired, live *swarmstate.Snapshot, st *spec.Status, now ti
 	if d == nil {
 		if !live.Empty() || st == nil {
 			return live.Empty()
+		}
+		if len(st.Nodes) > 0 {
+			return false // its volumes on other nodes are still to be removed
 		}
 		return st.Phase == spec.PhaseDeleted && (retention <= 0 || now.Sub(st.UpdatedAt) <= retention)
 	}

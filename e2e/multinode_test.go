@@ -18,6 +18,8 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+
+	"github.com/swarm-reconciler/reconciler/locks"
 )
 
 // The multi-node tests run against the swarm of scripts/multinode (3 managers and 1 worker on
@@ -505,5 +507,55 @@ func TestMultinodeNodeOfReadyAppStops(t *testing.T) {
 	history := strings.Join(phases, "\n")
 	if !strings.Contains(history, "Degraded: ") || !strings.Contains(history, on[0]) || !strings.HasPrefix(phases[len(phases)-1], "Ready") {
 		t.Fatalf("history does not show Degraded naming %s, then Ready:\n%s", on[0], history)
+	}
+}
+
+// TestMultinodeSweepFindsOrphanVolumes: volumes of an app this reconciler owns, left on other
+// nodes with no spec and no status recording them (a status directory lost, a teardown of an
+// older version): the reconciler's start-up sweep finds them on their nodes and removes them;
+// a volume of another owner on the same node is left alone.
+func TestMultinodeSweepFindsOrphanVolumes(t *testing.T) {
+	t.Parallel()
+	h := mnHarness(t)
+	ctx := context.Background()
+	app := "mn-orphan-" + randomSuffix()
+	specsAbs, err := filepath.Abs(h.specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := locks.SpecDirID(specsAbs)
+	mine := map[string]string{appLabel: app, "swarm-reconciler.owner": owner}
+	theirs := map[string]string{appLabel: app, "swarm-reconciler.owner": "someone-else"}
+	for _, node := range mn.nodes[2:4] {
+		if _, err := node.docker.VolumeCreate(ctx, volume.CreateOptions{Name: app + "_data", Labels: mine}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := mn.nodes[2].docker.VolumeCreate(ctx, volume.CreateOptions{Name: app + "_theirs", Labels: theirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mn.nodes[2].docker.VolumeRemove(context.Background(), other.Name, true) })
+	h.start()
+	s, err := h.waitDeleted(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := volumesByNode(t, app)
+	if len(left) != 1 || len(left["mn-node3"]) != 1 || left["mn-node3"][0] != other.Name {
+		t.Fatalf("after the sweep: %v (want only %s, of another owner, on mn-node3); status:\n%s", left, other.Name, s)
+	}
+
+	// The janitor sweeps the orphans of every owner: the other owner's volume goes too.
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	j := mnHarness(t)
+	r, err := j.cliWith(2*time.Minute, j.env, "", append([]string{"janitor", "--log-format", "console"}, j.extra...)...)
+	if err != nil || r.code != 0 {
+		t.Fatalf("janitor: %v %s", err, r)
+	}
+	if left := volumesByNode(t, app); len(left) > 0 {
+		t.Fatalf("after the janitor: %v left\n%s", left, r)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarm-reconciler/reconciler/controller"
+	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
@@ -22,26 +24,33 @@ import (
 // (controller/nodes.go): volumes are node-local, so only the node's own engine can remove them.
 func nodeCleanCmd() *cobra.Command {
 	var app, owner string
+	var list bool
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:   "node-clean --app APP [--owner OWNER]",
+		Use:   "node-clean (--app APP | --list) [--owner OWNER]",
 		Short: "Remove an app's volumes from the engine this runs against (a teardown's job on each node)",
 		Long: "node-clean removes the volumes labelled with the app (and the owner, when given) from the\n" +
 			"engine at DOCKER_HOST, waiting while containers that are stopping still use them. A teardown\n" +
 			"runs it as a swarm job on every other node that ran a task of the app, with the node's\n" +
-			"Docker socket mounted; exit 0 says nothing of the app is left on the node.",
+			"Docker socket mounted; exit 0 says nothing of the app is left on the node. With --list it\n" +
+			"removes nothing and prints one JSON line per volume of the owner's apps on the node: the\n" +
+			"orphan sweep runs it on every node to find volumes no status file records.",
 		Example: "  docker run --rm -v /var/run/docker.sock:/var/run/docker.sock swarm-reconciler:dev \\\n" +
-			"    node-clean --app ch-1a2b3c --owner 5f1c2e9a",
+			"    node-clean --app ch-1a2b3c --owner 5f1c2e9a\n" +
+			"  docker run --rm -v /var/run/docker.sock:/var/run/docker.sock swarm-reconciler:dev node-clean --list",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if app == "" {
-				return errors.New("--app is required: node-clean removes one app's volumes")
+			if app == "" && !list {
+				return errors.New("--app is required: node-clean removes one app's volumes (or --list them all)")
 			}
 			engine, err := newEngine()
 			if err != nil {
 				return err
 			}
 			defer engine.Close()
+			if list {
+				return listVolumes(cmd.Context(), engine, owner, cmd.OutOrStdout())
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 			defer cancel()
 			if err := cleanVolumes(ctx, engine, app, owner, cmd.OutOrStdout()); err != nil {
@@ -51,6 +60,7 @@ func nodeCleanCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&app, "app", "", "the app whose volumes are removed")
+	cmd.Flags().BoolVar(&list, "list", false, "remove nothing: print the apps' volumes on this node as JSON lines")
 	cmd.Flags().StringVar(&owner, "owner", "", "only volumes of this owner (the reconciler's identity); empty: any owner")
 	cmd.Flags().DurationVar(&wait, "wait", controller.DefaultNodeJobs.Wait, "how long to wait for volumes still in use by stopping containers")
 	return cmd
@@ -99,4 +109,25 @@ func cleanVolumes(ctx context.Context, e volumeEngine, app, owner string, out io
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// listVolumes prints one controller.NodeVolume JSON line per volume labelled with an app (and
+// the owner, when given) on the engine.
+func listVolumes(ctx context.Context, e volumeEngine, owner string, out io.Writer) error {
+	f := filters.NewArgs(filters.Arg("label", swarmstate.LabelApp))
+	if owner != "" {
+		f.Add("label", swarmstate.LabelOwner+"="+owner)
+	}
+	list, err := e.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("list volumes: %w", err)
+	}
+	enc := json.NewEncoder(out)
+	for _, v := range list.Volumes {
+		if err := enc.Encode(controller.NodeVolume{App: v.Labels[swarmstate.LabelApp], Owner: v.Labels[swarmstate.LabelOwner],
+			Domain: v.Labels[manifests.LabelDomain], Volume: v.Name}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

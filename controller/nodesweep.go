@@ -1,0 +1,220 @@
+package controller
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// NodeVolume is one line of `reconciler node-clean --list`: a volume of an app on the node the
+// job ran on.
+type NodeVolume struct {
+	App    string `json:"app"`
+	Owner  string `json:"owner,omitempty"`
+	Domain string `json:"domain,omitempty"`
+	Volume string `json:"volume"`
+}
+
+const jobInventory = "inventory"
+
+// inventoryWait bounds how long the start-up sweep waits for the other nodes to answer; a node
+// that is down answers at the next start, or its apps' teardowns reach it.
+const inventoryWait = 20 * time.Second
+
+// sweepNodes finds the volumes of this reconciler's apps on the other nodes of the swarm, which
+// no list on this engine shows, by a global job of `node-clean --list`, and records in the
+// status of every app without a spec the nodes holding its volumes (status.nodes): the orphan
+// sweep then tears them down, as every teardown does, with a volume job on each. It runs at
+// start-up, before any worker, so it is the only writer of those status files. A swarm of one
+// node has nothing to find.
+func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.Desired) error {
+	self, err := r.selfNode(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := r.swarmNodes(ctx)
+	if err != nil || len(nodes) <= 1 {
+		return err
+	}
+	found, domains, answered, err := r.inventory(ctx, self)
+	if err != nil {
+		return err
+	}
+	r.Log.Info("volumes on the other nodes", "nodes", answered, "volumes", len(found))
+	for app, byNode := range found {
+		if desired[app] != nil {
+			continue // a live app: its own passes record its nodes
+		}
+		st, err := spec.ReadStatus(r.StatusDir, app)
+		if errors.Is(err, fs.ErrNotExist) {
+			st, err = &spec.Status{App: app}, nil
+		}
+		if err != nil {
+			return fmt.Errorf("status of %s: %w", app, err)
+		}
+		before := len(st.Nodes)
+		var tasks []swarm.Task
+		for node, vols := range byNode {
+			for _, v := range vols {
+				tasks = append(tasks, swarm.Task{ServiceID: "found", NodeID: node, Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{
+					Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: v, VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: app}}}}}}})
+			}
+		}
+		prev := cloneStatus(st)
+		recordNodes(st, tasks, nodes, self)
+		if st.Domain == "" {
+			st.Domain = domains[app] // the app lock a teardown takes is the domain's
+		}
+		if !changed(prev, st) {
+			continue
+		}
+		st.UpdatedAt = r.Now()
+		if err := spec.WriteStatus(r.StatusDir, st); err != nil {
+			return err
+		}
+		r.Log.Info("found volumes of an app without a spec on other nodes; the sweep removes them", "app", app, "nodes", len(st.Nodes)-before)
+	}
+	return nil
+}
+
+// inventory runs the global job and returns what each node that answered holds: app -> node
+// ID -> volumes.
+func (r *Reconciler) inventory(ctx context.Context, self string) (found map[string]map[string][]string, domains map[string]string, answered int, err error) {
+	jobs := r.NodeJobs
+	if jobs.Image == "" {
+		jobs = DefaultNodeJobs
+	}
+	svc := inventoryJob(r.Owner, self, jobs)
+	if old, err := r.Engine.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("name", svc.Name))}); err != nil {
+		return nil, nil, 0, fmt.Errorf("list services: %w", err)
+	} else {
+		for _, s := range old {
+			if s.Spec.Name == svc.Name && s.Spec.Labels[LabelJob] == jobInventory {
+				_ = r.Engine.ServiceRemove(ctx, s.ID) // an earlier start's, cut short
+			}
+		}
+	}
+	created, err := r.Engine.ServiceCreate(ctx, svc, swarm.ServiceCreateOptions{})
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("create %s: %w", svc.Name, err)
+	}
+	defer func() {
+		if err := r.Engine.ServiceRemove(context.WithoutCancel(ctx), created.ID); err != nil {
+			r.Log.Error(err, "remove the inventory job", "service", svc.Name)
+		}
+	}()
+	wait, cancel := context.WithTimeout(ctx, inventoryWait)
+	defer cancel()
+	var tasks []swarm.Task
+	for {
+		tasks, err = swarmstate.ServiceTasks(wait, r.Engine, []string{created.ID})
+		if err == nil && len(tasks) > 0 && !slices.ContainsFunc(tasks, func(t swarm.Task) bool { return !terminalTask(t) }) {
+			break
+		}
+		select {
+		case <-wait.Done():
+			r.Log.Info("not every node answered the inventory in time; their volumes are looked for at the next start", "waited", inventoryWait.String())
+		case <-time.After(200 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	found, domains = map[string]map[string][]string{}, map[string]string{}
+	for _, t := range tasks {
+		if t.Status.State != swarm.TaskStateComplete {
+			continue
+		}
+		lines, err := jobOutput(ctx, r, t.ID)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("read the inventory of node %s: %w", t.NodeID, err)
+		}
+		answered++
+		for _, l := range lines {
+			var v NodeVolume
+			if json.Unmarshal([]byte(l), &v) != nil || v.App == "" || (r.Owner != "" && v.Owner != r.Owner) {
+				continue
+			}
+			if found[v.App] == nil {
+				found[v.App] = map[string][]string{}
+			}
+			found[v.App][t.NodeID] = append(found[v.App][t.NodeID], v.Volume)
+			if v.Domain != "" {
+				domains[v.App] = v.Domain
+			}
+		}
+	}
+	return found, domains, answered, nil
+}
+
+// terminalTask reports whether a job's task is done, one way or the other.
+func terminalTask(t swarm.Task) bool {
+	switch t.Status.State {
+	case swarm.TaskStateComplete, swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateShutdown, swarm.TaskStateOrphaned:
+		return true
+	}
+	return false
+}
+
+// jobOutput is what a job's task wrote to stdout, by line.
+func jobOutput(ctx context.Context, r *Reconciler, task string) ([]string, error) {
+	rc, err := r.Engine.TaskLogs(ctx, task, container.LogsOptions{ShowStdout: true})
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, rc); err != nil {
+		return nil, err
+	}
+	var lines []string
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines, sc.Err()
+}
+
+// inventoryJob is the global job that lists the owner's app volumes on every node but self.
+func inventoryJob(owner, self string, jobs NodeJobs) swarm.ServiceSpec {
+	sum := sha256.Sum256([]byte(owner))
+	args := []string{"node-clean", "--list"}
+	labels := map[string]string{LabelJob: jobInventory}
+	if owner != "" {
+		args = append(args, "--owner", owner)
+		labels[swarmstate.LabelOwner] = owner
+	}
+	return swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: "swarm-reconciler-inventory-" + hex.EncodeToString(sum[:])[:12], Labels: labels},
+		Mode:        swarm.ServiceMode{GlobalJob: &swarm.GlobalJob{}},
+		TaskTemplate: swarm.TaskSpec{
+			ContainerSpec: &swarm.ContainerSpec{
+				Image:  jobs.Image,
+				Args:   args,
+				Labels: map[string]string{LabelJob: jobInventory},
+				Mounts: []mount.Mount{{Type: mount.TypeBind, Source: jobs.Socket, Target: "/var/run/docker.sock", ReadOnly: true}},
+			},
+			Placement:     &swarm.Placement{Constraints: []string{"node.id!=" + self}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
+		},
+	}
+}
