@@ -326,17 +326,21 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			d.Deploy = st.DeployedGeneration != w.Desired.Generation
 		}
 		d.Actions = plan
+		what := summary(plan)
+		if where := placement(plan, w.Nodes); where != "" {
+			what += "; " + where
+		}
 		switch {
 		case converged:
 			// A repair is its own attempt: its rolls are judged from now on.
 			st.AttemptStartedAt = &w.Now
-			return d.to(spec.PhaseDegraded, "repairing: "+summary(plan))
+			return d.to(spec.PhaseDegraded, "repairing: "+what)
 		case len(cur.Services) > 0 && len(services) > 0:
-			return d.to(spec.PhaseUpgrading, fmt.Sprintf("applying %s: %s", rev, summary(plan)))
+			return d.to(spec.PhaseUpgrading, fmt.Sprintf("applying %s: %s", rev, what))
 		case d.Phase == spec.PhaseUpgrading:
-			return d.to(d.Phase, fmt.Sprintf("applying %s: %s", rev, summary(plan)))
+			return d.to(d.Phase, fmt.Sprintf("applying %s: %s", rev, what))
 		default:
-			return d.to(spec.PhaseDeploying, fmt.Sprintf("applying %s: %s", rev, summary(plan)))
+			return d.to(spec.PhaseDeploying, fmt.Sprintf("applying %s: %s", rev, what))
 		}
 	}
 

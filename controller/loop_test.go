@@ -359,6 +359,20 @@ func TestEventRouting(t *testing.T) {
 	if got := q.take(); !slices.Equal(got, []string{"add ch-1", "add xy"}) {
 		t.Errorf("routeChanges enqueued %q, want ch-1 and xy", got)
 	}
+
+	// A node event (a node down, back, drained) enqueues every routed app: any may have tasks
+	// there.
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { defer close(done); c.routeChanges(ctx, changes) }()
+	changes <- swarmstate.Change{Node: "n2", Action: "update"}
+	cancel()
+	<-done
+	got := q.take()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"add ch-1", "add x", "add xy"}) {
+		t.Errorf("a node event enqueued %q, want every routed app", got)
+	}
 }
 
 // TestOneTaskEventLooksOnSchedule: after one task event the app is enqueued at once and

@@ -263,27 +263,29 @@ type nodeCache struct {
 	at    time.Time
 	nodes map[string]swarm.Node
 	self  string
+	count int // nodes in the swarm, as docker info said when self was asked
 }
 
 // nodeCacheFor is how long a node list is reused; a node event drops it at once.
 const nodeCacheFor = time.Second
 
-// selfNode is the swarm node ID of the engine the reconciler talks to, asked once.
-func (r *Reconciler) selfNode(ctx context.Context) (string, error) {
+// selfNode is the swarm node ID of the engine the reconciler talks to, and whether the swarm
+// has other nodes; asked once, and again after a node event.
+func (r *Reconciler) selfNode(ctx context.Context) (self string, several bool, err error) {
 	r.mu.Lock()
-	self := r.nodeList.self
+	c := r.nodeList
 	r.mu.Unlock()
-	if self != "" {
-		return self, nil
+	if c.self != "" {
+		return c.self, c.count > 1, nil
 	}
 	info, err := r.Engine.Info(ctx)
 	if err != nil {
-		return "", fmt.Errorf("docker info: %w", err)
+		return "", false, fmt.Errorf("docker info: %w", err)
 	}
 	r.mu.Lock()
-	r.nodeList.self = info.Swarm.NodeID
+	r.nodeList.self, r.nodeList.count = info.Swarm.NodeID, info.Swarm.Nodes
 	r.mu.Unlock()
-	return info.Swarm.NodeID, nil
+	return info.Swarm.NodeID, info.Swarm.Nodes > 1, nil
 }
 
 // swarmNodes returns the swarm's nodes by ID, read at most once per nodeCacheFor.
@@ -309,10 +311,11 @@ func (r *Reconciler) swarmNodes(ctx context.Context) (map[string]swarm.Node, err
 	return nodes, nil
 }
 
-// NodesChanged drops the cached node list: a node event says it is stale.
+// NodesChanged drops what is known of the nodes: a node event says it is stale (a node went
+// down or came back, joined or left).
 func (r *Reconciler) NodesChanged() {
 	r.mu.Lock()
-	r.nodeList.nodes = nil
+	r.nodeList = nodeCache{}
 	r.mu.Unlock()
 }
 

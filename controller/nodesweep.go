@@ -46,8 +46,8 @@ const inventoryWait = 20 * time.Second
 // start-up, before any worker, so it is the only writer of those status files. A swarm of one
 // node has nothing to find.
 func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.Desired) error {
-	self, err := r.selfNode(ctx)
-	if err != nil {
+	self, several, err := r.selfNode(ctx)
+	if err != nil || !several {
 		return err
 	}
 	nodes, err := r.swarmNodes(ctx)

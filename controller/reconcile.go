@@ -197,10 +197,11 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 		return nil, fmt.Errorf("snapshot of %s: %w", app, err)
 	}
 	w.SnapAt = r.Now()
-	if w.Self, err = r.selfNode(ctx); err != nil {
+	var several bool
+	if w.Self, several, err = r.selfNode(ctx); err != nil {
 		return nil, err
 	}
-	if remoteTasks(w.Snap, prev, w.Self) {
+	if several || remoteTasks(w.Snap, prev, w.Self) {
 		if w.Nodes, err = r.swarmNodes(ctx); err != nil {
 			return nil, err
 		}

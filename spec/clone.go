@@ -85,6 +85,13 @@ func (s *Status) clone() *Status {
 		}
 	}
 	c.Removed = slices.Clone(s.Removed)
+	if s.Nodes != nil {
+		c.Nodes = make([]NodeVolumes, len(s.Nodes))
+		for i, n := range s.Nodes {
+			n.Volumes = slices.Clone(n.Volumes)
+			c.Nodes[i] = n
+		}
+	}
 	c.LastBackup = s.LastBackup.clone()
 	c.LastRestore = s.LastRestore.clone()
 	c.History = slices.Clone(s.History) // HistoryEntry holds values only

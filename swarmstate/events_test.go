@@ -31,6 +31,9 @@ func TestChangeOfEvent(t *testing.T) {
 		{"plain container", events.Message{Type: events.ContainerEventType, Action: events.ActionStart,
 			Actor: events.Actor{Attributes: map[string]string{"name": "x"}}}, Change{}, false},
 		{"network event", events.Message{Type: events.NetworkEventType, Action: "create"}, Change{}, false},
+		{"node down", events.Message{Type: events.NodeEventType, Action: "update",
+			Actor: events.Actor{ID: "n2", Attributes: map[string]string{"state.old": "ready", "state.new": "down"}}},
+			Change{Node: "n2", Action: "update"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

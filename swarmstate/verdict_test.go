@@ -235,3 +235,49 @@ func TestUnstable(t *testing.T) {
 		t.Errorf("window 0: until %v", until)
 	}
 }
+
+func TestConvergedOnNodes(t *testing.T) {
+	on := func(tk swarm.Task, node string) swarm.Task { tk.NodeID = node; return tk }
+	nodes := Nodes{Self: "n1", ByID: map[string]swarm.Node{
+		"n1": {ID: "n1", Description: swarm.NodeDescription{Hostname: "h1"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady}},
+		"n2": {ID: "n2", Description: swarm.NodeDescription{Hostname: "h2"}, Status: swarm.NodeStatus{State: swarm.NodeStateDown}},
+		"n4": {ID: "n4", Description: swarm.NodeDescription{Hostname: "h4"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady}},
+		"n5": {ID: "n5", Description: swarm.NodeDescription{Hostname: "h5"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady},
+			Spec: swarm.NodeSpec{Availability: swarm.NodeAvailabilityDrain}},
+	}}
+	running, shutdown := swarm.TaskStateRunning, swarm.TaskStateShutdown
+	a := []swarm.Service{replicated("a", 1, nil, nil)}
+	tests := []struct {
+		name     string
+		tasks    []swarm.Task
+		nodes    Nodes
+		reason   string
+		imageErr string
+	}{
+		{"image missing on another node: named, and an image error",
+			[]swarm.Task{on(task("a", shutdown, swarm.TaskStateRejected, "No such image: x:1"), "n4")}, nodes,
+			"task rejected on node h4: No such image: x:1", "image img could not be found or pulled on node h4 (No such image: x:1)"},
+		{"image missing on this node: not named",
+			[]swarm.Task{on(task("a", shutdown, swarm.TaskStateRejected, "No such image: x:1"), "n1")}, nodes,
+			"task rejected: No such image: x:1", "on this node"},
+		{"the node of the running task is down",
+			[]swarm.Task{on(task("a", shutdown, running, ""), "n2"), on(task("a", running, swarm.TaskStatePending, ""), "n4")}, nodes,
+			"0/1 tasks running (node h2 is down: swarm replaces its tasks on other nodes)", ""},
+		{"drained", []swarm.Task{on(task("a", shutdown, running, ""), "n5")}, nodes, "node h5 is drained", ""},
+		{"placement reason kept", []swarm.Task{task("a", running, swarm.TaskStatePending, "no suitable node (scheduling constraints not satisfied on 4 nodes)")}, nodes,
+			"task pending: no suitable node (scheduling constraints not satisfied on 4 nodes)", ""},
+		{"nodes unknown: as on one node", []swarm.Task{on(task("a", shutdown, swarm.TaskStateRejected, "No such image: x:1"), "n4")}, Nodes{},
+			"task rejected: No such image: x:1", "on this node"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := ConvergedOn(a, tc.tasks, time.Unix(0, 0), tc.nodes)
+			if v.Converged || !strings.Contains(v.Message, tc.reason) {
+				t.Fatalf("message %q, want it to contain %q", v.Message, tc.reason)
+			}
+			if tc.imageErr == "" && v.ImageErr != "" || !strings.Contains(v.ImageErr, tc.imageErr) {
+				t.Fatalf("image error %q, want %q", v.ImageErr, tc.imageErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,89 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/moby/swarmkit/v2/api"
+	"github.com/moby/swarmkit/v2/manager/constraint"
+)
+
+// placeable lists the hostnames of the nodes swarm can be expected to place a task of svc on:
+// Ready and Active, and meeting its placement constraints, judged by swarm's own matcher
+// (swarmkit's manager/constraint). A constraint that does not parse is the service create's
+// error to report, not this function's: it returns the error.
+func placeable(svc swarm.ServiceSpec, nodes map[string]swarm.Node) ([]string, error) {
+	var exprs []string
+	if p := svc.TaskTemplate.Placement; p != nil {
+		exprs = p.Constraints
+	}
+	cs, err := constraint.Parse(exprs)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range nodes {
+		if n.Status.State != swarm.NodeStateReady || n.Spec.Availability != swarm.NodeAvailabilityActive {
+			continue
+		}
+		if constraint.NodeMatches(cs, kitNode(n)) {
+			out = append(out, n.Description.Hostname)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// kitNode is the part of an engine API node that swarm's constraint matcher reads.
+func kitNode(n swarm.Node) *api.Node {
+	role := api.NodeRoleWorker
+	if n.Spec.Role == swarm.NodeRoleManager {
+		role = api.NodeRoleManager
+	}
+	return &api.Node{
+		ID:   n.ID,
+		Role: role,
+		Spec: api.NodeSpec{Annotations: api.Annotations{Labels: n.Spec.Labels}},
+		Description: &api.NodeDescription{
+			Hostname: n.Description.Hostname,
+			Platform: &api.Platform{OS: n.Description.Platform.OS, Architecture: n.Description.Platform.Architecture},
+			Engine:   &api.EngineDescription{Labels: n.Description.Engine.Labels},
+		},
+		Status: api.NodeStatus{Addr: n.Status.Addr},
+	}
+}
+
+// placement says, for the services a pass is about to create or update on a swarm of several
+// nodes, which nodes can run them: each of those nodes needs the service's image (present, or
+// pullable there), which this reconciler checks on its own node only. A service no node can
+// take is said first, with its constraints.
+func placement(plan []Action, nodes map[string]swarm.Node) string {
+	if len(nodes) < 2 {
+		return ""
+	}
+	var none, some []string
+	for _, a := range plan {
+		if a.Service == nil || (a.Kind != CreateService && a.Kind != UpdateService) {
+			continue
+		}
+		on, err := placeable(*a.Service, nodes)
+		switch {
+		case err != nil:
+			continue
+		case len(on) == 0:
+			none = append(none, fmt.Sprintf("%s (constraints %s)", a.Name, strings.Join(a.Service.TaskTemplate.Placement.Constraints, ", ")))
+		default:
+			some = append(some, fmt.Sprintf("%s on %s", a.Name, strings.Join(on, ", ")))
+		}
+	}
+	var parts []string
+	if len(none) > 0 {
+		parts = append(parts, "no node available now meets the placement of "+strings.Join(none, "; "))
+	}
+	if len(some) > 0 {
+		parts = append(parts, "can run: "+strings.Join(some, "; ")+" (each of those nodes needs the image)")
+	}
+	return strings.Join(parts, "; ")
+}
