@@ -329,6 +329,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		what := summary(plan)
 		if where := placement(plan, w.Nodes); where != "" {
 			what += "; " + where
+			d.Milestone = true // kept in the history: where the tasks can go, and what they need there
 		}
 		switch {
 		case converged:

@@ -314,6 +314,17 @@ func statusHistory(t *testing.T, s appStatus) []struct{ Phase, Message string } 
 	return full.History
 }
 
+// historyHas reports whether app's history has an entry of phase whose message contains text.
+func historyHas(t *testing.T, s appStatus, phase, text string) bool {
+	t.Helper()
+	for _, e := range statusHistory(t, s) {
+		if e.Phase == phase && strings.Contains(e.Message, text) {
+			return true
+		}
+	}
+	return false
+}
+
 // TestMultinodeSpreadAndTeardown: 3 replicas on 3 nodes other than the reconciler's, each
 // with the app's volume on its own node; teardown removes the volume on every node (checked on
 // each node's own engine), and Deleted is written only once they are gone.
@@ -331,6 +342,10 @@ func TestMultinodeSpreadAndTeardown(t *testing.T) {
 	byNode := volumesByNode(t, a.name)
 	if len(byNode) != 3 || len(byNode["mn-node1"]) != 0 {
 		t.Fatalf("want the volume on 3 nodes other than mn-node1, have %v; status:\n%s", byNode, s)
+	}
+	// Before creating the service, the reconciler said where it can run.
+	if !historyHas(t, s, "Deploying", "can run: "+a.stack()+"_app on mn-node2, mn-node3, mn-node4 (each of those nodes needs the image)") {
+		t.Errorf("no Deploying entry says which nodes can run the service:\n%s", s)
 	}
 	h.deleteSpec(a.name)
 	var deleting []string
@@ -388,6 +403,9 @@ func TestMultinodeUnsatisfiableConstraint(t *testing.T) {
 	}
 	if !sawReason || !strings.Contains(s.Message, reason) || !strings.Contains(s.Message, "not converged within 15s") {
 		t.Fatalf("saw swarm's reason while Deploying: %v; Failed message: %s", sawReason, s.Message)
+	}
+	if !historyHas(t, s, "Deploying", "no node available now meets the placement of "+a.stack()+"_app (constraints node.labels.mn == nowhere)") {
+		t.Errorf("the deploy did not say beforehand that no node meets the constraint:\n%s", s)
 	}
 }
 
