@@ -3,7 +3,6 @@ package controller
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -476,12 +475,15 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed)
 	d.After = teardownInterval
 	parts := w.Snap.Residual()
-	if !slices.ContainsFunc(w.Snap.Services, func(s swarm.Service) bool { return !isJob(s) }) {
-		// No service of the app is left, so no task will make a volume again: its volumes on
-		// other nodes go now, by a job on each.
-		nc := planNodeCleanup(w, st, w.Jobs)
-		d.Actions = append(d.Actions, nc.Actions...)
-		parts = append(parts, nc.Waiting...)
+	// The app's volumes on other nodes go by a job on each, started with the removal of the
+	// services: a job waits until the app's containers on its node are gone, so its start
+	// overlaps their stop instead of following it.
+	nc := planNodeCleanup(w, st, w.Jobs)
+	d.Actions = append(d.Actions, nc.Actions...)
+	parts = append(parts, nc.Waiting...)
+	if len(d.Actions) == 0 && onlyJobs(w.Snap) {
+		// Waiting on the jobs' tasks alone: looked at often, at one task list call a look.
+		d.After, d.TasksFor = remoteLook, tasksOnlyFor
 	}
 	if len(parts) == 0 {
 		parts = []string{"nothing left to ask for; confirming"}

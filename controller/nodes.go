@@ -94,6 +94,12 @@ func recordNodes(st *spec.Status, tasks []swarm.Task, nodes map[string]swarm.Nod
 // isJob reports whether a service is one the reconciler runs for itself (LabelJob).
 func isJob(s swarm.Service) bool { return s.Spec.Labels[LabelJob] != "" }
 
+// onlyJobs reports whether all that snap holds is jobs (and their tasks).
+func onlyJobs(snap *swarmstate.Snapshot) bool {
+	return len(snap.Services) > 0 && len(snap.Networks)+len(snap.Configs)+len(snap.Secrets)+len(snap.Volumes) == 0 &&
+		!slices.ContainsFunc(snap.Services, func(s swarm.Service) bool { return !isJob(s) })
+}
+
 // nodeCleanup is the part of a teardown on other nodes, decided from the status's nodes, the
 // volume jobs the snapshot shows and the swarm's nodes: the jobs to create or remove, the
 // nodes found clean (dropped from st.Nodes and recorded in st.Removed), and what is waited for.
@@ -102,8 +108,8 @@ type nodeCleanup struct {
 	Waiting []string
 }
 
-// planNodeCleanup decides the next step of removing the app's volumes on other nodes. It runs
-// once the app has no service left but its jobs. st is updated: a node whose job completed,
+// planNodeCleanup decides the next step of removing the app's volumes on other nodes. st is
+// updated: a node whose job completed,
 // or that left the swarm (its volumes went with it), is no longer pending.
 func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 	var out nodeCleanup
@@ -213,6 +219,9 @@ func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs) swarm.ServiceSpec {
 		labels[swarmstate.LabelNamespace] = stack
 	}
 	args := []string{"node-clean", "--app", w.App, "--wait", jobs.Wait.String()}
+	if stack != "" {
+		args = append(args, "--stack", stack)
+	}
 	if w.Owner.Dir != "" {
 		args = append(args, "--owner", w.Owner.Dir)
 	}
@@ -228,6 +237,10 @@ func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs) swarm.ServiceSpec {
 			},
 			Placement:     &swarm.Placement{Constraints: []string{"node.id==" + n.ID}},
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
+			// The job talks to its node's socket only: on the host network its container starts
+			// without a network namespace, a veth and iptables rules, the work that makes a
+			// container start slow on a node busy stopping the app's containers.
+			Networks: []swarm.NetworkAttachmentConfig{{Target: "host"}},
 		},
 	}
 }

@@ -48,7 +48,7 @@ var mn struct {
 
 // needMultinode fails (CI) or skips the test without the multi-node swarm, and prepares it
 // once: clients for every node, all nodes Ready, the test and reconciler images on each.
-func needMultinode(t *testing.T) {
+func needMultinode(t testing.TB) {
 	t.Helper()
 	base := os.Getenv("E2E_MULTINODE")
 	if base == "" {
@@ -151,7 +151,7 @@ func mnAllReady(ctx context.Context, within time.Duration) error {
 
 // mnHarness is a harness whose reconciler talks to node 1 and whose residue checks look at
 // every node.
-func mnHarness(t *testing.T) *harness {
+func mnHarness(t testing.TB) *harness {
 	t.Helper()
 	needMultinode(t)
 	h := newHarness(t)
@@ -164,7 +164,7 @@ func mnHarness(t *testing.T) *harness {
 
 // mnRecipe makes a one-service recipe of the echo image with a named volume, deploy being the
 // service's deploy section (YAML, indented for it).
-func mnRecipe(t *testing.T, h *harness, name, deploy string) {
+func mnRecipe(t testing.TB, h *harness, name, deploy string) {
 	t.Helper()
 	makeEchoRecipe(t, h, name, "", fmt.Sprintf(`services:
   app:

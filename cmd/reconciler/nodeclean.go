@@ -11,6 +11,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/spf13/cobra"
@@ -23,7 +24,7 @@ import (
 // nodeCleanCmd is what a teardown's volume job runs on each node that ran a task of the app
 // (controller/nodes.go): volumes are node-local, so only the node's own engine can remove them.
 func nodeCleanCmd() *cobra.Command {
-	var app, owner string
+	var app, owner, stack string
 	var list bool
 	var wait time.Duration
 	cmd := &cobra.Command{
@@ -53,7 +54,7 @@ func nodeCleanCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 			defer cancel()
-			if err := cleanVolumes(ctx, engine, app, owner, cmd.OutOrStdout()); err != nil {
+			if err := cleanVolumes(ctx, engine, app, owner, stack, cmd.OutOrStdout()); err != nil {
 				return &exitError{code: 1, err: err}
 			}
 			return nil
@@ -61,6 +62,7 @@ func nodeCleanCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&app, "app", "", "the app whose volumes are removed")
 	cmd.Flags().BoolVar(&list, "list", false, "remove nothing: print the apps' volumes on this node as JSON lines")
+	cmd.Flags().StringVar(&stack, "stack", "", "first wait until no container of this stack is left on the node (a teardown starts the job as it removes the services)")
 	cmd.Flags().StringVar(&owner, "owner", "", "only volumes of this owner (the reconciler's identity); empty: any owner")
 	cmd.Flags().DurationVar(&wait, "wait", controller.DefaultNodeJobs.Wait, "how long to wait for volumes still in use by stopping containers")
 	return cmd
@@ -70,11 +72,27 @@ func nodeCleanCmd() *cobra.Command {
 type volumeEngine interface {
 	VolumeList(ctx context.Context, o volume.ListOptions) (volume.ListResponse, error)
 	VolumeRemove(ctx context.Context, id string, force bool) error
+	ContainerList(ctx context.Context, o container.ListOptions) ([]container.Summary, error)
 }
 
-// cleanVolumes removes the app's volumes until a list finds none, retrying those still in use
-// until ctx ends. It reports what it removed, and on failure what is left and why.
-func cleanVolumes(ctx context.Context, e volumeEngine, app, owner string, out io.Writer) error {
+// cleanVolumes waits until no container of stack is left on the node (none when stack is ""),
+// then removes the app's volumes until a list finds none, retrying those still in use, until
+// ctx ends. It reports what it removed, and on failure what is left and why.
+func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string, out io.Writer) error {
+	for stack != "" {
+		cs, err := e.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", swarmstate.LabelNamespace+"="+stack))})
+		if err != nil {
+			return fmt.Errorf("list the containers of %s: %w", stack, err)
+		}
+		if len(cs) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d containers of stack %s are still on this node", len(cs), stack)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	f := filters.NewArgs(filters.Arg("label", swarmstate.LabelApp+"="+app))
 	if owner != "" {
 		f.Add("label", swarmstate.LabelOwner+"="+owner)

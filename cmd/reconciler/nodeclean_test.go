@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/errdefs"
 
@@ -33,6 +34,10 @@ func (n *nodeVolumes) VolumeList(_ context.Context, o volume.ListOptions) (volum
 		}
 	}
 	return out, nil
+}
+
+func (n *nodeVolumes) ContainerList(context.Context, container.ListOptions) ([]container.Summary, error) {
+	return nil, nil
 }
 
 func (n *nodeVolumes) VolumeRemove(_ context.Context, name string, _ bool) error {
@@ -75,7 +80,7 @@ func TestCleanVolumes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), wait)
 			defer cancel()
 			var out bytes.Buffer
-			err := cleanVolumes(ctx, n, "a", "o1", &out)
+			err := cleanVolumes(ctx, n, "a", "o1", "", &out)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
