@@ -253,8 +253,9 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	// converged: the app reached Ready in this generation; what happens to it now is its life,
 	// not an attempt with a deadline.
 	converged := d.Phase == spec.PhaseReady || d.Phase == spec.PhaseDegraded
-	v := swarmstate.ConvergedOn(cur.Services, cur.Tasks, *st.AttemptStartedAt, swarmstate.Nodes{ByID: w.Nodes, Self: w.Self})
-	observeServices(st, v, w.Logs)
+	nodes := swarmstate.Nodes{ByID: w.Nodes, Self: w.Self}
+	v := swarmstate.ConvergedOn(cur.Services, cur.Tasks, *st.AttemptStartedAt, nodes)
+	observeServices(st, v, w.Logs, nodes)
 	if s.Suspend {
 		return d.to(spec.PhaseSuspended, "suspended: observing only; "+v.Message)
 	}
@@ -481,9 +482,14 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	nc := planNodeCleanup(w, st, w.Jobs)
 	d.Actions = append(d.Actions, nc.Actions...)
 	parts = append(parts, nc.Waiting...)
-	if len(d.Actions) == 0 && onlyJobs(w.Snap) {
+	switch {
+	case len(d.Actions) == 0 && onlyJobs(w.Snap):
 		// Waiting on the jobs' tasks alone: looked at often, at one task list call a look.
 		d.After, d.TasksFor = remoteLook, tasksOnlyFor
+	case len(st.Nodes) == 0 && onlyJobs(w.Snap):
+		// Every node answered; what is left is their finished jobs, removed now: a fresh look
+		// within this pass confirms that nothing is left.
+		d.Again = true
 	}
 	if len(parts) == 0 {
 		parts = []string{"nothing left to ask for; confirming"}

@@ -180,6 +180,9 @@ func nodeWait(n spec.NodeVolumes, node swarm.Node, t *swarm.Task) string {
 		return fmt.Sprintf("node %s is %s: the app's volumes there (%s) are removed when it is active again", nodeName(n), node.Spec.Availability, vols)
 	case t == nil:
 		return fmt.Sprintf("removing the app's volumes on node %s (%s)", nodeName(n), vols)
+	case strings.Contains(t.Status.Err, "No such image") || strings.Contains(t.Status.Err, "pull access denied"):
+		return fmt.Sprintf("the reconciler's image, which removes the app's volumes on node %s (%s), is not there and cannot be pulled: load or build it on that node (--node-image names it); trying again: %s",
+			nodeName(n), vols, t.Status.Err)
 	case t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected:
 		msg := fmt.Sprintf("removing the app's volumes on node %s (%s) failed, trying again: %s", nodeName(n), vols, t.Status.Err)
 		if cs := t.Status.ContainerStatus; cs != nil && cs.ExitCode != 0 {

@@ -140,6 +140,10 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 	found, domains = map[string]map[string][]string{}, map[string]string{}
 	for _, t := range tasks {
 		if t.Status.State != swarm.TaskStateComplete {
+			if t.Status.Err != "" {
+				r.Log.Info("a node did not answer the inventory of volumes: teardowns cannot remove volumes there either until it does",
+					"node", t.NodeID, "image", jobs.Image, "error", t.Status.Err)
+			}
 			continue
 		}
 		lines, err := jobOutput(ctx, r, t.ID)

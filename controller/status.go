@@ -55,8 +55,9 @@ func setPhase(st *spec.Status, phase spec.Phase, message string, milestone bool,
 }
 
 // observeServices copies the verdict's per-service state into the status, with the log lines
-// of failed tasks: those read this pass (logs), or kept from the status before.
-func observeServices(st *spec.Status, v swarmstate.Verdict, logs map[string][]string) {
+// of failed tasks: those read this pass (logs), or kept from the status before, and the node
+// of each task placed elsewhere than on the reconciler's node.
+func observeServices(st *spec.Status, v swarmstate.Verdict, logs map[string][]string, nodes swarmstate.Nodes) {
 	kept := map[string][]string{}
 	for _, s := range st.Services {
 		for _, t := range s.Tasks {
@@ -69,7 +70,8 @@ func observeServices(st *spec.Status, v swarmstate.Verdict, logs map[string][]st
 	for _, s := range v.Services {
 		ss := spec.ServiceStatus{Name: s.Name, Image: s.Image, Running: s.Running, Desired: s.Desired, UpdateState: s.UpdateState}
 		for _, t := range s.Tasks {
-			ts := spec.TaskStatus{ID: t.ID, State: string(t.Status.State), Error: t.Status.Err, Since: t.Status.Timestamp}
+			ts := spec.TaskStatus{ID: t.ID, State: string(t.Status.State), Error: t.Status.Err, Since: t.Status.Timestamp,
+				Node: nodes.Name(t)}
 			if l, ok := logs[t.ID]; ok {
 				ts.Logs = l
 			} else if swarmstate.Failed(t) {

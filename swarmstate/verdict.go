@@ -70,6 +70,11 @@ func (n Nodes) on(t swarm.Task) string {
 	return " on node " + t.NodeID
 }
 
+// Name is the hostname of task t's node, or "" for this engine's node and unknown nodes.
+func (n Nodes) Name(t swarm.Task) string {
+	return strings.TrimPrefix(n.on(t), " on node ")
+}
+
 // down says why the node of task t cannot run it ("node x is down"), or "".
 func (n Nodes) down(t swarm.Task) string {
 	node, ok := n.ByID[t.NodeID]
