@@ -73,6 +73,8 @@ type fakeEngine struct {
 	nodes  map[string]*swarm.Node
 	place  func(s *swarm.Service, i int) string
 	remote map[string]map[string]*volume.Volume
+	// jobFail, when set, makes volume jobs on up nodes rejected with this error.
+	jobFail string
 }
 
 // addNode adds a node to the fake swarm, up and active.
@@ -140,6 +142,11 @@ func (f *fakeEngine) runJobs() {
 		}
 		node := strings.TrimPrefix(svc.Spec.TaskTemplate.Placement.Constraints[0], "node.id==")
 		if n := f.nodes[node]; n == nil || n.Status.State != swarm.NodeStateReady {
+			continue
+		}
+		if f.jobFail != "" {
+			t.NodeID, t.DesiredState = node, swarm.TaskStateShutdown
+			t.Status = swarm.TaskStatus{State: swarm.TaskStateRejected, Err: f.jobFail, Timestamp: f.taskTime()}
 			continue
 		}
 		for name, v := range f.remote[node] {

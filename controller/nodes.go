@@ -31,6 +31,11 @@ const LabelJobNode = "swarm-reconciler.node"
 
 const jobVolumes = "volumes"
 
+// jobRetry is how long a failed volume job is kept (its error in the app's message) before it
+// is tried again: a job that cannot start (its image missing on the node) would otherwise start
+// a container twice a second.
+const jobRetry = 10 * time.Second
+
 // NodeJobs is what the volume jobs run: Image must hold the reconciler binary as its entrypoint
 // on every node (the nodes' engines use a local copy, or pull it), and Socket is the path of the
 // Docker socket on every node's host, bind-mounted into the job.
@@ -109,8 +114,8 @@ type nodeCleanup struct {
 }
 
 // planNodeCleanup decides the next step of removing the app's volumes on other nodes. st is
-// updated: a node whose job completed,
-// or that left the swarm (its volumes went with it), is no longer pending.
+// updated: a node whose job completed, or that left the swarm (its volumes went with it), is no
+// longer pending. A job that failed is removed, to be created again, once jobRetry has passed.
 func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 	var out nodeCleanup
 	byNode := map[string]swarm.Service{}
@@ -153,8 +158,10 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", ")))
 			remove(job, "its node answered that nothing of the app is left there")
 		case t != nil && (t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected):
-			// Removed now, created again by the next pass: a retry.
-			remove(job, "failed; tried again")
+			if w.Now.Sub(t.Status.Timestamp) >= jobRetry {
+				// Removed now, created again by the next pass: a retry.
+				remove(job, "failed; tried again")
+			}
 			out.Waiting = append(out.Waiting, nodeWait(n, node, t))
 			pending = append(pending, n)
 		default:

@@ -138,3 +138,45 @@ type mountSpec = mount.Mount
 func ownVolume() *mount.VolumeOptions {
 	return &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: "a"}}
 }
+
+func TestTeardownRetriesAFailedVolumeJobSlowly(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.jobFail = "No such image: swarm-reconciler:dev"
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.resetCalls()
+	var st *spec.Status
+	for i := 0; i < 6; i++ { // 6 s of the fixture's clock
+		st = f.pass("m")
+	}
+	creates := func() int {
+		n := 0
+		for _, c := range f.engine.writes() {
+			if strings.HasPrefix(c, "create service") && strings.Contains(c, "_volumes-") {
+				n++
+			}
+		}
+		return n
+	}
+	if st.Phase != spec.PhaseDeleting || !strings.Contains(st.Message, "the reconciler's image") || !strings.Contains(st.Message, "host-2") {
+		t.Fatalf("with the job's image missing: %s %s", st.Phase, st.Message)
+	}
+	if n := creates(); n != 1 {
+		t.Fatalf("%d jobs created in 6 s: a failed job must wait %s before it is tried again", n, jobRetry)
+	}
+	f.now = f.now.Add(jobRetry)
+	f.pass("m")
+	st = f.pass("m")
+	if n := creates(); n != 2 {
+		t.Fatalf("%d jobs created after %s: want the retry", n, jobRetry)
+	}
+	f.engine.jobFail = ""
+	f.now = f.now.Add(jobRetry) // the failed job is kept that long, then tried again
+	for i := 0; i < 5 && st.Phase != spec.PhaseDeleted; i++ {
+		st = f.pass("m")
+	}
+	if st.Phase != spec.PhaseDeleted || len(f.engine.remoteVolumes("n2")) != 0 {
+		t.Fatalf("once the image is there: %s %s", st.Phase, st.Message)
+	}
+}
