@@ -66,6 +66,8 @@ type world struct {
 	FetchErr *manifests.RemoteError
 	// Services are Rendered's service specs by name.
 	Services map[string]swarm.ServiceSpec
+	// PolicyErr says what of Services the deploy policy denies: none of it is created.
+	PolicyErr *manifests.PolicyError
 	// Foreign are objects not owned by Owner that hold a name the rendered app needs.
 	Foreign []swarmstate.Object
 	// Logs are the last log lines of the failed tasks the status shows, by task ID, read this
@@ -261,6 +263,14 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	}
 	if w.RenderErr != nil {
 		return d.to(spec.PhaseInvalid, w.RenderErr.Error())
+	}
+	if w.PolicyErr != nil {
+		if converged {
+			// Deployed under a laxer policy: left running as it is, never torn down by a
+			// policy change, and said.
+			return d.to(spec.PhaseDegraded, "left running as deployed, not changed: "+w.PolicyErr.Error())
+		}
+		return d.to(spec.PhaseInvalid, w.PolicyErr.Error()+"; nothing was created")
 	}
 	if e := w.FetchErr; e != nil {
 		// The remote refused, or has no such repository: final. It did not answer: retried

@@ -72,6 +72,10 @@ type Reconciler struct {
 	// Metrics, when set, records reconcile outcomes, times to Ready and teardown times.
 	Metrics *Metrics
 
+	// Policy is what the apps' services may ask of the host (--policy); the zero value allows
+	// everything.
+	Policy manifests.Policy
+
 	// NodeJobs is what removes the app's volumes on other nodes (--node-image, --node-socket);
 	// zero: DefaultNodeJobs.
 	NodeJobs NodeJobs
@@ -311,6 +315,10 @@ func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstat
 	}
 	if w.Services, err = rendered.Services(ctx, manifests.LookupResolver(secrets, configs)); err != nil {
 		return fmt.Errorf("convert services of %s: %w", rendered.Revision, err)
+	}
+	if denied, _ := rendered.CheckPolicy(r.Policy, w.Services); len(denied) > 0 {
+		w.PolicyErr = &manifests.PolicyError{Level: r.Policy.Level, Violations: denied}
+		return nil // nothing of it is created: no names to look up
 	}
 	missing := missingNames(rendered, w.Services, cur, free)
 	if missing.Empty() {

@@ -45,6 +45,8 @@ type options struct {
 	metricsAddr                                   string
 	janitor                                       bool
 	nodeJobs                                      controller.NodeJobs
+	policyLevel, allowPorts                       string
+	allowBind                                     []string
 
 	// Set up by setup for the subcommands that run the loop.
 	registry *prometheus.Registry
@@ -70,6 +72,11 @@ func (o *options) fetchRecipe(ctx context.Context, s *spec.Spec) (dir, version s
 		return dir, version, err
 	}
 	return o.recipes, s.Version, o.remote().Ensure(ctx, o.recipes, s.Recipe, s.Version)
+}
+
+// policy is the deploy policy of --policy, --allow-bind and --allow-ports.
+func (o *options) policy() (manifests.Policy, error) {
+	return manifests.ParsePolicy(o.policyLevel, o.allowBind, o.allowPorts)
 }
 
 func (o *options) defaults() spec.Defaults {
@@ -123,6 +130,9 @@ func newRoot(o *options) *cobra.Command {
 	f.StringVar(&o.lockDir, "lock-dir", "/run/lock/swarm-reconciler", "directory of lock files (a tmpfs)")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity, as klog's -v: 0 changes and errors, 1 details, 2 every engine event")
+	f.StringVar(&o.policyLevel, "policy", string(manifests.DefaultPolicy.Level), "what services may ask of the host: privileged (anything), baseline (no Docker socket, system paths, extra capabilities, devices, host network, unsafe sysctls, host ports below 1024), restricted (baseline, no bind mounts, no root user)")
+	f.StringSliceVar(&o.allowBind, "allow-bind", nil, "host paths under which baseline allows bind mounts (repeat or comma-separate)")
+	f.StringVar(&o.allowPorts, "allow-ports", "", "host ports services may publish, e.g. 80,443,1024-65535 (default: 1024 and above)")
 
 	root.AddCommand(runCmd(o), onceCmd(o), janitorCmd(o), renderCmd(o), diffCmd(o), statusCmd(o), waitCmd(o),
 		applyCmd(o), deleteCmd(o), validateCmd(o), secretCmd(o), logsCmd(o),

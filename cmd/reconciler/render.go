@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,6 +29,34 @@ type rendering struct {
 	Services         map[string]swarm.ServiceSpec     `json:"services"`
 	// Backup is the backup plan the recipe's backupbot labels declare, when they declare one.
 	Backup *manifests.BackupPlan `json:"backup,omitempty"`
+	// Policy is what the deploy policy (--policy) says of the services.
+	Policy policyReport `json:"policy"`
+}
+
+// policyReport is the deploy policy's verdict on a rendered app.
+type policyReport struct {
+	Level    manifests.Level       `json:"level"`
+	Denied   []manifests.Violation `json:"denied"`
+	Warnings []manifests.Violation `json:"warnings"`
+}
+
+// checkPolicy renders the policy's verdict, printing each denial and warning to w.
+func checkPolicy(o *options, r *manifests.Rendered, services map[string]swarm.ServiceSpec, w io.Writer, path string) (policyReport, error) {
+	p, err := o.policy()
+	if err != nil {
+		return policyReport{}, err
+	}
+	rep := policyReport{Level: p.Level, Denied: []manifests.Violation{}, Warnings: []manifests.Violation{}}
+	denied, warnings := r.CheckPolicy(p, services)
+	rep.Denied = append(rep.Denied, denied...)
+	rep.Warnings = append(rep.Warnings, warnings...)
+	for _, v := range denied {
+		fmt.Fprintf(w, "%s: denied by the %s policy: %s\n", path, p.Level, v)
+	}
+	for _, v := range warnings {
+		fmt.Fprintf(w, "%s: warning (%s policy): %s\n", path, p.Level, v)
+	}
+	return rep, nil
 }
 
 type secretRef struct {
@@ -83,9 +112,18 @@ func renderCmd(o *options) *cobra.Command {
 			if plan.Enabled() {
 				out.Backup = plan
 			}
+			if out.Policy, err = checkPolicy(o, r, services, cmd.ErrOrStderr(), path); err != nil {
+				return err
+			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+			if len(out.Policy.Denied) > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("the %s policy denies %d things %s asks for; nothing would be created", out.Policy.Level, len(out.Policy.Denied), app)}
+			}
+			return nil
 		},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
@@ -55,6 +56,30 @@ volumes:
 		}
 		if got != tc.want {
 			t.Errorf("%s: backup\n got %s\nwant %s", tc.recipe, got, tc.want)
+		}
+	}
+}
+
+// TestPolicyInRenderAndValidate: render and validate --policy report what the deploy policy
+// denies, naming the service, the field and how to allow it, and exit 1; privileged allows it.
+func TestPolicyInRenderAndValidate(t *testing.T) {
+	e := newCLIEnv(t)
+	defer manifests.Cleanup()
+	commitRecipe(t, filepath.Join(e.files, "sock"), map[string]string{
+		".env.sample": "TYPE=sock\n",
+		"compose.yml": "version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    volumes: [\"/var/run/docker.sock:/var/run/docker.sock\"]\n",
+	})
+	path, _ := e.specFile("p1", "recipe: sock\nversion: 1.0.0\ndomain: p1.example.org\n")
+	const want = "service app: volumes: /var/run/docker.sock:/var/run/docker.sock: the Docker socket controls the host: baseline denies it (to allow it: --policy privileged)"
+	for _, args := range [][]string{{"render", path}, {"validate", "--policy", "baseline", path}} {
+		_, stderr, code, _ := e.run(context.Background(), args...)
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("%v: exit %d, stderr:\n%s", args, code, stderr)
+		}
+	}
+	for _, args := range [][]string{{"render", "--policy", "privileged", path}, {"validate", "--policy", "privileged", path}, {"validate", path}} {
+		if _, stderr, code, _ := e.run(context.Background(), args...); code != 0 {
+			t.Errorf("%v: exit %d, stderr:\n%s", args, code, stderr)
 		}
 	}
 }

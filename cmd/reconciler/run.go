@@ -188,6 +188,10 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 	if err != nil {
 		return nil, log, nil, err
 	}
+	policy, err := o.policy()
+	if err != nil {
+		return nil, log, nil, err
+	}
 	for _, d := range []string{specDir, o.status} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, log, nil, fmt.Errorf("create %s: %w", d, err)
@@ -212,7 +216,7 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 		Engine: engine, SpecsDir: specDir, StatusDir: o.status, RecipesDir: o.recipes,
 		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: lockDir,
 		Owner: locks.SpecDirID(specDir), Backups: spec.BackupStore{Dir: o.backups}, Remote: o.remote(),
-		NodeJobs: o.nodeJobs,
+		NodeJobs: o.nodeJobs, Policy: policy,
 	}
 	if o.janitor {
 		r.Owner = "" // the janitor sweeps orphans of every spec directory

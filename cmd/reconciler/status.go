@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
@@ -271,17 +272,33 @@ func whyNotYet(o *options, app, what string, d *spec.Desired, last *spec.Status,
 
 func validateCmd(o *options) *cobra.Command {
 	return &cobra.Command{
-		Use:     "validate FILE...",
-		Short:   "Check spec files; exit non-zero with file, line and reason for each bad one",
-		Example: "  reconciler validate specs/*.yml",
-		Args:    cobra.MinimumNArgs(1),
+		Use:   "validate FILE...",
+		Short: "Check spec files; exit non-zero with file, line and reason for each bad one",
+		Long: "validate checks each spec file. With --policy (or RECONCILER_POLICY) it also renders the\n" +
+			"recipe at the spec's version (--recipes) and checks its services against that deploy\n" +
+			"policy, as the reconciler would before creating anything.",
+		Example: "  reconciler validate specs/*.yml\n" +
+			"  reconciler validate --policy restricted --recipes ./recipes specs/ch-1a2b3c.yml",
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bad := 0
+			withPolicy := cmd.Flags().Changed("policy")
+			defer manifests.Cleanup()
 			for _, path := range args {
-				if _, err := readSpec(path, o.defaults()); err != nil {
+				f, err := readSpec(path, o.defaults())
+				if err != nil {
 					fmt.Fprintln(cmd.ErrOrStderr(), err)
 					bad++
 					continue
+				}
+				if withPolicy {
+					if denied, err := validatePolicy(cmd, o, f, path); err != nil || denied {
+						if err != nil {
+							fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", path, err)
+						}
+						bad++
+						continue
+					}
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
 			}
@@ -291,6 +308,31 @@ func validateCmd(o *options) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// validatePolicy renders f's recipe and checks its services against the deploy policy,
+// printing what it denies and warns of; denied says whether it denies anything.
+func validatePolicy(cmd *cobra.Command, o *options, f specFile, path string) (denied bool, err error) {
+	stack, err := spec.StackName(f.spec.Domain)
+	if err != nil {
+		return false, err
+	}
+	dir, version, err := o.fetchRecipe(cmd.Context(), f.spec)
+	if err != nil {
+		return false, err
+	}
+	r, err := manifests.Render(cmd.Context(), dir, manifests.Request{
+		App: f.app, Recipe: f.spec.Recipe, Version: version, Domain: f.spec.Domain, Stack: stack, Env: f.spec.Env,
+	})
+	if err != nil {
+		return false, err
+	}
+	services, err := r.Services(cmd.Context(), manifests.PlaceholderResolver())
+	if err != nil {
+		return false, err
+	}
+	rep, err := checkPolicy(o, r, services, cmd.ErrOrStderr(), path)
+	return len(rep.Denied) > 0, err
 }
 
 func applyCmd(o *options) *cobra.Command {

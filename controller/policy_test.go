@@ -1,0 +1,66 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+const socketCompose = `version: "3.8"
+services:
+  app:
+    image: echo:%s
+    environment:
+      MESSAGE: "hello %s"
+    volumes:
+      - /var/run/docker.sock:/var/run/docker.sock
+`
+
+func TestPolicyDeniesBeforeAnythingIsCreated(t *testing.T) {
+	f := newFixture(t)
+	makeRecipeOf(t, f.r.RecipesDir, "sock", socketCompose, "1.0.0+1")
+	f.r.Policy = manifests.Policy{Level: manifests.Baseline}
+	f.writeSpec("s", "recipe: sock\nversion: 1.0.0+1\n")
+	st := f.settle("s")
+	if st.Phase != spec.PhaseInvalid || !strings.Contains(st.Message, "service app: volumes: /var/run/docker.sock:/var/run/docker.sock") ||
+		!strings.Contains(st.Message, "--policy privileged") || !strings.Contains(st.Message, "nothing was created") {
+		t.Fatalf("under baseline: %s %s", st.Phase, st.Message)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Fatalf("a denied app changed the swarm: %v", w)
+	}
+	f.r.Policy = manifests.Policy{Level: manifests.Privileged}
+	f.writeSpec("s", "recipe: sock\nversion: 1.0.0+1\n# privileged now\n")
+	if st = f.settle("s"); st.Phase != spec.PhaseReady {
+		t.Fatalf("under privileged: %s %s", st.Phase, st.Message)
+	}
+}
+
+func TestStricterPolicyLeavesADeployedAppRunning(t *testing.T) {
+	f := newFixture(t)
+	makeRecipeOf(t, f.r.RecipesDir, "sock", socketCompose, "1.0.0+1")
+	f.writeSpec("s", "recipe: sock\nversion: 1.0.0+1\n")
+	if st := f.settle("s"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install under privileged: %s %s", st.Phase, st.Message)
+	}
+	// The reconciler restarts with --policy baseline.
+	f.r.Policy = manifests.Policy{Level: manifests.Baseline}
+	f.engine.resetCalls()
+	st := f.settle("s")
+	if st.Phase != spec.PhaseDegraded || !strings.Contains(st.Message, "left running") || !strings.Contains(st.Message, "docker.sock") {
+		t.Fatalf("after the policy change: %s %s", st.Phase, st.Message)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Fatalf("a policy change touched a deployed app: %v", w)
+	}
+	if len(f.engine.services) != 1 {
+		t.Fatalf("services: %d", len(f.engine.services))
+	}
+	// An edit of its spec under the stricter policy is Invalid, and the deployed app stays.
+	f.writeSpec("s", "recipe: sock\nversion: 1.0.0+1\nenv: {A: b}\n")
+	if st = f.settle("s"); st.Phase != spec.PhaseInvalid || len(f.engine.writes()) > 0 || len(f.engine.services) != 1 {
+		t.Fatalf("an edit under the stricter policy: %s %s; writes %v", st.Phase, st.Message, f.engine.writes())
+	}
+}
