@@ -28,13 +28,13 @@ var hostileServices = []struct {
 }
 
 // renderService renders a one-service recipe whose service "app" has body (compose YAML at the
-// service's indentation).
+// service's indentation), with a network "hostnet" (the host's) and a volume "data" declared.
 func renderService(t testing.TB, body string) *Rendered {
 	t.Helper()
 	recipesDir := t.TempDir()
 	repo := newTestRepo(t, recipesDir, "hostile")
 	compose := "version: \"3.8\"\nservices:\n  app:\n    image: nginx:1.0\n    " + strings.ReplaceAll(body, "\n", "\n    ") +
-		"\nnetworks:\n  hostnet:\n    external: true\n    name: host\n"
+		"\nnetworks:\n  hostnet:\n    external: true\n    name: host\nvolumes:\n  data:\n"
 	h := repo.commit(map[string]string{"compose.yml": compose, ".env.sample": "TYPE=hostile\n"})
 	repo.tag("1.0.0+1", h, true)
 	r, err := Render(context.Background(), recipesDir, Request{App: "h", Recipe: "hostile", Version: "1.0.0+1", Domain: "h.example", Stack: "h_example"})
@@ -88,7 +88,7 @@ func TestPolicyAllowances(t *testing.T) {
 		{"user: \"1000\"\nread_only: true", "", "", Restricted, false},
 	}
 	for _, tc := range tests {
-		r := renderServiceWithVolume(t, tc.body)
+		r := renderService(t, tc.body)
 		services, err := r.Services(context.Background(), PlaceholderResolver())
 		if err != nil {
 			t.Fatal(err)
@@ -106,21 +106,6 @@ func TestPolicyAllowances(t *testing.T) {
 			t.Errorf("%s with --allow-bind %q --allow-ports %q under %s: denied %v, want %v", tc.body, tc.bind, tc.ports, tc.level, denied, tc.denied)
 		}
 	}
-}
-
-// renderServiceWithVolume is renderService with a named volume "data" declared.
-func renderServiceWithVolume(t testing.TB, body string) *Rendered {
-	t.Helper()
-	recipesDir := t.TempDir()
-	repo := newTestRepo(t, recipesDir, "hostile")
-	compose := "version: \"3.8\"\nservices:\n  app:\n    image: nginx:1.0\n    " + strings.ReplaceAll(body, "\n", "\n    ") + "\nvolumes:\n  data:\n"
-	h := repo.commit(map[string]string{"compose.yml": compose, ".env.sample": "TYPE=hostile\n"})
-	repo.tag("1.0.0+1", h, true)
-	r, err := Render(context.Background(), recipesDir, Request{App: "h", Recipe: "hostile", Version: "1.0.0+1", Domain: "h.example", Stack: "h_example"})
-	if err != nil {
-		t.Fatalf("render %q: %v", body, err)
-	}
-	return r
 }
 
 func TestParsePolicy(t *testing.T) {
