@@ -52,6 +52,7 @@ e2e:
 fuzz:
 	$(GO) test ./spec/ -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./manifests/ -run '^$$' -fuzz FuzzEnvFile -fuzztime $(FUZZTIME)
+	$(GO) test ./manifests/ -run '^$$' -fuzz FuzzCheckPolicy -fuzztime $(FUZZTIME)
 
 # Benchmarks (docs/benchmarks.md): the reconciler against `docker stack deploy` on the real
 # swarm for 1, 10 and 30 apps (BenchmarkScale; E2E_BENCH_SCALE_REPS rounds each way, default 3)

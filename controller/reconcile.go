@@ -146,7 +146,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		log = r.Log.WithValues("app", app)
 	}
 	prev, err := spec.ReadStatus(r.StatusDir, app)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, spec.ErrNotStatus):
+		// Edited by hand, or cut short under another tool: this pass writes a status of the
+		// live state in its place, as for an app never reported.
+		log.Error(err, "the status file is replaced by one of the live state")
+		prev = nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
 	}
 	last, free := prev, map[string]bool{}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/swarm"
 )
 
 // hostileServices are compose service bodies that take over, or reach into, the host; the
@@ -124,4 +127,49 @@ func TestParsePolicy(t *testing.T) {
 	if err != nil || p.AllowBind[0] != "/srv/x" || len(p.AllowPorts) != 2 || !p.portAllowed(1500) || p.portAllowed(3000) {
 		t.Errorf("ParsePolicy: %+v %v", p, err)
 	}
+}
+
+// FuzzCheckPolicy: whatever a service asks for and whatever the allowances say, the checker
+// does not panic, privileged denies nothing, and restricted denies at least what baseline does.
+func FuzzCheckPolicy(f *testing.F) {
+	f.Add("/var/run/docker.sock", "SYS_ADMIN", "net.core.somaxconn", uint32(22), "root", "/srv", "80,1024-65535")
+	f.Add("/srv/data", "CAP_CHOWN", "kernel.shm_rmid_forced", uint32(8080), "1000", "", "")
+	f.Add("relative/../..", "", "", uint32(0), "0:0", "/", "1-2")
+	f.Fuzz(func(t *testing.T, source, capability, sysctl string, port uint32, user, allowBind, allowPorts string) {
+		spec := swarm.ServiceSpec{
+			TaskTemplate: swarm.TaskSpec{
+				ContainerSpec: &swarm.ContainerSpec{
+					User:          user,
+					Mounts:        []mount.Mount{{Type: mount.TypeBind, Source: source, Target: "/t"}},
+					CapabilityAdd: []string{capability},
+					Sysctls:       map[string]string{sysctl: "1"},
+				},
+				Networks: []swarm.NetworkAttachmentConfig{{Target: source}},
+			},
+			EndpointSpec: &swarm.EndpointSpec{Ports: []swarm.PortConfig{{PublishedPort: port, TargetPort: 80}}},
+		}
+		r := &Rendered{Stack: "s"}
+		services := map[string]swarm.ServiceSpec{"s_app": spec}
+		counts := map[Level]int{}
+		for _, level := range []Level{Privileged, Baseline, Restricted} {
+			var bind []string
+			if allowBind != "" {
+				bind = []string{allowBind}
+			}
+			p, err := ParsePolicy(string(level), bind, allowPorts)
+			if err != nil {
+				p = Policy{Level: level}
+			}
+			denied, _ := r.CheckPolicy(p, services)
+			for _, v := range denied {
+				if v.Service != "app" || v.Field == "" || v.Allow == "" {
+					t.Fatalf("%s: violation without service, field or allowance: %+v", level, v)
+				}
+			}
+			counts[level] = len(denied)
+		}
+		if counts[Privileged] != 0 || counts[Restricted] < counts[Baseline] {
+			t.Fatalf("denials: %v", counts)
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -66,11 +67,35 @@ var (
 	restoreFields = []string{"requestedAt", "id"}
 )
 
+// MaxSpecBytes bounds a spec file: a spec names a recipe, a version and a few values; a larger
+// file is refused before it is read, whatever it holds.
+const MaxSpecBytes = 1 << 20
+
+// tooLarge is the error of a spec file over MaxSpecBytes.
+func tooLarge(filename string, size int64) error {
+	return fmt.Errorf("%s: %d bytes: a spec file may have at most %d (1 MiB); it is not read", filename, size, MaxSpecBytes)
+}
+
+// CheckSpecSize refuses a spec file over MaxSpecBytes before it is read.
+func CheckSpecSize(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Size() > MaxSpecBytes {
+		return tooLarge(path, fi.Size())
+	}
+	return nil
+}
+
 // Parse strictly parses (unknown fields are errors) and validates one spec file's bytes, YAML
 // or JSON, and applies defaults. app is the file's app name; filename is used in error messages.
 // Every problem found is reported, each a *FieldError naming the file, the line and the field
 // (several are joined with errors.Join), so one edit can fix them all.
 func Parse(filename, app string, data []byte, d Defaults) (*Spec, error) {
+	if len(data) > MaxSpecBytes {
+		return nil, tooLarge(filename, int64(len(data)))
+	}
 	p := &parser{file: filename, lines: map[string]int{}, bad: map[string]bool{}}
 	root, err := p.document(data)
 	if err != nil {

@@ -90,6 +90,10 @@ type specVal struct {
 // readSpec returns the generation of one spec file and, with parse, its parsed spec; through
 // the cache, so an unchanged file is neither parsed nor, once settled, read.
 func readSpec(dir, app string, f specFile, d Defaults, parse bool) (specVal, error) {
+	if f.fp.size > MaxSpecBytes {
+		// Refused unread: its generation is its size and time, so a change is seen.
+		return specVal{gen: fmt.Sprintf("oversize:%d:%d", f.fp.size, f.fp.mtime), parsed: parse, d: d, err: tooLarge(f.path, f.fp.size)}, nil
+	}
 	fresh := func(v specVal) bool { return !parse || v.parsed && v.d == d }
 	return specCache.get(dir, f.name, &f.fp, fresh, func(data []byte) (specVal, error) {
 		v := specVal{gen: Generation(data)}

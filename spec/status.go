@@ -116,20 +116,29 @@ func readStatus(dir, app string, listed *fingerprint) (*Status, error) {
 		return nil, fmt.Errorf("read status: %w", err)
 	}
 	st, err := statusCache.get(dir, app+".json", listed, anyStatus, parseStatus)
+	if err == nil && st.App != app {
+		err = &notStatusError{fmt.Errorf("it names app %q", st.App)}
+	}
 	if err != nil {
 		var ns *notStatusError
 		if errors.As(err, &ns) {
-			return nil, fmt.Errorf("read status %s: %s is not a status file: %w", app, statusPath(dir, app), ns.err)
+			return nil, fmt.Errorf("read status %s: %s is not a status file: %w", app, statusPath(dir, app), ns)
 		}
 		return nil, fmt.Errorf("read status %s: %w", app, err)
 	}
 	return st, nil
 }
 
+// ErrNotStatus marks a status file that was read but is not a status (edited by hand, cut short
+// by a full disk under another tool, of another format): the reconciler replaces it with a
+// status of the live state.
+var ErrNotStatus = errors.New("not a status file")
+
 // notStatusError marks a file that was read but is not a status, whose message says so.
 type notStatusError struct{ err error }
 
-func (e *notStatusError) Error() string { return e.err.Error() }
+func (e *notStatusError) Error() string        { return e.err.Error() }
+func (e *notStatusError) Is(target error) bool { return target == ErrNotStatus }
 
 // parseStatus decodes a status file. A broken file is not cached: it is rare, and the
 // controller rewrites it on the app's next reconcile.

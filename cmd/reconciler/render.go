@@ -173,6 +173,9 @@ func readSpec(path string, d spec.Defaults) (specFile, error) {
 	if err := spec.ValidateAppName(app); err != nil {
 		return specFile{}, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := spec.CheckSpecSize(path); err != nil {
+		return specFile{}, err
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return specFile{}, err

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,5 +64,29 @@ func TestStricterPolicyLeavesADeployedAppRunning(t *testing.T) {
 	f.writeSpec("s", "recipe: sock\nversion: 1.0.0+1\nenv: {A: b}\n")
 	if st = f.settle("s"); st.Phase != spec.PhaseInvalid || len(f.engine.writes()) > 0 || len(f.engine.services) != 1 {
 		t.Fatalf("an edit under the stricter policy: %s %s; writes %v", st.Phase, st.Message, f.engine.writes())
+	}
+}
+
+func TestCorruptStatusIsReplaced(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("c", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("c"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s", st.Phase)
+	}
+	for _, garbage := range []string{"\x00\x01 not json", `{"app": "someone-else", "phase": "Ready"}`, `{"ap`} {
+		if err := os.WriteFile(filepath.Join(f.r.StatusDir, "c.json"), []byte(garbage), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f.engine.resetCalls()
+		if _, err := f.r.Reconcile(t.Context(), "c"); err != nil {
+			t.Fatalf("a corrupt status file (%q) is an error: %v", garbage, err)
+		}
+		st := f.settle("c")
+		if st.App != "c" || st.Phase != spec.PhaseReady {
+			t.Fatalf("after %q: %+v", garbage, st)
+		}
+		if w := f.engine.writes(); len(w) > 0 {
+			t.Fatalf("a corrupt status file made the reconciler change the swarm: %v", w)
+		}
 	}
 }
