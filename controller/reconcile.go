@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/mount"
@@ -553,7 +554,14 @@ func (r *Reconciler) write(prev *spec.Status, d decision, now time.Time) error {
 func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
 	st.UpdatedAt = now
 	if err := spec.WriteStatus(r.StatusDir, st); err != nil {
-		return fmt.Errorf("write status of %s: %w", st.App, err)
+		hint := ""
+		switch {
+		case errors.Is(err, syscall.EROFS), errors.Is(err, fs.ErrPermission):
+			hint = fmt.Sprintf(" (the status directory %s is read-only for this process: make it writable; the swarm is reconciled meanwhile, only the status is not written)", r.StatusDir)
+		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+			hint = fmt.Sprintf(" (the disk of %s is full: free space; the swarm is reconciled meanwhile, only the status is not written)", r.StatusDir)
+		}
+		return fmt.Errorf("write status of %s: %w%s", st.App, err, hint)
 	}
 	return nil
 }

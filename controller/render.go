@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
@@ -53,10 +54,17 @@ func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack, version
 	} else if err := r.remote().Ensure(ctx, dir, s.Recipe, version); err != nil {
 		return nil, err
 	}
-	out, err := manifests.Render(ctx, dir, manifests.Request{
+	// A render of a recipe written by anyone is bounded on its own, not only by the pass: the
+	// export honours the deadline between files.
+	rctx, cancel := context.WithTimeout(ctx, renderTimeout)
+	defer cancel()
+	out, err := manifests.Render(rctx, dir, manifests.Request{
 		App: d.App, Recipe: s.Recipe, Version: version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
 	})
 	if err != nil {
+		if rctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("rendering %s@%s took longer than %s (a recipe too large to read, or a host too busy): retrying", s.Recipe, version, renderTimeout)
+		}
 		return nil, err
 	}
 	r.mu.Lock()
@@ -92,3 +100,6 @@ func (r *Reconciler) forget(app string) {
 	delete(r.renders, app)
 	delete(r.renderG, app)
 }
+
+// renderTimeout bounds one render (export, load, convert) of a recipe version.
+const renderTimeout = time.Minute

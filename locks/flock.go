@@ -12,11 +12,11 @@ import (
 
 // openLockfile opens (creating) the lockfile, close-on-exec so that a child process (a git
 // helper, a test subprocess) cannot keep the lock alive after we release it, and without
-// following a symlink planted at the path. A file owned by another user with no write
-// permission for us is still lockable read-only.
+// following a symlink planted at the path. Lockfiles are 0600: only their owner (and root)
+// may lock them; one we cannot write is still lockable read-only when we can read it.
 func openLockfile(path string) (*os.File, error) {
 	flags := os.O_RDWR | os.O_CREATE | unix.O_CLOEXEC | unix.O_NOFOLLOW
-	f, err := os.OpenFile(path, flags, 0o644)
+	f, err := os.OpenFile(path, flags, 0o600)
 	if errors.Is(err, os.ErrPermission) {
 		f, err = os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	}

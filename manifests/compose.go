@@ -15,6 +15,14 @@ import (
 	composetypes "github.com/docker/cli/cli/compose/types"
 )
 
+// Bounds of an app's compose files: how many COMPOSE_FILE may name, how large each may be, how
+// many services they may declare together.
+const (
+	MaxComposeFiles = 32
+	MaxComposeBytes = 4 << 20
+	MaxServices     = 100
+)
+
 // composeFiles returns the compose files of COMPOSE_FILE (colon-separated, relative to the
 // recipe root) as paths inside root. Unset or empty means compose.yml, or docker-compose.yml
 // when only that exists, as abra does.
@@ -33,6 +41,9 @@ func composeFiles(root, composeFile string) ([]string, error) {
 			}
 		}
 	}
+	if len(names) > MaxComposeFiles {
+		return nil, fmt.Errorf("%w: COMPOSE_FILE names %d files: at most %d", ErrInput, len(names), MaxComposeFiles)
+	}
 	paths := make([]string, 0, len(names))
 	for _, name := range names {
 		if filepath.IsAbs(name) {
@@ -46,6 +57,9 @@ func composeFiles(root, composeFile string) ([]string, error) {
 		if err != nil || !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("%w: COMPOSE_FILE names %q, which the recipe does not have at this version; fix COMPOSE_FILE in the spec env (it is %q)",
 				ErrInput, name, composeFile)
+		}
+		if fi.Size() > MaxComposeBytes {
+			return nil, fmt.Errorf("%w: compose file %s is %d bytes: at most %d (4 MiB)", ErrInput, name, fi.Size(), MaxComposeBytes)
 		}
 		paths = append(paths, p)
 	}
@@ -106,6 +120,9 @@ func loadCompose(root string, paths []string, env map[string]string, parse func(
 			return nil, nil, fmt.Errorf("%w: compose file contains options swarm does not support: %s", ErrInput, strings.Join(props, "; "))
 		}
 		return nil, nil, fmt.Errorf("%w: load compose files: %v", ErrInput, relPaths(err, root))
+	}
+	if len(cfg.Services) > MaxServices {
+		return nil, nil, fmt.Errorf("%w: the compose files declare %d services: an app may have at most %d", ErrInput, len(cfg.Services), MaxServices)
 	}
 	// As `docker stack deploy` does before converting: every service needs a valid image.
 	for _, svc := range cfg.Services {

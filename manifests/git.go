@@ -179,6 +179,13 @@ func unknownVersion(repo *git.Repository, version string) error {
 		ErrInput, version, more, strings.Join(shown, ", "))
 }
 
+// Bounds of a recipe's tree at one version, checked while it is exported: a recipe is compose
+// files, an env sample and a few configs, not a dataset.
+const (
+	MaxTreeFiles = 20000
+	MaxTreeBytes = 256 << 20
+)
+
 // exportTree writes the files of a commit into dir (an empty private directory). Nothing of the
 // repository's working tree or index is read or written, so a dirty checkout does not matter and
 // exports of different commits cannot interfere. It must run under the repository's lock.
@@ -189,9 +196,14 @@ func exportTree(ctx context.Context, c *object.Commit, dir string) error {
 	}
 	type link struct{ path, target string }
 	var links []link
+	var files, bytes int64
 	err = tree.Files().ForEach(func(f *object.File) error {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		files, bytes = files+1, bytes+f.Size
+		if files > MaxTreeFiles || bytes > MaxTreeBytes {
+			return fmt.Errorf("%w: the recipe at %s has more than %d files or %d MiB: it is not a recipe this reconciler deploys", ErrInput, c.Hash, MaxTreeFiles, MaxTreeBytes>>20)
 		}
 		dst, err := inside(dir, f.Name)
 		if err != nil {

@@ -2,6 +2,8 @@ package manifests
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -53,4 +55,41 @@ func BenchmarkBillionLaughs(b *testing.B) {
 	}
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "MiB-alloc/op")
+}
+
+// TestShapeLimits: more services, compose files or compose bytes than an app may have are
+// input errors (Invalid), named.
+func TestShapeLimits(t *testing.T) {
+	var many strings.Builder
+	many.WriteString("version: \"3.8\"\nservices:\n")
+	for i := 0; i <= MaxServices; i++ {
+		fmt.Fprintf(&many, "  s%d:\n    image: nginx:1\n", i)
+	}
+	files := map[string]string{"compose.yml": "version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n"}
+	var names []string
+	for i := 0; i <= MaxComposeFiles; i++ {
+		names = append(names, "compose.yml")
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		env   map[string]string
+		want  string
+	}{
+		{"services", map[string]string{"compose.yml": many.String()}, nil, fmt.Sprintf("declare %d services: an app may have at most %d", MaxServices+1, MaxServices)},
+		{"compose files", files, map[string]string{"COMPOSE_FILE": strings.Join(names, ":")}, fmt.Sprintf("at most %d", MaxComposeFiles)},
+		{"compose bytes", map[string]string{"compose.yml": "version: \"3.8\"\n#" + strings.Repeat("x", MaxComposeBytes) + "\nservices:\n  app:\n    image: nginx:1\n"}, nil, "at most 4194304 (4 MiB)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			recipesDir := t.TempDir()
+			repo := newTestRepo(t, recipesDir, "big")
+			tc.files[".env.sample"] = "TYPE=big\n"
+			repo.tag("1.0.0+1", repo.commit(tc.files), true)
+			_, err := Render(context.Background(), recipesDir, Request{App: "b", Recipe: "big", Version: "1.0.0+1", Domain: "b.example", Stack: "b_example", Env: tc.env})
+			if err == nil || !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an input error saying %q", err, tc.want)
+			}
+		})
+	}
 }
