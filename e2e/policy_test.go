@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // hostileCase is a recipe whose one service asks the host for something a deploy policy
@@ -100,4 +104,56 @@ func TestDeployPolicy(t *testing.T) {
 			wg.Wait()
 		})
 	}
+}
+
+// TestStatusStoreFaults: a status file overwritten with garbage while the reconciler runs is
+// replaced by a correct one; with the status directory read-only, deploys go on and the log
+// says, for the app, that its status cannot be written and why; once writable, the status
+// catches up.
+func TestStatusStoreFaults(t *testing.T) {
+	h := startHarness(t)
+	a := h.newApp("e2e-garbage")
+	version := h.recipe.first().Version
+	gen := h.writeSpec(a.name, a.spec(version, "minReady: 1s"))
+	h.waitPhase(a.name, gen, "Ready")
+	if err := os.WriteFile(h.statusPath(a.name), []byte("\x00garbage{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := h.waitPhase(a.name, gen, "Ready") // readStatus fails on garbage until it is replaced
+	t.Logf("replaced: %s %s", s.Phase, s.Message)
+
+	// The status directory turns read-only (a bind mount of itself, remounted ro).
+	for _, args := range [][]string{{"mount", "--bind", h.status, h.status}, {"mount", "-o", "remount,bind,ro", h.status}} {
+		if out, err := asRoot(context.Background(), args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	mounted := true
+	unmount := func() {
+		if mounted {
+			if out, err := asRoot(context.Background(), "umount", h.status).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v\n%s", h.status, err, out)
+			}
+			mounted = false
+		}
+	}
+	t.Cleanup(unmount)
+	b := h.newApp("e2e-rostatus")
+	offset := h.recLogSize()
+	bgen := h.writeSpec(b.name, b.spec(version, "minReady: 1s"))
+	if err := poll(context.Background(), phaseDeadline, func() (bool, error) {
+		ok, _, err := runningTask(context.Background(), suite.docker, b.stack()+"_app")
+		return ok, err
+	}); err != nil {
+		t.Fatalf("no deploy while the status directory is read-only: %v", err)
+	}
+	if err := poll(context.Background(), time.Minute, func() (bool, error) {
+		return slices.ContainsFunc(h.recLogSince(offset), func(l string) bool {
+			return strings.Contains(l, b.name) && strings.Contains(l, "is read-only for this process")
+		}), nil
+	}); err != nil {
+		t.Fatalf("the log never said the status of %s cannot be written because the directory is read-only: %v", b.name, err)
+	}
+	unmount()
+	h.waitPhase(b.name, bgen, "Ready")
 }
