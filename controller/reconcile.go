@@ -426,7 +426,12 @@ func (r *Reconciler) act(ctx context.Context, log logr.Logger, w *world, d decis
 	}
 	d.deployed(w.Now)
 	if d.Persist {
-		if err := r.persist(d.status(w.Now), w.Now); err != nil {
+		if err := r.persist(d.status(w.Now), w.Now); errors.Is(err, errStatusStore) {
+			// The status cannot be written at all (read-only, full): recording the attempt first
+			// cannot be done, and holding the deploy back would not make it possible. The
+			// swarm is reconciled; the pass's last write reports the error.
+			log.Error(err, "deploying without recording the attempt first")
+		} else if err != nil {
 			return nil, err
 		}
 	}
@@ -551,17 +556,20 @@ func (r *Reconciler) write(prev *spec.Status, d decision, now time.Time) error {
 }
 
 // persist writes the status now.
+// errStatusStore marks a status write that failed because the status directory cannot take
+// writes at all (read-only, full disk), not for a moment.
+var errStatusStore = errors.New("status store unwritable")
+
 func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
 	st.UpdatedAt = now
 	if err := spec.WriteStatus(r.StatusDir, st); err != nil {
-		hint := ""
 		switch {
 		case errors.Is(err, syscall.EROFS), errors.Is(err, fs.ErrPermission):
-			hint = fmt.Sprintf(" (the status directory %s is read-only for this process: make it writable; the swarm is reconciled meanwhile, only the status is not written)", r.StatusDir)
+			return fmt.Errorf("write status of %s: %w (%w: the status directory %s is read-only for this process: make it writable; the swarm is reconciled meanwhile, only the status is not written)", st.App, err, errStatusStore, r.StatusDir)
 		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-			hint = fmt.Sprintf(" (the disk of %s is full: free space; the swarm is reconciled meanwhile, only the status is not written)", r.StatusDir)
+			return fmt.Errorf("write status of %s: %w (%w: the disk of %s is full: free space; the swarm is reconciled meanwhile, only the status is not written)", st.App, err, errStatusStore, r.StatusDir)
 		}
-		return fmt.Errorf("write status of %s: %w%s", st.App, err, hint)
+		return fmt.Errorf("write status of %s: %w", st.App, err)
 	}
 	return nil
 }
