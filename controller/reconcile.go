@@ -556,8 +556,8 @@ func (r *Reconciler) write(prev *spec.Status, d decision, now time.Time) error {
 }
 
 // persist writes the status now.
-// errStatusStore marks a status write that failed because the status directory cannot take
-// writes at all (read-only, full disk), not for a moment.
+// errStatusStore marks a status write that failed because the status directory takes no
+// writes at all (read-only for this process), not for a moment.
 var errStatusStore = errors.New("status store unwritable")
 
 func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
@@ -567,7 +567,9 @@ func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
 		case errors.Is(err, syscall.EROFS), errors.Is(err, fs.ErrPermission):
 			return fmt.Errorf("write status of %s: %w (%w: the status directory %s is read-only for this process: make it writable; the swarm is reconciled meanwhile, only the status is not written)", st.App, err, errStatusStore, r.StatusDir)
 		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-			return fmt.Errorf("write status of %s: %w (%w: the disk of %s is full: free space; the swarm is reconciled meanwhile, only the status is not written)", st.App, err, errStatusStore, r.StatusDir)
+			// Unlike a read-only directory, a full disk holds changes back: what else on it
+			// (recipes, backups) the next steps would write would fail half-way.
+			return fmt.Errorf("write status of %s: %w (the disk of %s is full: free space; nothing is changed in the swarm until the status can be written)", st.App, err, r.StatusDir)
 		}
 		return fmt.Errorf("write status of %s: %w", st.App, err)
 	}

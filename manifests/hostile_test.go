@@ -93,3 +93,17 @@ func TestShapeLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvFileLimit: an .env.sample over MaxEnvFileBytes is an input error, named.
+func TestEnvFileLimit(t *testing.T) {
+	recipesDir := t.TempDir()
+	repo := newTestRepo(t, recipesDir, "bigenv")
+	repo.tag("1.0.0+1", repo.commit(map[string]string{
+		"compose.yml": "version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n",
+		".env.sample": "TYPE=bigenv\n#" + strings.Repeat("x", MaxEnvFileBytes) + "\n",
+	}), true)
+	_, err := Render(context.Background(), recipesDir, Request{App: "b", Recipe: "bigenv", Version: "1.0.0+1", Domain: "b.example", Stack: "b_example"})
+	if err == nil || !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), ".env.sample is") {
+		t.Fatalf("got %v", err)
+	}
+}

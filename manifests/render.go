@@ -220,7 +220,15 @@ func exposeEnv(cfg *composetypes.Config, env map[string]string) {
 // readOptional reads a file of the export; a missing file reads as empty (a recipe need not
 // have .env.sample or abra.sh).
 func readOptional(root, name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(root, name))
+	p := filepath.Join(root, name)
+	fi, err := os.Stat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err == nil && fi.Size() > MaxEnvFileBytes {
+		return "", fmt.Errorf("%w: %s is %d bytes: at most %d (1 MiB)", ErrInput, name, fi.Size(), MaxEnvFileBytes)
+	}
+	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -229,3 +237,6 @@ func readOptional(root, name string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// MaxEnvFileBytes bounds .env.sample and abra.sh: the app's env, not a dataset.
+const MaxEnvFileBytes = 1 << 20
