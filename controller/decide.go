@@ -364,7 +364,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	case v.GaveUp && !converged:
 		// No task will run again until the service changes: waiting cannot help.
 		return d.to(spec.PhaseFailed, fmt.Sprintf("%s cannot converge: %s", rev, v.Message))
-	case v.ImageErr != "" && !v.Converged:
+	case v.ImageErr != "" && !v.Converged && !converged:
 		// A node refused a task for want of its image: without a registry that has it, no
 		// retry there finds it (DESIGN.md: a pull that fails is Failed at once).
 		return d.to(spec.PhaseFailed, fmt.Sprintf("%s cannot run: %s", rev, v.ImageErr))
@@ -493,6 +493,10 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	d.Actions = append(d.Actions, nc.Actions...)
 	parts = append(parts, nc.Waiting...)
 	switch {
+	case len(d.Actions) == 0 && onlyJobs(w.Snap) && nc.Away:
+		// Every node still to answer is down or drained: its node event brings the app back;
+		// until then a pass now and then, not a look ten times a second.
+		d.After = awayInterval
 	case len(d.Actions) == 0 && onlyJobs(w.Snap):
 		// Waiting on the jobs' tasks alone: looked at often, at one task list call a look.
 		d.After, d.TasksFor = remoteLook, tasksOnlyFor
@@ -626,6 +630,9 @@ const (
 	// task list: no container event comes from the other nodes. A look is one task list call
 	// (TasksFor), a pass only when the list moved.
 	remoteLook = 100 * time.Millisecond
+	// awayInterval is how often a teardown waiting only on nodes that are down or drained is
+	// looked at: node events announce their return.
+	awayInterval = 30 * time.Second
 	// tasksOnlyFor bounds how long the looks of an app waiting on its tasks may skip the pass
 	// while the task list stands still: a pass at least this often, whatever the events.
 	tasksOnlyFor = 10 * time.Second

@@ -115,7 +115,7 @@ func (f *fakeEngine) Info(context.Context) (system.Info, error) {
 	if err := f.record("inspect info"); err != nil {
 		return system.Info{}, err
 	}
-	return system.Info{Swarm: swarm.Info{NodeID: fakeNode}}, nil
+	return system.Info{Swarm: swarm.Info{NodeID: fakeNode, Nodes: 1 + len(f.nodes)}}, nil
 }
 
 func (f *fakeEngine) NodeList(context.Context, swarm.NodeListOptions) ([]swarm.Node, error) {

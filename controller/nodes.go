@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -97,7 +99,9 @@ func recordNodes(st *spec.Status, tasks []swarm.Task, nodes map[string]swarm.Nod
 }
 
 // isJob reports whether a service is one the reconciler runs for itself (LabelJob).
-func isJob(s swarm.Service) bool { return s.Spec.Labels[LabelJob] != "" }
+func isJob(s swarm.Service) bool {
+	return s.Spec.Labels[LabelJob] == jobVolumes && s.Spec.Labels[LabelJobNode] != ""
+}
 
 // onlyJobs reports whether all that snap holds is jobs (and their tasks).
 func onlyJobs(snap *swarmstate.Snapshot) bool {
@@ -111,6 +115,9 @@ func onlyJobs(snap *swarmstate.Snapshot) bool {
 type nodeCleanup struct {
 	Actions []Action
 	Waiting []string
+	// Away says every node still pending is down or drained: nothing will move until a node
+	// event says it is back.
+	Away bool
 }
 
 // planNodeCleanup decides the next step of removing the app's volumes on other nodes. st is
@@ -157,7 +164,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 		case t != nil && t.Status.State == swarm.TaskStateComplete:
 			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", ")))
 			remove(job, "its node answered that nothing of the app is left there")
-		case t != nil && (t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected):
+		case t != nil && terminalTask(*t):
 			if w.Now.Sub(t.Status.Timestamp) >= jobRetry {
 				// Removed now, created again by the next pass: a retry.
 				remove(job, "failed; tried again")
@@ -169,17 +176,38 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 			pending = append(pending, n)
 		}
 	}
+	// Jobs of nodes the status does not list: done (a pass that died after recording the node
+	// clean), or the status was lost meanwhile: then the node is pending again.
+	for node, job := range byNode {
+		if t := newestTask(tasks[job.ID]); t != nil && t.Status.State == swarm.TaskStateComplete {
+			remove(job, "its work is done")
+			continue
+		}
+		n := spec.NodeVolumes{ID: node, Hostname: w.Nodes[node].Description.Hostname}
+		out.Waiting = append(out.Waiting, nodeWait(n, w.Nodes[node], newestTask(tasks[job.ID])))
+		pending = append(pending, n)
+	}
 	st.Nodes = pending
-	// Jobs of nodes no longer pending (a pass that died after recording the node clean).
-	for _, job := range byNode {
-		remove(job, "its work is done")
+	out.Away = len(pending) > 0
+	for _, n := range pending {
+		out.Away = out.Away && nodeAway(w.Nodes[n.ID])
 	}
 	return out
+}
+
+// nodeAway reports whether a node cannot run a job now: down, disconnected, drained or paused.
+// A node event says when that changes.
+func nodeAway(n swarm.Node) bool {
+	return n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected ||
+		n.Spec.Availability == swarm.NodeAvailabilityDrain || n.Spec.Availability == swarm.NodeAvailabilityPause
 }
 
 // nodeWait says what the teardown waits for on node n: the node to come back, or its job.
 func nodeWait(n spec.NodeVolumes, node swarm.Node, t *swarm.Task) string {
 	vols := strings.Join(n.Volumes, ", ")
+	if vols == "" {
+		vols = "those labelled with the app"
+	}
 	switch {
 	case node.Status.State == swarm.NodeStateDown || node.Status.State == swarm.NodeStateDisconnected:
 		return fmt.Sprintf("node %s is %s: the app's volumes there (%s) are removed when it is back", nodeName(n), node.Status.State, vols)
@@ -277,8 +305,17 @@ func jobName(stack, app, node string) string {
 	if prefix == "" {
 		prefix = app
 	}
-	return prefix + "_volumes-" + node[:min(len(node), 12)]
+	name := prefix + "_volumes-" + node[:min(len(node), 12)]
+	if len(name) > maxServiceName {
+		// Swarm refuses longer names; the labels still say whose job it is.
+		sum := sha256.Sum256([]byte(prefix + "\x00" + node))
+		name = "swarm-reconciler-volumes-" + hex.EncodeToString(sum[:])[:20]
+	}
+	return name
 }
+
+// maxServiceName is the longest service name swarm accepts.
+const maxServiceName = 63
 
 // nodeCache keeps the swarm's node list for a short while: many passes in a row (a teardown,
 // apps waiting on tasks on other nodes) share one list call. self is asked once.

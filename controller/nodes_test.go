@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +180,49 @@ func TestTeardownRetriesAFailedVolumeJobSlowly(t *testing.T) {
 	}
 	if st.Phase != spec.PhaseDeleted || len(f.engine.remoteVolumes("n2")) != 0 {
 		t.Fatalf("once the image is there: %s %s", st.Phase, st.Message)
+	}
+}
+
+func TestJobNameFitsSwarm(t *testing.T) {
+	long := strings.Repeat("s", 45)
+	for _, stack := range []string{"app_example_org", long} {
+		if n := jobName(stack, "app", "tdqxgpcxmlyx7g40eufxeizof"); len(n) > maxServiceName {
+			t.Errorf("job name %q: %d characters", n, len(n))
+		}
+	}
+	if jobName(long, "app", "node-a") == jobName(long, "app", "node-b") {
+		t.Error("two nodes, one job name")
+	}
+}
+
+// TestLostStatusKeepsANodePending: a teardown whose status is lost while a node's job waits
+// (the node is down) does not report Deleted: the job says which node is still to answer.
+func TestLostStatusKeepsANodePending(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.setNodeState("n2", swarm.NodeStateDown)
+	f.r.NodesChanged()
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		f.pass("m")
+	}
+	if err := os.WriteFile(filepath.Join(f.r.StatusDir, "m.json"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st *spec.Status
+	for i := 0; i < 4; i++ {
+		st = f.pass("m")
+	}
+	if st.Phase != spec.PhaseDeleting || len(f.engine.remoteVolumes("n2")) != 1 || !strings.Contains(st.Message, "host-2 is down") {
+		t.Fatalf("after the status was lost: %s %s; n2 volumes %v", st.Phase, st.Message, f.engine.remoteVolumes("n2"))
+	}
+	f.engine.setNodeState("n2", swarm.NodeStateReady)
+	f.r.NodesChanged()
+	for i := 0; i < 5 && st.Phase != spec.PhaseDeleted; i++ {
+		st = f.pass("m")
+	}
+	if st.Phase != spec.PhaseDeleted || len(f.engine.remoteVolumes("n2")) != 0 {
+		t.Fatalf("once host-2 is back: %s %s", st.Phase, st.Message)
 	}
 }

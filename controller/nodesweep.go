@@ -64,11 +64,12 @@ func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.De
 			continue // a live app: its own passes record its nodes
 		}
 		st, err := spec.ReadStatus(r.StatusDir, app)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, spec.ErrNotStatus) {
 			st, err = &spec.Status{App: app}, nil
 		}
 		if err != nil {
-			return fmt.Errorf("status of %s: %w", app, err)
+			r.Log.Error(err, "volumes of an app without a spec on other nodes are not recorded", "app", app)
+			continue
 		}
 		before := len(st.Nodes)
 		var tasks []swarm.Task
@@ -88,7 +89,8 @@ func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.De
 		}
 		st.UpdatedAt = r.Now()
 		if err := spec.WriteStatus(r.StatusDir, st); err != nil {
-			return err
+			r.Log.Error(err, "volumes of an app without a spec on other nodes are not recorded", "app", app)
+			continue
 		}
 		r.Log.Info("found volumes of an app without a spec on other nodes; the sweep removes them", "app", app, "nodes", len(st.Nodes)-before)
 	}
@@ -148,7 +150,8 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 		}
 		lines, err := jobOutput(ctx, r, t.ID)
 		if err != nil {
-			return nil, nil, 0, fmt.Errorf("read the inventory of node %s: %w", t.NodeID, err)
+			r.Log.Error(err, "the inventory of a node cannot be read; its volumes are looked for at the next start", "node", t.NodeID)
+			continue
 		}
 		answered++
 		for _, l := range lines {

@@ -73,7 +73,11 @@ func placement(plan []Action, nodes map[string]swarm.Node) string {
 		case err != nil:
 			continue
 		case len(on) == 0:
-			none = append(none, fmt.Sprintf("%s (constraints %s)", a.Name, strings.Join(a.Service.TaskTemplate.Placement.Constraints, ", ")))
+			var constraints []string
+			if p := a.Service.TaskTemplate.Placement; p != nil {
+				constraints = p.Constraints
+			}
+			none = append(none, fmt.Sprintf("%s (constraints %s)", a.Name, strings.Join(constraints, ", ")))
 		default:
 			some = append(some, fmt.Sprintf("%s on %s", a.Name, strings.Join(on, ", ")))
 		}

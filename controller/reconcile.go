@@ -569,7 +569,7 @@ func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
 		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 			// Unlike a read-only directory, a full disk holds changes back: what else on it
 			// (recipes, backups) the next steps would write would fail half-way.
-			return fmt.Errorf("write status of %s: %w (the disk of %s is full: free space; nothing is changed in the swarm until the status can be written)", st.App, err, r.StatusDir)
+			return fmt.Errorf("write status of %s: %w (the disk of %s is full: free space; deploys wait until the status can be written)", st.App, err, r.StatusDir)
 		}
 		return fmt.Errorf("write status of %s: %w", st.App, err)
 	}

@@ -15,15 +15,18 @@ import (
 // however many apps there are. Owned stacks with no spec are in the list: reconciling an app
 // without a spec tears it down, so the orphan sweep is this same function.
 func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
+	r.mu.Lock()
+	first := !r.inventoried
+	r.inventoried = true
+	r.mu.Unlock()
 	desired, err := spec.Scan(r.SpecsDir, r.Defaults)
 	if err != nil {
 		return nil, fmt.Errorf("scan specs: %w", err)
 	}
 	r.indexStacks(desired)
-	if !r.inventoried {
-		// Once per process, before any worker (the only time it may write the status files
-		// of orphans): volumes of orphans on other nodes.
-		r.inventoried = true
+	if first {
+		// Once per process, at the first resync, before any worker runs (the only time it may
+		// write the status files of orphans): volumes of orphans on other nodes.
 		if err := r.sweepNodes(ctx, desired); err != nil {
 			r.Log.Error(err, "could not look for the apps' volumes on the other nodes; the next start (or `reconciler janitor`) looks again")
 		}

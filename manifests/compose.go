@@ -121,6 +121,15 @@ func loadCompose(root string, paths []string, env map[string]string, parse func(
 		}
 		return nil, nil, fmt.Errorf("%w: load compose files: %v", ErrInput, relPaths(err, root))
 	}
+	for _, svc := range cfg.Services {
+		for _, labels := range []composetypes.Labels{svc.Deploy.Labels, svc.Labels} {
+			for k := range labels {
+				if strings.HasPrefix(k, "swarm-reconciler.") {
+					return nil, nil, fmt.Errorf("%w: service %s: label %s: labels under swarm-reconciler. are the reconciler's own (ownership, jobs); a recipe may not set them", ErrInput, svc.Name, k)
+				}
+			}
+		}
+	}
 	if len(cfg.Services) > MaxServices {
 		return nil, nil, fmt.Errorf("%w: the compose files declare %d services: an app may have at most %d", ErrInput, len(cfg.Services), MaxServices)
 	}

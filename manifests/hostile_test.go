@@ -107,3 +107,35 @@ func TestEnvFileLimit(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestRecipeCannotReachTheHost: a named volume that is a bind mount in disguise is judged as
+// the bind it is; a config or secret file outside the recipe, and labels of the reconciler's
+// own, are input errors.
+func TestRecipeCannotReachTheHost(t *testing.T) {
+	render := func(compose string) (*Rendered, error) {
+		recipesDir := t.TempDir()
+		repo := newTestRepo(t, recipesDir, "reach")
+		repo.tag("1.0.0+1", repo.commit(map[string]string{"compose.yml": compose, ".env.sample": "TYPE=reach\n"}), true)
+		return Render(context.Background(), recipesDir, Request{App: "r", Recipe: "reach", Version: "1.0.0+1", Domain: "r.example", Stack: "r_example"})
+	}
+	r, err := render("version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    volumes: [\"run:/host-run\"]\nvolumes:\n  run:\n    driver_opts: {type: none, o: bind, device: /var/run}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	services, err := r.Services(context.Background(), PlaceholderResolver())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if denied, _ := r.CheckPolicy(Policy{Level: Baseline}, services); len(denied) != 1 || !strings.Contains(denied[0].Rule, "system path") && !strings.Contains(denied[0].Rule, "--allow-bind") {
+		t.Errorf("a local volume with o=bind of /var/run: denied %v", denied)
+	}
+	for _, tc := range []struct{ compose, want string }{
+		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    configs: [c]\nconfigs:\n  c:\n    file: /etc/hostname\n", "config c: file /etc/hostname is outside the recipe"},
+		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    secrets: [s]\nsecrets:\n  s:\n    file: ../../../../../../etc/passwd\n", "is outside the recipe"},
+		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    deploy:\n      labels: {swarm-reconciler.job: volumes}\n", "label swarm-reconciler.job: labels under swarm-reconciler. are the reconciler's own"},
+	} {
+		if _, err := render(tc.compose); err == nil || !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want an input error saying %q", err, tc.want)
+		}
+	}
+}

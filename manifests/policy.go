@@ -156,10 +156,16 @@ func (r *Rendered) CheckPolicy(p Policy, services map[string]swarm.ServiceSpec) 
 			continue
 		}
 		for _, m := range cs.Mounts {
-			if m.Type != mount.TypeBind {
+			src := m.Source
+			switch {
+			case m.Type == mount.TypeBind:
+			case m.Type == mount.TypeVolume && m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil && localBind(m.VolumeOptions.DriverConfig):
+				// A named volume of the local driver with o=bind is a bind mount of its device.
+				src = m.VolumeOptions.DriverConfig.Options["device"]
+			default:
 				continue
 			}
-			src := path.Clean(m.Source)
+			src = path.Clean(src)
 			switch {
 			case strings.HasSuffix(src, "docker.sock") || strings.HasSuffix(src, "containerd.sock"):
 				add(Violation{Service: svc, Field: "volumes", Value: m.Source + ":" + m.Target, Rule: "the Docker socket controls the host: baseline denies it"})
@@ -199,7 +205,7 @@ func (r *Rendered) CheckPolicy(p Policy, services map[string]swarm.ServiceSpec) 
 			switch u := strings.TrimSpace(cs.User); {
 			case u == "":
 				add(Violation{Service: svc, Field: "user", Value: "(unset)", Rule: "the image's user is used, which may be root: set user in the recipe", Warning: true})
-			case u == "0" || u == "root" || strings.HasPrefix(u, "0:") || strings.HasPrefix(u, "root:"):
+			case rootUser(u):
 				add(Violation{Service: svc, Field: "user", Value: u, Rule: "restricted denies services running as root", Allow: "--policy baseline"})
 			}
 			if !cs.ReadOnly {
@@ -229,6 +235,30 @@ func (r *Rendered) CheckPolicy(p Policy, services map[string]swarm.ServiceSpec) 
 		})
 	}
 	return denied, warnings
+}
+
+// localBind reports whether a volume's driver options make it a bind mount of a host path
+// (the local driver with `o: bind`, as `driver_opts: {type: none, o: bind, device: /path}`).
+func localBind(d *mount.Driver) bool {
+	if d.Name != "" && d.Name != "local" {
+		return false
+	}
+	for _, o := range strings.Split(d.Options["o"], ",") {
+		if o = strings.TrimSpace(o); o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+// rootUser reports whether a service's user is root: "root" or uid 0, with or without a group.
+func rootUser(u string) bool {
+	name, _, _ := strings.Cut(strings.TrimSpace(u), ":")
+	if name == "root" {
+		return true
+	}
+	n, err := strconv.ParseUint(name, 10, 64)
+	return err == nil && n == 0
 }
 
 func (p Policy) portAllowed(port uint32) bool {

@@ -89,6 +89,8 @@ func TestPolicyAllowances(t *testing.T) {
 		{"cap_add: [NET_BIND_SERVICE, CAP_CHOWN]", "", "", Baseline, false},
 		{"sysctls: {net.ipv4.ip_unprivileged_port_start: \"0\"}", "", "", Baseline, false},
 		{"user: \"1000\"\nread_only: true", "", "", Restricted, false},
+		{"user: \"00\"", "", "", Restricted, true},
+		{"user: \"root:1000\"", "", "", Restricted, true},
 	}
 	for _, tc := range tests {
 		r := renderService(t, tc.body)

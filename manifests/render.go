@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/docker/cli/cli/compose/convert"
 	composetypes "github.com/docker/cli/cli/compose/types"
@@ -138,6 +139,18 @@ func (r *Rendered) convertObjects(root string, raws []map[string]any, sample *en
 	sort.Strings(external)
 	r.ExternalNetworks = slices.Compact(external)
 
+	// A config or secret read from a file reads it from the recipe, never from the host: a
+	// recipe must not copy /etc/shadow or the reconciler's credentials into its own container.
+	for name, c := range r.config.Configs {
+		if err := fileInside(root, "config", name, c.File); err != nil {
+			return err
+		}
+	}
+	for name, sec := range r.config.Secrets {
+		if err := fileInside(root, "secret", name, sec.File); err != nil {
+			return err
+		}
+	}
 	secrets, err := convert.Secrets(ns, r.config.Secrets)
 	if err != nil {
 		return fmt.Errorf("%w: read secret file: %v", ErrInput, relPaths(err, root))
@@ -240,3 +253,25 @@ func readOptional(root, name string) (string, error) {
 
 // MaxEnvFileBytes bounds .env.sample and abra.sh: the app's env, not a dataset.
 const MaxEnvFileBytes = 1 << 20
+
+// fileInside refuses a config's or secret's file that is not inside the recipe's tree at root,
+// symlinks followed.
+func fileInside(root, kind, name, file string) error {
+	if file == "" {
+		return nil
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(file)
+	if errors.Is(err, os.ErrNotExist) {
+		real = filepath.Clean(file) // the conversion names the missing file
+	} else if err != nil {
+		return fmt.Errorf("%w: %s %s: file %s: %v", ErrInput, kind, name, file, err)
+	}
+	if rel, err := filepath.Rel(realRoot, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+		return fmt.Errorf("%w: %s %s: file %s is outside the recipe: a recipe's configs and secrets come from its own files", ErrInput, kind, name, file)
+	}
+	return nil
+}

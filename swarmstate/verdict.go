@@ -97,7 +97,7 @@ func (n Nodes) down(t swarm.Task) string {
 // imageError reports whether a task error says the node has no such image and could not pull
 // it.
 func imageError(err string) bool {
-	for _, s := range []string{"No such image", "pull access denied", "manifest unknown", "repository does not exist", "failed to resolve reference"} {
+	for _, s := range []string{"No such image", "pull access denied", "manifest unknown", "repository does not exist"} {
 		if strings.Contains(err, s) {
 			return true
 		}
