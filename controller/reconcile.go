@@ -102,6 +102,9 @@ type Reconciler struct {
 	nodeList nodeCache
 	// inventoried says the other nodes were asked for the volumes of orphans (sweepNodes).
 	inventoried bool
+	// unwritten holds, by app, the last status a write failed to store: the next pass starts
+	// from it, so an attempt's deadline and a ttl hold while the status directory is read-only.
+	unwritten map[string]*spec.Status
 }
 
 // taskMark is what a pass saw of an app's tasks: its services' IDs and swarmstate.TaskKey of
@@ -147,6 +150,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		log = r.Log.WithValues("app", app)
 	}
 	prev, err := spec.ReadStatus(r.StatusDir, app)
+	onDisk := prev // what the write compares with: the file, whatever the pass starts from
+	if kept := r.unwrittenStatus(app); kept != nil {
+		// The status directory took no writes when this app's status last changed: that
+		// status, not the stale file, is where its attempt and ttl stand.
+		prev, err = kept, nil
+	}
 	switch {
 	case errors.Is(err, spec.ErrNotStatus):
 		// Edited by hand, or cut short under another tool: this pass writes a status of the
@@ -165,7 +174,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 				return Result{}, err
 			}
 			d := decision{Status: cloneStatus(last), Phase: last.Phase, Message: "retrying: " + err.Error()}
-			return Result{}, errors.Join(err, r.write(prev, d, r.Now()))
+			return Result{}, errors.Join(err, r.write(onDisk, d, r.Now()))
 		}
 		d := decide(w)
 		done, err := r.act(ctx, log, w, d)
@@ -184,7 +193,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 			last = d.status(w.Now)
 			continue
 		}
-		if werr := r.write(prev, d, w.Now); werr != nil {
+		if werr := r.write(onDisk, d, w.Now); werr != nil {
 			return Result{}, errors.Join(err, werr)
 		}
 		return Result{RequeueAfter: d.After, TasksFor: d.TasksFor, Job: ranJob}, err
@@ -556,13 +565,34 @@ func (r *Reconciler) write(prev *spec.Status, d decision, now time.Time) error {
 }
 
 // persist writes the status now.
+// unwrittenStatus is app's last status that could not be written, or nil.
+func (r *Reconciler) unwrittenStatus(app string) *spec.Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.unwritten[app]; st != nil {
+		return cloneStatus(st)
+	}
+	return nil
+}
+
 // errStatusStore marks a status write that failed because the status directory takes no
 // writes at all (read-only for this process), not for a moment.
 var errStatusStore = errors.New("status store unwritable")
 
 func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
 	st.UpdatedAt = now
-	if err := spec.WriteStatus(r.StatusDir, st); err != nil {
+	err := spec.WriteStatus(r.StatusDir, st)
+	r.mu.Lock()
+	if r.unwritten == nil {
+		r.unwritten = map[string]*spec.Status{}
+	}
+	if err != nil {
+		r.unwritten[st.App] = cloneStatus(st)
+	} else {
+		delete(r.unwritten, st.App)
+	}
+	r.mu.Unlock()
+	if err != nil {
 		switch {
 		case errors.Is(err, syscall.EROFS), errors.Is(err, fs.ErrPermission):
 			return fmt.Errorf("write status of %s: %w (%w: the status directory %s is read-only for this process: make it writable; the swarm is reconciled meanwhile, only the status is not written)", st.App, err, errStatusStore, r.StatusDir)

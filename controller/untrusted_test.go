@@ -90,3 +90,31 @@ func TestCorruptStatusIsReplaced(t *testing.T) {
 		}
 	}
 }
+
+// TestUnwrittenStatusIsKept: a status that could not be written is where the next pass starts,
+// not the stale file: an attempt's start and a ttl hold while the status directory is read-only.
+func TestUnwrittenStatusIsKept(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("u", "recipe: echo\nversion: 1.0.0+1\n")
+	st := f.settle("u")
+	if st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s", st.Phase)
+	}
+	status := f.r.StatusDir
+	f.r.StatusDir = filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(f.r.StatusDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st.Deploys = 99 // what the unwritable pass decided, unlike the file
+	if err := f.r.persist(st, f.now); err == nil {
+		t.Fatal("a status that cannot be written is no error")
+	}
+	f.r.StatusDir = status
+	if _, err := f.r.Reconcile(t.Context(), "u"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := spec.ReadStatus(status, "u")
+	if err != nil || st.Deploys != 99 || f.r.unwrittenStatus("u") != nil {
+		t.Fatalf("the next pass did not start from the unwritten status: %+v %v", st, err)
+	}
+}
