@@ -29,6 +29,9 @@ type Controller struct {
 	Workers  int
 	Resync   time.Duration
 	Debounce time.Duration
+	// SpecPoll, when set, also scans the spec directory this often: inotify does not see the
+	// writes another host makes to a shared filesystem.
+	SpecPoll time.Duration
 	// ReconcileTimeout bounds one Reconcile: past it the pass's context is cancelled and the
 	// pass counts as an error (retried with backoff), so a hung engine call (an image pull
 	// that never ends) holds one worker for at most this long. 0: no bound.
@@ -103,7 +106,8 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	changes := make(chan swarmstate.Change, 256)
-	wg.Add(4 + c.Workers)
+	wg.Add(5 + c.Workers)
+	go func() { defer wg.Done(); c.pollSpecs(ctx) }()
 	go func() { defer wg.Done(); swarmstate.Watch(ctx, c.R.Engine, c.eventStream, changes) }()
 	go func() { defer wg.Done(); c.routeChanges(ctx, changes) }()
 	go func() { defer wg.Done(); c.watchSpecs(ctx, w) }()
@@ -342,6 +346,64 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 				c.debounce(app)
 			}
 		}
+	}
+}
+
+// pollSpecs scans the spec directory every SpecPoll and queues the apps whose files appeared,
+// changed (size or modification time) or went since the last scan.
+func (c *Controller) pollSpecs(ctx context.Context) {
+	if c.SpecPoll <= 0 {
+		return
+	}
+	t := time.NewTicker(c.SpecPoll)
+	defer t.Stop()
+	seen := scanSpecs(c.R.SpecsDir)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := scanSpecs(c.R.SpecsDir)
+		if now == nil {
+			continue // unreadable this time; the resync reports it
+		}
+		for name, st := range now {
+			if seen[name] != st {
+				c.queueSpec(name)
+			}
+		}
+		for name := range seen {
+			if _, ok := now[name]; !ok {
+				c.queueSpec(name)
+			}
+		}
+		seen = now
+	}
+}
+
+type specStamp struct {
+	size    int64
+	modTime time.Time
+}
+
+func scanSpecs(dir string) map[string]specStamp {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]specStamp, len(entries))
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil {
+			out[e.Name()] = specStamp{info.Size(), info.ModTime()}
+		}
+	}
+	return out
+}
+
+func (c *Controller) queueSpec(name string) {
+	if app, ok := spec.AppName(name); ok {
+		c.debounce(app)
 	}
 }
 

@@ -35,6 +35,11 @@ func (r *Reconciler) claim(app, domain string) error {
 	if err != nil {
 		return fmt.Errorf("app lock of %s: %w", domain, err)
 	}
+	if r.ProbeLocks {
+		// Nobody else holds it, and the lease is what makes this process the only one acting:
+		// keeping it would only make a new leader wait for the lock's release (docs/ha.md).
+		return l.Release()
+	}
 	if r.held == nil {
 		r.held, r.heldFor = map[string]*locks.Lock{}, map[string]string{}
 	}

@@ -60,6 +60,9 @@ type Reconciler struct {
 	// Locks, when set, is where app locks are taken: an app is only acted on by the process
 	// holding its lock, and an orphan whose lock is held elsewhere is left alone.
 	Locks *locks.Dir
+	// ProbeLocks: take an app's lock only to see that nobody else holds it, and release it at
+	// once (a replica of --leader-elect, whose lease already makes it the only one acting).
+	ProbeLocks bool
 
 	// Remote, when set, clones recipes missing from RecipesDir and fetches versions their
 	// repositories lack (--recipe-url).

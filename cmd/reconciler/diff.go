@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarm-reconciler/reconciler/controller"
-	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
@@ -36,7 +35,7 @@ func diffCmd(o *options) *cobra.Command {
 			}
 			defer engine.Close()
 			defer manifests.Cleanup()
-			r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Remote: o.remote(), Owner: locks.SpecDirID(o.specs),
+			r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Remote: o.remote(), Owner: o.ownerOf(o.specs),
 				Now: time.Now, Log: logr.Discard()}
 			diffs, err := r.Diff(cmd.Context(), &spec.Desired{App: app, Path: path, Generation: spec.Generation(f.data), Spec: f.spec})
 			if err != nil {

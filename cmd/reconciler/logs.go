@@ -20,7 +20,6 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/spf13/cobra"
 
-	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
@@ -58,7 +57,7 @@ func logsCmd(o *options) *cobra.Command {
 			defer stop()
 			lo := container.LogsOptions{ShowStdout: true, ShowStderr: true, Details: true,
 				Follow: follow, Tail: tail, Since: since, Timestamps: timestamps}
-			err = printLogs(ctx, engine, swarmstate.Owner{App: args[0], Dir: locks.SpecDirID(o.specs)}, service, lo, cmd.OutOrStdout())
+			err = printLogs(ctx, engine, swarmstate.Owner{App: args[0], Dir: o.ownerOf(o.specs)}, service, lo, cmd.OutOrStdout())
 			if ctx.Err() != nil && cmd.Context().Err() == nil {
 				return nil // interrupted: the way a --follow ends
 			}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/swarm-reconciler/reconciler/controller"
+	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
@@ -40,18 +41,29 @@ type options struct {
 	verbosity                                     int
 	timeout                                       time.Duration
 	passTimeout, reconcileTimeout                 time.Duration
-	resync, retention                             time.Duration
+	resync, retention, specPoll                   time.Duration
 	workers                                       int
 	metricsAddr                                   string
 	janitor                                       bool
 	nodeJobs                                      controller.NodeJobs
 	policyLevel, allowPorts                       string
 	allowBind                                     []string
+	owner                                         string
+	leader                                        leaderOptions
 
 	// Set up by setup for the subcommands that run the loop.
 	registry *prometheus.Registry
 	engine   *client.Client
 	fetcher  *manifests.Remote
+}
+
+// ownerOf is the owner label value of the reconciler of specDir: --owner when given, else
+// derived from the directory's path.
+func (o *options) ownerOf(specDir string) string {
+	if o.owner != "" {
+		return o.owner
+	}
+	return locks.SpecDirID(specDir)
 }
 
 // remote fetches recipes and versions that --recipes lacks; one per process, so that apps
@@ -128,6 +140,7 @@ func newRoot(o *options) *cobra.Command {
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", manifests.DefaultFetchTimeout, "bound on one clone or fetch of a recipe")
 	f.StringVar(&o.backups, "backups", "/var/lib/swarm-reconciler/backups", "directory of backups (<app>/<id>/)")
 	f.StringVar(&o.lockDir, "lock-dir", "/run/lock/swarm-reconciler", "directory of lock files (a tmpfs)")
+	f.StringVar(&o.owner, "owner", "", "owner label of everything this reconciler creates, the same for every replica of --leader-elect (default: derived from the spec directory's path)")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity, as klog's -v: 0 changes and errors, 1 details, 2 every engine event")
 	f.StringVar(&o.policyLevel, "policy", string(manifests.DefaultPolicy.Level), "what services may ask of the host: privileged (anything), baseline (no Docker socket, system paths, extra capabilities, devices, host network, unsafe sysctls, host ports below 1024), restricted (baseline, no bind mounts, no root user)")

@@ -7,12 +7,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
@@ -35,6 +38,7 @@ func loopFlags(cmd *cobra.Command, o *options) {
 	f.DurationVar(&o.reconcileTimeout, "reconcile-timeout", 2*time.Minute, "give up one reconcile of an app after this long and retry it with backoff (0: no limit)")
 	f.StringVar(&o.nodeJobs.Image, "node-image", controller.DefaultNodeJobs.Image, "image of this reconciler, present or pullable on every node: a teardown runs it as a job (node-clean) on the other nodes that ran the app's tasks, to remove the app's volumes there")
 	f.StringVar(&o.nodeJobs.Socket, "node-socket", controller.DefaultNodeJobs.Socket, "path of the Docker socket on every node's host, mounted into those jobs")
+	f.DurationVar(&o.specPoll, "spec-poll", 0, "also scan the spec directory this often, for filesystems whose changes inotify does not see (shared ones; 2s with --leader-elect)")
 	o.nodeJobs.Wait = controller.DefaultNodeJobs.Wait
 }
 
@@ -53,13 +57,23 @@ func runCmd(o *options) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if o.leader.elect {
+				return runReplica(ctx, o)
+			}
 			c, log, release, err := setup(o, o.specs)
 			if err != nil {
 				return err
 			}
 			defer release()
 			if o.metricsAddr != "" {
-				if err := serveMetrics(ctx, o.metricsAddr, o.registry, c, o.engine, log); err != nil {
+				leaderGauge(o.registry).Set(1) // the only reconciler of its directory leads
+				ready := func() (string, error) {
+					if !c.Ready() {
+						return "", errors.New("initial sweep not done or engine event stream not connected")
+					}
+					return "ok", nil
+				}
+				if err := serveMetrics(ctx, o.metricsAddr, o.registry, ready, o.engine, log); err != nil {
 					return err
 				}
 			}
@@ -68,7 +82,100 @@ func runCmd(o *options) *cobra.Command {
 		},
 	}
 	loopFlags(cmd, o)
+	f := cmd.Flags()
+	f.BoolVar(&o.leader.elect, "leader-elect", false, "run as one replica per manager: only the holder of the lease (a swarm config, see docs/ha.md) reconciles; needs --owner and directories shared by every manager")
+	f.StringVar(&o.leader.identity, "leader-identity", "", "this replica's name in the lease (default <hostname>-<pid>)")
+	f.DurationVar(&o.leader.lease, "lease-duration", 15*time.Second, "how long the others wait, after they last saw the lease renewed, before taking it")
+	f.DurationVar(&o.leader.renew, "lease-renew-deadline", 10*time.Second, "how long the leader keeps acting without renewing the lease (less than --lease-duration)")
+	f.DurationVar(&o.leader.retry, "lease-retry-period", 2*time.Second, "how often the leader renews and the others try to take the lease")
 	return cmd
+}
+
+// leaderOptions are the flags of --leader-elect.
+type leaderOptions struct {
+	elect               bool
+	identity            string
+	lease, renew, retry time.Duration
+}
+
+// ownerName is what --owner may be: it names the lease object and goes into labels and file
+// names.
+var ownerName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
+
+// runReplica is `run --leader-elect`: campaign for the lease and reconcile only while holding
+// it, with a controller built afresh for each term (a new leader resyncs everything).
+func runReplica(ctx context.Context, o *options) error {
+	if o.owner == "" {
+		return errors.New("--leader-elect needs --owner NAME, the same on every replica: it labels what they create and names their lease")
+	}
+	if !ownerName.MatchString(o.owner) {
+		return fmt.Errorf("--owner %q: use 1-40 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", o.owner)
+	}
+	if o.leader.renew >= o.leader.lease || o.leader.retry >= o.leader.renew {
+		return fmt.Errorf("lease timing: need --lease-retry-period (%s) < --lease-renew-deadline (%s) < --lease-duration (%s)", o.leader.retry, o.leader.renew, o.leader.lease)
+	}
+	if o.leader.lease%time.Second != 0 {
+		return fmt.Errorf("--lease-duration %s: use whole seconds (the lease record keeps seconds)", o.leader.lease)
+	}
+	if o.specPoll == 0 {
+		o.specPoll = 2 * time.Second // inotify does not see writes made on another host
+	}
+	w, err := wire(o, o.specs, false)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	w.probeLocks = true
+	log := w.log
+	identity := o.leader.identity
+	if identity == "" {
+		host, _ := os.Hostname()
+		identity = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	gauge := leaderGauge(o.registry)
+	var current atomic.Pointer[controller.Controller]
+	e := &controller.Election{
+		Engine: w.engine, Owner: o.owner, Identity: identity,
+		LeaseDuration: o.leader.lease, RenewDeadline: o.leader.renew, RetryPeriod: o.leader.retry,
+		Stuck: func() {
+			log.Info("exiting: the lease was lost and the workers did not stop in time")
+			os.Exit(exitFailed)
+		},
+		Role: func(leading bool) {
+			if leading {
+				gauge.Set(1)
+			} else {
+				gauge.Set(0)
+			}
+		},
+		Log: log,
+	}
+	if o.metricsAddr != "" {
+		ready := func() (string, error) {
+			c := current.Load()
+			if c == nil {
+				return "ok: follower, leader " + e.Leader(), nil
+			}
+			if !c.Ready() {
+				return "", errors.New("leader: initial sweep not done or engine event stream not connected")
+			}
+			return "ok: leader " + identity, nil
+		}
+		if err := serveMetrics(ctx, o.metricsAddr, o.registry, ready, w.engine, log); err != nil {
+			return err
+		}
+	}
+	log.Info("campaigning for the lease", "owner", o.owner, "identity", identity, "lease", controller.LeaseName(o.owner),
+		"specs", o.specs, "status", o.status, "leaseDuration", o.leader.lease.String())
+	return e.Run(ctx, func(lctx context.Context) {
+		c, drop := w.controller()
+		current.Store(c)
+		defer current.Store(nil)
+		defer drop()
+		if err := c.Run(lctx); err != nil {
+			log.Error(err, "controller stopped")
+		}
+	})
 }
 
 func onceCmd(o *options) *cobra.Command {
@@ -184,39 +291,84 @@ func passVerdict(w io.Writer, statusDir string, apps, unsettled []string, timeou
 
 // setup takes the spec-directory lock and wires a controller to the engine.
 func setup(o *options, specDir string) (*controller.Controller, logr.Logger, func(), error) {
-	log, err := newLogger(o.logFormat, o.verbosity)
+	w, err := wire(o, specDir, true)
 	if err != nil {
-		return nil, log, nil, err
+		return nil, w.log, nil, err
 	}
-	policy, err := o.policy()
-	if err != nil {
-		return nil, log, nil, err
+	c, drop := w.controller()
+	return c, w.log, func() { drop(); w.close() }, nil
+}
+
+// wiring is what every controller of a process shares: the logger, the engine, the metrics,
+// the lock directory. A replica of --leader-elect builds a fresh controller from it each time
+// it starts leading.
+type wiring struct {
+	o        *options
+	specDir  string
+	log      logr.Logger
+	policy   manifests.Policy
+	lockDir  *locks.Dir
+	specLock *locks.Lock
+	engine   *client.Client
+	metrics  *controller.Metrics
+	// probeLocks: app locks are probed, not kept (--leader-elect: the lease is what makes this
+	// replica the only one acting; see docs/ha.md).
+	probeLocks bool
+}
+
+// wire sets up what the controllers of this process share; with lockSpecDir, it takes the
+// spec-directory lock (one reconciler per spec directory on this host).
+func wire(o *options, specDir string, lockSpecDir bool) (*wiring, error) {
+	w := &wiring{o: o, specDir: specDir}
+	var err error
+	if w.log, err = newLogger(o.logFormat, o.verbosity); err != nil {
+		return w, err
+	}
+	if w.policy, err = o.policy(); err != nil {
+		return w, err
 	}
 	for _, d := range []string{specDir, o.status} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, log, nil, fmt.Errorf("create %s: %w", d, err)
+			return w, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	lockDir, err := locks.Open(o.lockDir)
-	if err != nil {
-		return nil, log, nil, fmt.Errorf("lock directory: %w", err)
+	if w.lockDir, err = locks.Open(o.lockDir); err != nil {
+		return w, fmt.Errorf("lock directory: %w", err)
 	}
-	lock, err := lockDir.SpecDir(specDir)
-	if err != nil {
-		return nil, log, nil, err
+	if lockSpecDir {
+		if w.specLock, err = w.lockDir.SpecDir(specDir); err != nil {
+			return w, err
+		}
 	}
 	o.registry = newRegistry()
-	engine, err := instrumentedEngine(o.registry)
-	if err != nil {
-		_ = lock.Release()
-		return nil, log, nil, err
+	if w.engine, err = instrumentedEngine(o.registry); err != nil {
+		w.close()
+		return w, err
 	}
-	o.engine = engine
+	o.engine = w.engine
+	w.metrics = controller.NewMetrics(o.registry)
+	return w, nil
+}
+
+func (w *wiring) close() {
+	manifests.Cleanup()
+	if w.specLock != nil {
+		_ = w.specLock.Release()
+	}
+	if w.engine != nil {
+		_ = w.engine.Close()
+	}
+}
+
+// controller builds a controller with nothing cached; drop releases the app locks it took.
+func (w *wiring) controller() (*controller.Controller, func()) {
+	o, log := w.o, w.log
 	r := &controller.Reconciler{
-		Engine: engine, SpecsDir: specDir, StatusDir: o.status, RecipesDir: o.recipes,
-		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: lockDir,
-		Owner: locks.SpecDirID(specDir), Backups: spec.BackupStore{Dir: o.backups}, Remote: o.remote(),
-		NodeJobs: o.nodeJobs, Policy: policy,
+		Engine: w.engine, SpecsDir: w.specDir, StatusDir: o.status, RecipesDir: o.recipes,
+		Defaults: o.defaults(), StatusRetention: o.retention, Now: time.Now, Log: log, Locks: w.lockDir,
+		ProbeLocks: w.probeLocks,
+		Owner:      o.ownerOf(w.specDir), Backups: spec.BackupStore{Dir: o.backups}, Remote: o.remote(),
+		NodeJobs: o.nodeJobs, Policy: w.policy, Metrics: w.metrics,
 	}
 	if o.janitor {
 		r.Owner = "" // the janitor sweeps orphans of every spec directory
@@ -234,13 +386,6 @@ func setup(o *options, specDir string) (*controller.Controller, logr.Logger, fun
 			}
 		}
 	}
-	r.Metrics = controller.NewMetrics(o.registry)
-	c := &controller.Controller{R: r, Workers: o.workers, Resync: o.resync, ReconcileTimeout: o.reconcileTimeout, Log: log}
-	release := func() {
-		manifests.Cleanup()
-		r.ReleaseAll()
-		_ = lock.Release()
-		_ = engine.Close()
-	}
-	return c, log, release, nil
+	c := &controller.Controller{R: r, Workers: o.workers, Resync: o.resync, ReconcileTimeout: o.reconcileTimeout, SpecPoll: o.specPoll, Log: log}
+	return c, r.ReleaseAll
 }

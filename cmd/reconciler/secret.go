@@ -16,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/spf13/cobra"
 
-	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
@@ -147,7 +146,7 @@ func secretToInsert(ctx context.Context, o *options, app, name, version string) 
 	render := func(env map[string]string) (*manifests.Rendered, error) {
 		return manifests.Render(ctx, dir, manifests.Request{
 			App: app, Recipe: s.Recipe, Version: recipeVersion, Domain: s.Domain, Stack: stack, Env: env,
-			Owner: locks.SpecDirID(o.specs),
+			Owner: o.ownerOf(o.specs),
 		})
 	}
 	r, err := render(s.Env)

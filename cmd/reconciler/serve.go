@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/swarm-reconciler/reconciler/controller"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
@@ -38,8 +37,9 @@ func instrumentedEngine(reg prometheus.Registerer) (*client.Client, error) {
 }
 
 // serveMetrics serves /metrics, /healthz (the process is alive) and /readyz (the engine
-// answers, the event stream is connected and the initial sweep is done) until ctx ends.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, c *controller.Controller, engine *client.Client, log logr.Logger) error {
+// answers, and ready says the replica is ready: its text is the body, so it says the role)
+// until ctx ends.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ready func() (string, error), engine *client.Client, log logr.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -50,11 +50,12 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, c 
 			http.Error(w, "engine not reachable: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		if !c.Ready() {
-			http.Error(w, "initial sweep not done or engine event stream not connected", http.StatusServiceUnavailable)
+		text, err := ready()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ok")
+		fmt.Fprintln(w, text)
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -74,6 +75,15 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, c 
 	}()
 	log.Info("serving metrics", "addr", ln.Addr().String())
 	return nil
+}
+
+// leaderGauge registers swarm_reconciler_leader: 1 on the replica that reconciles.
+func leaderGauge(reg prometheus.Registerer) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "swarm_reconciler_leader", Help: "1 if this replica reconciles (holds the lease, or runs without --leader-elect), 0 if it is a follower.",
+	})
+	reg.MustRegister(g)
+	return g
 }
 
 func newRegistry() *prometheus.Registry {

@@ -1,0 +1,306 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/leaderelection"
+	rl "k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+)
+
+// LeaseLabel holds the lease record (client-go's LeaderElectionRecord as JSON) on the lease's
+// config object.
+const LeaseLabel = "swarm-reconciler.lease"
+
+// LeaseName is the name of the config object that holds the lease of owner's replicas.
+func LeaseName(owner string) string { return "swarm-reconciler-lease-" + owner }
+
+// LeaseEngine is the part of the Engine API the lease needs: one config object, whose labels
+// are the one part of it swarm lets a client update, each update compare-and-swap on the
+// version read (Raft's store index), and which nothing but our updates ever changes.
+type LeaseEngine interface {
+	ConfigInspectWithRaw(ctx context.Context, id string) (swarm.Config, []byte, error)
+	ConfigCreate(ctx context.Context, c swarm.ConfigSpec) (swarm.ConfigCreateResponse, error)
+	ConfigUpdate(ctx context.Context, id string, v swarm.Version, c swarm.ConfigSpec) error
+}
+
+// configLock is client-go's resourcelock.Interface over the labels of one swarm config. An
+// update names the version this process last read or wrote; anybody's write in between makes
+// swarm refuse it ("update out of sequence"), which is what makes two candidates unable to both
+// take the lease.
+type configLock struct {
+	engine   LeaseEngine
+	name     string
+	owner    string
+	identity string
+	log      logr.Logger
+
+	mu      sync.Mutex
+	id      string
+	spec    swarm.ConfigSpec
+	version swarm.Version
+	known   bool // version is the object's current one as far as this process wrote or read
+}
+
+var _ rl.Interface = (*configLock)(nil)
+
+// leaseRecord is the label's JSON. Its times keep nanoseconds: client-go's record marshals
+// them to whole seconds, and a candidate sees a renew only when the bytes change, so two renews
+// within one second would look like one and the lease would expire up to a second early.
+type leaseRecord struct {
+	Holder          string    `json:"holderIdentity"`
+	LeaseSeconds    int       `json:"leaseDurationSeconds"`
+	AcquireTime     time.Time `json:"acquireTime"`
+	RenewTime       time.Time `json:"renewTime"`
+	Transitions     int       `json:"leaderTransitions"`
+	Strategy        string    `json:"strategy,omitempty"`
+	PreferredHolder string    `json:"preferredHolder,omitempty"`
+}
+
+func marshalLease(r rl.LeaderElectionRecord) ([]byte, error) {
+	return json.Marshal(leaseRecord{r.HolderIdentity, r.LeaseDurationSeconds, r.AcquireTime.Time, r.RenewTime.Time,
+		r.LeaderTransitions, string(r.Strategy), r.PreferredHolder})
+}
+
+func (l *configLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error) {
+	cfg, err := l.inspect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw := []byte(cfg.Spec.Labels[LeaseLabel])
+	var rec leaseRecord
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return nil, nil, fmt.Errorf("lease %s: label %s is not a lease record (%v): remove the config with `docker config rm %s`", l.name, LeaseLabel, err, l.name)
+		}
+	}
+	return &rl.LeaderElectionRecord{
+		HolderIdentity: rec.Holder, LeaseDurationSeconds: rec.LeaseSeconds,
+		AcquireTime: metav1.NewTime(rec.AcquireTime), RenewTime: metav1.NewTime(rec.RenewTime),
+		LeaderTransitions: rec.Transitions, Strategy: coordinationv1.CoordinatedLeaseStrategy(rec.Strategy), PreferredHolder: rec.PreferredHolder,
+	}, raw, nil
+}
+
+// inspect reads the lease object and remembers its version.
+func (l *configLock) inspect(ctx context.Context) (swarm.Config, error) {
+	cfg, _, err := l.engine.ConfigInspectWithRaw(ctx, l.name)
+	if cerrdefs.IsNotFound(err) {
+		return cfg, apierrors.NewNotFound(schema.GroupResource{Resource: "configs"}, l.name)
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read lease %s: %w", l.name, err)
+	}
+	if cfg.Spec.Name != l.name || cfg.Spec.Labels[manifests.LabelOwner] != l.owner {
+		return cfg, fmt.Errorf("config %s exists but is not the lease of owner %q: remove it with `docker config rm %s` or choose another --owner", l.name, l.owner, l.name)
+	}
+	l.mu.Lock()
+	l.id, l.spec, l.version, l.known = cfg.ID, cfg.Spec, cfg.Version, true
+	l.mu.Unlock()
+	return cfg, nil
+}
+
+func (l *configLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) error {
+	raw, err := marshalLease(ler)
+	if err != nil {
+		return err
+	}
+	s := swarm.ConfigSpec{
+		Annotations: swarm.Annotations{Name: l.name, Labels: map[string]string{manifests.LabelOwner: l.owner, LeaseLabel: string(raw)}},
+		Data:        []byte("leader lease of the swarm-reconciler replicas of owner " + l.owner + "\n"),
+	}
+	if _, err := l.engine.ConfigCreate(ctx, s); err != nil {
+		return fmt.Errorf("create lease %s: %w", l.name, err)
+	}
+	return l.confirm(ctx, raw)
+}
+
+func (l *configLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) error {
+	raw, err := marshalLease(ler)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if !l.known {
+		l.mu.Unlock()
+		return fmt.Errorf("update lease %s: its version is not known: read it first", l.name)
+	}
+	id, version, s := l.id, l.version, l.spec
+	s.Labels = make(map[string]string, len(l.spec.Labels))
+	for k, v := range l.spec.Labels {
+		s.Labels[k] = v
+	}
+	l.known = false // whatever happens next, the version read is spent
+	l.mu.Unlock()
+	s.Labels[LeaseLabel] = string(raw)
+	if err := l.engine.ConfigUpdate(ctx, id, version, s); err != nil {
+		return fmt.Errorf("update lease %s: %w", l.name, err)
+	}
+	return l.confirm(ctx, raw)
+}
+
+// confirm reads the version our write made. Swarm's update returns none, and the store's index
+// is global, not a per-object counter, so it has to be read; if anybody wrote after us, the
+// version is not ours to renew from, and the write counts as lost.
+func (l *configLock) confirm(ctx context.Context, raw []byte) error {
+	cfg, err := l.inspect(ctx)
+	if err != nil {
+		l.mu.Lock()
+		l.known = false
+		l.mu.Unlock()
+		return nil // the write went through; the next renew reads the version first
+	}
+	if !bytes.Equal([]byte(cfg.Spec.Labels[LeaseLabel]), raw) {
+		l.mu.Lock()
+		l.known = false
+		l.mu.Unlock()
+		return fmt.Errorf("lease %s changed right after our write", l.name)
+	}
+	return nil
+}
+
+func (l *configLock) RecordEvent(s string) { l.log.V(1).Info("lease event", "event", s) }
+func (l *configLock) Identity() string     { return l.identity }
+func (l *configLock) Describe() string     { return "config/" + l.name }
+
+// Election runs a controller only while this replica holds the lease: client-go's
+// leaderelection (its timing proven by every Kubernetes controller) over configLock.
+type Election struct {
+	Engine   LeaseEngine
+	Owner    string
+	Identity string
+	// LeaseDuration is how long a candidate waits, on its own monotonic clock, after it last
+	// saw the record change before it takes the lease; RenewDeadline how long the leader keeps
+	// acting without a successful renew; RetryPeriod how often both try.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// StopWithin bounds the wait for the controller to stop after the lease is lost; past it
+	// Stuck is called (the process should exit: the lease expires for the others soon).
+	StopWithin time.Duration
+	Stuck      func()
+	// Role is called with true when this replica starts leading and false when it stops.
+	Role func(leading bool)
+	Log  logr.Logger
+
+	leader atomic.Value // string: the holder last seen
+}
+
+// Leader is the identity of the lease holder this replica last saw ("" if none yet).
+func (e *Election) Leader() string {
+	s, _ := e.leader.Load().(string)
+	return s
+}
+
+// Run campaigns for the lease until ctx ends. While this replica leads, lead runs with a
+// context that ends when the lease is lost or ctx ends; lead must return soon after. Each
+// term calls lead afresh, so a new leader starts from nothing (a full resync). When ctx ends,
+// a held lease is released once lead has returned, so the next replica takes over within one
+// retry period.
+func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) error {
+	lock := &configLock{engine: e.Engine, name: LeaseName(e.Owner), owner: e.Owner, identity: e.Identity, log: e.Log}
+	stopWithin := e.StopWithin
+	if stopWithin <= 0 {
+		stopWithin = 3 * time.Second
+	}
+	for ctx.Err() == nil {
+		var (
+			mu      sync.Mutex
+			stopped bool
+			running chan struct{}
+		)
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:          lock,
+			Name:          lock.name,
+			LeaseDuration: e.LeaseDuration,
+			RenewDeadline: e.RenewDeadline,
+			RetryPeriod:   e.RetryPeriod,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(lctx context.Context) {
+					mu.Lock()
+					if stopped || lctx.Err() != nil {
+						mu.Unlock()
+						return
+					}
+					running = make(chan struct{})
+					mu.Unlock()
+					defer close(running)
+					e.Log.Info("became leader: reconciling", "identity", e.Identity, "lease", lock.Describe())
+					e.role(true)
+					lead(lctx)
+				},
+				OnStoppedLeading: func() {
+					mu.Lock()
+					stopped = true
+					r := running
+					mu.Unlock()
+					if r == nil {
+						return // never led in this term
+					}
+					select {
+					case <-r:
+					case <-time.After(stopWithin):
+						e.Log.Error(errors.New("workers still running"), "lease lost and the controller did not stop in time", "within", stopWithin.String())
+						if e.Stuck != nil {
+							e.Stuck()
+						}
+						<-r
+					}
+					e.role(false)
+					if ctx.Err() != nil {
+						e.release(lock)
+						e.Log.Info("stopped leading: shutting down; lease released", "identity", e.Identity)
+						return
+					}
+					e.Log.Info("stopped leading: lease lost; every worker stopped, campaigning again", "identity", e.Identity)
+				},
+				OnNewLeader: func(id string) {
+					e.leader.Store(id)
+					if id != e.Identity {
+						e.Log.Info("leader", "identity", id)
+					}
+				},
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("leader election: %w", err)
+		}
+		le.Run(klog.NewContext(ctx, e.Log.WithName("lease")))
+	}
+	return nil
+}
+
+func (e *Election) role(leading bool) {
+	if e.Role != nil {
+		e.Role(leading)
+	}
+}
+
+// release gives the lease up (an empty holder, as client-go's own release writes) if this
+// replica still holds it. It runs only after every worker has stopped: client-go's
+// ReleaseOnCancel would release while they may still be running.
+func (e *Election) release(lock *configLock) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.RenewDeadline)
+	defer cancel()
+	rec, _, err := lock.Get(ctx)
+	if err != nil || rec.HolderIdentity != e.Identity {
+		return
+	}
+	now := metav1.NewTime(time.Now())
+	if err := lock.Update(ctx, rl.LeaderElectionRecord{LeaderTransitions: rec.LeaderTransitions, LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now}); err != nil {
+		e.Log.Info("lease not released; it expires on its own", "error", err.Error())
+	}
+}
