@@ -271,8 +271,12 @@ func mnStopNode(t *testing.T, n int) {
 	}
 	ctx := context.Background()
 	name := fmt.Sprintf("mn-node%d", n)
+	ask := mn.nodes[0].docker // another manager than n
+	if n == 1 {
+		ask = mn.nodes[1].docker
+	}
 	if err := poll(ctx, time.Minute, func() (bool, error) {
-		nodes, err := mn.nodes[0].docker.NodeList(ctx, swarm.NodeListOptions{})
+		nodes, err := ask.NodeList(ctx, swarm.NodeListOptions{})
 		if err != nil {
 			return false, nil // a leader election, if n led
 		}

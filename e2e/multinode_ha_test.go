@@ -1,0 +1,602 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+)
+
+// The high-availability tests run one `reconciler run --leader-elect` per manager of the
+// multi-node swarm (replica N talks to node N's engine), all on one spec, status and lock
+// directory: the shared filesystem of docs/ha.md, here a local one.
+
+// haReplica is one replica: a reconciler process talking to one manager.
+type haReplica struct {
+	id      string
+	node    int
+	port    int
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// haCluster is the replicas of one owner and what the test observes of them.
+type haCluster struct {
+	t        *testing.T
+	h        *harness
+	owner    string
+	replicas map[string]*haReplica
+	mu       sync.Mutex
+
+	samples []haSample
+	events  map[string]events.Message // by type/action/name/time, from every manager's stream
+	killed  map[string][]time.Time    // when each replica was SIGKILLed
+}
+
+// haSample is one look, every 100 ms: which replicas say they lead, and who holds the lease
+// according to a manager.
+type haSample struct {
+	at      time.Time
+	leaders []string
+	holder  string
+}
+
+func newHACluster(t *testing.T) *haCluster {
+	h := mnHarness(t)
+	c := &haCluster{t: t, h: h, owner: "e2e-ha-" + randomSuffix(), replicas: map[string]*haReplica{}, events: map[string]events.Message{}, killed: map[string][]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		for _, r := range c.replicas {
+			r.stop(t)
+		}
+		if t.Failed() || os.Getenv("E2E_KEEP_LOGS") != "" {
+			for _, r := range c.replicas {
+				if b, err := os.ReadFile(r.logPath); err == nil {
+					lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+					if len(lines) > 60 {
+						lines = lines[len(lines)-60:]
+					}
+					t.Logf("replica %s log (last %d lines):\n%s", r.id, len(lines), strings.Join(lines, "\n"))
+				}
+			}
+		}
+		_ = mn.nodes[0].docker.ConfigRemove(context.Background(), "swarm-reconciler-lease-"+c.owner)
+	})
+	wg.Add(1)
+	go func() { defer wg.Done(); c.sample(ctx) }()
+	for _, n := range []int{2, 3} {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.watchEvents(ctx, mn.nodes[n-1].docker) }()
+	}
+	return c
+}
+
+// start runs replica id against node n's engine.
+func (c *haCluster) start(id string, n int) *haReplica {
+	c.t.Helper()
+	r := c.replicas[id]
+	if r == nil {
+		port, err := freePort()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		r = &haReplica{id: id, node: n, port: port, logPath: filepath.Join(c.t.TempDir(), id+".log")}
+	}
+	logFile, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	args := append([]string{"run"}, c.h.flags()...)
+	args = append(args, "--resync", resync.String(), "--log-format", "json",
+		"--leader-elect", "--owner", c.owner, "--leader-identity", id, "--metrics-addr", "127.0.0.1:"+strconv.Itoa(r.port),
+		"--node-image", mnReconcilerImage, "--node-socket", filepath.Join(mn.base, "self", "docker.sock"))
+	cmd := exec.Command(c.h.bin, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+mnSocket(mn.base, n))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	r.cmd, r.exited = cmd, make(chan struct{})
+	exited := r.exited
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	c.mu.Lock()
+	c.replicas[id] = r
+	c.mu.Unlock()
+	return r
+}
+
+func (r *haReplica) running() bool {
+	if r.cmd == nil {
+		return false
+	}
+	select {
+	case <-r.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill ends replica id with SIGKILL, as a host failing would.
+func (c *haCluster) kill(r *haReplica) {
+	c.t.Helper()
+	if err := r.cmd.Process.Kill(); err != nil {
+		c.t.Fatal(err)
+	}
+	<-r.exited
+	c.mu.Lock()
+	c.killed[r.id] = append(c.killed[r.id], time.Now())
+	c.mu.Unlock()
+}
+
+// killedSoonAfter reports whether replica id was killed within 2 s after at: a change it made
+// then may be in the swarm and not in its log.
+func (c *haCluster) killedSoonAfter(id string, at time.Time) bool {
+	for _, k := range c.killed[id] {
+		if d := k.Sub(at); d >= 0 && d < 2*time.Second {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *haReplica) stop(t *testing.T) {
+	if !r.running() {
+		return
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.exited:
+	case <-time.After(stopDeadline):
+		t.Errorf("replica %s did not exit within %s of SIGTERM", r.id, stopDeadline)
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	}
+}
+
+// role asks the replica's /readyz: "leader", "follower" or "" (not answering).
+func (r *haReplica) role() string {
+	if !r.running() {
+		return ""
+	}
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(r.port) + "/readyz")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	switch body := string(b); {
+	case strings.Contains(body, "follower"):
+		return "follower"
+	case strings.HasPrefix(body, "ok: leader "), strings.HasPrefix(body, "leader:"):
+		return "leader"
+	}
+	return ""
+}
+
+// sample records, every 100 ms until ctx ends, which replicas say they lead and who holds the
+// lease.
+func (c *haCluster) sample(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		rs := make([]*haReplica, 0, len(c.replicas))
+		for _, r := range c.replicas {
+			rs = append(rs, r)
+		}
+		c.mu.Unlock()
+		s := haSample{at: time.Now()}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, r := range rs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if r.role() == "leader" {
+					mu.Lock()
+					s.leaders = append(s.leaders, r.id)
+					mu.Unlock()
+				}
+			}()
+		}
+		s.holder = c.holder(ctx)
+		wg.Wait()
+		sort.Strings(s.leaders)
+		c.mu.Lock()
+		c.samples = append(c.samples, s)
+		c.mu.Unlock()
+	}
+}
+
+// holder reads the lease's holder from the first manager that answers.
+func (c *haCluster) holder(ctx context.Context) string {
+	for _, node := range mn.nodes[:3] {
+		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		cfg, _, err := node.docker.ConfigInspectWithRaw(cctx, "swarm-reconciler-lease-"+c.owner)
+		cancel()
+		if err != nil {
+			continue
+		}
+		var rec struct {
+			Holder string `json:"holderIdentity"`
+		}
+		_ = json.Unmarshal([]byte(cfg.Spec.Labels["swarm-reconciler.lease"]), &rec)
+		return rec.Holder
+	}
+	return "?"
+}
+
+// watchEvents records the service, config and secret events one manager announces, until ctx
+// ends, reconnecting while its node is down or cut off.
+func (c *haCluster) watchEvents(ctx context.Context, docker *client.Client) {
+	since := strconv.FormatInt(time.Now().Unix(), 10)
+	for ctx.Err() == nil {
+		msgs, errs := docker.Events(ctx, events.ListOptions{Since: since, Filters: filters.NewArgs(
+			filters.Arg("type", "service"), filters.Arg("type", "config"), filters.Arg("type", "secret"))})
+	stream:
+		for {
+			select {
+			case m := <-msgs:
+				c.mu.Lock()
+				c.events[fmt.Sprintf("%s/%s/%s/%d", m.Type, m.Action, m.Actor.Attributes["name"], m.TimeNano)] = m
+				c.mu.Unlock()
+				since = strconv.FormatInt(m.Time, 10)
+			case <-errs:
+				break stream
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// awaitLeader waits until exactly one replica says it leads and returns it.
+func (c *haCluster) awaitLeader(within time.Duration, not string) *haReplica {
+	c.t.Helper()
+	var leader *haReplica
+	err := poll(context.Background(), within, func() (bool, error) {
+		leader = nil
+		n := 0
+		for _, r := range c.replicas {
+			if r.id != not && r.role() == "leader" {
+				leader = r
+				n++
+			}
+		}
+		return n == 1, nil
+	})
+	if err != nil {
+		c.t.Fatalf("no single leader within %s: %v", within, err)
+	}
+	return leader
+}
+
+// haWrite is one change to the swarm a replica logged ("applied" or "removed").
+type haWrite struct {
+	replica string
+	at      time.Time
+	app     string
+	object  string
+	action  string
+}
+
+func (c *haCluster) writes() []haWrite {
+	c.t.Helper()
+	var out []haWrite
+	for _, r := range c.replicas {
+		f, err := os.Open(r.logPath)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var l struct {
+				Time   time.Time `json:"time"`
+				Msg    string    `json:"msg"`
+				App    string    `json:"app"`
+				Object string    `json:"object"`
+				Action string    `json:"action"`
+			}
+			if json.Unmarshal(sc.Bytes(), &l) != nil || (l.Msg != "applied" && l.Msg != "removed") {
+				continue
+			}
+			out = append(out, haWrite{replica: r.id, at: l.Time, app: l.App, object: l.Object, action: l.Action})
+		}
+		f.Close()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
+	return out
+}
+
+// holderAt is the lease holder of the last sample at or before at.
+func (c *haCluster) holderAt(at time.Time) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := ""
+	for _, s := range c.samples {
+		if s.at.After(at) {
+			break
+		}
+		if s.holder != "?" {
+			h = s.holder
+		}
+	}
+	return h
+}
+
+// checkOneActor fails the test if two replicas ever said they lead at once, if a replica
+// changed the swarm while another held the lease, or if the swarm announced a creation or
+// removal that no lease holder of that moment made, or the same object created twice.
+func (c *haCluster) checkOneActor() {
+	c.t.Helper()
+	c.mu.Lock()
+	samples := append([]haSample(nil), c.samples...)
+	evs := make([]events.Message, 0, len(c.events))
+	for _, m := range c.events {
+		evs = append(evs, m)
+	}
+	c.mu.Unlock()
+	if len(samples) == 0 {
+		c.t.Fatal("no samples")
+	}
+	for _, s := range samples {
+		if len(s.leaders) > 1 {
+			c.t.Errorf("at %s replicas %v all said they lead", s.at.Format(time.RFC3339Nano), s.leaders)
+		}
+	}
+	writes := c.writes()
+	if len(writes) == 0 {
+		c.t.Fatal("no replica logged a change to the swarm")
+	}
+	for _, w := range writes {
+		if h := c.holderAt(w.at); h != w.replica {
+			c.t.Errorf("replica %s changed the swarm (%s %s) at %s while the lease was held by %q", w.replica, w.action, w.object, w.at.Format(time.RFC3339Nano), h)
+		}
+	}
+	created := map[string]int{}
+	for _, m := range evs {
+		name := m.Actor.Attributes["name"]
+		if !strings.Contains(name, strings.ReplaceAll(domainSuffix, ".", "_")) {
+			continue // not one of this test's apps
+		}
+		at := time.Unix(0, m.TimeNano)
+		if m.Action == "create" {
+			created[string(m.Type)+" "+name]++
+		}
+		if m.Action == "update" && m.Type == events.ServiceEventType {
+			// Ours, or swarm's own follow-up of ours (its rolling update's status): either
+			// way after a change a replica made while it held the lease.
+			explained := false
+			for _, w := range writes {
+				if w.object == name && !w.at.After(at.Add(3*time.Second)) && at.Sub(w.at) < time.Minute {
+					explained = true
+					break
+				}
+			}
+			if !explained {
+				c.t.Errorf("swarm announced update of %s at %s and no replica changed it in the minute before", name, at.Format(time.RFC3339Nano))
+			}
+		}
+		if m.Action != "create" && m.Action != "remove" {
+			continue
+		}
+		holder := c.holderAt(at)
+		matched := false
+		for _, w := range writes {
+			if w.object == name && w.replica == holder && w.at.Sub(at).Abs() < 3*time.Second {
+				matched = true
+				break
+			}
+		}
+		if !matched && m.Type == events.ServiceEventType && !c.killedSoonAfter(holder, at) {
+			c.t.Errorf("swarm announced %s %s at %s and the lease holder %q logged no such change", m.Action, name, at.Format(time.RFC3339Nano), holder)
+		}
+	}
+	for obj, n := range created {
+		if n > 1 {
+			c.t.Errorf("%s created %d times", obj, n)
+		}
+	}
+	c.t.Logf("one actor: %d samples, %d changes logged by the replicas, %d swarm events", len(samples), len(writes), len(evs))
+}
+
+// haApp writes the spec of a new app of recipe mn-ha (one task on the worker, with a volume)
+// and registers its teardown.
+func (c *haCluster) haApp(prefix, extra string, write bool) (string, string) {
+	c.t.Helper()
+	app := prefix + "-" + randomSuffix()
+	gen := ""
+	if write {
+		gen = c.h.writeSpec(app, []byte("recipe: mn-ha\nversion: "+miniRelease+"\ntimeout: 3m\n"+extra))
+	}
+	c.t.Cleanup(func() {
+		if err := os.Remove(c.h.specPath(app)); err != nil && !os.IsNotExist(err) {
+			c.t.Error(err)
+		}
+		if _, found, _ := c.h.readStatus(app); found {
+			if s, err := c.h.waitDeleted(app); err != nil || s.Phase != "Deleted" {
+				c.t.Errorf("cleanup %s: %v %s", app, err, s.Phase)
+			}
+		}
+		if left := c.h.residue(app); len(left) > 0 {
+			c.t.Errorf("cleanup %s: left %v", app, left)
+		}
+	})
+	return app, gen
+}
+
+func serviceVersions(t *testing.T, docker *client.Client, app string) map[string]uint64 {
+	t.Helper()
+	svcs, err := docker.ServiceList(context.Background(), swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", appLabel+"="+app))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, s := range svcs {
+		out[s.Spec.Name] = s.Version.Index
+	}
+	return out
+}
+
+// TestMultinodeHA runs one replica per manager and takes the leader away three ways: its
+// manager stopped (with the replica, as a host failing), its node cut off from the others,
+// and SIGKILL in the middle of a teardown. Through all of it: never two leaders, every change
+// to the swarm made by the lease holder of that moment, nothing created twice, Ready apps left
+// alone, and every app ends converged with zero residual. It is not parallel: it stops and cuts
+// off managers the other multi-node tests talk to.
+func TestMultinodeHA(t *testing.T) {
+	c := newHACluster(t)
+	h := c.h
+	mnRecipe(t, h, "mn-ha", `      replicas: 1
+      placement:
+        constraints: ["node.hostname == mn-node4"]`)
+
+	// r1 leads (started first), r2 and r3 follow.
+	c.start("r1", 1)
+	if l := c.awaitLeader(time.Minute, ""); l.id != "r1" {
+		t.Fatalf("leader %s, want r1 (the only replica)", l.id)
+	}
+	c.start("r2", 2)
+	c.start("r3", 3)
+	if err := poll(context.Background(), time.Minute, func() (bool, error) {
+		return c.replicas["r2"].role() == "follower" && c.replicas["r3"].role() == "follower", nil
+	}); err != nil {
+		t.Fatalf("r2 and r3 not followers: %v", err)
+	}
+
+	// apply --wait through one manager; status and wait through another see the same app.
+	a, _ := c.haApp("mn-ha-a", "", false)
+	file := filepath.Join(t.TempDir(), a+".yml")
+	if err := os.WriteFile(file, []byte("recipe: mn-ha\nversion: "+miniRelease+"\ntimeout: 3m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.cliWith(4*time.Minute, []string{"DOCKER_HOST=unix://" + mnSocket(mn.base, 2)}, "", "apply", file, "--wait", "--timeout", "180s")
+	if err != nil || r.code != 0 {
+		t.Fatalf("apply --wait via mn-node2: %v %s", err, r)
+	}
+	r, err = h.cliWith(time.Minute, []string{"DOCKER_HOST=unix://" + mnSocket(mn.base, 3)}, "", "wait", a, "--for", "ready", "--timeout", "30s")
+	if err != nil || r.code != 0 {
+		t.Fatalf("wait via mn-node3: %v %s", err, r)
+	}
+	r, err = h.cliWith(time.Minute, []string{"DOCKER_HOST=unix://" + mnSocket(mn.base, 3)}, "", "status", a, "-o", "json")
+	if err != nil || r.code != 0 || !strings.Contains(r.stdout, `"phase": "Ready"`) && !strings.Contains(r.stdout, `"phase":"Ready"`) {
+		t.Fatalf("status via mn-node3: %v %s", err, r)
+	}
+	sa, _, _ := h.readStatus(a)
+	versionsA := serviceVersions(t, mn.nodes[1].docker, a)
+
+	// The leader's manager stops while app b is Deploying (it must stay so for 8 s of
+	// stability): a new leader within 20 s finishes b and leaves a alone.
+	b, genB := c.haApp("mn-ha-b", "minReady: 8s\n", true)
+	if _, err := h.awaitStatus(b, "Deploying with its service", func(s appStatus) (bool, string) {
+		return s.Phase == "Deploying" && len(serviceVersions(t, mn.nodes[1].docker, b)) == 1, ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	c.kill(c.replicas["r1"])
+	mnStopNode(t, 1)
+	next := c.awaitLeader(30*time.Second, "r1")
+	failover := time.Since(stopped)
+	t.Logf("leader's manager stopped: %s leads after %s", next.id, failover.Round(time.Millisecond))
+	if failover > 20*time.Second {
+		t.Errorf("new leader after %s, want within 20 s", failover)
+	}
+	sb := h.waitPhase(b, genB, "Ready")
+	if sb.Deploys != 1 {
+		t.Errorf("b deployed %d times, want 1:\n%s", sb.Deploys, sb)
+	}
+	if got := serviceVersions(t, mn.nodes[1].docker, a); fmt.Sprint(got) != fmt.Sprint(versionsA) {
+		t.Errorf("Ready app a's services changed across the failover: %v, then %v", versionsA, got)
+	}
+	if now, _, _ := h.readStatus(a); now.Deploys != sa.Deploys || now.Phase != "Ready" {
+		t.Errorf("Ready app a: deploys %d -> %d, phase %s", sa.Deploys, now.Deploys, now.Phase)
+	}
+	mnStartNodes(t)
+	c.start("r1", 1)
+
+	// The leader's node is cut off (its link down) while app c is written: the others take
+	// over, c converges; the link comes back, and the cut-off replica follows.
+	l := c.awaitLeader(time.Minute, "")
+	ns := fmt.Sprintf("mn-node%d", l.node)
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "down").CombinedOutput(); err != nil {
+		t.Fatalf("cut %s off: %v %s", ns, err, out)
+	}
+	cut := time.Now()
+	linkUp := func() {
+		if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "up").CombinedOutput(); err != nil {
+			t.Errorf("bring %s back: %v %s", ns, err, out)
+		}
+	}
+	t.Cleanup(linkUp)
+	cApp, genC := c.haApp("mn-ha-c", "", true)
+	other := c.awaitLeader(45*time.Second, l.id)
+	t.Logf("%s cut off (leader %s): %s leads after %s", ns, l.id, other.id, time.Since(cut).Round(time.Millisecond))
+	h.waitPhase(cApp, genC, "Ready")
+	linkUp()
+	if err := mnAllReady(context.Background(), 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(context.Background(), time.Minute, func() (bool, error) { return l.role() == "follower", nil }); err != nil {
+		t.Errorf("%s not a follower once its node is back: %v", l.id, err)
+	}
+
+	// SIGKILL of the leader in the middle of a teardown: the next leader finishes it with
+	// zero residual on every node.
+	leader := c.awaitLeader(time.Minute, "")
+	h.deleteSpec(a)
+	if _, err := h.awaitStatus(a, "Deleting", func(s appStatus) (bool, string) { return s.Phase == "Deleting", "" }); err != nil {
+		t.Fatal(err)
+	}
+	c.kill(leader)
+	killed := time.Now()
+	if s, err := h.waitDeleted(a); err != nil || s.Phase != "Deleted" {
+		t.Fatalf("teardown after the leader was killed: %v\n%s", err, s)
+	}
+	t.Logf("leader %s killed mid-teardown: Deleted %s later", leader.id, time.Since(killed).Round(time.Millisecond))
+	h.assertNoResidue(a)
+	c.start(leader.id, leader.node)
+	for _, app := range []string{b, cApp} {
+		h.deleteSpec(app)
+		if s, err := h.waitDeleted(app); err != nil || s.Phase != "Deleted" {
+			t.Fatalf("teardown of %s: %v\n%s", app, err, s)
+		}
+		h.assertNoResidue(app)
+	}
+	c.awaitLeader(time.Minute, "")
+	c.checkOneActor()
+}
