@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -427,4 +428,37 @@ func TestMissingImageIsNoDeploy(t *testing.T) {
 			t.Errorf("changed the swarm: %s", w)
 		}
 	}
+}
+
+// TestProbeLocks: a replica under a lease (ProbeLocks) keeps no app lock once an app is Ready,
+// so a new leader never waits for it, and an app whose lock another process holds (a CI
+// harness) waits as in single-host mode.
+func TestProbeLocks(t *testing.T) {
+	f := newFixture(t)
+	dir, err := locks.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r.Locks, f.r.ProbeLocks = dir, true
+	f.writeSpec("p", "recipe: echo\nversion: 1.0.0+1\ndomain: p.test\n")
+	if st := f.settle("p"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	other, err := dir.TryApp("p.test")
+	if err != nil {
+		t.Fatalf("the app lock is kept by the replica: %v", err)
+	}
+	f.writeSpec("p", "recipe: echo\nversion: 1.1.0+1\ndomain: p.test\n")
+	f.engine.resetCalls()
+	if _, err := f.r.Reconcile(context.Background(), "p"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := spec.ReadStatus(f.r.StatusDir, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := f.engine.writes(); !strings.Contains(st.Message, "lock held by another process") || len(w) > 0 {
+		t.Errorf("an app whose lock another process holds did not wait for it: %s; writes %v", st.Message, w)
+	}
+	_ = other.Release()
 }

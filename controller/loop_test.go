@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -691,5 +693,47 @@ func TestLookWaitsForItsCheck(t *testing.T) {
 		if n := clock.pending(); n != 0 {
 			t.Errorf("%d timers pending after the app was forgotten or stopped during a look", n)
 		}
+	}
+}
+
+// TestPollSpecs: with SpecPoll, a spec file written, changed or removed behind inotify's back
+// (another host on a shared filesystem) queues its app; a file left alone queues nothing.
+func TestPollSpecs(t *testing.T) {
+	c, q, clock := newTestLoop(t, nil)
+	c.Debounce = 10 * time.Millisecond
+	c.SpecPoll = 5 * time.Millisecond
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(c.R.SpecsDir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("still.yml", "recipe: x\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.pollSpecs(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(20 * time.Millisecond) // the first scan saw still.yml
+
+	queued := func(app string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for q.addCount(app) < want && time.Now().Before(deadline) {
+			clock.advance(20 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := q.addCount(app); n < want {
+			t.Fatalf("%s queued %d times, want %d", app, n, want)
+		}
+	}
+	write("new.yml", "recipe: x\n")
+	queued("new", 1)
+	write("new.yml", "recipe: x\nversion: 2\n")
+	queued("new", 2)
+	if err := os.Remove(filepath.Join(c.R.SpecsDir, "new.yml")); err != nil {
+		t.Fatal(err)
+	}
+	queued("new", 3)
+	if n := q.addCount("still"); n != 0 {
+		t.Errorf("an unchanged spec file was queued %d times", n)
 	}
 }

@@ -40,7 +40,7 @@ type haReplica struct {
 
 // haCluster is the replicas of one owner and what the test observes of them.
 type haCluster struct {
-	t        *testing.T
+	t        testing.TB
 	h        *harness
 	owner    string
 	replicas map[string]*haReplica
@@ -59,7 +59,7 @@ type haSample struct {
 	holder  string
 }
 
-func newHACluster(t *testing.T) *haCluster {
+func newHACluster(t testing.TB) *haCluster {
 	h := mnHarness(t)
 	c := &haCluster{t: t, h: h, owner: "e2e-ha-" + randomSuffix(), replicas: map[string]*haReplica{}, events: map[string]events.Message{}, killed: map[string][]time.Time{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -162,7 +162,7 @@ func (c *haCluster) killedSoonAfter(id string, at time.Time) bool {
 	return false
 }
 
-func (r *haReplica) stop(t *testing.T) {
+func (r *haReplica) stop(t testing.TB) {
 	if !r.running() {
 		return
 	}
@@ -199,6 +199,19 @@ func (r *haReplica) role() string {
 
 // sample records, every 100 ms until ctx ends, which replicas say they lead and who holds the
 // lease.
+// ready reports whether the replica's /readyz answers 200 "ok: leader": it leads and finished
+// its first pass.
+func (r *haReplica) ready() bool {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(r.port) + "/readyz")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode == http.StatusOK && strings.HasPrefix(string(b), "ok: leader ")
+}
+
 func (c *haCluster) sample(ctx context.Context) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -459,7 +472,7 @@ func (c *haCluster) haApp(prefix, extra string, write bool) (string, string) {
 	return app, gen
 }
 
-func serviceVersions(t *testing.T, docker *client.Client, app string) map[string]uint64 {
+func serviceVersions(t testing.TB, docker *client.Client, app string) map[string]uint64 {
 	t.Helper()
 	svcs, err := docker.ServiceList(context.Background(), swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", appLabel+"="+app))})
 	if err != nil {
