@@ -221,7 +221,9 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) erro
 			mu      sync.Mutex
 			stopped bool
 			running chan struct{}
+			gaveUp  bool // lead returned while the lease was still held
 		)
+		term, endTerm := context.WithCancel(ctx)
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:          lock,
 			Name:          lock.name,
@@ -241,6 +243,14 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) erro
 					e.Log.Info("became leader: reconciling", "identity", e.Identity, "lease", lock.Describe())
 					e.role(true)
 					lead(lctx)
+					if lctx.Err() == nil {
+						// The controller stopped on its own (it could not start): a leader
+						// that does not reconcile must not keep the lease.
+						mu.Lock()
+						gaveUp = true
+						mu.Unlock()
+						endTerm()
+					}
 				},
 				OnStoppedLeading: func() {
 					mu.Lock()
@@ -260,9 +270,14 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) erro
 						<-r
 					}
 					e.role(false)
-					if ctx.Err() != nil {
+					switch {
+					case ctx.Err() != nil:
 						e.release(lock)
 						e.Log.Info("stopped leading: shutting down; lease released", "identity", e.Identity)
+						return
+					case gaveUp:
+						e.release(lock)
+						e.Log.Info("stopped leading: the controller stopped; lease released, campaigning again after a retry period", "identity", e.Identity)
 						return
 					}
 					e.Log.Info("stopped leading: lease lost; every worker stopped, campaigning again", "identity", e.Identity)
@@ -278,7 +293,14 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) erro
 		if err != nil {
 			return fmt.Errorf("leader election: %w", err)
 		}
-		le.Run(klog.NewContext(ctx, e.Log.WithName("lease")))
+		le.Run(klog.NewContext(term, e.Log.WithName("lease")))
+		endTerm()
+		if gaveUp {
+			select {
+			case <-ctx.Done():
+			case <-time.After(e.RetryPeriod):
+			}
+		}
 	}
 	return nil
 }

@@ -284,3 +284,29 @@ func recordOf(holder string) rl.LeaderElectionRecord {
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
+
+// TestElectionLeaderWhoseControllerStops: a controller that stops on its own (it could not
+// start) gives the lease up at once instead of holding it without reconciling.
+func TestElectionLeaderWhoseControllerStops(t *testing.T) {
+	store := &raftConfigs{configs: map[string]swarm.Config{}}
+	log := testr.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var broken atomic.Int32
+	e := &Election{Engine: &leaseEngine{store: store}, Owner: "t", Identity: "broken", LeaseDuration: testLease, RenewDeadline: testRenew, RetryPeriod: testRetry, Log: log}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.Run(ctx, func(context.Context) { broken.Add(1) })
+	}()
+	waitFor(t, 5*time.Second, "the broken replica leads once", func() bool { return broken.Load() > 0 })
+	var overlap atomic.Int32
+	start := time.Now()
+	good := startReplica(t, store, "good", log, &overlap)
+	waitFor(t, 5*time.Second, "the other replica leads", func() bool { return good.leading.Load() })
+	if took := time.Since(start); took > testLease {
+		t.Errorf("the other replica waited %s, the lease (%s) was not released", took, testLease)
+	}
+	cancel()
+	<-done
+}
