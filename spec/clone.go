@@ -19,6 +19,7 @@ func (s *Spec) clone() *Spec {
 	c := *s
 	c.Env = maps.Clone(s.Env)
 	c.MinReady = clonePtr(s.MinReady)
+	c.Overlays = slices.Clone(s.Overlays)
 	if s.Health != nil {
 		c.Health = make([]Probe, len(s.Health))
 		for i, p := range s.Health {

@@ -59,11 +59,12 @@ var (
 )
 
 var (
-	specFields    = []string{"recipe", "version", "source", "ref", "tier", "upgradeFrom", "domain", "env", "timeout", "ttl", "minReady", "suspend", "health", "backup"}
+	specFields    = []string{"recipe", "version", "source", "ref", "tier", "upgradeFrom", "domain", "env", "timeout", "ttl", "minReady", "suspend", "health", "backup", "overlays"}
 	probeFields   = []string{"http", "tcp", "ok", "stable"}
 	backupFields  = []string{"schedule", "keep", "checks", "requestedAt", "restore"}
 	checksFields  = []string{"beforeBackup", "beforeRestore", "afterRestore"}
 	checkFields   = []string{"service", "run"}
+	overlayFields = []string{"file", "inline"}
 	restoreFields = []string{"requestedAt", "id"}
 )
 
@@ -302,9 +303,53 @@ func (p *parser) spec(root *yaml.Node) *Spec {
 			s.Health = p.health(v)
 		case "backup":
 			s.Backup = p.backup(v)
+		case "overlays":
+			s.Overlays = p.overlays(v)
 		}
 	})
 	return s
+}
+
+// overlays reads the list of compose overlays: each item exactly one of file (a path
+// relative to the spec directory, inside it) or inline (a compose document).
+func (p *parser) overlays(v *yaml.Node) []Overlay {
+	if v.Kind != yaml.SequenceNode {
+		p.fail(v.Line, "overlays", "field \"overlays\" must be a list of overlays (- file: overlays/x.yml, or - inline: |), not %s", kindName(v))
+		return nil
+	}
+	if len(v.Content) > MaxOverlays {
+		p.fail(v.Line, "overlays", "%d overlays: at most %d", len(v.Content), MaxOverlays)
+		return nil
+	}
+	var out []Overlay
+	for i, item := range v.Content {
+		item = deref(item)
+		prefix := fmt.Sprintf("overlays[%d]", i)
+		if item.Kind != yaml.MappingNode {
+			p.fail(item.Line, prefix, "%s must be a mapping with file or inline, not %s", prefix, kindName(item))
+			continue
+		}
+		o := Overlay{Line: item.Line}
+		p.fields(item, prefix+".", overlayFields, "an overlay", func(name string, k, v *yaml.Node) {
+			switch name {
+			case "file":
+				o.File = p.str(v, prefix+"."+name)
+			case "inline":
+				o.Inline = p.str(v, prefix+"."+name)
+				o.InlineLine = v.Line
+			}
+		})
+		switch {
+		case (o.File == "") == (o.Inline == ""):
+			p.fail(item.Line, prefix, "%s needs exactly one of file (a compose file under the spec directory) and inline (a compose document)", prefix)
+		case o.File != "":
+			if msg := checkOverlayPath(o.File); msg != "" {
+				p.fail(item.Line, prefix+".file", "%s.file %q: %s", prefix, o.File, msg)
+			}
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 func (p *parser) backup(v *yaml.Node) *Backup {

@@ -172,7 +172,7 @@ func TestParseInvalid(t *testing.T) {
 		{name: "bad json", file: "specs/a.json", data: "{\n  \"recipe\": \"x\",\n}\n", line: 3, want: []string{"not valid JSON"}},
 		{name: "truncated json", file: "specs/a.json", data: "{\n  \"recipe\": \"x\",\n", line: 3, want: []string{"not valid JSON"}},
 		{name: "two documents", data: minimal + "---\nrecipe: y\n", line: 3, want: []string{"more than one YAML document"}},
-		{name: "unknown field", data: minimal + "\n\nfoo: 1\n", line: 5, want: []string{`field "foo" is not a spec field (known: recipe, version, source, ref, tier, upgradeFrom, domain, env, timeout, ttl, minReady, suspend, health, backup)`}},
+		{name: "unknown field", data: minimal + "\n\nfoo: 1\n", line: 5, want: []string{`field "foo" is not a spec field (known: recipe, version, source, ref, tier, upgradeFrom, domain, env, timeout, ttl, minReady, suspend, health, backup, overlays)`}},
 		{name: "unknown field in json", file: "specs/a.json", data: "{\"recipe\": \"x\",\n \"version\": \"1\",\n \"replicas\": 2}", line: 3, want: []string{`field "replicas" is not a spec field`}},
 		{name: "misspelt field", data: minimal + "upgrade_from: 1.0.0\n", line: 3, want: []string{`field "upgrade_from"`, `did you mean "upgradeFrom"?`}},
 		{name: "unknown probe field", data: minimal + "health:\n  - http: http://x/\n    path: /\n", line: 5, want: []string{`field "path" is not a probe field (known: http, tcp, ok, stable)`}},

@@ -24,6 +24,8 @@ type Desired struct {
 	Spec       *Spec
 	Err        error
 	ModTime    time.Time
+	// Overlays are the spec's overlays as read with it (files read then), in order.
+	Overlays []OverlayDoc
 }
 
 // specFile is one directory entry that maps to an app.
@@ -146,6 +148,21 @@ func readApp(dir, app string, files []specFile, d Defaults) *Desired {
 		return des
 	}
 	des.Spec, des.Err = v.spec, v.err
+	if des.Spec != nil && len(des.Spec.Overlays) > 0 {
+		docs, err := readOverlays(dir, des.Spec)
+		if err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				fe.File = f.path
+			}
+			// The generation names the failure, so that fixing the overlay is seen as a change.
+			des.Generation = overlayGeneration(v.gen, []OverlayDoc{{Name: "unreadable", SHA256: Generation([]byte(err.Error()))}})
+			des.Spec, des.Err = nil, err
+			return des
+		}
+		des.Overlays = docs
+		des.Generation = overlayGeneration(v.gen, docs)
+	}
 	return des
 }
 

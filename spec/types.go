@@ -43,6 +43,19 @@ type Spec struct {
 	Suspend  bool      `yaml:"suspend,omitempty" json:"suspend,omitempty"`
 	Health   []Probe   `yaml:"health,omitempty" json:"health,omitempty"`
 	Backup   *Backup   `yaml:"backup,omitempty" json:"backup,omitempty"`
+	// Overlays are compose documents merged after the recipe's COMPOSE_FILE list, in order, as
+	// more -c files to `docker stack deploy` would be: a CI's own patches of a recipe.
+	Overlays []Overlay `yaml:"overlays,omitempty" json:"overlays,omitempty"`
+}
+
+// Overlay is one compose overlay: File (relative to the spec directory, inside it) or Inline.
+type Overlay struct {
+	File   string `yaml:"file,omitempty" json:"file,omitempty"`
+	Inline string `yaml:"inline,omitempty" json:"inline,omitempty"`
+	// Line is the overlay's line in the spec file, InlineLine its inline document's first
+	// line, for messages.
+	Line       int `yaml:"-" json:"-"`
+	InlineLine int `yaml:"-" json:"-"`
 }
 
 // Backup is what a spec asks of the app's backups, made on its recipe's backup-bot-two labels.
