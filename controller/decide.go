@@ -288,6 +288,10 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	}
 	rev := w.Rendered.Revision
 	st.LastAttemptedRevision = rev
+	st.Overlays = nil
+	for _, o := range w.Desired.Overlays {
+		st.Overlays = append(st.Overlays, spec.OverlayRef{Name: o.Name, SHA256: o.SHA256})
+	}
 	st.Source, st.SourceCommit = s.Source, ""
 	if s.Ref != "" {
 		st.SourceCommit = w.Rendered.Commit

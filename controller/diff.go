@@ -36,6 +36,7 @@ func (r *Reconciler) Diff(ctx context.Context, d *spec.Desired) ([]Difference, e
 	}
 	rendered, err := manifests.Render(ctx, r.RecipesDir, manifests.Request{
 		App: d.App, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
+		Overlays: manifests.OverlaysOf(d.Overlays),
 	})
 	if err != nil {
 		return nil, err

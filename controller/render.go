@@ -60,6 +60,7 @@ func (r *Reconciler) render(ctx context.Context, d *spec.Desired, stack, version
 	defer cancel()
 	out, err := manifests.Render(rctx, dir, manifests.Request{
 		App: d.App, Recipe: s.Recipe, Version: version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
+		Overlays: manifests.OverlaysOf(d.Overlays),
 	})
 	if err != nil {
 		if rctx.Err() != nil && ctx.Err() == nil {

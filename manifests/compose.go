@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
 	"github.com/docker/cli/cli/compose/loader"
 	"github.com/docker/cli/cli/compose/schema"
 	composetypes "github.com/docker/cli/cli/compose/types"
+	"gopkg.in/yaml.v3"
 )
 
 // Bounds of an app's compose files: how many COMPOSE_FILE may name, how large each may be, how
@@ -71,7 +73,11 @@ func composeFiles(root, composeFile string) ([]string, error) {
 // `file:` paths of configs and secrets resolve against it; env is the interpolation env.
 // It also returns the raw (uninterpolated) YAML of each file, in order; those maps are shared
 // (parse keeps them for the tree) and must not be modified.
-func loadCompose(root string, paths []string, env map[string]string, parse func(path string) (raw map[string]any, parseErr, err error)) (*composetypes.Config, []map[string]any, error) {
+//
+// overlays come after the files, as more -c files: an overlay that declares no version takes
+// the recipe's (docker would refuse the mismatch; a CI's patch should not have to repeat it).
+// Each is loaded on its own first, so that what docker refuses in it is said naming it.
+func loadCompose(root string, paths []string, overlays []Overlay, env map[string]string, parse func(path string) (raw map[string]any, parseErr, err error)) (*composetypes.Config, []map[string]any, error) {
 	details := composetypes.ConfigDetails{
 		WorkingDir:  filepath.Dir(paths[0]),
 		Environment: env,
@@ -105,6 +111,14 @@ func loadCompose(root string, paths []string, env map[string]string, parse func(
 			ErrInput, strings.Join(parts, "; "))
 	}
 	details.Version = schema.Version(details.ConfigFiles[0].Config)
+	for _, o := range overlays {
+		dict, err := loadOverlay(details, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		raws = append(raws, dict)
+		details.ConfigFiles = append(details.ConfigFiles, composetypes.ConfigFile{Filename: o.Name, Config: copyYAML(dict).(map[string]any)})
+	}
 
 	cfg, err := loader.Load(details, skipValidatedSchema(details))
 	if err != nil {
@@ -157,6 +171,74 @@ func mustRel(root, p string) string {
 		return p
 	}
 	return filepath.ToSlash(r)
+}
+
+// loadOverlay parses one overlay and loads it alone, as docker validates and loads every -c
+// file before merging them: what it refuses is said naming the overlay, and the line of the
+// field where the message names one.
+func loadOverlay(details composetypes.ConfigDetails, o Overlay) (map[string]any, error) {
+	where := "overlay " + o.Name
+	if o.Line > 0 {
+		where += fmt.Sprintf(" (the inline document at line %d of the spec)", o.Line)
+	}
+	if len(o.Data) > MaxComposeBytes {
+		return nil, fmt.Errorf("%w: %s is %d bytes: at most %d (4 MiB)", ErrInput, where, len(o.Data), MaxComposeBytes)
+	}
+	dict, err := loader.ParseYAML(o.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s does not parse: %v", ErrInput, where, err)
+	}
+	if _, ok := dict["version"]; !ok {
+		dict["version"] = details.Version
+	} else if v := schema.Version(dict); v != details.Version {
+		return nil, fmt.Errorf("%w: %s declares compose version %s and the recipe's files %s: give it version %q or none", ErrInput, where, v, details.Version, details.Version)
+	}
+	alone := composetypes.ConfigDetails{WorkingDir: details.WorkingDir, Environment: details.Environment, Version: details.Version,
+		ConfigFiles: []composetypes.ConfigFile{{Filename: o.Name, Config: copyYAML(dict).(map[string]any)}}}
+	if _, err := loader.Load(alone); err != nil {
+		msg := err.Error()
+		if line := overlayLine(o.Data, msg); line > 0 && o.Line > 0 {
+			// A block scalar's document starts on the line after its key's.
+			return nil, fmt.Errorf("%w: overlay %s, line %d of the spec: %s", ErrInput, o.Name, o.Line+line, msg)
+		} else if line > 0 {
+			return nil, fmt.Errorf("%w: %s, line %d: %s", ErrInput, where, line, msg)
+		}
+		return nil, fmt.Errorf("%w: %s: %s", ErrInput, where, msg)
+	}
+	return dict, nil
+}
+
+// overlayLine finds the line of the field a loader message starts with ("services.app.ports.0
+// must be ...", "services.app Additional property x is not allowed"): the deepest part of
+// that path the document has; 0 when the message names no field of it.
+func overlayLine(data []byte, msg string) int {
+	path, _, _ := strings.Cut(msg, " ")
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return 0
+	}
+	n, line := doc.Content[0], 0
+	for _, part := range strings.Split(path, ".") {
+		next := (*yaml.Node)(nil)
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == part {
+					line, next = n.Content[i].Line, n.Content[i+1]
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(part); err == nil && i >= 0 && i < len(n.Content) {
+				line, next = n.Content[i].Line, n.Content[i]
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return line
 }
 
 // copyYAML deep-copies what loader.ParseYAML returns: maps with string keys, lists, scalars.

@@ -12,11 +12,13 @@ package manifests
 
 import (
 	"errors"
+	"strings"
 	"sync"
 
 	composetypes "github.com/docker/cli/cli/compose/types"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/swarm-reconciler/reconciler/spec"
 )
 
 const (
@@ -51,6 +53,31 @@ type Request struct {
 	Stack   string            // the stack name (namespace); becomes STACK_NAME in the app env
 	Env     map[string]string // the spec's env overrides
 	Owner   string            // value of LabelOwner; none when empty
+	// Overlays are compose documents merged after the recipe's COMPOSE_FILE list, in order, as
+	// more -c files to `docker stack deploy`.
+	Overlays []Overlay
+}
+
+// OverlaysOf are the overlays of a spec as a Request takes them.
+func OverlaysOf(docs []spec.OverlayDoc) []Overlay {
+	out := make([]Overlay, 0, len(docs))
+	for _, d := range docs {
+		o := Overlay{Name: d.Name, Data: d.Data}
+		if strings.HasPrefix(d.Name, "inline[") {
+			o.Line = d.Line
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// Overlay is one compose overlay of a Request.
+type Overlay struct {
+	Name string // as the spec names it: its file, or inline[N]
+	Data []byte
+	// Line is the line of the spec file where an inline overlay's document starts (0 for a
+	// file), so that a message can point into the spec.
+	Line int
 }
 
 // Rendered is everything one app at one version consists of. The exported fields are complete

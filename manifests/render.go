@@ -97,7 +97,7 @@ func render(ctx context.Context, recipesDir string, req Request) (*Rendered, err
 	if err != nil {
 		return nil, err
 	}
-	cfg, raws, err := loadCompose(root, paths, env.vars, t.parse)
+	cfg, raws, err := loadCompose(root, paths, req.Overlays, env.vars, t.parse)
 	if err != nil {
 		return nil, err
 	}

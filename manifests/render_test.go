@@ -506,3 +506,81 @@ configs:
 		}
 	}
 }
+
+// TestSpecOverlays: a spec's overlays merge after COMPOSE_FILE, in order, as more -c files:
+// interpolated with the app's env, taking the recipe's version when they declare none;
+// what docker refuses in one is said naming it and the line of the field.
+func TestSpecOverlays(t *testing.T) {
+	recipesDir := t.TempDir()
+	repo := newTestRepo(t, recipesDir, "sov")
+	h := repo.commit(map[string]string{
+		".env.sample": "GREETING=hi\n",
+		"compose.yml": `version: "3.8"
+services:
+  app:
+    image: nginx:1
+    environment: [BASE=1]
+`,
+	})
+	repo.tag("1.0.0+1", h, true)
+	render := func(overlays ...Overlay) (*Rendered, error) {
+		return Render(context.Background(), recipesDir, Request{App: "a", Recipe: "sov", Version: "1.0.0+1",
+			Domain: "sov.example.org", Stack: "sov_example_org", Overlays: overlays})
+	}
+	r, err := render(
+		Overlay{Name: "overlays/ci.yml", Data: []byte("version: \"3.8\"\nservices:\n  app:\n    environment:\n      - CI=${GREETING}\n    ports: [{target: 80, published: 18080, mode: host}]\n")},
+		Overlay{Name: "inline[1]", Line: 7, Data: []byte("services:\n  app:\n    environment: [CI=second]\n    deploy: {resources: {limits: {memory: 256M}}}\n")},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, err := r.Services(context.Background(), PlaceholderResolver())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := svcs["sov_example_org_app"]
+	env := app.TaskTemplate.ContainerSpec.Env
+	if !slices.Contains(env, "BASE=1") || !slices.Contains(env, "CI=second") || slices.Contains(env, "CI=hi") {
+		t.Errorf("env %v: want BASE from the recipe and CI from the last overlay", env)
+	}
+	if ports := app.EndpointSpec.Ports; len(ports) != 1 || ports[0].PublishedPort != 18080 || ports[0].PublishMode != "host" {
+		t.Errorf("ports %+v, want the first overlay's host port", ports)
+	}
+	if lim := app.TaskTemplate.Resources.Limits; lim == nil || lim.MemoryBytes != 256<<20 {
+		t.Errorf("limits %+v, want 256M from the inline overlay", lim)
+	}
+
+	r, err = render(Overlay{Name: "overlays/ci.yml", Data: []byte("services:\n  app:\n    environment:\n      - CI=${GREETING}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svcs, _ := r.Services(context.Background(), PlaceholderResolver()); !slices.Contains(svcs["sov_example_org_app"].TaskTemplate.ContainerSpec.Env, "CI=hi") {
+		t.Errorf("overlay not interpolated with the app env: %v", svcs["sov_example_org_app"].TaskTemplate.ContainerSpec.Env)
+	}
+
+	for _, tc := range []struct {
+		name string
+		o    Overlay
+		want []string
+	}{
+		{"yaml", Overlay{Name: "overlays/bad.yml", Data: []byte("services:\n  app: [\n")}, []string{"overlay overlays/bad.yml does not parse", "line"}},
+		{"schema", Overlay{Name: "overlays/schema.yml", Data: []byte("services:\n  app:\n    deploy:\n      replicaz: 2\n")},
+			[]string{"overlay overlays/schema.yml, line 3:", "replicaz"}},
+		{"schema inline", Overlay{Name: "inline[0]", Line: 10, Data: []byte("services:\n  app:\n    ports: {a: b}\n")},
+			[]string{"overlay inline[0], line 13 of the spec:", "ports"}},
+		{"version", Overlay{Name: "overlays/v.yml", Data: []byte("version: \"3.7\"\nservices: {}\n")}, []string{"declares compose version 3.7", `give it version "3.8"`}},
+		{"no image", Overlay{Name: "overlays/new.yml", Data: []byte("services:\n  extra: {environment: [A=1]}\n")}, []string{"service extra has no image"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(tc.o)
+			if !errors.Is(err, ErrInput) {
+				t.Fatalf("err = %v, want ErrInput", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to say %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -86,6 +86,7 @@ func (s *Status) clone() *Status {
 		}
 	}
 	c.Removed = slices.Clone(s.Removed)
+	c.Overlays = slices.Clone(s.Overlays)
 	if s.Nodes != nil {
 		c.Nodes = make([]NodeVolumes, len(s.Nodes))
 		for i, n := range s.Nodes {

@@ -49,9 +49,9 @@ func checkOverlayPath(p string) string {
 	return ""
 }
 
-// readOverlays reads the overlays of s, whose spec file is in dir: the files at once, with
+// ReadOverlays reads the overlays of s, whose spec file is in dir: the files at once, with
 // their bytes, so that editing one is a new generation of the app.
-func readOverlays(dir string, s *Spec) ([]OverlayDoc, error) {
+func ReadOverlays(dir string, s *Spec) ([]OverlayDoc, error) {
 	var docs []OverlayDoc
 	for i, o := range s.Overlays {
 		doc := OverlayDoc{Name: fmt.Sprintf("inline[%d]", i), Data: []byte(o.Inline), Line: o.InlineLine}

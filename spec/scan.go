@@ -149,7 +149,7 @@ func readApp(dir, app string, files []specFile, d Defaults) *Desired {
 	}
 	des.Spec, des.Err = v.spec, v.err
 	if des.Spec != nil && len(des.Spec.Overlays) > 0 {
-		docs, err := readOverlays(dir, des.Spec)
+		docs, err := ReadOverlays(dir, des.Spec)
 		if err != nil {
 			var fe *FieldError
 			if errors.As(err, &fe) {

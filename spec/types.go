@@ -48,6 +48,12 @@ type Spec struct {
 	Overlays []Overlay `yaml:"overlays,omitempty" json:"overlays,omitempty"`
 }
 
+// OverlayRef names an overlay applied: its file (or inline[N]) and the SHA-256 of its bytes.
+type OverlayRef struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+}
+
 // Overlay is one compose overlay: File (relative to the spec directory, inside it) or Inline.
 type Overlay struct {
 	File   string `yaml:"file,omitempty" json:"file,omitempty"`
@@ -150,7 +156,9 @@ type Status struct {
 	Source              string `json:"source,omitempty"`
 	SourceCommit        string `json:"sourceCommit,omitempty"`
 	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
-	Deploys             int    `json:"deploys"`
+	// Overlays are the spec's overlays merged into the last attempted revision, in order.
+	Overlays []OverlayRef `json:"overlays,omitempty"`
+	Deploys  int          `json:"deploys"`
 	// DeployedGeneration is the generation whose deploy is counted in Deploys, so a retried
 	// apply of one generation is counted once.
 	DeployedGeneration string `json:"deployedGeneration,omitempty"`

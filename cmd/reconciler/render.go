@@ -89,6 +89,7 @@ func renderCmd(o *options) *cobra.Command {
 			}
 			r, err := manifests.Render(cmd.Context(), dir, manifests.Request{
 				App: app, Recipe: s.Recipe, Version: version, Domain: s.Domain, Stack: stack, Env: s.Env,
+				Overlays: manifests.OverlaysOf(f.overlays),
 			})
 			if err != nil {
 				return err
@@ -159,9 +160,10 @@ func readDeployedSpec(path string, o *options) (specFile, error) {
 
 // specFile is one spec file as read and validated: the app name comes from the file name.
 type specFile struct {
-	app  string
-	data []byte
-	spec *spec.Spec
+	app      string
+	data     []byte
+	spec     *spec.Spec
+	overlays []spec.OverlayDoc
 }
 
 // readSpec reads and validates one spec file.
@@ -184,5 +186,14 @@ func readSpec(path string, d spec.Defaults) (specFile, error) {
 	if err != nil {
 		return specFile{}, err
 	}
-	return specFile{app: app, data: data, spec: s}, nil
+	// Overlay files are named relative to the spec's own directory.
+	overlays, err := spec.ReadOverlays(filepath.Dir(path), s)
+	if err != nil {
+		var fe *spec.FieldError
+		if errors.As(err, &fe) {
+			fe.File = path
+		}
+		return specFile{}, err
+	}
+	return specFile{app: app, data: data, spec: s, overlays: overlays}, nil
 }

@@ -146,7 +146,7 @@ func secretToInsert(ctx context.Context, o *options, app, name, version string) 
 	render := func(env map[string]string) (*manifests.Rendered, error) {
 		return manifests.Render(ctx, dir, manifests.Request{
 			App: app, Recipe: s.Recipe, Version: recipeVersion, Domain: s.Domain, Stack: stack, Env: env,
-			Owner: o.ownerOf(o.specs),
+			Owner: o.ownerOf(o.specs), Overlays: manifests.OverlaysOf(d.Overlays),
 		})
 	}
 	r, err := render(s.Env)

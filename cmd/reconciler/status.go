@@ -323,6 +323,7 @@ func validatePolicy(cmd *cobra.Command, o *options, f specFile, path string) (de
 	}
 	r, err := manifests.Render(cmd.Context(), dir, manifests.Request{
 		App: f.app, Recipe: f.spec.Recipe, Version: version, Domain: f.spec.Domain, Stack: stack, Env: f.spec.Env,
+		Overlays: manifests.OverlaysOf(f.overlays),
 	})
 	if err != nil {
 		return false, err
