@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -55,6 +56,11 @@ type Controller struct {
 	seq       uint64               // numbers every timer armed, so a superseded one does nothing
 	stopped   bool                 // ctx ended: no timer is armed any more
 	lookCtx   context.Context      // Run's context, for the looks' task list calls
+	// watcher is Run's watch of the spec directory, to which the folders of overlay files are
+	// added as the specs name them (watched); overlayResync coalesces their events.
+	watcher       *fsnotify.Watcher
+	watched       map[string]bool
+	overlayResync atomic.Bool
 
 	swept     atomic.Bool     // the initial sweep finished
 	initial   map[string]bool // apps of the initial sweep not reconciled yet
@@ -100,6 +106,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := w.Add(c.R.SpecsDir); err != nil {
 		return fmt.Errorf("watch spec directory %s: %w", c.R.SpecsDir, err)
 	}
+	c.mu.Lock()
+	c.watcher, c.watched = w, map[string]bool{}
+	c.mu.Unlock()
 	if err := c.resync(ctx); err != nil {
 		c.Log.Error(err, "initial resync failed; retrying at the next resync")
 	}
@@ -278,6 +287,7 @@ func (c *Controller) resync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.watchOverlays()
 	c.mu.Lock()
 	if !c.swept.Load() && c.initial == nil {
 		// The first successful resync is the initial sweep: it is done once each app it
@@ -342,11 +352,55 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			if app, ok := spec.AppName(filepath.Base(ev.Name)); ok {
+			if filepath.Dir(ev.Name) != filepath.Clean(c.R.SpecsDir) {
+				c.overlayChanged(ctx) // a file in a folder of overlay files
+			} else if app, ok := spec.AppName(filepath.Base(ev.Name)); ok {
 				c.debounce(app)
+			} else if ev.Has(fsnotify.Create) {
+				c.overlayChanged(ctx) // perhaps a folder an overlay names, made now
 			}
 		}
 	}
+}
+
+// watchOverlays adds the folders of the specs' overlay files to the spec directory's watch:
+// an overlay file edited is a change of its app, found by a resync (which compares each app's
+// generation, overlays included). A folder that does not exist yet is watched once a spec
+// names it and it exists.
+func (c *Controller) watchOverlays() {
+	dirs := c.R.OverlayDirs()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watcher == nil {
+		return
+	}
+	for _, dir := range dirs {
+		if c.watched[dir] {
+			continue
+		}
+		if err := c.watcher.Add(dir); err == nil {
+			c.watched[dir] = true
+		}
+	}
+}
+
+// overlayChanged resyncs once the folder has been quiet for Debounce: many events of one
+// edit make one resync.
+func (c *Controller) overlayChanged(ctx context.Context) {
+	if !c.overlayResync.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(c.Debounce):
+		}
+		c.overlayResync.Store(false)
+		if err := c.resync(ctx); err != nil {
+			c.Log.Error(err, "resync after an overlay file changed")
+		}
+	}()
 }
 
 // pollSpecs scans the spec directory every SpecPoll and queues the apps whose files appeared,
@@ -358,6 +412,7 @@ func (c *Controller) pollSpecs(ctx context.Context) {
 	t := time.NewTicker(c.SpecPoll)
 	defer t.Stop()
 	seen := scanSpecs(c.R.SpecsDir)
+	var seenOverlays map[string]specStamp
 	for {
 		select {
 		case <-ctx.Done():
@@ -368,6 +423,16 @@ func (c *Controller) pollSpecs(ctx context.Context) {
 		if now == nil {
 			continue // unreadable this time; the resync reports it
 		}
+		overlays := map[string]specStamp{}
+		for _, dir := range c.R.OverlayDirs() {
+			for name, st := range scanSpecs(dir) {
+				overlays[filepath.Join(dir, name)] = st
+			}
+		}
+		if seenOverlays != nil && !maps.Equal(overlays, seenOverlays) {
+			c.overlayChanged(ctx)
+		}
+		seenOverlays = overlays
 		for name, st := range now {
 			if seen[name] != st {
 				c.queueSpec(name)

@@ -103,6 +103,8 @@ type Reconciler struct {
 	seen     map[string]taskMark // app -> what its last pass saw of its tasks (TasksMoved)
 	node     string              // this engine's swarm node ID, once known
 	nodeList nodeCache
+	// overlayDirs are the folders of the specs' overlay files, as of the last scan.
+	overlayDirs []string
 	// inventoried says the other nodes were asked for the volumes of orphans (sweepNodes).
 	inventoried bool
 	// unwritten holds, by app, the last status a write failed to store: the next pass starts

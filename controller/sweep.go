@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -24,6 +25,7 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("scan specs: %w", err)
 	}
 	r.indexStacks(desired)
+	r.noteOverlayDirs(desired)
 	if first {
 		// Once per process, at the first resync, before any worker runs (the only time it may
 		// write the status files of orphans): volumes of orphans on other nodes.
@@ -58,6 +60,32 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 	groups := snap.ByApp()
 	r.sweepLocks(desired, groups, statuses)
 	return needsWork(desired, groups, statuses, r.Now(), r.StatusRetention), nil
+}
+
+// noteOverlayDirs remembers the folders holding the specs' overlay files, for the loop's
+// watch: editing an overlay file is a change of its app, as editing its spec is.
+func (r *Reconciler) noteOverlayDirs(desired map[string]*spec.Desired) {
+	seen := map[string]bool{}
+	var dirs []string
+	for _, d := range desired {
+		for _, f := range d.OverlayFiles {
+			if dir := filepath.Dir(f); !seen[dir] {
+				seen[dir] = true
+				dirs = append(dirs, dir)
+			}
+		}
+	}
+	sort.Strings(dirs)
+	r.mu.Lock()
+	r.overlayDirs = dirs
+	r.mu.Unlock()
+}
+
+// OverlayDirs are the folders of the specs' overlay files, as of the last scan.
+func (r *Reconciler) OverlayDirs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.overlayDirs
 }
 
 // sweepLocks unlinks app lockfiles that nobody holds and no app stands behind, and warns about

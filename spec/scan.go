@@ -26,6 +26,9 @@ type Desired struct {
 	ModTime    time.Time
 	// Overlays are the spec's overlays as read with it (files read then), in order.
 	Overlays []OverlayDoc
+	// OverlayFiles are the paths of the spec's overlay files, also when one could not be
+	// read: what a watch of the spec directory must also watch.
+	OverlayFiles []string
 }
 
 // specFile is one directory entry that maps to an app.
@@ -149,6 +152,11 @@ func readApp(dir, app string, files []specFile, d Defaults) *Desired {
 	}
 	des.Spec, des.Err = v.spec, v.err
 	if des.Spec != nil && len(des.Spec.Overlays) > 0 {
+		for _, o := range des.Spec.Overlays {
+			if o.File != "" {
+				des.OverlayFiles = append(des.OverlayFiles, filepath.Join(dir, o.File))
+			}
+		}
 		docs, err := ReadOverlays(dir, des.Spec)
 		if err != nil {
 			var fe *FieldError
