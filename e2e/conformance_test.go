@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +78,29 @@ type confCase struct {
 	prefix string // app name prefix
 	recipe string
 	env    map[string]string
+	// overlay, when set, is a CI's compose overlay: the spec names it (overlays: - file:), and
+	// docker stack deploy gets it as one more -c after the recipe's files.
+	overlay string
 }
+
+// confOverlay is the overlay of the "+ overlay" cases: what a CI's compose.ccci.yml does to a
+// recipe (a test-only host port, an env value, lower limits, a shorter healthcheck start).
+const confOverlay = `version: "3.8"
+services:
+  app:
+    environment:
+      - CI_RUN=conformance
+    ports:
+      - target: 80
+        published: 28080
+        mode: host
+    deploy:
+      resources:
+        limits:
+          memory: 256M
+    healthcheck:
+      start_period: 5s
+`
 
 // confBrokenOverlay is left out of bonfire's "every overlay" case: its app service uses the
 // secret github_client_secret but the file declares oauth_client_secret, so docker stack
@@ -113,7 +136,9 @@ func confCases(t *testing.T, shared string) []confCase {
 			// .env.sample leaves it commented out: enable it as an operator would.
 			"SECRET_USERSFILE_VERSION": "v1",
 		}},
+		{name: "bonfire-ci-overlay", prefix: "cf-bfc", recipe: "bonfire", overlay: confOverlay},
 		{name: "custom-php", prefix: "cf-php", recipe: "custom-php"},
+		{name: "custom-php-ci-overlay", prefix: "cf-phpc", recipe: "custom-php", overlay: confOverlay},
 		{name: "custom-php-smtp-relay", prefix: "cf-phps", recipe: "custom-php", env: map[string]string{
 			// The "remote SMTP relay" block of .env.sample, uncommented.
 			"COMPOSE_FILE":                 "compose.yml:compose.mailrelay.yml:compose.smtp.yml",
@@ -296,8 +321,19 @@ func confRun(t *testing.T, shared string, c confCase) {
 
 	// The same app env for docker stack deploy, as abra builds it for a stack named cliStack
 	// with the same domain; and the external secrets abra would have generated for it.
+	var overlays []manifests.Overlay
+	if c.overlay != "" {
+		// Its own host port, on both sides (one of the two tasks waits for it: the stored
+		// specs are what is compared).
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.overlay = strings.ReplaceAll(c.overlay, "28080", strconv.Itoa(port))
+		overlays = []manifests.Overlay{{Name: "overlays/ci.yml", Data: []byte(c.overlay)}}
+	}
 	cli, err := manifests.Render(ctx, h.recipes, manifests.Request{App: app, Recipe: c.recipe, Version: version,
-		Domain: domain, Stack: cliStack, Env: c.env})
+		Domain: domain, Stack: cliStack, Env: c.env, Overlays: overlays})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,13 +356,32 @@ func confRun(t *testing.T, shared string, c confCase) {
 			fmt.Fprintf(&spec, "  %s: %q\n", k, c.env[k])
 		}
 	}
+	if c.overlay != "" {
+		if err := os.MkdirAll(filepath.Join(h.specs, "overlays"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(h.specs, "overlays", "ci.yml"), []byte(c.overlay), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		spec.WriteString("overlays:\n  - file: overlays/ci.yml\n")
+	}
 	gen := h.writeSpec(app, []byte(spec.String()))
+	if c.overlay != "" {
+		gen = desiredGeneration(t, h, app) // the overlay's bytes are part of it
+	}
 
 	checkout, err := stackCheckout(ctx, recipe{Name: c.recipe, Dir: filepath.Join(h.recipes, c.recipe)}, version, t.TempDir(), cliStack)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := confStackDeploy(ctx, checkout, cliStack, cli.Env); err != nil {
+	var extra []string
+	if c.overlay != "" {
+		if err := os.WriteFile(filepath.Join(checkout, "ci-overlay.yml"), []byte(c.overlay), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, "ci-overlay.yml")
+	}
+	if err := confStackDeploy(ctx, checkout, cliStack, cli.Env, extra...); err != nil {
 		t.Fatal(err)
 	}
 	cliSide, err := confCollect(ctx, "docker stack deploy", cliStack)
@@ -378,7 +433,9 @@ func confRun(t *testing.T, shared string, c confCase) {
 // checkout, as abra deploys them: the compose files are interpolated with the app env only.
 // The docker CLI gets just what it needs to reach the daemon besides; the rest of the test's
 // environment (LANG, USER, ...) would leak into ${VAR:-default} and bare `- VAR` entries.
-func confStackDeploy(ctx context.Context, checkout, stack string, appEnv map[string]string) error {
+//
+// extra are more -c files after them (a CI's overlay).
+func confStackDeploy(ctx context.Context, checkout, stack string, appEnv map[string]string, extra ...string) error {
 	files := []string{"compose.yml"}
 	if cf := strings.TrimSpace(appEnv["COMPOSE_FILE"]); cf != "" {
 		files = nil
@@ -388,6 +445,7 @@ func confStackDeploy(ctx context.Context, checkout, stack string, appEnv map[str
 			}
 		}
 	}
+	files = append(files, extra...)
 	args := []string{"stack", "deploy", "--resolve-image", "never", "--detach=true"}
 	for _, f := range files {
 		args = append(args, "-c", f)

@@ -276,7 +276,8 @@ func validateCmd(o *options) *cobra.Command {
 		Short: "Check spec files; exit non-zero with file, line and reason for each bad one",
 		Long: "validate checks each spec file. With --policy (or RECONCILER_POLICY) it also renders the\n" +
 			"recipe at the spec's version (--recipes) and checks its services against that deploy\n" +
-			"policy, as the reconciler would before creating anything.",
+			"policy, as the reconciler would before creating anything. A spec with overlays is\n" +
+			"always rendered: its overlays must load and merge with the recipe's compose files.",
 		Example: "  reconciler validate specs/*.yml\n" +
 			"  reconciler validate --policy restricted --recipes ./recipes specs/ch-1a2b3c.yml",
 		Args: cobra.MinimumNArgs(1),
@@ -291,8 +292,8 @@ func validateCmd(o *options) *cobra.Command {
 					bad++
 					continue
 				}
-				if withPolicy {
-					if denied, err := validatePolicy(cmd, o, f, path); err != nil || denied {
+				if withPolicy || len(f.overlays) > 0 {
+					if denied, err := validateRender(cmd, o, f, path, withPolicy); err != nil || denied {
 						if err != nil {
 							fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", path, err)
 						}
@@ -310,9 +311,10 @@ func validateCmd(o *options) *cobra.Command {
 	}
 }
 
-// validatePolicy renders f's recipe and checks its services against the deploy policy,
-// printing what it denies and warns of; denied says whether it denies anything.
-func validatePolicy(cmd *cobra.Command, o *options, f specFile, path string) (denied bool, err error) {
+// validateRender renders f's recipe with its overlays merged and, with policy, checks its
+// services against the deploy policy, printing what it denies and warns of; denied says
+// whether it denies anything.
+func validateRender(cmd *cobra.Command, o *options, f specFile, path string, policy bool) (denied bool, err error) {
 	stack, err := spec.StackName(f.spec.Domain)
 	if err != nil {
 		return false, err
@@ -329,7 +331,7 @@ func validatePolicy(cmd *cobra.Command, o *options, f specFile, path string) (de
 		return false, err
 	}
 	services, err := r.Services(cmd.Context(), manifests.PlaceholderResolver())
-	if err != nil {
+	if err != nil || !policy {
 		return false, err
 	}
 	rep, err := checkPolicy(o, r, services, cmd.ErrOrStderr(), path)
