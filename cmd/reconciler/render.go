@@ -166,8 +166,15 @@ type specFile struct {
 	overlays []spec.OverlayDoc
 }
 
-// readSpec reads and validates one spec file.
+// readSpec reads and validates one spec file, its overlay files named relative to its own
+// directory.
 func readSpec(path string, d spec.Defaults) (specFile, error) {
+	return readSpecIn(path, d, filepath.Dir(path))
+}
+
+// readSpecIn is readSpec with the overlay files named relative to overlayDir: the spec
+// directory the file is applied to.
+func readSpecIn(path string, d spec.Defaults, overlayDir string) (specFile, error) {
 	app, ok := spec.AppName(filepath.Base(path))
 	if !ok {
 		return specFile{}, fmt.Errorf("%s: not a spec file name: use <app>.yml, <app>.yaml or <app>.json", path)
@@ -186,8 +193,7 @@ func readSpec(path string, d spec.Defaults) (specFile, error) {
 	if err != nil {
 		return specFile{}, err
 	}
-	// Overlay files are named relative to the spec's own directory.
-	overlays, err := spec.ReadOverlays(filepath.Dir(path), s)
+	overlays, err := spec.ReadOverlays(overlayDir, s)
 	if err != nil {
 		var fe *spec.FieldError
 		if errors.As(err, &fe) {

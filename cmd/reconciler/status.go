@@ -352,7 +352,8 @@ func applyCmd(o *options) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			f, err := readSpec(path, o.defaults())
+			// Overlay files are read where the reconciler reads them: in the spec directory.
+			f, err := readSpecIn(path, o.defaults(), o.specs)
 			if err != nil {
 				return err
 			}
