@@ -24,6 +24,8 @@ func FuzzParse(f *testing.F) {
 		"recipe: r\nversion: v\ntimeout: 600\nttl: -1s\ndomain: Foo.org\n",
 		"recipe: !!binary aGk=\nversion: !!str 1.0\n",
 		"recipe: r\nversion: v\nenv:\n  A: |\n    multi\n    line\n  B: 'q''uote'\n",
+		"recipe: r\nversion: v\noverlays:\n  - file: overlays/ci.yml\n  - inline: |\n      services: {}\n  - file: ../x\n",
+		"recipe: r\nversion: v\noverlays:\n  - file: overlays/ci.yml\n  - inline: |\n      services: {}\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -43,6 +45,12 @@ func FuzzParse(f *testing.F) {
 		s3, err := Parse("specs/fuzz.json", "fuzz", j, testDefaults)
 		if err != nil {
 			t.Fatalf("re-parse of marshalled JSON failed: %v\ninput: %q\njson: %s", err, data, j)
+		}
+		// Lines are where things are in the file, not what the spec says.
+		for _, sp := range []*Spec{s, s3} {
+			for i := range sp.Overlays {
+				sp.Overlays[i].Line, sp.Overlays[i].InlineLine = 0, 0
+			}
 		}
 		if !reflect.DeepEqual(s, s3) {
 			t.Fatalf("JSON round trip changed the spec:\n got %#v\nwant %#v\njson: %s", s3, s, j)
