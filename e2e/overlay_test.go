@@ -104,6 +104,9 @@ func TestOverlays(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.specs, "overlays", "bad-schema.yml"), []byte("services:\n  app:\n    deploy:\n      replicaz: 2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(h.specs, "overlays", "sock.yml"), []byte("services:\n  app:\n    volumes: [\"/var/run/docker.sock:/var/run/docker.sock\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink(outside, filepath.Join(h.specs, "overlays", "link-out.yml")); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +116,8 @@ func TestOverlays(t *testing.T) {
 		{"missing", "overlays/none.yml", "no such file"},
 		{"yaml", "overlays/bad-yaml.yml", "overlay overlays/bad-yaml.yml does not parse"},
 		{"schema", "overlays/bad-schema.yml", "overlay overlays/bad-schema.yml, line 3:"},
+		// The deploy policy judges the merged result.
+		{"policy", "overlays/sock.yml", "the baseline policy denies: service app: volumes:"},
 	} {
 		b := h.newApp("e2e-ovbad-" + tc.name)
 		h.writeSpec(b.name, []byte("recipe: ov-echo\nversion: "+miniRelease+"\noverlays:\n  - file: "+tc.overlay+"\n"))
