@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -735,5 +737,54 @@ func TestPollSpecs(t *testing.T) {
 	queued("new", 3)
 	if n := q.addCount("still"); n != 0 {
 		t.Errorf("an unchanged spec file was queued %d times", n)
+	}
+}
+
+// TestOverlayFilesAreWatched: the folders of the specs' overlay files join the spec
+// directory's watch, and a file written there makes a resync (which finds the app whose
+// generation changed); a spec file's own event still queues its app alone.
+func TestOverlayFilesAreWatched(t *testing.T) {
+	c, q, _ := newTestLoop(t, nil)
+	c.Debounce = 10 * time.Millisecond
+	overlays := filepath.Join(c.R.SpecsDir, "overlays")
+	if err := os.MkdirAll(overlays, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var resyncs atomic.Int32
+	c.pendingFunc = func(context.Context) ([]string, error) {
+		resyncs.Add(1)
+		return nil, nil
+	}
+	c.R.overlayDirs = []string{overlays}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Add(c.R.SpecsDir); err != nil {
+		t.Fatal(err)
+	}
+	c.watcher, c.watched = w, map[string]bool{}
+	c.watchOverlays()
+	if !c.watched[overlays] {
+		t.Fatalf("overlay folder not watched: %v", c.watched)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.watchSpecs(ctx, w) }()
+	defer func() { cancel(); <-done }()
+
+	if err := os.WriteFile(filepath.Join(overlays, "ci.yml"), []byte("services: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for resyncs.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if resyncs.Load() == 0 {
+		t.Fatal("writing an overlay file made no resync")
+	}
+	if n := q.addCount("ci"); n != 0 {
+		t.Errorf("an overlay file was taken for the spec of app ci (%d adds)", n)
 	}
 }
