@@ -50,6 +50,9 @@ type configLock struct {
 	owner    string
 	identity string
 	log      logr.Logger
+	// callTimeout bounds each call: a manager whose Raft leader just went away can hold a
+	// request for tens of seconds, and the next try should go out in the meantime.
+	callTimeout time.Duration
 
 	mu      sync.Mutex
 	id      string
@@ -97,8 +100,18 @@ func (l *configLock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte,
 	}, raw, nil
 }
 
+// bounded is ctx limited to one call's time.
+func (l *configLock) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.callTimeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, l.callTimeout)
+}
+
 // inspect reads the lease object and remembers its version.
 func (l *configLock) inspect(ctx context.Context) (swarm.Config, error) {
+	ctx, cancel := l.bounded(ctx)
+	defer cancel()
 	cfg, _, err := l.engine.ConfigInspectWithRaw(ctx, l.name)
 	if cerrdefs.IsNotFound(err) {
 		return cfg, apierrors.NewNotFound(schema.GroupResource{Resource: "configs"}, l.name)
@@ -124,7 +137,9 @@ func (l *configLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) er
 		Annotations: swarm.Annotations{Name: l.name, Labels: map[string]string{manifests.LabelOwner: l.owner, LeaseLabel: string(raw)}},
 		Data:        []byte("leader lease of the swarm-reconciler replicas of owner " + l.owner + "\n"),
 	}
-	if _, err := l.engine.ConfigCreate(ctx, s); err != nil {
+	cctx, cancel := l.bounded(ctx)
+	defer cancel()
+	if _, err := l.engine.ConfigCreate(cctx, s); err != nil {
 		return fmt.Errorf("create lease %s: %w", l.name, err)
 	}
 	return l.confirm(ctx, raw)
@@ -148,7 +163,9 @@ func (l *configLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) er
 	l.known = false // whatever happens next, the version read is spent
 	l.mu.Unlock()
 	s.Labels[LeaseLabel] = string(raw)
-	if err := l.engine.ConfigUpdate(ctx, id, version, s); err != nil {
+	uctx, cancel := l.bounded(ctx)
+	defer cancel()
+	if err := l.engine.ConfigUpdate(uctx, id, version, s); err != nil {
 		return fmt.Errorf("update lease %s: %w", l.name, err)
 	}
 	return l.confirm(ctx, raw)
@@ -211,7 +228,8 @@ func (e *Election) Leader() string {
 // a held lease is released once lead has returned, so the next replica takes over within one
 // retry period.
 func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) error {
-	lock := &configLock{engine: e.Engine, name: LeaseName(e.Owner), owner: e.Owner, identity: e.Identity, log: e.Log}
+	lock := &configLock{engine: e.Engine, name: LeaseName(e.Owner), owner: e.Owner, identity: e.Identity, log: e.Log,
+		callTimeout: 2 * e.RetryPeriod}
 	stopWithin := e.StopWithin
 	if stopWithin <= 0 {
 		stopWithin = 3 * time.Second

@@ -110,7 +110,9 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 	} else {
 		for _, s := range old {
 			if s.Spec.Name == svc.Name && s.Spec.Labels[LabelJob] == jobInventory {
-				_ = r.Engine.ServiceRemove(ctx, s.ID) // an earlier start's, cut short
+				if r.Engine.ServiceRemove(ctx, s.ID) == nil { // an earlier start's, cut short
+					r.Log.Info("applied", "action", "remove service", "object", s.Spec.Name, "reason", "an inventory job left by an earlier start")
+				}
 			}
 		}
 	}
@@ -118,9 +120,12 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("create %s: %w", svc.Name, err)
 	}
+	r.Log.Info("applied", "action", "create service", "object", svc.Name, "reason", "inventory of the volumes on the other nodes")
 	defer func() {
 		if err := r.Engine.ServiceRemove(context.WithoutCancel(ctx), created.ID); err != nil {
 			r.Log.Error(err, "remove the inventory job", "service", svc.Name)
+		} else {
+			r.Log.Info("applied", "action", "remove service", "object", svc.Name, "reason", "inventory done")
 		}
 	}()
 	wait, cancel := context.WithTimeout(ctx, inventoryWait)

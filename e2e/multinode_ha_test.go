@@ -49,6 +49,18 @@ type haCluster struct {
 	samples []haSample
 	events  map[string]events.Message // by type/action/name/time, from every manager's stream
 	killed  map[string][]time.Time    // when each replica was SIGKILLed
+	// terms are the lease's acquisitions as read from its record: holder by acquire time
+	// (the acquiring replica's clock, which is this host's), "" for a release.
+	terms map[time.Time]string
+	// specChanges are the changes of the stored specs of the owner's services, seen by
+	// listing them every 250 ms: a service appearing, its spec changing, or going.
+	specChanges []haSpecChange
+}
+
+// haSpecChange is one change of a service's stored spec between two looks.
+type haSpecChange struct {
+	service     string
+	after, seen time.Time // the look that did not see it yet, and the one that did
 }
 
 // haSample is one look, every 100 ms: which replicas say they lead, and who holds the lease
@@ -61,7 +73,7 @@ type haSample struct {
 
 func newHACluster(t testing.TB) *haCluster {
 	h := mnHarness(t)
-	c := &haCluster{t: t, h: h, owner: "e2e-ha-" + randomSuffix(), replicas: map[string]*haReplica{}, events: map[string]events.Message{}, killed: map[string][]time.Time{}}
+	c := &haCluster{t: t, h: h, owner: "e2e-ha-" + randomSuffix(), replicas: map[string]*haReplica{}, events: map[string]events.Message{}, killed: map[string][]time.Time{}, terms: map[time.Time]string{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
@@ -83,8 +95,9 @@ func newHACluster(t testing.TB) *haCluster {
 		}
 		_ = mn.nodes[0].docker.ConfigRemove(context.Background(), "swarm-reconciler-lease-"+c.owner)
 	})
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); c.sample(ctx) }()
+	go func() { defer wg.Done(); c.watchSpecs(ctx) }()
 	for _, n := range []int{2, 3} {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.watchEvents(ctx, mn.nodes[n-1].docker) }()
@@ -149,6 +162,19 @@ func (c *haCluster) kill(r *haReplica) {
 	c.mu.Lock()
 	c.killed[r.id] = append(c.killed[r.id], time.Now())
 	c.mu.Unlock()
+}
+
+// killedWithin reports whether a replica was killed within 2 s after from and before to: a
+// change it made then may be in the swarm and not in its log.
+func (c *haCluster) killedWithin(from, to time.Time) bool {
+	for _, ks := range c.killed {
+		for _, k := range ks {
+			if k.After(from.Add(-2*time.Second)) && k.Before(to) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // killedSoonAfter reports whether replica id was killed within 2 s after at: a change it made
@@ -250,6 +276,63 @@ func (c *haCluster) sample(ctx context.Context) {
 	}
 }
 
+// watchSpecs lists the owner's services every 250 ms from the first manager that answers and
+// records every change of a stored spec (swarm's own writes, such as its allocator's after a
+// Raft leader change, leave the spec as it is).
+func (c *haCluster) watchSpecs(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	var last map[string]string
+	lastAt := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now, ok := c.specHashes(ctx)
+		if !ok {
+			continue
+		}
+		at := time.Now()
+		if last != nil {
+			for name, h := range now {
+				if last[name] != h {
+					c.mu.Lock()
+					c.specChanges = append(c.specChanges, haSpecChange{service: name, after: lastAt, seen: at})
+					c.mu.Unlock()
+				}
+			}
+			for name := range last {
+				if _, ok := now[name]; !ok {
+					c.mu.Lock()
+					c.specChanges = append(c.specChanges, haSpecChange{service: name, after: lastAt, seen: at})
+					c.mu.Unlock()
+				}
+			}
+		}
+		last, lastAt = now, at
+	}
+}
+
+func (c *haCluster) specHashes(ctx context.Context) (map[string]string, bool) {
+	for _, node := range mn.nodes[:3] {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		svcs, err := node.docker.ServiceList(cctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", "swarm-reconciler.owner="+c.owner))})
+		cancel()
+		if err != nil {
+			continue
+		}
+		out := map[string]string{}
+		for _, svc := range svcs {
+			b, _ := json.Marshal(svc.Spec)
+			out[svc.Spec.Name] = string(b)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
 // holder reads the lease's holder from the first manager that answers.
 func (c *haCluster) holder(ctx context.Context) string {
 	for _, node := range mn.nodes[:3] {
@@ -260,9 +343,14 @@ func (c *haCluster) holder(ctx context.Context) string {
 			continue
 		}
 		var rec struct {
-			Holder string `json:"holderIdentity"`
+			Holder  string    `json:"holderIdentity"`
+			Acquire time.Time `json:"acquireTime"`
 		}
-		_ = json.Unmarshal([]byte(cfg.Spec.Labels["swarm-reconciler.lease"]), &rec)
+		if json.Unmarshal([]byte(cfg.Spec.Labels["swarm-reconciler.lease"]), &rec) == nil && !rec.Acquire.IsZero() {
+			c.mu.Lock()
+			c.terms[rec.Acquire] = rec.Holder
+			c.mu.Unlock()
+		}
 		return rec.Holder
 	}
 	return "?"
@@ -355,17 +443,17 @@ func (c *haCluster) writes() []haWrite {
 	return out
 }
 
-// holderAt is the lease holder of the last sample at or before at.
+// holderAt is the lease holder at a moment: the holder of the last acquisition (or release)
+// the lease's record showed with an acquire time at or before it. Acquire times are taken
+// just before the acquiring write, so a holder's first changes fall in its own term.
 func (c *haCluster) holderAt(at time.Time) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var best time.Time
 	h := ""
-	for _, s := range c.samples {
-		if s.at.After(at) {
-			break
-		}
-		if s.holder != "?" {
-			h = s.holder
+	for t, holder := range c.terms {
+		if !t.After(at) && t.After(best) {
+			best, h = t, holder
 		}
 	}
 	return h
@@ -410,20 +498,6 @@ func (c *haCluster) checkOneActor() {
 		if m.Action == "create" {
 			created[string(m.Type)+" "+name]++
 		}
-		if m.Action == "update" && m.Type == events.ServiceEventType {
-			// Ours, or swarm's own follow-up of ours (its rolling update's status): either
-			// way after a change a replica made while it held the lease.
-			explained := false
-			for _, w := range writes {
-				if w.object == name && !w.at.After(at.Add(3*time.Second)) && at.Sub(w.at) < time.Minute {
-					explained = true
-					break
-				}
-			}
-			if !explained {
-				c.t.Errorf("swarm announced update of %s at %s and no replica changed it in the minute before", name, at.Format(time.RFC3339Nano))
-			}
-		}
 		if m.Action != "create" && m.Action != "remove" {
 			continue
 		}
@@ -444,7 +518,27 @@ func (c *haCluster) checkOneActor() {
 			c.t.Errorf("%s created %d times", obj, n)
 		}
 	}
-	c.t.Logf("one actor: %d samples, %d changes logged by the replicas, %d swarm events", len(samples), len(writes), len(evs))
+	// Every change of a stored service spec (create, update, remove) was a change the lease
+	// holder of that moment logged: swarm announces its own writes as service updates too (its
+	// allocator's after a Raft leader change), so the specs themselves are what is compared.
+	c.mu.Lock()
+	changes := append([]haSpecChange(nil), c.specChanges...)
+	c.mu.Unlock()
+	for _, ch := range changes {
+		found := false
+		for _, w := range writes {
+			if w.object == ch.service && !w.at.Before(ch.after.Add(-time.Second)) && !w.at.After(ch.seen.Add(time.Second)) {
+				found = true
+				if h := c.holderAt(w.at); h != w.replica {
+					c.t.Errorf("the spec of %s changed at %s by %s while %q held the lease", ch.service, ch.seen.Format(time.RFC3339Nano), w.replica, h)
+				}
+			}
+		}
+		if !found && !c.killedWithin(ch.after, ch.seen) {
+			c.t.Errorf("the spec of service %s changed between %s and %s and no replica logged a change of it", ch.service, ch.after.Format(time.RFC3339Nano), ch.seen.Format(time.RFC3339Nano))
+		}
+	}
+	c.t.Logf("one actor: %d samples, %d changes logged by the replicas, %d stored spec changes, %d swarm events", len(samples), len(writes), len(changes), len(evs))
 }
 
 // haApp writes the spec of a new app of recipe mn-ha (one task on the worker, with a volume)
@@ -483,6 +577,35 @@ func serviceVersions(t testing.TB, docker *client.Client, app string) map[string
 		out[s.Spec.Name] = s.Version.Index
 	}
 	return out
+}
+
+// serviceSpecs are app's stored service specs, as JSON by name: what the reconciler writes
+// (swarm's own writes bump versions and leave these).
+func serviceSpecs(t testing.TB, docker *client.Client, app string) map[string]string {
+	t.Helper()
+	svcs, err := docker.ServiceList(context.Background(), swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", appLabel+"="+app))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, s := range svcs {
+		b, _ := json.Marshal(s.Spec)
+		out[s.Spec.Name] = string(b)
+	}
+	return out
+}
+
+// firstLeaderSince is the time of the first sample after since in which a replica other than
+// not said it leads.
+func (c *haCluster) firstLeaderSince(since time.Time, not string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.samples {
+		if s.at.After(since) && len(s.leaders) == 1 && s.leaders[0] != not {
+			return s.at
+		}
+	}
+	return time.Now()
 }
 
 // TestMultinodeHA runs one replica per manager and takes the leader away three ways: its
@@ -530,7 +653,6 @@ func TestMultinodeHA(t *testing.T) {
 		t.Fatalf("status via mn-node3: %v %s", err, r)
 	}
 	sa, _, _ := h.readStatus(a)
-	versionsA := serviceVersions(t, mn.nodes[1].docker, a)
 
 	// The leader's manager stops while app b is Deploying (it must stay so for 8 s of
 	// stability): a new leader within 20 s finishes b and leaves a alone.
@@ -540,11 +662,12 @@ func TestMultinodeHA(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	specA := serviceSpecs(t, mn.nodes[1].docker, a)
 	stopped := time.Now()
 	c.kill(c.replicas["r1"])
 	mnStopNode(t, 1)
 	next := c.awaitLeader(30*time.Second, "r1")
-	failover := time.Since(stopped)
+	failover := c.firstLeaderSince(stopped, "r1").Sub(stopped)
 	t.Logf("leader's manager stopped: %s leads after %s", next.id, failover.Round(time.Millisecond))
 	if failover > 20*time.Second {
 		t.Errorf("new leader after %s, want within 20 s", failover)
@@ -553,8 +676,13 @@ func TestMultinodeHA(t *testing.T) {
 	if sb.Deploys != 1 {
 		t.Errorf("b deployed %d times, want 1:\n%s", sb.Deploys, sb)
 	}
-	if got := serviceVersions(t, mn.nodes[1].docker, a); fmt.Sprint(got) != fmt.Sprint(versionsA) {
-		t.Errorf("Ready app a's services changed across the failover: %v, then %v", versionsA, got)
+	if got := serviceSpecs(t, mn.nodes[1].docker, a); fmt.Sprint(got) != fmt.Sprint(specA) {
+		t.Errorf("Ready app a's service specs changed across the failover:\n%v\nthen\n%v", specA, got)
+	}
+	for _, w := range c.writes() {
+		if w.app == a && w.at.After(stopped) {
+			t.Errorf("Ready app a was changed: %s %s by %s at %s", w.action, w.object, w.replica, w.at.Format(time.RFC3339Nano))
+		}
 	}
 	if now, _, _ := h.readStatus(a); now.Deploys != sa.Deploys || now.Phase != "Ready" {
 		t.Errorf("Ready app a: deploys %d -> %d, phase %s", sa.Deploys, now.Deploys, now.Phase)
