@@ -150,6 +150,10 @@ func loadCompose(root string, paths []string, overlays []Overlay, env map[string
 	// As `docker stack deploy` does before converting: every service needs a valid image.
 	for _, svc := range cfg.Services {
 		if svc.Image == "" {
+			if o, line, ok := overlayOnlyService(raws[:len(paths)], overlays, svc.Name); ok {
+				return nil, nil, fmt.Errorf("%w: overlay %s, line %d: services.%s: the recipe has no service %s, and the overlay does not give it an image: name one of the recipe's services (%s), or add a whole service",
+					ErrInput, o.Name, line, svc.Name, svc.Name, strings.Join(serviceNames(raws[:len(paths)]), ", "))
+			}
 			return nil, nil, fmt.Errorf("%w: service %s has no image", ErrInput, svc.Name)
 		}
 		if _, err := reference.ParseAnyReference(svc.Image); err != nil {
@@ -206,6 +210,43 @@ func loadOverlay(details composetypes.ConfigDetails, o Overlay) (map[string]any,
 		return nil, fmt.Errorf("%w: %s: %s", ErrInput, where, msg)
 	}
 	return dict, nil
+}
+
+// overlayOnlyService finds the first overlay declaring service name when none of the recipe's
+// files (recipe) does, with the line of its key (in the spec, for an inline overlay).
+func overlayOnlyService(recipe []map[string]any, overlays []Overlay, name string) (Overlay, int, bool) {
+	if slices.Contains(serviceNames(recipe), name) {
+		return Overlay{}, 0, false
+	}
+	for _, o := range overlays {
+		dict, err := loader.ParseYAML(o.Data)
+		if err != nil || !slices.Contains(serviceNames([]map[string]any{dict}), name) {
+			continue
+		}
+		if line := overlayLine(o.Data, "services."+name+" "); line > 0 {
+			if o.Line > 0 {
+				line += o.Line
+			}
+			return o, line, true
+		}
+	}
+	return Overlay{}, 0, false
+}
+
+// serviceNames are the services the compose files declare, sorted.
+func serviceNames(files []map[string]any) []string {
+	var names []string
+	for _, f := range files {
+		if svcs, ok := f["services"].(map[string]any); ok {
+			for n := range svcs {
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // overlayLine finds the line of the field a loader message starts with ("services.app.ports.0

@@ -569,7 +569,8 @@ services:
 		{"schema inline", Overlay{Name: "inline[0]", Line: 10, Data: []byte("services:\n  app:\n    ports: {a: b}\n")},
 			[]string{"overlay inline[0], line 13 of the spec:", "ports"}},
 		{"version", Overlay{Name: "overlays/v.yml", Data: []byte("version: \"3.7\"\nservices: {}\n")}, []string{"declares compose version 3.7", `give it version "3.8"`}},
-		{"no image", Overlay{Name: "overlays/new.yml", Data: []byte("services:\n  extra: {environment: [A=1]}\n")}, []string{"service extra has no image"}},
+		{"no such service", Overlay{Name: "overlays/new.yml", Data: []byte("services:\n  apq: {environment: [A=1]}\n")},
+			[]string{"overlay overlays/new.yml, line 2: services.apq: the recipe has no service apq", "(app)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(tc.o)
