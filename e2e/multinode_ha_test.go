@@ -622,11 +622,11 @@ func TestMultinodeHA(t *testing.T) {
         constraints: ["node.hostname == mn-node4"]`)
 
 	// r1 leads (started first), r2 and r3 follow.
-	c.start("r1", 1)
+	c.start("r1", 2) // not node 1: on a fresh swarm that is swarm's Raft leader (see docs/ha.md)
 	if l := c.awaitLeader(time.Minute, ""); l.id != "r1" {
 		t.Fatalf("leader %s, want r1 (the only replica)", l.id)
 	}
-	c.start("r2", 2)
+	c.start("r2", 1)
 	c.start("r3", 3)
 	if err := poll(context.Background(), time.Minute, func() (bool, error) {
 		return c.replicas["r2"].role() == "follower" && c.replicas["r3"].role() == "follower", nil
@@ -658,14 +658,14 @@ func TestMultinodeHA(t *testing.T) {
 	// stability): a new leader within 20 s finishes b and leaves a alone.
 	b, genB := c.haApp("mn-ha-b", "minReady: 8s\n", true)
 	if _, err := h.awaitStatus(b, "Deploying with its service", func(s appStatus) (bool, string) {
-		return s.Phase == "Deploying" && len(serviceVersions(t, mn.nodes[1].docker, b)) == 1, ""
+		return s.Phase == "Deploying" && len(serviceVersions(t, mn.nodes[2].docker, b)) == 1, ""
 	}); err != nil {
 		t.Fatal(err)
 	}
-	specA := serviceSpecs(t, mn.nodes[1].docker, a)
+	specA := serviceSpecs(t, mn.nodes[2].docker, a)
 	stopped := time.Now()
 	c.kill(c.replicas["r1"])
-	mnStopNode(t, 1)
+	mnStopNode(t, 2)
 	next := c.awaitLeader(30*time.Second, "r1")
 	failover := c.firstLeaderSince(stopped, "r1").Sub(stopped)
 	t.Logf("leader's manager stopped: %s leads after %s", next.id, failover.Round(time.Millisecond))
@@ -676,7 +676,7 @@ func TestMultinodeHA(t *testing.T) {
 	if sb.Deploys != 1 {
 		t.Errorf("b deployed %d times, want 1:\n%s", sb.Deploys, sb)
 	}
-	if got := serviceSpecs(t, mn.nodes[1].docker, a); fmt.Sprint(got) != fmt.Sprint(specA) {
+	if got := serviceSpecs(t, mn.nodes[2].docker, a); fmt.Sprint(got) != fmt.Sprint(specA) {
 		t.Errorf("Ready app a's service specs changed across the failover:\n%v\nthen\n%v", specA, got)
 	}
 	for _, w := range c.writes() {
@@ -688,7 +688,7 @@ func TestMultinodeHA(t *testing.T) {
 		t.Errorf("Ready app a: deploys %d -> %d, phase %s", sa.Deploys, now.Deploys, now.Phase)
 	}
 	mnStartNodes(t)
-	c.start("r1", 1)
+	c.start("r1", 2)
 
 	// The leader's node is cut off (its link down) while app c is written: the others take
 	// over, c converges; the link comes back, and the cut-off replica follows.
