@@ -468,7 +468,8 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	if why != "" {
 		lead = why + "; "
 	}
-	if w.Snap.Empty() && len(st.Nodes) == 0 {
+	snap := withoutTasksOnDownNodes(w.Snap, w.Nodes)
+	if snap.Empty() && len(st.Nodes) == 0 {
 		d.Gone = true
 		if st.Phase == "" || st.Phase == final {
 			return d // nothing was ever reported, or it already says so
@@ -489,7 +490,7 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	}
 	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed)
 	d.After = teardownInterval
-	parts := w.Snap.Residual()
+	parts := snap.Residual()
 	// The app's volumes on other nodes go by a job on each, started with the removal of the
 	// services: a job waits until the app's containers on its node are gone, so its start
 	// overlaps their stop instead of following it.

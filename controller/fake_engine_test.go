@@ -50,6 +50,12 @@ type fakeEngine struct {
 	// answers "not found", untyped, as engine 20.10 does.
 	networkLinger int
 	lingering     map[string]int
+	// taskLinger is how many more task lists show the tasks of a removed service (desired
+	// state "remove"), as swarm lists them until their containers are gone.
+	taskLinger int
+	// removed holds the labels of removed services whose tasks still linger (by service ID),
+	// and how many more task lists show them: a task's label filter matches its service's.
+	removed map[string]lingeringService
 	// taskNow, when set, stamps the tasks it starts (their running time): the fixture's clock,
 	// so that the stability window counts as the reconciler's clock moves.
 	taskNow func() time.Time
@@ -252,13 +258,36 @@ func (f *fakeEngine) TaskList(_ context.Context, o swarm.TaskListOptions) ([]swa
 	f.crash()
 	f.runJobs()
 	ids := o.Filters.Get("service")
-	var out []swarm.Task
+	var out, kept []swarm.Task
 	for _, t := range f.tasks {
-		if len(ids) == 0 || contains(ids, t.ServiceID) {
+		var labels map[string]string
+		if svc := f.services[t.ServiceID]; svc != nil {
+			labels = svc.Spec.Labels
+		} else if gone, ok := f.removed[t.ServiceID]; ok && gone.lists > 0 {
+			labels = gone.labels
+		} else {
+			continue // the task of a removed service is gone from the list for good
+		}
+		kept = append(kept, t)
+		if (len(ids) == 0 || contains(ids, t.ServiceID)) && matches(o.Filters, labels) {
 			out = append(out, t)
 		}
 	}
+	f.tasks = kept
+	for id, gone := range f.removed {
+		if gone.lists--; gone.lists <= 0 {
+			delete(f.removed, id)
+		} else {
+			f.removed[id] = gone
+		}
+	}
 	return out, nil
+}
+
+// lingeringService is a removed service whose tasks are still listed.
+type lingeringService struct {
+	labels map[string]string
+	lists  int
 }
 
 func contains(list []string, s string) bool {
@@ -522,10 +551,23 @@ func (f *fakeEngine) ServiceRemove(_ context.Context, id string) error {
 	if err := f.record("remove service %s", id); err != nil {
 		return err
 	}
-	if _, ok := f.services[id]; !ok {
+	svc, ok := f.services[id]
+	if !ok {
 		return errdefs.NotFound(fmt.Errorf("service %s", id))
 	}
 	delete(f.services, id)
+	if f.taskLinger > 0 {
+		if f.removed == nil {
+			f.removed = map[string]lingeringService{}
+		}
+		f.removed[id] = lingeringService{labels: svc.Spec.Labels, lists: f.taskLinger}
+		for i := range f.tasks {
+			if f.tasks[i].ServiceID == id {
+				f.tasks[i].DesiredState = swarm.TaskStateRemove
+			}
+		}
+		return nil
+	}
 	var kept []swarm.Task
 	for _, t := range f.tasks {
 		if t.ServiceID != id {

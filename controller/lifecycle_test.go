@@ -142,6 +142,52 @@ func TestTeardownStepsAreChanges(t *testing.T) {
 	}
 }
 
+// TestTeardownWaitsForTasksOfRemovedServices: swarm lists the tasks of a removed service until
+// their containers are gone, and a task still starting then attaches the app's network on its
+// node after the network was removed. Deleted waits for those tasks (found by their service's
+// labels), not only for the services: until then the status names them as what is left.
+func TestTeardownWaitsForTasksOfRemovedServices(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("s", "recipe: echo\nversion: 1.0.0+1\n")
+	f.writeSpec("other", "recipe: echo\nversion: 1.0.0+1\ndomain: other.example.org\n")
+	for _, app := range []string{"s", "other"} {
+		if st := f.settle(app); st.Phase != spec.PhaseReady {
+			t.Fatalf("install %s: %s %s", app, st.Phase, st.Message)
+		}
+	}
+	f.engine.taskLinger = 5
+	if err := spec.Unplace(f.r.SpecsDir, "s"); err != nil {
+		t.Fatal(err)
+	}
+	var phases []string
+	for range 8 {
+		if _, err := f.r.Reconcile(t.Context(), "s"); err != nil {
+			t.Fatal(err)
+		}
+		st, err := spec.ReadStatus(f.r.StatusDir, "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		phases = append(phases, string(st.Phase)+": "+st.Message)
+		if st.Phase == spec.PhaseDeleted {
+			break
+		}
+	}
+	all := strings.Join(phases, "\n")
+	if !strings.Contains(all, "removing: 1 task of a removed service") {
+		t.Errorf("no pass named the lingering task as what is left:\n%s", all)
+	}
+	// Removing the services takes one pass and the rest one more; the tasks are listed by the
+	// five task lists after the removal (one a pass) and Deleted comes with the first pass
+	// that finds none.
+	if n := len(phases); !strings.HasPrefix(phases[n-1], "Deleted") || n < 5 {
+		t.Errorf("Deleted after %d passes, want after the tasks left the list:\n%s", n, all)
+	}
+	if st := f.settle("other"); st.Phase != spec.PhaseReady {
+		t.Errorf("the other app: %s %s, want Ready (its tasks are not the deleted app's)", st.Phase, st.Message)
+	}
+}
+
 func TestOrphanOfAnotherSpecDirectoryIsLeftToIt(t *testing.T) {
 	f := newFixture(t)
 	f.r.Owner = "dir-a"

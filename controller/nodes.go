@@ -195,6 +195,23 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 	return out
 }
 
+// withoutTasksOnDownNodes is snap without the tasks on nodes that are down or disconnected, for
+// a teardown: swarm lists the tasks of a removed service until their node reports their
+// containers stopped, which a node gone for good never does; what such a node holds when it
+// returns is the node cleanup's (st.Nodes). snap itself is not changed.
+func withoutTasksOnDownNodes(snap *swarmstate.Snapshot, nodes map[string]swarm.Node) *swarmstate.Snapshot {
+	down := func(t swarm.Task) bool {
+		n, ok := nodes[t.NodeID]
+		return ok && (n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected)
+	}
+	if !slices.ContainsFunc(snap.Tasks, down) {
+		return snap
+	}
+	out := *snap
+	out.Tasks = slices.DeleteFunc(slices.Clone(snap.Tasks), down)
+	return &out
+}
+
 // nodeAway reports whether a node cannot run a job now: down, disconnected, drained or paused.
 // A node event says when that changes.
 func nodeAway(n swarm.Node) bool {

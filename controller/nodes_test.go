@@ -226,3 +226,48 @@ func TestLostStatusKeepsANodePending(t *testing.T) {
 		t.Fatalf("once host-2 is back: %s %s", st.Phase, st.Message)
 	}
 }
+
+// TestWithoutTasksOnDownNodes: a teardown waits for the tasks of removed services to leave
+// swarm's list, except those on a node that is down or disconnected, which may never report;
+// a drained node's tasks stop and are waited for.
+func TestWithoutTasksOnDownNodes(t *testing.T) {
+	node := func(state swarm.NodeState, avail swarm.NodeAvailability) swarm.Node {
+		return swarm.Node{Status: swarm.NodeStatus{State: state}, Spec: swarm.NodeSpec{Availability: avail}}
+	}
+	nodes := map[string]swarm.Node{
+		"up":      node(swarm.NodeStateReady, swarm.NodeAvailabilityActive),
+		"down":    node(swarm.NodeStateDown, swarm.NodeAvailabilityActive),
+		"gone":    node(swarm.NodeStateDisconnected, swarm.NodeAvailabilityActive),
+		"drained": node(swarm.NodeStateReady, swarm.NodeAvailabilityDrain),
+	}
+	for _, tc := range []struct {
+		name  string
+		on    []string
+		nodes map[string]swarm.Node
+		want  []string
+	}{
+		{"single node (nodes not read)", []string{"self", ""}, nil, []string{"self", ""}},
+		{"up, unassigned and unknown nodes are waited for", []string{"up", "", "unknown"}, nodes, []string{"up", "", "unknown"}},
+		{"down and disconnected are not", []string{"up", "down", "gone"}, nodes, []string{"up"}},
+		{"a drained node's tasks stop: waited for", []string{"drained"}, nodes, []string{"drained"}},
+		{"nothing left", []string{"down"}, nodes, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := &swarmstate.Snapshot{}
+			for _, n := range tc.on {
+				snap.Tasks = append(snap.Tasks, swarm.Task{NodeID: n})
+			}
+			out := withoutTasksOnDownNodes(snap, tc.nodes)
+			var got []string
+			for _, task := range out.Tasks {
+				got = append(got, task.NodeID)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("tasks on %v, want %v", got, tc.want)
+			}
+			if len(snap.Tasks) != len(tc.on) {
+				t.Errorf("the snapshot itself changed: %d tasks, want %d", len(snap.Tasks), len(tc.on))
+			}
+		})
+	}
+}

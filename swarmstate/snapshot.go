@@ -77,41 +77,20 @@ type Snapshot struct {
 
 // Take reads the objects o owns: of one app, or of every app when o.App is "". It costs six
 // list calls whatever the number of apps, so a resync of N apps is constant in N. The calls run
-// at once (tasks after services, which select them), so a busy engine delays a snapshot by two
-// calls, not six.
+// at once, so a busy engine delays a snapshot by one call, not six.
 func Take(ctx context.Context, r Reader, o Owner) (*Snapshot, error) {
-	owned, app := o.filter(), o.App
+	owned := o.filter()
 	var s Snapshot
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var err error
-		if s.Services, err = r.ServiceList(ctx, swarm.ServiceListOptions{Filters: owned}); err != nil {
-			return fmt.Errorf("list services: %w", err)
-		}
-		if len(s.Services) == 0 {
-			return nil
-		}
-		// Tasks carry no service labels; select them by the owned services' IDs.
-		byService := filters.NewArgs()
-		if app != "" {
-			for _, svc := range s.Services {
-				byService.Add("service", svc.ID)
-			}
-		}
-		tasks, err := r.TaskList(ctx, swarm.TaskListOptions{Filters: byService})
-		if err != nil {
-			return fmt.Errorf("list tasks: %w", err)
-		}
-		ids := make(map[string]bool, len(s.Services))
-		for _, svc := range s.Services {
-			ids[svc.ID] = true
-		}
-		for _, t := range tasks {
-			if ids[t.ServiceID] {
-				s.Tasks = append(s.Tasks, t)
-			}
-		}
-		return nil
+	listInto(g, &s.Services, "services", func() ([]swarm.Service, error) {
+		return r.ServiceList(ctx, swarm.ServiceListOptions{Filters: owned})
+	})
+	// A task's label filter matches its service's labels, which swarm keeps on the task: the
+	// tasks of a service removed a moment ago stay listed until their containers are gone,
+	// and a teardown that counted them gone sooner would leave a task still starting to
+	// attach the app's network on its node after the network was removed.
+	listInto(g, &s.Tasks, "tasks", func() ([]swarm.Task, error) {
+		return r.TaskList(ctx, swarm.TaskListOptions{Filters: owned})
 	})
 	listInto(g, &s.Networks, "networks", func() ([]network.Summary, error) {
 		return r.NetworkList(ctx, network.ListOptions{Filters: owned})
@@ -225,8 +204,10 @@ func (s *Snapshot) Residual() []string {
 	for _, o := range s.Services {
 		out = append(out, "service "+o.Spec.Name)
 	}
-	if n := len(s.Tasks); n > 0 && len(s.Services) == 0 {
-		out = append(out, fmt.Sprintf("%d tasks", n))
+	if n := len(s.Tasks); n == 1 && len(s.Services) == 0 {
+		out = append(out, "1 task of a removed service (its container stopping)")
+	} else if n > 1 && len(s.Services) == 0 {
+		out = append(out, fmt.Sprintf("%d tasks of removed services (their containers stopping)", n))
 	}
 	for _, o := range s.Networks {
 		out = append(out, "network "+o.Name)
@@ -250,7 +231,8 @@ func (s *Snapshot) ByApp() map[string]*Snapshot { return s.by(LabelApp) }
 // changed holds the objects of its old stack beside those of its new one.
 func (s *Snapshot) ByStack() map[string]*Snapshot { return s.by(LabelNamespace) }
 
-// by splits a snapshot by the value of the label key; tasks go with their service.
+// by splits a snapshot by the value of the label key; tasks go with their service, and the
+// tasks of a service already removed, which carry no labels the API shows, with none.
 func (s *Snapshot) by(key string) map[string]*Snapshot {
 	out := map[string]*Snapshot{}
 	get := func(labels map[string]string) *Snapshot {
