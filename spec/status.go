@@ -203,6 +203,18 @@ func ListStatus(dir string) ([]*Status, error) {
 	return out, errors.Join(errs...)
 }
 
+// Since is when the app came to be: its first deploy, or else its first recorded phase; false
+// when the status says neither.
+func (s *Status) Since() (time.Time, bool) {
+	switch {
+	case s.FirstDeployedAt != nil:
+		return *s.FirstDeployedAt, true
+	case len(s.History) > 0:
+		return s.History[0].Time, true
+	}
+	return time.Time{}, false
+}
+
 // RemoveStatus deletes <dir>/<app>.json; absent is not an error, so retries are harmless.
 func RemoveStatus(dir, app string) error {
 	if err := checkFileApp(app); err != nil {

@@ -331,3 +331,28 @@ func TestVersion(t *testing.T) {
 		t.Errorf("--version: %q", stdout)
 	}
 }
+
+// TestWebViewFlags: the web view's flags are checked before anything starts (no engine is
+// needed to be told): no view beyond loopback without a password file, no password file
+// without a view, and a password file must hold bcrypt hashes.
+func TestWebViewFlags(t *testing.T) {
+	e := newCLIEnv(t)
+	plain := filepath.Join(e.files, "plain")
+	if err := os.WriteFile(plain, []byte("ops:hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--ui-addr", "0.0.0.0:9091"}, "listens beyond this host"},
+		{[]string{"run", "--ui-basic-auth", plain}, "--ui-basic-auth needs --ui-addr"},
+		{[]string{"run", "--ui-addr", "0.0.0.0:9091", "--ui-basic-auth", plain}, "not a bcrypt hash"},
+		{[]string{"run", "--ui-addr", "10.1.2.3:9091", "--ui-basic-auth", filepath.Join(e.files, "missing")}, "no such file"},
+	} {
+		_, _, code, err := e.run(t.Context(), tc.args...)
+		if code == 0 || err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: exit %d, %v; want an error saying %q", tc.args, code, err, tc.want)
+		}
+	}
+}

@@ -44,6 +44,7 @@ type options struct {
 	resync, retention, specPoll                   time.Duration
 	workers                                       int
 	metricsAddr                                   string
+	uiAddr, uiAuth                                string
 	janitor                                       bool
 	nodeJobs                                      controller.NodeJobs
 	policyLevel, allowPorts                       string

@@ -57,14 +57,22 @@ func runCmd(o *options) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			users, err := checkWebView(o)
+			if err != nil {
+				return err
+			}
 			if o.leader.elect {
-				return runReplica(ctx, o)
+				return runReplica(ctx, o, users)
 			}
 			c, log, release, err := setup(o, o.specs)
 			if err != nil {
 				return err
 			}
 			defer release()
+			ui, err := startWebView(ctx, o, users, log)
+			if err != nil {
+				return err
+			}
 			if o.metricsAddr != "" {
 				leaderGauge(o.registry).Set(1) // the only reconciler of its directory leads
 				ready := func() (string, error) {
@@ -73,7 +81,7 @@ func runCmd(o *options) *cobra.Command {
 					}
 					return "ok", nil
 				}
-				if err := serveMetrics(ctx, o.metricsAddr, o.registry, ready, o.engine, log); err != nil {
+				if err := serveMetrics(ctx, o.metricsAddr, o.registry, ready, o.engine, ui, log); err != nil {
 					return err
 				}
 			}
@@ -88,6 +96,8 @@ func runCmd(o *options) *cobra.Command {
 	f.DurationVar(&o.leader.lease, "lease-duration", 15*time.Second, "how long the others wait, after they last saw the lease renewed, before taking it")
 	f.DurationVar(&o.leader.renew, "lease-renew-deadline", 10*time.Second, "how long the leader keeps acting without renewing the lease (less than --lease-duration)")
 	f.DurationVar(&o.leader.retry, "lease-retry-period", 2*time.Second, "how often the leader renews and the others try to take the lease")
+	f.StringVar(&o.uiAddr, "ui-addr", "", "serve the read-only web view of the apps on this address (loopback unless --ui-basic-auth is set; the --metrics-addr address serves both)")
+	f.StringVar(&o.uiAuth, "ui-basic-auth", "", "file of user:bcrypt-hash lines (`htpasswd -nB USER`) the web view asks for")
 	return cmd
 }
 
@@ -104,7 +114,7 @@ var ownerName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
 
 // runReplica is `run --leader-elect`: campaign for the lease and reconcile only while holding
 // it, with a controller built afresh for each term (a new leader resyncs everything).
-func runReplica(ctx context.Context, o *options) error {
+func runReplica(ctx context.Context, o *options, users map[string][]byte) error {
 	if o.owner == "" {
 		return errors.New("--leader-elect needs --owner NAME, the same on every replica: it labels what they create and names their lease")
 	}
@@ -150,6 +160,10 @@ func runReplica(ctx context.Context, o *options) error {
 		},
 		Log: log,
 	}
+	ui, err := startWebView(ctx, o, users, log)
+	if err != nil {
+		return err
+	}
 	if o.metricsAddr != "" {
 		ready := func() (string, error) {
 			c := current.Load()
@@ -161,7 +175,7 @@ func runReplica(ctx context.Context, o *options) error {
 			}
 			return "ok: leader " + identity, nil
 		}
-		if err := serveMetrics(ctx, o.metricsAddr, o.registry, ready, w.engine, log); err != nil {
+		if err := serveMetrics(ctx, o.metricsAddr, o.registry, ready, w.engine, ui, log); err != nil {
 			return err
 		}
 	}

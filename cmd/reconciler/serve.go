@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/swarm-reconciler/reconciler/swarmstate"
+	"github.com/swarm-reconciler/reconciler/webview"
 )
 
 // instrumentedEngine is a Docker client whose every request is counted by operation.
@@ -38,9 +39,12 @@ func instrumentedEngine(reg prometheus.Registerer) (*client.Client, error) {
 
 // serveMetrics serves /metrics, /healthz (the process is alive) and /readyz (the engine
 // answers, and ready says the replica is ready: its text is the body, so it says the role)
-// until ctx ends.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ready func() (string, error), engine *client.Client, log logr.Logger) error {
+// until ctx ends; and, when ui is set, the web view on every other path.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ready func() (string, error), engine *client.Client, ui http.Handler, log logr.Logger) error {
 	mux := http.NewServeMux()
+	if ui != nil {
+		mux.Handle("/", ui)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -61,7 +65,8 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, re
 	if err != nil {
 		return fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// Requests live in ctx, so that the web view's event streams end with it.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -75,6 +80,56 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, re
 	}()
 	log.Info("serving metrics", "addr", ln.Addr().String())
 	return nil
+}
+
+// checkWebView checks the web view's flags before anything starts, and reads --ui-basic-auth.
+func checkWebView(o *options) (map[string][]byte, error) {
+	if o.uiAddr == "" {
+		if o.uiAuth != "" {
+			return nil, errors.New("--ui-basic-auth needs --ui-addr")
+		}
+		return nil, nil
+	}
+	var users map[string][]byte
+	if o.uiAuth != "" {
+		var err error
+		if users, err = webview.ReadUsers(o.uiAuth); err != nil {
+			return nil, err
+		}
+	}
+	return users, webview.CheckExposure(o.uiAddr, users != nil)
+}
+
+// startWebView starts the web view of --ui-addr (checked by checkWebView), following the
+// status directory until ctx ends. When --ui-addr is the --metrics-addr address it returns
+// the view's handler for the metrics server to serve; otherwise it serves the view itself and
+// returns nil.
+func startWebView(ctx context.Context, o *options, users map[string][]byte, log logr.Logger) (http.Handler, error) {
+	if o.uiAddr == "" {
+		return nil, nil
+	}
+	v := webview.New(o.status, o.specs, o.defaults(), log.WithName("webview"))
+	v.Users = users
+	go func() {
+		if err := v.Watch(ctx); err != nil {
+			log.Error(err, "web view: the status directory is not followed; pages show changes on reload")
+		}
+	}()
+	if o.uiAddr == o.metricsAddr {
+		log.Info("serving the web view", "addr", o.uiAddr, "with", "metrics")
+		return v.Handler(), nil
+	}
+	ln, err := net.Listen("tcp", o.uiAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--ui-addr %s: %w", o.uiAddr, err)
+	}
+	go func() {
+		if err := webview.Serve(ctx, ln, v.Handler()); err != nil {
+			log.Error(err, "web view stopped")
+		}
+	}()
+	log.Info("serving the web view", "addr", ln.Addr().String(), "basicAuth", users != nil)
+	return nil, nil
 }
 
 // leaderGauge registers swarm_reconciler_leader: 1 on the replica that reconciles.

@@ -137,11 +137,8 @@ func statusTable(all []*spec.Status, wide bool, now time.Time) *table {
 
 // age is how long the app has existed: since its first deploy, or its first recorded phase.
 func age(st *spec.Status, now time.Time) string {
-	switch {
-	case st.FirstDeployedAt != nil:
-		return humanAge(now.Sub(*st.FirstDeployedAt))
-	case len(st.History) > 0:
-		return humanAge(now.Sub(st.History[0].Time))
+	if since, ok := st.Since(); ok {
+		return humanAge(now.Sub(since))
 	}
 	return "-"
 }

@@ -1,0 +1,507 @@
+package webview
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+// viewFixture is a web view of a temporary status and spec directory.
+type viewFixture struct {
+	t      *testing.T
+	status string
+	specs  string
+	srv    *Server
+}
+
+func newView(t *testing.T) *viewFixture {
+	t.Helper()
+	f := &viewFixture{t: t, status: t.TempDir(), specs: t.TempDir()}
+	f.srv = New(f.status, f.specs, spec.Defaults{DomainSuffix: "example.org"}, logr.Discard())
+	f.srv.Now = func() time.Time { return t0 }
+	return f
+}
+
+// status writes app's status in phase with message, first deployed ago before t0.
+func (f *viewFixture) write(app string, phase spec.Phase, message string, ago time.Duration) *spec.Status {
+	f.t.Helper()
+	first := t0.Add(-ago)
+	st := &spec.Status{App: app, Phase: phase, Message: message, Recipe: "custom-html", Version: "1.7.1+1.27.2",
+		FirstDeployedAt: &first, UpdatedAt: t0, History: []spec.HistoryEntry{{Time: first, Phase: phase, Message: message}}}
+	if err := spec.WriteStatus(f.status, st); err != nil {
+		f.t.Fatal(err)
+	}
+	return st
+}
+
+func (f *viewFixture) get(path string) (int, string) {
+	f.t.Helper()
+	rec := httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return rec.Code, rec.Body.String()
+}
+
+func TestIndexShowsEveryAppWithItsPhase(t *testing.T) {
+	f := newView(t)
+	f.write("alpha", spec.PhaseReady, "all 1 services converged", 3*time.Hour)
+	f.write("beta", spec.PhaseFailed, "image x:1 cannot be pulled", 20*time.Minute)
+	f.write("gamma", spec.PhaseDeploying, "0/1 tasks running", 30*time.Second)
+	code, body := f.get("/")
+	if code != 200 {
+		t.Fatalf("GET / = %d\n%s", code, body)
+	}
+	for _, want := range []string{
+		`<tr id="app-alpha" data-app="alpha" data-phase="Ready">`,
+		`<a href="/apps/alpha">alpha</a>`,
+		`<span class="phase ok">Ready</span>`,
+		`<span class="phase bad">Failed</span>`,
+		`<span class="phase busy">Deploying</span>`,
+		`image x:1 cannot be pulled`,
+		`<time datetime="2026-12-01T09:00:00Z">3h</time>`,
+		`<span id="shown">3</span> of <span id="of">3</span> apps`,
+		`data-phase="Failed">Failed <span class="n">1</span>`,
+		`<th scope="col">Phase</th>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET / lacks %s", want)
+		}
+	}
+	// Failed before Ready in the counts: what wants an eye first.
+	if strings.Index(body, `data-phase="Failed">Failed`) > strings.Index(body, `data-phase="Ready">Ready`) {
+		t.Error("counts: Failed should come before Ready")
+	}
+}
+
+func TestIndexFilters(t *testing.T) {
+	f := newView(t)
+	f.write("ci-one", spec.PhaseReady, "ok", time.Hour)
+	f.write("ci-two", spec.PhaseFailed, "no", time.Hour)
+	f.write("prod-web", spec.PhaseReady, "ok", time.Hour)
+	for _, tc := range []struct {
+		query     string
+		want, not []string
+	}{
+		{"/?phase=Ready", []string{"app-ci-one", "app-prod-web", "in phase Ready"}, []string{"app-ci-two"}},
+		{"/?q=CI-", []string{"app-ci-one", "app-ci-two", "whose name holds “CI-”"}, []string{"app-prod-web"}},
+		{"/?phase=Ready&q=ci", []string{"app-ci-one", `<span id="shown">1</span> of <span id="of">3</span>`}, []string{"app-ci-two", "app-prod-web"}},
+		{"/?phase=Deleted", []string{"No app matches the filter."}, []string{"app-ci-one"}},
+		{"/?phase=<script>", []string{"app-ci-one", "app-ci-two", "app-prod-web"}, []string{"<script>"}},
+	} {
+		code, body := f.get(tc.query)
+		if code != 200 {
+			t.Fatalf("GET %s = %d", tc.query, code)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("GET %s lacks %s", tc.query, w)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(body, n) {
+				t.Errorf("GET %s has %s", tc.query, n)
+			}
+		}
+	}
+}
+
+func TestIndexOfNothing(t *testing.T) {
+	f := newView(t)
+	if code, body := f.get("/"); code != 200 || !strings.Contains(body, "No app yet") {
+		t.Fatalf("GET / of an empty directory = %d\n%s", code, body)
+	}
+	f.srv.StatusDir = filepath.Join(f.status, "missing")
+	if code, body := f.get("/"); code != 500 || !strings.Contains(body, "is --status the reconciler&#39;s status directory?") {
+		t.Fatalf("GET / of a missing directory = %d\n%s", code, body)
+	}
+}
+
+func TestAppPageTellsTheWholeStory(t *testing.T) {
+	f := newView(t)
+	st := f.write("shop", spec.PhaseDegraded, "1/2 tasks running", 48*time.Hour)
+	exit := 3
+	st.Services = []spec.ServiceStatus{{Name: "shop_example_org_app", Image: "nginx:1.27", Running: 1, Desired: 2,
+		Tasks: []spec.TaskStatus{{ID: "k2v9x0abcdefghijk", State: "failed", Error: "task: non-zero exit (3)", ExitCode: &exit,
+			Since: t0.Add(-time.Minute), Node: "worker-2", Logs: []string{"starting", "config <broken> at line 3"}}}}}
+	st.Conditions = []spec.Condition{{Type: "Ready", Status: "False", Reason: "TasksFailing", Message: "1/2 tasks running", LastTransitionTime: t0}}
+	st.History = append(st.History, spec.HistoryEntry{Time: t0.Add(-time.Minute), Phase: spec.PhaseDegraded, Message: "1/2 tasks running"})
+	done := t0.Add(-time.Hour)
+	st.LastBackup = &spec.BackupRun{ID: "20261201T110000Z", Trigger: "schedule", State: spec.RunCompleted, Started: t0.Add(-61 * time.Minute),
+		Finished: &done, Volumes: []spec.VolumeRun{{Name: "shop_example_org_data"}}, Files: 12, Bytes: 4096,
+		Hooks: []spec.HookRun{{Service: "db", Hook: "pre-hook", ExitCode: 0}}}
+	st.Overlays = []spec.OverlayRef{{Name: "overlays/shop.ci.yml", SHA256: "0123456789abcdef0123"}}
+	if err := spec.WriteStatus(f.status, st); err != nil {
+		t.Fatal(err)
+	}
+	specText := "recipe: custom-html\nversion: 1.7.1+1.27.2\nenv:\n  SMTP_PASSWORD: hunter2-do-not-show\n  LETS_ENCRYPT_ENV: production\n"
+	if err := os.WriteFile(filepath.Join(f.specs, "shop.yml"), []byte(specText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, body := f.get("/apps/shop")
+	if code != 200 {
+		t.Fatalf("GET /apps/shop = %d\n%s", code, body)
+	}
+	for _, want := range []string{
+		`<h1>shop <span class="phase warn">Degraded</span></h1>`,
+		`<span class="phase warn">1 of 2</span>`,
+		`<h3>Tasks of shop_example_org_app</h3>`,
+		`<code>k2v9x0abcdef</code>`, `<td>3</td>`, `<td>worker-2</td>`,
+		"config &lt;broken&gt; at line 3",
+		`<th scope="row">Ready</th><td>False</td><td>TasksFailing</td>`,
+		`20261201T110000Z`, `shop_example_org_data`, `pre-hook in db: exit 0`,
+		`overlays/shop.ci.yml <code title="SHA-256">0123456789ab</code>`,
+		`LETS_ENCRYPT_ENV: production`, `SMTP_PASSWORD: &#34;(hidden)&#34;`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET /apps/shop lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "hunter2") {
+		t.Error("the page shows a secret env value")
+	}
+	// The history, newest first.
+	if a, b := strings.Index(body, "1/2 tasks running</span></li>"), strings.LastIndex(body, "1/2 tasks running</span></li>"); a < 0 || a == b {
+		t.Errorf("history: want two entries, newest first\n%s", body)
+	}
+}
+
+func TestAppPageErrors(t *testing.T) {
+	f := newView(t)
+	f.write("nospec", spec.PhaseDeleted, "removed 3 objects", time.Hour)
+	if code, body := f.get("/apps/nospec"); code != 200 || !strings.Contains(body, "no spec file") {
+		t.Errorf("GET /apps/nospec = %d, want 200 saying there is no spec file\n%s", code, body)
+	}
+	if code, body := f.get("/apps/ghost"); code != 404 || !strings.Contains(body, `no status for app &#34;ghost&#34;`) {
+		t.Errorf("GET /apps/ghost = %d\n%s", code, body)
+	}
+	if code, _ := f.get("/apps/..%2f..%2fetc%2fpasswd"); code != 404 && code != 500 {
+		t.Errorf("GET of a path out of the directory = %d", code)
+	}
+	if code, _ := f.get("/nothing-here"); code != 404 {
+		t.Errorf("GET /nothing-here = %d, want 404", code)
+	}
+}
+
+func TestStaticAssetsAndHeaders(t *testing.T) {
+	f := newView(t)
+	rec := httptest.NewRecorder()
+	f.srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	h := rec.Header()
+	if !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("headers: %v", h)
+	}
+	for path, ctype := range map[string]string{"/style.css": "text/css", "/live.js": "text/javascript"} {
+		rec := httptest.NewRecorder()
+		f.srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), ctype) || rec.Body.Len() < 100 {
+			t.Errorf("GET %s = %d %q, %d bytes", path, rec.Code, rec.Header().Get("Content-Type"), rec.Body.Len())
+		}
+	}
+}
+
+func TestHideSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"plain", "env:\n  DB_PASSWORD: s3cret\n  HOST: db\n", "env:\n  DB_PASSWORD: \"(hidden)\"\n  HOST: db\n"},
+		{"quoted with a comment", "env:\n  API_TOKEN: \"a \\\" b\" # why\n", "env:\n  API_TOKEN: \"(hidden)\" # why\n"},
+		{"single quoted", "env:\n  secret_key: 'it''s'\n", "env:\n  secret_key: \"(hidden)\"\n"},
+		{"block scalar", "env:\n  PRIVATE_KEY: |\n    line1\n    line2\n  HOST: db\n", "env:\n  PRIVATE_KEY: \"(hidden)\"\n  HOST: db\n"},
+		{"plain over two lines", "env:\n  AUTH: one\n    two\nrecipe: x\n", "env:\n  AUTH: \"(hidden)\"\nrecipe: x\n"},
+		{"json", `{"recipe": "x", "env": {"PASSWORD": "p, q", "HOST": "db"}}`, `{"recipe": "x", "env": {"PASSWORD": "(hidden)", "HOST": "db"}}`},
+		{"flow plain", "env: {TOKEN: abc, HOST: db}\n", "env: {TOKEN: \"(hidden)\", HOST: db}\n"},
+		{"no env", "recipe: x\nversion: 1\n", "recipe: x\nversion: 1\n"},
+		{"secret-looking keys elsewhere are the spec's own", "recipe: x\nbackup:\n  keep: 3\n", "recipe: x\nbackup:\n  keep: 3\n"},
+		{"does not parse", "env:\n  PASSWORD: [oops\n", "(the spec file does not parse, so it is not shown: `reconciler validate` says why)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := hideSecrets([]byte(tc.in)); got != tc.want {
+				t.Errorf("hideSecrets(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzHideSecrets: whatever the spec, a value under a secret-looking env key never shows.
+func FuzzHideSecrets(f *testing.F) {
+	f.Add("DB_PASSWORD", "s3cret", "plain")
+	f.Add("API_TOKEN", "abc def", "double")
+	f.Add("KEY", "x'y", "single")
+	f.Add("PRIVATE_KEY", "l1\nl2", "block")
+	f.Fuzz(func(t *testing.T, key, value, style string) {
+		if !secretKey.MatchString(key) || strings.TrimSpace(value) == "" || len(value) < 4 {
+			return
+		}
+		var doc string
+		v, _ := json.Marshal(value)
+		switch style {
+		case "block":
+			doc = "env:\n  " + key + ": |\n    " + strings.ReplaceAll(value, "\n", "\n    ") + "\n"
+		case "single":
+			doc = "env:\n  " + key + ": '" + strings.ReplaceAll(value, "'", "''") + "'\n"
+		default:
+			doc = "env:\n  " + string(must(json.Marshal(key))) + ": " + string(v) + "\n"
+		}
+		var parsed struct {
+			Env map[string]string `yaml:"env"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &parsed); err != nil || parsed.Env[key] != value {
+			return // not the document meant
+		}
+		out := hideSecrets([]byte(doc))
+		for _, part := range strings.Split(value, "\n") {
+			if p := strings.TrimSpace(part); len(p) >= 4 && strings.Contains(out, p) && !strings.Contains(key, p) && !strings.Contains(`env: "(hidden)"`, p) {
+				t.Fatalf("value part %q shows in\n%s\nfrom\n%s", p, out, doc)
+			}
+		}
+	})
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestBasicAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(file, []byte("# operators\nops:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users, err := ReadUsers(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newView(t)
+	f.srv.Users = users
+	for _, tc := range []struct {
+		user, pass string
+		set        bool
+		want       int
+	}{
+		{"", "", false, 401}, {"ops", "wrong", true, 401}, {"nobody", "right", true, 401}, {"ops", "right", true, 200},
+	} {
+		req := httptest.NewRequest("GET", "/", nil)
+		if tc.set {
+			req.SetBasicAuth(tc.user, tc.pass)
+		}
+		rec := httptest.NewRecorder()
+		f.srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s:%s = %d, want %d", tc.user, tc.pass, rec.Code, tc.want)
+		}
+		if tc.want == 401 && !strings.Contains(rec.Header().Get("WWW-Authenticate"), "Basic") {
+			t.Errorf("401 without a Basic challenge")
+		}
+	}
+	for content, want := range map[string]string{
+		"ops:plaintext\n":                      "not a bcrypt hash",
+		"ops:$apr1$x$y\n":                      "not a bcrypt hash",
+		"just-a-name\n":                        "want user:bcrypt-hash",
+		"# nobody\n":                           "names no user",
+		":" + string(hash) + "\n":              "want user:bcrypt-hash",
+		"ops:" + string(hash) + "\nbad line\n": "line 2",
+	} {
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadUsers(file); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ReadUsers(%q) = %v, want an error saying %q", content, err, want)
+		}
+	}
+}
+
+func TestCheckExposure(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		auth bool
+		ok   bool
+	}{
+		{"127.0.0.1:9091", false, true}, {"localhost:9091", false, true}, {"[::1]:9091", false, true},
+		{"0.0.0.0:9091", false, false}, {":9091", false, false}, {"10.0.0.5:9091", false, false},
+		{"0.0.0.0:9091", true, true}, {"nonsense", false, false},
+	} {
+		if err := CheckExposure(tc.addr, tc.auth); (err == nil) != tc.ok {
+			t.Errorf("CheckExposure(%q, auth %v) = %v", tc.addr, tc.auth, err)
+		}
+	}
+}
+
+// TestEventsStreamChangedApps: a status file written while a page listens arrives as an "app"
+// event with the app's new row and the counts; a stream of one app gets only that app's.
+func TestEventsStreamChangedApps(t *testing.T) {
+	f := newView(t)
+	f.write("alpha", spec.PhaseDeploying, "0/1 tasks running", time.Minute)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	watching := make(chan error, 1)
+	go func() { watching <- f.srv.Watch(ctx) }()
+	ts := httptest.NewServer(f.srv.Handler())
+	defer ts.Close()
+
+	all := openStream(t, ctx, ts.URL+"/events")
+	one := openStream(t, ctx, ts.URL+"/events?app=beta")
+	// The watch may start after the streams: write until an event comes.
+	deadline := time.Now().Add(10 * time.Second)
+	var got update
+	for time.Now().Before(deadline) {
+		f.write("alpha", spec.PhaseReady, "all 1 services converged", time.Minute)
+		select {
+		case got = <-all:
+		case <-time.After(200 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	if got.App != "alpha" || got.Phase != "Ready" || !strings.Contains(got.Row, `<span class="phase ok">Ready</span>`) ||
+		!strings.Contains(got.Counts, `data-phase="Ready">Ready <span class="n">1</span>`) || got.Total != 1 {
+		t.Fatalf("event = %+v", got)
+	}
+	f.write("beta", spec.PhaseFailed, "no", time.Minute)
+	select {
+	case u := <-one:
+		if u.App != "beta" || u.Phase != "Failed" || u.Total != 2 {
+			t.Fatalf("one app's stream: %+v", u)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event on the stream of beta")
+	}
+	if err := spec.RemoveStatus(f.status, "beta"); err != nil {
+		t.Fatal(err)
+	}
+	for u := range all {
+		if u.App == "beta" && u.Row == "" {
+			break // removed: no row
+		}
+	}
+	cancel()
+	if err := <-watching; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openStream reads the "app" events of an event stream into a channel.
+func openStream(t *testing.T, ctx context.Context, url string) <-chan update {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("GET %s: Content-Type %q", url, ct)
+	}
+	out := make(chan update, 16)
+	go func() {
+		defer resp.Body.Close()
+		defer close(out)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && event == "app":
+				var u update
+				if json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &u) == nil {
+					out <- u
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// TestPagesAreValidHTML runs tidy (Debian's tidy package) over every page: no errors. Without
+// tidy the test is skipped, unless CI is set: then it fails.
+func TestPagesAreValidHTML(t *testing.T) {
+	tidy, err := exec.LookPath("tidy")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tidy is not installed (CI is set, so this is a failure): apt-get install tidy")
+		}
+		t.Skip("tidy is not installed: apt-get install tidy; with CI set this fails")
+	}
+	f := newView(t)
+	f.write("alpha", spec.PhaseReady, "all <1> services & more", time.Hour)
+	st := f.write("beta", spec.PhaseFailed, "no", time.Hour)
+	exit := 1
+	st.Services = []spec.ServiceStatus{{Name: "beta_app", Image: "x:1", Desired: 1, Tasks: []spec.TaskStatus{{ID: "t1", State: "failed", ExitCode: &exit, Logs: []string{"a", "b"}}}}}
+	st.Conditions = []spec.Condition{{Type: "Ready", Status: "False", Reason: "Failed", Message: "no", LastTransitionTime: t0}}
+	done := t0
+	st.LastBackup = &spec.BackupRun{ID: "b1", Trigger: "tier", State: spec.RunCompleted, Started: t0, Finished: &done}
+	st.LastRestore = &spec.BackupRun{ID: "b1", Trigger: "tier", State: spec.RunFailed, Started: t0, Message: "hook failed"}
+	st.Nodes = []spec.NodeVolumes{{ID: "n2", Hostname: "worker", Volumes: []string{"v1"}}}
+	st.Removed = []string{"service beta_old"}
+	if err := spec.WriteStatus(f.status, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.specs, "beta.yml"), []byte("recipe: x\nversion: \"1\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/", "/?phase=Ready", "/?phase=Deleted", "/apps/alpha", "/apps/beta", "/apps/nobody"} {
+		_, body := f.get(path)
+		cmd := exec.Command(tidy, "-errors", "-quiet", "--show-warnings", "yes", "-utf8")
+		cmd.Stdin = strings.NewReader(body)
+		out, err := cmd.CombinedOutput()
+		// tidy exits 1 for warnings, 2 for errors; warnings about what HTML5 allows (its
+		// proprietary-attribute list lags) are read, not counted.
+		if code := cmd.ProcessState.ExitCode(); code >= 2 || (err != nil && code < 0) {
+			t.Errorf("tidy of %s: exit %d\n%s", path, code, out)
+			continue
+		}
+		if len(out) > 0 {
+			t.Logf("tidy of %s says:\n%s", path, out)
+		}
+	}
+}
+
+// BenchmarkIndex1000Apps renders / of 1,000 apps, each with a history of 20 phases: the server
+// time of the operators' main page (issue target: < 50 ms).
+func BenchmarkIndex1000Apps(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 1000 {
+		first := t0.Add(-time.Duration(i) * time.Minute)
+		st := &spec.Status{App: fmt.Sprintf("app-%04d", i), Phase: phases[i%len(phases)], Recipe: "custom-html", Version: "1.7.1+1.27.2",
+			Message: strings.Repeat("a message of some length ", 4), FirstDeployedAt: &first, UpdatedAt: t0}
+		for j := range 20 {
+			st.History = append(st.History, spec.HistoryEntry{Time: first.Add(time.Duration(j) * time.Second), Phase: spec.PhaseDeploying, Message: "step"})
+		}
+		if err := spec.WriteStatus(dir, st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv := New(dir, b.TempDir(), spec.Defaults{}, logr.Discard())
+	h := srv.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}
