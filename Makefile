@@ -1,10 +1,10 @@
 # The two commands that matter: `make demo` and `make test`. Both set up what they need.
 SHELL := /bin/bash
 GO ?= go
-FUZZTIME ?= 20s
+FUZZTIME ?= 15s
 STATICCHECK ?= v0.8.2
 
-.PHONY: all build swarm demo demo-down test unit e2e fuzz lint bench multinode multinode-down test-multinode
+.PHONY: all build swarm tools demo demo-down test unit e2e fuzz lint bench multinode multinode-down test-multinode
 
 all: build
 
@@ -23,7 +23,11 @@ demo-down:
 
 # Everything: gofmt, vet, staticcheck, unit tests, the e2e suite against the real swarm, the
 # multi-node e2e tests against a 4-node swarm on this machine, and short fuzz runs.
-test: swarm lint unit e2e test-multinode fuzz
+test: swarm tools lint unit e2e test-multinode fuzz
+
+# The web view's test tools: chromium, tidy, axe-core (scripts/test-tools).
+tools:
+	scripts/test-tools
 
 # A swarm of 3 managers and 1 worker on this machine, beside the single-node one
 # (scripts/multinode/README.md); MN_BASE is its state directory.
@@ -53,6 +57,7 @@ fuzz:
 	$(GO) test ./spec/ -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./manifests/ -run '^$$' -fuzz FuzzEnvFile -fuzztime $(FUZZTIME)
 	$(GO) test ./manifests/ -run '^$$' -fuzz FuzzCheckPolicy -fuzztime $(FUZZTIME)
+	$(GO) test ./webview/ -run '^$$' -fuzz FuzzHideSecrets -fuzztime $(FUZZTIME)
 
 # Benchmarks (docs/benchmarks.md): the reconciler against `docker stack deploy` on the real
 # swarm for 1, 10 and 30 apps (BenchmarkScale; E2E_BENCH_SCALE_REPS rounds each way, default 3)

@@ -114,9 +114,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, http.StatusInternalServerError, fmt.Errorf("%w: is --status the reconciler's status directory?", err))
 			return
 		}
-		for _, e := range strings.Split(err.Error(), "\n") {
-			errs = append(errs, e)
-		}
+		errs = strings.Split(err.Error(), "\n")
 	}
 	phase, query := r.URL.Query().Get("phase"), r.URL.Query().Get("q")
 	if !slices.Contains(phases, spec.Phase(phase)) {
@@ -155,7 +153,7 @@ type service struct {
 func (s *Server) app(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	st, err := spec.ReadStatus(s.StatusDir, app)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || strings.ContainsAny(app, `/\`) || strings.HasPrefix(app, ".") {
 		s.fail(w, http.StatusNotFound, fmt.Errorf("no status for app %q in %s: its spec may not be reconciled yet, or it was deleted and its status removed", app, s.StatusDir))
 		return
 	}

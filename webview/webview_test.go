@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -190,7 +189,7 @@ func TestAppPageErrors(t *testing.T) {
 	if code, body := f.get("/apps/ghost"); code != 404 || !strings.Contains(body, `no status for app &#34;ghost&#34;`) {
 		t.Errorf("GET /apps/ghost = %d\n%s", code, body)
 	}
-	if code, _ := f.get("/apps/..%2f..%2fetc%2fpasswd"); code != 404 && code != 500 {
+	if code, _ := f.get("/apps/..%2f..%2fetc%2fpasswd"); code != 404 {
 		t.Errorf("GET of a path out of the directory = %d", code)
 	}
 	if code, _ := f.get("/nothing-here"); code != 404 {
@@ -475,33 +474,6 @@ func TestPagesAreValidHTML(t *testing.T) {
 		}
 		if len(out) > 0 {
 			t.Logf("tidy of %s says:\n%s", path, out)
-		}
-	}
-}
-
-// BenchmarkIndex1000Apps renders / of 1,000 apps, each with a history of 20 phases: the server
-// time of the operators' main page (issue target: < 50 ms).
-func BenchmarkIndex1000Apps(b *testing.B) {
-	dir := b.TempDir()
-	for i := range 1000 {
-		first := t0.Add(-time.Duration(i) * time.Minute)
-		st := &spec.Status{App: fmt.Sprintf("app-%04d", i), Phase: phases[i%len(phases)], Recipe: "custom-html", Version: "1.7.1+1.27.2",
-			Message: strings.Repeat("a message of some length ", 4), FirstDeployedAt: &first, UpdatedAt: t0}
-		for j := range 20 {
-			st.History = append(st.History, spec.HistoryEntry{Time: first.Add(time.Duration(j) * time.Second), Phase: spec.PhaseDeploying, Message: "step"})
-		}
-		if err := spec.WriteStatus(dir, st); err != nil {
-			b.Fatal(err)
-		}
-	}
-	srv := New(dir, b.TempDir(), spec.Defaults{}, logr.Discard())
-	h := srv.Handler()
-	b.ReportAllocs()
-	for b.Loop() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-		if rec.Code != 200 {
-			b.Fatal(rec.Code)
 		}
 	}
 }
