@@ -109,6 +109,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.watcher, c.watched = w, map[string]bool{}
 	c.mu.Unlock()
+	c.R.enqueue = func(app string) { c.queue.Add(app) }
 	if err := c.resync(ctx); err != nil {
 		c.Log.Error(err, "initial resync failed; retrying at the next resync")
 	}

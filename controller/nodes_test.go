@@ -271,3 +271,30 @@ func TestWithoutTasksOnDownNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestFindingReachesTheNextPass: what the start-up inventory found of an app without a spec
+// on other nodes (volumes there, its domain) goes into the status its next pass starts from,
+// once; an app that has a spec again keeps its status as it is.
+func TestFindingReachesTheNextPass(t *testing.T) {
+	nodes := map[string]swarm.Node{"n2": {ID: "n2", Description: swarm.NodeDescription{Hostname: "host-2"}}}
+	vol := func(name string) swarm.Task {
+		return swarm.Task{ServiceID: "found", NodeID: "n2", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Mounts: []mount.Mount{{
+			Type: mount.TypeVolume, Source: name, VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: "gone"}}}}}}}
+	}
+	r := &Reconciler{found: map[string]nodeFinding{
+		"gone":  {tasks: []swarm.Task{vol("gone_example_org_data")}, nodes: nodes, self: "n1", domain: "gone.example.org"},
+		"again": {tasks: []swarm.Task{vol("again_example_org_data")}, nodes: nodes, self: "n1", domain: "again.example.org"},
+	}}
+	st := r.withFinding("gone", nil, false)
+	if st == nil || st.Domain != "gone.example.org" || len(st.Nodes) != 1 || st.Nodes[0].Hostname != "host-2" ||
+		strings.Join(st.Nodes[0].Volumes, ",") != "gone_example_org_data" {
+		t.Fatalf("status from the finding: %+v", st)
+	}
+	if again := r.withFinding("gone", nil, false); again != nil {
+		t.Errorf("the finding was handed out twice: %+v", again)
+	}
+	prev := &spec.Status{App: "again", Phase: spec.PhaseReady, Domain: "again.example.org"}
+	if got := r.withFinding("again", prev, true); got != prev || len(prev.Nodes) != 0 {
+		t.Errorf("an app with a spec: %+v, want its status untouched", got)
+	}
+}

@@ -7,9 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
 	"time"
@@ -40,38 +38,32 @@ const jobInventory = "inventory"
 const inventoryWait = 20 * time.Second
 
 // sweepNodes finds the volumes of this reconciler's apps on the other nodes of the swarm, which
-// no list on this engine shows, by a global job of `node-clean --list`, and records in the
-// status of every app without a spec the nodes holding its volumes (status.nodes): the orphan
-// sweep then tears them down, as every teardown does, with a volume job on each. It runs at
-// start-up, before any worker, so it is the only writer of those status files. A swarm of one
-// node has nothing to find.
-func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.Desired) error {
+// no list on this engine shows, by a global job of `node-clean --list`. For every app without
+// a spec it keeps what it found (nodeFinding) and returns the app: the app's next pass records
+// those nodes in its status (status.nodes) and tears their volumes down, as every teardown
+// does, with a volume job on each. It writes no status itself, so it may run beside the
+// workers. A swarm of one node has nothing to find.
+func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.Desired) ([]string, error) {
 	self, several, err := r.selfNode(ctx)
 	if err != nil || !several {
-		return err
+		return nil, err
 	}
 	nodes, err := r.swarmNodes(ctx)
 	if err != nil || len(nodes) <= 1 {
-		return err
+		return nil, err
 	}
 	found, domains, answered, err := r.inventory(ctx, self)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.Log.Info("volumes on the other nodes", "nodes", answered, "volumes", len(found))
+	var apps []string
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for app, byNode := range found {
 		if desired[app] != nil {
 			continue // a live app: its own passes record its nodes
 		}
-		st, err := spec.ReadStatus(r.StatusDir, app)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, spec.ErrNotStatus) {
-			st, err = &spec.Status{App: app}, nil
-		}
-		if err != nil {
-			r.Log.Error(err, "volumes of an app without a spec on other nodes are not recorded", "app", app)
-			continue
-		}
-		before := len(st.Nodes)
 		var tasks []swarm.Task
 		for node, vols := range byNode {
 			for _, v := range vols {
@@ -79,22 +71,48 @@ func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.De
 					Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: v, VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: app}}}}}}})
 			}
 		}
-		prev := cloneStatus(st)
-		recordNodes(st, tasks, nodes, self)
-		if st.Domain == "" {
-			st.Domain = domains[app] // the app lock a teardown takes is the domain's
+		if r.found == nil {
+			r.found = map[string]nodeFinding{}
 		}
-		if !changed(prev, st) {
-			continue
-		}
-		st.UpdatedAt = r.Now()
-		if err := spec.WriteStatus(r.StatusDir, st); err != nil {
-			r.Log.Error(err, "volumes of an app without a spec on other nodes are not recorded", "app", app)
-			continue
-		}
-		r.Log.Info("found volumes of an app without a spec on other nodes; the sweep removes them", "app", app, "nodes", len(st.Nodes)-before)
+		r.found[app] = nodeFinding{tasks: tasks, nodes: nodes, self: self, domain: domains[app]}
+		apps = append(apps, app)
 	}
-	return nil
+	slices.Sort(apps)
+	if len(apps) > 0 {
+		r.Log.Info("found volumes of apps without a spec on other nodes; the sweep removes them", "apps", apps)
+	}
+	return apps, nil
+}
+
+// nodeFinding is what the inventory found of one app without a spec on the other nodes: its
+// volumes there, as the tasks that made them would have mounted them (for recordNodes).
+type nodeFinding struct {
+	tasks  []swarm.Task
+	nodes  map[string]swarm.Node
+	self   string
+	domain string
+}
+
+// withFinding is prev (nil: a status never written) with what the inventory found of app on
+// the other nodes, taken once: its nodes and their volumes, and the domain whose lock a
+// teardown takes. An app that has a spec again keeps its status as it is.
+func (r *Reconciler) withFinding(app string, prev *spec.Status, hasSpec bool) *spec.Status {
+	r.mu.Lock()
+	f, ok := r.found[app]
+	delete(r.found, app)
+	r.mu.Unlock()
+	if !ok || hasSpec {
+		return prev
+	}
+	st := &spec.Status{App: app}
+	if prev != nil {
+		st = cloneStatus(prev)
+	}
+	recordNodes(st, f.tasks, f.nodes, f.self)
+	if st.Domain == "" {
+		st.Domain = f.domain
+	}
+	return st
 }
 
 // inventory runs the global job and returns what each node that answered holds: app -> node

@@ -105,8 +105,13 @@ type Reconciler struct {
 	nodeList nodeCache
 	// overlayDirs are the folders of the specs' overlay files, as of the last scan.
 	overlayDirs []string
-	// inventoried says the other nodes were asked for the volumes of orphans (sweepNodes).
+	// inventoried says the other nodes were asked for the volumes of orphans (sweepNodes);
+	// found holds what they answered, by app, until the app's next pass takes it.
 	inventoried bool
+	found       map[string]nodeFinding
+	// enqueue, set by the loop (Controller.Run), asks for a pass of an app; the inventory
+	// then runs beside the workers and hands the apps it found to it.
+	enqueue func(app string)
 	// unwritten holds, by app, the last status a write failed to store: the next pass starts
 	// from it, so an attempt's deadline and a ttl hold while the status directory is read-only.
 	unwritten map[string]*spec.Status
@@ -213,11 +218,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 // free holds the names ("kind name") found free earlier in the same pass: an object of ours
 // created since holds each, so they are not looked up again.
 func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status, free map[string]bool) (*world, error) {
-	w := &world{App: app, Prev: prev, Owner: r.owner(app)}
+	w := &world{App: app, Owner: r.owner(app)}
 	var err error
 	if w.Desired, err = r.loadSpec(app); err != nil {
 		return nil, fmt.Errorf("load spec of %s: %w", app, err)
 	}
+	prev = r.withFinding(app, prev, w.Desired != nil)
+	w.Prev = prev
 	if w.Snap, err = swarmstate.Take(ctx, r.Engine, w.Owner); err != nil {
 		return nil, fmt.Errorf("snapshot of %s: %w", app, err)
 	}

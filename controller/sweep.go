@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -26,11 +27,26 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 	}
 	r.indexStacks(desired)
 	r.noteOverlayDirs(desired)
+	var found []string
 	if first {
-		// Once per process, at the first resync, before any worker runs (the only time it may
-		// write the status files of orphans): volumes of orphans on other nodes.
-		if err := r.sweepNodes(ctx, desired); err != nil {
-			r.Log.Error(err, "could not look for the apps' volumes on the other nodes; the next start (or `reconciler janitor`) looks again")
+		// Once per process, at the first resync: volumes of orphans on other nodes. Beside
+		// the workers when the loop runs (a new leader reconciles at once, and the apps found
+		// come through its queue); before this pass's list otherwise (once, janitor).
+		inventory := func() []string {
+			apps, err := r.sweepNodes(ctx, desired)
+			if err != nil && ctx.Err() == nil {
+				r.Log.Error(err, "could not look for the apps' volumes on the other nodes; the next start (or `reconciler janitor`) looks again")
+			}
+			return apps
+		}
+		if enqueue := r.enqueue; enqueue != nil {
+			go func() {
+				for _, app := range inventory() {
+					enqueue(app)
+				}
+			}()
+		} else {
+			found = inventory()
 		}
 	}
 	snap, err := swarmstate.Take(ctx, r.Engine, swarmstate.Owner{Dir: r.Owner})
@@ -59,7 +75,13 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 	}
 	groups := snap.ByApp()
 	r.sweepLocks(desired, groups, statuses)
-	return needsWork(desired, groups, statuses, r.Now(), r.StatusRetention), nil
+	apps := needsWork(desired, groups, statuses, r.Now(), r.StatusRetention)
+	for _, app := range found {
+		if !slices.Contains(apps, app) {
+			apps = append(apps, app)
+		}
+	}
+	return apps, nil
 }
 
 // noteOverlayDirs remembers the folders holding the specs' overlay files, for the loop's
