@@ -50,8 +50,9 @@ lint:
 unit:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /e2e)
 
+# -parallel 4: the parallel tests mostly wait on swarm, not on the two cores.
 e2e:
-	$(GO) test -count=1 -timeout 60m -v -skip '^TestMultinode' ./e2e/
+	$(GO) test -count=1 -timeout 60m -v -parallel 4 -skip '^TestMultinode' ./e2e/
 
 fuzz:
 	$(GO) test ./spec/ -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)

@@ -43,6 +43,7 @@ func TestMissingImageFailsAtOnce(t *testing.T) {
 // swarm (failure_action: rollback); the app is Failed saying so, the old release keeps
 // answering, and the service's labels are the old release's again.
 func TestUpgradeRolledBackIsFailed(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	a := h.newApp("e2e-rollback")
 	from := h.recipe.first().Version
@@ -67,6 +68,7 @@ func TestUpgradeRolledBackIsFailed(t *testing.T) {
 // TestSuspend: a suspended app is observed and reported, never changed: a version edit made
 // while suspended waits until the suspension is lifted, and then deploys.
 func TestSuspend(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	a := h.newApp("e2e-suspend")
 	from, to := h.recipe.first().Version, h.recipe.latest().Version
@@ -90,6 +92,7 @@ func TestSuspend(t *testing.T) {
 
 // TestDriftSetBack: a service changed by hand is set back to the desired spec.
 func TestDriftSetBack(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	a := h.newApp("e2e-drift")
 	version := h.recipe.first().Version
@@ -227,6 +230,7 @@ func withoutContainers(objects []string) []string {
 // TestConvergeTimeoutFails: an app whose tasks cannot start (its host port is taken) is
 // Failed once its spec's timeout passes, saying why, and is left up for inspection.
 func TestConvergeTimeoutFails(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	a := h.newApp("e2e-timeout")
 	taken, err := net.Listen("tcp", ":"+strconv.Itoa(a.port))
@@ -249,6 +253,7 @@ func TestConvergeTimeoutFails(t *testing.T) {
 // network driver it does not have) does not retry forever: it is Failed by its spec's timeout
 // at the latest, with the engine's error.
 func TestApplyErrorFails(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	a := h.newApp("e2e-applyerr")
 

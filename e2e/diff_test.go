@@ -11,6 +11,7 @@ import (
 // without the daemon's --domain-suffix, and shows a change made by hand (exit 1) while the app
 // is suspended; once the suspension is lifted, the change is set back and diff is empty again.
 func TestDiffShowsDriftFirst(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	a := h.newApp("e2e-diff")
 	version := h.recipe.first().Version

@@ -12,6 +12,7 @@ import (
 // with that release's message and its config. When this fails, the other tests' failures say
 // nothing about the product.
 func TestFixtureStackDeploy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	r, err := makeRecipe(t.TempDir(), "e2e-echo")
 	if err != nil {

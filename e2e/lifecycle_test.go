@@ -84,6 +84,7 @@ func TestInstallReady(t *testing.T) {
 // TestUpgradeInPlace: editing version of a Ready app upgrades the same service in place;
 // the new generation is Ready after the second deploy and the new release answers.
 func TestUpgradeInPlace(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	a := h.newApp("e2e-upgrade")
 	from, to := h.recipe.first().Version, h.recipe.latest().Version
@@ -171,6 +172,7 @@ func TestRestartLeavesConvergedAppsUntouched(t *testing.T) {
 // touched. An invalid edit of the live app does not touch it either, and restoring its spec
 // (the same generation as before) deploys nothing.
 func TestInvalidSpecLeavesOtherAppsAlone(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	good := h.newApp("e2e-good")
 	bad := h.newApp("e2e-bad")
@@ -245,6 +247,7 @@ func TestUnknownVersion(t *testing.T) {
 // TestBadSpecs: each malformed input of DESIGN.md's "Bad input" ends in a final phase with a
 // message naming what is wrong, creates nothing, and leaves a Ready app alone.
 func TestBadSpecs(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	good := h.newApp("e2e-bystander")
 	version := h.recipe.first().Version
@@ -344,6 +347,7 @@ func TestBadSpecs(t *testing.T) {
 // stays (saying what was removed) and nothing labelled with the app is left, also a few
 // resyncs later.
 func TestDelete(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	a := h.newApp("e2e-delete")
 	a.deploy(h.recipe.first().Version)

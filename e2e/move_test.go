@@ -32,6 +32,7 @@ func objectsOf(t testing.TB, key, value string) []string {
 // secrets, configs, containers), every object of the app is of B's stack, B's stack has every
 // kind of object, and A's app lock file is gone from the lock directory.
 func TestDomainChangeMoves(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	h := startHarness(t)
 	a := h.newApp("e2e-move")

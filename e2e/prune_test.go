@@ -17,6 +17,7 @@ const pruneRecipe = "e2e-prune"
 // swarm's rollback target until the next upgrade, which removes it once it converged; the
 // configs left are the running spec's and the previous spec's, never fewer.
 func TestPruneAfterUpgrade(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	makeEchoRecipe(t, h, pruneRecipe, "CONF_VERSION=v1\n", fmt.Sprintf(`services:
   app:

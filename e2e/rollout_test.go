@@ -399,6 +399,7 @@ func rolloutService(t testing.TB, a *testApp) swarm.Service {
 // its history shows the first deploy at the previous tag; the engine's PreviousSpec of the
 // service is that release too.
 func TestRolloutTierUpgradeFromPreviousTag(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	a := h.newApp("e2e-ro-tier")
 	from, to := h.recipe.Releases[len(h.recipe.Releases)-2].Version, h.recipe.latest().Version
@@ -531,6 +532,7 @@ func rolloutCrash(t *testing.T, prefix, version string) (*testApp, rolloutRecipe
 // still serves, the service's labels are the old release's, and the status file never said
 // Ready for that generation.
 func TestRolloutCrashRollbackNeverReady(t *testing.T) {
+	t.Parallel()
 	a, r, s := rolloutCrash(t, "e2e-ro-rollback", rolloutCrashRollback)
 	msg := strings.ToLower(s.Message)
 	if !strings.Contains(msg, "rolled back") && !strings.Contains(msg, "rollback") {
@@ -552,6 +554,7 @@ func TestRolloutCrashRollbackNeverReady(t *testing.T) {
 // update paused, never Ready. Swarm does not restore the old spec on a pause, so this test
 // reports (and checks the status does not contradict) what actually runs.
 func TestRolloutCrashPauseNeverReady(t *testing.T) {
+	t.Parallel()
 	a, _, s := rolloutCrash(t, "e2e-ro-pause", rolloutCrashPause)
 	if !strings.Contains(strings.ToLower(s.Message), "paused") {
 		t.Errorf("Failed message %q does not say the update paused", s.Message)
@@ -628,6 +631,7 @@ func TestRolloutMissingImageUpgradeFailsFast(t *testing.T) {
 // commit>, the status names the commit, and the commit's code answers. Upgrading it to a
 // release tag then clears the chaos labels.
 func TestRolloutCommitVersion(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	r := makeRolloutRecipe(t, h.recipes)
 	a := h.newApp("e2e-ro-chaos")
@@ -716,6 +720,7 @@ func TestRolloutProbeNeverPassesFails(t *testing.T) {
 // port this test opens 10s after the app converged, stable 2) waits, saying which probe it
 // waits for, and is Ready only once the probe passes.
 func TestRolloutProbeLateReady(t *testing.T) {
+	t.Parallel()
 	h := startHarness(t)
 	r := makeRolloutRecipe(t, h.recipes)
 	a := h.newApp("e2e-ro-lateprobe")

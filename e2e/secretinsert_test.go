@@ -29,6 +29,7 @@ const insertRecipe = "e2e-insert"
 //   - The value shows up (raw, base64, hex, as bytes) in no log, status file or command output
 //     (secret insert, status -o json, render, diff).
 func TestSecretInsert(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	h := startHarness(t)
 	img := testImage(t, "insert")

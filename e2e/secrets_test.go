@@ -370,6 +370,7 @@ func leakScan(t *testing.T, h *harness, values map[string]string, outputs map[st
 //   - no value, in any of the forms leakForms lists, in the reconciler's log, in any status
 //     file, in `reconciler render`, `diff`, `status -o json` output, or in the service spec.
 func TestGeneratedSecrets(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	start := time.Now()
 
