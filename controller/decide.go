@@ -468,7 +468,7 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	if why != "" {
 		lead = why + "; "
 	}
-	snap := withoutTasksOnDownNodes(w.Snap, w.Nodes)
+	snap := withoutSettledTasks(w.Snap, w.Nodes)
 	if snap.Empty() && len(st.Nodes) == 0 {
 		d.Gone = true
 		if st.Phase == "" || st.Phase == final {

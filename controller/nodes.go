@@ -195,20 +195,22 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 	return out
 }
 
-// withoutTasksOnDownNodes is snap without the tasks on nodes that are down or disconnected, for
-// a teardown: swarm lists the tasks of a removed service until their node reports their
-// containers stopped, which a node gone for good never does; what such a node holds when it
-// returns is the node cleanup's (st.Nodes). snap itself is not changed.
-func withoutTasksOnDownNodes(snap *swarmstate.Snapshot, nodes map[string]swarm.Node) *swarmstate.Snapshot {
-	down := func(t swarm.Task) bool {
+// withoutSettledTasks is snap without the tasks a teardown does not wait for: those done (a
+// stopped container holds no network; swarm keeps the finished tasks of a removed job for
+// good), and those on nodes that are down or disconnected, whose tasks stay listed until the
+// node reports, which a node gone for good never does (what such a node holds when it returns
+// is the node cleanup's, st.Nodes). What is left are the tasks still starting or running,
+// whose containers may yet attach the app's network. snap itself is not changed.
+func withoutSettledTasks(snap *swarmstate.Snapshot, nodes map[string]swarm.Node) *swarmstate.Snapshot {
+	settled := func(t swarm.Task) bool {
 		n, ok := nodes[t.NodeID]
-		return ok && (n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected)
+		return terminalTask(t) || ok && (n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected)
 	}
-	if !slices.ContainsFunc(snap.Tasks, down) {
+	if !slices.ContainsFunc(snap.Tasks, settled) {
 		return snap
 	}
 	out := *snap
-	out.Tasks = slices.DeleteFunc(slices.Clone(snap.Tasks), down)
+	out.Tasks = slices.DeleteFunc(slices.Clone(snap.Tasks), settled)
 	return &out
 }
 

@@ -227,10 +227,11 @@ func TestLostStatusKeepsANodePending(t *testing.T) {
 	}
 }
 
-// TestWithoutTasksOnDownNodes: a teardown waits for the tasks of removed services to leave
-// swarm's list, except those on a node that is down or disconnected, which may never report;
-// a drained node's tasks stop and are waited for.
-func TestWithoutTasksOnDownNodes(t *testing.T) {
+// TestWithoutSettledTasks: a teardown waits for the tasks of removed services that are still
+// starting or running, except those on a node that is down or disconnected, which may never
+// report; finished tasks (a removed job's stay listed for good) are not waited for; a drained
+// node's tasks stop and are waited for until they have.
+func TestWithoutSettledTasks(t *testing.T) {
 	node := func(state swarm.NodeState, avail swarm.NodeAvailability) swarm.Node {
 		return swarm.Node{Status: swarm.NodeStatus{State: state}, Spec: swarm.NodeSpec{Availability: avail}}
 	}
@@ -240,24 +241,27 @@ func TestWithoutTasksOnDownNodes(t *testing.T) {
 		"gone":    node(swarm.NodeStateDisconnected, swarm.NodeAvailabilityActive),
 		"drained": node(swarm.NodeStateReady, swarm.NodeAvailabilityDrain),
 	}
+	task := func(node string, state swarm.TaskState) swarm.Task {
+		return swarm.Task{NodeID: node, Status: swarm.TaskStatus{State: state}}
+	}
+	run, start := swarm.TaskStateRunning, swarm.TaskStateStarting
 	for _, tc := range []struct {
 		name  string
-		on    []string
+		tasks []swarm.Task
 		nodes map[string]swarm.Node
 		want  []string
 	}{
-		{"single node (nodes not read)", []string{"self", ""}, nil, []string{"self", ""}},
-		{"up, unassigned and unknown nodes are waited for", []string{"up", "", "unknown"}, nodes, []string{"up", "", "unknown"}},
-		{"down and disconnected are not", []string{"up", "down", "gone"}, nodes, []string{"up"}},
-		{"a drained node's tasks stop: waited for", []string{"drained"}, nodes, []string{"drained"}},
-		{"nothing left", []string{"down"}, nodes, nil},
+		{"single node (nodes not read)", []swarm.Task{task("self", run), task("", swarm.TaskStatePending)}, nil, []string{"self", ""}},
+		{"up, unassigned and unknown nodes are waited for", []swarm.Task{task("up", start), task("", swarm.TaskStateNew), task("unknown", run)}, nodes, []string{"up", "", "unknown"}},
+		{"down and disconnected are not", []swarm.Task{task("up", run), task("down", run), task("gone", run)}, nodes, []string{"up"}},
+		{"a drained node's tasks stop: waited for", []swarm.Task{task("drained", run)}, nodes, []string{"drained"}},
+		{"finished tasks are not", []swarm.Task{task("up", swarm.TaskStateComplete), task("up", swarm.TaskStateShutdown), task("up", swarm.TaskStateFailed),
+			task("up", swarm.TaskStateRejected), task("up", swarm.TaskStateOrphaned), task("up", run)}, nodes, []string{"up"}},
+		{"nothing left", []swarm.Task{task("down", run), task("up", swarm.TaskStateComplete)}, nodes, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			snap := &swarmstate.Snapshot{}
-			for _, n := range tc.on {
-				snap.Tasks = append(snap.Tasks, swarm.Task{NodeID: n})
-			}
-			out := withoutTasksOnDownNodes(snap, tc.nodes)
+			snap := &swarmstate.Snapshot{Tasks: tc.tasks}
+			out := withoutSettledTasks(snap, tc.nodes)
 			var got []string
 			for _, task := range out.Tasks {
 				got = append(got, task.NodeID)
@@ -265,8 +269,8 @@ func TestWithoutTasksOnDownNodes(t *testing.T) {
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("tasks on %v, want %v", got, tc.want)
 			}
-			if len(snap.Tasks) != len(tc.on) {
-				t.Errorf("the snapshot itself changed: %d tasks, want %d", len(snap.Tasks), len(tc.on))
+			if len(snap.Tasks) != len(tc.tasks) {
+				t.Errorf("the snapshot itself changed: %d tasks, want %d", len(snap.Tasks), len(tc.tasks))
 			}
 		})
 	}

@@ -197,7 +197,7 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 // terminalTask reports whether a job's task is done, one way or the other.
 func terminalTask(t swarm.Task) bool {
 	switch t.Status.State {
-	case swarm.TaskStateComplete, swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateShutdown, swarm.TaskStateOrphaned:
+	case swarm.TaskStateComplete, swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateShutdown, swarm.TaskStateOrphaned, swarm.TaskStateRemove:
 		return true
 	}
 	return false
