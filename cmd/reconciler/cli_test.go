@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
 	"github.com/swarm-reconciler/reconciler/spec"
@@ -354,5 +356,22 @@ func TestWebViewFlags(t *testing.T) {
 		if code == 0 || err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: exit %d, %v; want an error saying %q", tc.args, code, err, tc.want)
 		}
+	}
+}
+
+// TestWebViewOnTheMetricsAddress: --ui-addr equal to --metrics-addr hands the view to the
+// metrics server (one port serves both), which serves it on every path but its own.
+func TestWebViewOnTheMetricsAddress(t *testing.T) {
+	e := newCLIEnv(t)
+	e.writeStatus("shop", "sha256:1", spec.PhaseReady, "1/1 services converged")
+	o := &options{status: e.status, specs: e.specs, uiAddr: "127.0.0.1:9", metricsAddr: "127.0.0.1:9"}
+	h, err := startWebView(t.Context(), o, nil, logr.Discard())
+	if err != nil || h == nil {
+		t.Fatalf("startWebView = %v, %v; want the view's handler for the metrics server", h, err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/apps/shop", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "1/1 services converged") {
+		t.Errorf("GET /apps/shop = %d\n%s", rec.Code, rec.Body.String())
 	}
 }
