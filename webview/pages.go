@@ -57,6 +57,11 @@ func (s *Server) rowOf(st *spec.Status, now time.Time) row {
 		r.Age = duration.HumanDuration(max(now.Sub(since), 0))
 		r.Since = since.UTC().Format(time.RFC3339)
 	}
+	for _, f := range []*string{&r.Recipe, &r.Version, &r.Tier} {
+		if *f == "" {
+			*f = "-" // here, not in the template: a call there costs per cell of 1,000 rows
+		}
+	}
 	return r
 }
 
