@@ -466,8 +466,18 @@ func (c *haCluster) checkOneActor() {
 	c.t.Helper()
 	c.mu.Lock()
 	samples := append([]haSample(nil), c.samples...)
-	evs := make([]events.Message, 0, len(c.events))
+	// Two managers announce each change; one that was cut off announces it again, late, when
+	// it catches up (seen: a removal 28 s after it was made): each change counts once, at the
+	// time it was first announced.
+	first := map[string]events.Message{}
 	for _, m := range c.events {
+		key := string(m.Type) + "/" + string(m.Action) + "/" + m.Actor.ID
+		if seen, ok := first[key]; !ok || m.TimeNano < seen.TimeNano {
+			first[key] = m
+		}
+	}
+	evs := make([]events.Message, 0, len(first))
+	for _, m := range first {
 		evs = append(evs, m)
 	}
 	c.mu.Unlock()
