@@ -41,7 +41,7 @@ func hideSecrets(data []byte) string {
 			}
 			ln := val.Line - 1
 			line := lines[ln]
-			start := min(max(val.Column-1, 0), len(line))
+			start := byteOffset(line, val.Column)
 			end, oneLine := tokenEnd(line, start, val.Style, flow)
 			lines[ln] = line[:start] + hidden + line[end:]
 			if oneLine {
@@ -109,6 +109,18 @@ func tokenEnd(line string, start int, style yaml.Style, flow bool) (int, bool) {
 	// In a block, a plain scalar may go on on the next lines, more indented: those are dropped
 	// too.
 	return end, flow
+}
+
+// byteOffset is where the column col (yaml's, counted in characters from 1) starts in line.
+func byteOffset(line string, col int) int {
+	n := 1
+	for i := range line {
+		if n == col {
+			return i
+		}
+		n++
+	}
+	return len(line)
 }
 
 // indent is the number of leading spaces of a line.

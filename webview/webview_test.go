@@ -226,6 +226,7 @@ func TestHideSecrets(t *testing.T) {
 		{"json", `{"recipe": "x", "env": {"PASSWORD": "p, q", "HOST": "db"}}`, `{"recipe": "x", "env": {"PASSWORD": "(hidden)", "HOST": "db"}}`},
 		{"flow plain", "env: {TOKEN: abc, HOST: db}\n", "env: {TOKEN: \"(hidden)\", HOST: db}\n"},
 		{"no env", "recipe: x\nversion: 1\n", "recipe: x\nversion: 1\n"},
+		{"characters before the value", "env: {CLÉ_SECRET: s3cret, HÔTE: db}\n", "env: {CLÉ_SECRET: \"(hidden)\", HÔTE: db}\n"},
 		{"secret-looking keys elsewhere are the spec's own", "recipe: x\nbackup:\n  keep: 3\n", "recipe: x\nbackup:\n  keep: 3\n"},
 		{"does not parse", "env:\n  PASSWORD: [oops\n", "(the spec file does not parse, so it is not shown: `reconciler validate` says why)"},
 	} {
@@ -245,6 +246,7 @@ func FuzzHideSecrets(f *testing.F) {
 	f.Add("KEY", "x'y", "single")
 	f.Add("PRIVATE_KEY", "l1\nl2", "block")
 	f.Add("\x00KEY", "0000", "plain") // the value's digits are also in the key's escape
+	f.Add("PASS\U0004b741", "0000", "plain") // yaml counts columns in characters, not bytes
 	f.Fuzz(func(t *testing.T, key, value, style string) {
 		if !secretKey.MatchString(key) || strings.TrimSpace(value) == "" || len(value) < 4 {
 			return
