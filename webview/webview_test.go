@@ -245,7 +245,7 @@ func FuzzHideSecrets(f *testing.F) {
 	f.Add("API_TOKEN", "abc def", "double")
 	f.Add("KEY", "x'y", "single")
 	f.Add("PRIVATE_KEY", "l1\nl2", "block")
-	f.Add("\x00KEY", "0000", "plain") // the value's digits are also in the key's escape
+	f.Add("\x00KEY", "0000", "plain")        // the value's digits are also in the key's escape
 	f.Add("PASS\U0004b741", "0000", "plain") // yaml counts columns in characters, not bytes
 	f.Fuzz(func(t *testing.T, key, value, style string) {
 		if !secretKey.MatchString(key) || strings.TrimSpace(value) == "" || len(value) < 4 {
