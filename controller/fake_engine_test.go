@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -81,6 +84,10 @@ type fakeEngine struct {
 	remote map[string]map[string]*volume.Volume
 	// jobFail, when set, makes volume jobs on up nodes rejected with this error.
 	jobFail string
+	// jobsRepeat is swarm with a jobs orchestrator left running on a manager that once led
+	// (moby/moby#53632): a volume job runs again once it completed, and removing it leaves a
+	// task on no node, new, listed for good.
+	jobsRepeat bool
 }
 
 // addNode adds a node to the fake swarm, up and active.
@@ -162,6 +169,10 @@ func (f *fakeEngine) runJobs() {
 		}
 		t.NodeID, t.DesiredState = node, swarm.TaskStateComplete
 		t.Status = swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: f.taskTime(), ContainerStatus: &swarm.ContainerStatus{}}
+		if f.jobsRepeat {
+			f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: svc.ID, NodeID: node, DesiredState: swarm.TaskStateComplete,
+				Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.taskTime().Add(time.Millisecond)}}) // the newer run
+		}
 	}
 }
 
@@ -452,6 +463,21 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 	if r := s.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
 		n = int(*r.Replicas)
 	}
+	if s.Spec.Mode.GlobalJob != nil {
+		// The inventory: one task a node other than the engine's own, done at once (twice
+		// with jobsRepeat); what each says is taskLog's.
+		runs := 1
+		if f.jobsRepeat {
+			runs = 2
+		}
+		for _, node := range slices.Sorted(maps.Keys(f.nodes)) {
+			for range runs {
+				f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: s.ID, NodeID: node, DesiredState: swarm.TaskStateComplete,
+					Status: swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: f.taskTime(), ContainerStatus: &swarm.ContainerStatus{}}})
+			}
+		}
+		return
+	}
 	if s.Spec.Mode.ReplicatedJob != nil {
 		// A volume job waits for its node (runJobs).
 		f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: s.ID, DesiredState: swarm.TaskStateComplete,
@@ -556,6 +582,20 @@ func (f *fakeEngine) ServiceRemove(_ context.Context, id string) error {
 		return errdefs.NotFound(fmt.Errorf("service %s", id))
 	}
 	delete(f.services, id)
+	if f.jobsRepeat && svc.Spec.Mode.ReplicatedJob != nil {
+		if f.removed == nil {
+			f.removed = map[string]lingeringService{}
+		}
+		f.removed[id] = lingeringService{labels: svc.Spec.Labels, lists: math.MaxInt}
+		for i := range f.tasks {
+			if t := &f.tasks[i]; t.ServiceID == id && !terminalTask(*t) {
+				t.DesiredState, t.Status.State = swarm.TaskStateRemove, swarm.TaskStateComplete // the run was done
+			}
+		}
+		f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: id, DesiredState: swarm.TaskStateComplete,
+			Status: swarm.TaskStatus{State: swarm.TaskStateNew, Timestamp: f.taskTime()}})
+		return nil
+	}
 	if f.taskLinger > 0 {
 		if f.removed == nil {
 			f.removed = map[string]lingeringService{}

@@ -161,7 +161,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 		}
 		t := newestTask(tasks[job.ID])
 		switch {
-		case t != nil && t.Status.State == swarm.TaskStateComplete:
+		case anyComplete(tasks[job.ID]):
 			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", ")))
 			remove(job, "its node answered that nothing of the app is left there")
 		case t != nil && terminalTask(*t):
@@ -179,7 +179,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 	// Jobs of nodes the status does not list: done (a pass that died after recording the node
 	// clean), or the status was lost meanwhile: then the node is pending again.
 	for node, job := range byNode {
-		if t := newestTask(tasks[job.ID]); t != nil && t.Status.State == swarm.TaskStateComplete {
+		if anyComplete(tasks[job.ID]) {
 			remove(job, "its work is done")
 			continue
 		}
@@ -199,12 +199,18 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 // stopped container holds no network; swarm keeps the finished tasks of a removed job for
 // good), and those on nodes that are down or disconnected, whose tasks stay listed until the
 // node reports, which a node gone for good never does (what such a node holds when it returns
-// is the node cleanup's, st.Nodes). What is left are the tasks still starting or running,
-// whose containers may yet attach the app's network. snap itself is not changed.
+// is the node cleanup's, st.Nodes), and those of a removed service that swarm will never place
+// (neverPlaced). What is left are the tasks still starting or running, whose containers may
+// yet attach the app's network. snap itself is not changed.
 func withoutSettledTasks(snap *swarmstate.Snapshot, nodes map[string]swarm.Node) *swarmstate.Snapshot {
+	live := make(map[string]bool, len(snap.Services))
+	for _, s := range snap.Services {
+		live[s.ID] = true
+	}
 	settled := func(t swarm.Task) bool {
 		n, ok := nodes[t.NodeID]
-		return terminalTask(t) || ok && (n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected)
+		return terminalTask(t) || ok && (n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected) ||
+			!live[t.ServiceID] && neverPlaced(t)
 	}
 	if !slices.ContainsFunc(snap.Tasks, settled) {
 		return snap
@@ -212,6 +218,17 @@ func withoutSettledTasks(snap *swarmstate.Snapshot, nodes map[string]swarm.Node)
 	out := *snap
 	out.Tasks = slices.DeleteFunc(slices.Clone(snap.Tasks), settled)
 	return &out
+}
+
+// neverPlaced reports whether a task of a removed service stays where it is for good, on no
+// node: swarm's allocator drops a new task whose service is gone, and its scheduler skips an
+// unassigned one whose desired state is past completion. A jobs orchestrator left running on a
+// manager that was once swarm's leader (moby/moby#53632) creates tasks in the very moment a
+// job is removed, and those stay listed, new, for good (seen on the multi-node swarm: two of a
+// removed volume job kept a teardown waiting).
+func neverPlaced(t swarm.Task) bool {
+	return t.NodeID == "" && (t.Status.State == swarm.TaskStateNew ||
+		t.DesiredState == swarm.TaskStateShutdown || t.DesiredState == swarm.TaskStateRemove)
 }
 
 // nodeAway reports whether a node cannot run a job now: down, disconnected, drained or paused.
@@ -247,6 +264,14 @@ func nodeWait(n spec.NodeVolumes, node swarm.Node, t *swarm.Task) string {
 		return fmt.Sprintf("removing the app's volumes on node %s (%s): job %s: %s", nodeName(n), vols, t.Status.State, t.Status.Err)
 	}
 	return fmt.Sprintf("removing the app's volumes on node %s (%s): job %s", nodeName(n), vols, t.Status.State)
+}
+
+// anyComplete reports whether one of a volume job's tasks completed: the node answered that
+// nothing of the app is left there, which stays true (the app's services are gone). Not only
+// the newest: swarm may run a job again and again (a manager that once was swarm's leader
+// keeps running its jobs orchestrator, moby/moby#53632), so the newest may be a later run.
+func anyComplete(tasks []swarm.Task) bool {
+	return slices.ContainsFunc(tasks, func(t swarm.Task) bool { return t.Status.State == swarm.TaskStateComplete })
 }
 
 func newestTask(tasks []swarm.Task) *swarm.Task {

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,6 +184,59 @@ func TestTeardownRetriesAFailedVolumeJobSlowly(t *testing.T) {
 	}
 }
 
+// TestTeardownThroughRepeatingJobs: on a swarm whose volume jobs run again and again and leave
+// a task behind when removed (moby/moby#53632), a teardown ends Deleted once the node answered,
+// without waiting for a later run or for the task swarm never places.
+func TestTeardownThroughRepeatingJobs(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.jobsRepeat = true
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	st := f.pass("m")
+	for i := 0; i < 8 && st.Phase != spec.PhaseDeleted; i++ {
+		st = f.pass("m")
+		seen = append(seen, string(st.Phase)+": "+st.Message)
+	}
+	if st.Phase != spec.PhaseDeleted || len(f.engine.remoteVolumes("n2")) != 0 {
+		t.Fatalf("%s %s; n2 holds %v:\n%s", st.Phase, st.Message, f.engine.remoteVolumes("n2"), strings.Join(seen, "\n"))
+	}
+	if !strings.Contains(strings.Join(st.Removed, "\n"), "volumes on node host-2") {
+		t.Errorf("removed list does not name host-2: %v", st.Removed)
+	}
+}
+
+// TestInventoryReadsEachNodeOnce: where swarm runs the inventory twice on a node
+// (moby/moby#53632), that node's volumes are counted once, and so is its answer.
+func TestInventoryReadsEachNodeOnce(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.jobsRepeat = true
+	f.engine.taskLog = func(id string) string { // under the engine's lock
+		var out strings.Builder
+		for _, task := range f.engine.tasks {
+			if task.ID != id {
+				continue
+			}
+			for name, v := range f.engine.remote[task.NodeID] {
+				b, _ := json.Marshal(NodeVolume{App: v.Labels[swarmstate.LabelApp], Owner: v.Labels[swarmstate.LabelOwner], Volume: name})
+				out.Write(append(b, '\n'))
+			}
+		}
+		return out.String()
+	}
+	found, _, answered, err := f.r.inventory(t.Context(), fakeNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if answered != 2 {
+		t.Errorf("%d nodes answered, want 2 (n2 and n3)", answered)
+	}
+	if got, want := found["m"]["n2"], f.engine.remoteVolumes("n2"); strings.Join(got, ",") != strings.Join(want, ",") || len(got) != 1 {
+		t.Errorf("volumes of m on n2: %v, want %v once", got, want)
+	}
+}
+
 func TestJobNameFitsSwarm(t *testing.T) {
 	long := strings.Repeat("s", 45)
 	for _, stack := range []string{"app_example_org", long} {
@@ -230,7 +284,8 @@ func TestLostStatusKeepsANodePending(t *testing.T) {
 // TestWithoutSettledTasks: a teardown waits for the tasks of removed services that are still
 // starting or running, except those on a node that is down or disconnected, which may never
 // report; finished tasks (a removed job's stay listed for good) are not waited for; a drained
-// node's tasks stop and are waited for until they have.
+// node's tasks stop and are waited for until they have; a removed service's task that swarm
+// never placed on a node is not, unless swarm may still place it.
 func TestWithoutSettledTasks(t *testing.T) {
 	node := func(state swarm.NodeState, avail swarm.NodeAvailability) swarm.Node {
 		return swarm.Node{Status: swarm.NodeStatus{State: state}, Spec: swarm.NodeSpec{Availability: avail}}
@@ -242,7 +297,11 @@ func TestWithoutSettledTasks(t *testing.T) {
 		"drained": node(swarm.NodeStateReady, swarm.NodeAvailabilityDrain),
 	}
 	task := func(node string, state swarm.TaskState) swarm.Task {
-		return swarm.Task{NodeID: node, Status: swarm.TaskStatus{State: state}}
+		return swarm.Task{ServiceID: "live", NodeID: node, Status: swarm.TaskStatus{State: state}}
+	}
+	// removed is a task of a removed service, wanted in state desired.
+	removed := func(node string, state, desired swarm.TaskState) swarm.Task {
+		return swarm.Task{ServiceID: "removed", NodeID: node, Status: swarm.TaskStatus{State: state}, DesiredState: desired}
 	}
 	run, start := swarm.TaskStateRunning, swarm.TaskStateStarting
 	for _, tc := range []struct {
@@ -258,9 +317,16 @@ func TestWithoutSettledTasks(t *testing.T) {
 		{"finished tasks are not", []swarm.Task{task("up", swarm.TaskStateComplete), task("up", swarm.TaskStateShutdown), task("up", swarm.TaskStateFailed),
 			task("up", swarm.TaskStateRejected), task("up", swarm.TaskStateOrphaned), task("up", run)}, nodes, []string{"up"}},
 		{"nothing left", []swarm.Task{task("down", run), task("up", swarm.TaskStateComplete)}, nodes, nil},
+		{"a removed job's tasks created as it was removed are never placed", []swarm.Task{removed("", swarm.TaskStateNew, swarm.TaskStateComplete),
+			removed("", swarm.TaskStateNew, swarm.TaskStateComplete)}, nodes, nil},
+		{"unassigned and to be removed: never placed", []swarm.Task{removed("", swarm.TaskStatePending, swarm.TaskStateRemove),
+			removed("", swarm.TaskStatePending, swarm.TaskStateShutdown)}, nodes, nil},
+		{"pending and still wanted: swarm may place it", []swarm.Task{removed("", swarm.TaskStatePending, swarm.TaskStateComplete)}, nodes, []string{""}},
+		{"placed on a node: its container may start", []swarm.Task{removed("up", swarm.TaskStateAssigned, swarm.TaskStateRemove),
+			removed("up", swarm.TaskStateStarting, swarm.TaskStateRemove)}, nodes, []string{"up", "up"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			snap := &swarmstate.Snapshot{Tasks: tc.tasks}
+			snap := &swarmstate.Snapshot{Services: []swarm.Service{{ID: "live"}}, Tasks: tc.tasks}
 			out := withoutSettledTasks(snap, tc.nodes)
 			var got []string
 			for _, task := range out.Tasks {

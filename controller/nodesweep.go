@@ -163,7 +163,11 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 		break
 	}
 	found, domains = map[string]map[string][]string{}, map[string]string{}
+	read := map[string]bool{} // nodes whose answer was read: swarm may run a job twice on one node (moby/moby#53632)
 	for _, t := range tasks {
+		if read[t.NodeID] {
+			continue
+		}
 		if t.Status.State != swarm.TaskStateComplete {
 			if t.Status.Err != "" {
 				r.Log.Info("a node did not answer the inventory of volumes: teardowns cannot remove volumes there either until it does",
@@ -177,6 +181,7 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 			continue
 		}
 		answered++
+		read[t.NodeID] = true
 		for _, l := range lines {
 			var v NodeVolume
 			if json.Unmarshal([]byte(l), &v) != nil || v.App == "" || (r.Owner != "" && v.Owner != r.Owner) {
