@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
+	"k8s.io/client-go/tools/leaderelection"
 )
 
 // The high-availability tests run one `reconciler run --leader-elect` per manager of the
@@ -48,6 +50,7 @@ type haCluster struct {
 
 	samples []haSample
 	events  map[string]events.Message // by type/action/name/time, from every manager's stream
+	apps    []string                  // this test's apps (haApp)
 	killed  map[string][]time.Time    // when each replica was SIGKILLed
 	// terms are the lease's acquisitions as read from its record: holder by acquire time
 	// (the acquiring replica's clock, which is this host's), "" for a release.
@@ -223,8 +226,6 @@ func (r *haReplica) role() string {
 	return ""
 }
 
-// sample records, every 100 ms until ctx ends, which replicas say they lead and who holds the
-// lease.
 // ready reports whether the replica's /readyz answers 200 "ok: leader": it leads and finished
 // its first pass.
 func (r *haReplica) ready() bool {
@@ -238,6 +239,8 @@ func (r *haReplica) ready() bool {
 	return resp.StatusCode == http.StatusOK && strings.HasPrefix(string(b), "ok: leader ")
 }
 
+// sample records, every 100 ms until ctx ends, which replicas say they lead and who holds the
+// lease.
 func (c *haCluster) sample(ctx context.Context) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -476,9 +479,16 @@ func (c *haCluster) checkOneActor() {
 			first[key] = m
 		}
 	}
+	// Only this test's apps: a manager that was stopped or cut off announces, when it
+	// catches up, changes it missed, those of other tests' apps (and earlier runs') too.
+	ours := func(name string) bool {
+		return slices.ContainsFunc(c.apps, func(app string) bool { return strings.HasPrefix(name, app+"_") })
+	}
 	evs := make([]events.Message, 0, len(first))
 	for _, m := range first {
-		evs = append(evs, m)
+		if ours(m.Actor.Attributes["name"]) {
+			evs = append(evs, m)
+		}
 	}
 	c.mu.Unlock()
 	if len(samples) == 0 {
@@ -501,9 +511,6 @@ func (c *haCluster) checkOneActor() {
 	created := map[string]int{}
 	for _, m := range evs {
 		name := m.Actor.Attributes["name"]
-		if !strings.Contains(name, strings.ReplaceAll(domainSuffix, ".", "_")) {
-			continue // not one of this test's apps
-		}
 		at := time.Unix(0, m.TimeNano)
 		if m.Action == "create" {
 			created[string(m.Type)+" "+name]++
@@ -556,6 +563,9 @@ func (c *haCluster) checkOneActor() {
 func (c *haCluster) haApp(prefix, extra string, write bool) (string, string) {
 	c.t.Helper()
 	app := prefix + "-" + randomSuffix()
+	c.mu.Lock()
+	c.apps = append(c.apps, app)
+	c.mu.Unlock()
 	gen := ""
 	if write {
 		gen = c.h.writeSpec(app, []byte("recipe: mn-ha\nversion: "+miniRelease+"\ntimeout: 3m\n"+extra))
@@ -605,6 +615,13 @@ func serviceSpecs(t testing.TB, docker *client.Client, app string) map[string]st
 	return out
 }
 
+// failoverBound is the longest a failover can take with the default lease timing (lease 15 s,
+// retry 2 s), when swarm's Raft leader stays up: a candidate takes the lease 15 s after it last
+// saw it change, and looks every retry period stretched by client-go's jitter to up to 2.2
+// times (2-4.4 s), so it may see the last renewal one such period late and find the lease
+// expired one more period late; and a second for the calls themselves.
+const failoverBound = 15*time.Second + 2*time.Duration((1+leaderelection.JitterFactor)*float64(2*time.Second)) + time.Second
+
 // firstLeaderSince is the time of the first sample after since in which a replica other than
 // not said it leads.
 func (c *haCluster) firstLeaderSince(since time.Time, not string) time.Time {
@@ -618,26 +635,109 @@ func (c *haCluster) firstLeaderSince(since time.Time, not string) time.Time {
 	return time.Now()
 }
 
+// leaderOffRaftLeader returns the lease holder once it runs on a manager that is not swarm's
+// Raft leader, and the Raft leader's index: swarm may have moved its Raft leader onto the
+// holder's manager since the replicas started (an election under load), and then the holder
+// hands the lease over (SIGTERM, started again as a candidate) until another replica holds it.
+func (c *haCluster) leaderOffRaftLeader() (*haReplica, int) {
+	c.t.Helper()
+	for range 6 {
+		l := c.awaitLeader(time.Minute, "")
+		raft := mnRaftLeader(c.t)
+		if l.node != raft {
+			return l, raft
+		}
+		c.t.Logf("lease holder %s runs on swarm's Raft leader mn-node%d: it hands the lease over", l.id, raft)
+		l.stop(c.t)
+		c.awaitLeader(time.Minute, l.id)
+		c.start(l.id, l.node)
+	}
+	c.t.Fatalf("the lease holder stayed on swarm's Raft leader's manager through 6 handovers")
+	return nil, 0
+}
+
+// failureLog is a testing.TB that keeps each failure's message to say them all again at the
+// very end of the test's output, after the replicas' logs: CI shows a failed test's last
+// lines.
+type failureLog struct {
+	testing.TB
+	mu   sync.Mutex
+	msgs []string
+}
+
+func newFailureLog(t testing.TB) *failureLog {
+	f := &failureLog{TB: t}
+	// Registered before any other cleanup, so it runs after them all.
+	t.Cleanup(func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.msgs) > 0 {
+			t.Logf("%d failure(s), said again after the logs above:\n%s", len(f.msgs), strings.Join(f.msgs, "\n"))
+		}
+	})
+	return f
+}
+
+func (f *failureLog) keep(msg string) {
+	f.mu.Lock()
+	f.msgs = append(f.msgs, msg)
+	f.mu.Unlock()
+}
+
+func (f *failureLog) Error(args ...any) {
+	f.TB.Helper()
+	f.keep(fmt.Sprint(args...))
+	f.TB.Error(args...)
+}
+
+func (f *failureLog) Errorf(format string, args ...any) {
+	f.TB.Helper()
+	f.keep(fmt.Sprintf(format, args...))
+	f.TB.Errorf(format, args...)
+}
+
+func (f *failureLog) Fatal(args ...any) {
+	f.TB.Helper()
+	f.keep(fmt.Sprint(args...))
+	f.TB.Fatal(args...)
+}
+
+func (f *failureLog) Fatalf(format string, args ...any) {
+	f.TB.Helper()
+	f.keep(fmt.Sprintf(format, args...))
+	f.TB.Fatalf(format, args...)
+}
+
 // TestMultinodeHA runs one replica per manager and takes the leader away three ways: its
 // manager stopped (with the replica, as a host failing), its node cut off from the others,
 // and SIGKILL in the middle of a teardown. Through all of it: never two leaders, every change
 // to the swarm made by the lease holder of that moment, nothing created twice, Ready apps left
 // alone, and every app ends converged with zero residual. It is not parallel: it stops and cuts
 // off managers the other multi-node tests talk to.
-func TestMultinodeHA(t *testing.T) {
+func TestMultinodeHA(tt *testing.T) {
+	t := newFailureLog(tt)
 	c := newHACluster(t)
 	h := c.h
 	mnRecipe(t, h, "mn-ha", `      replicas: 1
       placement:
         constraints: ["node.hostname == mn-node4"]`)
 
-	// r1 leads (started first), r2 and r3 follow.
-	c.start("r1", 2) // not node 1: on a fresh swarm that is swarm's Raft leader (see docs/ha.md)
+	// r1 leads (started first), r2 and r3 follow. r1 runs on a manager that is not swarm's
+	// Raft leader: stopping that one stops every write to swarm until the others elect a new
+	// one, 10-20 s, which no lease can shorten (docs/ha.md).
+	raft := mnRaftLeader(t)
+	managers := []int{raft}
+	for n := 3; n >= 1; n-- {
+		if n != raft {
+			managers = append([]int{n}, managers...)
+		}
+	}
+	c.start("r1", managers[0])
 	if l := c.awaitLeader(time.Minute, ""); l.id != "r1" {
 		t.Fatalf("leader %s, want r1 (the only replica)", l.id)
 	}
-	c.start("r2", 1)
-	c.start("r3", 3)
+	c.start("r2", managers[1])
+	c.start("r3", managers[2])
 	if err := poll(context.Background(), time.Minute, func() (bool, error) {
 		return c.replicas["r2"].role() == "follower" && c.replicas["r3"].role() == "follower", nil
 	}); err != nil {
@@ -665,28 +765,33 @@ func TestMultinodeHA(t *testing.T) {
 	sa, _, _ := h.readStatus(a)
 
 	// The leader's manager stops while app b is Deploying (it must stay so for 8 s of
-	// stability): a new leader within 20 s finishes b and leaves a alone.
+	// stability): a new leader, within failoverBound, finishes b and leaves a alone.
+	first, raft := c.leaderOffRaftLeader()
+	live := mn.nodes[raft-1].docker // not stopped below
 	b, genB := c.haApp("mn-ha-b", "minReady: 8s\n", true)
 	if _, err := h.awaitStatus(b, "Deploying with its service", func(s appStatus) (bool, string) {
-		return s.Phase == "Deploying" && len(serviceVersions(t, mn.nodes[2].docker, b)) == 1, ""
+		return s.Phase == "Deploying" && len(serviceVersions(t, live, b)) == 1, ""
 	}); err != nil {
 		t.Fatal(err)
 	}
-	specA := serviceSpecs(t, mn.nodes[2].docker, a)
+	specA := serviceSpecs(t, live, a)
 	stopped := time.Now()
-	c.kill(c.replicas["r1"])
-	mnStopNode(t, 2)
-	next := c.awaitLeader(30*time.Second, "r1")
-	failover := c.firstLeaderSince(stopped, "r1").Sub(stopped)
+	c.kill(first)
+	mnStopNode(t, first.node)
+	next := c.awaitLeader(30*time.Second, first.id)
+	failover := c.firstLeaderSince(stopped, first.id).Sub(stopped)
 	t.Logf("leader's manager stopped: %s leads after %s", next.id, failover.Round(time.Millisecond))
-	if failover > 20*time.Second {
-		t.Errorf("new leader after %s, want within 20 s", failover)
+	switch {
+	case failover > failoverBound:
+		t.Errorf("new leader after %s, want within %s (the lease's timing allows no more)", failover, failoverBound)
+	case failover > 20*time.Second:
+		t.Logf("failover %s: over 20 s, within the lease's %s (docs/ha.md: client-go's jitter)", failover.Round(time.Millisecond), failoverBound)
 	}
 	sb := h.waitPhase(b, genB, "Ready")
 	if sb.Deploys != 1 {
 		t.Errorf("b deployed %d times, want 1:\n%s", sb.Deploys, sb)
 	}
-	if got := serviceSpecs(t, mn.nodes[2].docker, a); fmt.Sprint(got) != fmt.Sprint(specA) {
+	if got := serviceSpecs(t, live, a); fmt.Sprint(got) != fmt.Sprint(specA) {
 		t.Errorf("Ready app a's service specs changed across the failover:\n%v\nthen\n%v", specA, got)
 	}
 	for _, w := range c.writes() {
@@ -698,7 +803,7 @@ func TestMultinodeHA(t *testing.T) {
 		t.Errorf("Ready app a: deploys %d -> %d, phase %s", sa.Deploys, now.Deploys, now.Phase)
 	}
 	mnStartNodes(t)
-	c.start("r1", 2)
+	c.start(first.id, first.node)
 
 	// The leader's node is cut off (its link down) while app c is written: the others take
 	// over, c converges; the link comes back, and the cut-off replica follows.

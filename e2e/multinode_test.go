@@ -149,6 +149,32 @@ func mnAllReady(ctx context.Context, within time.Duration) error {
 	return nil
 }
 
+// mnRaftLeader is the index (1-3) of the manager that is swarm's Raft leader, as the first
+// manager that answers says.
+func mnRaftLeader(t testing.TB) int {
+	t.Helper()
+	var last error
+	for _, node := range mn.nodes {
+		nodes, err := node.docker.NodeList(context.Background(), swarm.NodeListOptions{})
+		if err != nil {
+			last = err
+			continue
+		}
+		for _, n := range nodes {
+			if n.ManagerStatus != nil && n.ManagerStatus.Leader {
+				for _, m := range mn.nodes {
+					if m.name == n.Description.Hostname {
+						return m.index
+					}
+				}
+			}
+		}
+		last = fmt.Errorf("%s names no Raft leader", node.name)
+	}
+	t.Fatalf("swarm's Raft leader: %v", last)
+	return 0
+}
+
 // mnHarness is a harness whose reconciler talks to node 1 and whose residue checks look at
 // every node.
 func mnHarness(t testing.TB) *harness {
@@ -254,7 +280,7 @@ func mnNodeNames(t *testing.T) map[string]string {
 
 // mnStopNode stops node n's dockerd, as a node going down does, waits until the swarm says it
 // is down, and registers starting it again (scripts/multinode/up is idempotent).
-func mnStopNode(t *testing.T, n int) {
+func mnStopNode(t testing.TB, n int) {
 	t.Helper()
 	pidFile := filepath.Join(mn.base, fmt.Sprintf("node%d", n), "dockerd.pid2")
 	raw, err := os.ReadFile(pidFile)
@@ -293,7 +319,7 @@ func mnStopNode(t *testing.T, n int) {
 
 // mnStartNodes starts what is stopped (scripts/multinode/up) and waits until every node is
 // Ready.
-func mnStartNodes(t *testing.T) {
+func mnStartNodes(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join("..", "scripts", "multinode", "up"))
 	cmd.Env = append(os.Environ(), "MN_BASE="+mn.base)
