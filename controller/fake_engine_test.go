@@ -84,9 +84,10 @@ type fakeEngine struct {
 	remote map[string]map[string]*volume.Volume
 	// jobFail, when set, makes volume jobs on up nodes rejected with this error.
 	jobFail string
-	// jobsRepeat is swarm with a jobs orchestrator left running on a manager that once led
-	// (moby/moby#53632): a volume job runs again once it completed, and removing it leaves a
-	// task on no node, new, listed for good.
+	// jobsRepeat is a volume job that swarm runs again once it completed, and whose removal
+	// leaves a task on no node, new, listed for good: what swarm does to a replicated-job when a
+	// manager that once led keeps its jobs orchestrator (moby/moby#53632), to the volume jobs an
+	// earlier version of the reconciler made in that mode.
 	jobsRepeat bool
 }
 
@@ -150,7 +151,7 @@ func (f *fakeEngine) runJobs() {
 	for i := range f.tasks {
 		t := &f.tasks[i]
 		svc := f.services[t.ServiceID]
-		if svc == nil || svc.Spec.Mode.ReplicatedJob == nil || t.Status.State != swarm.TaskStatePending {
+		if svc == nil || !isJob(*svc) || t.Status.State != swarm.TaskStatePending {
 			continue
 		}
 		node := strings.TrimPrefix(svc.Spec.TaskTemplate.Placement.Constraints[0], "node.id==")
@@ -478,7 +479,7 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 		}
 		return
 	}
-	if s.Spec.Mode.ReplicatedJob != nil {
+	if isJob(*s) {
 		// A volume job waits for its node (runJobs).
 		f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: s.ID, DesiredState: swarm.TaskStateComplete,
 			Status: swarm.TaskStatus{State: swarm.TaskStatePending, Timestamp: f.taskTime(),
@@ -582,7 +583,7 @@ func (f *fakeEngine) ServiceRemove(_ context.Context, id string) error {
 		return errdefs.NotFound(fmt.Errorf("service %s", id))
 	}
 	delete(f.services, id)
-	if f.jobsRepeat && svc.Spec.Mode.ReplicatedJob != nil {
+	if f.jobsRepeat && isJob(*svc) {
 		if f.removed == nil {
 			f.removed = map[string]lingeringService{}
 		}

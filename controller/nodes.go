@@ -287,7 +287,12 @@ func newestTask(tasks []swarm.Task) *swarm.Task {
 
 // volumeJob is the one-shot job that removes the app's volumes on node n: the reconciler's
 // image running `reconciler node-clean` against the node's own Docker socket, placed on n by
-// its ID, never restarted (a failure is seen and retried by the teardown).
+// its ID, never restarted (a failure is seen and retried by the teardown). It is a replicated
+// service of one task with no restart, not a swarm `replicated-job`: swarm keeps a removed
+// job's tasks in its store for good (one record more for every node of every teardown, on a
+// swarm that lives for years), and a manager that once led swarm's Raft keeps running its jobs
+// orchestrator, which runs a job again and again (moby/moby#53632). A replicated service's
+// tasks are reaped with it, and a slot whose task ended without a restart policy stays as it is.
 func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs) swarm.ServiceSpec {
 	one := uint64(1)
 	stack := stackOf(w)
@@ -309,7 +314,7 @@ func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs) swarm.ServiceSpec {
 	}
 	return swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: jobName(stack, w.App, n.ID), Labels: labels},
-		Mode:        swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}},
+		Mode:        swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
 		TaskTemplate: swarm.TaskSpec{
 			ContainerSpec: &swarm.ContainerSpec{
 				Image:  jobs.Image,

@@ -249,6 +249,25 @@ func TestJobNameFitsSwarm(t *testing.T) {
 	}
 }
 
+// TestVolumeJobIsAOneShotService: a volume job is one replica never restarted, not a swarm
+// replicated-job, whose tasks swarm keeps for good and may run again (moby/moby#53632).
+func TestVolumeJobIsAOneShotService(t *testing.T) {
+	w := &world{App: "a", Stack: "a_example_org", Owner: swarmstate.Owner{Dir: "o"}}
+	s := volumeJob(w, spec.NodeVolumes{ID: "n2"}, DefaultNodeJobs)
+	if s.Mode.ReplicatedJob != nil || s.Mode.GlobalJob != nil || s.Mode.Replicated == nil || s.Mode.Replicated.Replicas == nil || *s.Mode.Replicated.Replicas != 1 {
+		t.Errorf("mode %+v, want one replica", s.Mode)
+	}
+	if rp := s.TaskTemplate.RestartPolicy; rp == nil || rp.Condition != swarm.RestartPolicyConditionNone {
+		t.Errorf("restart policy %+v, want none", rp)
+	}
+	if c := s.TaskTemplate.Placement.Constraints; len(c) != 1 || c[0] != "node.id==n2" {
+		t.Errorf("placement %v, want node n2", c)
+	}
+	if !isJob(swarm.Service{Spec: s}) {
+		t.Error("not recognised as a volume job by its labels")
+	}
+}
+
 // TestLostStatusKeepsANodePending: a teardown whose status is lost while a node's job waits
 // (the node is down) does not report Deleted: the job says which node is still to answer.
 func TestLostStatusKeepsANodePending(t *testing.T) {
