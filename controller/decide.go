@@ -300,6 +300,26 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		// Swarm restored the old spec and labels; updating again would only roll back again.
 		return d.to(spec.PhaseFailed, fmt.Sprintf("%s did not roll out: %s", rev, v.RolloutFailure()))
 	}
+	if len(v.RollingBack) > 0 {
+		// Swarm is putting the old spec back: the spec differs from ours, yet applying ours
+		// would start the roll over and it would roll back again, until the deadline (seen
+		// under load, where a rollback outlasts a pass). Its end decides (RolledBack above).
+		msg := fmt.Sprintf("%s: swarm is rolling back %s to the previous spec; waiting for the rollback to end", rev, strings.Join(v.RollingBack, ", "))
+		deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
+		switch {
+		case converged:
+			d.After = waitInterval
+			return d.to(spec.PhaseDegraded, msg)
+		case w.Now.After(deadline):
+			return d.to(spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %s", s.Timeout.Duration, msg))
+		}
+		d.Deadline, d.After = deadline, waitAfter(*st.AttemptStartedAt, deadline, w.Now)
+		phase := d.Phase
+		if phase == spec.PhasePending {
+			phase = spec.PhaseDeploying
+		}
+		return d.to(phase, msg)
+	}
 	if len(w.Foreign) > 0 {
 		return d.to(spec.PhaseFailed, notOwned(w.Foreign, w.Owner))
 	}

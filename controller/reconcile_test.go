@@ -288,6 +288,50 @@ func TestRollbackIsFailedNotRetried(t *testing.T) {
 	}
 }
 
+// TestRollbackUnderWayIsWaitedFor: while swarm rolls an update back (the old spec back in
+// place, the rollback not ended), the reconciler does not apply the new spec again, which
+// would start the roll over; the rollback's end makes the attempt Failed.
+func TestRollbackUnderWayIsWaitedFor(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("c", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("c"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("c", "recipe: echo\nversion: 1.1.0+1\n")
+	if _, err := f.r.Reconcile(t.Context(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	rollback := func(state swarm.UpdateState) {
+		for _, svc := range f.engine.services {
+			if svc.PreviousSpec != nil {
+				svc.Spec = *svc.PreviousSpec
+			}
+			started := f.now
+			svc.UpdateStatus = &swarm.UpdateStatus{State: state, StartedAt: &started}
+		}
+	}
+	rollback(swarm.UpdateStateRollbackStarted)
+	f.engine.resetCalls()
+	var st *spec.Status
+	for range 4 {
+		st = f.pass("c")
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Fatalf("updated again during the rollback: %v", w)
+	}
+	if st.Phase != spec.PhaseUpgrading || !strings.Contains(st.Message, "rolling back") {
+		t.Fatalf("during the rollback: %s %s", st.Phase, st.Message)
+	}
+	rollback(swarm.UpdateStateRollbackCompleted)
+	st = f.pass("c")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "rolled back") {
+		t.Fatalf("after the rollback: %s %s", st.Phase, st.Message)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Errorf("updated again: %v", w)
+	}
+}
+
 // failingNetworks is an engine that refuses to create networks, as a missing driver does.
 type failingNetworks struct{ *fakeEngine }
 

@@ -111,6 +111,10 @@ type Verdict struct {
 	// RolledBack is set when swarm rolled back or paused the update the controller requested:
 	// the running spec is the old one, and waiting longer will not help.
 	RolledBack bool
+	// RollingBack names the services swarm is rolling back from a roll of the current
+	// attempt: their old spec is back in place and the rollback has not ended. Applying the
+	// new spec now would start the roll over (to roll back again); the rollback's end decides.
+	RollingBack []string
 	// GaveUp is set when a service's restart policy gave up (ServiceState.GaveUp).
 	GaveUp bool
 	// ImageErr is the first service's ServiceState.ImageErr, prefixed with its name.
@@ -147,6 +151,9 @@ func ConvergedOn(services []swarm.Service, tasks []swarm.Task, since time.Time, 
 		}
 		if rolledBack(svc, since) {
 			v.RolledBack = true
+		}
+		if us := svc.UpdateStatus; us != nil && us.State == swarm.UpdateStateRollbackStarted && us.StartedAt != nil && !us.StartedAt.Before(since) {
+			v.RollingBack = append(v.RollingBack, svc.Spec.Name)
 		}
 		v.GaveUp = v.GaveUp || st.GaveUp
 		if st.ImageErr != "" && v.ImageErr == "" {
