@@ -450,17 +450,33 @@ func (v Verdict) RolloutFailure() string {
 	return strings.Join(parts, "; ")
 }
 
-// failedTask describes the newest task that failed: swarm's error and the exit code.
+// failedTask describes the newest task that failed: swarm's error and the exit code. A task
+// that ended (failed or rejected) comes before a newer one still waiting with a scheduler's note:
+// after a rollback the old spec's task can wait for a host-mode port the crashed task held
+// ("no suitable node (host-mode port already in use ...)"), which says nothing of why the roll
+// failed.
 func failedTask(newestFirst []swarm.Task, nodes Nodes) string {
-	for _, t := range newestFirst {
-		if !Failed(t) {
-			continue
-		}
-		msg := fmt.Sprintf("task %s%s: %s", t.Status.State, nodes.on(t), t.Status.Err)
-		if cs := t.Status.ContainerStatus; cs != nil && cs.ExitCode != 0 {
-			msg += fmt.Sprintf(" (exit code %d)", cs.ExitCode)
-		}
-		return msg
+	t, ok := newestWhere(newestFirst, func(t swarm.Task) bool {
+		return t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected
+	})
+	if !ok {
+		t, ok = newestWhere(newestFirst, Failed)
 	}
-	return ""
+	if !ok {
+		return ""
+	}
+	msg := fmt.Sprintf("task %s%s: %s", t.Status.State, nodes.on(t), t.Status.Err)
+	if cs := t.Status.ContainerStatus; cs != nil && cs.ExitCode != 0 {
+		msg += fmt.Sprintf(" (exit code %d)", cs.ExitCode)
+	}
+	return msg
+}
+
+func newestWhere(newestFirst []swarm.Task, match func(swarm.Task) bool) (swarm.Task, bool) {
+	for _, t := range newestFirst {
+		if match(t) {
+			return t, true
+		}
+	}
+	return swarm.Task{}, false
 }

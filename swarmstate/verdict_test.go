@@ -105,6 +105,15 @@ func TestRolloutFailure(t *testing.T) {
 			t.Errorf("%s: %q, want %q", state, v.RolloutFailure(), want)
 		}
 	}
+	// CI: the rollback's task of the old spec waits for the host-mode port the crash held; the
+	// message still names the crash, not the scheduler's note.
+	waiting := swarm.Task{ServiceID: "a", DesiredState: swarm.TaskStateRunning, Status: swarm.TaskStatus{
+		State: swarm.TaskStatePending, Err: "no suitable node (host-mode port already in use on 1 node)", Timestamp: t1.Add(time.Second)}}
+	v := Converged([]swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &t1})},
+		[]swarm.Task{waiting, failed}, t1.Add(-time.Second))
+	if want := "task failed: task: non-zero exit (3) (exit code 3)"; !strings.Contains(v.RolloutFailure(), want) {
+		t.Errorf("a task waiting for its port before the crash: %q, want %q", v.RolloutFailure(), want)
+	}
 }
 
 // TestFailedTaskOutlivesNewerTasks: the task whose failure explains a rollback stays in the
