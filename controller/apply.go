@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
@@ -83,6 +84,12 @@ func apply(ctx context.Context, e Engine, own swarmstate.Owner, a Action) (chang
 		err = e.SecretRemove(ctx, a.ID)
 	case RemoveVolume:
 		err = e.VolumeRemove(ctx, a.ID, false)
+	case RemoveContainer:
+		// As swarm's agent removes a task's container: with its anonymous volumes.
+		err = e.ContainerRemove(ctx, a.ID, container.RemoveOptions{RemoveVolumes: true})
+		if cerrdefs.IsConflict(err) {
+			return false, nil // being removed already, or not stopped after all: the next pass sees
+		}
 	default:
 		err = fmt.Errorf("unknown action kind %q", a.Kind)
 	}

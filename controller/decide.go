@@ -471,7 +471,7 @@ func decideMove(w *world, d decision, old *swarmstate.Snapshot, converged bool) 
 			return d.to(phase, fmt.Sprintf("%s converged; waiting to remove the stack of %s: %v", w.Stack, domain, err))
 		}
 	}
-	d.Actions = PlanTeardown(w.Owner, old, d.Status.Removed)
+	d.Actions = PlanTeardown(w.Owner, old, d.Status.Removed, w.Self)
 	d.After = teardownInterval
 	for i := range d.Actions {
 		d.Actions[i].Reason = "domain changed to " + d.Status.Domain
@@ -508,7 +508,7 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	if st.Phase != spec.PhaseDeleting {
 		st.Removed = nil
 	}
-	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed)
+	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed, w.Self)
 	d.After = teardownInterval
 	parts := snap.Residual()
 	// The app's volumes on other nodes go by a job on each, started with the removal of the

@@ -33,6 +33,7 @@ type Engine interface {
 	ConfigCreate(ctx context.Context, c swarm.ConfigSpec) (swarm.ConfigCreateResponse, error)
 	ConfigRemove(ctx context.Context, id string) error
 	VolumeRemove(ctx context.Context, id string, force bool) error
+	ContainerRemove(ctx context.Context, id string, o container.RemoveOptions) error
 	ImageInspect(ctx context.Context, ref string, o ...client.ImageInspectOption) (image.InspectResponse, error)
 	ImagePull(ctx context.Context, ref string, o image.PullOptions) (io.ReadCloser, error)
 	TaskLogs(ctx context.Context, taskID string, o container.LogsOptions) (io.ReadCloser, error)

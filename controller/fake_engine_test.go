@@ -89,6 +89,12 @@ type fakeEngine struct {
 	// manager that once led keeps its jobs orchestrator (moby/moby#53632), to the volume jobs an
 	// earlier version of the reconciler made in that mode.
 	jobsRepeat bool
+	// containersHold models what swarm does to a removed service's task on the engine's node:
+	// its container stops at once (the task is shutdown) but stays, holding the volumes it
+	// mounts (a removal answers "in use"), as long as the task is listed (taskLinger), unless
+	// removed by ContainerRemove. Containers are the tasks' ContainerStatus IDs.
+	containersHold bool
+	containersGone map[string]bool
 }
 
 // addNode adds a node to the fake swarm, up and active.
@@ -605,6 +611,9 @@ func (f *fakeEngine) ServiceRemove(_ context.Context, id string) error {
 		for i := range f.tasks {
 			if f.tasks[i].ServiceID == id {
 				f.tasks[i].DesiredState = swarm.TaskStateRemove
+				if f.containersHold {
+					f.tasks[i].Status.State = swarm.TaskStateShutdown
+				}
 			}
 		}
 		return nil
@@ -726,8 +735,56 @@ func (f *fakeEngine) VolumeRemove(_ context.Context, id string, _ bool) error {
 	if _, ok := f.volumes[id]; !ok {
 		return errdefs.NotFound(fmt.Errorf("volume %s not found", id))
 	}
+	if c := f.holder(id); c != "" {
+		return errdefs.Conflict(fmt.Errorf("remove %s: volume is in use - [%s]", id, c))
+	}
 	delete(f.volumes, id)
 	return nil
+}
+
+// holder is the container on the engine's node that still holds volume (containersHold).
+func (f *fakeEngine) holder(volume string) string {
+	if !f.containersHold {
+		return ""
+	}
+	for _, t := range f.tasks {
+		cs := t.Status.ContainerStatus
+		if t.NodeID != fakeNode || cs == nil || f.containersGone[cs.ContainerID] || t.Spec.ContainerSpec == nil {
+			continue
+		}
+		if _, listed := f.removed[t.ServiceID]; f.services[t.ServiceID] == nil && !listed {
+			continue // reaped: swarm removed its container
+		}
+		for _, m := range t.Spec.ContainerSpec.Mounts {
+			if m.Source == volume {
+				return cs.ContainerID
+			}
+		}
+	}
+	return ""
+}
+
+func (f *fakeEngine) ContainerRemove(_ context.Context, id string, _ container.RemoveOptions) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("remove container %s", id); err != nil {
+		return err
+	}
+	for _, t := range f.tasks {
+		cs := t.Status.ContainerStatus
+		if cs == nil || cs.ContainerID != id || f.containersGone[id] {
+			continue
+		}
+		if !terminalTask(t) {
+			return errdefs.Conflict(fmt.Errorf("cannot remove container %s: container is running: stop the container before removing or force remove", id))
+		}
+		if f.containersGone == nil {
+			f.containersGone = map[string]bool{}
+		}
+		f.containersGone[id] = true
+		return nil
+	}
+	return errdefs.NotFound(fmt.Errorf("No such container: %s", id))
 }
 
 func (f *fakeEngine) ImageInspect(_ context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,11 +144,9 @@ func TestTeardownStepsAreChanges(t *testing.T) {
 	}
 }
 
-// TestTeardownWaitsForTasksOfRemovedServices: swarm lists the tasks of a removed service until
-// their containers are gone, and a task still starting then attaches the app's network on its
-// node after the network was removed. Deleted waits for those tasks (found by their service's
-// labels), not only for the services: until then the status names them as what is left.
-func TestTeardownWaitsForTasksOfRemovedServices(t *testing.T) {
+// twoReadyApps is a fixture with apps s and other, each Ready, on two domains.
+func twoReadyApps(t *testing.T) *fixture {
+	t.Helper()
 	f := newFixture(t)
 	f.writeSpec("s", "recipe: echo\nversion: 1.0.0+1\n")
 	f.writeSpec("other", "recipe: echo\nversion: 1.0.0+1\ndomain: other.example.org\n")
@@ -155,6 +155,15 @@ func TestTeardownWaitsForTasksOfRemovedServices(t *testing.T) {
 			t.Fatalf("install %s: %s %s", app, st.Phase, st.Message)
 		}
 	}
+	return f
+}
+
+// TestTeardownWaitsForTasksOfRemovedServices: swarm lists the tasks of a removed service until
+// their containers are gone, and a task still starting then attaches the app's network on its
+// node after the network was removed. Deleted waits for those tasks (found by their service's
+// labels), not only for the services: until then the status names them as what is left.
+func TestTeardownWaitsForTasksOfRemovedServices(t *testing.T) {
+	f := twoReadyApps(t)
 	f.engine.taskLinger = 5
 	if err := spec.Unplace(f.r.SpecsDir, "s"); err != nil {
 		t.Fatal(err)
@@ -185,6 +194,52 @@ func TestTeardownWaitsForTasksOfRemovedServices(t *testing.T) {
 	}
 	if st := f.settle("other"); st.Phase != spec.PhaseReady {
 		t.Errorf("the other app: %s %s, want Ready (its tasks are not the deleted app's)", st.Phase, st.Message)
+	}
+}
+
+// TestTeardownRemovesStoppedContainersOfItsNode: a removed service's task whose container
+// stopped keeps that container, and with it the app's volume, until swarm reaps the task; the
+// teardown removes the container instead of waiting, and no other app's.
+func TestTeardownRemovesStoppedContainersOfItsNode(t *testing.T) {
+	f := twoReadyApps(t)
+	f.engine.taskLinger, f.engine.containersHold = 50, true
+	f.engine.resetCalls()
+	if err := spec.Unplace(f.r.SpecsDir, "s"); err != nil {
+		t.Fatal(err)
+	}
+	const vol = "s_test_data"
+	if f.engine.volumes[vol] == nil {
+		t.Fatalf("the app has no volume %s: %v", vol, slices.Collect(maps.Keys(f.engine.volumes)))
+	}
+	var st *spec.Status
+	passes := 0
+	for ; passes < 10 && f.engine.volumes[vol] != nil; passes++ {
+		if _, err := f.r.Reconcile(t.Context(), "s"); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if st, err = spec.ReadStatus(f.r.StatusDir, "s"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var removedContainers, removedVolumes []string
+	for _, w := range f.engine.writes() {
+		if c, ok := strings.CutPrefix(w, "remove container "); ok {
+			removedContainers = append(removedContainers, c)
+		}
+		if v, ok := strings.CutPrefix(w, "remove volume "); ok {
+			removedVolumes = append(removedVolumes, v)
+		}
+	}
+	if len(removedContainers) != 1 || f.engine.volumes[vol] != nil {
+		t.Fatalf("after %d passes: containers removed %v, volumes %v (want the app's one container, then its volume); status %s: %s",
+			passes, removedContainers, removedVolumes, st.Phase, st.Message)
+	}
+	if passes > 4 {
+		t.Errorf("the volume went after %d passes, want within 4 (the task is listed for 50)", passes)
+	}
+	if st := f.settle("other"); st.Phase != spec.PhaseReady {
+		t.Errorf("the other app: %s %s, want Ready", st.Phase, st.Message)
 	}
 }
 

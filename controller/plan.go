@@ -42,6 +42,9 @@ const (
 	RemoveConfig  Kind = "remove config"
 	RemoveSecret  Kind = "remove secret"
 	RemoveVolume  Kind = "remove volume"
+	// RemoveContainer removes, on the reconciler's own node, the stopped container of a task of
+	// a removed service (PlanTeardown says why).
+	RemoveContainer Kind = "remove container"
 
 	// Checks that change nothing in the swarm but must hold before services are created or
 	// updated, so their failure is the app's, at once, in the engine's words.
@@ -190,7 +193,16 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 // already removed ("<kind> <name>" in removed) that the engine still lists: a swarm network
 // stays listed on the node until the app's last container there detaches, and asking again
 // only gets "not found"; the teardown waits for it to leave the list.
-func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string) []Action {
+//
+// A stopped container of a removed service's task on the reconciler's own node (self) is
+// removed too, while the app has volumes: swarm's agent removes a task's container only once
+// the managers have reaped the task, seconds after it stopped (2.7 s on an idle single-node
+// swarm, 7 to 10 s on a busy one), and until then the container holds the volumes. The agent
+// takes a container already gone as removed. Its ID is the one swarm recorded for a task the
+// owned listing returned (a task is listed by its service's labels), so it is ours; a
+// container still running is never in the plan. Other nodes' containers are their volume
+// jobs' (node-clean).
+func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string, self string) []Action {
 	var plan []Action
 	add := func(kind Kind, name, id string, labels map[string]string) {
 		a := Action{Kind: kind, Name: name, ID: id, Labels: labels, Reason: "app deleted"}
@@ -217,6 +229,24 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 	}
 	for _, v := range snap.Volumes {
 		add(RemoveVolume, v.Name, v.Name, v.Labels)
+	}
+	if len(snap.Volumes) == 0 || self == "" {
+		return plan
+	}
+	live := map[string]bool{}
+	for _, s := range snap.Services {
+		live[s.ID] = true
+	}
+	for _, t := range snap.Tasks {
+		cs := t.Status.ContainerStatus
+		if live[t.ServiceID] || t.NodeID != self || !terminalTask(t) || cs == nil || cs.ContainerID == "" {
+			continue
+		}
+		a := Action{Kind: RemoveContainer, Name: cs.ContainerID[:min(12, len(cs.ContainerID))], ID: cs.ContainerID,
+			Reason: fmt.Sprintf("task %s of a removed service stopped; its container holds the app's volumes until swarm removes it", t.ID)}
+		if !slices.Contains(removed, a.object()) {
+			plan = append(plan, a)
+		}
 	}
 	return plan
 }

@@ -158,19 +158,60 @@ func TestPlanTeardownOrder(t *testing.T) {
 		Networks: []network.Summary{{ID: "n1", Name: "s_default", Labels: own}},
 		Volumes:  []*volume.Volume{{Name: "s_data", Labels: own}},
 	}
-	plan := PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil)
+	plan := PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil, "")
 	if len(plan) != 1 || plan[0].Kind != RemoveService {
 		t.Fatalf("services must go first, alone: %v", plan)
 	}
 	snap.Services = nil
-	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil)
+	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil, "")
 	if len(plan) != 2 || plan[0].Kind != RemoveNetwork || plan[1].Kind != RemoveVolume {
 		t.Fatalf("then the rest: %v", plan)
 	}
 	// Removed already, still listed (a network until the app's container detaches): waited for.
-	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, []string{"network s_default", "service s_app"})
+	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, []string{"network s_default", "service s_app"}, "")
 	if len(plan) != 1 || plan[0].Kind != RemoveVolume {
 		t.Fatalf("an object the teardown removed is asked for again: %v", plan)
+	}
+}
+
+// TestPlanTeardownStoppedContainers: only a stopped container of a removed service's task on
+// the reconciler's own node, while the app has volumes, and not one the teardown removed.
+func TestPlanTeardownStoppedContainers(t *testing.T) {
+	own := map[string]string{swarmstate.LabelApp: "a"}
+	task := func(id, service, node string, state swarm.TaskState) swarm.Task {
+		return swarm.Task{ID: id, ServiceID: service, NodeID: node, Status: swarm.TaskStatus{State: state,
+			ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
+	}
+	live := swarm.Service{ID: "job", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_volumes-n2",
+		Labels: map[string]string{swarmstate.LabelApp: "a", LabelJob: jobVolumes, LabelJobNode: "n2"}}}}
+	tasks := []swarm.Task{
+		task("t1", "gone", "self", swarm.TaskStateShutdown),                                                     // removed: the one
+		task("t2", "gone", "self", swarm.TaskStateRunning),                                                      // still stopping
+		task("t3", "gone", "n2", swarm.TaskStateShutdown),                                                       // another node's: its job's
+		task("t4", "job", "self", swarm.TaskStateComplete),                                                      // a live service's
+		task("t5", "gone", "self", swarm.TaskStateFailed),                                                       // removed already
+		{ID: "t6", ServiceID: "gone", NodeID: "self", Status: swarm.TaskStatus{State: swarm.TaskStateRejected}}, // no container
+	}
+	containers := func(plan []Action) []string {
+		var out []string
+		for _, a := range plan {
+			if a.Kind == RemoveContainer {
+				out = append(out, a.ID)
+			}
+		}
+		return out
+	}
+	snap := &swarmstate.Snapshot{Services: []swarm.Service{live}, Tasks: tasks, Volumes: []*volume.Volume{{Name: "s_data", Labels: own}}}
+	removed := []string{"container c-t5"}
+	if got := containers(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self")); !slices.Equal(got, []string{"c-t1"}) {
+		t.Errorf("containers removed: %v, want [c-t1]", got)
+	}
+	if got := containers(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "")); len(got) != 0 {
+		t.Errorf("no node known: %v, want none", got)
+	}
+	snap.Volumes = nil
+	if got := containers(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self")); len(got) != 0 {
+		t.Errorf("no volume left to free: %v, want none", got)
 	}
 }
 
@@ -253,7 +294,7 @@ func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
 			snap.Configs = append(snap.Configs, swarm.Config{ID: "c", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "c", Labels: label()}}})
 			snap.Secrets = append(snap.Secrets, swarm.Secret{ID: "x", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "x", Labels: label()}}})
 		}
-		plan := PlanTeardown(own, snap, nil)
+		plan := PlanTeardown(own, snap, nil, "")
 		desired := map[string]swarm.ServiceSpec{}
 		if rng.Intn(2) == 0 {
 			desired["s_b"] = desiredService("s_b", "a", "img")
