@@ -305,20 +305,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		// would start the roll over and it would roll back again, until the deadline (seen
 		// under load, where a rollback outlasts a pass). Its end decides (RolledBack above).
 		msg := fmt.Sprintf("%s: swarm is rolling back %s to the previous spec; waiting for the rollback to end", rev, strings.Join(v.RollingBack, ", "))
-		deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
-		switch {
-		case converged:
-			d.After = waitInterval
-			return d.to(spec.PhaseDegraded, msg)
-		case w.Now.After(deadline):
-			return d.to(spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %s", s.Timeout.Duration, msg))
-		}
-		d.Deadline, d.After = deadline, waitAfter(*st.AttemptStartedAt, deadline, w.Now)
-		phase := d.Phase
-		if phase == spec.PhasePending {
-			phase = spec.PhaseDeploying
-		}
-		return d.to(phase, msg)
+		return d.waitOutside(w.Now, converged, s.Timeout.Duration, waitInterval, msg)
 	}
 	if len(w.Foreign) > 0 {
 		return d.to(spec.PhaseFailed, notOwned(w.Foreign, w.Owner))
@@ -340,15 +327,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		g := awaited[0]
 		msg := fmt.Sprintf("waiting for secret %s (generate=false in .env.sample): insert its value with `printf '%%s' \"$VALUE\" | reconciler secret insert %s %s` (the reconciler's --specs and --recipes)",
 			g.Name, w.App, g.ID)
-		switch {
-		case converged:
-			d.After = maxWaitInterval
-			return d.to(spec.PhaseDegraded, msg)
-		case w.Now.After(deadline):
-			return d.to(spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %s", s.Timeout.Duration, msg))
-		}
-		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
-		return d.to(spec.PhaseDeploying, msg)
+		return d.waitOutside(w.Now, converged, s.Timeout.Duration, maxWaitInterval, msg)
 	}
 	if plan := append(support, services...); len(plan) > 0 {
 		if len(support) > 0 {
@@ -580,6 +559,27 @@ func (d decision) deployed(now time.Time) {
 }
 
 // to sets the phase and message the status will say.
+// waitOutside is a wait on what the reconciler does not do itself (swarm's rollback, a secret
+// a person inserts): an app that had converged is Degraded and looked at every idle; one whose
+// attempt is past its timeout is Failed; otherwise it stays in its attempt's phase (Deploying
+// for a first one) until the deadline.
+func (d decision) waitOutside(now time.Time, converged bool, timeout, idle time.Duration, msg string) decision {
+	deadline := d.Status.AttemptStartedAt.Add(timeout)
+	switch {
+	case converged:
+		d.After = idle
+		return d.to(spec.PhaseDegraded, msg)
+	case now.After(deadline):
+		return d.to(spec.PhaseFailed, fmt.Sprintf("not deployed within %s: %s", timeout, msg))
+	}
+	d.Deadline, d.After = deadline, waitAfter(*d.Status.AttemptStartedAt, deadline, now)
+	phase := d.Phase
+	if phase == spec.PhasePending {
+		phase = spec.PhaseDeploying
+	}
+	return d.to(phase, msg)
+}
+
 func (d decision) to(phase spec.Phase, message string) decision {
 	d.Phase, d.Message = phase, message
 	return d
