@@ -470,9 +470,10 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 	if r := s.Spec.Mode.Replicated; r != nil && r.Replicas != nil {
 		n = int(*r.Replicas)
 	}
-	if s.Spec.Mode.GlobalJob != nil {
+	if s.Spec.Labels[LabelJob] == jobInventory {
 		// The inventory: one task a node other than the engine's own, done at once (twice
-		// with jobsRepeat); what each says is taskLog's.
+		// with jobsRepeat, as swarm's jobs orchestrator did to it as a global-job); what each
+		// says is taskLog's.
 		runs := 1
 		if f.jobsRepeat {
 			runs = 2

@@ -237,6 +237,21 @@ func TestInventoryReadsEachNodeOnce(t *testing.T) {
 	}
 }
 
+// TestInventoryIsAGlobalServiceRunOnce: the inventory is a global service of one run a node
+// (restart none) on every node but the engine's own, not a global-job (moby/moby#53632).
+func TestInventoryIsAGlobalServiceRunOnce(t *testing.T) {
+	s := inventoryJob("o", "n1", DefaultNodeJobs)
+	if s.Mode.Global == nil || s.Mode.GlobalJob != nil || s.Mode.Replicated != nil {
+		t.Errorf("mode %+v, want global", s.Mode)
+	}
+	if rp := s.TaskTemplate.RestartPolicy; rp == nil || rp.Condition != swarm.RestartPolicyConditionNone {
+		t.Errorf("restart policy %+v, want none", rp)
+	}
+	if c := s.TaskTemplate.Placement.Constraints; len(c) != 1 || c[0] != "node.id!=n1" {
+		t.Errorf("placement %v, want every node but n1", c)
+	}
+}
+
 func TestJobNameFitsSwarm(t *testing.T) {
 	long := strings.Repeat("s", 45)
 	for _, stack := range []string{"app_example_org", long} {

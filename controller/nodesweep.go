@@ -38,7 +38,7 @@ const jobInventory = "inventory"
 const inventoryWait = 20 * time.Second
 
 // sweepNodes finds the volumes of this reconciler's apps on the other nodes of the swarm, which
-// no list on this engine shows, by a global job of `node-clean --list`. For every app without
+// no list on this engine shows, by a global service of `node-clean --list` (inventoryJob). For every app without
 // a spec it keeps what it found (nodeFinding) and returns the app: the app's next pass records
 // those nodes in its status (status.nodes) and tears their volumes down, as every teardown
 // does, with a volume job on each. It writes no status itself, so it may run beside the
@@ -115,7 +115,7 @@ func (r *Reconciler) withFinding(app string, prev *spec.Status, hasSpec bool) *s
 	return st
 }
 
-// inventory runs the global job and returns what each node that answered holds: app -> node
+// inventory runs the inventory service once on every other node and returns what each node that answered holds: app -> node
 // ID -> volumes.
 func (r *Reconciler) inventory(ctx context.Context, self string) (found map[string]map[string][]string, domains map[string]string, answered int, err error) {
 	jobs := r.NodeJobs
@@ -229,7 +229,11 @@ func jobOutput(ctx context.Context, r *Reconciler, task string) ([]string, error
 	return lines, sc.Err()
 }
 
-// inventoryJob is the global job that lists the owner's app volumes on every node but self.
+// inventoryJob lists the owner's app volumes on every node but self: a global service whose
+// task runs once a node, never restarted. Swarm's global orchestrator starts no task again on
+// a node whose task ended under restart condition none, and reaps the tasks with the service;
+// a `global-job` would keep its tasks in the store for good, one more per node at every start,
+// and is run again and again by each manager that once led swarm's Raft (moby/moby#53632).
 func inventoryJob(owner, self string, jobs NodeJobs) swarm.ServiceSpec {
 	sum := sha256.Sum256([]byte(owner))
 	args := []string{"node-clean", "--list"}
@@ -240,7 +244,7 @@ func inventoryJob(owner, self string, jobs NodeJobs) swarm.ServiceSpec {
 	}
 	return swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: "swarm-reconciler-inventory-" + hex.EncodeToString(sum[:])[:12], Labels: labels},
-		Mode:        swarm.ServiceMode{GlobalJob: &swarm.GlobalJob{}},
+		Mode:        swarm.ServiceMode{Global: &swarm.GlobalService{}},
 		TaskTemplate: swarm.TaskSpec{
 			ContainerSpec: &swarm.ContainerSpec{
 				Image:  jobs.Image,
