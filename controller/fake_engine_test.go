@@ -95,6 +95,11 @@ type fakeEngine struct {
 	// removed by ContainerRemove. Containers are the tasks' ContainerStatus IDs.
 	containersHold bool
 	containersGone map[string]bool
+	// lateTask, with containersHold, is a restart that crossed the service's removal: a task
+	// of the removed service on the engine's node, preparing for two task lists, then stopped,
+	// its container having made the volumes it mounts again where they were removed.
+	lateTask  bool
+	lateLists map[string]int
 }
 
 // addNode adds a node to the fake swarm, up and active.
@@ -275,6 +280,7 @@ func (f *fakeEngine) TaskList(_ context.Context, o swarm.TaskListOptions) ([]swa
 	}
 	f.crash()
 	f.runJobs()
+	f.startLate()
 	ids := o.Filters.Get("service")
 	var out, kept []swarm.Task
 	for _, t := range f.tasks {
@@ -617,6 +623,12 @@ func (f *fakeEngine) ServiceRemove(_ context.Context, id string) error {
 				}
 			}
 		}
+		if f.lateTask {
+			late := f.id()
+			f.tasks = append(f.tasks, swarm.Task{ID: late, ServiceID: id, NodeID: fakeNode, DesiredState: swarm.TaskStateRunning,
+				Spec: svc.Spec.TaskTemplate, Status: swarm.TaskStatus{State: swarm.TaskStatePreparing, Timestamp: f.taskTime()}})
+			f.lateLists = map[string]int{late: 2}
+		}
 		return nil
 	}
 	var kept []swarm.Task
@@ -741,6 +753,28 @@ func (f *fakeEngine) VolumeRemove(_ context.Context, id string, _ bool) error {
 	}
 	delete(f.volumes, id)
 	return nil
+}
+
+// startLate moves a late task (lateTask) on: after its lists, it stops, and the volumes its
+// container mounted exist again.
+func (f *fakeEngine) startLate() {
+	for i := range f.tasks {
+		t := &f.tasks[i]
+		n, late := f.lateLists[t.ID]
+		if !late {
+			continue
+		}
+		if f.lateLists[t.ID] = n - 1; n > 0 {
+			continue
+		}
+		delete(f.lateLists, t.ID)
+		t.Status.State, t.Status.ContainerStatus = swarm.TaskStateShutdown, &swarm.ContainerStatus{ContainerID: "c-" + t.ID}
+		for _, m := range t.Spec.ContainerSpec.Mounts {
+			if _, exists := f.volumes[m.Source]; !exists && m.Type == "volume" && m.VolumeOptions != nil {
+				f.volumes[m.Source] = &volume.Volume{Name: m.Source, Labels: m.VolumeOptions.Labels}
+			}
+		}
+	}
 }
 
 // holder is the container on the engine's node that still holds volume (containersHold).

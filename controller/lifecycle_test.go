@@ -158,6 +158,30 @@ func twoReadyApps(t *testing.T) *fixture {
 	return f
 }
 
+// deletePasses deletes app's spec and reconciles it until Deleted, at most n passes: the phase
+// and message of each.
+func (f *fixture) deletePasses(app string, n int) []string {
+	f.t.Helper()
+	if err := spec.Unplace(f.r.SpecsDir, app); err != nil {
+		f.t.Fatal(err)
+	}
+	var phases []string
+	for range n {
+		if _, err := f.r.Reconcile(f.t.Context(), app); err != nil {
+			f.t.Fatal(err)
+		}
+		st, err := spec.ReadStatus(f.r.StatusDir, app)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		phases = append(phases, string(st.Phase)+": "+st.Message)
+		if st.Phase == spec.PhaseDeleted {
+			break
+		}
+	}
+	return phases
+}
+
 // TestTeardownWaitsForTasksOfRemovedServices: swarm lists the tasks of a removed service until
 // their containers are gone, and a task still starting then attaches the app's network on its
 // node after the network was removed. Deleted waits for those tasks (found by their service's
@@ -165,23 +189,7 @@ func twoReadyApps(t *testing.T) *fixture {
 func TestTeardownWaitsForTasksOfRemovedServices(t *testing.T) {
 	f := twoReadyApps(t)
 	f.engine.taskLinger = 5
-	if err := spec.Unplace(f.r.SpecsDir, "s"); err != nil {
-		t.Fatal(err)
-	}
-	var phases []string
-	for range 8 {
-		if _, err := f.r.Reconcile(t.Context(), "s"); err != nil {
-			t.Fatal(err)
-		}
-		st, err := spec.ReadStatus(f.r.StatusDir, "s")
-		if err != nil {
-			t.Fatal(err)
-		}
-		phases = append(phases, string(st.Phase)+": "+st.Message)
-		if st.Phase == spec.PhaseDeleted {
-			break
-		}
-	}
+	phases := f.deletePasses("s", 8)
 	all := strings.Join(phases, "\n")
 	if !strings.Contains(all, "removing: 1 task of a removed service") {
 		t.Errorf("no pass named the lingering task as what is left:\n%s", all)
@@ -240,6 +248,19 @@ func TestTeardownRemovesStoppedContainersOfItsNode(t *testing.T) {
 	}
 	if st := f.settle("other"); st.Phase != spec.PhaseReady {
 		t.Errorf("the other app: %s %s, want Ready", st.Phase, st.Message)
+	}
+}
+
+// TestTeardownThroughALateTask: a restart that crossed the removal of its service starts a task
+// whose container, were the volume already removed, would make it again (seen in CI). The
+// teardown waits for that task before it removes the volume, and the app ends Deleted with
+// nothing left.
+func TestTeardownThroughALateTask(t *testing.T) {
+	f := twoReadyApps(t)
+	f.engine.taskLinger, f.engine.containersHold, f.engine.lateTask = 8, true, true
+	phases := f.deletePasses("s", 12)
+	if last := phases[len(phases)-1]; !strings.HasPrefix(last, "Deleted") || f.engine.volumes["s_test_data"] != nil {
+		t.Errorf("volume left: %v; passes:\n%s", f.engine.volumes["s_test_data"] != nil, strings.Join(phases, "\n"))
 	}
 }
 

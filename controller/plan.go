@@ -2,6 +2,7 @@ package controller
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"reflect"
 	"slices"
@@ -204,49 +205,53 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 // jobs' (node-clean).
 func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string, self string) []Action {
 	var plan []Action
-	add := func(kind Kind, name, id string, labels map[string]string) {
-		a := Action{Kind: kind, Name: name, ID: id, Labels: labels, Reason: "app deleted"}
-		if own.Owns(labels) && !slices.Contains(removed, a.object()) {
+	add := func(a Action) {
+		a.Reason = cmp.Or(a.Reason, "app deleted")
+		// A volume listed after its removal is back: a container of a task that was still
+		// starting made it again. Removed once more, unlike a network, which stays listed until
+		// its last container on the node detaches.
+		if (a.Kind == RemoveContainer || own.Owns(a.Labels)) && (a.Kind == RemoveVolume || !slices.Contains(removed, a.object())) {
 			plan = append(plan, a)
 		}
 	}
 	for _, s := range snap.Services {
 		if !isJob(s) { // a job removes itself once its work is done (planNodeCleanup)
-			add(RemoveService, s.Spec.Name, s.ID, s.Spec.Labels)
+			add(Action{Kind: RemoveService, Name: s.Spec.Name, ID: s.ID, Labels: s.Spec.Labels})
 		}
 	}
 	if len(plan) > 0 {
 		return plan
 	}
 	for _, n := range snap.Networks {
-		add(RemoveNetwork, n.Name, n.ID, n.Labels)
+		add(Action{Kind: RemoveNetwork, Name: n.Name, ID: n.ID, Labels: n.Labels})
 	}
 	for _, c := range snap.Configs {
-		add(RemoveConfig, c.Spec.Name, c.ID, c.Spec.Labels)
+		add(Action{Kind: RemoveConfig, Name: c.Spec.Name, ID: c.ID, Labels: c.Spec.Labels})
 	}
 	for _, s := range snap.Secrets {
-		add(RemoveSecret, s.Spec.Name, s.ID, s.Spec.Labels)
-	}
-	for _, v := range snap.Volumes {
-		add(RemoveVolume, v.Name, v.Name, v.Labels)
-	}
-	if len(snap.Volumes) == 0 || self == "" {
-		return plan
+		add(Action{Kind: RemoveSecret, Name: s.Spec.Name, ID: s.ID, Labels: s.Spec.Labels})
 	}
 	live := map[string]bool{}
 	for _, s := range snap.Services {
 		live[s.ID] = true
 	}
+	if slices.ContainsFunc(snap.Tasks, func(t swarm.Task) bool {
+		return !live[t.ServiceID] && !terminalTask(t) && !neverPlaced(t) && (self == "" || t.NodeID == self || t.NodeID == "")
+	}) {
+		// A task of a removed service is still starting or stopping here (a restart that crossed
+		// the removal): a container it creates would make a removed volume again.
+		return plan
+	}
 	for _, t := range snap.Tasks {
-		cs := t.Status.ContainerStatus
-		if live[t.ServiceID] || t.NodeID != self || !terminalTask(t) || cs == nil || cs.ContainerID == "" {
-			continue
+		// Before the volumes they hold: actions are applied in order.
+		if cs := t.Status.ContainerStatus; len(snap.Volumes) > 0 && self != "" && !live[t.ServiceID] && t.NodeID == self &&
+			terminalTask(t) && cs != nil && cs.ContainerID != "" {
+			add(Action{Kind: RemoveContainer, Name: cs.ContainerID[:min(12, len(cs.ContainerID))], ID: cs.ContainerID,
+				Reason: fmt.Sprintf("task %s of a removed service stopped; its container holds the app's volumes until swarm removes it", t.ID)})
 		}
-		a := Action{Kind: RemoveContainer, Name: cs.ContainerID[:min(12, len(cs.ContainerID))], ID: cs.ContainerID,
-			Reason: fmt.Sprintf("task %s of a removed service stopped; its container holds the app's volumes until swarm removes it", t.ID)}
-		if !slices.Contains(removed, a.object()) {
-			plan = append(plan, a)
-		}
+	}
+	for _, v := range snap.Volumes {
+		add(Action{Kind: RemoveVolume, Name: v.Name, ID: v.Name, Labels: v.Labels})
 	}
 	return plan
 }

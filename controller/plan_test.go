@@ -175,7 +175,9 @@ func TestPlanTeardownOrder(t *testing.T) {
 }
 
 // TestPlanTeardownStoppedContainers: only a stopped container of a removed service's task on
-// the reconciler's own node, while the app has volumes, and not one the teardown removed.
+// the reconciler's own node, while the app has volumes, and not one the teardown removed; no
+// volume nor container while a task of a removed service is still starting or stopping here,
+// and a volume listed again after its removal (made again by such a task) is removed again.
 func TestPlanTeardownStoppedContainers(t *testing.T) {
 	own := map[string]string{swarmstate.LabelApp: "a"}
 	task := func(id, service, node string, state swarm.TaskState) swarm.Task {
@@ -185,32 +187,41 @@ func TestPlanTeardownStoppedContainers(t *testing.T) {
 	live := swarm.Service{ID: "job", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_volumes-n2",
 		Labels: map[string]string{swarmstate.LabelApp: "a", LabelJob: jobVolumes, LabelJobNode: "n2"}}}}
 	tasks := []swarm.Task{
-		task("t1", "gone", "self", swarm.TaskStateShutdown),                                                     // removed: the one
-		task("t2", "gone", "self", swarm.TaskStateRunning),                                                      // still stopping
-		task("t3", "gone", "n2", swarm.TaskStateShutdown),                                                       // another node's: its job's
-		task("t4", "job", "self", swarm.TaskStateComplete),                                                      // a live service's
-		task("t5", "gone", "self", swarm.TaskStateFailed),                                                       // removed already
-		{ID: "t6", ServiceID: "gone", NodeID: "self", Status: swarm.TaskStatus{State: swarm.TaskStateRejected}}, // no container
+		task("t1", "gone", "self", swarm.TaskStateShutdown),                                                                     // removed: the one
+		task("t3", "gone", "n2", swarm.TaskStateRunning),                                                                        // another node's: its job's
+		task("t4", "job", "self", swarm.TaskStateRunning),                                                                       // a live service's
+		task("t5", "gone", "self", swarm.TaskStateFailed),                                                                       // removed already
+		{ID: "t6", ServiceID: "gone", NodeID: "self", Status: swarm.TaskStatus{State: swarm.TaskStateRejected}},                 // no container
+		{ID: "t7", ServiceID: "gone", Status: swarm.TaskStatus{State: swarm.TaskStateNew}, DesiredState: swarm.TaskStateRemove}, // never placed
 	}
-	containers := func(plan []Action) []string {
+	kinds := func(plan []Action, kind Kind) []string {
 		var out []string
 		for _, a := range plan {
-			if a.Kind == RemoveContainer {
+			if a.Kind == kind {
 				out = append(out, a.ID)
 			}
 		}
 		return out
 	}
 	snap := &swarmstate.Snapshot{Services: []swarm.Service{live}, Tasks: tasks, Volumes: []*volume.Volume{{Name: "s_data", Labels: own}}}
-	removed := []string{"container c-t5"}
-	if got := containers(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self")); !slices.Equal(got, []string{"c-t1"}) {
+	removed := []string{"container c-t5", "volume s_data"}
+	plan := PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self")
+	if got := kinds(plan, RemoveContainer); !slices.Equal(got, []string{"c-t1"}) {
 		t.Errorf("containers removed: %v, want [c-t1]", got)
 	}
-	if got := containers(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "")); len(got) != 0 {
+	if got := kinds(plan, RemoveVolume); !slices.Equal(got, []string{"s_data"}) {
+		t.Errorf("volumes removed: %v, want s_data again (listed after its removal)", got)
+	}
+	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, ""), RemoveContainer); len(got) != 0 {
 		t.Errorf("no node known: %v, want none", got)
 	}
+	starting := &swarmstate.Snapshot{Services: snap.Services, Volumes: snap.Volumes,
+		Tasks: append(slices.Clone(tasks), task("t2", "gone", "self", swarm.TaskStatePreparing))}
+	if plan := PlanTeardown(swarmstate.Owner{App: "a"}, starting, removed, "self"); len(kinds(plan, RemoveContainer))+len(kinds(plan, RemoveVolume)) != 0 {
+		t.Errorf("a task of a removed service still starting here: %v, want no volume nor container", plan)
+	}
 	snap.Volumes = nil
-	if got := containers(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self")); len(got) != 0 {
+	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self"), RemoveContainer); len(got) != 0 {
 		t.Errorf("no volume left to free: %v, want none", got)
 	}
 }
