@@ -201,8 +201,10 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 // swarm, 7 to 10 s on a busy one), and until then the container holds the volumes. The agent
 // takes a container already gone as removed. Its ID is the one swarm recorded for a task the
 // owned listing returned (a task is listed by its service's labels), so it is ours; a
-// container still running is never in the plan. Other nodes' containers are their volume
-// jobs' (node-clean).
+// container still running is never in the plan, nor any while a task of a removed service is
+// still starting or stopping on this node. Other nodes' volumes are their volume jobs'
+// (node-clean), which wait for swarm to remove the containers there: a job cannot see a task
+// still starting on its node.
 func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string, self string) []Action {
 	var plan []Action
 	add := func(a Action) {
