@@ -558,7 +558,6 @@ func (d decision) deployed(now time.Time) {
 	}
 }
 
-// to sets the phase and message the status will say.
 // waitOutside is a wait on what the reconciler does not do itself (swarm's rollback, a secret
 // a person inserts): an app that had converged is Degraded and looked at every idle; one whose
 // attempt is past its timeout is Failed; otherwise it stays in its attempt's phase (Deploying
@@ -580,6 +579,7 @@ func (d decision) waitOutside(now time.Time, converged bool, timeout, idle time.
 	return d.to(phase, msg)
 }
 
+// to sets the phase and message the status will say.
 func (d decision) to(phase spec.Phase, message string) decision {
 	d.Phase, d.Message = phase, message
 	return d

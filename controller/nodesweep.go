@@ -38,10 +38,10 @@ const jobInventory = "inventory"
 const inventoryWait = 20 * time.Second
 
 // sweepNodes finds the volumes of this reconciler's apps on the other nodes of the swarm, which
-// no list on this engine shows, by a global service of `node-clean --list` (inventoryJob). For every app without
-// a spec it keeps what it found (nodeFinding) and returns the app: the app's next pass records
-// those nodes in its status (status.nodes) and tears their volumes down, as every teardown
-// does, with a volume job on each. It writes no status itself, so it may run beside the
+// no list on this engine shows, by a global service of `node-clean --list` (inventoryJob). For
+// every app without a spec it keeps what it found (nodeFinding) and returns the app: the app's
+// next pass records those nodes in its status (status.nodes) and tears their volumes down, as
+// every teardown does, with a volume job on each. It writes no status itself, so it may run beside the
 // workers. A swarm of one node has nothing to find.
 func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.Desired) ([]string, error) {
 	self, several, err := r.selfNode(ctx)
@@ -115,8 +115,8 @@ func (r *Reconciler) withFinding(app string, prev *spec.Status, hasSpec bool) *s
 	return st
 }
 
-// inventory runs the inventory service once on every other node and returns what each node that answered holds: app -> node
-// ID -> volumes.
+// inventory runs the inventory service once on every other node and returns what each node
+// that answered holds: app -> node ID -> volumes.
 func (r *Reconciler) inventory(ctx context.Context, self string) (found map[string]map[string][]string, domains map[string]string, answered int, err error) {
 	jobs := r.NodeJobs
 	if jobs.Image == "" {

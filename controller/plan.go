@@ -2,7 +2,6 @@ package controller
 
 import (
 	"bytes"
-	"cmp"
 	"fmt"
 	"reflect"
 	"slices"
@@ -208,11 +207,8 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string, self string) []Action {
 	var plan []Action
 	add := func(a Action) {
-		a.Reason = cmp.Or(a.Reason, "app deleted")
-		// A volume listed after its removal is back: a container of a task that was still
-		// starting made it again. Removed once more, unlike a network, which stays listed until
-		// its last container on the node detaches.
-		if (a.Kind == RemoveContainer || own.Owns(a.Labels)) && (a.Kind == RemoveVolume || !slices.Contains(removed, a.object())) {
+		a.Reason = "app deleted"
+		if own.Owns(a.Labels) && !slices.Contains(removed, a.object()) {
 			plan = append(plan, a)
 		}
 	}
@@ -245,15 +241,24 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 		return plan
 	}
 	for _, t := range snap.Tasks {
-		// Before the volumes they hold: actions are applied in order.
+		// Before the volumes they hold: actions are applied in order. The ID comes from a task
+		// of the owned listing (no labels of its own to check).
 		if cs := t.Status.ContainerStatus; len(snap.Volumes) > 0 && self != "" && !live[t.ServiceID] && t.NodeID == self &&
 			terminalTask(t) && cs != nil && cs.ContainerID != "" {
-			add(Action{Kind: RemoveContainer, Name: cs.ContainerID[:min(12, len(cs.ContainerID))], ID: cs.ContainerID,
-				Reason: fmt.Sprintf("task %s of a removed service stopped; its container holds the app's volumes until swarm removes it", t.ID)})
+			a := Action{Kind: RemoveContainer, Name: cs.ContainerID[:min(12, len(cs.ContainerID))], ID: cs.ContainerID,
+				Reason: fmt.Sprintf("task %s of a removed service stopped; its container holds the app's volumes until swarm removes it", t.ID)}
+			if !slices.Contains(removed, a.object()) {
+				plan = append(plan, a)
+			}
 		}
 	}
 	for _, v := range snap.Volumes {
-		add(Action{Kind: RemoveVolume, Name: v.Name, ID: v.Name, Labels: v.Labels})
+		// Asked again when listed after its removal: a container of a task that was still
+		// starting made it again. A network, by contrast, stays listed until its last
+		// container on the node detaches, and is not asked twice.
+		if own.Owns(v.Labels) {
+			plan = append(plan, Action{Kind: RemoveVolume, Name: v.Name, ID: v.Name, Labels: v.Labels, Reason: "app deleted"})
+		}
 	}
 	return plan
 }

@@ -262,16 +262,24 @@ func TestReconcileFailures(t *testing.T) {
 	}
 }
 
-func TestRollbackIsFailedNotRetried(t *testing.T) {
+// upgradeApplied is a fixture whose app, Ready at 1.0.0+1, was given 1.1.0+1 and reconciled
+// once: the update applied, its roll for swarm to carry out.
+func upgradeApplied(t *testing.T, app string) *fixture {
+	t.Helper()
 	f := newFixture(t)
-	f.writeSpec("c", "recipe: echo\nversion: 1.0.0+1\n")
-	if st := f.settle("c"); st.Phase != spec.PhaseReady {
+	f.writeSpec(app, "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle(app); st.Phase != spec.PhaseReady {
 		t.Fatalf("install: %s %s", st.Phase, st.Message)
 	}
-	f.writeSpec("c", "recipe: echo\nversion: 1.1.0+1\n")
-	if _, err := f.r.Reconcile(t.Context(), "c"); err != nil {
+	f.writeSpec(app, "recipe: echo\nversion: 1.1.0+1\n")
+	if _, err := f.r.Reconcile(t.Context(), app); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+func TestRollbackIsFailedNotRetried(t *testing.T) {
+	f := upgradeApplied(t, "c")
 	// Swarm rolls back: the old spec (and its labels) return, with a rollback state.
 	for _, svc := range f.engine.services {
 		svc.Spec = *svc.PreviousSpec
@@ -292,15 +300,7 @@ func TestRollbackIsFailedNotRetried(t *testing.T) {
 // place, the rollback not ended), the reconciler does not apply the new spec again, which
 // would start the roll over; the rollback's end makes the attempt Failed.
 func TestRollbackUnderWayIsWaitedFor(t *testing.T) {
-	f := newFixture(t)
-	f.writeSpec("c", "recipe: echo\nversion: 1.0.0+1\n")
-	if st := f.settle("c"); st.Phase != spec.PhaseReady {
-		t.Fatalf("install: %s %s", st.Phase, st.Message)
-	}
-	f.writeSpec("c", "recipe: echo\nversion: 1.1.0+1\n")
-	if _, err := f.r.Reconcile(t.Context(), "c"); err != nil {
-		t.Fatal(err)
-	}
+	f := upgradeApplied(t, "c")
 	rollback := func(state swarm.UpdateState) {
 		for _, svc := range f.engine.services {
 			if svc.PreviousSpec != nil {

@@ -456,27 +456,19 @@ func (v Verdict) RolloutFailure() string {
 // ("no suitable node (host-mode port already in use ...)"), which says nothing of why the roll
 // failed.
 func failedTask(newestFirst []swarm.Task, nodes Nodes) string {
-	t, ok := newestWhere(newestFirst, func(t swarm.Task) bool {
+	i := slices.IndexFunc(newestFirst, func(t swarm.Task) bool {
 		return t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected
 	})
-	if !ok {
-		t, ok = newestWhere(newestFirst, Failed)
+	if i < 0 {
+		i = slices.IndexFunc(newestFirst, Failed)
 	}
-	if !ok {
+	if i < 0 {
 		return ""
 	}
+	t := newestFirst[i]
 	msg := fmt.Sprintf("task %s%s: %s", t.Status.State, nodes.on(t), t.Status.Err)
 	if cs := t.Status.ContainerStatus; cs != nil && cs.ExitCode != 0 {
 		msg += fmt.Sprintf(" (exit code %d)", cs.ExitCode)
 	}
 	return msg
-}
-
-func newestWhere(newestFirst []swarm.Task, match func(swarm.Task) bool) (swarm.Task, bool) {
-	for _, t := range newestFirst {
-		if match(t) {
-			return t, true
-		}
-	}
-	return swarm.Task{}, false
 }
