@@ -589,11 +589,16 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 			return
 		case ch := <-changes:
 			if ch.Node != "" {
-				// A node went down, came back or was drained: any app may have tasks there.
-				c.Log.V(2).Info("node event", "node", ch.Node, "action", ch.Action)
+				c.Log.V(2).Info("node event", "node", ch.Node, "action", ch.Action, "state", ch.NodeState)
 				if c.R != nil {
-					c.R.NodesChanged()
+					c.R.NodesChanged() // labels and the like count for placement messages
 				}
+				if !ch.NodeState {
+					// Tasks stay where they are; an app waiting on a task a label change
+					// lets swarm place sees it move in its looks.
+					continue
+				}
+				// A node went down, came back or was drained: any app may have tasks there.
 				for _, app := range c.routedApps() {
 					c.queue.Add(app)
 				}

@@ -369,13 +369,25 @@ func TestEventRouting(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	done = make(chan struct{})
 	go func() { defer close(done); c.routeChanges(ctx, changes) }()
-	changes <- swarmstate.Change{Node: "n2", Action: "update"}
+	changes <- swarmstate.Change{Node: "n2", Action: "update", NodeState: true}
 	cancel()
 	<-done
 	got := q.take()
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"add ch-1", "add x", "add xy"}) {
 		t.Errorf("a node event enqueued %q, want every routed app", got)
+	}
+
+	// A node update that moves no task (swarm recording the node's network attachments as
+	// tasks start, a label added) enqueues nothing: at N = 100 there are hundreds of them.
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { defer close(done); c.routeChanges(ctx, changes) }()
+	changes <- swarmstate.Change{Node: "n2", Action: "update"}
+	cancel()
+	<-done
+	if got := q.take(); len(got) > 0 {
+		t.Errorf("a node update that moves no task enqueued %q, want nothing", got)
 	}
 }
 

@@ -27,9 +27,13 @@ type Change struct {
 	Task string
 	// At is when the engine says the event happened.
 	At time.Time
-	// Node is the ID of a swarm node the event was about (it went down, came back, was
-	// drained): any app may have tasks there.
+	// Node is the ID of a swarm node the event was about.
 	Node string
+	// NodeState says the node joined or left, or its state, availability or role changed
+	// (it went down, came back, was drained): any app may have tasks there. Its other updates
+	// do not move tasks: swarm rewrites a node's network attachments each time a task starts
+	// on a network new to the node, hundreds of times while a hundred apps deploy.
+	NodeState bool
 }
 
 // Watch streams service, node and container events until ctx ends, reconnecting with backoff when
@@ -81,7 +85,7 @@ func change(m events.Message) (Change, bool) {
 	case events.ServiceEventType:
 		return Change{Service: m.Actor.Attributes["name"], Action: string(m.Action), At: eventTime(m)}, true
 	case events.NodeEventType:
-		return Change{Node: m.Actor.ID, Action: string(m.Action), At: eventTime(m)}, true
+		return Change{Node: m.Actor.ID, Action: string(m.Action), At: eventTime(m), NodeState: nodeState(m)}, true
 	case events.ContainerEventType:
 		svc := m.Actor.Attributes["com.docker.swarm.service.name"]
 		if svc == "" || !taskAction(string(m.Action)) {
@@ -96,6 +100,21 @@ func change(m events.Message) (Change, bool) {
 		}, true
 	}
 	return Change{}, false
+}
+
+// nodeState reports whether node event m says the node joined, left, or changed state,
+// availability or role: the engine names each such change in the update's attributes
+// (daemon.logNodeEvent: "state.new", "availability.new", "role.new").
+func nodeState(m events.Message) bool {
+	if m.Action != events.ActionUpdate {
+		return true
+	}
+	for _, a := range []string{"state.new", "availability.new", "role.new"} {
+		if _, ok := m.Actor.Attributes[a]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // taskAction reports whether a container event can change what swarm reports of the

@@ -33,6 +33,23 @@ func TestChangeOfEvent(t *testing.T) {
 		{"network event", events.Message{Type: events.NetworkEventType, Action: "create"}, Change{}, false},
 		{"node down", events.Message{Type: events.NodeEventType, Action: "update",
 			Actor: events.Actor{ID: "n2", Attributes: map[string]string{"state.old": "ready", "state.new": "down"}}},
+			Change{Node: "n2", Action: "update", NodeState: true}, true},
+		{"node drained", events.Message{Type: events.NodeEventType, Action: "update",
+			Actor: events.Actor{ID: "n2", Attributes: map[string]string{"availability.old": "active", "availability.new": "drain"}}},
+			Change{Node: "n2", Action: "update", NodeState: true}, true},
+		{"worker promoted", events.Message{Type: events.NodeEventType, Action: "update",
+			Actor: events.Actor{ID: "n2", Attributes: map[string]string{"role.old": "worker", "role.new": "manager"}}},
+			Change{Node: "n2", Action: "update", NodeState: true}, true},
+		{"node joined", events.Message{Type: events.NodeEventType, Action: "create", Actor: events.Actor{ID: "n5"}},
+			Change{Node: "n5", Action: "create", NodeState: true}, true},
+		{"node left", events.Message{Type: events.NodeEventType, Action: "remove", Actor: events.Actor{ID: "n5"}},
+			Change{Node: "n5", Action: "remove", NodeState: true}, true},
+		// What swarm writes as tasks start on networks new to the node, or a label added.
+		{"node attachments or labels updated", events.Message{Type: events.NodeEventType, Action: "update",
+			Actor: events.Actor{ID: "n2", Attributes: map[string]string{"name": "node-2"}}},
+			Change{Node: "n2", Action: "update"}, true},
+		{"leader moved", events.Message{Type: events.NodeEventType, Action: "update",
+			Actor: events.Actor{ID: "n2", Attributes: map[string]string{"leader.old": "true", "leader.new": "false"}}},
 			Change{Node: "n2", Action: "update"}, true},
 	}
 	for _, tt := range tests {
