@@ -310,15 +310,18 @@ func (c *Controller) resync(ctx context.Context) error {
 	return nil
 }
 
-// lookDue reports whether app has a look scheduled by its last pass within d from now. A look
-// whose time has passed is not due but under way, perhaps stuck on an engine that does not
-// answer: the resync enqueues the app, and the pass replaces that look.
+// lookDue reports whether app has a look scheduled by its last pass within d from now, or one
+// under way: its time passed less than d (at most lookTimeout) ago. A look's task list call
+// takes hundreds of ms on a busy engine, and with a hundred apps waiting a resync that took
+// those looks for stuck queued a full pass of each, a third of all passes at N = 100. A look
+// overdue by longer is stuck on an engine that took the call and never answers: the resync
+// enqueues the app, and the pass replaces that look.
 func (c *Controller) lookDue(app string, d time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w := c.waits[app]
 	now := c.clock.Now()
-	return w != nil && w.at.After(now) && !w.at.After(now.Add(d))
+	return w != nil && w.at.After(now.Add(-min(d, lookTimeout))) && !w.at.After(now.Add(d))
 }
 
 // reconciled notes that app was reconciled once, for the initial sweep's readiness.

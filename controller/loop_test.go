@@ -645,17 +645,23 @@ func TestWaitOn(t *testing.T) {
 	}
 	c.waitOn("x", Result{})
 
-	// A look whose time has passed and that has not ended (its task list call hangs on an
-	// engine that came back half-way) does not keep the resync away from its app.
-	c.mu.Lock()
-	c.waits["h"] = &wait{timer: &fakeTimer{clock: clock}, at: clock.Now().Add(-time.Second), every: 2 * time.Second}
-	c.mu.Unlock()
+	// A look whose time passed less than a resync ago is under way (its task list call takes
+	// a while on a busy engine): the resync leaves its app to it. One overdue by longer (its
+	// call hangs on an engine that came back half-way) does not keep the resync away.
 	c.pendingFunc = func(context.Context) ([]string, error) { return []string{"h"}, nil }
-	if err := c.resync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := q.take(); !slices.Equal(got, []string{"add h"}) {
-		t.Errorf("resync with h's look overdue enqueued %q, want h", got)
+	for _, tc := range []struct {
+		overdue time.Duration
+		want    []string
+	}{{time.Second, nil}, {2*time.Second + time.Millisecond, []string{"add h"}}} {
+		c.mu.Lock()
+		c.waits["h"] = &wait{timer: &fakeTimer{clock: clock}, at: clock.Now().Add(-tc.overdue), every: 2 * time.Second}
+		c.mu.Unlock()
+		if err := c.resync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := q.take(); !slices.Equal(got, tc.want) {
+			t.Errorf("resync with h's look overdue by %s enqueued %q, want %q", tc.overdue, got, tc.want)
+		}
 	}
 	c.waitOn("h", Result{})
 
