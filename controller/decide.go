@@ -659,8 +659,12 @@ const (
 	// looked at: node events announce their return.
 	awayInterval = 30 * time.Second
 	// tasksOnlyFor bounds how long the looks of an app waiting on its tasks may skip the pass
-	// while the task list stands still: a pass at least this often, whatever the events.
-	tasksOnlyFor = 10 * time.Second
+	// while the task list stands still: a pass at least this often, whatever the events. What
+	// moves the app comes sooner (its tasks moving in the looks, service events, spec changes);
+	// this pass is for what nothing announces (a network removed by hand). At 10 s, a hundred
+	// apps waiting three minutes on swarm took ten passes a second, all four workers, and the
+	// pass that was due at an app's window end waited behind them (docs/benchmarks.md).
+	tasksOnlyFor = 30 * time.Second
 )
 
 // waitAfter is when an app that has waited on swarm since start is looked at again: after
