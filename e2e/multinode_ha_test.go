@@ -615,12 +615,15 @@ func serviceSpecs(t testing.TB, docker *client.Client, app string) map[string]st
 	return out
 }
 
-// failoverBound is the longest a failover can take with the default lease timing (lease 15 s,
-// retry 2 s), when swarm's Raft leader stays up: a candidate takes the lease 15 s after it last
-// saw it change, and looks every retry period stretched by client-go's jitter to up to 2.2
-// times (2-4.4 s), so it may see the last renewal one such period late and find the lease
-// expired one more period late; and a second for the calls themselves.
-const failoverBound = 15*time.Second + 2*time.Duration((1+leaderelection.JitterFactor)*float64(2*time.Second)) + time.Second
+// failoverBound is issue 16's bound on a failover when swarm's Raft leader stays up. The
+// default lease timing (lease 15 s, retry 1 s) allows 19.4 s: a candidate takes the lease 15 s
+// after it last saw it change, and looks every retry period stretched by client-go's jitter to
+// up to 2.2 times (1-2.2 s), so it may see the last renewal one such period late and find the
+// lease expired one more period late. The rest is for the calls and the 100 ms sampling.
+const failoverBound = 20 * time.Second
+
+// leaseAllows is what the default lease timing allows (see failoverBound).
+const leaseAllows = 15*time.Second + 2*time.Duration((1+leaderelection.JitterFactor)*float64(time.Second))
 
 // firstLeaderSince is the time of the first sample after since in which a replica other than
 // not said it leads.
@@ -781,11 +784,8 @@ func TestMultinodeHA(tt *testing.T) {
 	next := c.awaitLeader(30*time.Second, first.id)
 	failover := c.firstLeaderSince(stopped, first.id).Sub(stopped)
 	t.Logf("leader's manager stopped: %s leads after %s", next.id, failover.Round(time.Millisecond))
-	switch {
-	case failover > failoverBound:
-		t.Errorf("new leader after %s, want within %s (the lease's timing allows no more)", failover, failoverBound)
-	case failover > 20*time.Second:
-		t.Logf("failover %s: over 20 s, within the lease's %s (docs/ha.md: client-go's jitter)", failover.Round(time.Millisecond), failoverBound)
+	if failover > failoverBound {
+		t.Errorf("new leader after %s, want within %s (the lease's timing allows %s)", failover, failoverBound, leaseAllows)
 	}
 	sb := h.waitPhase(b, genB, "Ready")
 	if sb.Deploys != 1 {
