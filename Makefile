@@ -3,6 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 FUZZTIME ?= 15s
 STATICCHECK ?= v0.8.2
+# go test -v's output, then every failed test's own output again at the end, where a CI log's
+# tail shows it (parallel tests interleave theirs with others' in the -v stream).
+GOTEST ?= $(GO) run gotest.tools/gotestsum@v1.13.0 --format standard-verbose --
 
 .PHONY: all build swarm tools demo demo-down test unit e2e fuzz lint bench multinode multinode-down test-multinode
 
@@ -40,7 +43,7 @@ multinode-down:
 
 # The e2e tests that need several nodes (TestMultinode*), against that swarm.
 test-multinode: multinode
-	E2E_MULTINODE=$(MN_BASE) $(GO) test -count=1 -timeout 30m -v -run '^TestMultinode' ./e2e/
+	E2E_MULTINODE=$(MN_BASE) $(GOTEST) -count=1 -timeout 30m -run '^TestMultinode' ./e2e/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -48,11 +51,11 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK) ./...
 
 unit:
-	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /e2e)
+	$(GOTEST) -count=1 -race $$($(GO) list ./... | grep -v /e2e)
 
 # -parallel 4: the parallel tests mostly wait on swarm, not on the two cores.
 e2e:
-	$(GO) test -count=1 -timeout 60m -v -parallel 4 -skip '^TestMultinode' ./e2e/
+	$(GOTEST) -count=1 -timeout 60m -parallel 4 -skip '^TestMultinode' ./e2e/
 
 fuzz:
 	$(GO) test ./spec/ -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
