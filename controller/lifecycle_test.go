@@ -322,3 +322,88 @@ func TestTwoSpecsOneStack(t *testing.T) {
 		t.Fatalf("b after a is gone: %s %s", st.Phase, st.Message)
 	}
 }
+
+// TestTeardownThroughEngineTrouble: a teardown that meets a restarting dockerd or calls that
+// fail for a while is Deleting until the engine answers again, then Deleted with nothing left;
+// never Failed, and the other app is not touched. Each removal meets its trouble after the
+// teardown has begun: the service removal on the first pass, the others when they come.
+func TestTeardownThroughEngineTrouble(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail map[string]int
+	}{
+		{name: "dockerd restarting: every call fails", fail: map[string]int{"": 12}},
+		{name: "service removal fails", fail: map[string]int{"remove service": 3}},
+		{name: "container removal fails", fail: map[string]int{"remove container": 3}},
+		{name: "volume removal fails", fail: map[string]int{"remove volume": 3}},
+		{name: "network, config and volume removals fail", fail: map[string]int{"remove network": 2, "remove config": 2, "remove volume": 2}},
+		{name: "listing fails between removals", fail: map[string]int{"list tasks": 3, "list volumes": 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := twoReadyApps(t)
+			f.engine.taskLinger, f.engine.containersHold = 3, true
+			if err := spec.Unplace(f.r.SpecsDir, "s"); err != nil {
+				t.Fatal(err)
+			}
+			f.engine.resetCalls()
+			f.engine.fail = tc.fail
+			seen, errs := f.passes("s", 30)
+			if len(errs) == 0 {
+				t.Error("no pass met the injected trouble")
+			}
+			var phases []string
+			for _, st := range seen {
+				phases = append(phases, string(st.Phase)+": "+st.Message)
+				if st.Phase != spec.PhaseDeleting && st.Phase != spec.PhaseDeleted {
+					t.Fatalf("phase %s during the teardown, want Deleting until Deleted:\n%s", st.Phase, strings.Join(phases, "\n"))
+				}
+			}
+			if last := seen[len(seen)-1]; last.Phase != spec.PhaseDeleted {
+				t.Fatalf("ended %s after %d passes:\n%s", last.Phase, len(seen), strings.Join(phases, "\n"))
+			}
+			for name := range f.engine.volumes {
+				if strings.HasPrefix(name, "s_") {
+					t.Errorf("volume %s left", name)
+				}
+			}
+			for _, w := range f.engine.writes() {
+				if strings.Contains(w, "other") {
+					t.Errorf("the other app was touched: %s", w)
+				}
+			}
+			if st := f.settle("other"); st.Phase != spec.PhaseReady {
+				t.Errorf("the other app: %s %s, want Ready", st.Phase, st.Message)
+			}
+		})
+	}
+}
+
+// TestFailedAppDeletedWhileTheEngineIsDown: a Failed app's spec deleted while no engine call
+// answers is Deleting at once (a Failed status would tell a poller the teardown never began),
+// then Deleted.
+func TestFailedAppDeletedWhileTheEngineIsDown(t *testing.T) {
+	f := newFixture(t)
+	f.engine.fail = map[string]int{"create service": 100}
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 5s\n")
+	if seen, _ := f.passes("a", 20); seen[len(seen)-1].Phase != spec.PhaseFailed {
+		t.Fatalf("install ended %s, want Failed", seen[len(seen)-1].Phase)
+	}
+	if err := spec.Unplace(f.r.SpecsDir, "a"); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.fail = map[string]int{"": 6}
+	if _, err := f.r.Reconcile(t.Context(), "a"); err == nil {
+		t.Fatal("the pass met no injected failure")
+	}
+	st, err := spec.ReadStatus(f.r.StatusDir, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != spec.PhaseDeleting || !strings.Contains(st.Message, "retrying") {
+		t.Errorf("after a pass that could not see the swarm: %s %q, want Deleting, retrying", st.Phase, st.Message)
+	}
+	seen, _ := f.passes("a", 20)
+	if last := seen[len(seen)-1]; last.Phase != spec.PhaseDeleted {
+		t.Errorf("ended %s: %s", last.Phase, last.Message)
+	}
+}

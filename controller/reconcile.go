@@ -148,12 +148,13 @@ const maxRounds = 3
 // reads, carries out the decision and writes the status, once, on every exit.
 //
 // The error contract: a returned error is transient (the engine did not answer, an apply
-// failed) and the caller retries with exponential backoff; the status keeps its phase and says
-// "retrying". Faults that waiting will not fix (a bad spec, an unknown version, a rollback, a
-// name held by an object we do not own, a timeout) are not errors: they are written to the
-// status as Invalid or Failed, final for that generation, and not retried until the spec file
-// changes. A positive RequeueAfter means the app waits on swarm. A pass cut short by ctx
-// writes no error into the status.
+// failed) and the caller retries with exponential backoff; the status keeps its phase (an app
+// whose spec is gone is Deleting, whatever its phase was) and says "retrying". Faults that
+// waiting will not fix (a bad spec, an unknown version, a rollback, a name held by an object we
+// do not own, a timeout) are not errors: they are written to the status as Invalid or Failed,
+// final for that generation, and not retried until the spec file changes. A positive
+// RequeueAfter means the app waits on swarm. A pass cut short by ctx writes no error into the
+// status.
 func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) {
 	log := logr.FromContextOrDiscard(ctx)
 	if log.GetSink() == nil {
@@ -180,10 +181,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	for round := 1; ; round++ {
 		w, err := r.observe(ctx, app, last, free)
 		if err != nil {
-			if errors.Is(ctx.Err(), context.Canceled) || last == nil || last.Phase == "" || last.Phase.Final() {
+			if errors.Is(ctx.Err(), context.Canceled) || last == nil || last.Phase == "" {
 				return Result{}, err
 			}
 			d := decision{Status: cloneStatus(last), Phase: last.Phase, Message: "retrying: " + err.Error()}
+			if w != nil && w.Desired == nil && last.Phase != spec.PhaseDeleted && last.Phase != spec.PhaseExpired {
+				// The spec is gone: the app is being torn down, whatever the engine answers
+				// now; a poller of the status must not read the phase it had before.
+				if last.Phase != spec.PhaseDeleting {
+					d.Status.Removed = nil
+				}
+				d.Phase = spec.PhaseDeleting
+			} else if last.Phase.Final() {
+				return Result{}, err
+			}
 			return Result{}, errors.Join(err, r.write(onDisk, d, r.Now()))
 		}
 		d := decide(w)
@@ -217,6 +228,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 //
 // free holds the names ("kind name") found free earlier in the same pass: an object of ours
 // created since holds each, so they are not looked up again.
+//
+// With an error, the world returned holds the spec if it was read (nil if not even that): a
+// pass that cannot see the swarm still knows whether the app is to be torn down.
 func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status, free map[string]bool) (*world, error) {
 	w := &world{App: app, Owner: r.owner(app)}
 	var err error
@@ -226,16 +240,16 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	prev = r.withFinding(app, prev, w.Desired != nil)
 	w.Prev = prev
 	if w.Snap, err = swarmstate.Take(ctx, r.Engine, w.Owner); err != nil {
-		return nil, fmt.Errorf("snapshot of %s: %w", app, err)
+		return w, fmt.Errorf("snapshot of %s: %w", app, err)
 	}
 	w.SnapAt = r.Now()
 	var several bool
 	if w.Self, several, err = r.selfNode(ctx); err != nil {
-		return nil, err
+		return w, err
 	}
 	if several || remoteTasks(w.Snap, prev, w.Self) {
 		if w.Nodes, err = r.swarmNodes(ctx); err != nil {
-			return nil, err
+			return w, err
 		}
 	}
 	w.Jobs = r.NodeJobs
