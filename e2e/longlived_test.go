@@ -217,9 +217,11 @@ func (l *longApp) assertNeverFailed(t *testing.T, since time.Time) {
 //	   its task running; so does the first (on-failure, as the suite's and many abra recipes
 //	   are), unless swarm left its task complete (its container exited 0 on dockerd's SIGTERM:
 //	   swarm does not restart it, in some runs), when it may end Degraded but not Ready. Neither
-//	   is ever Failed, and the reconciler keeps running.
+//	   is ever Failed, and the reconciler keeps running;
+//	e. dockerd stopped again and the second app's spec deleted meanwhile: Deleting at once,
+//	   never the phase it had, and Deleted with nothing left once dockerd is back.
 //
-// SERIAL: step d stops the engine under everything on this host. This test never calls
+// SERIAL: steps d and e stop the engine under everything on this host. This test never calls
 // t.Parallel (nor do its subtests), so no other test of the suite runs beside it; it restores
 // dockerd in a cleanup even when it fails, and returns only once the swarm is healthy.
 func TestLongLivedDriftRepair(t *testing.T) {
@@ -335,6 +337,47 @@ func TestLongLivedDriftRepair(t *testing.T) {
 		}
 		if !h.running() {
 			t.Errorf("the reconciler exited: %v", h.exit)
+		}
+	})
+
+	// The spec of a long-lived app deleted while dockerd is down: Deleting at once (the pass
+	// cannot see the swarm, but knows the app is to go), never the phase it had; Deleted with
+	// nothing left once the engine is back.
+	t.Run("e-deleted-while-dockerd-down", func(t *testing.T) {
+		app := anyApp.a.name
+		d := stopDockerd(t)
+		deleted := time.Now()
+		h.deleteSpec(app)
+		var s appStatus
+		for {
+			var err error
+			if s, _, err = h.readStatus(app); err == nil && s.Phase == "Deleting" {
+				break
+			}
+			if time.Since(deleted) > 20*time.Second {
+				t.Errorf("status %s %q 20 s after the spec was deleted with dockerd down, want Deleting (err %v)", s.Phase, s.Message, err)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Logf("with dockerd down: %s %q, %s after the spec was deleted", s.Phase, s.Message, time.Since(deleted).Round(time.Millisecond))
+		if err := startDockerd(d); err != nil {
+			t.Fatalf("start dockerd again: %v", err)
+		}
+		back := time.Now()
+		if s, err := h.waitDeleted(app); err != nil {
+			t.Fatalf("after dockerd came back: %v (status %s %q)", err, s.Phase, s.Message)
+		}
+		t.Logf("Deleted %s after dockerd answered again", time.Since(back).Round(time.Millisecond))
+		if left, err := h.leftOf(ctx, app); err != nil || len(left) > 0 {
+			t.Errorf("left after Deleted: %v (err %v)", left, err)
+		}
+		_, seen, _ := anyApp.w.states()
+		for _, st := range seen {
+			if st.At.After(deleted) && st.Phase != "Deleting" && st.Phase != "Deleted" {
+				t.Errorf("phase %s (%q) after the spec was deleted; phases: %s", st.Phase, st.Message, anyApp.w.trace())
+				break
+			}
 		}
 	})
 }
