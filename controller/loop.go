@@ -65,6 +65,8 @@ type Controller struct {
 	swept     atomic.Bool     // the initial sweep finished
 	initial   map[string]bool // apps of the initial sweep not reconciled yet
 	streaming atomic.Bool     // the engine event stream is connected
+	broke     atomic.Bool     // the event stream broke since it last connected
+	resyncNow chan struct{}   // a resync wanted now (the event stream is back), coalesced
 }
 
 // timerClock is what the loop's own timers need of a clock; tests pass a fake one.
@@ -154,6 +156,8 @@ func (c *Controller) init() {
 		cfg.MetricsProvider = queueMetrics{m}
 	}
 	q := workqueue.NewTypedRateLimitingQueueWithConfig(c.limiter, cfg)
+	c.resyncNow = make(chan struct{}, 1)
+	c.broke.Store(false)
 	c.mu.Lock()
 	c.queue = q
 	c.routes = map[string]string{}
@@ -168,6 +172,16 @@ func (c *Controller) init() {
 func (c *Controller) eventStream(connected bool) {
 	c.streaming.Store(connected)
 	c.Log.V(1).Info("engine event stream", "connected", connected)
+	if !connected {
+		c.broke.Store(true)
+	} else if c.broke.Swap(false) {
+		// Events were missed while it was down (dockerd restarted): every app is looked at
+		// now, not at the next resync or at the end of its backoff, each up to 30 s away.
+		select {
+		case c.resyncNow <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // processNext runs one reconcile and maps its (result, error) to a queue action:
@@ -259,19 +273,27 @@ func (c *Controller) pending(ctx context.Context) ([]string, error) {
 	return c.R.Pending(ctx)
 }
 
+// resyncEvery resyncs every Resync (never when it is 0), and each time the event stream
+// reconnects after a break.
 func (c *Controller) resyncEvery(ctx context.Context) {
-	if c.Resync <= 0 {
-		return
+	var tick <-chan time.Time
+	if c.Resync > 0 {
+		t := time.NewTicker(c.Resync)
+		defer t.Stop()
+		tick = t.C
 	}
-	t := time.NewTicker(c.Resync)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 			if err := c.resync(ctx); err != nil {
 				c.Log.Error(err, "resync failed")
+			}
+		case <-c.resyncNow:
+			if err := c.resync(ctx); err != nil {
+				// The engine is not back yet: the stream's next reconnect tries again.
+				c.Log.V(1).Info("resync after the event stream reconnected failed", "error", err.Error())
 			}
 		}
 	}

@@ -806,3 +806,37 @@ func TestOverlayFilesAreWatched(t *testing.T) {
 		t.Errorf("an overlay file was taken for the spec of app ci (%d adds)", n)
 	}
 }
+
+// TestReconnectResyncs: the event stream back after a break (dockerd restarted) resyncs at
+// once, without waiting for the periodic resync; its first connect does not (Run has just
+// resynced), and reconnects in a row make one resync each at most.
+func TestReconnectResyncs(t *testing.T) {
+	c, q, _ := newTestLoop(t, nil)
+	var calls atomic.Int32
+	c.pendingFunc = func(context.Context) ([]string, error) { calls.Add(1); return []string{"a"}, nil }
+	c.Resync = 0 // no periodic resync: only the reconnect's
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); c.resyncEvery(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	c.eventStream(true)
+	time.Sleep(50 * time.Millisecond)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("the first connect resynced %d times, want none", n)
+	}
+	c.eventStream(false)
+	c.eventStream(true)
+	deadline := time.Now().Add(2 * time.Second)
+	for q.addCount("a") == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if q.addCount("a") == 0 {
+		t.Fatal("the reconnect did not queue the app")
+	}
+	c.eventStream(true) // connected again without a break: nothing to catch up
+	time.Sleep(50 * time.Millisecond)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d resyncs, want 1", n)
+	}
+}
