@@ -113,7 +113,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	c.R.enqueue = func(app string) { c.queue.Add(app) }
 	if err := c.resync(ctx); err != nil {
-		c.Log.Error(err, "initial resync failed; retrying at the next resync")
+		c.Log.Error(err, "initial resync failed; retrying when the engine's event stream connects")
+		c.broke.Store(true) // its first connect resyncs
 	}
 
 	var wg sync.WaitGroup

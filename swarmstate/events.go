@@ -36,9 +36,15 @@ type Change struct {
 	NodeState bool
 }
 
+// refusedWithin is how long Watch waits for an error after asking for the event stream before
+// it counts the stream as connected. The client returns once the engine answered the request
+// or failed to; a refusal's error follows at once.
+const refusedWithin = 50 * time.Millisecond
+
 // Watch streams service, node and container events until ctx ends, reconnecting with backoff when
-// the stream breaks. connected is called with true after each (re)connect and false on each
-// break, so readiness can report it. Events missed while disconnected are covered by resyncs.
+// the stream breaks. connected is called with true after each connect and with false when that
+// stream breaks, so readiness can report it; an attempt the engine refuses (dockerd down) calls
+// neither. Events missed while disconnected are covered by resyncs.
 func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<- Change) {
 	f := filters.NewArgs(
 		filters.Arg("type", string(events.ServiceEventType)),
@@ -49,27 +55,29 @@ func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<
 	for ctx.Err() == nil {
 		since := time.Now().Add(-time.Second).Format(time.RFC3339Nano)
 		msgs, errs := src.Events(ctx, events.ListOptions{Filters: f, Since: since})
-		connected(true)
-		func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-errs:
-					return
-				case m := <-msgs:
-					backoff = 100 * time.Millisecond
-					if c, ok := change(m); ok {
-						select {
-						case out <- c:
-						case <-ctx.Done():
-							return
+		if opened(ctx, errs) {
+			connected(true)
+			func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-errs:
+						return
+					case m := <-msgs:
+						backoff = 100 * time.Millisecond
+						if c, ok := change(m); ok {
+							select {
+							case out <- c:
+							case <-ctx.Done():
+								return
+							}
 						}
 					}
 				}
-			}
-		}()
-		connected(false)
+			}()
+			connected(false)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
@@ -77,6 +85,20 @@ func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<
 		if backoff < 5*time.Second {
 			backoff *= 2
 		}
+	}
+}
+
+// opened reports whether an event stream just asked for is up: no error within refusedWithin.
+func opened(ctx context.Context, errs <-chan error) bool {
+	t := time.NewTimer(refusedWithin)
+	defer t.Stop()
+	select {
+	case <-errs:
+		return false
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

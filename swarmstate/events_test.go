@@ -1,7 +1,13 @@
 package swarmstate
 
 import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/events"
 )
@@ -59,5 +65,62 @@ func TestChangeOfEvent(t *testing.T) {
 				t.Errorf("change = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// attempts is an EventSource whose first refused calls fail at once (dockerd down), and whose
+// next call is a stream that sends one service event and stays up until its context ends.
+type attempts struct {
+	refused int
+	calls   atomic.Int32
+}
+
+func (a *attempts) Events(ctx context.Context, _ events.ListOptions) (<-chan events.Message, <-chan error) {
+	msgs, errs := make(chan events.Message), make(chan error, 1)
+	if int(a.calls.Add(1)) <= a.refused {
+		errs <- errors.New("Cannot connect to the Docker daemon")
+		close(errs)
+		return msgs, errs
+	}
+	go func() {
+		select {
+		case msgs <- events.Message{Type: events.ServiceEventType, Action: "update", Actor: events.Actor{Attributes: map[string]string{"name": "s_app"}}}:
+		case <-ctx.Done():
+		}
+		<-ctx.Done()
+		errs <- ctx.Err()
+	}()
+	return msgs, errs
+}
+
+// TestWatchReportsOnlyRealConnects: attempts the engine refuses say nothing (readiness must not
+// flap to ready while dockerd is down); the stream that comes up says connected once, delivers
+// its events, and says disconnected when it ends.
+func TestWatchReportsOnlyRealConnects(t *testing.T) {
+	src := &attempts{refused: 3}
+	var mu sync.Mutex
+	var seen []bool
+	ctx, cancel := context.WithCancel(t.Context())
+	out := make(chan Change, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Watch(ctx, src, func(up bool) { mu.Lock(); seen = append(seen, up); mu.Unlock() }, out)
+	}()
+	select {
+	case c := <-out:
+		if c.Service != "s_app" {
+			t.Errorf("change %+v, want service s_app", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event delivered")
+	}
+	cancel()
+	<-done
+	if n := src.calls.Load(); n != 4 {
+		t.Errorf("%d attempts, want 3 refused and 1 that connected", n)
+	}
+	if want := []bool{true, false}; !slices.Equal(seen, want) {
+		t.Errorf("connected called with %v, want %v", seen, want)
 	}
 }
