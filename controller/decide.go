@@ -515,6 +515,27 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	return d.to(spec.PhaseDeleting, lead+"removing: "+strings.Join(parts, ", "))
 }
 
+// decideUnseen is the decision of a pass that could not see the swarm (err): the phase the app
+// had, saying it is retrying; Deleting for an app whose spec is gone (read before the engine was
+// asked), whatever its phase was, so that a poller never reads the phase it had before. write
+// is false when there is nothing to say: no status yet, or a final one of an app still specified.
+func decideUnseen(last *spec.Status, specGone bool, err error) (d decision, write bool) {
+	if last == nil || last.Phase == "" {
+		return decision{}, false
+	}
+	d = decision{Status: cloneStatus(last), Phase: last.Phase, Message: "retrying: " + err.Error()}
+	switch {
+	case specGone && last.Phase != spec.PhaseDeleted && last.Phase != spec.PhaseExpired:
+		if last.Phase != spec.PhaseDeleting {
+			d.Status.Removed = nil // the teardown begins here: its own removals count
+		}
+		d.Phase = spec.PhaseDeleting
+	case last.Phase.Final():
+		return decision{}, false
+	}
+	return d, true
+}
+
 // outcome folds what acting achieved into d: the removals done join the status's removed
 // list; an error becomes the app's failure when waiting cannot fix it (terminal) or when the
 // attempt's deadline has passed, a wait when a teardown meets a volume still in use, and

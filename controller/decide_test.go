@@ -409,6 +409,53 @@ func TestOutcome(t *testing.T) {
 	}
 }
 
+// TestDecideUnseen: a pass that could not see the swarm keeps the app's phase and says it is
+// retrying; an app whose spec is gone is Deleting, whatever it was (its removed list starting
+// with the teardown); nothing is written without a status, nor over a final one of an app still
+// specified or already torn down.
+func TestDecideUnseen(t *testing.T) {
+	fail := errors.New("list services: Cannot connect to the Docker daemon")
+	status := func(p spec.Phase) *spec.Status {
+		return &spec.Status{App: "a", Phase: p, Message: "was", Removed: []string{"service old_app"}}
+	}
+	for _, tc := range []struct {
+		name     string
+		last     *spec.Status
+		specGone bool
+		write    bool
+		phase    spec.Phase
+		removed  int
+	}{
+		{"no status yet", nil, false, false, "", 0},
+		{"no status yet, spec gone", nil, true, false, "", 0},
+		{"Ready", status(spec.PhaseReady), false, true, spec.PhaseReady, 1},
+		{"Ready, spec gone", status(spec.PhaseReady), true, true, spec.PhaseDeleting, 0},
+		{"Deploying, spec gone", status(spec.PhaseDeploying), true, true, spec.PhaseDeleting, 0},
+		{"Deleting, spec gone: its removals kept", status(spec.PhaseDeleting), true, true, spec.PhaseDeleting, 1},
+		{"Failed", status(spec.PhaseFailed), false, false, "", 0},
+		{"Failed, spec gone", status(spec.PhaseFailed), true, true, spec.PhaseDeleting, 0},
+		{"Invalid, spec gone", status(spec.PhaseInvalid), true, true, spec.PhaseDeleting, 0},
+		{"Deleted, spec gone", status(spec.PhaseDeleted), true, false, "", 0},
+		{"Expired, spec gone", status(spec.PhaseExpired), true, false, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, write := decideUnseen(tc.last, tc.specGone, fail)
+			if write != tc.write {
+				t.Fatalf("write %v, want %v", write, tc.write)
+			}
+			if !write {
+				return
+			}
+			if d.Phase != tc.phase || d.Message != "retrying: "+fail.Error() || len(d.Status.Removed) != tc.removed {
+				t.Errorf("got %s %q, removed %v; want %s, retrying, %d removed", d.Phase, d.Message, d.Status.Removed, tc.phase, tc.removed)
+			}
+			if len(tc.last.Removed) != 1 {
+				t.Error("the previous status was changed")
+			}
+		})
+	}
+}
+
 // TestMissingImageIsNoDeploy: an upgrade whose image cannot be had fails before anything
 // changes, and counts no deploy.
 func TestMissingImageIsNoDeploy(t *testing.T) {

@@ -181,18 +181,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	for round := 1; ; round++ {
 		w, err := r.observe(ctx, app, last, free)
 		if err != nil {
-			if errors.Is(ctx.Err(), context.Canceled) || last == nil || last.Phase == "" {
-				return Result{}, err
-			}
-			d := decision{Status: cloneStatus(last), Phase: last.Phase, Message: "retrying: " + err.Error()}
-			if w != nil && w.Desired == nil && last.Phase != spec.PhaseDeleted && last.Phase != spec.PhaseExpired {
-				// The spec is gone: the app is being torn down, whatever the engine answers
-				// now; a poller of the status must not read the phase it had before.
-				if last.Phase != spec.PhaseDeleting {
-					d.Status.Removed = nil
-				}
-				d.Phase = spec.PhaseDeleting
-			} else if last.Phase.Final() {
+			d, write := decideUnseen(last, w != nil && w.Desired == nil, err)
+			if errors.Is(ctx.Err(), context.Canceled) || !write {
 				return Result{}, err
 			}
 			return Result{}, errors.Join(err, r.write(onDisk, d, r.Now()))

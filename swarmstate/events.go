@@ -57,25 +57,9 @@ func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<
 		msgs, errs := src.Events(ctx, events.ListOptions{Filters: f, Since: since})
 		if opened(ctx, errs) {
 			connected(true)
-			func() {
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-errs:
-						return
-					case m := <-msgs:
-						backoff = 100 * time.Millisecond
-						if c, ok := change(m); ok {
-							select {
-							case out <- c:
-							case <-ctx.Done():
-								return
-							}
-						}
-					}
-				}
-			}()
+			if relay(ctx, msgs, errs, out) {
+				backoff = 100 * time.Millisecond
+			}
 			connected(false)
 		}
 		select {
@@ -84,6 +68,28 @@ func Watch(ctx context.Context, src EventSource, connected func(bool), out chan<
 		}
 		if backoff < 5*time.Second {
 			backoff *= 2
+		}
+	}
+}
+
+// relay passes the changes of a connected stream to out until the stream or ctx ends, and
+// reports whether any event came.
+func relay(ctx context.Context, msgs <-chan events.Message, errs <-chan error, out chan<- Change) (got bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return got
+		case <-errs:
+			return got
+		case m := <-msgs:
+			got = true
+			if c, ok := change(m); ok {
+				select {
+				case out <- c:
+				case <-ctx.Done():
+					return got
+				}
+			}
 		}
 	}
 }
