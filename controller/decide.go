@@ -140,6 +140,9 @@ type decision struct {
 	// Gone says nothing of the app is left: its locks are unlinked and released, and what is
 	// remembered about it is forgotten.
 	Gone bool
+	// Answered are the other nodes whose volume job answered in this pass that nothing of the
+	// app is left there: an inventory that asked them earlier is older than that answer.
+	Answered []string
 }
 
 // The upgrade stages of an upgrade-tier attempt.
@@ -495,6 +498,7 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	// overlaps their stop instead of following it.
 	nc := planNodeCleanup(w, st, w.Jobs)
 	d.Actions = append(d.Actions, nc.Actions...)
+	d.Answered = nc.Answered
 	parts = append(parts, nc.Waiting...)
 	switch {
 	case len(d.Actions) == 0 && onlyJobs(w.Snap) && nc.Away:

@@ -118,6 +118,8 @@ type nodeCleanup struct {
 	// Away says every node still pending is down or drained: nothing will move until a node
 	// event says it is back.
 	Away bool
+	// Answered are the nodes whose job completed: nothing of the app is left on them.
+	Answered []string
 }
 
 // planNodeCleanup decides the next step of removing the app's volumes on other nodes. st is
@@ -163,6 +165,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 		switch {
 		case anyComplete(tasks[job.ID]):
 			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", ")))
+			out.Answered = append(out.Answered, n.ID)
 			remove(job, "its node answered that nothing of the app is left there")
 		case t != nil && terminalTask(*t):
 			if w.Now.Sub(t.Status.Timestamp) >= jobRetry {
@@ -181,6 +184,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 	for node, job := range byNode {
 		if anyComplete(tasks[job.ID]) {
 			remove(job, "its work is done")
+			out.Answered = append(out.Answered, node)
 			continue
 		}
 		n := spec.NodeVolumes{ID: node, Hostname: w.Nodes[node].Description.Hostname}

@@ -402,3 +402,78 @@ func TestFindingReachesTheNextPass(t *testing.T) {
 		t.Errorf("an app with a spec: %+v, want its status untouched", got)
 	}
 }
+
+// TestInventoryOlderThanAJobsAnswer: a volume job that answers while the start-up inventory
+// runs may answer after the inventory looked at its node. What the inventory found there is
+// older than the answer and starts no second teardown (seen on the multi-node swarm: a new
+// leader's inventory, beside the teardown it took over, created a removed app's job again).
+func TestInventoryOlderThanAJobsAnswer(t *testing.T) {
+	f := multiNodeFixture(t)
+	var stale strings.Builder // what n2 holds before the teardown: the inventory's look
+	for name, v := range f.engine.remote["n2"] {
+		b, _ := json.Marshal(NodeVolume{App: v.Labels[swarmstate.LabelApp], Owner: v.Labels[swarmstate.LabelOwner], Volume: name})
+		stale.Write(append(b, '\n'))
+	}
+	f.engine.taskLog = func(id string) string { // under the engine's lock
+		for _, task := range f.engine.tasks {
+			if task.ID == id && task.NodeID == "n2" {
+				return stale.String()
+			}
+		}
+		return ""
+	}
+	f.r.asking = true // the inventory has begun
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	st := f.pass("m")
+	for i := 0; i < 10 && st.Phase != spec.PhaseDeleted; i++ {
+		st = f.pass("m")
+	}
+	if st.Phase != spec.PhaseDeleted || len(f.engine.remoteVolumes("n2")) != 0 {
+		t.Fatalf("teardown: %s %s; n2 holds %v", st.Phase, st.Message, f.engine.remoteVolumes("n2"))
+	}
+	apps, err := f.r.sweepNodes(t.Context(), map[string]*spec.Desired{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(apps) != 0 || len(f.r.found) != 0 {
+		t.Errorf("the inventory's older look at n2 was taken: apps %v, %d findings", apps, len(f.r.found))
+	}
+	if f.r.asking || f.r.answered != nil {
+		t.Errorf("after the inventory: asking %v, answers kept %v", f.r.asking, f.r.answered)
+	}
+	if st := f.pass("m"); st.Phase != spec.PhaseDeleted || len(st.Nodes) != 0 {
+		t.Errorf("a pass after the inventory: %s %s, nodes %v", st.Phase, st.Message, st.Nodes)
+	}
+}
+
+// TestFindingOlderThanAJobsAnswer: a job that answers after the inventory ended but before its
+// finding is taken drops that node from the finding; the other nodes stay. Answers are kept
+// only while an inventory runs or its findings wait.
+func TestFindingOlderThanAJobsAnswer(t *testing.T) {
+	vol := func(node, name string) swarm.Task {
+		return swarm.Task{ServiceID: "found", NodeID: node, Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Mounts: []mount.Mount{{
+			Type: mount.TypeVolume, Source: name, VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: "gone"}}}}}}}
+	}
+	r := &Reconciler{}
+	r.noteAnswered("gone", []string{"n2"})
+	if r.answered != nil {
+		t.Fatalf("an answer with no inventory under way was kept: %v", r.answered)
+	}
+	r.found = map[string]nodeFinding{"gone": {tasks: []swarm.Task{vol("n2", "gone_data"), vol("n3", "gone_data")}, self: "n1"}}
+	r.noteAnswered("gone", []string{"n2"})
+	st := r.withFinding("gone", &spec.Status{App: "gone", Phase: spec.PhaseDeleted}, false)
+	if len(st.Nodes) != 1 || st.Nodes[0].ID != "n3" {
+		t.Errorf("nodes from the finding: %+v, want n3 alone", st.Nodes)
+	}
+	if r.answered != nil {
+		t.Errorf("answers kept after every finding was taken: %v", r.answered)
+	}
+	r.found = map[string]nodeFinding{"gone": {tasks: []swarm.Task{vol("n2", "gone_data")}, self: "n1"}}
+	r.noteAnswered("gone", []string{"n2"})
+	prev := &spec.Status{App: "gone", Phase: spec.PhaseDeleted}
+	if got := r.withFinding("gone", prev, false); got != prev || len(prev.Nodes) != 0 {
+		t.Errorf("a finding of answered nodes alone: %+v, want the status as it was", got)
+	}
+}

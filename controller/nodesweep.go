@@ -52,6 +52,20 @@ func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.De
 	if err != nil || len(nodes) <= 1 {
 		return nil, err
 	}
+	// A volume job that answers while the inventory runs may answer after the inventory looked
+	// at its node: from now on the answers are noted, and what the inventory found on a node
+	// whose job answered since is older than that answer (a teardown is not started again).
+	r.mu.Lock()
+	r.asking = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.asking = false
+		if len(r.found) == 0 {
+			r.answered = nil
+		}
+		r.mu.Unlock()
+	}()
 	found, domains, answered, err := r.inventory(ctx, self)
 	if err != nil {
 		return nil, err
@@ -66,10 +80,16 @@ func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.De
 		}
 		var tasks []swarm.Task
 		for node, vols := range byNode {
+			if r.answered[app][node] {
+				continue
+			}
 			for _, v := range vols {
 				tasks = append(tasks, swarm.Task{ServiceID: "found", NodeID: node, Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{
 					Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: v, VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: app}}}}}}})
 			}
+		}
+		if len(tasks) == 0 {
+			continue
 		}
 		if r.found == nil {
 			r.found = map[string]nodeFinding{}
@@ -100,8 +120,13 @@ func (r *Reconciler) withFinding(app string, prev *spec.Status, hasSpec bool) *s
 	r.mu.Lock()
 	f, ok := r.found[app]
 	delete(r.found, app)
+	answered := r.answered[app]
+	if len(r.found) == 0 && !r.asking {
+		r.answered = nil // every finding is taken: no answer can be newer than one any more
+	}
 	r.mu.Unlock()
-	if !ok || hasSpec {
+	f.tasks = slices.DeleteFunc(f.tasks, func(t swarm.Task) bool { return answered[t.NodeID] })
+	if !ok || hasSpec || len(f.tasks) == 0 {
 		return prev
 	}
 	st := &spec.Status{App: app}
@@ -113,6 +138,28 @@ func (r *Reconciler) withFinding(app string, prev *spec.Status, hasSpec bool) *s
 		st.Domain = f.domain
 	}
 	return st
+}
+
+// noteAnswered records that the volume jobs of app on nodes answered, while an inventory runs
+// or its findings wait to be taken: what it found on those nodes may be older than the answer.
+func (r *Reconciler) noteAnswered(app string, nodes []string) {
+	if len(nodes) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.asking && len(r.found) == 0 {
+		return
+	}
+	if r.answered == nil {
+		r.answered = map[string]map[string]bool{}
+	}
+	if r.answered[app] == nil {
+		r.answered[app] = map[string]bool{}
+	}
+	for _, n := range nodes {
+		r.answered[app][n] = true
+	}
 }
 
 // inventory runs the inventory service once on every other node and returns what each node

@@ -109,6 +109,10 @@ type Reconciler struct {
 	// found holds what they answered, by app, until the app's next pass takes it.
 	inventoried bool
 	found       map[string]nodeFinding
+	// asking is true while the inventory runs; answered holds, from then until its findings
+	// are taken, the nodes each app's volume jobs answered for (noteAnswered).
+	asking   bool
+	answered map[string]map[string]bool
 	// enqueue, set by the loop (Controller.Run), asks for a pass of an app; the inventory
 	// then runs beside the workers and hands the apps it found to it.
 	enqueue func(app string)
@@ -505,6 +509,7 @@ func (r *Reconciler) act(ctx context.Context, log logr.Logger, w *world, d decis
 func (r *Reconciler) settle(w *world, d decision) {
 	st := d.Status
 	r.mark(w.App, w.Snap, d.Gone)
+	r.noteAnswered(w.App, d.Answered)
 	switch {
 	case d.Gone:
 		r.disown(w.App, "")
