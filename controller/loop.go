@@ -626,7 +626,9 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 				}
 				// A node went down, came back or was drained: any app may have tasks there.
 				for _, app := range c.routedApps() {
-					c.queue.Add(app)
+					if !c.backingOff(app) {
+						c.queue.Add(app)
+					}
 				}
 				continue
 			}
@@ -635,12 +637,24 @@ func (c *Controller) routeChanges(ctx context.Context, changes <-chan swarmstate
 				continue
 			}
 			c.Log.V(2).Info("engine event", "app", app, "action", ch.Action, "task", ch.Task, "lag", time.Since(ch.At))
+			if c.backingOff(app) {
+				continue
+			}
 			c.queue.Add(app)
 			if ch.TaskChange() {
 				c.lookAfterTaskEvent(app)
 			}
 		}
 	}
+}
+
+// backingOff reports whether app's last pass failed and its retry waits out the backoff: an
+// engine event then adds nothing (the retry sees what it announces). A dockerd that stops sends
+// a burst of events, every container of every app dying, and a pass each would only fail again
+// at once: about thirty failing passes an app in a second, each logged as an error. A spec
+// change and the resync after the event stream reconnects still enqueue at once.
+func (c *Controller) backingOff(app string) bool {
+	return c.queue.NumRequeues(app) > 0
 }
 
 // lookAfterTaskEvent opens (or extends) app's settle window to eventSettle's last offset from
@@ -689,7 +703,7 @@ func (c *Controller) lookNow(app string, seq uint64) {
 	since := c.clock.Now().Sub(l.last)
 	ctx := c.lookCtx
 	c.mu.Unlock()
-	moved := c.tasksMoved(ctx, app)
+	moved := !c.backingOff(app) && c.tasksMoved(ctx, app)
 	if moved {
 		c.Log.V(2).Info("tasks moved", "app", app, "sinceEvent", since.String())
 		c.queue.Add(app)

@@ -840,3 +840,58 @@ func TestReconnectResyncs(t *testing.T) {
 		t.Errorf("%d resyncs, want 1", n)
 	}
 }
+
+// TestEventsWaitOutABackoff: while an app's last pass failed and its retry waits out the
+// backoff, its engine events (a dockerd stopping kills every container) add nothing and arm no
+// look; a node event skips it too. A spec change still adds it at once, and once a pass
+// succeeds its events add it again.
+func TestEventsWaitOutABackoff(t *testing.T) {
+	fail := errors.New("Cannot connect to the Docker daemon")
+	var err error
+	c, q, clock := newTestLoop(t, func(context.Context, string) (Result, error) { return Result{}, err })
+	c.route("a", "a_example_org")
+	c.route("b", "b_example_org")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	changes := make(chan swarmstate.Change)
+	go c.routeChanges(ctx, changes)
+	send := func(chs ...swarmstate.Change) {
+		for _, ch := range chs {
+			changes <- ch
+		}
+		changes <- swarmstate.Change{} // a no-op: the changes above are handled when this send returns
+	}
+	die := swarmstate.Change{Service: "a_example_org_app", Stack: "a_example_org", Task: "t1", Action: "die"}
+
+	err = fail
+	c.queue.Add("a")
+	if !c.processNext(ctx) {
+		t.Fatal("queue shut down")
+	}
+	q.take()
+	send(die, die, die, swarmstate.Change{Node: "n2", Action: "update", NodeState: true})
+	if got := q.take(); !slices.Equal(got, []string{"add b"}) {
+		t.Errorf("events during a's backoff: queue calls %q, want only b's node event", got)
+	}
+	if n := clock.pending(); n != 0 {
+		t.Errorf("%d timers armed by events during the backoff, want none", n)
+	}
+
+	c.debounce("a") // the spec file written
+	clock.advance(c.Debounce)
+	if got := q.take(); !slices.Equal(got, []string{"add a"}) {
+		t.Errorf("a spec change during the backoff: queue calls %q, want a added", got)
+	}
+
+	err = nil
+	for range 2 { // b (its node event), then a
+		if !c.processNext(ctx) {
+			t.Fatal("queue shut down")
+		}
+	}
+	q.take()
+	send(die)
+	if got := q.take(); !slices.Equal(got, []string{"add a"}) {
+		t.Errorf("an event after a pass succeeded: queue calls %q, want a added", got)
+	}
+}
