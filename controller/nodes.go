@@ -137,6 +137,10 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 	for _, t := range w.Snap.Tasks {
 		tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
 	}
+	jobIDs := map[string]bool{}
+	for _, s := range byNode {
+		jobIDs[s.ID] = true
+	}
 	remove := func(job swarm.Service, why string) {
 		out.Actions = append(out.Actions, Action{Kind: RemoveService, Name: job.Spec.Name, ID: job.ID, Labels: job.Spec.Labels, Reason: why})
 	}
@@ -162,8 +166,19 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 			continue
 		}
 		t := newestTask(tasks[job.ID])
+		answered, done := lastComplete(tasks[job.ID])
+		starting, endedAfter := lateTasks(w.Snap.Tasks, jobIDs, n.ID, answered)
 		switch {
-		case anyComplete(tasks[job.ID]):
+		case done && starting:
+			// A task of the app there had not ended when the node answered: a container it
+			// makes would make the app's volumes again. Asked again once it has ended.
+			out.Waiting = append(out.Waiting, fmt.Sprintf("node %s answered while a task of the app there had not ended: asking it again once that task has", nodeName(n)))
+			pending = append(pending, n)
+		case done && endedAfter:
+			remove(job, "a task of the app there ended after the node answered; asked again")
+			out.Waiting = append(out.Waiting, nodeWait(n, node, nil))
+			pending = append(pending, n)
+		case done:
 			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", ")))
 			out.Answered = append(out.Answered, n.ID)
 			remove(job, "its node answered that nothing of the app is left there")
@@ -268,6 +283,37 @@ func nodeWait(n spec.NodeVolumes, node swarm.Node, t *swarm.Task) string {
 		return fmt.Sprintf("removing the app's volumes on node %s (%s): job %s: %s", nodeName(n), vols, t.Status.State, t.Status.Err)
 	}
 	return fmt.Sprintf("removing the app's volumes on node %s (%s): job %s", nodeName(n), vols, t.Status.State)
+}
+
+// lastComplete is when a volume job last answered (its newest completed task), and whether
+// it has. Swarm may run a job more than once (anyComplete); the newest answer covers whatever
+// ended before it.
+func lastComplete(tasks []swarm.Task) (at time.Time, done bool) {
+	for _, t := range tasks {
+		if t.Status.State == swarm.TaskStateComplete && (!done || t.Status.Timestamp.After(at)) {
+			at, done = t.Status.Timestamp, true
+		}
+	}
+	return at, done
+}
+
+// lateTasks looks at the tasks of the app's removed services on node for what a volume job
+// that answered at could not have seen: a task that has not ended (one still being prepared
+// has no container yet for the job to wait for), or one whose container ended after the
+// answer. Both timestamps are the node's own agent's. A job's own tasks are not the app's.
+func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered time.Time) (starting, endedAfter bool) {
+	for _, t := range tasks {
+		if t.NodeID != node || jobs[t.ServiceID] {
+			continue
+		}
+		switch {
+		case !terminalTask(t):
+			starting = true
+		case t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != "" && t.Status.Timestamp.After(answered):
+			endedAfter = true
+		}
+	}
+	return starting, endedAfter
 }
 
 // anyComplete reports whether one of a volume job's tasks completed: the node answered that

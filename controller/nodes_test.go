@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -475,5 +476,61 @@ func TestFindingOlderThanAJobsAnswer(t *testing.T) {
 	prev := &spec.Status{App: "gone", Phase: spec.PhaseDeleted}
 	if got := r.withFinding("gone", prev, false); got != prev || len(prev.Nodes) != 0 {
 		t.Errorf("a finding of answered nodes alone: %+v, want the status as it was", got)
+	}
+}
+
+// TestNodeAnswerAndLateTasks: a volume job's answer is taken unless a task of the app's removed
+// services on its node could have made a container the job did not see: one that has not ended
+// (waited for, the job kept), or one whose container ended after the answer (the job removed,
+// to be asked again). The timestamps are the node's agent's.
+func TestNodeAnswerAndLateTasks(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	job := swarm.Service{ID: "job", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "a_volumes-n2",
+		Labels: map[string]string{swarmstate.LabelApp: "a", LabelJob: jobVolumes, LabelJobNode: "n2"}}}}
+	task := func(service, node string, state swarm.TaskState, when int, container bool) swarm.Task {
+		tk := swarm.Task{ID: service + "-" + string(state), ServiceID: service, NodeID: node,
+			Status: swarm.TaskStatus{State: state, Timestamp: at(when)}}
+		if container {
+			tk.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: "c-" + tk.ID}
+		}
+		return tk
+	}
+	answered := task("job", "n2", swarm.TaskStateComplete, 10, true)
+	tests := []struct {
+		name    string
+		tasks   []swarm.Task
+		taken   bool   // the node is recorded clean
+		removed bool   // the job is removed
+		waiting string // in the wait message
+	}{
+		{"no task of the app", []swarm.Task{answered}, true, true, ""},
+		{"its container ended before the answer", []swarm.Task{answered, task("app", "n2", swarm.TaskStateShutdown, 5, true)}, true, true, ""},
+		{"a task being prepared when it answered", []swarm.Task{answered, task("app", "n2", swarm.TaskStatePreparing, 9, false)}, false, false, "had not ended"},
+		{"listed running: not reported yet", []swarm.Task{answered, task("app", "n2", swarm.TaskStateRunning, 4, true)}, false, false, "had not ended"},
+		{"its container ended after the answer", []swarm.Task{answered, task("app", "n2", swarm.TaskStateFailed, 12, true)}, false, true, "removing the app's volumes on node host-2"},
+		{"ended after the answer without a container", []swarm.Task{answered, task("app", "n2", swarm.TaskStateRejected, 12, false)}, true, true, ""},
+		{"another node's task", []swarm.Task{answered, task("app", "n3", swarm.TaskStateStarting, 9, false)}, true, true, ""},
+		{"a later run of the job covers it", []swarm.Task{answered, task("app", "n2", swarm.TaskStateFailed, 12, true),
+			{ID: "job-again", ServiceID: "job", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: at(14)}}}, true, true, ""},
+		{"not answered yet", []swarm.Task{task("job", "n2", swarm.TaskStateRunning, 10, true)}, false, false, "job running"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &world{App: "a", Snap: &swarmstate.Snapshot{Services: []swarm.Service{job}, Tasks: tc.tasks},
+				Nodes: map[string]swarm.Node{"n2": {ID: "n2", Description: swarm.NodeDescription{Hostname: "host-2"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady}}}}
+			st := &spec.Status{App: "a", Nodes: []spec.NodeVolumes{{ID: "n2", Hostname: "host-2", Volumes: []string{"a_data"}}}}
+			nc := planNodeCleanup(w, st, DefaultNodeJobs)
+			if taken := len(st.Nodes) == 0; taken != tc.taken || taken != (len(nc.Answered) == 1) {
+				t.Errorf("answer taken: nodes left %v, answered %v; want taken %v", st.Nodes, nc.Answered, tc.taken)
+			}
+			removed := slices.ContainsFunc(nc.Actions, func(a Action) bool { return a.Kind == RemoveService && a.ID == "job" })
+			if removed != tc.removed {
+				t.Errorf("job removed: %v, want %v (%+v)", removed, tc.removed, nc.Actions)
+			}
+			if got := strings.Join(nc.Waiting, "; "); tc.waiting == "" && got != "" || !strings.Contains(got, tc.waiting) {
+				t.Errorf("waiting %q, want %q", got, tc.waiting)
+			}
+		})
 	}
 }
