@@ -197,7 +197,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 	// Jobs of nodes the status does not list: done (a pass that died after recording the node
 	// clean), or the status was lost meanwhile: then the node is pending again.
 	for node, job := range byNode {
-		if anyComplete(tasks[job.ID]) {
+		if _, done := lastComplete(tasks[job.ID]); done {
 			remove(job, "its work is done")
 			out.Answered = append(out.Answered, node)
 			continue
@@ -285,9 +285,12 @@ func nodeWait(n spec.NodeVolumes, node swarm.Node, t *swarm.Task) string {
 	return fmt.Sprintf("removing the app's volumes on node %s (%s): job %s", nodeName(n), vols, t.Status.State)
 }
 
-// lastComplete is when a volume job last answered (its newest completed task), and whether
-// it has. Swarm may run a job more than once (anyComplete); the newest answer covers whatever
-// ended before it.
+// lastComplete is when a volume job last answered that nothing of the app is left on its node
+// (its newest completed task), and whether it has; that stays true, the app's services being
+// gone. Any completed task counts, not only the newest task: swarm may run a job again and
+// again (a manager that once was swarm's leader keeps running its jobs orchestrator,
+// moby/moby#53632), so the newest may be a later run. The newest answer covers whatever ended
+// before it.
 func lastComplete(tasks []swarm.Task) (at time.Time, done bool) {
 	for _, t := range tasks {
 		if t.Status.State == swarm.TaskStateComplete && (!done || t.Status.Timestamp.After(at)) {
@@ -314,14 +317,6 @@ func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered t
 		}
 	}
 	return starting, endedAfter
-}
-
-// anyComplete reports whether one of a volume job's tasks completed: the node answered that
-// nothing of the app is left there, which stays true (the app's services are gone). Not only
-// the newest: swarm may run a job again and again (a manager that once was swarm's leader
-// keeps running its jobs orchestrator, moby/moby#53632), so the newest may be a later run.
-func anyComplete(tasks []swarm.Task) bool {
-	return slices.ContainsFunc(tasks, func(t swarm.Task) bool { return t.Status.State == swarm.TaskStateComplete })
 }
 
 func newestTask(tasks []swarm.Task) *swarm.Task {
