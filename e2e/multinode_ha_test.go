@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -279,7 +280,7 @@ func (c *haCluster) sample(ctx context.Context) {
 	}
 }
 
-// watchSpecs lists the owner's services every 250 ms from the first manager that answers and
+// watchSpecs lists the owner's services every 250 ms from the managers (a view two agree on) and
 // records every change of a stored spec (swarm's own writes, such as its allocator's after a
 // Raft leader change, leave the spec as it is).
 func (c *haCluster) watchSpecs(ctx context.Context) {
@@ -319,19 +320,36 @@ func (c *haCluster) watchSpecs(ctx context.Context) {
 }
 
 func (c *haCluster) specHashes(ctx context.Context) (map[string]string, bool) {
-	for _, node := range mn.nodes[:3] {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		svcs, err := node.docker.ServiceList(cctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", "swarm-reconciler.owner="+c.owner))})
-		cancel()
-		if err != nil {
-			continue
+	// Every manager forwards the list to the Raft leader, except an old leader cut off from
+	// the others, which answers from its own store, frozen at the cut, until it steps down
+	// (seen: 19 s). A view two managers agree on is the leader's; a tick with none is skipped.
+	views := make([]map[string]string, 3)
+	var wg sync.WaitGroup
+	for i, node := range mn.nodes[:3] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			svcs, err := node.docker.ServiceList(cctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", "swarm-reconciler.owner="+c.owner))})
+			if err != nil {
+				return
+			}
+			out := map[string]string{}
+			for _, svc := range svcs {
+				b, _ := json.Marshal(svc.Spec)
+				out[svc.Spec.Name] = string(b)
+			}
+			views[i] = out
+		}()
+	}
+	wg.Wait()
+	for i, v := range views {
+		for _, w := range views[i+1:] {
+			if v != nil && w != nil && maps.Equal(v, w) {
+				return v, true
+			}
 		}
-		out := map[string]string{}
-		for _, svc := range svcs {
-			b, _ := json.Marshal(svc.Spec)
-			out[svc.Spec.Name] = string(b)
-		}
-		return out, true
 	}
 	return nil, false
 }
@@ -840,10 +858,21 @@ func TestMultinodeHA(tt *testing.T) {
 	}
 	c.kill(leader)
 	killed := time.Now()
-	if s, err := h.waitDeleted(a); err != nil || s.Phase != "Deleted" {
-		t.Fatalf("teardown after the leader was killed: %v\n%s", err, s)
+	// What the teardown said on the way, with when: a slow one (40 s once, 15 s usually) is
+	// read from these.
+	var seen []string
+	s, err := h.awaitStatus(a, "phase Deleted", func(s appStatus) (bool, string) {
+		line := s.Phase + ": " + s.Message
+		if len(seen) == 0 || !strings.HasSuffix(seen[len(seen)-1], "] "+line) {
+			seen = append(seen, fmt.Sprintf("[+%s] %s", time.Since(killed).Round(100*time.Millisecond), line))
+		}
+		return s.Phase == "Deleted", ""
+	})
+	if err != nil {
+		t.Fatalf("teardown after the leader was killed: %v\n%s\n%s", err, s, strings.Join(seen, "\n"))
 	}
-	t.Logf("leader %s killed mid-teardown: Deleted %s later", leader.id, time.Since(killed).Round(time.Millisecond))
+	t.Logf("leader %s killed mid-teardown: Deleted %s later; on the way:\n%s", leader.id,
+		time.Since(killed).Round(time.Millisecond), strings.Join(seen, "\n"))
 	h.assertNoResidue(a)
 	c.start(leader.id, leader.node)
 	for _, app := range []string{b, cApp} {

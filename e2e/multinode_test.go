@@ -516,6 +516,67 @@ func TestMultinodeNodeDownBeforeTeardown(t *testing.T) {
 	h.assertNoResidue(a.name)
 }
 
+// TestMultinodeManagerRestartMidTeardown: the dockerd the reconciler talks to (a manager) stops
+// while a teardown's volume job waits on another node, and the job answers while it is down.
+// Once that dockerd is back the teardown reads the answer and finishes: Deleted with nothing of
+// the app left on any node, and never Failed on the way.
+func TestMultinodeManagerRestartMidTeardown(t *testing.T) {
+	h := mnHarness(t)
+	mnRecipe(t, h, "mn-mgr", `      placement:
+        constraints: ["node.labels.mn == node4"]`)
+	h.start()
+	a := h.newApp("mn-mgr")
+	gen := h.writeSpec(a.name, []byte("recipe: mn-mgr\nversion: "+miniRelease+"\ntimeout: 2m\nminReady: 1s\n"))
+	s := h.waitPhase(a.name, gen, "Ready")
+	if v := volumesByNode(t, a.name)["mn-node4"]; len(v) != 1 {
+		t.Fatalf("volumes on mn-node4: %v; status:\n%s", v, s)
+	}
+	h.deleteSpec(a.name)
+	if _, err := h.awaitStatus(a.name, "Deleting", func(s appStatus) (bool, string) {
+		return s.Phase == "Deleting", ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := mn.nodes[0].docker.ServiceList(context.Background(), swarm.ServiceListOptions{
+		Filters: filters.NewArgs(filters.Arg("name", a.stack()+"_volumes-"))})
+	if err != nil || len(jobs) == 0 {
+		t.Fatalf("no volume job for mn-node4 once Deleting (%v): the test stops the manager too late", err)
+	}
+	mnStopNode(t, 1)
+	// The job answers while the reconciler's engine is down: its node's volume goes.
+	node4 := mn.nodes[3].docker
+	if err := poll(context.Background(), time.Minute, func() (bool, error) {
+		left, err := nodeLeft(context.Background(), node4, a.name)
+		return err == nil && len(left) == 0, nil
+	}); err != nil {
+		t.Fatalf("the volume job on mn-node4 did not remove the volume while mn-node1 was down: %v", err)
+	}
+	if s, _, _ := h.readStatus(a.name); s.Phase == "Deleted" {
+		t.Fatalf("Deleted while the reconciler's engine is down: %s", s)
+	}
+	mnStartNodes(t)
+	s, err = h.waitDeleted(a.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := volumesByNode(t, a.name); len(left) > 0 {
+		t.Fatalf("Deleted while volumes are left: %v", left)
+	}
+	var history []string
+	for _, e := range statusHistory(t, s) {
+		history = append(history, e.Phase+": "+e.Message)
+		if e.Phase == "Failed" {
+			t.Errorf("Failed on the way: %s", e.Message)
+		}
+	}
+	t.Logf("history:\n%s", strings.Join(history, "\n"))
+	if left, err := mn.nodes[0].docker.ServiceList(context.Background(), swarm.ServiceListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", appLabel+"="+a.name))}); err != nil || len(left) > 0 {
+		t.Errorf("services of the app left after Deleted (%v): %d", err, len(left))
+	}
+	h.assertNoResidue(a.name)
+}
+
 // TestMultinodeNodeOfReadyAppStops: the node running a Ready app's only task stops: Degraded
 // naming the node, then Ready again once swarm runs the task on another node; the history
 // shows both.
