@@ -473,21 +473,29 @@ func TestMultinodeImageMissingOnNode(t *testing.T) {
 	t.Logf("Failed %s after the spec: %s", took.Round(time.Millisecond), s.Message)
 }
 
+// mnReadyOnNode4 starts h's reconciler with an app of recipe name pinned to mn-node4, the
+// worker, waits until it is Ready, and returns it with the name of its volume there.
+func mnReadyOnNode4(t *testing.T, h *harness, name string) (*testApp, string) {
+	t.Helper()
+	mnRecipe(t, h, name, `      placement:
+        constraints: ["node.labels.mn == node4"]`)
+	h.start()
+	a := h.newApp(name)
+	gen := h.writeSpec(a.name, []byte("recipe: "+name+"\nversion: "+miniRelease+"\ntimeout: 2m\nminReady: 1s\n"))
+	s := h.waitPhase(a.name, gen, "Ready")
+	v := volumesByNode(t, a.name)["mn-node4"]
+	if len(v) != 1 {
+		t.Fatalf("volumes on mn-node4: %v; status:\n%s", v, s)
+	}
+	return a, v[0]
+}
+
 // TestMultinodeNodeDownBeforeTeardown: the only node holding the app's volume is down when the
 // spec is deleted: Deleting names the node and the volume until it is back, then the teardown
 // finishes with nothing left anywhere.
 func TestMultinodeNodeDownBeforeTeardown(t *testing.T) {
 	h := mnHarness(t)
-	mnRecipe(t, h, "mn-down", `      placement:
-        constraints: ["node.labels.mn == node4"]`)
-	h.start()
-	a := h.newApp("mn-down")
-	gen := h.writeSpec(a.name, []byte("recipe: mn-down\nversion: "+miniRelease+"\ntimeout: 2m\nminReady: 1s\n"))
-	s := h.waitPhase(a.name, gen, "Ready")
-	if v := volumesByNode(t, a.name)["mn-node4"]; len(v) != 1 {
-		t.Fatalf("volumes on mn-node4: %v; status:\n%s", v, s)
-	}
-	volName := volumesByNode(t, a.name)["mn-node4"][0]
+	a, volName := mnReadyOnNode4(t, h, "mn-down")
 	mnStopNode(t, 4)
 	h.deleteSpec(a.name)
 	s, err := h.awaitStatus(a.name, "Deleting naming mn-node4", func(s appStatus) (bool, string) {
@@ -522,15 +530,7 @@ func TestMultinodeNodeDownBeforeTeardown(t *testing.T) {
 // the app left on any node, and never Failed on the way.
 func TestMultinodeManagerRestartMidTeardown(t *testing.T) {
 	h := mnHarness(t)
-	mnRecipe(t, h, "mn-mgr", `      placement:
-        constraints: ["node.labels.mn == node4"]`)
-	h.start()
-	a := h.newApp("mn-mgr")
-	gen := h.writeSpec(a.name, []byte("recipe: mn-mgr\nversion: "+miniRelease+"\ntimeout: 2m\nminReady: 1s\n"))
-	s := h.waitPhase(a.name, gen, "Ready")
-	if v := volumesByNode(t, a.name)["mn-node4"]; len(v) != 1 {
-		t.Fatalf("volumes on mn-node4: %v; status:\n%s", v, s)
-	}
+	a, _ := mnReadyOnNode4(t, h, "mn-mgr")
 	h.deleteSpec(a.name)
 	if _, err := h.awaitStatus(a.name, "Deleting", func(s appStatus) (bool, string) {
 		return s.Phase == "Deleting", ""
@@ -555,7 +555,7 @@ func TestMultinodeManagerRestartMidTeardown(t *testing.T) {
 		t.Fatalf("Deleted while the reconciler's engine is down: %s", s)
 	}
 	mnStartNodes(t)
-	s, err = h.waitDeleted(a.name)
+	s, err := h.waitDeleted(a.name)
 	if err != nil {
 		t.Fatal(err)
 	}
