@@ -861,9 +861,10 @@ func TestMultinodeHA(tt *testing.T) {
 	// What the teardown said on the way, with when: a slow one (40 s once, 15 s usually) is
 	// read from these.
 	var seen []string
+	last := ""
 	s, err := h.awaitStatus(a, "phase Deleted", func(s appStatus) (bool, string) {
-		line := s.Phase + ": " + s.Message
-		if len(seen) == 0 || !strings.HasSuffix(seen[len(seen)-1], "] "+line) {
+		if line := s.Phase + ": " + s.Message; line != last {
+			last = line
 			seen = append(seen, fmt.Sprintf("[+%s] %s", time.Since(killed).Round(100*time.Millisecond), line))
 		}
 		return s.Phase == "Deleted", ""
