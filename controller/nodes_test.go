@@ -534,3 +534,73 @@ func TestNodeAnswerAndLateTasks(t *testing.T) {
 		})
 	}
 }
+
+// TestSpecBackWhileATeardownWaitsForANode: an app's spec deleted while the node holding its
+// volume is down, then written again before the node returns. The waiting volume job goes (the
+// app is wanted again: its data is not removed behind its back), the app deploys on the nodes
+// that are up, and the node that is down stays in the status, so that the next teardown,
+// once it is back, still removes the volume there: nothing leaks.
+func TestSpecBackWhileATeardownWaitsForANode(t *testing.T) {
+	f := multiNodeFixture(t)
+	vol := f.engine.remoteVolumes("n2")
+	f.engine.setNodeState("n2", swarm.NodeStateDown)
+	f.r.NodesChanged()
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	var st *spec.Status
+	for i := 0; i < 4; i++ {
+		st = f.pass("m")
+	}
+	if st.Phase != spec.PhaseDeleting || !strings.Contains(st.Message, "host-2 is down") || f.jobs() != 1 {
+		t.Fatalf("with host-2 down: %s %s; %d volume jobs", st.Phase, st.Message, f.jobs())
+	}
+
+	f.engine.place = func(*swarm.Service, int) string { return "n3" } // swarm places nothing on a node that is down
+	f.writeSpec("m", "recipe: echo\nversion: 1.0.0+1\n")
+	if st = f.settle("m"); st.Phase != spec.PhaseReady {
+		t.Fatalf("spec written again: %s %s", st.Phase, st.Message)
+	}
+	if f.jobs() != 0 {
+		t.Errorf("%d volume jobs left beside the app deployed again", f.jobs())
+	}
+	if got := f.engine.remoteVolumes("n2"); !slices.Equal(got, vol) {
+		t.Errorf("n2 volumes %v, want %v kept: the app is wanted again", got, vol)
+	}
+	if !slices.ContainsFunc(st.Nodes, func(n spec.NodeVolumes) bool { return n.ID == "n2" }) {
+		t.Fatalf("status forgets n2, whose volume the next teardown must remove: %+v", st.Nodes)
+	}
+
+	f.engine.setNodeState("n2", swarm.NodeStateReady)
+	f.r.NodesChanged()
+	if st = f.settle("m"); st.Phase != spec.PhaseReady || len(f.engine.remoteVolumes("n2")) != 1 {
+		t.Fatalf("host-2 back while the app runs: %s %s; n2 volumes %v", st.Phase, st.Message, f.engine.remoteVolumes("n2"))
+	}
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10 && st.Phase != spec.PhaseDeleted; i++ {
+		st = f.pass("m")
+	}
+	if st.Phase != spec.PhaseDeleted || len(f.engine.services) != 0 {
+		t.Fatalf("second teardown: %s %s; %d services", st.Phase, st.Message, len(f.engine.services))
+	}
+	for _, n := range []string{"n2", "n3"} {
+		if got := f.engine.remoteVolumes(n); len(got) != 0 {
+			t.Errorf("Deleted, and %s still holds %v", n, got)
+		}
+	}
+}
+
+// jobs counts the volume jobs the fake swarm holds.
+func (f *fixture) jobs() int {
+	f.engine.mu.Lock()
+	defer f.engine.mu.Unlock()
+	n := 0
+	for _, s := range f.engine.services {
+		if isJob(*s) {
+			n++
+		}
+	}
+	return n
+}
