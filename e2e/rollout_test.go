@@ -495,6 +495,24 @@ func rolloutCrash(t *testing.T, prefix, version string) (*testApp, rolloutRecipe
 
 	gen := h.writeSpec(a.name, r.spec(a, version))
 	written := time.Now()
+	s, full := failedNeverReady(t, a, w, gen, written)
+	if !full.hasExitCode(rolloutCrashExit) {
+		t.Errorf("the Failed status lists no task that exited %d (the crash); services:\n%s", rolloutCrashExit, s)
+	}
+	// Issue 4: the message itself says why: the failed task's error and exit code.
+	if !strings.Contains(s.Message, fmt.Sprintf("exit code %d", rolloutCrashExit)) {
+		t.Errorf("the Failed message gives no task error or exit code: %q", s.Message)
+	}
+	return a, r, full
+}
+
+// failedNeverReady waits for generation gen of app a, written at written, to be Failed, and
+// checks that it stays Failed over three resyncs and was never Ready: neither in what the
+// watcher w read (which it halts) nor in the status history, which keeps a phase too short for
+// the watcher's reads.
+func failedNeverReady(t *testing.T, a *testApp, w *statusWatcher, gen string, written time.Time) (appStatus, rolloutStatus) {
+	t.Helper()
+	h := a.h
 	s := h.waitPhase(a.name, gen, "Failed")
 	t.Logf("Failed %s after the spec was written: %s", time.Since(written).Round(time.Millisecond), s.Message)
 	// Failed is final for the generation: it stays so over the next resyncs.
@@ -510,21 +528,13 @@ func rolloutCrash(t *testing.T, prefix, version string) (*testApp, rolloutRecipe
 		t.Errorf("3 resyncs after Failed the status is %s for %s, want Failed for %s", after.Phase, rolloutShortGen(after.ObservedGeneration), rolloutShortGen(gen))
 	}
 	full := rolloutFull(t, s)
-	// The watcher can miss a phase that lasted less than one of its reads; the history cannot.
 	for _, e := range full.History {
 		if e.Phase == "Ready" && full.AttemptStartedAt != nil && !e.Time.Before(*full.AttemptStartedAt) {
 			t.Errorf("the status history says Ready at %s, after the crashing upgrade started at %s:\n%s",
 				e.Time.Format(time.RFC3339Nano), full.AttemptStartedAt.Format(time.RFC3339Nano), rolloutHistory(full))
 		}
 	}
-	if !full.hasExitCode(rolloutCrashExit) {
-		t.Errorf("the Failed status lists no task that exited %d (the crash); services:\n%s", rolloutCrashExit, s)
-	}
-	// Issue 4: the message itself says why: the failed task's error and exit code.
-	if !strings.Contains(s.Message, fmt.Sprintf("exit code %d", rolloutCrashExit)) {
-		t.Errorf("the Failed message gives no task error or exit code: %q", s.Message)
-	}
-	return a, r, full
+	return s, full
 }
 
 // TestRolloutCrashRollbackNeverReady: an upgrade to a release whose tasks crash, with
