@@ -481,13 +481,18 @@ func mnReadyOnNode4(t *testing.T, h *harness, name string) (*testApp, string) {
         constraints: ["node.labels.mn == node4"]`)
 	h.start()
 	a := h.newApp(name)
-	gen := h.writeSpec(a.name, []byte("recipe: "+name+"\nversion: "+miniRelease+"\ntimeout: 2m\nminReady: 1s\n"))
+	gen := h.writeSpec(a.name, mnPinnedSpec(name))
 	s := h.waitPhase(a.name, gen, "Ready")
 	v := volumesByNode(t, a.name)["mn-node4"]
 	if len(v) != 1 {
 		t.Fatalf("volumes on mn-node4: %v; status:\n%s", v, s)
 	}
 	return a, v[0]
+}
+
+// mnPinnedSpec is the spec mnReadyOnNode4 writes for recipe name.
+func mnPinnedSpec(name string) []byte {
+	return []byte("recipe: " + name + "\nversion: " + miniRelease + "\ntimeout: 2m\nminReady: 1s\n")
 }
 
 // TestMultinodeNodeDownBeforeTeardown: the only node holding the app's volume is down when the
@@ -516,6 +521,74 @@ func TestMultinodeNodeDownBeforeTeardown(t *testing.T) {
 	mnStartNodes(t)
 	s, err = h.waitDeleted(a.name)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if left := volumesByNode(t, a.name); len(left) > 0 {
+		t.Fatalf("Deleted while volumes are left: %v", left)
+	}
+	h.assertNoResidue(a.name)
+}
+
+// TestMultinodeSpecBackWhileNodeDown: the spec of an app whose only task and volume are on
+// mn-node4 is deleted while mn-node4 is down, then written again before it is back. The
+// teardown's waiting volume job goes (the app is wanted again, its data with it); once
+// mn-node4 is back the app is Ready on its old volume, never Failed; deleted again, the
+// teardown leaves nothing on any node.
+func TestMultinodeSpecBackWhileNodeDown(t *testing.T) {
+	ctx := context.Background()
+	h := mnHarness(t)
+	a, volName := mnReadyOnNode4(t, h, "mn-back")
+	node4 := mn.nodes[3].docker
+	before, err := node4.VolumeInspect(ctx, volName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnStopNode(t, 4)
+	h.deleteSpec(a.name)
+	if _, err := h.awaitStatus(a.name, "Deleting naming mn-node4", func(s appStatus) (bool, string) {
+		return s.Phase == "Deleting" && strings.Contains(s.Message, "node mn-node4 is down"), ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	jobs := func() []swarm.Service {
+		t.Helper()
+		js, err := mn.nodes[0].docker.ServiceList(ctx, swarm.ServiceListOptions{
+			Filters: filters.NewArgs(filters.Arg("name", a.stack()+"_volumes-"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	if len(jobs()) == 0 {
+		t.Fatal("no volume job waits for mn-node4 while the teardown says it waits for it")
+	}
+
+	written := time.Now()
+	gen := h.writeSpec(a.name, mnPinnedSpec("mn-back"))
+	if err := poll(ctx, time.Minute, func() (bool, error) { return len(jobs()) == 0, nil }); err != nil {
+		t.Fatalf("the volume job is still there with the app wanted again: %v", err)
+	}
+	if s, _, _ := h.readStatus(a.name); s.Phase == "Ready" || s.Phase == "Failed" {
+		t.Fatalf("with its only node down, the app written again is %s", s)
+	}
+	mnStartNodes(t)
+	s := h.waitPhase(a.name, gen, "Ready")
+	t.Logf("Ready %s after the spec was written again", time.Since(written).Round(time.Millisecond))
+	after, err := node4.VolumeInspect(ctx, volName)
+	if err != nil {
+		t.Fatalf("the app's volume on mn-node4 is gone: %v", err)
+	}
+	if after.CreatedAt != before.CreatedAt {
+		t.Errorf("volume %s on mn-node4 was made again (created %s, first %s): the app lost its data", volName, after.CreatedAt, before.CreatedAt)
+	}
+	for _, e := range statusHistory(t, s) {
+		if e.Phase == "Failed" {
+			t.Errorf("Failed on the way: %s", e.Message)
+		}
+	}
+
+	h.deleteSpec(a.name)
+	if _, err := h.waitDeleted(a.name); err != nil {
 		t.Fatal(err)
 	}
 	if left := volumesByNode(t, a.name); len(left) > 0 {
