@@ -635,51 +635,6 @@ func (s *scaleBench) stackRound(r *scaleResult) {
 	settle()
 }
 
-// stackRmPoll is `docker stack rm` plus polling every 100ms until no service, container,
-// network, config, secret or volume of the stack is left, as a CI job would do it:
-// `docker stack rm` removes the networks right after the services and fails when a task still
-// uses one (under load it does), so once the containers are gone it is run again while a
-// network, config or secret is left; the volume, which it never removes, is removed then (as
-// abra app rm --volumes does). It returns how many times the command had to be repeated.
-func stackRmPoll(ctx context.Context, stack string) (int, error) {
-	rm := func() error {
-		out, err := exec.CommandContext(ctx, "docker", "stack", "rm", stack).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("docker stack rm %s: %w\n%s", stack, err, out)
-		}
-		return nil
-	}
-	rmErr := rm()
-	reruns := 0
-	var left []string
-	err := poll(ctx, 3*time.Minute, func() (bool, error) {
-		var err error
-		if left, err = labelled(ctx, suite.docker, namespaceLabel, stack); err != nil || len(left) == 0 {
-			return err == nil, err
-		}
-		running, rest := false, false
-		for _, obj := range left {
-			kind, _, _ := strings.Cut(obj, " ")
-			running = running || kind == "service" || kind == "container"
-			rest = rest || kind == "network" || kind == "config" || kind == "secret"
-		}
-		switch {
-		case running:
-			return false, nil
-		case rest:
-			reruns++
-			rmErr = rm()
-			return false, nil
-		default:
-			return false, removeVolumes(ctx, suite.docker, filters.NewArgs(filters.Arg("label", namespaceLabel+"="+stack)))
-		}
-	})
-	if err != nil {
-		return reruns, fmt.Errorf("stack %s still has %s (last docker stack rm: %v): %w", stack, strings.Join(left, ", "), rmErr, err)
-	}
-	return reruns, nil
-}
-
 // otherE2E counts the e2e.test processes on this host other than this one: another e2e run
 // shares the swarm and the two CPUs, and disturbs the numbers.
 func otherE2E() int {

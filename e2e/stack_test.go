@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 )
 
@@ -127,33 +128,54 @@ func waitStackRunning(ctx context.Context, stack string, within time.Duration) e
 	return nil
 }
 
-// stackRemove runs `docker stack rm` and waits until nothing of the stack is left, removing
-// its volumes and external secrets itself as `docker stack rm` leaves them (as
-// `abra app rm --volumes` does).
+// stackRemove removes a stack deployed with `docker stack deploy` and everything of it,
+// volumes included (stackRmPoll), or says what is left.
 func stackRemove(ctx context.Context, stack string) error {
-	cmd := exec.CommandContext(ctx, "docker", "stack", "rm", stack)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("docker stack rm %s: %w\n%s", stack, err, out)
-	}
-	var left []string
-	err := poll(ctx, 2*time.Minute, func() (bool, error) {
-		var err error
-		left, err = labelled(ctx, suite.docker, namespaceLabel, stack)
+	_, err := stackRmPoll(ctx, stack)
+	return err
+}
+
+// stackRmPoll is `docker stack rm` plus polling every 100ms until no service, container,
+// network, config, secret or volume of the stack is left, as a CI job would do it:
+// `docker stack rm` removes the networks right after the services and fails when a task still
+// uses one (under load it does), so once the containers are gone it is run again while a
+// network, config or secret is left; the volume, which it never removes, is removed then (as
+// abra app rm --volumes does). It returns how many times the command had to be repeated.
+func stackRmPoll(ctx context.Context, stack string) (int, error) {
+	rm := func() error {
+		out, err := exec.CommandContext(ctx, "docker", "stack", "rm", stack).CombinedOutput()
 		if err != nil {
-			return false, err
+			return fmt.Errorf("docker stack rm %s: %w\n%s", stack, err, out)
 		}
-		stackLeft := false
+		return nil
+	}
+	rmErr := rm()
+	reruns := 0
+	var left []string
+	err := poll(ctx, 3*time.Minute, func() (bool, error) {
+		var err error
+		if left, err = labelled(ctx, suite.docker, namespaceLabel, stack); err != nil || len(left) == 0 {
+			return err == nil, err
+		}
+		running, rest := false, false
 		for _, obj := range left {
-			stackLeft = stackLeft || !strings.HasPrefix(obj, "volume ") && !strings.HasPrefix(obj, "secret ")
+			kind, _, _ := strings.Cut(obj, " ")
+			running = running || kind == "service" || kind == "container"
+			rest = rest || kind == "network" || kind == "config" || kind == "secret"
 		}
-		if len(left) > 0 && !stackLeft {
-			// Every service and container is gone: the volumes and secrets are free to remove.
-			err = removeLabelled(ctx, suite.docker, namespaceLabel, stack)
+		switch {
+		case running:
+			return false, nil
+		case rest:
+			reruns++
+			rmErr = rm()
+			return false, nil
+		default:
+			return false, removeVolumes(ctx, suite.docker, filters.NewArgs(filters.Arg("label", namespaceLabel+"="+stack)))
 		}
-		return len(left) == 0, err
 	})
 	if err != nil {
-		return fmt.Errorf("docker stack rm %s: still there: %s: %w", stack, strings.Join(left, ", "), err)
+		return reruns, fmt.Errorf("stack %s still has %s (last docker stack rm: %v): %w", stack, strings.Join(left, ", "), rmErr, err)
 	}
-	return nil
+	return reruns, nil
 }
