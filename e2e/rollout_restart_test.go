@@ -40,10 +40,7 @@ func TestCrashingUpgradeThroughDockerdRestart(t *testing.T) {
 		if err != nil {
 			return false, err
 		}
-		state := "none"
-		if svc.UpdateStatus != nil {
-			state = string(svc.UpdateStatus.State)
-		}
+		state := updateState(svc)
 		if len(seen) == 0 || seen[len(seen)-1] != state {
 			seen = append(seen, state)
 		}
@@ -79,12 +76,16 @@ func TestCrashingUpgradeThroughDockerdRestart(t *testing.T) {
 		t.Errorf("the Failed message does not name the crash's exit code %d: %q", rolloutCrashExit, s.Message)
 	}
 	svc := rolloutService(t, a)
-	state := "none"
-	if svc.UpdateStatus != nil {
-		state = string(svc.UpdateStatus.State)
-	}
-	t.Logf("after the restart swarm says the update is %s, and the service runs release %s", state, svc.Spec.Labels["coop-cloud."+a.stack()+".version"])
+	t.Logf("after the restart swarm says the update is %s, and the service runs release %s", updateState(svc), svc.Spec.Labels["coop-cloud."+a.stack()+".version"])
 	if !h.running() {
 		t.Errorf("the reconciler exited: %v", h.exit)
 	}
+}
+
+// updateState is the state of svc's last update, "none" when it has had none.
+func updateState(svc swarm.Service) string {
+	if svc.UpdateStatus == nil {
+		return "none"
+	}
+	return string(svc.UpdateStatus.State)
 }
