@@ -45,7 +45,7 @@ var errNotOwned = errors.New("not owned by this reconciler")
 // pass names it.
 func apply(ctx context.Context, e Engine, own swarmstate.Owner, a Action) (changed bool, err error) {
 	switch a.Kind {
-	case UpdateService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume:
+	case UpdateService, RollbackService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume:
 		if !own.Owns(a.Labels) {
 			return false, terminal{fmt.Errorf("%s %s: %w", a.Kind, a.Name, errNotOwned)}
 		}
@@ -74,6 +74,13 @@ func apply(ctx context.Context, e Engine, own swarmstate.Owner, a Action) (chang
 		_, err = e.ServiceCreate(ctx, *a.Service, swarm.ServiceCreateOptions{})
 	case UpdateService:
 		_, err = e.ServiceUpdate(ctx, a.ID, a.Version, *a.Service, swarm.ServiceUpdateOptions{})
+	case RollbackService:
+		// The spec sent is ignored: the engine puts the service's PreviousSpec in place.
+		if _, err = e.ServiceUpdate(ctx, a.ID, a.Version, *a.Service, swarm.ServiceUpdateOptions{Rollback: "previous"}); err != nil {
+			// The verdict stands; what is left to do is said.
+			return false, terminal{fmt.Errorf("%s; rolling %s back to its previous spec failed (%w): roll it back by hand with docker service rollback %s", a.Reason, a.Name, err, a.Name)}
+		}
+		return true, nil
 	case RemoveService:
 		err = e.ServiceRemove(ctx, a.ID)
 	case RemoveNetwork:

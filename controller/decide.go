@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -381,7 +382,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		}
 		return d.to(spec.PhaseDegraded, v.Message)
 	case !v.Converged && w.Now.After(deadline):
-		return d.to(spec.PhaseFailed, fmt.Sprintf("%s not converged within %s: %s", rev, s.Timeout.Duration, v.Message))
+		return d.failed(cur, v, fmt.Sprintf("%s not converged within %s: %s", rev, s.Timeout.Duration, v.Message))
 	case !v.Converged:
 		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
 		if len(w.Nodes) > 1 {
@@ -389,10 +390,15 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			d.After = min(d.After, remoteLook)
 		}
 		d.TasksFor = min(tasksOnlyFor, deadline.Sub(w.Now)+time.Millisecond)
-		if d.Phase == spec.PhasePending {
-			return d.to(spec.PhaseDeploying, v.Message)
+		msg := v.Message
+		if owed := owedRollbacks(v); len(owed) > 0 {
+			msg += fmt.Sprintf("; swarm ended the update of %s without rolling back, though its update_config.failure_action says rollback: rolled back at %s if not converged by then",
+				strings.Join(owed, ", "), deadline.UTC().Format("15:04:05Z07:00"))
 		}
-		return d.to(d.Phase, v.Message)
+		if d.Phase == spec.PhasePending {
+			return d.to(spec.PhaseDeploying, msg)
+		}
+		return d.to(d.Phase, msg)
 	case stage == upgradeFrom:
 		st.UpgradeStage = upgradeTo
 		st.LastAppliedRevision = rev
@@ -410,7 +416,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			return d.to(spec.PhaseDegraded, msg)
 		}
 		if w.Now.After(deadline) {
-			return d.to(spec.PhaseFailed, fmt.Sprintf("%s not stable within %s: %s", rev, s.Timeout.Duration, msg))
+			return d.failed(cur, v, fmt.Sprintf("%s not stable within %s: %s", rev, s.Timeout.Duration, msg))
 		}
 		d.After = max(min(stableAt.Sub(w.Now), deadline.Sub(w.Now)), 0) + time.Millisecond
 		d.TasksFor = d.After
@@ -581,6 +587,38 @@ func (d decision) deployed(now time.Time) {
 	if st.FirstDeployedAt == nil {
 		st.FirstDeployedAt = &now
 	}
+}
+
+// failed is an attempt's Failed verdict msg, with the rollbacks swarm owed the services that
+// failed it and did not make (owedRollbacks): they are made now, as `docker service rollback`
+// would, so that the recipe's failure_action holds whatever swarm's monitor saw.
+func (d decision) failed(cur *swarmstate.Snapshot, v swarmstate.Verdict, msg string) decision {
+	owed := owedRollbacks(v)
+	if len(owed) == 0 {
+		return d.to(spec.PhaseFailed, msg)
+	}
+	msg += fmt.Sprintf("; swarm ended the update of %s without rolling back (a task failed after the update's monitor, or a dockerd restart lost the update), though its update_config.failure_action says rollback",
+		strings.Join(owed, ", "))
+	for _, svc := range cur.Services {
+		if slices.Contains(owed, svc.Spec.Name) {
+			current := svc.Spec
+			d.Actions = append(d.Actions, Action{Kind: RollbackService, Name: svc.Spec.Name, ID: svc.ID, Labels: svc.Spec.Labels,
+				Version: svc.Version, Service: &current, Reason: msg})
+		}
+	}
+	return d.to(spec.PhaseFailed, msg+": rolling back to the previous spec")
+}
+
+// owedRollbacks names the services that fail the attempt (not converged, or restarted in it)
+// and are owed a rollback swarm did not make (swarmstate.ServiceState.RollbackOwed).
+func owedRollbacks(v swarmstate.Verdict) []string {
+	var owed []string
+	for _, s := range v.Services {
+		if s.RollbackOwed && (!s.Converged || s.Restarts > 0) {
+			owed = append(owed, s.Name)
+		}
+	}
+	return owed
 }
 
 // waitOutside is a wait on what the reconciler does not do itself (swarm's rollback, a secret

@@ -544,10 +544,14 @@ func (f *fakeEngine) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swa
 	return swarm.ServiceCreateResponse{ID: svc.ID}, nil
 }
 
-func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version, s swarm.ServiceSpec, _ swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
+func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version, s swarm.ServiceSpec, o swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.record("update service %s", s.Name); err != nil {
+	what := "update"
+	if o.Rollback == "previous" {
+		what = "rollback"
+	}
+	if err := f.record("%s service %s", what, s.Name); err != nil {
 		return swarm.ServiceUpdateResponse{}, err
 	}
 	svc, ok := f.services[id]
@@ -556,6 +560,22 @@ func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version
 	}
 	if svc.Version != v {
 		return swarm.ServiceUpdateResponse{}, errdefs.InvalidParameter(fmt.Errorf("update out of sequence"))
+	}
+	if o.Rollback == "previous" {
+		// As the engine does: s is ignored, the previous spec comes back and this one becomes
+		// the previous; the roll back is over at once.
+		if svc.PreviousSpec == nil {
+			return swarm.ServiceUpdateResponse{}, errdefs.InvalidParameter(fmt.Errorf("service %s does not have a previous spec", id))
+		}
+		cur := svc.Spec
+		svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &cur
+		f.seq++
+		svc.Version.Index = uint64(f.seq)
+		f.now = f.now.Add(time.Second)
+		started := f.now
+		svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &started, Message: "manually requested rollback completed"}
+		f.runTasks(svc)
+		return swarm.ServiceUpdateResponse{}, nil
 	}
 	old, _ := json.Marshal(svc.Spec.TaskTemplate)
 	next, _ := json.Marshal(s.TaskTemplate)

@@ -45,6 +45,10 @@ const (
 	// RemoveContainer removes, on the reconciler's own node, the stopped container of a task of
 	// a removed service (PlanTeardown says why).
 	RemoveContainer Kind = "remove container"
+	// RollbackService puts a service's previous spec back, as `docker service rollback` does:
+	// the rollback that a Failed upgrade's recipe asks for and swarm did not make
+	// (swarmstate.ServiceState.RollbackOwed).
+	RollbackService Kind = "roll back service"
 
 	// Checks that change nothing in the swarm but must hold before services are created or
 	// updated, so their failure is the app's, at once, in the engine's words.

@@ -332,6 +332,97 @@ func TestRollbackUnderWayIsWaitedFor(t *testing.T) {
 	}
 }
 
+// failingUpgrade is a fixture whose app u, Ready at 1.0.0+1 of a recipe whose update_config
+// says failure_action (none when empty), was given 1.1.0+1 with a 30s timeout: the new
+// release's tasks fail, and the fake's update is completed all the same, as swarm leaves it
+// when its monitor saw no failure.
+func failingUpgrade(t *testing.T, failureAction string) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	compose := testCompose
+	if failureAction != "" {
+		compose = strings.Replace(compose, "    networks:\n      - internal\n",
+			"    networks:\n      - internal\n    deploy:\n      update_config:\n        failure_action: "+failureAction+"\n", 1)
+	}
+	makeRecipeOf(t, f.r.RecipesDir, "rb", compose, "1.0.0+1", "1.1.0+1")
+	f.writeSpec("u", "recipe: rb\nversion: 1.0.0+1\n")
+	if st := f.settle("u"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.engine.failTasks = "task: non-zero exit (3)"
+	f.engine.now = f.now // the roll's StartedAt falls in the upgrade's attempt
+	f.writeSpec("u", "recipe: rb\nversion: 1.1.0+1\ntimeout: 30s\n")
+	return f
+}
+
+// TestFailedUpgradeSwarmDidNotRollBack: an upgrade whose new tasks fail, where swarm ended
+// the update as completed without rolling back (its monitor saw no failure, or a dockerd
+// restart lost the update). With update_config.failure_action rollback, the attempt's Failed
+// verdict rolls the service back to its previous spec, once, and says so; the wait before the
+// deadline says it will. Without it (or with pause) the new spec is left in place, as swarm
+// would leave it.
+func TestFailedUpgradeSwarmDidNotRollBack(t *testing.T) {
+	for _, tc := range []struct {
+		action   string
+		rollback bool
+	}{
+		{"rollback", true},
+		{"pause", false},
+		{"", false},
+	} {
+		t.Run("failure_action "+tc.action, func(t *testing.T) {
+			f := failingUpgrade(t, tc.action)
+			f.engine.resetCalls()
+			var st *spec.Status
+			for range 3 {
+				st = f.pass("u")
+			}
+			if st.Phase != spec.PhaseUpgrading || strings.Contains(st.Message, "rolled back at") != tc.rollback {
+				t.Fatalf("before the deadline: %s %q (rollback said: want %v)", st.Phase, st.Message, tc.rollback)
+			}
+			f.now = f.now.Add(time.Minute)
+			st = f.pass("u")
+			if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "not converged within 30s") ||
+				strings.Contains(st.Message, "rolling back to the previous spec") != tc.rollback {
+				t.Fatalf("at the deadline: %s %q (rollback said: want %v)", st.Phase, st.Message, tc.rollback)
+			}
+			var svc *swarm.Service
+			for _, s := range f.engine.services {
+				svc = s
+			}
+			rolled := slices.Contains(f.engine.writes(), "rollback service "+svc.Spec.Name)
+			image := svc.Spec.TaskTemplate.ContainerSpec.Image
+			if rolled != tc.rollback || (image == "echo:1.0.0") != tc.rollback {
+				t.Fatalf("rolled back %v, running image %s; want rolled back %v (writes %v)", rolled, image, tc.rollback, f.engine.writes())
+			}
+			// Failed is final: nothing more is done, the rollback is not made twice.
+			f.engine.resetCalls()
+			f.engine.failTasks = ""
+			if st = f.pass("u"); st.Phase != spec.PhaseFailed {
+				t.Fatalf("after the verdict: %s %s", st.Phase, st.Message)
+			}
+			if w := f.engine.writes(); len(w) > 0 {
+				t.Errorf("a Failed attempt acted on again: %v", w)
+			}
+		})
+	}
+}
+
+// TestOwedRollbackThatFails: the engine refuses the rollback; the app is Failed with the
+// verdict, what failed and the command to run by hand.
+func TestOwedRollbackThatFails(t *testing.T) {
+	f := failingUpgrade(t, "rollback")
+	f.pass("u")
+	f.now = f.now.Add(time.Minute)
+	f.engine.fail = map[string]int{"rollback service": 1}
+	st := f.pass("u")
+	for _, want := range []string{"not converged within 30s", "non-zero exit (3)", "rolling u_test_app back to its previous spec failed", "docker service rollback u_test_app"} {
+		if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, want) {
+			t.Errorf("%s %q: want Failed saying %q", st.Phase, st.Message, want)
+		}
+	}
+}
+
 // failingNetworks is an engine that refuses to create networks, as a missing driver does.
 type failingNetworks struct{ *fakeEngine }
 

@@ -48,6 +48,13 @@ type ServiceState struct {
 	// ImageErr says a task of this attempt was refused because its node has no such image and
 	// cannot pull it, naming the image and the node: no retry on that node will find it.
 	ImageErr string
+	// RollbackOwed says swarm ended this attempt's roll as completed although the service's
+	// update_config asks that a failed update be rolled back, and a previous spec is there to
+	// go back to. Swarm judges a roll only while its monitor watches: a task that fails after
+	// the monitor period, or a dockerd restart in the middle of the roll (the monitor is lost
+	// and the update marked completed), leaves the new spec failing for good. When the
+	// controller's verdict on the attempt is Failed, it owes the service that rollback.
+	RollbackOwed bool
 }
 
 // Nodes are the swarm's nodes by ID and the ID of the engine the reconciler talks to, for the
@@ -183,6 +190,9 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 	}
 	if uc := svc.Spec.UpdateConfig; uc != nil {
 		st.Monitor = uc.Monitor
+		us := svc.UpdateStatus
+		st.RollbackOwed = uc.FailureAction == swarm.UpdateFailureActionRollback && svc.PreviousSpec != nil &&
+			us != nil && us.State == swarm.UpdateStateCompleted && us.StartedAt != nil && !us.StartedAt.Before(since)
 	}
 	completed, live := 0, 0
 	var lastEnded time.Time

@@ -290,3 +290,40 @@ func TestConvergedOnNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestRollbackOwed: swarm owes a rollback when it ended this attempt's roll as completed,
+// the service's update_config says rollback on failure, and a previous spec is there.
+func TestRollbackOwed(t *testing.T) {
+	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	before, after := since.Add(-time.Second), since.Add(time.Second)
+	for _, tc := range []struct {
+		name     string
+		action   string
+		previous bool
+		state    swarm.UpdateState
+		started  *time.Time
+		owed     bool
+	}{
+		{"completed roll of this attempt", swarm.UpdateFailureActionRollback, true, swarm.UpdateStateCompleted, &after, true},
+		{"failure_action pause", swarm.UpdateFailureActionPause, true, swarm.UpdateStateCompleted, &after, false},
+		{"failure_action continue", swarm.UpdateFailureActionContinue, true, swarm.UpdateStateCompleted, &after, false},
+		{"no previous spec", swarm.UpdateFailureActionRollback, false, swarm.UpdateStateCompleted, &after, false},
+		{"completed before this attempt", swarm.UpdateFailureActionRollback, true, swarm.UpdateStateCompleted, &before, false},
+		{"still updating: swarm's monitor watches", swarm.UpdateFailureActionRollback, true, swarm.UpdateStateUpdating, &after, false},
+		{"swarm rolled back itself", swarm.UpdateFailureActionRollback, true, swarm.UpdateStateRollbackCompleted, &after, false},
+		{"no start time", swarm.UpdateFailureActionRollback, true, swarm.UpdateStateCompleted, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := replicated("a", 1, nil, &swarm.UpdateStatus{State: tc.state, StartedAt: tc.started})
+			svc.Spec.UpdateConfig = &swarm.UpdateConfig{FailureAction: tc.action}
+			if tc.previous {
+				prev := svc.Spec
+				svc.PreviousSpec = &prev
+			}
+			v := Converged([]swarm.Service{svc}, []swarm.Task{task("a", swarm.TaskStateShutdown, swarm.TaskStateFailed, "task: non-zero exit (3)")}, since)
+			if got := v.Services[0].RollbackOwed; got != tc.owed {
+				t.Errorf("RollbackOwed %v, want %v", got, tc.owed)
+			}
+		})
+	}
+}
