@@ -17,7 +17,8 @@ import (
 // marks the update completed and never rolls back, and the new release's task crashes again
 // and again. The engine's restart must not turn the verdict: the generation ends Failed at its
 // timeout naming the crash's exit code (or, if swarm did roll back, saying so), never Ready,
-// and stays Failed.
+// and stays Failed; and the rollback the recipe asks for is made (by the reconciler's verdict
+// when swarm lost it), so the old release serves again.
 //
 // SERIAL: it stops the engine under everything on this host, so it never calls t.Parallel; the
 // restart helpers start dockerd again in a cleanup whatever happens.
@@ -75,8 +76,24 @@ func TestCrashingUpgradeThroughDockerdRestart(t *testing.T) {
 	if !strings.Contains(s.Message, fmt.Sprintf("exit code %d", rolloutCrashExit)) {
 		t.Errorf("the Failed message does not name the crash's exit code %d: %q", rolloutCrashExit, s.Message)
 	}
-	svc := rolloutService(t, a)
-	t.Logf("after the restart swarm says the update is %s, and the service runs release %s", updateState(svc), svc.Spec.Labels["coop-cloud."+a.stack()+".version"])
+	// Whether swarm rolled back or lost the update, failure_action rollback holds: the old
+	// release runs and serves again (the reconciler's verdict made the rollback swarm owed).
+	if !strings.Contains(s.Message, "rolled back") && !strings.Contains(s.Message, "rolling back to the previous spec") {
+		t.Errorf("the Failed message does not say the update is rolled back: %q", s.Message)
+	}
+	var svc swarm.Service
+	err = poll(ctx, time.Minute, func() (bool, error) {
+		svc = rolloutService(t, a)
+		return updateState(svc) == string(swarm.UpdateStateRollbackCompleted), nil
+	})
+	release := svc.Spec.Labels["coop-cloud."+a.stack()+".version"]
+	t.Logf("after the restart and the verdict the update is %s, and the service runs release %s", updateState(svc), release)
+	if err != nil || release != rolloutV1 {
+		t.Errorf("the service is not rolled back to %s within a minute of Failed: update %s, release %s", rolloutV1, updateState(svc), release)
+	}
+	if err := waitHTTP(ctx, a.port, "/", r.Messages[rolloutV1]); err != nil {
+		t.Errorf("the old release does not serve after the rollback: %v", err)
+	}
 	if !h.running() {
 		t.Errorf("the reconciler exited: %v", h.exit)
 	}

@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// TestCrashAfterMonitorRolledBack: an upgrade whose new task serves for 3s and then exits 3,
+// for ever, with update_config monitor 1s and failure_action rollback. Swarm's monitor sees
+// the task up for its second and completes the update; the crashes come after it, so swarm
+// never rolls back. The spec's stability window (minReady 5s, longer than the monitor) never
+// passes, so the attempt is Failed at its timeout, and that verdict makes the rollback the recipe asks for: the service's previous
+// spec (no crash) runs and serves again, and the status says so. It was never Ready for the
+// generation and stays Failed.
+func TestCrashAfterMonitorRolledBack(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t)
+	const recipe = "e2e-rollback-owed"
+	makeEchoRecipe(t, h, recipe, "PORT=18080\nCRASH_AFTER=\n", fmt.Sprintf(`services:
+  app:
+    image: %s
+    environment:
+      - MESSAGE=hello from %s
+      - PORT=8080
+      - CRASH_AFTER=${CRASH_AFTER}
+    ports:
+      - target: 8080
+        published: ${PORT}
+        protocol: tcp
+        mode: host
+    deploy:
+      replicas: 1
+      restart_policy:
+        condition: any
+        delay: 0s
+      update_config:
+        monitor: 1s
+        failure_action: rollback
+      labels:
+        - "coop-cloud.${STACK_NAME}.version=%s"
+`, echoImage, recipe, miniRelease), nil)
+	a := h.newApp("e2e-ro-owed")
+	specOf := func(crashAfter string) []byte {
+		return fmt.Appendf(nil, "recipe: %s\nversion: %q\ntimeout: 20s\nminReady: 5s\nenv:\n  PORT: \"%d\"\n  CRASH_AFTER: %q\n", recipe, miniRelease, a.port, crashAfter)
+	}
+	h.waitPhase(a.name, h.writeSpec(a.name, specOf("")), "Ready")
+	svcID := a.appService(t).ID
+
+	w := watchStatus(t, h.statusPath(a.name), time.Millisecond)
+	gen := h.writeSpec(a.name, specOf("3s"))
+	written := time.Now()
+	s, _ := failedNeverReady(t, a, w, gen, written)
+	for _, want := range []string{"within 20s", "last exit code 3", "without rolling back", "rolling back to the previous spec"} {
+		if !strings.Contains(s.Message, want) {
+			t.Errorf("the Failed message does not say %q: %q", want, s.Message)
+		}
+	}
+	ctx := context.Background()
+	var svc swarm.Service
+	err := poll(ctx, time.Minute, func() (bool, error) {
+		var err error
+		svc, _, err = suite.docker.ServiceInspectWithRaw(ctx, svcID, swarm.ServiceInspectOptions{})
+		return err == nil && updateState(svc) == string(swarm.UpdateStateRollbackCompleted), err
+	})
+	if err != nil {
+		t.Fatalf("the service's rollback did not complete within a minute (update %s): %v", updateState(svc), err)
+	}
+	if env := svc.Spec.TaskTemplate.ContainerSpec.Env; !slices.Contains(env, "CRASH_AFTER=") {
+		t.Errorf("after the rollback the service's env is %v, want the previous spec's CRASH_AFTER=", env)
+	}
+	if err := waitHTTP(ctx, a.port, "/", "hello from "+recipe); err != nil {
+		t.Errorf("the previous spec does not serve after the rollback: %v", err)
+	}
+	// Failed stays: the rollback is the verdict's, not a new attempt.
+	time.Sleep(2 * resync)
+	after, _, err := h.readStatus(a.name)
+	if err != nil || after.ObservedGeneration != gen || after.Phase != "Failed" {
+		t.Errorf("after the rollback the status is %s for %s (%v), want Failed for %s", after.Phase, rolloutShortGen(after.ObservedGeneration), err, rolloutShortGen(gen))
+	}
+}
