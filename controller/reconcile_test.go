@@ -408,6 +408,35 @@ func TestFailedUpgradeSwarmDidNotRollBack(t *testing.T) {
 	}
 }
 
+// TestOwedRollbackKilledBeforeTheStatus: the process dies after the rollback call and before
+// the Failed status is written: the next process finds the Upgrading status and swarm's
+// rollback of this attempt, and is Failed saying it rolled back, without another rollback.
+func TestOwedRollbackKilledBeforeTheStatus(t *testing.T) {
+	f := failingUpgrade(t, "rollback")
+	f.pass("u")
+	f.now = f.now.Add(time.Minute)
+	upgrading, err := spec.ReadStatus(f.r.StatusDir, "u")
+	if err != nil || upgrading.Phase != spec.PhaseUpgrading {
+		t.Fatalf("before the deadline: %v %v", upgrading, err)
+	}
+	if st := f.pass("u"); st.Phase != spec.PhaseFailed {
+		t.Fatalf("at the deadline: %s %s", st.Phase, st.Message)
+	}
+	if err := spec.WriteStatus(f.r.StatusDir, upgrading); err != nil { // the write that never happened
+		t.Fatal(err)
+	}
+	f.engine.resetCalls()
+	st := f.pass("u")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "rolled back") {
+		t.Fatalf("after the restart: %s %q", st.Phase, st.Message)
+	}
+	for _, w := range f.engine.writes() {
+		if !strings.HasPrefix(w, "logs ") { // the failed task's log, read for the message
+			t.Errorf("acted again after the rollback: %s", w)
+		}
+	}
+}
+
 // TestOwedRollbackThatFails: the engine refuses the rollback; the app is Failed with the
 // verdict, what failed and the command to run by hand.
 func TestOwedRollbackThatFails(t *testing.T) {
