@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -594,6 +595,87 @@ func TestMultinodeSpecBackWhileNodeDown(t *testing.T) {
 	if left := volumesByNode(t, a.name); len(left) > 0 {
 		t.Fatalf("Deleted while volumes are left: %v", left)
 	}
+	h.assertNoResidue(a.name)
+}
+
+// TestMultinodeTeardownWhileNodeCutOff: the only node running an app's task and holding its
+// volume is cut off from the others (its link down; its dockerd and the app's container keep
+// running) as the spec is deleted. The teardown removes the service, is Deleting naming the
+// node while it is away, and never Deleted: the node still holds the volume, and a container
+// that uses it. Once the link is back the node stops the removed service's container, and the
+// teardown ends with nothing of the app left on any node (each node's own engine asked).
+func TestMultinodeTeardownWhileNodeCutOff(t *testing.T) {
+	ctx := context.Background()
+	h := mnHarness(t)
+	a, volName := mnReadyOnNode4(t, h, "mn-cut")
+	const ns = "mn-node4"
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "down").CombinedOutput(); err != nil {
+		t.Fatalf("cut %s off: %v %s", ns, err, out)
+	}
+	cut := time.Now()
+	linkUp := func() {
+		if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "up").CombinedOutput(); err != nil {
+			t.Errorf("bring %s back: %v %s", ns, err, out)
+		}
+	}
+	t.Cleanup(linkUp)
+	h.deleteSpec(a.name)
+	s, err := h.awaitStatus(a.name, "Deleting naming mn-node4", func(s appStatus) (bool, string) {
+		if s.Phase == "Deleted" {
+			return false, "Deleted while mn-node4, holding the volume, is cut off"
+		}
+		return s.Phase == "Deleting" && strings.Contains(s.Message, "mn-node4") && strings.Contains(s.Message, volName), ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s after the cut: %s", time.Since(cut).Round(time.Millisecond), s.Message)
+	// Cut off, the node's engine still runs the removed service's container.
+	left, err := nodeLeft(ctx, mn.nodes[3].docker, a.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("on mn-node4 while cut off: %v", left)
+	if !slices.Contains(left, "volume "+volName) {
+		t.Fatalf("mn-node4 lost the app's volume while cut off: %v", left)
+	}
+	// Swarm marks the node down once its heartbeats stop; the teardown says it waits for it.
+	if s, err = h.awaitStatus(a.name, "Deleting saying mn-node4 is down", func(s appStatus) (bool, string) {
+		if s.Phase == "Deleted" {
+			return false, "Deleted while mn-node4, holding the volume, is cut off"
+		}
+		return s.Phase == "Deleting" && strings.Contains(s.Message, "node mn-node4 is down") && strings.Contains(s.Message, volName), ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s after the cut: %s", time.Since(cut).Round(time.Millisecond), s.Message)
+	time.Sleep(3 * resync)
+	if s, _, _ = h.readStatus(a.name); s.Phase != "Deleting" {
+		t.Fatalf("with mn-node4 still cut off: %s", s)
+	}
+
+	linkUp()
+	back := time.Now()
+	if err := mnAllReady(ctx, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = h.waitDeleted(a.name); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Deleted %s after the link came back", time.Since(back).Round(time.Millisecond))
+	for _, node := range mn.nodes {
+		if left, err := nodeLeft(ctx, node.docker, a.name); err != nil || len(left) > 0 {
+			t.Errorf("Deleted while %s holds %v (%v)", node.name, left, err)
+		}
+	}
+	var history []string
+	for _, e := range statusHistory(t, s) {
+		history = append(history, e.Phase+": "+e.Message)
+		if e.Phase == "Failed" {
+			t.Errorf("Failed on the way: %s", e.Message)
+		}
+	}
+	t.Logf("history:\n%s", strings.Join(history, "\n"))
 	h.assertNoResidue(a.name)
 }
 
