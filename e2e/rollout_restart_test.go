@@ -77,8 +77,14 @@ func TestCrashingUpgradeThroughDockerdRestart(t *testing.T) {
 		t.Errorf("the Failed message does not name the crash's exit code %d: %q", rolloutCrashExit, s.Message)
 	}
 	// Whether swarm rolled back or lost the update, failure_action rollback holds: the old
-	// release runs and serves again (the reconciler's verdict made the rollback swarm owed).
-	if !strings.Contains(s.Message, "rolled back") && !strings.Contains(s.Message, "rolling back to the previous spec") {
+	// release runs and serves again (the reconciler's verdict made the rollback swarm owed,
+	// and said before the deadline that it would).
+	switch {
+	case strings.Contains(s.Message, "rolling back to the previous spec"):
+		if !w.saw(gen, "Upgrading", "without rolling back, though its update_config.failure_action says rollback: rolled back at ") {
+			t.Errorf("the rollback was made at the deadline, but no Upgrading status before it said it would be")
+		}
+	case !strings.Contains(s.Message, "rolled back"):
 		t.Errorf("the Failed message does not say the update is rolled back: %q", s.Message)
 	}
 	var svc swarm.Service

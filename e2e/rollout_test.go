@@ -260,6 +260,7 @@ type statusWatcher struct {
 	mu      sync.Mutex
 	reads   int
 	seen    []watchedState
+	said    []watchedState // every change of message too
 	corrupt []string
 }
 
@@ -316,9 +317,24 @@ func (w *statusWatcher) look(last *[]byte) {
 	}
 	if jerr := json.Unmarshal(b, &s); jerr != nil {
 		w.corrupt = append(w.corrupt, fmt.Sprintf("%v: %q", jerr, truncate(b, 200)))
-	} else if n := len(w.seen); n == 0 || w.seen[n-1].Gen != s.Gen || w.seen[n-1].Phase != s.Phase {
-		w.seen = append(w.seen, watchedState{Gen: s.Gen, Phase: s.Phase, Message: s.Message, At: at})
+		return
 	}
+	st := watchedState{Gen: s.Gen, Phase: s.Phase, Message: s.Message, At: at}
+	if n := len(w.seen); n == 0 || w.seen[n-1].Gen != s.Gen || w.seen[n-1].Phase != s.Phase {
+		w.seen = append(w.seen, st)
+	}
+	if n := len(w.said); n == 0 || w.said[n-1] != st {
+		w.said = append(w.said, st)
+	}
+}
+
+// saw reports whether the status said text in phase for gen at some read.
+func (w *statusWatcher) saw(gen, phase, text string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.ContainsFunc(w.said, func(s watchedState) bool {
+		return s.Gen == gen && s.Phase == phase && strings.Contains(s.Message, text)
+	})
 }
 
 // halt stops the watcher and waits for its loop to end.
