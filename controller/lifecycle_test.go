@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+
 	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
 func TestTTLExpiresAndStaysDown(t *testing.T) {
@@ -405,5 +409,100 @@ func TestFailedAppDeletedWhileTheEngineIsDown(t *testing.T) {
 	seen, _ := f.passes("a", 20)
 	if last := seen[len(seen)-1]; last.Phase != spec.PhaseDeleted {
 		t.Errorf("ended %s: %s", last.Phase, last.Message)
+	}
+}
+
+// TestHandEditsDuringTeardown: while a teardown waits for the removed services' tasks, a person
+// removes the app's network, config and volume by hand, and makes a service and a network of
+// the names the app's had, without its labels (a `docker stack deploy` of the same stack, say).
+// What was removed by hand counts as removed; the teardown ends Deleted without an error; and
+// the look-alikes, not ours, are neither removed nor counted.
+func TestHandEditsDuringTeardown(t *testing.T) {
+	f := twoReadyApps(t)
+	f.engine.taskLinger = 5
+	ctx := t.Context()
+	var service, net, conf, vol string
+	for _, s := range f.engine.services {
+		if s.Spec.Labels[swarmstate.LabelApp] == "s" {
+			service = s.Spec.Name
+		}
+	}
+	for id, n := range f.engine.networks {
+		if n.Labels[swarmstate.LabelApp] == "s" {
+			net = id
+		}
+	}
+	for id, c := range f.engine.configs {
+		if c.Spec.Labels[swarmstate.LabelApp] == "s" {
+			conf = id
+		}
+	}
+	for name, v := range f.engine.volumes {
+		if v.Labels[swarmstate.LabelApp] == "s" {
+			vol = name
+		}
+	}
+	if service == "" || net == "" || conf == "" || vol == "" {
+		t.Fatalf("app s: service %q network %q config %q volume %q", service, net, conf, vol)
+	}
+	netName := f.engine.networks[net].Name
+	phases := f.deletePasses("s", 1)
+	if !strings.HasPrefix(phases[0], "Deleting") {
+		t.Fatalf("first pass: %s", phases[0])
+	}
+	// By hand, while the tasks linger.
+	if err := f.engine.NetworkRemove(ctx, net); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.engine.ConfigRemove(ctx, conf); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.mu.Lock()
+	delete(f.engine.volumes, vol)
+	f.engine.mu.Unlock()
+	one := uint64(1)
+	if _, err := f.engine.ServiceCreate(ctx, swarm.ServiceSpec{Annotations: swarm.Annotations{Name: service},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &one}},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "echo:1.0.0"}}}, swarm.ServiceCreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine.NetworkCreate(ctx, netName, network.CreateOptions{Driver: "overlay"}); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.resetCalls()
+	var st *spec.Status
+	for range 10 {
+		if _, err := f.r.Reconcile(ctx, "s"); err != nil {
+			t.Fatalf("a pass after the hand edits: %v", err)
+		}
+		f.now = f.now.Add(time.Second)
+		var err error
+		if st, err = spec.ReadStatus(f.r.StatusDir, "s"); err != nil {
+			t.Fatal(err)
+		}
+		if st.Phase == spec.PhaseDeleted {
+			break
+		}
+	}
+	if st.Phase != spec.PhaseDeleted {
+		t.Fatalf("after the hand edits: %s %s", st.Phase, st.Message)
+	}
+	for _, w := range f.engine.writes() {
+		if strings.HasPrefix(w, "remove") && !strings.Contains(w, "container") {
+			t.Errorf("the teardown removed something after the hand edits, when nothing of ours was left but tasks: %s", w)
+		}
+	}
+	found := map[string]bool{}
+	for _, s := range f.engine.services {
+		found["service "+s.Spec.Name] = true
+	}
+	for _, n := range f.engine.networks {
+		found["network "+n.Name] = true
+	}
+	if !found["service "+service] || !found["network "+netName] {
+		t.Errorf("a look-alike made by hand is gone: %v", found)
+	}
+	if st := f.settle("other"); st.Phase != spec.PhaseReady {
+		t.Errorf("the other app: %s %s", st.Phase, st.Message)
 	}
 }
