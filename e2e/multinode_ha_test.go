@@ -827,16 +827,8 @@ func TestMultinodeHA(tt *testing.T) {
 	// over, c converges; the link comes back, and the cut-off replica follows.
 	l := c.awaitLeader(time.Minute, "")
 	ns := fmt.Sprintf("mn-node%d", l.node)
-	if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "down").CombinedOutput(); err != nil {
-		t.Fatalf("cut %s off: %v %s", ns, err, out)
-	}
+	linkUp := mnCutOff(t, l.node)
 	cut := time.Now()
-	linkUp := func() {
-		if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "up").CombinedOutput(); err != nil {
-			t.Errorf("bring %s back: %v %s", ns, err, out)
-		}
-	}
-	t.Cleanup(linkUp)
 	cApp, genC := c.haApp("mn-ha-c", "", true)
 	other := c.awaitLeader(45*time.Second, l.id)
 	t.Logf("%s cut off (leader %s): %s leads after %s", ns, l.id, other.id, time.Since(cut).Round(time.Millisecond))

@@ -496,6 +496,39 @@ func mnPinnedSpec(name string) []byte {
 	return []byte("recipe: " + name + "\nversion: " + miniRelease + "\ntimeout: 2m\nminReady: 1s\n")
 }
 
+// mnCutOff takes node n's link down (its dockerd and containers keep running, cut off from the
+// other nodes) and returns what brings it back, also registered as a cleanup.
+func mnCutOff(t testing.TB, n int) (linkUp func()) {
+	t.Helper()
+	ns := fmt.Sprintf("mn-node%d", n)
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "down").CombinedOutput(); err != nil {
+		t.Fatalf("cut %s off: %v %s", ns, err, out)
+	}
+	linkUp = func() {
+		if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "up").CombinedOutput(); err != nil {
+			t.Errorf("bring %s back: %v %s", ns, err, out)
+		}
+	}
+	t.Cleanup(linkUp)
+	return linkUp
+}
+
+// mnAwaitDeletingFor waits until app's teardown is Deleting with a message that says text and
+// names volume; Deleted before that fails the test (mn-node4, holding the volume, is away).
+func mnAwaitDeletingFor(t *testing.T, h *harness, app, text, volume string) appStatus {
+	t.Helper()
+	s, err := h.awaitStatus(app, "Deleting saying "+text, func(s appStatus) (bool, string) {
+		if s.Phase == "Deleted" {
+			return false, "Deleted while mn-node4, holding the volume, is away"
+		}
+		return s.Phase == "Deleting" && strings.Contains(s.Message, text) && strings.Contains(s.Message, volume), ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestMultinodeNodeDownBeforeTeardown: the only node holding the app's volume is down when the
 // spec is deleted: Deleting names the node and the volume until it is back, then the teardown
 // finishes with nothing left anywhere.
@@ -504,15 +537,7 @@ func TestMultinodeNodeDownBeforeTeardown(t *testing.T) {
 	a, volName := mnReadyOnNode4(t, h, "mn-down")
 	mnStopNode(t, 4)
 	h.deleteSpec(a.name)
-	s, err := h.awaitStatus(a.name, "Deleting naming mn-node4", func(s appStatus) (bool, string) {
-		if s.Phase == "Deleted" {
-			return false, "Deleted while mn-node4, holding the volume, is down"
-		}
-		return s.Phase == "Deleting" && strings.Contains(s.Message, "node mn-node4 is down") && strings.Contains(s.Message, volName), ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mnAwaitDeletingFor(t, h, a.name, "node mn-node4 is down", volName)
 	t.Logf("while mn-node4 is down: %s", s.Message)
 	// It stays so: a few passes later, still Deleting.
 	time.Sleep(3 * resync)
@@ -520,8 +545,7 @@ func TestMultinodeNodeDownBeforeTeardown(t *testing.T) {
 		t.Fatalf("with mn-node4 still down: %s", s)
 	}
 	mnStartNodes(t)
-	s, err = h.waitDeleted(a.name)
-	if err != nil {
+	if _, err := h.waitDeleted(a.name); err != nil {
 		t.Fatal(err)
 	}
 	if left := volumesByNode(t, a.name); len(left) > 0 {
@@ -608,27 +632,10 @@ func TestMultinodeTeardownWhileNodeCutOff(t *testing.T) {
 	ctx := context.Background()
 	h := mnHarness(t)
 	a, volName := mnReadyOnNode4(t, h, "mn-cut")
-	const ns = "mn-node4"
-	if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "down").CombinedOutput(); err != nil {
-		t.Fatalf("cut %s off: %v %s", ns, err, out)
-	}
+	linkUp := mnCutOff(t, 4)
 	cut := time.Now()
-	linkUp := func() {
-		if out, err := exec.Command("ip", "-n", ns, "link", "set", "eth0", "up").CombinedOutput(); err != nil {
-			t.Errorf("bring %s back: %v %s", ns, err, out)
-		}
-	}
-	t.Cleanup(linkUp)
 	h.deleteSpec(a.name)
-	s, err := h.awaitStatus(a.name, "Deleting naming mn-node4", func(s appStatus) (bool, string) {
-		if s.Phase == "Deleted" {
-			return false, "Deleted while mn-node4, holding the volume, is cut off"
-		}
-		return s.Phase == "Deleting" && strings.Contains(s.Message, "mn-node4") && strings.Contains(s.Message, volName), ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mnAwaitDeletingFor(t, h, a.name, "mn-node4", volName)
 	t.Logf("%s after the cut: %s", time.Since(cut).Round(time.Millisecond), s.Message)
 	// Cut off, the node's engine still runs the removed service's container.
 	left, err := nodeLeft(ctx, mn.nodes[3].docker, a.name)
@@ -640,14 +647,7 @@ func TestMultinodeTeardownWhileNodeCutOff(t *testing.T) {
 		t.Fatalf("mn-node4 lost the app's volume while cut off: %v", left)
 	}
 	// Swarm marks the node down once its heartbeats stop; the teardown says it waits for it.
-	if s, err = h.awaitStatus(a.name, "Deleting saying mn-node4 is down", func(s appStatus) (bool, string) {
-		if s.Phase == "Deleted" {
-			return false, "Deleted while mn-node4, holding the volume, is cut off"
-		}
-		return s.Phase == "Deleting" && strings.Contains(s.Message, "node mn-node4 is down") && strings.Contains(s.Message, volName), ""
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s = mnAwaitDeletingFor(t, h, a.name, "node mn-node4 is down", volName)
 	t.Logf("%s after the cut: %s", time.Since(cut).Round(time.Millisecond), s.Message)
 	time.Sleep(3 * resync)
 	if s, _, _ = h.readStatus(a.name); s.Phase != "Deleting" {
