@@ -366,7 +366,8 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	if seen.IsZero() || seen.After(w.Now) {
 		seen = w.Now
 	}
-	stableAt, unstable := v.Unstable(seen, func(ss swarmstate.ServiceState) time.Duration { return minReady(s, ss) })
+	window := func(ss swarmstate.ServiceState) time.Duration { return minReady(s, ss) }
+	stableAt, unstable := v.Unstable(seen, window)
 	switch {
 	case v.GaveUp && !converged:
 		// No task will run again until the service changes: waiting cannot help.
@@ -382,7 +383,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		}
 		return d.to(spec.PhaseDegraded, v.Message)
 	case !v.Converged && w.Now.After(deadline):
-		return d.failed(cur, v, fmt.Sprintf("%s not converged within %s: %s", rev, s.Timeout.Duration, v.Message))
+		return d.failed(cur, v, seen, window, fmt.Sprintf("%s not converged within %s: %s", rev, s.Timeout.Duration, v.Message))
 	case !v.Converged:
 		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
 		if len(w.Nodes) > 1 {
@@ -390,11 +391,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			d.After = min(d.After, remoteLook)
 		}
 		d.TasksFor = min(tasksOnlyFor, deadline.Sub(w.Now)+time.Millisecond)
-		msg := v.Message
-		if owed := owedRollbacks(v); len(owed) > 0 {
-			msg += fmt.Sprintf("; swarm ended the update of %s without rolling back, though its update_config.failure_action says rollback: rolled back at %s if not converged by then",
-				strings.Join(owed, ", "), deadline.UTC().Format("15:04:05Z07:00"))
-		}
+		msg := v.Message + owedNote(owedRollbacks(v, seen, nil), deadline, "converged")
 		if d.Phase == spec.PhasePending {
 			return d.to(spec.PhaseDeploying, msg)
 		}
@@ -416,8 +413,11 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			return d.to(spec.PhaseDegraded, msg)
 		}
 		if w.Now.After(deadline) {
-			return d.failed(cur, v, fmt.Sprintf("%s not stable within %s: %s", rev, s.Timeout.Duration, msg))
+			return d.failed(cur, v, seen, window, fmt.Sprintf("%s not stable within %s: %s", rev, s.Timeout.Duration, msg))
 		}
+		// Noted only for a service that restarted: one still in its window is how every
+		// upgrade that works looks for a while.
+		msg += owedNote(owedRollbacks(v, seen, nil), deadline, "stable")
 		d.After = max(min(stableAt.Sub(w.Now), deadline.Sub(w.Now)), 0) + time.Millisecond
 		d.TasksFor = d.After
 		if d.Phase == spec.PhasePending {
@@ -592,12 +592,12 @@ func (d decision) deployed(now time.Time) {
 // failed is an attempt's Failed verdict msg, with the rollbacks swarm owed the services that
 // failed it and did not make (owedRollbacks): they are made now, as `docker service rollback`
 // would, so that the recipe's failure_action holds whatever swarm's monitor saw.
-func (d decision) failed(cur *swarmstate.Snapshot, v swarmstate.Verdict, msg string) decision {
-	owed := owedRollbacks(v)
+func (d decision) failed(cur *swarmstate.Snapshot, v swarmstate.Verdict, now time.Time, window func(swarmstate.ServiceState) time.Duration, msg string) decision {
+	owed := owedRollbacks(v, now, window)
 	if len(owed) == 0 {
 		return d.to(spec.PhaseFailed, msg)
 	}
-	msg += fmt.Sprintf("; swarm ended the update of %s without rolling back (a task failed after the update's monitor, or a dockerd restart lost the update), though its update_config.failure_action says rollback",
+	msg += fmt.Sprintf("; swarm ended the update of %s without rolling back (a task failed or was not yet stable after the update's monitor, or a dockerd restart lost the update), though its update_config.failure_action says rollback",
 		strings.Join(owed, ", "))
 	for _, svc := range cur.Services {
 		if slices.Contains(owed, svc.Spec.Name) {
@@ -609,16 +609,29 @@ func (d decision) failed(cur *swarmstate.Snapshot, v swarmstate.Verdict, msg str
 	return d.to(spec.PhaseFailed, msg+": rolling back to the previous spec")
 }
 
-// owedRollbacks names the services that fail the attempt (not converged, or restarted in it)
-// and are owed a rollback swarm did not make (swarmstate.ServiceState.RollbackOwed).
-func owedRollbacks(v swarmstate.Verdict) []string {
+// owedRollbacks names the services that fail the attempt at now and are owed a rollback
+// swarm did not make (swarmstate.ServiceState.RollbackOwed). A service fails it when it is not
+// converged, restarted in it, or (with a window) has not yet run its stability window: the
+// verdict says its update did not work, which is what the recipe's failure_action is about,
+// whether swarm's monitor saw a task fail or not. A service that proved itself is left as it is.
+func owedRollbacks(v swarmstate.Verdict, now time.Time, window func(swarmstate.ServiceState) time.Duration) []string {
 	var owed []string
 	for _, s := range v.Services {
-		if s.RollbackOwed && (!s.Converged || s.Restarts > 0) {
+		if s.RollbackOwed && (!s.Converged || s.Restarts > 0 || window != nil && s.StableAt(window(s)).After(now)) {
 			owed = append(owed, s.Name)
 		}
 	}
 	return owed
+}
+
+// owedNote tells, while an attempt waits, which services the verdict at deadline will roll
+// back if they are not cond ("converged", "stable") by then; "" for none.
+func owedNote(owed []string, deadline time.Time, cond string) string {
+	if len(owed) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; swarm ended the update of %s without rolling back, though its update_config.failure_action says rollback: rolled back at %s if not %s by then",
+		strings.Join(owed, ", "), deadline.UTC().Format("15:04:05Z07:00"), cond)
 }
 
 // waitOutside is a wait on what the reconciler does not do itself (swarm's rollback, a secret

@@ -272,6 +272,19 @@ func (f *fakeEngine) ServiceList(_ context.Context, o swarm.ServiceListOptions) 
 	return out, nil
 }
 
+// endRolls ends every roll still updating now, whatever its rollLists: a test says when the
+// roll's tasks come up, and no snapshot sees the roll end between its service and task lists.
+func (f *fakeEngine) endRolls() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id := range f.rolling {
+		delete(f.rolling, id)
+		s := f.services[id]
+		s.UpdateStatus.State = swarm.UpdateStateCompleted
+		f.runTasks(s)
+	}
+}
+
 func (f *fakeEngine) TaskList(_ context.Context, o swarm.TaskListOptions) ([]swarm.Task, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -408,6 +408,54 @@ func TestFailedUpgradeSwarmDidNotRollBack(t *testing.T) {
 	}
 }
 
+// TestSlowUpgradeNotStableRolledBack: an upgrade whose new task runs, without a restart, but
+// has not run its stability window by the timeout (a slow start on a loaded swarm). Swarm
+// completed the update; the verdict is Failed "not stable", so the recipe's failure_action
+// rollback is made. While it waits, nothing is said of a rollback: that is how every upgrade
+// that works looks for a while. With a window that fits in the timeout it is Ready, untouched.
+func TestSlowUpgradeNotStableRolledBack(t *testing.T) {
+	for _, tc := range []struct {
+		minReady string
+		want     spec.Phase
+	}{
+		{"20s", spec.PhaseFailed},
+		{"5s", spec.PhaseReady},
+	} {
+		t.Run("minReady "+tc.minReady, func(t *testing.T) {
+			f := newFixture(t)
+			compose := strings.Replace(testCompose, "    networks:\n      - internal\n",
+				"    networks:\n      - internal\n    deploy:\n      update_config:\n        failure_action: rollback\n", 1)
+			makeRecipeOf(t, f.r.RecipesDir, "rb", compose, "1.0.0+1", "1.1.0+1")
+			f.writeSpec("u", "recipe: rb\nversion: 1.0.0+1\nminReady: 0s\n")
+			if st := f.settle("u"); st.Phase != spec.PhaseReady {
+				t.Fatalf("install: %s %s", st.Phase, st.Message)
+			}
+			f.engine.now = f.now
+			f.engine.rollLists = 1000 // the roll takes a while: its task comes up 16s into the attempt
+			f.writeSpec("u", "recipe: rb\nversion: 1.1.0+1\ntimeout: 30s\nminReady: "+tc.minReady+"\n")
+			st := f.pass("u")
+			f.now = f.now.Add(16 * time.Second)
+			f.engine.endRolls()
+			for range 3 {
+				st = f.pass("u")
+				}
+			if st.Phase != spec.PhaseUpgrading || !strings.Contains(st.Message, "waiting for them to stay up") || strings.Contains(st.Message, "roll") {
+				t.Fatalf("before the deadline: %s %q, want Upgrading waiting for the window, no rollback said", st.Phase, st.Message)
+			}
+			f.engine.resetCalls()
+			f.now = f.now.Add(16 * time.Second)
+			st = f.pass("u")
+			rolled := slices.Contains(f.engine.writes(), "rollback service u_test_app")
+			if st.Phase != tc.want || rolled != (tc.want == spec.PhaseFailed) {
+				t.Fatalf("at the deadline: %s %q, rolled back %v (writes %v); want %s", st.Phase, st.Message, rolled, f.engine.writes(), tc.want)
+			}
+			if tc.want == spec.PhaseFailed && (!strings.Contains(st.Message, "not stable within 30s") || !strings.Contains(st.Message, "rolling back to the previous spec")) {
+				t.Errorf("the Failed message does not say why and what is done: %q", st.Message)
+			}
+		})
+	}
+}
+
 // TestOwedRollbackKilledBeforeTheStatus: the process dies after the rollback call and before
 // the Failed status is written: the next process finds the Upgrading status and swarm's
 // rollback of this attempt, and is Failed saying it rolled back, without another rollback.

@@ -15,9 +15,10 @@ import (
 // for ever, with update_config monitor 1s and failure_action rollback. Swarm's monitor sees
 // the task up for its second and completes the update; the crashes come after it, so swarm
 // never rolls back. The spec's stability window (minReady 5s, longer than the monitor) never
-// passes, so the attempt is Failed at its timeout, and that verdict makes the rollback the recipe asks for: the service's previous
-// spec (no crash) runs and serves again, and the status says so. It was never Ready for the
-// generation and stays Failed.
+// passes, so the attempt is Failed at its timeout, and that verdict makes the rollback the
+// recipe asks for: the service's previous spec (no crash) runs and serves again, and the
+// status says so. It was never Ready for the generation and stays Failed. The timeout (30s)
+// leaves room for crashes on a loaded CI machine, where the new task once took 17s to start.
 func TestCrashAfterMonitorRolledBack(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t)
@@ -47,7 +48,7 @@ func TestCrashAfterMonitorRolledBack(t *testing.T) {
 `, echoImage, recipe, miniRelease), nil)
 	a := h.newApp("e2e-ro-owed")
 	specOf := func(crashAfter string) []byte {
-		return fmt.Appendf(nil, "recipe: %s\nversion: %q\ntimeout: 20s\nminReady: 5s\nenv:\n  PORT: \"%d\"\n  CRASH_AFTER: %q\n", recipe, miniRelease, a.port, crashAfter)
+		return fmt.Appendf(nil, "recipe: %s\nversion: %q\ntimeout: 30s\nminReady: 5s\nenv:\n  PORT: \"%d\"\n  CRASH_AFTER: %q\n", recipe, miniRelease, a.port, crashAfter)
 	}
 	h.waitPhase(a.name, h.writeSpec(a.name, specOf("")), "Ready")
 	svcID := a.appService(t).ID
@@ -56,7 +57,7 @@ func TestCrashAfterMonitorRolledBack(t *testing.T) {
 	gen := h.writeSpec(a.name, specOf("3s"))
 	written := time.Now()
 	s, _ := failedNeverReady(t, a, w, gen, written)
-	for _, want := range []string{"within 20s", "last exit code 3", "without rolling back", "rolling back to the previous spec"} {
+	for _, want := range []string{"within 30s", "last exit code 3", "without rolling back", "rolling back to the previous spec"} {
 		if !strings.Contains(s.Message, want) {
 			t.Errorf("the Failed message does not say %q: %q", want, s.Message)
 		}

@@ -336,10 +336,7 @@ func restartPolicy(svc swarm.Service) string {
 func (v Verdict) Unstable(now time.Time, window func(ServiceState) time.Duration) (until time.Time, waiting []string) {
 	for _, s := range v.Services {
 		w := window(s)
-		if !s.Converged || w <= 0 || s.RunningSince.IsZero() {
-			continue
-		}
-		end := s.RunningSince.Add(w)
+		end := s.StableAt(w)
 		if !end.After(now) {
 			continue
 		}
@@ -352,6 +349,15 @@ func (v Verdict) Unstable(now time.Time, window func(ServiceState) time.Duration
 			s.Name, s.RunningSince.UTC().Format(clock), end.UTC().Format(clock), w, s.restarts()))
 	}
 	return until, waiting
+}
+
+// StableAt is when s's youngest running task will have run the stability window w without a
+// restart: the zero time when s is not converged, has no window, or runs no task.
+func (s ServiceState) StableAt(w time.Duration) time.Time {
+	if !s.Converged || w <= 0 || s.RunningSince.IsZero() {
+		return time.Time{}
+	}
+	return s.RunningSince.Add(w)
 }
 
 // awaitingRoll reports whether the controller's last update changed the task template and
