@@ -329,7 +329,7 @@ func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
 		{swarmstate.LabelApp: "a"},
 		{},
 	} {
-		for _, kind := range []Kind{UpdateService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume} {
+		for _, kind := range []Kind{UpdateService, RollbackService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume} {
 			_, err := apply(t.Context(), f, own, Action{Kind: kind, Name: "x", ID: "x", Labels: labels})
 			if err == nil || !strings.Contains(err.Error(), "not owned") {
 				t.Errorf("%s of an object labelled %v: err = %v", kind, labels, err)
