@@ -37,6 +37,21 @@ func (t terminal) Unwrap() error        { return t.err }
 // live object does not carry both ownership labels of the app and this reconciler.
 var errNotOwned = errors.New("not owned by this reconciler")
 
+// rollingBack reports whether the service with id is being or was rolled back, as a
+// rollback call that returned an error may still have done; false when that cannot be read.
+func rollingBack(ctx context.Context, e Engine, id string) bool {
+	svcs, err := e.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("id", id))})
+	if err != nil {
+		return false
+	}
+	for _, s := range svcs {
+		if s.ID == id && s.UpdateStatus != nil && strings.HasPrefix(string(s.UpdateStatus.State), "rollback_") {
+			return true
+		}
+	}
+	return false
+}
+
 // apply carries out one action. It is deliberately dumb: every decision was made by a plan.
 // changed is false when the engine was already in the action's goal state (a removal of an
 // object that is gone) and for the checks, which change nothing. Only a change is a step: it
@@ -77,8 +92,12 @@ func apply(ctx context.Context, e Engine, own swarmstate.Owner, a Action) (chang
 	case RollbackService:
 		// The spec sent is ignored: the engine puts the service's PreviousSpec in place.
 		if _, err = e.ServiceUpdate(ctx, a.ID, a.Version, *a.Service, swarm.ServiceUpdateOptions{Rollback: "previous"}); err != nil {
-			// The verdict stands; what is left to do is said.
-			return false, terminal{fmt.Errorf("%s; rolling %s back to its previous spec failed (%w): roll it back by hand with docker service rollback %s", a.Reason, a.Name, err, a.Name)}
+			if rollingBack(ctx, e, a.ID) {
+				return true, nil // the call reached swarm and its answer did not reach us
+			}
+			// The verdict stands; what is left to do is said. Only now is the by-hand
+			// rollback right: after ours, the previous spec is the failing one.
+			return false, terminal{fmt.Errorf("rolling %s back to its previous spec failed (%w): roll it back by hand with docker service rollback %s", a.Name, err, a.Name)}
 		}
 		return true, nil
 	case RemoveService:

@@ -300,9 +300,15 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	if s.Ref != "" {
 		st.SourceCommit = w.Rendered.Commit
 	}
+	// The tasks' windows are judged at the snapshot's time.
+	seen := w.SnapAt
+	if seen.IsZero() || seen.After(w.Now) {
+		seen = w.Now
+	}
+	window := func(ss swarmstate.ServiceState) time.Duration { return minReady(s, ss) }
 	if v.RolledBack && !converged {
 		// Swarm restored the old spec and labels; updating again would only roll back again.
-		return d.to(spec.PhaseFailed, fmt.Sprintf("%s did not roll out: %s", rev, v.RolloutFailure()))
+		return d.failed(cur, v, seen, window, fmt.Sprintf("%s did not roll out: %s", rev, v.RolloutFailure()))
 	}
 	if len(v.RollingBack) > 0 {
 		// Swarm is putting the old spec back: the spec differs from ours, yet applying ours
@@ -362,20 +368,15 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		}
 	}
 
-	seen := w.SnapAt
-	if seen.IsZero() || seen.After(w.Now) {
-		seen = w.Now
-	}
-	window := func(ss swarmstate.ServiceState) time.Duration { return minReady(s, ss) }
 	stableAt, unstable := v.Unstable(seen, window)
 	switch {
 	case v.GaveUp && !converged:
 		// No task will run again until the service changes: waiting cannot help.
-		return d.to(spec.PhaseFailed, fmt.Sprintf("%s cannot converge: %s", rev, v.Message))
+		return d.failed(cur, v, seen, window, fmt.Sprintf("%s cannot converge: %s", rev, v.Message))
 	case v.ImageErr != "" && !v.Converged && !converged:
 		// A node refused a task for want of its image: without a registry that has it, no
 		// retry there finds it (DESIGN.md: a pull that fails is Failed at once).
-		return d.to(spec.PhaseFailed, fmt.Sprintf("%s cannot run: %s", rev, v.ImageErr))
+		return d.failed(cur, v, seen, window, fmt.Sprintf("%s cannot run: %s", rev, v.ImageErr))
 	case !v.Converged && converged:
 		d.After, d.TasksFor = maxWaitInterval, tasksOnlyFor
 		if v.RolledBack {
@@ -391,7 +392,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			d.After = min(d.After, remoteLook)
 		}
 		d.TasksFor = min(tasksOnlyFor, deadline.Sub(w.Now)+time.Millisecond)
-		msg := v.Message + owedNote(owedRollbacks(v, seen, nil), deadline, "converged")
+		msg := v.Message + owedNote(owedSoon(v, seen, window), deadline, "converged")
 		if d.Phase == spec.PhasePending {
 			return d.to(spec.PhaseDeploying, msg)
 		}
@@ -415,9 +416,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		if w.Now.After(deadline) {
 			return d.failed(cur, v, seen, window, fmt.Sprintf("%s not stable within %s: %s", rev, s.Timeout.Duration, msg))
 		}
-		// Noted only for a service that restarted: one still in its window is how every
-		// upgrade that works looks for a while.
-		msg += owedNote(owedRollbacks(v, seen, nil), deadline, "stable")
+		msg += owedNote(owedSoon(v, seen, window), deadline, "stable")
 		d.After = max(min(stableAt.Sub(w.Now), deadline.Sub(w.Now)), 0) + time.Millisecond
 		d.TasksFor = d.After
 		if d.Phase == spec.PhasePending {
@@ -609,19 +608,35 @@ func (d decision) failed(cur *swarmstate.Snapshot, v swarmstate.Verdict, now tim
 	return d.to(spec.PhaseFailed, msg+": rolling back to the previous spec")
 }
 
-// owedRollbacks names the services that fail the attempt at now and are owed a rollback
-// swarm did not make (swarmstate.ServiceState.RollbackOwed). A service fails it when it is not
-// converged, restarted in it, or (with a window) has not yet run its stability window: the
-// verdict says its update did not work, which is what the recipe's failure_action is about,
-// whether swarm's monitor saw a task fail or not. A service that proved itself is left as it is.
+// owedRollbacks names the services that fail the attempt's verdict at now and are owed a
+// rollback swarm did not make (swarmstate.ServiceState.RollbackOwed): not converged, or not
+// yet up for their stability window (window), which a task that restarted inside it is not.
+// The verdict says their update did not work, which is what the recipe's failure_action is
+// about, whether swarm's monitor saw a task fail or not. A service whose task has run its
+// window is left as it is, whatever ended before.
 func owedRollbacks(v swarmstate.Verdict, now time.Time, window func(swarmstate.ServiceState) time.Duration) []string {
 	var owed []string
 	for _, s := range v.Services {
-		if s.RollbackOwed && (!s.Converged || s.Restarts > 0 || window != nil && s.StableAt(window(s)).After(now)) {
+		if s.RollbackOwed && (!s.Converged || s.StableAt(window(s)).After(now)) {
 			owed = append(owed, s.Name)
 		}
 	}
 	return owed
+}
+
+// owedSoon names, while the attempt waits, the services the verdict would roll back now
+// (owedRollbacks) that show trouble already: not converged, or a task ended since swarm
+// completed their roll. One in its window without that is how every upgrade that works looks
+// for a while, and is not named.
+func owedSoon(v swarmstate.Verdict, now time.Time, window func(swarmstate.ServiceState) time.Duration) []string {
+	owed := owedRollbacks(v, now, window)
+	var soon []string
+	for _, s := range v.Services {
+		if slices.Contains(owed, s.Name) && (!s.Converged || s.EndedSinceRoll) {
+			soon = append(soon, s.Name)
+		}
+	}
+	return soon
 }
 
 // owedNote tells, while an attempt waits, which services the verdict at deadline will roll

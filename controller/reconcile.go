@@ -465,13 +465,20 @@ func (r *Reconciler) act(ctx context.Context, log logr.Logger, w *world, d decis
 		}
 	}
 	var (
-		done []Action
-		errs []error
+		done      []Action
+		errs      []error
+		rollbacks []string // what failed of the verdict's rollbacks
+		verdict   string
 	)
 	for _, a := range d.Actions {
 		changed, err := apply(ctx, r.Engine, w.Owner, a)
 		if err != nil {
-			if !strings.HasPrefix(string(a.Kind), "remove ") {
+			switch {
+			case a.Kind == RollbackService:
+				// Each owed rollback is tried; the verdict is said once, then what failed.
+				rollbacks, verdict = append(rollbacks, err.Error()), a.Reason
+				continue
+			case !strings.HasPrefix(string(a.Kind), "remove "):
 				return done, err
 			}
 			errs = append(errs, err)
@@ -500,6 +507,9 @@ func (r *Reconciler) act(ctx context.Context, log logr.Logger, w *world, d decis
 				}
 			}
 		}
+	}
+	if len(rollbacks) > 0 {
+		errs = append(errs, terminal{fmt.Errorf("%s; %s", verdict, strings.Join(rollbacks, "; "))})
 	}
 	return done, errors.Join(errs...)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
 const testCompose = `version: "3.8"
@@ -338,12 +339,19 @@ func TestRollbackUnderWayIsWaitedFor(t *testing.T) {
 // when its monitor saw no failure.
 func failingUpgrade(t *testing.T, failureAction string) *fixture {
 	t.Helper()
-	f := newFixture(t)
-	compose := testCompose
+	deploy := ""
 	if failureAction != "" {
-		compose = strings.Replace(compose, "    networks:\n      - internal\n",
-			"    networks:\n      - internal\n    deploy:\n      update_config:\n        failure_action: "+failureAction+"\n", 1)
+		deploy = "    deploy:\n      update_config:\n        failure_action: " + failureAction + "\n"
 	}
+	return failingUpgradeOf(t, deploy, "30s")
+}
+
+// failingUpgradeOf is failingUpgrade with more compose lines after the app service's (its
+// deploy block, more services) and the upgrade's timeout.
+func failingUpgradeOf(t *testing.T, more, timeout string) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	compose := strings.Replace(testCompose, "    networks:\n      - internal\n", "    networks:\n      - internal\n"+more, 1)
 	makeRecipeOf(t, f.r.RecipesDir, "rb", compose, "1.0.0+1", "1.1.0+1")
 	f.writeSpec("u", "recipe: rb\nversion: 1.0.0+1\n")
 	if st := f.settle("u"); st.Phase != spec.PhaseReady {
@@ -351,7 +359,7 @@ func failingUpgrade(t *testing.T, failureAction string) *fixture {
 	}
 	f.engine.failTasks = "task: non-zero exit (3)"
 	f.engine.now = f.now // the roll's StartedAt falls in the upgrade's attempt
-	f.writeSpec("u", "recipe: rb\nversion: 1.1.0+1\ntimeout: 30s\n")
+	f.writeSpec("u", "recipe: rb\nversion: 1.1.0+1\ntimeout: "+timeout+"\n")
 	return f
 }
 
@@ -438,7 +446,7 @@ func TestSlowUpgradeNotStableRolledBack(t *testing.T) {
 			f.engine.endRolls()
 			for range 3 {
 				st = f.pass("u")
-				}
+			}
 			if st.Phase != spec.PhaseUpgrading || !strings.Contains(st.Message, "waiting for them to stay up") || strings.Contains(st.Message, "roll") {
 				t.Fatalf("before the deadline: %s %q, want Upgrading waiting for the window, no rollback said", st.Phase, st.Message)
 			}
@@ -497,6 +505,114 @@ func TestOwedRollbackThatFails(t *testing.T) {
 		if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, want) {
 			t.Errorf("%s %q: want Failed saying %q", st.Phase, st.Message, want)
 		}
+	}
+}
+
+// TestOwedRollbacks: which services a Failed verdict rolls back (those that fail it: not
+// converged, or not yet up for their window), and which the wait before it names (those of
+// them already in trouble).
+func TestOwedRollbacks(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	five := func(swarmstate.ServiceState) time.Duration { return 5 * time.Second }
+	up := func(ago time.Duration) time.Time { return now.Add(-ago) }
+	for _, tc := range []struct {
+		name       string
+		s          swarmstate.ServiceState
+		owed, soon bool
+	}{
+		{"no rollback owed", swarmstate.ServiceState{Converged: false}, false, false},
+		{"not converged", swarmstate.ServiceState{RollbackOwed: true}, true, true},
+		{"in its window, nothing ended", swarmstate.ServiceState{RollbackOwed: true, Converged: true, RunningSince: up(2 * time.Second)}, true, false},
+		{"in its window, a task ended since the roll", swarmstate.ServiceState{RollbackOwed: true, Converged: true, RunningSince: up(2 * time.Second), Restarts: 2, EndedSinceRoll: true}, true, true},
+		{"ran its window after restarts", swarmstate.ServiceState{RollbackOwed: true, Converged: true, RunningSince: up(9 * time.Second), Restarts: 3, EndedSinceRoll: true}, false, false},
+		{"restarts before the roll, stable since", swarmstate.ServiceState{RollbackOwed: true, Converged: true, RunningSince: up(9 * time.Second), Restarts: 1}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.s.Name = "x_app"
+			v := swarmstate.Verdict{Services: []swarmstate.ServiceState{tc.s}}
+			if got := len(owedRollbacks(v, now, five)) == 1; got != tc.owed {
+				t.Errorf("owed at the verdict: %v, want %v", got, tc.owed)
+			}
+			if got := len(owedSoon(v, now, five)) == 1; got != tc.soon {
+				t.Errorf("named while waiting: %v, want %v", got, tc.soon)
+			}
+		})
+	}
+	// minReady 0s: no window, so only a service that is not converged fails the verdict.
+	zero := func(swarmstate.ServiceState) time.Duration { return 0 }
+	v := swarmstate.Verdict{Services: []swarmstate.ServiceState{{Name: "x_app", RollbackOwed: true, Converged: true, RunningSince: now, EndedSinceRoll: true}}}
+	if owed := owedRollbacks(v, now, zero); len(owed) > 0 {
+		t.Errorf("with no window a converged service is owed %v", owed)
+	}
+}
+
+// TestOwedRollbackRestartPolicyGaveUp: the new tasks fail after swarm's monitor and the
+// restart policy gives up (max_attempts): Failed at once, "cannot converge", and the rollback
+// the recipe asks for is made then, not left for a deadline that no longer comes.
+func TestOwedRollbackRestartPolicyGaveUp(t *testing.T) {
+	f := failingUpgradeOf(t, "    deploy:\n      restart_policy:\n        condition: on-failure\n        max_attempts: 2\n      update_config:\n        failure_action: rollback\n", "10m")
+	var st *spec.Status
+	for range 6 {
+		if st = f.pass("u"); st.Phase == spec.PhaseFailed {
+			break
+		}
+	}
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "cannot converge") || !strings.Contains(st.Message, "rolling back to the previous spec") {
+		t.Fatalf("%s %q: want Failed at once, cannot converge, rolling back", st.Phase, st.Message)
+	}
+	if !slices.Contains(f.engine.writes(), "rollback service u_test_app") {
+		t.Errorf("no rollback made: %v", f.engine.writes())
+	}
+}
+
+// TestOwedRollbacksEachTried: two services owed a rollback, and the engine refuses the first:
+// the second is still rolled back, and Failed says the verdict once, then which failed and
+// what to do about it.
+func TestOwedRollbacksEachTried(t *testing.T) {
+	rollback := "    deploy:\n      update_config:\n        failure_action: rollback\n"
+	f := failingUpgradeOf(t, rollback+"  worker:\n    image: echo:%s\n"+rollback, "30s")
+	f.pass("u")
+	f.now = f.now.Add(time.Minute)
+	f.engine.resetCalls()
+	f.engine.fail = map[string]int{"rollback service": 1}
+	st := f.pass("u")
+	var rolled []string
+	for _, c := range f.engine.writes() {
+		if strings.HasPrefix(c, "rollback service ") {
+			rolled = append(rolled, strings.TrimPrefix(c, "rollback service "))
+		}
+	}
+	if len(rolled) != 2 {
+		t.Errorf("rollbacks asked for: %v, want both services", rolled)
+	}
+	if st.Phase != spec.PhaseFailed || strings.Count(st.Message, "not converged within 30s") != 1 ||
+		strings.Count(st.Message, "back to its previous spec failed") != 1 || !strings.Contains(st.Message, "docker service rollback "+rolled[0]) {
+		t.Errorf("%s %q: want Failed with the verdict once and the one refused rollback", st.Phase, st.Message)
+	}
+}
+
+// lostAnswer is an engine whose rollback is made but whose answer is lost on the way back.
+type lostAnswer struct{ *fakeEngine }
+
+func (l lostAnswer) ServiceUpdate(ctx context.Context, id string, v swarm.Version, s swarm.ServiceSpec, o swarm.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
+	r, err := l.fakeEngine.ServiceUpdate(ctx, id, v, s, o)
+	if err == nil && o.Rollback == "previous" {
+		err = errors.New("error during connect: unexpected EOF")
+	}
+	return r, err
+}
+
+// TestOwedRollbackAnswerLost: the rollback call reached swarm but its answer did not: the
+// service is rolling back, so the verdict says it rolled back, and does not tell the operator
+// to roll back by hand (which would put the failing spec back).
+func TestOwedRollbackAnswerLost(t *testing.T) {
+	f := failingUpgrade(t, "rollback")
+	f.r.Engine = lostAnswer{f.engine}
+	f.pass("u")
+	f.now = f.now.Add(time.Minute)
+	st := f.pass("u")
+	if st.Phase != spec.PhaseFailed || !strings.HasSuffix(st.Message, "rolling back to the previous spec") || strings.Contains(st.Message, "by hand") {
+		t.Errorf("%s %q: want Failed, rolling back, no by-hand advice", st.Phase, st.Message)
 	}
 }
 

@@ -55,6 +55,9 @@ type ServiceState struct {
 	// and the update marked completed), leaves the new spec failing for good. When the
 	// controller's verdict on the attempt is Failed, it owes the service that rollback.
 	RollbackOwed bool
+	// EndedSinceRoll says a task of the service ended on its own after the roll RollbackOwed
+	// speaks of started: the new spec's tasks fail where swarm's monitor did not look.
+	EndedSinceRoll bool
 }
 
 // Nodes are the swarm's nodes by ID and the ID of the engine the reconciler talks to, for the
@@ -198,6 +201,9 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 	var lastEnded time.Time
 	var lost []string // why tasks swarm thinks running are not: their nodes are down
 	for _, t := range tasks {
+		if st.RollbackOwed && ended(t, svc) && !t.Status.Timestamp.Before(*svc.UpdateStatus.StartedAt) {
+			st.EndedSinceRoll = true
+		}
 		if ended(t, svc) && !t.Status.Timestamp.Before(since) {
 			st.Restarts++
 			if cs := t.Status.ContainerStatus; cs != nil && t.Status.Timestamp.After(lastEnded) {

@@ -326,4 +326,18 @@ func TestRollbackOwed(t *testing.T) {
 			}
 		})
 	}
+	// EndedSinceRoll: a task that failed after the owed roll started, not one before it.
+	roll := since.Add(10 * time.Second)
+	for _, ended := range []time.Time{roll.Add(-time.Second), roll.Add(time.Second)} {
+		svc := replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &roll})
+		svc.Spec.UpdateConfig = &swarm.UpdateConfig{FailureAction: swarm.UpdateFailureActionRollback}
+		prev := svc.Spec
+		svc.PreviousSpec = &prev
+		failed := task("a", swarm.TaskStateShutdown, swarm.TaskStateFailed, "task: non-zero exit (3)")
+		failed.Status.Timestamp = ended
+		st := Converged([]swarm.Service{svc}, []swarm.Task{failed}, since).Services[0]
+		if want := ended.After(roll); st.EndedSinceRoll != want || st.Restarts != 1 {
+			t.Errorf("a task failed %s after the roll: EndedSinceRoll %v (want %v), restarts %d (want 1)", ended.Sub(roll), st.EndedSinceRoll, want, st.Restarts)
+		}
+	}
 }
