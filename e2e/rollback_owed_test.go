@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 )
 
@@ -21,7 +22,27 @@ import (
 // leaves room for crashes on a loaded CI machine, where the new task once took 17s to start.
 func TestCrashAfterMonitorRolledBack(t *testing.T) {
 	t.Parallel()
-	h := startHarness(t)
+	crashAfterMonitorRolledBack(t, newHarness(t), "", "")
+}
+
+// TestMultinodeCrashAfterMonitorRolledBack is TestCrashAfterMonitorRolledBack on the 4-node
+// swarm with the app's task on the worker (mn-node4), where the reconciler's engine sees no
+// container of it: the crashes, the verdict and the rollback are all read and made through
+// the manager. The app has a volume there, as an app with data on a swarm of several nodes
+// does: its teardown's volume job is what confirms that nothing of it is left on mn-node4.
+func TestMultinodeCrashAfterMonitorRolledBack(t *testing.T) {
+	t.Parallel()
+	crashAfterMonitorRolledBack(t, mnHarness(t), "      placement:\n        constraints: [\"node.labels.mn == node4\"]\n",
+		"    volumes:\n      - data:/data\nvolumes:\n  data:\n")
+}
+
+// crashAfterMonitorRolledBack runs the test of TestCrashAfterMonitorRolledBack with h (not
+// started yet) on its swarm, placement (YAML for the service's deploy section) saying where
+// the task runs and more (YAML after the service's deploy section: its keys, then the file's).
+// Without a placement (this host) it also checks that the previous spec serves again on the
+// app's port.
+func crashAfterMonitorRolledBack(t *testing.T, h *harness, placement, more string) {
+	t.Helper()
 	const recipe = "e2e-rollback-owed"
 	makeEchoRecipe(t, h, recipe, "PORT=18080\nCRASH_AFTER=\n", fmt.Sprintf(`services:
   app:
@@ -43,15 +64,21 @@ func TestCrashAfterMonitorRolledBack(t *testing.T) {
       update_config:
         monitor: 1s
         failure_action: rollback
-      labels:
+%s      labels:
         - "coop-cloud.${STACK_NAME}.version=%s"
-`, echoImage, recipe, miniRelease), nil)
+%s`, echoImage, recipe, placement, miniRelease, more), nil)
+	h.start()
 	a := h.newApp("e2e-ro-owed")
 	specOf := func(crashAfter string) []byte {
 		return fmt.Appendf(nil, "recipe: %s\nversion: %q\ntimeout: 30s\nminReady: 5s\nenv:\n  PORT: \"%d\"\n  CRASH_AFTER: %q\n", recipe, miniRelease, a.port, crashAfter)
 	}
 	h.waitPhase(a.name, h.writeSpec(a.name, specOf("")), "Ready")
-	svcID := a.appService(t).ID
+	ctx := context.Background()
+	services, err := h.docker.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", appLabel+"="+a.name))})
+	if err != nil || len(services) != 1 {
+		t.Fatalf("the app's services: %d (%v), want 1", len(services), err)
+	}
+	svcID := services[0].ID
 
 	w := watchStatus(t, h.statusPath(a.name), time.Millisecond)
 	gen := h.writeSpec(a.name, specOf("3s"))
@@ -62,11 +89,10 @@ func TestCrashAfterMonitorRolledBack(t *testing.T) {
 			t.Errorf("the Failed message does not say %q: %q", want, s.Message)
 		}
 	}
-	ctx := context.Background()
 	var svc swarm.Service
-	err := poll(ctx, time.Minute, func() (bool, error) {
+	err = poll(ctx, time.Minute, func() (bool, error) {
 		var err error
-		svc, _, err = suite.docker.ServiceInspectWithRaw(ctx, svcID, swarm.ServiceInspectOptions{})
+		svc, _, err = h.docker.ServiceInspectWithRaw(ctx, svcID, swarm.ServiceInspectOptions{})
 		return err == nil && updateState(svc) == string(swarm.UpdateStateRollbackCompleted), err
 	})
 	if err != nil {
@@ -75,8 +101,10 @@ func TestCrashAfterMonitorRolledBack(t *testing.T) {
 	if env := svc.Spec.TaskTemplate.ContainerSpec.Env; !slices.Contains(env, "CRASH_AFTER=") {
 		t.Errorf("after the rollback the service's env is %v, want the previous spec's CRASH_AFTER=", env)
 	}
-	if err := waitHTTP(ctx, a.port, "/", "hello from "+recipe); err != nil {
-		t.Errorf("the previous spec does not serve after the rollback: %v", err)
+	if placement == "" {
+		if err := waitHTTP(ctx, a.port, "/", "hello from "+recipe); err != nil {
+			t.Errorf("the previous spec does not serve after the rollback: %v", err)
+		}
 	}
 	// Failed stays: the rollback is the verdict's, not a new attempt.
 	time.Sleep(2 * resync)
