@@ -496,6 +496,19 @@ func mnPinnedSpec(name string) []byte {
 	return []byte("recipe: " + name + "\nversion: " + miniRelease + "\ntimeout: 2m\nminReady: 1s\n")
 }
 
+// mnNeverFailed fails the test if s's history says Failed anywhere, and logs that history.
+func mnNeverFailed(t *testing.T, s appStatus) {
+	t.Helper()
+	var history []string
+	for _, e := range statusHistory(t, s) {
+		history = append(history, e.Phase+": "+e.Message)
+		if e.Phase == "Failed" {
+			t.Errorf("Failed on the way: %s", e.Message)
+		}
+	}
+	t.Logf("history:\n%s", strings.Join(history, "\n"))
+}
+
 // mnCutOff takes node n's link down (its dockerd and containers keep running, cut off from the
 // other nodes) and returns what brings it back, also registered as a cleanup.
 func mnCutOff(t testing.TB, n int) (linkUp func()) {
@@ -606,11 +619,7 @@ func TestMultinodeSpecBackWhileNodeDown(t *testing.T) {
 	if after.CreatedAt != before.CreatedAt {
 		t.Errorf("volume %s on mn-node4 was made again (created %s, first %s): the app lost its data", volName, after.CreatedAt, before.CreatedAt)
 	}
-	for _, e := range statusHistory(t, s) {
-		if e.Phase == "Failed" {
-			t.Errorf("Failed on the way: %s", e.Message)
-		}
-	}
+	mnNeverFailed(t, s)
 
 	h.deleteSpec(a.name)
 	if _, err := h.waitDeleted(a.name); err != nil {
@@ -668,14 +677,7 @@ func TestMultinodeTeardownWhileNodeCutOff(t *testing.T) {
 			t.Errorf("Deleted while %s holds %v (%v)", node.name, left, err)
 		}
 	}
-	var history []string
-	for _, e := range statusHistory(t, s) {
-		history = append(history, e.Phase+": "+e.Message)
-		if e.Phase == "Failed" {
-			t.Errorf("Failed on the way: %s", e.Message)
-		}
-	}
-	t.Logf("history:\n%s", strings.Join(history, "\n"))
+	mnNeverFailed(t, s)
 	h.assertNoResidue(a.name)
 }
 
@@ -717,14 +719,7 @@ func TestMultinodeManagerRestartMidTeardown(t *testing.T) {
 	if left := volumesByNode(t, a.name); len(left) > 0 {
 		t.Fatalf("Deleted while volumes are left: %v", left)
 	}
-	var history []string
-	for _, e := range statusHistory(t, s) {
-		history = append(history, e.Phase+": "+e.Message)
-		if e.Phase == "Failed" {
-			t.Errorf("Failed on the way: %s", e.Message)
-		}
-	}
-	t.Logf("history:\n%s", strings.Join(history, "\n"))
+	mnNeverFailed(t, s)
 	h.assertNoResidue(a.name) // services and jobs too, and what each node still holds
 }
 
