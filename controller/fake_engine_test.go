@@ -272,8 +272,8 @@ func (f *fakeEngine) ServiceList(_ context.Context, o swarm.ServiceListOptions) 
 	return out, nil
 }
 
-// endRolls ends every roll still updating now, whatever its rollLists: a test says when the
-// roll's tasks come up, and no snapshot sees the roll end between its service and task lists.
+// endRolls ends every roll still updating now, whatever its rollLists: a test says at which
+// time on its clock the roll's tasks come up.
 func (f *fakeEngine) endRolls() {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -77,20 +77,33 @@ type Snapshot struct {
 
 // Take reads the objects o owns: of one app, or of every app when o.App is "". It costs six
 // list calls whatever the number of apps, so a resync of N apps is constant in N. The calls run
-// at once, so a busy engine delays a snapshot by one call, not six.
+// at once, so a busy engine delays a snapshot by two calls, not six: the tasks are listed only
+// once the services are (see below).
 func Take(ctx context.Context, r Reader, o Owner) (*Snapshot, error) {
 	owned := o.filter()
 	var s Snapshot
 	g, ctx := errgroup.WithContext(ctx)
-	listInto(g, &s.Services, "services", func() ([]swarm.Service, error) {
-		return r.ServiceList(ctx, swarm.ServiceListOptions{Filters: owned})
-	})
+	// Tasks are read after services, as docker/cli's progress does: a service whose roll
+	// completed has its new tasks running, so a task list that follows shows them. Listed at
+	// once, the task list could be served before the roll ended while the service list is
+	// served after, pairing "update completed" with the old spec's tasks: a Ready that never
+	// saw the new release run. The cost is one list call's latency per snapshot.
+	//
 	// A task's label filter matches its service's labels, which swarm keeps on the task: the
 	// tasks of a service removed a moment ago stay listed until their containers are gone,
 	// and a teardown that counted them gone sooner would leave a task still starting to
 	// attach the app's network on its node after the network was removed.
-	listInto(g, &s.Tasks, "tasks", func() ([]swarm.Task, error) {
-		return r.TaskList(ctx, swarm.TaskListOptions{Filters: owned})
+	g.Go(func() error {
+		svcs, err := r.ServiceList(ctx, swarm.ServiceListOptions{Filters: owned})
+		if err != nil {
+			return fmt.Errorf("list services: %w", err)
+		}
+		tasks, err := r.TaskList(ctx, swarm.TaskListOptions{Filters: owned})
+		if err != nil {
+			return fmt.Errorf("list tasks: %w", err)
+		}
+		s.Services, s.Tasks = svcs, tasks
+		return nil
 	})
 	listInto(g, &s.Networks, "networks", func() ([]network.Summary, error) {
 		return r.NetworkList(ctx, network.ListOptions{Filters: owned})
