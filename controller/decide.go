@@ -170,7 +170,7 @@ func attempt(d *spec.Desired, prev *spec.Status, services int) (fresh bool, stag
 // one the attempt began with: it continues that attempt.
 func sameAttempt(d *spec.Desired, prev *spec.Status) bool {
 	return d.Spec != nil && prev.AttemptKey != "" && prev.Phase != spec.PhaseInvalid &&
-		prev.AttemptKey == d.Spec.AttemptKey()
+		prev.AttemptKey == d.AttemptKey()
 }
 
 // decide is the whole decision of one pass.
@@ -228,7 +228,7 @@ func decide(w *world) decision {
 			st.BackupStage = "" // a new install: the backup tier backs it up again
 		}
 		st.ObservedGeneration = w.Desired.Generation
-		st.AttemptKey = s.AttemptKey()
+		st.AttemptKey = w.Desired.AttemptKey()
 		st.AttemptStartedAt = &w.Now
 		st.Removed = nil
 		st.UpgradeStage = stage

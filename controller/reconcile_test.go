@@ -767,3 +767,45 @@ func TestWaitsOnTasksAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlayFileEditIsANewAttempt: an overlay file edited moves the app as an edit of the
+// spec does. A Failed app is deployed again once its overlay is fixed (its generation changed,
+// and with it what it asks for), and a Ready one whose overlay now names an image no node has
+// fails that new attempt.
+func TestOverlayFileEditIsANewAttempt(t *testing.T) {
+	const good = "services:\n  app:\n    image: echo:1.0.0\n"
+	const bad = "services:\n  app:\n    image: echo:2.0.0\n" // not present, not pullable
+	for _, tc := range []struct {
+		name           string
+		before, after  string
+		first, settled spec.Phase
+	}{
+		{"fixed after Failed", bad, good, spec.PhaseFailed, spec.PhaseReady},
+		{"broken after Ready", good, bad, spec.PhaseReady, spec.PhaseFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			ov := filepath.Join(f.r.SpecsDir, "overlays", "img.yml")
+			if err := os.MkdirAll(filepath.Dir(ov), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(ov, []byte(tc.before), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f.writeSpec("o", "recipe: echo\nversion: 1.0.0+1\noverlays:\n  - file: overlays/img.yml\n")
+			st := f.settle("o")
+			if st.Phase != tc.first {
+				t.Fatalf("first overlay: %s %q, want %s", st.Phase, st.Message, tc.first)
+			}
+			gen, key := st.ObservedGeneration, st.AttemptKey
+			if err := os.WriteFile(ov, []byte(tc.after), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			st = f.settle("o")
+			if st.ObservedGeneration == gen || st.AttemptKey == key || st.Phase != tc.settled {
+				t.Fatalf("overlay edited: %s %q, generation changed %v, attempt key changed %v; want %s in a new attempt",
+					st.Phase, st.Message, st.ObservedGeneration != gen, st.AttemptKey != key, tc.settled)
+			}
+		})
+	}
+}

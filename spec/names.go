@@ -66,6 +66,12 @@ func Generation(data []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// GenerationWith is the generation of a spec file's bytes with the overlays read for it: what
+// the status's observedGeneration says once the reconciler has read both.
+func GenerationWith(data []byte, overlays []OverlayDoc) string {
+	return overlayGeneration(Generation(data), overlays)
+}
+
 // StackName is the domain with dots replaced by underscores, as abra names stacks, so stacks
 // deployed by the reconciler and by hand look the same. It is an error if over 45 characters.
 func StackName(domain string) (string, error) {

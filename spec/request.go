@@ -58,7 +58,7 @@ func Request(dir, app string, restore bool, id, value string, d Defaults) (strin
 	if err := Place(dir, app, out.Bytes()); err != nil {
 		return "", err
 	}
-	return Generation(out.Bytes()), nil
+	return GenerationWith(out.Bytes(), des.Overlays), nil
 }
 
 // child is the value of key in mapping m, made a kind node (replacing a null) when absent.
@@ -97,10 +97,16 @@ func remove(m *yaml.Node, key string) {
 	}
 }
 
-// AttemptKey identifies what a spec asks to be deployed: the spec less its backup and restore
-// requests. A request changes the generation (the file's bytes) but not the key, so it does
-// not start a new attempt: a Degraded app stays Degraded, a Ready one Ready.
-func (s *Spec) AttemptKey() string {
+// AttemptKey identifies what a desired state asks to be deployed: the spec less its backup
+// and restore requests, with its overlays' contents. A request changes the generation (the
+// file's bytes) but not the key, so it does not start a new attempt: a Degraded app stays
+// Degraded, a Ready one Ready. An overlay file edited changes both, as an edit of the spec
+// does. A spec without overlays keeps the key of its spec alone.
+func (d *Desired) AttemptKey() string {
+	return overlayGeneration(d.Spec.attemptKey(), d.Overlays)
+}
+
+func (s *Spec) attemptKey() string {
 	c := s.clone()
 	if c.Backup != nil {
 		c.Backup.RequestedAt, c.Backup.Restore = "", nil

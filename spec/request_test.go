@@ -54,3 +54,66 @@ func TestRequest(t *testing.T) {
 		t.Errorf("missing spec: %v", err)
 	}
 }
+
+// TestRequestGenerationWithOverlays: the generation a request returns is the one the status
+// will say, overlays included, so `backup --wait` sees its request carried out.
+func TestRequestGenerationWithOverlays(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "overlays"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "overlays", "x.yml"), []byte("services: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Place(dir, "a", []byte("recipe: r\nversion: v1\noverlays:\n  - file: overlays/x.yml\n")); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := Request(dir, "a", false, "", "2026-01-01T00:00:00Z", testDefaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Load(dir, "a", testDefaults)
+	if err != nil || d.Err != nil || d.Generation != gen {
+		t.Fatalf("Request returned %s, Load reads %s (%v %v)", gen, d.Generation, err, d.Err)
+	}
+}
+
+// TestAttemptKey: what a spec asks to be deployed. A request leaves it; an edit of the spec or
+// of an overlay's contents changes it; a spec without overlays has the key of the spec alone,
+// so statuses written before overlays counted keep their attempt.
+func TestAttemptKey(t *testing.T) {
+	parse := func(src string) *Spec {
+		t.Helper()
+		s, err := Parse("a.yml", "a", []byte(src), testDefaults)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ov := func(data string) []OverlayDoc {
+		return []OverlayDoc{{Name: "overlays/x.yml", Data: []byte(data), SHA256: Generation([]byte(data))}}
+	}
+	base := &Desired{Spec: parse("recipe: r\nversion: v1\n")}
+	for _, tc := range []struct {
+		name string
+		d    *Desired
+		same bool
+	}{
+		{"a backup request", &Desired{Spec: parse("recipe: r\nversion: v1\nbackup:\n  requestedAt: x\n")}, true},
+		{"another version", &Desired{Spec: parse("recipe: r\nversion: v2\n")}, false},
+		{"an overlay", &Desired{Spec: parse("recipe: r\nversion: v1\n"), Overlays: ov("services: {}\n")}, false},
+	} {
+		if got := tc.d.AttemptKey() == base.AttemptKey(); got != tc.same {
+			t.Errorf("%s: same key %v, want %v", tc.name, got, tc.same)
+		}
+	}
+	if base.AttemptKey() != base.Spec.attemptKey() {
+		t.Error("a spec without overlays: the key differs from the spec's own")
+	}
+	withOv := func(data string) *Desired {
+		return &Desired{Spec: parse("recipe: r\nversion: v1\noverlays:\n  - file: overlays/x.yml\n"), Overlays: ov(data)}
+	}
+	if withOv("services: {}\n").AttemptKey() == withOv("services: {a: {}}\n").AttemptKey() {
+		t.Error("an overlay file edited: the same key")
+	}
+}

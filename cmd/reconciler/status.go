@@ -358,7 +358,7 @@ func applyCmd(o *options) *cobra.Command {
 			if err := spec.Place(o.specs, app, data); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s applied: %s (generation %s)\n", app, filepath.Join(o.specs, app+".yml"), spec.Generation(data))
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s applied: %s (generation %s)\n", app, filepath.Join(o.specs, app+".yml"), spec.GenerationWith(data, f.overlays))
 			if !wait {
 				return nil
 			}
