@@ -2,6 +2,8 @@ package controller
 
 import (
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -313,6 +315,23 @@ func TestTwoSpecsOneStack(t *testing.T) {
 	}
 	if st := f.settle("a"); st.Phase != spec.PhaseReady {
 		t.Fatalf("a after resync: %s %s", st.Phase, st.Message)
+	}
+	// The holder's spec edited (its file now the newer), then a restart: what is deployed
+	// decides who holds the stack, not the files' ages.
+	old := f.now.Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(f.r.SpecsDir, "b.yml"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	f.writeSpec("a", "recipe: echo\nversion: 1.1.0+1\ndomain: shared.test\n")
+	f.r.stacks = nil // all a restart remembers is the swarm and the files
+	if _, err := f.r.Pending(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.settle("a"); st.Phase != spec.PhaseReady || st.Version != "1.1.0+1" {
+		t.Fatalf("a edited, after a restart: %s %s %s", st.Phase, st.Version, st.Message)
+	}
+	if st := f.settle("b"); st.Phase != spec.PhaseInvalid || !strings.Contains(st.Message, `app "a" already uses`) {
+		t.Fatalf("b after a restart: %s %s", st.Phase, st.Message)
 	}
 	// Once a is gone, a changed b takes the stack.
 	if err := spec.Unplace(f.r.SpecsDir, "a"); err != nil {

@@ -4,13 +4,15 @@ import (
 	"fmt"
 
 	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
 // Two specs must not map to one stack. Checking that by reading every spec on every reconcile
 // costs O(N) per app, so the controller keeps an index of which app holds each stack: filled
-// from each resync's scan (where the older file wins), claimed by the first app to reconcile a
-// free stack, and kept by the app that holds it for as long as its spec maps there, so a
-// deployed app is never displaced by a newcomer. An app releases its stack once torn down.
+// from what is deployed, then from each resync's scan (where the older file wins), claimed by
+// the first app to reconcile a free stack, and kept by the app that holds it for as long as
+// its spec maps there, so a deployed app is never displaced by a newcomer, also across a
+// restart. An app releases its stack once torn down.
 
 // loadSpec reads app's spec and turns a stack held by another app into an error on it.
 func (r *Reconciler) loadSpec(app string) (*spec.Desired, error) {
@@ -59,6 +61,41 @@ func (r *Reconciler) claimStack(stack, app string) string {
 			return ""
 		}
 		r.mu.Unlock() // another app claimed it meanwhile: look again
+	}
+}
+
+// indexDeployed gives each stack holding objects of ours to the app they are labelled with,
+// before any spec is indexed: after a restart, what is deployed decides who holds a stack, not
+// which spec file was edited last (a scan's "older file" rule would hand an edited holder's
+// stack to a newer spec of the same domain). An app with services there comes first, then
+// the first by name.
+func (r *Reconciler) indexDeployed(snap *swarmstate.Snapshot) {
+	holders := map[string]string{}
+	services := map[string]bool{}
+	for app, objs := range snap.ByApp() {
+		if app == "" {
+			continue
+		}
+		for stack, in := range objs.ByStack() {
+			if stack == "" {
+				continue
+			}
+			held, ok := holders[stack]
+			withServices := len(in.Services) > 0
+			if !ok || withServices && !services[stack] || withServices == services[stack] && app < held {
+				holders[stack], services[stack] = app, withServices
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stacks == nil {
+		r.stacks = map[string]string{}
+	}
+	for stack, app := range holders {
+		if _, held := r.stacks[stack]; !held {
+			r.stacks[stack] = app
+		}
 	}
 }
 

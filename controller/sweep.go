@@ -25,7 +25,6 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scan specs: %w", err)
 	}
-	r.indexStacks(desired)
 	r.noteOverlayDirs(desired)
 	var found []string
 	if first {
@@ -53,6 +52,8 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of all apps: %w", err)
 	}
+	r.indexDeployed(snap)
+	r.indexStacks(desired)
 	statuses, err := spec.ListStatus(r.StatusDir)
 	if err != nil {
 		// One unreadable status file must not stop the sweep: go on with the readable ones.
