@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -310,6 +311,75 @@ func TestBackupInterrupted(t *testing.T) {
 	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "restore interrupted") && !strings.Contains(st.Message, "interrupted: the reconciler stopped during the restore") {
 		t.Fatalf("after a restore cut short: phase %s: %s", st.Phase, st.Message)
 	}
+}
+
+// TestJobsFoundAfterARestart: the timers of a pass die with the process, so the resync of a
+// restarted reconciler must find a Ready app's backup work: a request whose run was killed,
+// a scheduled backup whose time came while no reconciler ran. An app with nothing due is
+// left alone.
+func TestJobsFoundAfterARestart(t *testing.T) {
+	resync := func(f *fixture) bool {
+		f.t.Helper()
+		apps, err := f.r.Pending(f.t.Context())
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		return slices.Contains(apps, "a")
+	}
+	t.Run("a request killed", func(t *testing.T) {
+		f, fb := newBackupFixture(t, nil)
+		f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\n")
+		seed(f, fb)
+		f.settle("a")
+		f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
+		f.r.Step = func(_ int64, a Action) {
+			if a.Kind == BackupStep && strings.HasPrefix(a.Name, "read volume") {
+				panic("killed")
+			}
+		}
+		func() {
+			defer func() { _ = recover() }()
+			f.settle("a")
+		}()
+		f.r.Step = nil
+		if st, _ := spec.ReadStatus(f.r.StatusDir, "a"); st.Phase != spec.PhaseReady || st.LastBackup.State != spec.RunRunning {
+			t.Fatalf("at the kill: %s, last backup %+v", st.Phase, st.LastBackup)
+		}
+		if _, err := f.r.Backups.CleanPartial(f.r.Owner); err != nil { // as a start-up does
+			t.Fatal(err)
+		}
+		f.now = f.now.Add(time.Minute)
+		if !resync(f) {
+			t.Fatal("the resync after the restart leaves the app, its request not carried out")
+		}
+		st := f.settle("a")
+		if list, _ := f.r.Backups.List("a"); st.LastHandledBackupAt != "r1" || st.LastBackup.State != spec.RunCompleted || len(list) != 1 {
+			t.Fatalf("after the restart: handled %q, last backup %+v, %d backups", st.LastHandledBackupAt, st.LastBackup, len(list))
+		}
+		if resync(f) {
+			t.Error("the request carried out, the resync still finds work")
+		}
+	})
+	t.Run("a schedule", func(t *testing.T) {
+		f, fb := newBackupFixture(t, nil)
+		f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {schedule: '@every 1h'}\n")
+		seed(f, fb)
+		if st := f.settle("a"); st.Phase != spec.PhaseReady {
+			t.Fatalf("install: %s %s", st.Phase, st.Message)
+		}
+		f.now = f.now.Add(30 * time.Minute)
+		if resync(f) {
+			t.Fatal("the resync finds work before the schedule's time")
+		}
+		f.now = f.now.Add(5 * time.Hour) // no reconciler ran when the backup was due
+		if !resync(f) {
+			t.Fatal("an overdue scheduled backup: the resync leaves the app")
+		}
+		st := f.settle("a")
+		if list, _ := f.r.Backups.List("a"); st.LastBackup == nil || st.LastBackup.Trigger != triggerSchedule || len(list) != 1 {
+			t.Fatalf("after the resync: last backup %+v, %d backups", st.LastBackup, len(list))
+		}
+	})
 }
 
 func TestBackupRequestsAndSchedule(t *testing.T) {

@@ -107,20 +107,10 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 	if b.Schedule == "" {
 		return d
 	}
-	sched, err := spec.ParseSchedule(b.Schedule)
+	next, err := nextBackup(b, st, w.Now)
 	if err != nil {
 		return d.to(spec.PhaseInvalid, err.Error())
 	}
-	base := w.Now
-	switch {
-	case st.LastBackup != nil:
-		base = st.LastBackup.Started
-	case st.FirstDeployedAt != nil:
-		base = *st.FirstDeployedAt
-	case st.AttemptStartedAt != nil:
-		base = *st.AttemptStartedAt
-	}
-	next := sched.Next(base)
 	if next.IsZero() {
 		return d // a schedule that never comes (validated against, but time moves on)
 	}
@@ -131,6 +121,49 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 		return d
 	}
 	return d.startJob(w, backupJob{Trigger: triggerSchedule, ID: spec.NewBackupID(w.Now), Keep: b.Keep}, ready, ready+"; scheduled backup")
+}
+
+// nextBackup is when b's schedule makes the app's next backup, counted from its last backup
+// (else its first deploy, else its attempt's start, else now); zero when it never will.
+func nextBackup(b *spec.Backup, st *spec.Status, now time.Time) (time.Time, error) {
+	sched, err := spec.ParseSchedule(b.Schedule)
+	if err != nil {
+		return time.Time{}, err
+	}
+	base := now
+	switch {
+	case st.LastBackup != nil:
+		base = st.LastBackup.Started
+	case st.FirstDeployedAt != nil:
+		base = *st.FirstDeployedAt
+	case st.AttemptStartedAt != nil:
+		base = *st.AttemptStartedAt
+	}
+	return sched.Next(base), nil
+}
+
+// jobDue reports a Ready app with a backup or restore to do by now: a run its status says is
+// Running (its process died), a request not carried out, a scheduled backup whose time came.
+// The timers of a pass die with the process, so a resync must find these.
+func jobDue(s *spec.Spec, st *spec.Status, now time.Time) bool {
+	if r := st.LastBackup; r != nil && r.State == spec.RunRunning {
+		return true
+	}
+	if r := st.LastRestore; r != nil && r.State == spec.RunRunning {
+		return true
+	}
+	b := s.Backup
+	switch {
+	case b == nil:
+		return false
+	case b.RequestedAt != "" && b.RequestedAt != st.LastHandledBackupAt,
+		b.Restore != nil && b.Restore.RequestedAt != st.LastHandledRestoreAt:
+		return true
+	case b.Schedule == "":
+		return false
+	}
+	next, err := nextBackup(b, st, now)
+	return err != nil || !next.IsZero() && !now.Before(next)
 }
 
 // interrupted ends the runs the status shows as Running: the process that ran them died. A

@@ -165,7 +165,8 @@ func (r *Reconciler) sweepLocks(desired map[string]*spec.Desired, groups map[str
 
 // needsWork decides which apps are not settled. An app is settled when its status describes
 // its current spec and is either final for that generation, or Ready with every service still
-// converged; a deleted app is settled when nothing of it is left and its Deleted status is
+// converged and no backup or restore due (a request, a scheduled time come, a run that died
+// with its process); a deleted app is settled when nothing of it is left and its Deleted status is
 // within retention.
 func needsWork(desired map[string]*spec.Desired, live map[string]*swarmstate.Snapshot, statuses []*spec.Status, now time.Time, retention time.Duration) []string {
 	status := map[string]*spec.Status{}
@@ -217,6 +218,9 @@ func settled(d *spec.Desired, live *swarmstate.Snapshot, st *spec.Status, now ti
 	case st.Phase.Final(), st.Phase == spec.PhaseSuspended:
 		return true
 	case st.Phase == spec.PhaseReady:
+		if d.Spec != nil && jobDue(d.Spec, st, now) {
+			return false
+		}
 		since := st.UpdatedAt
 		if st.AttemptStartedAt != nil {
 			since = *st.AttemptStartedAt
