@@ -29,6 +29,19 @@ func Place(dir, app string, data []byte) error {
 		return fmt.Errorf("place spec %s: %w", app, err)
 	}
 	defer os.Remove(tmp.Name())
+	// A temporary file is made 0600; a spec is read by whoever runs the reconciler and the CLI,
+	// so it gets the mode of the file it replaces, else 0644 (what a shell's umask 022 gives).
+	mode := fs.FileMode(0o644)
+	for _, ext := range []string{".yml", ".yaml", ".json"} {
+		if fi, err := os.Stat(filepath.Join(dir, app+ext)); err == nil {
+			mode = fi.Mode().Perm()
+			break
+		}
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("place spec %s: %w", app, err)
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("place spec %s: %w", app, err)
@@ -48,6 +61,10 @@ func Place(dir, app string, data []byte) error {
 			return fmt.Errorf("place spec %s: %s.yml is in place, but %s%s is left (two specs: the app is Invalid until one goes): %w",
 				app, app, app, ext, err)
 		}
+	}
+	// An apply that said it placed the spec must not be undone by a crash.
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("place spec %s: %w", app, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,5 +61,34 @@ func TestPlaceNeverLeavesTheAppWithoutASpec(t *testing.T) {
 	d, err := LoadApp(dir, "a", Defaults{})
 	if err != nil || d == nil || d.Err != nil || d.Spec.Version != "v2" {
 		t.Errorf("after Place: %+v, %v; want the new spec, valid", d, err)
+	}
+}
+
+// TestPlaceMode: a placed spec is readable by others (its temporary file was 0600), and an
+// edit keeps the mode a person gave the file.
+func TestPlaceMode(t *testing.T) {
+	dir := t.TempDir()
+	mode := func() fs.FileMode {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(dir, "a.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	if err := Place(dir, "a", []byte("recipe: r\nversion: v1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(); m != 0o644 {
+		t.Fatalf("a new spec placed with mode %v, want -rw-r--r--", m)
+	}
+	if err := os.Chmod(filepath.Join(dir, "a.yml"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := Place(dir, "a", []byte("recipe: r\nversion: v2\n")); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(); m != 0o640 {
+		t.Fatalf("an edit placed with mode %v, want the file's -rw-r-----", m)
 	}
 }
