@@ -195,6 +195,9 @@ func (l *configLock) RecordEvent(s string) { l.log.V(1).Info("lease event", "eve
 func (l *configLock) Identity() string     { return l.identity }
 func (l *configLock) Describe() string     { return "config/" + l.name }
 
+// DefaultStopWithin is the StopWithin of an Election that sets none.
+const DefaultStopWithin = 3 * time.Second
+
 // Election runs a controller only while this replica holds the lease: client-go's
 // leaderelection (its timing proven by every Kubernetes controller) over configLock.
 type Election struct {
@@ -232,7 +235,7 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) erro
 		callTimeout: 2 * e.RetryPeriod}
 	stopWithin := e.StopWithin
 	if stopWithin <= 0 {
-		stopWithin = 3 * time.Second
+		stopWithin = DefaultStopWithin
 	}
 	for ctx.Err() == nil {
 		var (

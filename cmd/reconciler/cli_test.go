@@ -375,3 +375,25 @@ func TestWebViewOnTheMetricsAddress(t *testing.T) {
 		t.Errorf("GET /apps/shop = %d\n%s", rec.Code, rec.Body.String())
 	}
 }
+
+// TestLeaseTiming: flags that would let a cut-off leader act after another replica may take
+// the lease are refused, naming the sum; the defaults pass with a second to spare.
+func TestLeaseTiming(t *testing.T) {
+	for _, tc := range []struct {
+		lease, renew, retry time.Duration
+		refused             string
+	}{
+		{15 * time.Second, 10 * time.Second, time.Second, ""},
+		{15 * time.Second, 14 * time.Second, time.Second, "= 18s after its last renew"},
+		{15 * time.Second, 11 * time.Second, time.Second, "= 15s after its last renew"},
+		{10 * time.Second, 10 * time.Second, time.Second, "< --lease-duration"},
+		{15 * time.Second, 5 * time.Second, 5 * time.Second, "< --lease-renew-deadline"},
+		{15 * time.Second, 10 * time.Second, 0, "0 <"},
+		{15500 * time.Millisecond, 10 * time.Second, time.Second, "whole seconds"},
+	} {
+		err := leaseTiming(tc.lease, tc.renew, tc.retry)
+		if tc.refused == "" && err != nil || tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)) {
+			t.Errorf("lease %s, renew %s, retry %s: %v, want refused %q", tc.lease, tc.renew, tc.retry, err, tc.refused)
+		}
+	}
+}

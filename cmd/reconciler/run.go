@@ -115,6 +115,24 @@ type leaderOptions struct {
 // names.
 var ownerName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
 
+// leaseTiming checks that a leader cut off from the swarm has stopped acting before another
+// replica may take the lease: it renews last at some time T, gives up leading at most a retry
+// period plus the renew deadline after T, and its workers stop within
+// controller.DefaultStopWithin after that; a candidate acts no sooner than the lease duration
+// after T.
+func leaseTiming(lease, renew, retry time.Duration) error {
+	switch {
+	case retry <= 0 || retry >= renew || renew >= lease:
+		return fmt.Errorf("lease timing: need 0 < --lease-retry-period (%s) < --lease-renew-deadline (%s) < --lease-duration (%s)", retry, renew, lease)
+	case retry+renew+controller.DefaultStopWithin >= lease:
+		return fmt.Errorf("lease timing: a leader cut off may act for --lease-retry-period + --lease-renew-deadline + %s (its workers stopping) = %s after its last renew, and another replica may take the lease --lease-duration (%s) after it: make --lease-duration longer than that, or the renew deadline shorter",
+			controller.DefaultStopWithin, retry+renew+controller.DefaultStopWithin, lease)
+	case lease%time.Second != 0:
+		return fmt.Errorf("--lease-duration %s: use whole seconds (the lease record keeps seconds)", lease)
+	}
+	return nil
+}
+
 // runReplica is `run --leader-elect`: campaign for the lease and reconcile only while holding
 // it, with a controller built afresh for each term (a new leader resyncs everything).
 func runReplica(ctx context.Context, o *options, users map[string][]byte) error {
@@ -124,11 +142,8 @@ func runReplica(ctx context.Context, o *options, users map[string][]byte) error 
 	if !ownerName.MatchString(o.owner) {
 		return fmt.Errorf("--owner %q: use 1-40 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", o.owner)
 	}
-	if o.leader.renew >= o.leader.lease || o.leader.retry >= o.leader.renew {
-		return fmt.Errorf("lease timing: need --lease-retry-period (%s) < --lease-renew-deadline (%s) < --lease-duration (%s)", o.leader.retry, o.leader.renew, o.leader.lease)
-	}
-	if o.leader.lease%time.Second != 0 {
-		return fmt.Errorf("--lease-duration %s: use whole seconds (the lease record keeps seconds)", o.leader.lease)
+	if err := leaseTiming(o.leader.lease, o.leader.renew, o.leader.retry); err != nil {
+		return err
 	}
 	if o.specPoll == 0 {
 		o.specPoll = 2 * time.Second // inotify does not see writes made on another host
