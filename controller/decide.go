@@ -244,9 +244,11 @@ func decide(w *world) decision {
 	}
 	d = decideConverge(w, d, s, cur, stage)
 	if exp, ok := expiresAt(s, st); ok && !d.Phase.Final() {
-		// The ttl timer: come back when the app is due to be reaped.
+		// The ttl timer: come back when the app is due to be reaped, with a pass: a look
+		// that watched the task list alone would find it still and run none.
 		if left := exp.Sub(w.Now); d.After <= 0 || left < d.After {
 			d.After = max(left, time.Millisecond)
+			d.TasksFor = min(d.TasksFor, d.After)
 		}
 	}
 	return d
