@@ -47,6 +47,64 @@ func TestTTLExpiresAndStaysDown(t *testing.T) {
 	}
 }
 
+// TestTTLOfAnAppWaitingOnItsTasks: a Degraded app waits on its task list, a pass only when it
+// moves; its ttl comes first, and the look then is a pass (TasksFor no longer than the wait),
+// or an app whose tasks stand still would be reaped only when that wait ended.
+func TestTTLOfAnAppWaitingOnItsTasks(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("t", "recipe: echo\nversion: 1.0.0+1\nttl: 1m\nminReady: 20s\n")
+	st := f.settle("t")
+	for i := 0; st.Phase != spec.PhaseReady && i < 40; i++ {
+		f.now = f.now.Add(5 * time.Second)
+		st = f.settle("t")
+	}
+	if st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	exp := st.FirstDeployedAt.Add(time.Minute)
+	f.now = exp.Add(-3 * time.Second)
+	f.engine.crashAfter = time.Second // the task restarts: Degraded, waiting out its window
+	res, err := f.r.Reconcile(t.Context(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter <= 0 || res.RequeueAfter > 3*time.Second || res.TasksFor > res.RequeueAfter {
+		t.Fatalf("3s before the ttl: %+v, want a pass within 3s (TasksFor no longer than RequeueAfter)", res)
+	}
+}
+
+// TestDeletedAppNotRoutedAgain: a teardown tells the loop its app is gone, and a resync must
+// not route it again from its Deleted status (node events would queue passes of every app
+// deleted within the status retention, and a new app on its stack could lose its events).
+func TestDeletedAppNotRoutedAgain(t *testing.T) {
+	f := newFixture(t)
+	f.r.StatusRetention = time.Hour
+	routes := map[string]string{}
+	f.r.observed = func(app, stack string) {
+		if stack == "" {
+			delete(routes, app)
+			return
+		}
+		routes[app] = stack
+	}
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady || routes["a"] == "" {
+		t.Fatalf("install: %s, routes %v", st.Phase, routes)
+	}
+	if err := spec.Unplace(f.r.SpecsDir, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.settle("a"); st.Phase != spec.PhaseDeleted || len(routes) != 0 {
+		t.Fatalf("teardown: %s, routes %v", st.Phase, routes)
+	}
+	if _, err := f.r.Pending(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(routes) != 0 {
+		t.Fatalf("a resync routed the deleted app again: %v", routes)
+	}
+}
+
 func TestOrphanWithHeldLockIsLeftAlone(t *testing.T) {
 	f := newFixture(t)
 	dir, err := locks.Open(t.TempDir())

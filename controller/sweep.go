@@ -63,7 +63,10 @@ func (r *Reconciler) Pending(ctx context.Context) ([]string, error) {
 		// Route engine events only for apps this reconciler reports on: an orphan held by
 		// another process must not wake it up on every event of that process's app.
 		for _, st := range statuses {
-			if st.Stack != "" { // "" tells the router the app is gone
+			// "" tells the router the app is gone. A torn-down app is not routed again: its
+			// teardown removed its route, and node events would queue a pass of every app
+			// deleted within the status retention; a stack reused by a new app routes to it.
+			if st.Stack != "" && st.Phase != spec.PhaseDeleted && st.Phase != spec.PhaseExpired {
 				r.observed(st.App, st.Stack)
 			}
 		}
