@@ -275,9 +275,10 @@ func (c *Controller) pending(ctx context.Context) ([]string, error) {
 }
 
 // resyncEvery resyncs every Resync (never when it is 0), and each time the event stream
-// reconnects after a break.
+// reconnects after a break, until such a catch-up resync succeeds.
 func (c *Controller) resyncEvery(ctx context.Context) {
 	var tick <-chan time.Time
+	var backoff time.Duration
 	if c.Resync > 0 {
 		t := time.NewTicker(c.Resync)
 		defer t.Stop()
@@ -293,12 +294,30 @@ func (c *Controller) resyncEvery(ctx context.Context) {
 			}
 		case <-c.resyncNow:
 			if err := c.resync(ctx); err != nil {
-				// The engine is not back yet: the stream's next reconnect tries again.
-				c.Log.V(1).Info("resync after the event stream reconnected failed", "error", err.Error())
+				// The engine is not back yet (its event stream answers before its swarm has a
+				// leader): the stream stays connected and will not ask again, so try again
+				// after a backoff until a resync goes through.
+				backoff = min(max(2*backoff, resyncRetryMin), resyncRetryMax)
+				c.Log.V(1).Info("resync after the event stream reconnected failed; trying again", "error", err.Error(), "after", backoff.String())
+				c.clock.AfterFunc(backoff, func() {
+					select {
+					case c.resyncNow <- struct{}{}:
+					default:
+					}
+				})
+			} else {
+				backoff = 0
 			}
 		}
 	}
 }
+
+// The backoff of a catch-up resync that failed: short, since apps wait on it, and capped at
+// the periodic resync's default.
+const (
+	resyncRetryMin = 500 * time.Millisecond
+	resyncRetryMax = 30 * time.Second
+)
 
 // resync enqueues every app that may need work: a spec whose status does not describe it as
 // settled, an app that owns objects but has no spec (an orphan: the sweep), a status with no

@@ -895,3 +895,47 @@ func TestEventsWaitOutABackoff(t *testing.T) {
 		t.Errorf("an event after a pass succeeded: queue calls %q, want a added", got)
 	}
 }
+
+// TestReconnectResyncRetried: the catch-up resync after a reconnect fails (dockerd's event
+// stream answers before its swarm has a leader) and the stream stays connected: the resync is
+// tried again after a backoff until it goes through, with no periodic resync to fall back on.
+func TestReconnectResyncRetried(t *testing.T) {
+	c, q, clock := newTestLoop(t, nil)
+	var calls atomic.Int32
+	c.pendingFunc = func(context.Context) ([]string, error) {
+		if calls.Add(1) <= 2 {
+			return nil, errors.New("the swarm does not have a leader")
+		}
+		return []string{"a"}, nil
+	}
+	c.Resync = 0
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); c.resyncEvery(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	c.eventStream(false)
+	c.eventStream(true)
+	for want := int32(1); want <= 3; want++ {
+		deadline := time.Now().Add(2 * time.Second)
+		for calls.Load() < want && time.Now().Before(deadline) {
+			clock.advance(resyncRetryMin)
+			time.Sleep(time.Millisecond)
+		}
+		if n := calls.Load(); n < want {
+			t.Fatalf("%d resyncs, want %d: a failed catch-up resync is not tried again", n, want)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for q.addCount("a") == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if q.addCount("a") == 0 {
+		t.Fatal("the resync that went through did not queue the app")
+	}
+	clock.advance(time.Minute)
+	time.Sleep(20 * time.Millisecond)
+	if n := calls.Load(); n != 3 {
+		t.Errorf("%d resyncs after one went through, want 3: the retries go on", n)
+	}
+}
