@@ -453,6 +453,73 @@ func TestBackupRequestsAndSchedule(t *testing.T) {
 	}
 }
 
+// TestRestoreAgainAfterAFailedRestore: a restore whose data did not read back as stored makes
+// the app Failed, telling a person to restore again; doing so carries it out, and the request
+// is not left to fire over live data when a later attempt converges.
+func TestRestoreAgainAfterAFailedRestore(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\n")
+	seed(f, fb)
+	f.settle("a")
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
+	id := f.settle("a").LastBackup.ID
+	withRestore := func(request, more string) string {
+		return "recipe: bk\nversion: 1.0.0+1\n" + more + "backup: {requestedAt: r1, restore: {requestedAt: " + request + ", id: \"" + id + "\"}}\n"
+	}
+	fb.corrupt = func(string, string) string { return "garbage" }
+	f.writeSpec("a", withRestore("r2", ""))
+	st := f.settle("a")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "reconciler restore a "+id) {
+		t.Fatalf("a restore that does not read back: %s %s", st.Phase, st.Message)
+	}
+	fb.corrupt = nil
+	f.writeSpec("a", withRestore("r3", ""))
+	st = f.settle("a")
+	if st.Phase != spec.PhaseReady || st.LastHandledRestoreAt != "r3" || st.LastRestore.State != spec.RunCompleted {
+		t.Fatalf("restored again as the message said: %s (%s), handled %q, last restore %+v", st.Phase, st.Message, st.LastHandledRestoreAt, st.LastRestore)
+	}
+	fb.mu.Lock()
+	fb.files["a_test_app"]["/files/a/b.txt"] = "written since"
+	fb.mu.Unlock()
+	f.writeSpec("a", withRestore("r3", "env: {X: \"1\"}\n"))
+	if st = f.settle("a"); st.Phase != spec.PhaseReady || fb.files["a_test_app"]["/files/a/b.txt"] != "written since" {
+		t.Fatalf("a new attempt: %s, the file holds %q: a handled request ran again", st.Phase, fb.files["a_test_app"]["/files/a/b.txt"])
+	}
+}
+
+// TestRequestToAFailedApp: a request to an app that is Failed is answered at once, failed and
+// saying why, and not carried out when a later attempt converges, long after it was made.
+func TestRequestToAFailedApp(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\ntimeout: 1m\n")
+	seed(f, fb)
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.engine.crashAfter = time.Second
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\ntimeout: 1m\nenv: {X: \"1\"}\n")
+	st := f.settleAs("a", spec.PhaseFailed, 10*time.Second, 20)
+	if st.Phase != spec.PhaseFailed {
+		t.Fatalf("a crashing release: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\ntimeout: 1m\nenv: {X: \"1\"}\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+	st = f.settle("a")
+	for _, run := range []*spec.BackupRun{st.LastBackup, st.LastRestore} {
+		if st.Phase != spec.PhaseFailed || run == nil || run.State != spec.RunFailed || !strings.Contains(run.Message, "not carried out: the app is Failed") {
+			t.Fatalf("requests to a Failed app: %s, run %+v", st.Phase, run)
+		}
+	}
+	if st.LastHandledBackupAt != "r1" || st.LastHandledRestoreAt != "r2" {
+		t.Fatalf("requests not answered: handled %q %q", st.LastHandledBackupAt, st.LastHandledRestoreAt)
+	}
+	f.engine.crashAfter = 0
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\ntimeout: 1m\nenv: {X: \"2\"}\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+	st = f.settleAs("a", spec.PhaseReady, 10*time.Second, 20)
+	if list, _ := f.r.Backups.List("a"); st.Phase != spec.PhaseReady || len(list) != 0 || st.LastRestore.State != spec.RunFailed {
+		t.Fatalf("the fixed release: %s (%s), %d backups, last restore %+v: an answered request ran", st.Phase, st.Message, len(list), st.LastRestore)
+	}
+}
+
 func TestBackupOfRecipeWithoutBackupIsInvalid(t *testing.T) {
 	f := newFixture(t)
 	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntier: backup\n")

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/swarm-reconciler/reconciler/spec"
@@ -121,6 +122,37 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 		return d
 	}
 	return d.startJob(w, backupJob{Trigger: triggerSchedule, ID: spec.NewBackupID(w.Now), Keep: b.Keep}, ready, ready+"; scheduled backup")
+}
+
+// restoreRetried reports an app Failed by a requested restore that began to write (cut short,
+// or its data not read back as stored) whose spec asks for a restore again: what the Failed
+// message tells a person to do.
+func restoreRetried(s *spec.Spec, st *spec.Status) bool {
+	r := st.LastRestore
+	return st.Phase == spec.PhaseFailed && r != nil && r.State == spec.RunFailed && r.Trigger == triggerRequest &&
+		strings.HasPrefix(st.Message, "restore ") &&
+		s.Backup != nil && s.Backup.Restore != nil && s.Backup.Restore.RequestedAt != st.LastHandledRestoreAt
+}
+
+// refuseRequests answers the backup and restore requests of an app in a final phase: each is
+// recorded as handled and failed, saying why, so `reconciler backup|restore --wait` ends.
+func refuseRequests(d decision, s *spec.Spec, now time.Time) decision {
+	st, b := d.Status, s.Backup
+	if b == nil {
+		return d
+	}
+	why := fmt.Sprintf("not carried out: the app is %s (%s); fix its spec first", st.Phase, st.Message)
+	refuse := func(request string) *spec.BackupRun {
+		d.Milestone = true
+		return &spec.BackupRun{Trigger: triggerRequest, Request: request, State: spec.RunFailed, Started: now, Finished: &now, Message: why}
+	}
+	if b.RequestedAt != "" && b.RequestedAt != st.LastHandledBackupAt {
+		st.LastHandledBackupAt, st.LastBackup = b.RequestedAt, refuse(b.RequestedAt)
+	}
+	if r := b.Restore; r != nil && r.RequestedAt != st.LastHandledRestoreAt {
+		st.LastHandledRestoreAt, st.LastRestore = r.RequestedAt, refuse(r.RequestedAt)
+	}
+	return d
 }
 
 // nextBackup is when b's schedule makes the app's next backup, counted from its last backup

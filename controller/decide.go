@@ -235,8 +235,15 @@ func decide(w *world) decision {
 		d.Phase, d.Message = spec.PhasePending, "new generation queued"
 	} else {
 		st.ObservedGeneration = w.Desired.Generation // a request: the same attempt goes on
-		if st.Phase.Final() {
-			return d // final for this attempt: only a new spec moves it
+		switch {
+		case restoreRetried(s, st):
+			// The remedy the Failed message named: the app's services still run, so it goes
+			// on as converged, and the restore is carried out once they are stable.
+			d.Phase = spec.PhaseDegraded
+		case st.Phase.Final():
+			// Final for this attempt: only a new spec moves it. A request is answered now,
+			// not carried out when a later attempt converges, long after it was made.
+			return refuseRequests(d, s, w.Now)
 		}
 	}
 	if st.AttemptStartedAt == nil {

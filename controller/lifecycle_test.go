@@ -53,11 +53,7 @@ func TestTTLExpiresAndStaysDown(t *testing.T) {
 func TestTTLOfAnAppWaitingOnItsTasks(t *testing.T) {
 	f := newFixture(t)
 	f.writeSpec("t", "recipe: echo\nversion: 1.0.0+1\nttl: 1m\nminReady: 20s\n")
-	st := f.settle("t")
-	for i := 0; st.Phase != spec.PhaseReady && i < 40; i++ {
-		f.now = f.now.Add(5 * time.Second)
-		st = f.settle("t")
-	}
+	st := f.settleAs("t", spec.PhaseReady, 5*time.Second, 40)
 	if st.Phase != spec.PhaseReady {
 		t.Fatalf("install: %s %s", st.Phase, st.Message)
 	}

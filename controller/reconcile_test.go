@@ -117,6 +117,18 @@ func (f *fixture) writeSpec(app, content string) {
 	}
 }
 
+// settleAs settles app, moving the clock on by step between settles, until it is in phase
+// (n settles at most), and returns its status then.
+func (f *fixture) settleAs(app string, phase spec.Phase, step time.Duration, n int) *spec.Status {
+	f.t.Helper()
+	st := f.settle(app)
+	for i := 0; st.Phase != phase && i < n; i++ {
+		f.now = f.now.Add(step)
+		st = f.settle(app)
+	}
+	return st
+}
+
 // settle reconciles app until it stops asking to be requeued, and returns its status.
 func (f *fixture) settle(app string) *spec.Status {
 	f.t.Helper()
