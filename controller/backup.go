@@ -508,7 +508,11 @@ func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest)
 			}
 			archive = zr
 		}
-		err = b.eng.CopyToContainer(ctx, cid, v.Target, archive, container.CopyToContainerOptions{})
+		checked := checkArchive(archive, m.ID, v)
+		err = b.eng.CopyToContainer(ctx, cid, v.Target, checked, container.CopyToContainerOptions{})
+		if cerr := checked.Close(); cerr != nil {
+			err = cerr // the engine saw the archive end early; this says why
+		}
 		if zr != nil {
 			zr.Close()
 		}
@@ -522,6 +526,99 @@ func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest)
 		b.did("write volume " + v.Name)
 	}
 	return nil
+}
+
+// checkArchive passes the archive of volume v of backup id on, entry by entry, as long as it
+// holds what its backup wrote: names inside the volume that pass through no symbolic link of
+// the archive, hard links to such names, no device, and every regular file one the manifest
+// lists, of its size. The engine extracts whatever it is given, as root, where the container
+// mounts the volume: a damaged or altered archive stops there, and Close says why.
+func checkArchive(r io.Reader, id string, v spec.VolumeBackup) io.ReadCloser {
+	pr, pw := io.Pipe()
+	c := &checkedArchive{PipeReader: pr, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		c.err = copyChecked(pw, r, id, v)
+		pw.CloseWithError(c.err) // nil: the reader sees EOF
+	}()
+	return c
+}
+
+type checkedArchive struct {
+	*io.PipeReader
+	done chan struct{}
+	err  error
+}
+
+// Close ends the check and returns its error, if it found one.
+func (c *checkedArchive) Close() error {
+	c.PipeReader.CloseWithError(errors.New("restore ended"))
+	<-c.done
+	var d damagedArchive
+	if errors.As(c.err, &d) {
+		return c.err
+	}
+	return nil
+}
+
+// damagedArchive is an archive in the store that holds what its backup did not write.
+type damagedArchive struct{ failure }
+
+func copyChecked(w io.Writer, r io.Reader, id string, v spec.VolumeBackup) error {
+	files := map[string]int64{}
+	for _, f := range v.Files {
+		files[f.Path] = f.Size
+	}
+	bad := func(name, why string) error {
+		return damagedArchive{failure{fmt.Sprintf("archive of volume %s in backup %s: entry %q %s: the backup is damaged or was altered, and nothing from that entry on was restored: restore another backup", v.Name, id, name, why)}}
+	}
+	links := map[string]bool{} // the archive's symbolic links
+	inside := func(name string) string {
+		clean := path.Clean(name)
+		if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+			return "is outside the volume"
+		}
+		for dir := path.Dir(clean); dir != "."; dir = path.Dir(dir) {
+			if links[dir] {
+				return "goes through the symbolic link " + dir
+			}
+		}
+		return ""
+	}
+	tr, tw := tar.NewReader(r), tar.NewWriter(w)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return tw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		if why := inside(h.Name); why != "" {
+			return bad(h.Name, why)
+		}
+		switch h.Typeflag {
+		case tar.TypeReg:
+			if size, ok := files[path.Clean(h.Name)]; !ok || size != h.Size {
+				return bad(h.Name, "is not a file of the backup's manifest")
+			}
+		case tar.TypeLink:
+			if why := inside(h.Linkname); why != "" {
+				return bad(h.Name, "links to "+h.Linkname+", which "+why)
+			}
+		case tar.TypeSymlink:
+			links[path.Clean(h.Name)] = true
+		case tar.TypeDir, tar.TypeFifo:
+		default:
+			return bad(h.Name, fmt.Sprintf("is of a kind a backup does not hold (tar type %q)", h.Typeflag))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
 }
 
 // verify reads every restored file back and compares it with the manifest.

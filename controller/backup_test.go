@@ -2,6 +2,7 @@ package controller
 
 import (
 	"archive/tar"
+	"bytes"
 	"io"
 	"os"
 	"path/filepath"
@@ -453,16 +454,26 @@ func TestBackupRequestsAndSchedule(t *testing.T) {
 	}
 }
 
-// TestRestoreAgainAfterAFailedRestore: a restore whose data did not read back as stored makes
-// the app Failed, telling a person to restore again; doing so carries it out, and the request
-// is not left to fire over live data when a later attempt converges.
-func TestRestoreAgainAfterAFailedRestore(t *testing.T) {
+// backedUp is a fixture whose app a is Ready with one requested backup (request r1), and
+// that backup's ID.
+func backedUp(t *testing.T) (*fixture, *fakeBackup, string) {
 	f, fb := newBackupFixture(t, nil)
 	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\n")
 	seed(f, fb)
 	f.settle("a")
 	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
-	id := f.settle("a").LastBackup.ID
+	st := f.settle("a")
+	if st.Phase != spec.PhaseReady || st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted {
+		t.Fatalf("backup: %s %s", st.Phase, st.Message)
+	}
+	return f, fb, st.LastBackup.ID
+}
+
+// TestRestoreAgainAfterAFailedRestore: a restore whose data did not read back as stored makes
+// the app Failed, telling a person to restore again; doing so carries it out, and the request
+// is not left to fire over live data when a later attempt converges.
+func TestRestoreAgainAfterAFailedRestore(t *testing.T) {
+	f, fb, id := backedUp(t)
 	withRestore := func(request, more string) string {
 		return "recipe: bk\nversion: 1.0.0+1\n" + more + "backup: {requestedAt: r1, restore: {requestedAt: " + request + ", id: \"" + id + "\"}}\n"
 	}
@@ -526,5 +537,102 @@ func TestBackupOfRecipeWithoutBackupIsInvalid(t *testing.T) {
 	st := f.settle("a")
 	if st.Phase != spec.PhaseInvalid || !strings.Contains(st.Message, "declares no backup") {
 		t.Fatalf("phase %s: %s", st.Phase, st.Message)
+	}
+}
+
+// TestCheckArchive: a restore hands the engine only what a backup writes. Entries outside the
+// volume, through a symbolic link of the archive, devices, or files the manifest does not list
+// (or of another size) stop it, naming the entry.
+func TestCheckArchive(t *testing.T) {
+	type entry struct {
+		name, link string
+		kind       byte
+		data       string
+	}
+	v := spec.VolumeBackup{Name: "files", Files: []spec.BackedUpFile{{Path: "a/b.txt", Size: 6}, {Path: "c", Size: 1}}}
+	for _, tc := range []struct {
+		name    string
+		entries []entry
+		refused string
+	}{
+		{"what a backup writes", []entry{{name: "a/", kind: tar.TypeDir}, {name: "a/b.txt", data: "file b"},
+			{name: "a/l", kind: tar.TypeSymlink, link: "/etc"}, {name: "h", kind: tar.TypeLink, link: "a/b.txt"}, {name: "c", data: "x"}}, ""},
+		{"a parent", []entry{{name: "../../etc/cron.d/evil", data: "x"}}, `"../../etc/cron.d/evil" is outside the volume`},
+		{"an absolute name", []entry{{name: "/etc/evil", data: "x"}}, "is outside the volume"},
+		{"through a link", []entry{{name: "up", kind: tar.TypeSymlink, link: "/"}, {name: "up/etc/passwd", data: "x"}}, "goes through the symbolic link up"},
+		{"a hard link out", []entry{{name: "h", kind: tar.TypeLink, link: "../../etc/shadow"}}, "which is outside the volume"},
+		{"a file not in the manifest", []entry{{name: "a/b.txt", data: "file b"}, {name: "extra", data: "x"}}, `"extra" is not a file of the backup's manifest`},
+		{"a file of another size", []entry{{name: "a/b.txt", data: "file b, longer"}}, "is not a file of the backup's manifest"},
+		{"a device", []entry{{name: "sda", kind: tar.TypeBlock}}, "is of a kind a backup does not hold"},
+	} {
+		var in bytes.Buffer
+		tw := tar.NewWriter(&in)
+		for _, e := range tc.entries {
+			kind := e.kind
+			if kind == 0 {
+				kind = tar.TypeReg
+			}
+			if err := tw.WriteHeader(&tar.Header{Name: e.name, Linkname: e.link, Typeflag: kind, Mode: 0o644, Size: int64(len(e.data))}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tw.Write([]byte(e.data)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r := checkArchive(&in, "20260101T120000.000Z", v)
+		var names []string
+		tr := tar.NewReader(r)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			names = append(names, h.Name)
+		}
+		err := r.Close()
+		switch {
+		case tc.refused == "" && (err != nil || len(names) != len(tc.entries)):
+			t.Errorf("%s: %v, passed %q", tc.name, err, names)
+		case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused) || !strings.Contains(err.Error(), "restore another backup")):
+			t.Errorf("%s: %v, want refused: %s", tc.name, err, tc.refused)
+		case tc.refused != "" && len(names) >= len(tc.entries):
+			t.Errorf("%s: every entry passed: %q", tc.name, names)
+		}
+	}
+}
+
+// TestRestoreOfAnAlteredArchive: an archive in the store that holds more than its backup wrote
+// is not handed on past that entry, and the restore is Failed saying the backup is damaged.
+func TestRestoreOfAnAlteredArchive(t *testing.T) {
+	f, fb, id := backedUp(t)
+	archive := filepath.Join(f.r.Backups.Dir, "a", id, "files"+archiveExt)
+	out, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, _ := zstd.NewWriter(out)
+	tw := tar.NewWriter(zw)
+	for _, e := range []struct{ name, data string }{{"evil", "x"}, {"a/b.txt", "file b"}} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(e.data))}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(e.data))
+	}
+	tw.Close()
+	zw.Close()
+	out.Close()
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2, id: \""+id+"\"}}\n")
+	st := f.settle("a")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, `entry "evil" is not a file of the backup's manifest: the backup is damaged or was altered`) {
+		t.Fatalf("restore of an altered archive: %s %s", st.Phase, st.Message)
+	}
+	if strings.Contains(st.Message, "restore it again") {
+		t.Fatalf("a damaged backup is not to be restored again: %s", st.Message)
+	}
+	if _, ok := fb.files["a_test_app"]["/files/evil"]; ok {
+		t.Fatal("the altered entry was written")
 	}
 }

@@ -277,6 +277,9 @@ func finishJob(d decision, run *spec.BackupRun, err error, now time.Time) decisi
 		if errors.As(err, &partial) {
 			// Like a restore cut short: the volumes hold part of the backup.
 			run.Message = fmt.Sprintf("%s; the volumes may hold part of backup %s: restore it again with `reconciler restore %s %s`", err, run.ID, st.App, run.ID)
+			if errors.As(err, new(damagedArchive)) {
+				run.Message = fmt.Sprintf("%s; the volumes may hold part of backup %s (list the others with `reconciler backups %s`)", err, run.ID, st.App)
+			}
 			return d.to(spec.PhaseFailed, fmt.Sprintf("%s failed after it began to write: %s", what, run.Message))
 		}
 		d.Milestone = true
