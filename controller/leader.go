@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -30,6 +33,36 @@ const LeaseLabel = "swarm-reconciler.lease"
 
 // LeaseName is the name of the config object that holds the lease of owner's replicas.
 func LeaseName(owner string) string { return "swarm-reconciler-lease-" + owner }
+
+// LeaseSkew is how far apart the clocks of the host that renewed a lease and the host that
+// reads it may be for LiveLeases.
+const LeaseSkew = time.Minute
+
+// LiveLeases names the leases a replica may still hold: a holder whose last renew is not more
+// than its lease duration plus LeaseSkew before now, by the reader's clock. A released lease
+// (no holder) or one long expired is not live. `reconciler janitor` uses it: replicas run with
+// --leader-elect hold no app lock, so a lock cannot tell it that they run.
+func LiveLeases(ctx context.Context, e interface {
+	ConfigList(ctx context.Context, o swarm.ConfigListOptions) ([]swarm.Config, error)
+}, now time.Time) ([]string, error) {
+	cfgs, err := e.ConfigList(ctx, swarm.ConfigListOptions{Filters: filters.NewArgs(filters.Arg("name", LeaseName("")))})
+	if err != nil {
+		return nil, fmt.Errorf("list leases: %w", err)
+	}
+	var live []string
+	for _, c := range cfgs {
+		var rec leaseRecord
+		raw, ok := c.Spec.Labels[LeaseLabel]
+		if !ok || !strings.HasPrefix(c.Spec.Name, LeaseName("")) || json.Unmarshal([]byte(raw), &rec) != nil || rec.Holder == "" {
+			continue
+		}
+		if until := rec.RenewTime.Add(time.Duration(rec.LeaseSeconds)*time.Second + LeaseSkew); now.Before(until) {
+			live = append(live, fmt.Sprintf("%s (held by %s, renewed %s)", c.Spec.Name, rec.Holder, rec.RenewTime.UTC().Format(time.RFC3339)))
+		}
+	}
+	sort.Strings(live)
+	return live, nil
+}
 
 // LeaseEngine is the part of the Engine API the lease needs: one config object, whose labels
 // are the one part of it swarm lets a client update, each update compare-and-swap on the

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -309,4 +310,37 @@ func TestElectionLeaderWhoseControllerStops(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+type leaseList []swarm.Config
+
+func (l leaseList) ConfigList(context.Context, swarm.ConfigListOptions) ([]swarm.Config, error) {
+	return l, nil
+}
+
+// TestLiveLeases: what the janitor takes for replicas still running: a holder renewed within
+// its lease duration (plus the clock skew allowed), not a released or long expired lease.
+func TestLiveLeases(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	lease := func(owner, holder string, renewed time.Duration) swarm.Config {
+		raw, err := json.Marshal(leaseRecord{Holder: holder, LeaseSeconds: 15, RenewTime: now.Add(-renewed)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return swarm.Config{Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: LeaseName(owner), Labels: map[string]string{LeaseLabel: string(raw)}}}}
+	}
+	other := swarm.Config{Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "app_conf", Labels: map[string]string{LeaseLabel: "{}"}}}}
+	live, err := LiveLeases(t.Context(), leaseList{
+		lease("renewed", "r1", time.Second),
+		lease("skewed", "r2", 70*time.Second), // within 15 s + LeaseSkew
+		lease("released", "", time.Second),
+		lease("expired", "r3", 10*time.Minute),
+		other,
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 2 || !strings.HasPrefix(live[0], LeaseName("renewed")+" (held by r1") || !strings.HasPrefix(live[1], LeaseName("skewed")) {
+		t.Fatalf("live leases %q, want renewed and skewed", live)
+	}
 }

@@ -262,6 +262,17 @@ func pass(ctx context.Context, o *options, specDir string) error {
 		return err
 	}
 	defer release()
+	if o.janitor {
+		// Replicas run with --leader-elect hold no app lock, so the janitor would take their
+		// apps for orphans: it does not run beside them.
+		live, err := controller.LiveLeases(ctx, c.R.Engine, time.Now())
+		if err != nil {
+			return err
+		}
+		if len(live) > 0 {
+			return &exitError{code: exitFailed, err: fmt.Errorf("reconciler replicas lead on this swarm (%s): the janitor sweeps what no running reconciler holds, and replicas run with --leader-elect hold no app lock; stop them first (a stopped replica releases its lease; one killed lets it expire within its duration), then run the janitor again", strings.Join(live, ", "))}
+		}
+	}
 	passCtx, cancel := context.WithCancel(ctx)
 	if o.passTimeout > 0 {
 		passCtx, cancel = context.WithTimeout(ctx, o.passTimeout)
