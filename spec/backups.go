@@ -279,6 +279,19 @@ func (s BackupStore) Prune(app string, keep int) ([]string, error) {
 	return removed, syncDir(filepath.Join(s.Dir, app))
 }
 
+// partialOf reports whether n is the name of a backup being written by owner: exactly
+// .<id>.<owner>.partial, so that owner "ci" does not take "x.ci"'s for its own.
+func partialOf(n, owner string) bool {
+	rest, ok := strings.CutPrefix(n, ".")
+	if !ok {
+		return false
+	}
+	if rest, ok = strings.CutSuffix(rest, "."+owner+partialSuffix); !ok {
+		return false
+	}
+	return ValidBackupID(rest)
+}
+
 // CleanPartial removes what processes of owner that died left of backups being written, and
 // what any process left of backups being removed, and returns their paths. Only the process
 // holding owner's spec-directory lock may call it: no other is writing owner's backups.
@@ -299,7 +312,7 @@ func (s BackupStore) CleanPartial(owner string) ([]string, error) {
 		}
 		for _, e := range entries {
 			n := e.Name()
-			if !strings.HasPrefix(n, ".") || !strings.HasSuffix(n, "."+owner+partialSuffix) && !strings.HasSuffix(n, removingSuffix) {
+			if !partialOf(n, owner) && !(strings.HasPrefix(n, ".") && strings.HasSuffix(n, removingSuffix)) {
 				continue
 			}
 			p := filepath.Join(s.Dir, app, n)

@@ -117,3 +117,24 @@ func TestBackupID(t *testing.T) {
 		}
 	}
 }
+
+// TestPartialOf: a start-up removes only its own owner's backups being written; an owner
+// whose name ends like another's ("x.ci" and "ci") is not taken for it.
+func TestPartialOf(t *testing.T) {
+	for _, tc := range []struct {
+		name, owner string
+		want        bool
+	}{
+		{".20261203T165841.312Z.ci.partial", "ci", true},
+		{".20261203T165841.312Z.x.ci.partial", "ci", false},
+		{".20261203T165841.312Z.x.ci.partial", "x.ci", true},
+		{".20261203T165841.312Z.ci.partial", "x.ci", false},
+		{"20261203T165841.312Z.ci.partial", "ci", false},
+		{".not-an-id.ci.partial", "ci", false},
+		{".20261203T165841.312Z.removing", "ci", false},
+	} {
+		if got := partialOf(tc.name, tc.owner); got != tc.want {
+			t.Errorf("partialOf(%q, %q) = %v, want %v", tc.name, tc.owner, got, tc.want)
+		}
+	}
+}
