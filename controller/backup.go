@@ -742,7 +742,7 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 		return err
 	}
 	if job.Keep > 0 {
-		removed, err := r.Backups.Prune(w.App, job.Keep)
+		removed, err := r.Backups.Prune(w.App, r.Owner, job.Keep)
 		if err != nil {
 			log.Info("old backups not pruned; the next backup tries again", "error", err.Error())
 		}

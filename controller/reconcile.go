@@ -296,7 +296,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 			}
 		}
 		if b := s.Backup; b != nil && b.Restore != nil && b.Restore.ID == "" && (prev == nil || prev.LastHandledRestoreAt != b.Restore.RequestedAt) {
-			w.Backups, w.BackupsErr = r.Backups.List(app)
+			w.Backups, w.BackupsErr = r.Backups.ListOf(app, r.Owner)
 		}
 	}
 	if prev == nil || prev.ObservedGeneration != w.Desired.Generation || !prev.Phase.Final() {

@@ -55,13 +55,16 @@ func ValidBackupID(id string) bool { return backupIDRE.MatchString(id) }
 // BackupManifest is <id>/manifest.json: everything a restore needs to know, and what a person
 // reads to know what a backup holds. It never holds a secret's value.
 type BackupManifest struct {
-	App      string    `json:"app"`
-	ID       string    `json:"id"`
-	Recipe   string    `json:"recipe"`
-	Version  string    `json:"version"`
-	Revision string    `json:"revision"`
-	Trigger  string    `json:"trigger"`
-	Time     time.Time `json:"time"`
+	App      string `json:"app"`
+	ID       string `json:"id"`
+	Recipe   string `json:"recipe"`
+	Version  string `json:"version"`
+	Revision string `json:"revision"`
+	Trigger  string `json:"trigger"`
+	// Owner is the spec directory's ID (or --owner) of the reconciler that made it: a store
+	// shared by reconcilers whose apps have the same name keeps their backups apart.
+	Owner string    `json:"owner,omitempty"`
+	Time  time.Time `json:"time"`
 	// Finished is when the last archive was written.
 	Finished time.Time      `json:"finished"`
 	Volumes  []VolumeBackup `json:"volumes"`
@@ -118,7 +121,7 @@ const (
 
 // PendingBackup is a backup being written: invisible to List until Commit.
 type PendingBackup struct {
-	dir, final string
+	dir, final, owner string
 }
 
 // Begin starts backup id of app for owner (the spec directory's ID, locks.SpecDirID): only
@@ -139,7 +142,7 @@ func (s BackupStore) Begin(app, id, owner string) (*PendingBackup, error) {
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return nil, fmt.Errorf("begin backup %s of %s: %w", id, app, err)
 	}
-	return &PendingBackup{dir: tmp, final: filepath.Join(appDir, id)}, nil
+	return &PendingBackup{dir: tmp, final: filepath.Join(appDir, id), owner: owner}, nil
 }
 
 // Create opens a new file of the backup for writing; name is a plain file name.
@@ -153,6 +156,7 @@ func (p *PendingBackup) Create(name string) (*os.File, error) {
 // Commit writes the manifest, makes every file durable, and only then gives the backup its
 // name: from that moment on it is listed.
 func (p *PendingBackup) Commit(m *BackupManifest) error {
+	m.Owner = p.owner
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("commit backup %s: %w", m.ID, err)
@@ -213,6 +217,13 @@ func (s BackupStore) List(app string) ([]*BackupManifest, error) {
 	return out, errors.Join(errs...)
 }
 
+// ListOf returns the complete backups of app that owner made, oldest first, with those made
+// before manifests named their owner: what a restore of the newest and `keep` consider.
+func (s BackupStore) ListOf(app, owner string) ([]*BackupManifest, error) {
+	list, err := s.List(app)
+	return slices.DeleteFunc(list, func(m *BackupManifest) bool { return m.Owner != "" && m.Owner != owner }), err
+}
+
 // Apps lists the apps that have a folder in the store.
 func (s BackupStore) Apps() ([]string, error) {
 	entries, err := os.ReadDir(s.Dir)
@@ -257,10 +268,10 @@ func (s BackupStore) Open(app, id, name string) (*os.File, error) {
 	return os.Open(filepath.Join(s.Dir, app, id, name))
 }
 
-// Prune removes the oldest complete backups of app beyond the newest keep, and returns the
-// IDs it removed.
-func (s BackupStore) Prune(app string, keep int) ([]string, error) {
-	list, err := s.List(app)
+// Prune removes the oldest complete backups of app that owner made beyond the newest keep
+// (ListOf), and returns the IDs it removed.
+func (s BackupStore) Prune(app, owner string, keep int) ([]string, error) {
+	list, err := s.ListOf(app, owner)
 	if err != nil || keep <= 0 || len(list) <= keep {
 		return nil, err
 	}

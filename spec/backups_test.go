@@ -12,7 +12,12 @@ import (
 
 func writeBackup(t *testing.T, s BackupStore, app, id string, commit bool) {
 	t.Helper()
-	p, err := s.Begin(app, id, "o1")
+	writeBackupOf(t, s, app, id, "o1", commit)
+}
+
+func writeBackupOf(t *testing.T, s BackupStore, app, id, owner string, commit bool) {
+	t.Helper()
+	p, err := s.Begin(app, id, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +82,7 @@ func TestBackupStoreListsOnlyWholeBackups(t *testing.T) {
 	if err != nil || len(removed) != 1 || !strings.HasSuffix(removed[0], ".partial") {
 		t.Fatalf("CleanPartial = %v, %v; want the one partial", removed, err)
 	}
-	pruned, err := s.Prune("app", 2)
+	pruned, err := s.Prune("app", "o1", 2)
 	if err != nil || !reflect.DeepEqual(pruned, []string{ids[1]}) {
 		t.Fatalf("Prune(2) = %v, %v; want the oldest", pruned, err)
 	}
@@ -136,5 +141,35 @@ func TestPartialOf(t *testing.T) {
 		if got := partialOf(tc.name, tc.owner); got != tc.want {
 			t.Errorf("partialOf(%q, %q) = %v, want %v", tc.name, tc.owner, got, tc.want)
 		}
+	}
+}
+
+// TestBackupStoreKeepsOwnersApart: reconcilers of two spec directories with an app of the same
+// name share the store's folder of that name; each one's keep and newest backup are its own
+// (and a backup made before manifests named their owner counts for both).
+func TestBackupStoreKeepsOwnersApart(t *testing.T) {
+	s := BackupStore{Dir: t.TempDir()}
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	id := func(i int) string { return NewBackupID(t0.Add(time.Duration(i) * time.Second)) }
+	writeBackupOf(t, s, "a", id(0), "", true) // made before manifests named their owner
+	writeBackupOf(t, s, "a", id(1), "o1", true)
+	writeBackupOf(t, s, "a", id(2), "o1", true)
+	writeBackupOf(t, s, "a", id(3), "o2", true)
+	writeBackupOf(t, s, "a", id(4), "o2", true)
+	ids := func(list []*BackupManifest) (out []string) {
+		for _, m := range list {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	if list, err := s.ListOf("a", "o1"); err != nil || !reflect.DeepEqual(ids(list), []string{id(0), id(1), id(2)}) {
+		t.Fatalf("ListOf o1 = %v, %v", ids(list), err)
+	}
+	pruned, err := s.Prune("a", "o2", 1)
+	if err != nil || !reflect.DeepEqual(pruned, []string{id(0), id(3)}) {
+		t.Fatalf("Prune o2 keep 1 = %v, %v; want the ownerless one and o2's older", pruned, err)
+	}
+	if list, _ := s.List("a"); !reflect.DeepEqual(ids(list), []string{id(1), id(2), id(4)}) {
+		t.Fatalf("left %v: o1's backups must stay", ids(list))
 	}
 }
