@@ -57,9 +57,8 @@ type Controller struct {
 	stopped   bool                 // ctx ended: no timer is armed any more
 	lookCtx   context.Context      // Run's context, for the looks' task list calls
 	// watcher is Run's watch of the spec directory, to which the folders of overlay files are
-	// added as the specs name them (watched); overlayResync coalesces their events.
+	// added as the specs name them; overlayResync coalesces their events.
 	watcher       *fsnotify.Watcher
-	watched       map[string]bool
 	overlayResync atomic.Bool
 
 	swept     atomic.Bool     // the initial sweep finished
@@ -109,7 +108,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("watch spec directory %s: %w", c.R.SpecsDir, err)
 	}
 	c.mu.Lock()
-	c.watcher, c.watched = w, map[string]bool{}
+	c.watcher = w
 	c.mu.Unlock()
 	c.R.enqueue = func(app string) { c.queue.Add(app) }
 	if err := c.resync(ctx); err != nil {
@@ -420,13 +419,23 @@ func (c *Controller) watchOverlays() {
 	if c.watcher == nil {
 		return
 	}
+	// The watcher's own list, not one of ours: the kernel drops the watch of a folder that is
+	// removed (an app's overlay folder going with it), and one made again under that name must
+	// be watched again. A folder no spec names any more is dropped, so the watch does not grow
+	// with every app an operator ever had.
+	watched := map[string]bool{}
+	for _, p := range c.watcher.WatchList() {
+		watched[p] = true
+	}
 	for _, dir := range dirs {
-		if c.watched[dir] {
-			continue
+		if !watched[dir] {
+			_ = c.watcher.Add(dir) // a folder not made yet is watched once a later scan finds it
 		}
-		if err := c.watcher.Add(dir); err == nil {
-			c.watched[dir] = true
-		}
+		delete(watched, dir)
+	}
+	delete(watched, filepath.Clean(c.R.SpecsDir))
+	for p := range watched {
+		_ = c.watcher.Remove(p)
 	}
 }
 

@@ -782,28 +782,59 @@ func TestOverlayFilesAreWatched(t *testing.T) {
 	if err := w.Add(c.R.SpecsDir); err != nil {
 		t.Fatal(err)
 	}
-	c.watcher, c.watched = w, map[string]bool{}
+	c.watcher = w
 	c.watchOverlays()
-	if !c.watched[overlays] {
-		t.Fatalf("overlay folder not watched: %v", c.watched)
+	if !slices.Contains(w.WatchList(), overlays) {
+		t.Fatalf("overlay folder not watched: %v", w.WatchList())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.watchSpecs(ctx, w) }()
 	defer func() { cancel(); <-done }()
 
-	if err := os.WriteFile(filepath.Join(overlays, "ci.yml"), []byte("services: {}\n"), 0o644); err != nil {
-		t.Fatal(err)
+	written := func(what string) {
+		t.Helper()
+		before := resyncs.Load()
+		if err := os.WriteFile(filepath.Join(overlays, "ci.yml"), []byte("services: {}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for resyncs.Load() == before && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if resyncs.Load() == before {
+			t.Fatalf("writing an overlay file %s made no resync", what)
+		}
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for resyncs.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if resyncs.Load() == 0 {
-		t.Fatal("writing an overlay file made no resync")
-	}
+	written("")
 	if n := q.addCount("ci"); n != 0 {
 		t.Errorf("an overlay file was taken for the spec of app ci (%d adds)", n)
+	}
+
+	// The folder removed (its watch goes with it) and made again: watched again. Each of the
+	// two is seen in the spec directory and makes a resync of its own, waited for first.
+	seen := func(change func() error) {
+		t.Helper()
+		before := resyncs.Load()
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for resyncs.Load() == before && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	seen(func() error { return os.RemoveAll(overlays) })
+	seen(func() error { return os.MkdirAll(overlays, 0o755) })
+	written("in the folder made again")
+
+	// No spec names it any more: no longer watched.
+	c.R.mu.Lock()
+	c.R.overlayDirs = nil
+	c.R.mu.Unlock()
+	c.watchOverlays()
+	if got := w.WatchList(); len(got) != 1 || got[0] != c.R.SpecsDir {
+		t.Fatalf("watched %v, want the spec directory alone", got)
 	}
 }
 
