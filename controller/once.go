@@ -72,12 +72,21 @@ func (c *Controller) settle(ctx context.Context, app string) bool {
 			log.Error(err, "reconcile failed; retrying with backoff", "backoff", backoff.String())
 			wait, backoff = backoff, min(backoff*2, 30*time.Second)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-		case <-t.C:
+		// While the app waits on its tasks alone (TasksFor), a look is a task list call and a
+		// pass only when it moved, as in the loop (waitOn): on a swarm of several nodes an app
+		// is looked at every 100 ms, and a full pass at each would be dozens of calls a second.
+		until := time.Now().Add(res.TasksFor)
+		for {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			if ctx.Err() != nil || err != nil || !time.Now().Before(until) || c.tasksMoved(ctx, app) {
+				break
+			}
 		}
-		t.Stop()
 	}
 	return false
 }

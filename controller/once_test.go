@@ -24,13 +24,14 @@ type onceWorld struct {
 	phases        map[string][]spec.Phase
 	requeue       map[string]time.Duration
 	fail          map[string]bool
+	tasksFor      map[string]time.Duration
 	staleGenOf    map[string]bool // the status keeps describing an older spec
 	controller    *Controller
 }
 
 func newOnceWorld(t *testing.T) *onceWorld {
 	w := &onceWorld{t: t, specs: t.TempDir(), status: t.TempDir(), passes: map[string]int{},
-		phases: map[string][]spec.Phase{}, requeue: map[string]time.Duration{}, fail: map[string]bool{}, staleGenOf: map[string]bool{}}
+		phases: map[string][]spec.Phase{}, requeue: map[string]time.Duration{}, fail: map[string]bool{}, staleGenOf: map[string]bool{}, tasksFor: map[string]time.Duration{}}
 	w.controller = &Controller{R: &Reconciler{SpecsDir: w.specs, StatusDir: w.status}, Workers: 2}
 	w.controller.reconcileFunc = w.reconcile
 	w.controller.pendingFunc = func(context.Context) ([]string, error) {
@@ -59,7 +60,7 @@ func (w *onceWorld) reconcile(ctx context.Context, app string) (Result, error) {
 	w.mu.Lock()
 	n := w.passes[app]
 	w.passes[app]++
-	phases, requeue, fail := w.phases[app], w.requeue[app], w.fail[app]
+	phases, requeue, fail, tasksFor := w.phases[app], w.requeue[app], w.fail[app], w.tasksFor[app]
 	w.mu.Unlock()
 	if fail {
 		return Result{}, errors.New("engine did not answer")
@@ -75,7 +76,7 @@ func (w *onceWorld) reconcile(ctx context.Context, app string) (Result, error) {
 	if err := spec.WriteStatus(w.status, st); err != nil {
 		return Result{}, err
 	}
-	return Result{RequeueAfter: requeue}, nil
+	return Result{RequeueAfter: requeue, TasksFor: tasksFor}, nil
 }
 
 func (w *onceWorld) passesOf(app string) int {
@@ -111,6 +112,29 @@ func TestRunOnceSettles(t *testing.T) {
 		if got := w.passesOf(app); got != want {
 			t.Errorf("%s: %d passes, want %d", app, got, want)
 		}
+	}
+}
+
+// TestRunOnceWaitsOnTasks: an app that waits on its tasks alone is looked at with a task list
+// call, and passed again only when the list moved, as the loop does.
+func TestRunOnceWaitsOnTasks(t *testing.T) {
+	w := newOnceWorld(t)
+	w.app("waiting", true, 5*time.Millisecond, spec.PhaseDeploying, spec.PhaseDeploying, spec.PhaseReady)
+	w.tasksFor["waiting"] = time.Minute
+	var looks int
+	w.controller.movedFunc = func(string) bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		looks++
+		return looks%5 == 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, unsettled, err := w.controller.RunOnce(ctx); err != nil || len(unsettled) != 0 {
+		t.Fatalf("RunOnce: unsettled %v, err %v", unsettled, err)
+	}
+	if passes := w.passesOf("waiting"); passes != 3 || looks != 10 {
+		t.Fatalf("%d passes and %d looks at the task list, want 3 passes, each after the list moved (10 looks)", passes, looks)
 	}
 }
 
