@@ -2,12 +2,14 @@ package manifests
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5"
@@ -101,21 +103,66 @@ func resolveVersion(repo *git.Repository, version string) (revision, error) {
 	case !errors.Is(err, plumbing.ErrReferenceNotFound):
 		return revision{}, fmt.Errorf("look up tag %s: %w", version, err)
 	}
-	if hex := strings.ToLower(version); hexRevision.MatchString(hex) {
-		h, err := repo.ResolveRevision(plumbing.Revision(hex))
-		if err == nil {
-			c, err := repo.CommitObject(*h)
-			if err != nil {
-				return revision{}, fmt.Errorf("commit %s: %w", version, err)
+	if prefix := strings.ToLower(version); hexRevision.MatchString(prefix) {
+		// Only a commit whose hash starts with what was given is a commit deploy, and only one:
+		// git rev-parse refuses a short hash two commits share, and so do we, rather than take
+		// whichever the pack lists first.
+		commits, err := commitsWithPrefix(repo, prefix)
+		switch {
+		case err != nil:
+			return revision{}, fmt.Errorf("commit %s: %w", version, err)
+		case len(commits) == 1:
+			return revision{commit: commits[0], chaos: true}, nil
+		case len(commits) > 1:
+			names := make([]string, len(commits))
+			for i, c := range commits {
+				names[i] = c.String()
 			}
-			// ResolveRevision also takes refs and annotated tag objects; only a commit whose hash
-			// starts with what was given is a commit deploy.
-			if strings.HasPrefix(c.Hash.String(), hex) {
-				return revision{commit: c.Hash, chaos: true}, nil
-			}
+			slices.Sort(names)
+			return revision{}, fmt.Errorf("version %s is ambiguous: commits %s all start with it; give more of the hash", version, strings.Join(names, ", "))
 		}
 	}
 	return revision{}, unknownVersion(repo, version)
+}
+
+// commitsWithPrefix lists the commits whose hash starts with prefix (lower-case hex, 7 to 40
+// digits): through the storage's prefix index where it has one (packs and loose objects),
+// else by walking every commit.
+func commitsWithPrefix(repo *git.Repository, prefix string) ([]plumbing.Hash, error) {
+	var candidates []plumbing.Hash
+	if st, ok := repo.Storer.(interface {
+		HashesWithPrefix(prefix []byte) ([]plumbing.Hash, error)
+	}); ok {
+		b, err := hex.DecodeString(prefix[:len(prefix)&^1])
+		if err != nil {
+			return nil, err
+		}
+		if candidates, err = st.HashesWithPrefix(b); err != nil {
+			return nil, err
+		}
+	} else {
+		iter, err := repo.CommitObjects()
+		if err != nil {
+			return nil, err
+		}
+		err = iter.ForEach(func(c *object.Commit) error {
+			candidates = append(candidates, c.Hash)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	var out []plumbing.Hash
+	for _, h := range candidates {
+		if !strings.HasPrefix(h.String(), prefix) || slices.Contains(out, h) {
+			continue
+		}
+		if _, err := repo.CommitObject(h); err == nil {
+			out = append(out, h)
+		}
+	}
+	return out, nil
 }
 
 // plausibleRefName rejects what git's check-ref-format would, so that a version from a spec

@@ -1,9 +1,11 @@
 package manifests
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +107,50 @@ func copyTree(t testing.TB, src, dst string) {
 	})
 	if err != nil {
 		t.Fatalf("copy %s: %v", src, err)
+	}
+}
+
+// TestAmbiguousShortHash: a short hash two commits share is refused, naming both, as git
+// rev-parse refuses it, not resolved to whichever the storage lists first; more of the hash
+// picks one.
+func TestAmbiguousShortHash(t *testing.T) {
+	r := newTestRepo(t, t.TempDir(), "r")
+	base, err := r.repo.CommitObject(r.commit(map[string]string{"compose.yml": "services: {}\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Commits of the same tree that differ in their message, until two share 7 hex digits
+	// (about 16,000 tries: a birthday collision of 28 bits).
+	encode := func(i int) plumbing.EncodedObject {
+		c := &object.Commit{Author: base.Author, Committer: base.Committer, TreeHash: base.TreeHash, Message: fmt.Sprintf("try %d\n", i)}
+		obj := r.repo.Storer.NewEncodedObject()
+		if err := c.Encode(obj); err != nil {
+			t.Fatal(err)
+		}
+		return obj
+	}
+	seen := map[string]int{}
+	var a, b plumbing.EncodedObject
+	for i := 0; a == nil; i++ {
+		obj := encode(i)
+		p := obj.Hash().String()[:7]
+		if j, ok := seen[p]; ok {
+			a, b = encode(j), obj
+		}
+		seen[p] = i
+	}
+	for _, obj := range []plumbing.EncodedObject{a, b} {
+		if _, err := r.repo.Storer.SetEncodedObject(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short := a.Hash().String()[:7]
+	_, err = resolveVersion(r.repo, short)
+	if err == nil || !strings.Contains(err.Error(), "is ambiguous") || !strings.Contains(err.Error(), a.Hash().String()) || !strings.Contains(err.Error(), b.Hash().String()) {
+		t.Fatalf("version %s, shared by %s and %s: %v, want refused as ambiguous naming both", short, a.Hash(), b.Hash(), err)
+	}
+	rev, err := resolveVersion(r.repo, a.Hash().String()[:12])
+	if err != nil || rev.commit != a.Hash() || !rev.chaos {
+		t.Fatalf("12 digits of %s: %+v, %v", a.Hash(), rev, err)
 	}
 }
