@@ -636,3 +636,31 @@ func TestRestoreOfAnAlteredArchive(t *testing.T) {
 		t.Fatal("the altered entry was written")
 	}
 }
+
+// TestRequestAcrossTheScheduleTime: a requested backup that runs across the schedule's time
+// stands for that slot: no scheduled backup follows it at once, and the next comes at the
+// schedule's next time after it ended.
+func TestRequestAcrossTheScheduleTime(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	f.now = time.Date(2026, 1, 1, 10, 50, 0, 0, time.UTC)
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {schedule: '0 * * * *'}\n")
+	seed(f, fb)
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.now = time.Date(2026, 1, 1, 10, 59, 59, 0, time.UTC)
+	f.r.Step = func(_ int64, a Action) {
+		if a.Kind == BackupStep {
+			f.now = f.now.Add(time.Second) // the backup takes its time: it ends past 11:00
+		}
+	}
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {schedule: '0 * * * *', requestedAt: r1}\n")
+	st := f.settle("a")
+	if list, _ := f.r.Backups.List("a"); len(list) != 1 || st.LastBackup.Trigger != triggerRequest || !st.LastBackup.Finished.After(time.Date(2026, 1, 1, 11, 0, 0, 0, time.UTC)) {
+		t.Fatalf("%d backups, last %+v: want the request's alone, ended past 11:00", len(list), st.LastBackup)
+	}
+	res, err := f.r.Reconcile(t.Context(), "a")
+	if err != nil || res.RequeueAfter <= 55*time.Minute || res.RequeueAfter > time.Hour {
+		t.Fatalf("next look after %v (%v), want at 12:00", res.RequeueAfter, err)
+	}
+}

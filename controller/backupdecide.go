@@ -155,8 +155,10 @@ func refuseRequests(d decision, s *spec.Spec, now time.Time) decision {
 	return d
 }
 
-// nextBackup is when b's schedule makes the app's next backup, counted from its last backup
-// (else its first deploy, else its attempt's start, else now); zero when it never will.
+// nextBackup is when b's schedule makes the app's next backup, counted from the end of its
+// last backup (a requested backup that ran across the schedule's time stands for that slot:
+// no second backup right after it), else its first deploy, else its attempt's start, else
+// now; zero when it never will.
 func nextBackup(b *spec.Backup, st *spec.Status, now time.Time) (time.Time, error) {
 	sched, err := spec.ParseSchedule(b.Schedule)
 	if err != nil {
@@ -164,6 +166,8 @@ func nextBackup(b *spec.Backup, st *spec.Status, now time.Time) (time.Time, erro
 	}
 	base := now
 	switch {
+	case st.LastBackup != nil && st.LastBackup.Finished != nil:
+		base = *st.LastBackup.Finished
 	case st.LastBackup != nil:
 		base = st.LastBackup.Started
 	case st.FirstDeployedAt != nil:

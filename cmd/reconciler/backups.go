@@ -100,6 +100,9 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 				handled, run = st.LastHandledRestoreAt, st.LastRestore
 			}
 			switch {
+			case handled == token && run != nil && run.Request != token:
+				// Another run (a scheduled backup) followed the request's before this read.
+				return requestOutcome(cmd, o, app, token, run)
 			case handled == token && run != nil && run.State == spec.RunCompleted:
 				fmt.Fprintf(cmd.OutOrStdout(), "%s %s completed: %s\n", what, run.ID, run.Message)
 				return nil
@@ -118,6 +121,27 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 		}
 		time.Sleep(waitPoll)
 	}
+}
+
+// requestOutcome judges a requested backup whose run the status no longer shows (a later run
+// took its place in lastBackup): it completed if the store holds a backup made on request
+// since the request was written.
+func requestOutcome(cmd *cobra.Command, o *options, app, token string, later *spec.BackupRun) error {
+	since, err := time.Parse(time.RFC3339Nano, token)
+	if err != nil {
+		return err
+	}
+	list, err := spec.BackupStore{Dir: o.backups}.List(app)
+	for _, m := range list {
+		if m.Trigger == "request" && !m.Time.Before(since) {
+			fmt.Fprintf(cmd.OutOrStdout(), "backup %s completed: %d files, %d bytes (a %s run, %s, followed it)\n", m.ID, m.Files(), m.Bytes(), later.Trigger, later.ID)
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the backup of %s was carried out and a %s run followed it; its outcome is read from the store, which cannot be listed: %w", app, later.Trigger, err)
+	}
+	return &exitError{code: exitFailed, err: fmt.Errorf("the backup of %s was carried out but is not in %s: it failed (a %s run, %s, followed it; `reconciler status %s` shows the history)", app, o.backups, later.Trigger, later.ID, app)}
 }
 
 func backupsCmd(o *options) *cobra.Command {

@@ -397,3 +397,44 @@ func TestLeaseTiming(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestOutcomeAfterALaterRun: backup --wait finds its request handled while lastBackup
+// already shows a later run (a scheduled backup right after it); the request's own outcome is
+// read from the store: a backup made on request since the request was written, or none.
+func TestRequestOutcomeAfterALaterRun(t *testing.T) {
+	token := time.Date(2026, 1, 1, 10, 59, 59, 0, time.UTC)
+	later := &spec.BackupRun{ID: spec.NewBackupID(token.Add(time.Minute)), Trigger: "schedule"}
+	for _, tc := range []struct {
+		name    string
+		trigger string
+		at      time.Time
+		code    int
+	}{
+		{"made on request", "request", token.Add(time.Second), 0},
+		{"an older request's", "request", token.Add(-time.Hour), exitFailed},
+		{"a scheduled one", "schedule", token.Add(time.Second), exitFailed},
+	} {
+		o := &options{backups: t.TempDir()}
+		p, err := spec.BackupStore{Dir: o.backups}.Begin("a", spec.NewBackupID(tc.at), "o1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Commit(&spec.BackupManifest{App: "a", ID: spec.NewBackupID(tc.at), Trigger: tc.trigger, Time: tc.at}); err != nil {
+			t.Fatal(err)
+		}
+		cmd := &cobra.Command{}
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		err = requestOutcome(cmd, o, "a", token.Format(time.RFC3339Nano), later)
+		code := 0
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		} else if err != nil {
+			code = -1
+		}
+		if code != tc.code {
+			t.Errorf("%s: exit %d (%v, %q), want %d", tc.name, code, err, out.String(), tc.code)
+		}
+	}
+}
