@@ -277,7 +277,11 @@ func Load(dir, app string, d Defaults) (*Desired, error) {
 		f := files[0]
 		v, err := readSpec(dir, other, f, d, true)
 		if err == nil && v.spec != nil && v.stackOK && v.stack == stack {
-			set[other] = &Desired{App: other, Path: f.path, Generation: v.gen, Spec: v.spec, ModTime: f.mod}
+			// Read as Scan reads it, overlays included: a spec whose overlay is missing is
+			// invalid there and holds no stack, so it holds none here either.
+			if o := readApp(dir, other, files, d); o != nil && o.Spec != nil {
+				set[other] = o
+			}
 		}
 	}
 	resolveStacks(set)

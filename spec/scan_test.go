@@ -191,3 +191,23 @@ func TestLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadAgreesWithScanOnAnOverlayMissing: an older spec whose overlay file is missing is
+// invalid and holds no stack in a scan; Load of the newer spec of that stack says the same.
+func TestLoadAgreesWithScanOnAnOverlayMissing(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Now().Add(-time.Hour)
+	writeSpec(t, dir, "a.yml", "recipe: r\nversion: v1\ndomain: s.example.org\noverlays:\n  - file: overlays/missing.yml\n", t0)
+	writeSpec(t, dir, "b.yml", "recipe: r\nversion: v1\ndomain: s.example.org\n", t0.Add(time.Minute))
+	set, err := Scan(dir, Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Load(dir, "b", Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set["a"].Err == nil || set["b"].Err != nil || d.Err != nil {
+		t.Fatalf("scan: a %v, b %v; Load(b): %v; want a invalid, b valid in both", set["a"].Err, set["b"].Err, d.Err)
+	}
+}
