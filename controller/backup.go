@@ -71,7 +71,16 @@ type backupRunner struct {
 	// step is called after each step that changed something (a hook run, a volume moved),
 	// for the fault-injection tests.
 	step func(what string)
+	// checkpoint writes the status with the run as it stands: after each restore pre-hook, so
+	// that a process killed later leaves a record of the post-hooks owed.
+	checkpoint func()
 }
+
+// The hooks' names in a run's record.
+const (
+	hookRestorePre  = "restore pre-hook"
+	hookRestorePost = "restore post-hook"
+)
 
 // failure is a backup or restore that did not do what it should: its message is the run's
 // and, for the backup tier, the app's.
@@ -117,6 +126,9 @@ func (b *backupRunner) exec(ctx context.Context, service, hook, command string) 
 		h.Output = append(h.Output, err.Error())
 	}
 	b.run.Hooks = append(b.run.Hooks, h)
+	if hook == hookRestorePre && b.checkpoint != nil {
+		b.checkpoint()
+	}
 	b.did(hook + " " + service)
 	if err != nil {
 		return fmt.Errorf("%s in service %s (%s) could not run: %w", hook, service, command, err)
@@ -443,7 +455,7 @@ func (b *backupRunner) restore(ctx context.Context, m *spec.BackupManifest, befo
 	}
 	pre := func(s manifests.BackupService) string { return s.RestorePre }
 	post := func(s manifests.BackupService) string { return s.RestorePost }
-	ran, err := b.hooks(ctx, "restore pre-hook", pre)
+	ran, err := b.hooks(ctx, hookRestorePre, pre)
 	if err == nil {
 		if err = b.writeVolumes(ctx, m); err == nil {
 			// Before the post-hooks, which may consume what was restored (load a dump, remove it).
@@ -453,7 +465,7 @@ func (b *backupRunner) restore(ctx context.Context, m *spec.BackupManifest, befo
 			err = partialRestore{err}
 		}
 	}
-	if err = b.postHooks(ctx, "restore post-hook", ran, post, err); err != nil {
+	if err = b.postHooks(ctx, hookRestorePost, ran, post, err); err != nil {
 		return err
 	}
 	return b.checks(ctx, "afterRestore", after)
@@ -683,9 +695,17 @@ func (r *Reconciler) runJob(ctx context.Context, log logr.Logger, w *world, d de
 	proc := processOf(ctx)
 	jctx, cancel := context.WithTimeout(logr.NewContext(proc, log), w.Desired.Spec.Timeout.Duration)
 	defer cancel()
-	err := r.doJob(jctx, log, w, job, run)
+	checkpoint := func() {
+		if err := r.persist(d.status(r.Now()), r.Now()); err != nil {
+			log.Error(err, "the status with the restore pre-hooks run is not written; a process killed now would not run their post-hooks")
+		}
+	}
+	err := r.doJob(jctx, log, w, job, run, checkpoint)
 	if errors.Is(proc.Err(), context.Canceled) {
 		return d
+	}
+	if len(job.PostHooks) > 0 {
+		return owedPostHooksRun(d, job, err)
 	}
 	if errors.Is(jctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("not done within the spec's timeout of %s (raise timeout for large volumes): %w", w.Desired.Spec.Timeout.Duration, err)
@@ -697,7 +717,7 @@ func (r *Reconciler) runJob(ctx context.Context, log logr.Logger, w *world, d de
 	return finishJob(d, run, err, r.Now())
 }
 
-func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *backupJob, run *spec.BackupRun) error {
+func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *backupJob, run *spec.BackupRun, checkpoint func()) error {
 	eng := r.BackupEngine
 	if eng == nil {
 		var ok bool
@@ -728,6 +748,16 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 				r.Step(n, Action{Kind: BackupStep, Name: what})
 			}
 		},
+	}
+	br.checkpoint = checkpoint
+	if len(job.PostHooks) > 0 {
+		var owed []manifests.BackupService
+		for _, svc := range w.Backup.Services {
+			if slices.Contains(job.PostHooks, svc.Name) {
+				owed = append(owed, svc)
+			}
+		}
+		return br.postHooks(ctx, hookRestorePost, owed, func(s manifests.BackupService) string { return s.RestorePost }, nil)
 	}
 	if job.Restore {
 		m, err := r.Backups.Manifest(w.App, job.ID)

@@ -93,6 +93,22 @@ backup:
     afterRestore: [{service: app, run: "has /files/marker m1"}]
 `
 
+// killedAt settles app a until the backup step named step (a prefix) is done, and kills the
+// pass there, as SIGKILL would: nothing after it runs, nothing of it is written.
+func killedAt(f *fixture, step string) {
+	f.t.Helper()
+	f.r.Step = func(_ int64, a Action) {
+		if a.Kind == BackupStep && strings.HasPrefix(a.Name, step) {
+			panic("killed")
+		}
+	}
+	defer func() { f.r.Step = nil }()
+	func() {
+		defer func() { _ = recover() }()
+		f.settle("a")
+	}()
+}
+
 // seed puts the app's data in place once it runs.
 func seed(f *fixture, fb *fakeBackup) {
 	f.t.Helper()
@@ -267,15 +283,7 @@ func TestBackupInterrupted(t *testing.T) {
 		f, fb := newBackupFixture(t, nil)
 		f.writeSpec("a", backupTierSpec)
 		seed(f, fb)
-		f.r.Step = func(_ int64, a Action) {
-			if a.Kind == BackupStep && strings.HasPrefix(a.Name, step) {
-				panic("killed")
-			}
-		}
-		func() {
-			defer func() { _ = recover() }()
-			f.settle("a")
-		}()
+		killedAt(f, step)
 		st, _ := spec.ReadStatus(f.r.StatusDir, "a")
 		if st.LastBackup == nil || st.LastBackup.State != spec.RunRunning {
 			t.Fatalf("%s: the status does not say a backup runs: %+v", step, st.LastBackup)
@@ -284,7 +292,6 @@ func TestBackupInterrupted(t *testing.T) {
 		if want := map[string]int{"read volume": 1, "commit": 0}[step]; len(left) != want {
 			t.Fatalf("%s: partial backups at start-up: %v, want %d", step, left, want)
 		}
-		f.r.Step = nil
 		st = f.settle("a")
 		if list, _ := f.r.Backups.List("a"); st.Phase != spec.PhaseReady || len(list) != 1 {
 			t.Fatalf("%s: after the restart: phase %s, %d backups: %s", step, st.Phase, len(list), st.Message)
@@ -298,16 +305,7 @@ func TestBackupInterrupted(t *testing.T) {
 	f2, fb2 := newBackupFixture(t, nil)
 	f2.writeSpec("a", backupTierSpec)
 	seed(f2, fb2)
-	f2.r.Step = func(_ int64, a Action) {
-		if a.Kind == BackupStep && strings.HasPrefix(a.Name, "write volume") {
-			panic("killed")
-		}
-	}
-	func() {
-		defer func() { _ = recover() }()
-		f2.settle("a")
-	}()
-	f2.r.Step = nil
+	killedAt(f2, "write volume")
 	st := f2.settle("a")
 	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "restore interrupted") && !strings.Contains(st.Message, "interrupted: the reconciler stopped during the restore") {
 		t.Fatalf("after a restore cut short: phase %s: %s", st.Phase, st.Message)
@@ -333,16 +331,7 @@ func TestJobsFoundAfterARestart(t *testing.T) {
 		seed(f, fb)
 		f.settle("a")
 		f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
-		f.r.Step = func(_ int64, a Action) {
-			if a.Kind == BackupStep && strings.HasPrefix(a.Name, "read volume") {
-				panic("killed")
-			}
-		}
-		func() {
-			defer func() { _ = recover() }()
-			f.settle("a")
-		}()
-		f.r.Step = nil
+		killedAt(f, "read volume")
 		if st, _ := spec.ReadStatus(f.r.StatusDir, "a"); st.Phase != spec.PhaseReady || st.LastBackup.State != spec.RunRunning {
 			t.Fatalf("at the kill: %s, last backup %+v", st.Phase, st.LastBackup)
 		}
@@ -662,5 +651,41 @@ func TestRequestAcrossTheScheduleTime(t *testing.T) {
 	res, err := f.r.Reconcile(t.Context(), "a")
 	if err != nil || res.RequeueAfter <= 55*time.Minute || res.RequeueAfter > time.Hour {
 		t.Fatalf("next look after %v (%v), want at 12:00", res.RequeueAfter, err)
+	}
+}
+
+// TestRestorePostHookOwedAfterAKill: a restore's post-hook runs whenever its pre-hook ran,
+// also when the process was killed in between: the restarted reconciler finds the restore
+// interrupted, runs the post-hook owed (a pre-hook may have put the app in maintenance), and
+// says so; the app is Failed, as after any interrupted restore.
+func TestRestorePostHookOwedAfterAKill(t *testing.T) {
+	compose := strings.Replace(backupCompose, `        backupbot.restore.post-hook: "load"`,
+		"        backupbot.restore.pre-hook: \"maint on\"\n        backupbot.restore.post-hook: \"maint off\"", 1)
+	for _, step := range []string{"restore pre-hook app", "write volume"} {
+		f, fb := newBackupFixture(t, nil)
+		makeRecipeOf(t, f.r.RecipesDir, "bkm", compose, "1.0.0+1")
+		f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\n")
+		seed(f, fb)
+		f.settle("a")
+		f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
+		if st := f.settle("a"); st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted {
+			t.Fatalf("backup: %s %s", st.Phase, st.Message)
+		}
+		f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+		killedAt(f, step)
+		if fb.ran[len(fb.ran)-1] != "a_test_app: maint on" {
+			t.Fatalf("%s: killed after %q, want after the pre-hook", step, fb.ran)
+		}
+		st := f.settle("a")
+		if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "interrupted") || !strings.Contains(st.Message, "the restore post-hooks of app, owed since, ran") {
+			t.Fatalf("%s: after the restart: %s %s", step, st.Phase, st.Message)
+		}
+		if fb.ran[len(fb.ran)-1] != "a_test_app: maint off" {
+			t.Fatalf("%s: ran %q, want the post-hook last", step, fb.ran)
+		}
+		n := len(fb.ran)
+		if st = f.settle("a"); st.Phase != spec.PhaseFailed || len(fb.ran) != n {
+			t.Fatalf("%s: the post-hook ran again: %q", step, fb.ran[n:])
+		}
 	}
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,9 @@ type backupJob struct {
 	Before, After []spec.Check
 	// Keep, after a backup, is how many complete backups of the app to keep (0: all).
 	Keep int
+	// PostHooks, set alone, are the services whose restore post-hook is owed: their pre-hook
+	// ran in a restore that the process's death cut short.
+	PostHooks []string
 }
 
 // decideJobs decides for an app that converged and is stable, with d's phase and message
@@ -229,9 +233,43 @@ func interrupted(d decision, committed *spec.BackupManifest, now time.Time, read
 		if r.Trigger == triggerRequest {
 			st.LastHandledRestoreAt = r.Request
 		}
-		return d.to(spec.PhaseFailed, "restore "+r.Message)
+		d = d.to(spec.PhaseFailed, "restore "+r.Message)
+		if owed := owedPostHooks(r.Hooks); len(owed) > 0 {
+			d.Job, d.JobReady = &backupJob{Restore: true, Trigger: r.Trigger, Request: r.Request, ID: r.ID, PostHooks: owed}, ready
+		}
+		return d
 	}
 	return d
+}
+
+// owedPostHooks are the services whose restore pre-hook a run records with no post-hook
+// after it: the post-hook runs whenever its pre-hook ran, also after the process died.
+func owedPostHooks(hooks []spec.HookRun) []string {
+	var owed []string
+	for _, h := range hooks {
+		switch h.Hook {
+		case hookRestorePre:
+			if !slices.Contains(owed, h.Service) {
+				owed = append(owed, h.Service)
+			}
+		case hookRestorePost:
+			owed = slices.DeleteFunc(owed, func(s string) bool { return s == h.Service })
+		}
+	}
+	return owed
+}
+
+// owedPostHooksRun folds the run of the post-hooks an interrupted restore owed into the
+// Failed decision that found it: they are said after the interruption.
+func owedPostHooksRun(d decision, job *backupJob, err error) decision {
+	d.Job, d.Milestone = nil, true
+	run := d.Status.LastRestore
+	note := fmt.Sprintf("; the restore post-hooks of %s, owed since, ran", strings.Join(job.PostHooks, ", "))
+	if err != nil {
+		note = fmt.Sprintf("; the restore post-hooks of %s, owed since, failed: %v", strings.Join(job.PostHooks, ", "), err)
+	}
+	run.Message += note
+	return d.to(d.Phase, d.Message+note)
 }
 
 // startJob records the job as Running in the status, written before the job starts, and
