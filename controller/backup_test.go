@@ -689,3 +689,21 @@ func TestRestorePostHookOwedAfterAKill(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreNewestWithAnUnreadableBackup: a restore of the newest backup when a manifest
+// cannot be read is not carried out (that one may be the newest), and says to name one.
+func TestRestoreNewestWithAnUnreadableBackup(t *testing.T) {
+	f, _, id := backedUp(t)
+	broken := spec.NewBackupID(f.now.Add(time.Hour))
+	if err := os.MkdirAll(filepath.Join(f.r.Backups.Dir, "a", broken), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.r.Backups.Dir, "a", broken, "manifest.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+	st := f.settle("a")
+	if r := st.LastRestore; r == nil || r.State != spec.RunFailed || r.ID == id || !strings.Contains(r.Message, "name the one to restore with `reconciler restore a ID`") {
+		t.Fatalf("restore of the newest with %s unreadable: %+v", broken, st.LastRestore)
+	}
+}

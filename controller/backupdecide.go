@@ -87,7 +87,9 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 	d = d.to(spec.PhaseReady, ready)
 	if restoreDue {
 		id := b.Restore.ID
-		if id == "" && len(w.Backups) > 0 {
+		if id == "" && len(w.Backups) > 0 && w.BackupsErr == nil {
+			// The newest only when every backup could be read: an unreadable manifest may be
+			// the newest, and restoring an older one would be a silent step back.
 			id = w.Backups[len(w.Backups)-1].ID
 		}
 		if id == "" {
@@ -95,7 +97,7 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 			now := w.Now
 			why := fmt.Sprintf("no backup of %s to restore: make one with `reconciler backup %s`", w.App, w.App)
 			if w.BackupsErr != nil {
-				why = fmt.Sprintf("the backups of %s cannot be listed: %v", w.App, w.BackupsErr)
+				why = fmt.Sprintf("the backups of %s cannot all be read, so which is the newest is not known (%v): name the one to restore with `reconciler restore %s ID`", w.App, w.BackupsErr, w.App)
 			}
 			st.LastRestore = &spec.BackupRun{Trigger: triggerRequest, Request: b.Restore.RequestedAt, State: spec.RunFailed,
 				Started: now, Finished: &now, Message: why}
