@@ -71,8 +71,9 @@ type backupRunner struct {
 	// step is called after each step that changed something (a hook run, a volume moved),
 	// for the fault-injection tests.
 	step func(what string)
-	// checkpoint writes the status with the run as it stands: after each restore pre-hook, so
-	// that a process killed later leaves a record of the post-hooks owed.
+	// checkpoint writes the status with the run as it stands: after each restore pre-hook and
+	// post-hook, so that a process killed later leaves a record of the post-hooks owed, and
+	// of those that ran (a post-hook that loads a dump must not run twice).
 	checkpoint func()
 }
 
@@ -126,7 +127,7 @@ func (b *backupRunner) exec(ctx context.Context, service, hook, command string) 
 		h.Output = append(h.Output, err.Error())
 	}
 	b.run.Hooks = append(b.run.Hooks, h)
-	if hook == hookRestorePre && b.checkpoint != nil {
+	if (hook == hookRestorePre || hook == hookRestorePost) && b.checkpoint != nil {
 		b.checkpoint()
 	}
 	b.did(hook + " " + service)
@@ -573,6 +574,12 @@ func (c *checkedArchive) Close() error {
 	return nil
 }
 
+// manifestPath is how the manifest (JSON) names the file an archive entry names: a byte
+// that is not UTF-8 is written there as U+FFFD.
+func manifestPath(name string) string {
+	return strings.ToValidUTF8(path.Clean(name), "\uFFFD")
+}
+
 // damagedArchive is an archive in the store that holds what its backup did not write.
 type damagedArchive struct{ failure }
 
@@ -611,16 +618,21 @@ func copyChecked(w io.Writer, r io.Reader, id string, v spec.VolumeBackup) error
 		}
 		switch h.Typeflag {
 		case tar.TypeReg:
-			if size, ok := files[path.Clean(h.Name)]; !ok || size != h.Size {
+			if size, ok := files[manifestPath(h.Name)]; !ok || size != h.Size {
 				return bad(h.Name, "is not a file of the backup's manifest")
 			}
 		case tar.TypeLink:
 			if why := inside(h.Linkname); why != "" {
 				return bad(h.Name, "links to "+h.Linkname+", which "+why)
 			}
+			if links[path.Clean(h.Linkname)] {
+				links[path.Clean(h.Name)] = true // a hard link to a symbolic link is one too
+			}
 		case tar.TypeSymlink:
 			links[path.Clean(h.Name)] = true
-		case tar.TypeDir, tar.TypeFifo:
+		case tar.TypeDir, tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
+			// No data; a device node made in a volume opens nothing the container's device
+			// rules do not allow, and a backup of a volume that holds one must restore.
 		default:
 			return bad(h.Name, fmt.Sprintf("is of a kind a backup does not hold (tar type %q)", h.Typeflag))
 		}
@@ -647,7 +659,8 @@ func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error
 		seen := map[string]bool{}
 		var mismatch []string
 		err = readVolume(ctx, b.eng, cid, manifests.BackupVolume{Name: v.Name, Target: v.Target, Paths: v.Paths}, func(h *tar.Header, r io.Reader) error {
-			f, ok := want[h.Name]
+			name := manifestPath(h.Name)
+			f, ok := want[name]
 			if !ok || h.Typeflag != tar.TypeReg {
 				return nil
 			}
@@ -655,9 +668,9 @@ func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error
 			if _, err := io.Copy(sum, r); err != nil {
 				return err
 			}
-			seen[h.Name] = true
+			seen[name] = true
 			if got := hex.EncodeToString(sum.Sum(nil)); got != f.SHA256 {
-				mismatch = append(mismatch, fmt.Sprintf("%s (sha256 %s, backup has %s)", h.Name, got[:12], f.SHA256[:min(12, len(f.SHA256))]))
+				mismatch = append(mismatch, fmt.Sprintf("%s (sha256 %s, backup has %s)", name, got[:12], f.SHA256[:min(12, len(f.SHA256))]))
 			}
 			return nil
 		})
@@ -767,7 +780,7 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 		return br.restore(ctx, m, job.Before, job.After)
 	}
 	m := &spec.BackupManifest{App: w.App, ID: job.ID, Recipe: s.Recipe, Version: s.Version, Revision: w.Rendered.Revision,
-		Trigger: job.Trigger, Time: run.Started.UTC()}
+		Trigger: job.Trigger, Request: job.Request, Time: run.Started.UTC()}
 	if err := br.backup(ctx, m, job.Before); err != nil {
 		return err
 	}

@@ -45,6 +45,9 @@ type backupJob struct {
 	// PostHooks, set alone, are the services whose restore post-hook is owed: their pre-hook
 	// ran in a restore that the process's death cut short.
 	PostHooks []string
+	// Retry is a restore asked of an app Failed by a restore that began to write: any end but
+	// a completed restore leaves it Failed.
+	Retry bool
 }
 
 // decideJobs decides for an app that converged and is stable, with d's phase and message
@@ -102,9 +105,12 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 			st.LastRestore = &spec.BackupRun{Trigger: triggerRequest, Request: b.Restore.RequestedAt, State: spec.RunFailed,
 				Started: now, Finished: &now, Message: why}
 			d.Milestone = true
+			if d.RestoreRetry {
+				return d.to(spec.PhaseFailed, "restore not done: "+why+"; the volumes may still hold part of the restore that failed before")
+			}
 			return d.to(d.Phase, "restore not done: "+st.LastRestore.Message)
 		}
-		return d.startJob(w, backupJob{Restore: true, Trigger: triggerRequest, Request: b.Restore.RequestedAt, ID: id}, ready,
+		return d.startJob(w, backupJob{Restore: true, Trigger: triggerRequest, Request: b.Restore.RequestedAt, ID: id, Retry: d.RestoreRetry}, ready,
 			fmt.Sprintf("%s; restoring backup %s as requested", ready, id))
 	}
 	if backupDue {
@@ -325,6 +331,9 @@ func finishJob(d decision, run *spec.BackupRun, err error, now time.Time) decisi
 				run.Message = fmt.Sprintf("%s; the volumes may hold part of backup %s (list the others with `reconciler backups %s`)", err, run.ID, st.App)
 			}
 			return d.to(spec.PhaseFailed, fmt.Sprintf("%s failed after it began to write: %s", what, run.Message))
+		}
+		if job.Retry {
+			return d.to(spec.PhaseFailed, fmt.Sprintf("%s failed: %s; the volumes may still hold part of the restore that failed before", what, err))
 		}
 		d.Milestone = true
 		return d.to(spec.PhaseReady, fmt.Sprintf("%s; %s failed: %s", ready, what, err))

@@ -104,6 +104,9 @@ type decision struct {
 	Status  *spec.Status
 	Phase   spec.Phase
 	Message string
+	// RestoreRetry says the app is Failed by a restore that began to write and is asked to
+	// restore again: it stays Failed unless that restore completes.
+	RestoreRetry bool
 	// Checks must hold before any action: the images are here or pullable, the external
 	// networks exist. They change nothing in the swarm.
 	Checks []Action
@@ -239,7 +242,7 @@ func decide(w *world) decision {
 		case restoreRetried(s, st):
 			// The remedy the Failed message named: the app's services still run, so it goes
 			// on as converged, and the restore is carried out once they are stable.
-			d.Phase = spec.PhaseDegraded
+			d.Phase, d.RestoreRetry = spec.PhaseDegraded, true
 		case st.Phase.Final():
 			// Final for this attempt: only a new spec moves it. A request is answered now,
 			// not carried out when a later attempt converges, long after it was made.

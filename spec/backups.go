@@ -61,6 +61,8 @@ type BackupManifest struct {
 	Version  string `json:"version"`
 	Revision string `json:"revision"`
 	Trigger  string `json:"trigger"`
+	// Request is the requestedAt value a requested backup carried out.
+	Request string `json:"request,omitempty"`
 	// Owner is the spec directory's ID (or --owner) of the reconciler that made it: a store
 	// shared by reconcilers whose apps have the same name keeps their backups apart.
 	Owner string    `json:"owner,omitempty"`

@@ -124,16 +124,12 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 }
 
 // requestOutcome judges a requested backup whose run the status no longer shows (a later run
-// took its place in lastBackup): it completed if the store holds a backup made on request
-// since the request was written.
+// took its place in lastBackup): it completed if the store holds the backup made for it (its
+// manifest names the request).
 func requestOutcome(cmd *cobra.Command, o *options, app, token string, later *spec.BackupRun) error {
-	since, err := time.Parse(time.RFC3339Nano, token)
-	if err != nil {
-		return err
-	}
 	list, err := spec.BackupStore{Dir: o.backups}.List(app)
 	for _, m := range list {
-		if m.Trigger == "request" && !m.Time.Before(since) {
+		if m.Trigger == "request" && m.Request == token {
 			fmt.Fprintf(cmd.OutOrStdout(), "backup %s completed: %d files, %d bytes (a %s run, %s, followed it)\n", m.ID, m.Files(), m.Bytes(), later.Trigger, later.ID)
 			return nil
 		}

@@ -407,19 +407,20 @@ func TestRequestOutcomeAfterALaterRun(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		trigger string
+		request string
 		at      time.Time
 		code    int
 	}{
-		{"made on request", "request", token.Add(time.Second), 0},
-		{"an older request's", "request", token.Add(-time.Hour), exitFailed},
-		{"a scheduled one", "schedule", token.Add(time.Second), exitFailed},
+		{"made for the request", "request", token.Format(time.RFC3339Nano), token.Add(time.Second), 0},
+		{"another request's", "request", "2026-01-01T10:00:00Z", token.Add(time.Second), exitFailed},
+		{"a scheduled one", "schedule", "", token.Add(time.Second), exitFailed},
 	} {
 		o := &options{backups: t.TempDir()}
 		p, err := spec.BackupStore{Dir: o.backups}.Begin("a", spec.NewBackupID(tc.at), "o1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Commit(&spec.BackupManifest{App: "a", ID: spec.NewBackupID(tc.at), Trigger: tc.trigger, Time: tc.at}); err != nil {
+		if err := p.Commit(&spec.BackupManifest{App: "a", ID: spec.NewBackupID(tc.at), Trigger: tc.trigger, Request: tc.request, Time: tc.at}); err != nil {
 			t.Fatal(err)
 		}
 		cmd := &cobra.Command{}

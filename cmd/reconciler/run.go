@@ -270,7 +270,7 @@ func pass(ctx context.Context, o *options, specDir string) error {
 			return err
 		}
 		if len(live) > 0 {
-			return &exitError{code: exitFailed, err: fmt.Errorf("reconciler replicas lead on this swarm (%s): the janitor sweeps what no running reconciler holds, and replicas run with --leader-elect hold no app lock; stop them first (a stopped replica releases its lease; one killed lets it expire within its duration), then run the janitor again", strings.Join(live, ", "))}
+			return &exitError{code: exitFailed, err: fmt.Errorf("reconciler replicas lead on this swarm (%s): the janitor sweeps what no running reconciler holds, and replicas run with --leader-elect hold no app lock; stop them first (a stopped replica releases its lease; the lease of one killed counts as live for its duration plus a minute of clock skew), then run the janitor again", strings.Join(live, ", "))}
 		}
 	}
 	passCtx, cancel := context.WithCancel(ctx)
