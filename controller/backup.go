@@ -543,8 +543,8 @@ func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest)
 
 // checkArchive passes the archive of volume v of backup id on, entry by entry, as long as it
 // holds what its backup wrote: names inside the volume that pass through no symbolic link of
-// the archive, hard links to such names, no device, and every regular file one the manifest
-// lists, of its size. The engine extracts whatever it is given, as root, where the container
+// the archive, hard links to such names, and every regular file one the manifest lists, of
+// its size. The engine extracts whatever it is given, as root, where the container
 // mounts the volume: a damaged or altered archive stops there, and Close says why.
 func checkArchive(r io.Reader, id string, v spec.VolumeBackup) io.ReadCloser {
 	pr, pw := io.Pipe()
@@ -710,7 +710,7 @@ func (r *Reconciler) runJob(ctx context.Context, log logr.Logger, w *world, d de
 	defer cancel()
 	checkpoint := func() {
 		if err := r.persist(d.status(r.Now()), r.Now()); err != nil {
-			log.Error(err, "the status with the restore pre-hooks run is not written; a process killed now would not run their post-hooks")
+			log.Error(err, "the status with the restore hooks run so far is not written; a process killed now would not know which post-hooks are owed")
 		}
 	}
 	err := r.doJob(jctx, log, w, job, run, checkpoint)

@@ -87,6 +87,11 @@ func (r *Reconciler) indexDeployed(snap *swarmstate.Snapshot) {
 			}
 		}
 	}
+	r.holdFree(holders)
+}
+
+// holdFree gives each stack of holders to its app, unless an app holds it already.
+func (r *Reconciler) holdFree(holders map[string]string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stacks == nil {
@@ -101,21 +106,18 @@ func (r *Reconciler) indexDeployed(snap *swarmstate.Snapshot) {
 
 // indexStacks adds the stacks of a scan's valid specs that nobody holds yet.
 func (r *Reconciler) indexStacks(desired map[string]*spec.Desired) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stacks == nil {
-		r.stacks = map[string]string{}
-	}
+	holders := map[string]string{}
 	for app, d := range desired {
 		if d.Spec == nil {
 			continue
 		}
 		if stack, err := spec.StackName(d.Spec.Domain); err == nil {
-			if _, held := r.stacks[stack]; !held {
-				r.stacks[stack] = app
+			if held, ok := holders[stack]; !ok || app < held {
+				holders[stack] = app
 			}
 		}
 	}
+	r.holdFree(holders)
 }
 
 // releaseStacks frees every stack app holds but keep, once nothing of them is left.
