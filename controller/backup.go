@@ -781,19 +781,21 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 	}
 	m := &spec.BackupManifest{App: w.App, ID: job.ID, Recipe: s.Recipe, Version: s.Version, Revision: w.Rendered.Revision,
 		Trigger: job.Trigger, Request: job.Request, Time: run.Started.UTC()}
-	if err := br.backup(ctx, m, job.Before); err != nil {
-		return err
+	return br.backup(ctx, m, job.Before)
+}
+
+// pruneBackups keeps the newest keep complete backups of app (decision.KeepBackups).
+func (r *Reconciler) pruneBackups(log logr.Logger, app string, keep int) {
+	if keep <= 0 {
+		return
 	}
-	if job.Keep > 0 {
-		removed, err := r.Backups.Prune(w.App, r.Owner, job.Keep)
-		if err != nil {
-			log.Info("old backups not pruned; the next backup tries again", "error", err.Error())
-		}
-		if len(removed) > 0 {
-			log.Info("pruned old backups", "keep", job.Keep, "removed", removed)
-		}
+	removed, err := r.Backups.Prune(app, r.Owner, keep)
+	if err != nil {
+		log.Info("old backups not pruned; the next backup tries again", "error", err.Error())
 	}
-	return nil
+	if len(removed) > 0 {
+		log.Info("pruned old backups", "keep", keep, "removed", removed)
+	}
 }
 
 // nodeID is the swarm node ID of the engine, asked once.

@@ -312,6 +312,54 @@ func TestBackupInterrupted(t *testing.T) {
 	}
 }
 
+// TestKeepWithAClockSetBackAndAKillAfterCommit: keep prunes by the backups' order, so a new
+// backup's ID must sort after the last even when the clock was set back (or keep would
+// remove the backup just made), and a process killed after a backup's commit still owes its
+// pruning: the restarted one prunes when it finds the backup committed.
+func TestKeepWithAClockSetBackAndAKillAfterCommit(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	spec1 := func(req string) string {
+		return "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: " + req + ", keep: 1}\n"
+	}
+	f.writeSpec("a", spec1("r1"))
+	seed(f, fb)
+	f.now = f.now.Add(2 * time.Hour) // the clock set back below stays after the tasks' start
+	st := f.settle("a")
+	list, _ := f.r.Backups.List("a")
+	if st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted || len(list) != 1 {
+		t.Fatalf("first backup: %+v, %d listed", st.LastBackup, len(list))
+	}
+	first := list[0].ID
+
+	f.now = f.now.Add(-time.Hour) // an NTP step, a VM restored from a snapshot
+	f.writeSpec("a", spec1("r2"))
+	st = f.settle("a")
+	list, _ = f.r.Backups.List("a")
+	if st.LastBackup.State != spec.RunCompleted || len(list) != 1 || list[0].ID != st.LastBackup.ID || list[0].ID <= first {
+		t.Fatalf("after the clock went back: last %+v, kept %v (first was %s): keep must remove the older backup, not the new one", st.LastBackup, idsOf(list), first)
+	}
+	second := list[0].ID
+
+	f.writeSpec("a", spec1("r3"))
+	killedAt(f, "commit")
+	if list, _ = f.r.Backups.List("a"); len(list) != 2 {
+		t.Fatalf("killed after the commit: %v listed, want the old and the new", idsOf(list))
+	}
+	st = f.settle("a")
+	list, _ = f.r.Backups.List("a")
+	if st.LastBackup.State != spec.RunCompleted || len(list) != 1 || list[0].ID == second || list[0].ID != st.LastBackup.ID {
+		t.Fatalf("after the restart: last %+v, kept %v: the committed backup is the one keep 1 leaves", st.LastBackup, idsOf(list))
+	}
+}
+
+func idsOf(list []*spec.BackupManifest) []string {
+	var ids []string
+	for _, m := range list {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}
+
 // TestJobsFoundAfterARestart: the timers of a pass die with the process, so the resync of a
 // restarted reconciler must find a Ready app's backup work: a request whose run was killed,
 // a scheduled backup whose time came while no reconciler ran. An app with nothing due is

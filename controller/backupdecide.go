@@ -55,13 +55,13 @@ type backupJob struct {
 // else d, with After no later than the schedule's next backup.
 func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 	st := d.Status
-	d = interrupted(d, w.Committed, w.Now, ready)
-	if d.Phase == spec.PhaseFailed {
-		return d
-	}
 	b := s.Backup
 	if b == nil {
 		b = &spec.Backup{}
+	}
+	d = interrupted(d, w.Committed, b.Keep, w.Now, ready)
+	if d.Phase == spec.PhaseFailed {
+		return d
 	}
 	tier := s.Tier == spec.TierBackup && st.BackupStage != stageDone
 	// Only what is still to be done needs the plan: a request carried out long ago does not
@@ -84,7 +84,7 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 			Before: b.Checks.BeforeRestore, After: b.Checks.AfterRestore},
 			ready, fmt.Sprintf("backup tier: restoring backup %s", st.LastBackup.ID))
 	case tier:
-		return d.startJob(w, backupJob{Trigger: triggerTier, ID: spec.NewBackupID(w.Now), Before: b.Checks.BeforeBackup, Keep: b.Keep},
+		return d.startJob(w, backupJob{Trigger: triggerTier, ID: newBackupID(w, st), Before: b.Checks.BeforeBackup, Keep: b.Keep},
 			ready, "backup tier: backing up")
 	}
 	d = d.to(spec.PhaseReady, ready)
@@ -114,7 +114,7 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 			fmt.Sprintf("%s; restoring backup %s as requested", ready, id))
 	}
 	if backupDue {
-		return d.startJob(w, backupJob{Trigger: triggerRequest, Request: b.RequestedAt, ID: spec.NewBackupID(w.Now), Keep: b.Keep}, ready,
+		return d.startJob(w, backupJob{Trigger: triggerRequest, Request: b.RequestedAt, ID: newBackupID(w, st), Keep: b.Keep}, ready,
 			ready+"; backing up as requested")
 	}
 	if b.Schedule == "" {
@@ -133,7 +133,20 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 		}
 		return d
 	}
-	return d.startJob(w, backupJob{Trigger: triggerSchedule, ID: spec.NewBackupID(w.Now), Keep: b.Keep}, ready, ready+"; scheduled backup")
+	return d.startJob(w, backupJob{Trigger: triggerSchedule, ID: newBackupID(w, st), Keep: b.Keep}, ready, ready+"; scheduled backup")
+}
+
+// newBackupID names the backup a pass begins: after the app's last one, which the status
+// names, and after the newest in the store when the pass listed them (spec.NextBackupID).
+func newBackupID(w *world, st *spec.Status) string {
+	last := ""
+	if st.LastBackup != nil {
+		last = st.LastBackup.ID
+	}
+	if n := len(w.Backups); n > 0 && w.Backups[n-1].ID > last {
+		last = w.Backups[n-1].ID
+	}
+	return spec.NextBackupID(w.Now, last)
 }
 
 // restoreRetried reports an app Failed by a requested restore that began to write (cut short,
@@ -218,7 +231,8 @@ func jobDue(s *spec.Spec, st *spec.Status, now time.Time) bool {
 // backup found whole in the store (committed) completed; any other interrupted backup kept
 // nothing (its leftovers are removed at start-up) and is made again when it is still due. An
 // interrupted restore left the volumes with part of the backup: the app is Failed, saying so.
-func interrupted(d decision, committed *spec.BackupManifest, now time.Time, ready string) decision {
+// keep is the spec's: the committed backup's pruning died with the process too.
+func interrupted(d decision, committed *spec.BackupManifest, keep int, now time.Time, ready string) decision {
 	st := d.Status
 	if r := st.LastBackup; r != nil && r.State == spec.RunRunning {
 		if committed != nil && committed.ID == r.ID {
@@ -227,7 +241,7 @@ func interrupted(d decision, committed *spec.BackupManifest, now time.Time, read
 			for _, v := range committed.Volumes {
 				r.Volumes = append(r.Volumes, spec.VolumeRun{Name: v.Name, Paths: v.Paths, Files: len(v.Files), Bytes: v.Bytes})
 			}
-			d.Job, d.JobReady = &backupJob{Trigger: r.Trigger, Request: r.Request, ID: r.ID}, ready
+			d.Job, d.JobReady = &backupJob{Trigger: r.Trigger, Request: r.Request, ID: r.ID, Keep: keep}, ready
 			d = finishJob(d, r, nil, now)
 			d.Job = nil
 		} else {
@@ -340,6 +354,9 @@ func finishJob(d decision, run *spec.BackupRun, err error, now time.Time) decisi
 	}
 	run.State = spec.RunCompleted
 	run.Message = fmt.Sprintf("%d files, %s in %d volumes", run.Files, byteSize(run.Bytes), len(run.Volumes))
+	if !job.Restore {
+		d.KeepBackups = job.Keep
+	}
 	switch {
 	case job.Trigger == triggerTier && !job.Restore:
 		st.BackupStage = stageRestore

@@ -115,6 +115,11 @@ type decision struct {
 	// Prune are removals of what the app no longer needs, after Actions: housekeeping, whose
 	// failure changes neither the phase nor the message (the next pass tries again).
 	Prune []Action
+	// KeepBackups, once the status is written, prunes the app's complete backups to the newest
+	// this many (0: all kept): after a backup completed, also one found committed after the
+	// process that made it died. Housekeeping: a failure is logged, and the next backup tries
+	// again.
+	KeepBackups int
 	// Deploy counts this pass as the deploy of its generation, once its checks hold.
 	Deploy bool
 	// Persist writes the status before acting: an attempt that changes services is recorded

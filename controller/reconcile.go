@@ -181,7 +181,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
 	}
 	last, free := prev, map[string]bool{}
-	ranJob := false
+	ranJob, keep := false, 0
 	for round := 1; ; round++ {
 		w, err := r.observe(ctx, app, last, free)
 		if err != nil {
@@ -204,6 +204,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		}
 		d, err = outcome(d, done, err, w.Now)
 		r.settle(w, d)
+		if d.KeepBackups > 0 {
+			keep = d.KeepBackups // a round that goes on still owes the pruning
+		}
 		if d.Again && round < maxRounds {
 			last = d.status(w.Now)
 			continue
@@ -211,6 +214,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		if werr := r.write(onDisk, d, w.Now); werr != nil {
 			return Result{}, errors.Join(err, werr)
 		}
+		r.pruneBackups(log, app, keep)
 		return Result{RequeueAfter: d.After, TasksFor: d.TasksFor, Job: ranJob}, err
 	}
 }

@@ -49,6 +49,22 @@ var backupIDRE = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z$`)
 // NewBackupID is the ID of a backup begun at t.
 func NewBackupID(t time.Time) string { return t.UTC().Format(backupIDLayout) }
 
+// NextBackupID is the ID of a backup begun at t that sorts after the backup last: IDs are the
+// store's order (keep prunes the first, a restore of the newest takes the last), so a clock
+// set back, or two backups begun in one millisecond, must not give a new backup an ID at or
+// before the last one's. last may be empty or not an ID: then it is NewBackupID(t).
+func NextBackupID(t time.Time, last string) string {
+	id := NewBackupID(t)
+	if !ValidBackupID(last) || id > last {
+		return id
+	}
+	lt, err := time.Parse(backupIDLayout, last)
+	if err != nil {
+		return id
+	}
+	return NewBackupID(lt.Add(time.Millisecond))
+}
+
 // ValidBackupID reports whether id has the shape NewBackupID gives.
 func ValidBackupID(id string) bool { return backupIDRE.MatchString(id) }
 

@@ -116,6 +116,19 @@ func TestBackupID(t *testing.T) {
 	if id != "20261201T090001.005Z" || !ValidBackupID(id) {
 		t.Errorf("NewBackupID = %q", id)
 	}
+	t0 := time.Date(2026, 12, 1, 10, 0, 1, 5e6, time.UTC)
+	for _, tt := range []struct{ last, want string }{
+		{"", "20261201T100001.005Z"},
+		{"not an id", "20261201T100001.005Z"},
+		{"20261201T100001.004Z", "20261201T100001.005Z"}, // the clock moved on
+		{"20261201T100001.005Z", "20261201T100001.006Z"}, // the same millisecond
+		{"20261201T110000.000Z", "20261201T110000.001Z"}, // the clock set back an hour
+		{"20261231T235959.999Z", "20270101T000000.000Z"},
+	} {
+		if got := NextBackupID(t0, tt.last); got != tt.want || !ValidBackupID(got) {
+			t.Errorf("NextBackupID(%v, %q) = %q, want %q", t0, tt.last, got, tt.want)
+		}
+	}
 	for _, bad := range []string{"", "latest", "../20261201T090001.005Z", "20261201T090001Z"} {
 		if ValidBackupID(bad) {
 			t.Errorf("ValidBackupID(%q) = true", bad)

@@ -351,8 +351,14 @@ func (v Verdict) Unstable(now time.Time, window func(ServiceState) time.Duration
 		}
 		// Times, not how long so far: the message stays the same over the passes of one window.
 		const clock = "15:04:05.000Z07:00"
-		waiting = append(waiting, fmt.Sprintf("%s: up since %s, stable at %s if it stays up (%s window)%s",
-			s.Name, s.RunningSince.UTC().Format(clock), end.UTC().Format(clock), w, s.restarts()))
+		skew := ""
+		if s.RunningSince.After(now) {
+			// Swarm's time of a task, which this clock has not reached: the wait lasts until it
+			// does, as Kubernetes' minReadySeconds does; say why it is long.
+			skew = fmt.Sprintf(" (%s after this host's clock: a node's clock ahead, or this one set back)", s.RunningSince.Sub(now).Round(time.Millisecond))
+		}
+		waiting = append(waiting, fmt.Sprintf("%s: up since %s%s, stable at %s if it stays up (%s window)%s",
+			s.Name, s.RunningSince.UTC().Format(clock), skew, end.UTC().Format(clock), w, s.restarts()))
 	}
 	return until, waiting
 }
