@@ -92,6 +92,9 @@ type configLock struct {
 	spec    swarm.ConfigSpec
 	version swarm.Version
 	known   bool // version is the object's current one as far as this process wrote or read
+
+	// wrote says this process's last write of the record named it the holder.
+	wrote atomic.Bool
 }
 
 var _ rl.Interface = (*configLock)(nil)
@@ -175,6 +178,7 @@ func (l *configLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) er
 	if _, err := l.engine.ConfigCreate(cctx, s); err != nil {
 		return fmt.Errorf("create lease %s: %w", l.name, err)
 	}
+	l.wrote.Store(ler.HolderIdentity == l.identity)
 	return l.confirm(ctx, raw)
 }
 
@@ -201,6 +205,7 @@ func (l *configLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) er
 	if err := l.engine.ConfigUpdate(uctx, id, version, s); err != nil {
 		return fmt.Errorf("update lease %s: %w", l.name, err)
 	}
+	l.wrote.Store(ler.HolderIdentity == l.identity)
 	return l.confirm(ctx, raw)
 }
 
@@ -312,7 +317,15 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) erro
 					r := running
 					mu.Unlock()
 					if r == nil {
-						return // never led in this term
+						// Never led in this term. Stopped in the moment it took the lease
+						// (client-go starts OnStartedLeading after the acquire, and it saw
+						// the end): no worker ever ran, so the lease is given up at once, or
+						// the next replica waits the whole lease. A replica that never took
+						// it asks the engine nothing.
+						if ctx.Err() != nil && lock.wrote.Load() {
+							e.release(lock)
+						}
+						return
 					}
 					select {
 					case <-r:

@@ -344,3 +344,40 @@ func TestLiveLeases(t *testing.T) {
 		t.Fatalf("live leases %q, want renewed and skewed", live)
 	}
 }
+
+// cancelOnAcquire stops the process right as its lease is taken: before client-go has started
+// OnStartedLeading.
+type cancelOnAcquire struct {
+	*leaseEngine
+	cancel context.CancelFunc
+}
+
+func (e cancelOnAcquire) ConfigCreate(ctx context.Context, s swarm.ConfigSpec) (swarm.ConfigCreateResponse, error) {
+	r, err := e.leaseEngine.ConfigCreate(ctx, s)
+	if err == nil {
+		e.cancel()
+	}
+	return r, err
+}
+
+// TestElectionStoppedAsItAcquires: a replica stopped in the moment it took the lease never
+// leads, and gives the lease up as it goes, or the next replica waits the whole lease.
+func TestElectionStoppedAsItAcquires(t *testing.T) {
+	store := &raftConfigs{configs: map[string]swarm.Config{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := &Election{Engine: cancelOnAcquire{&leaseEngine{store: store}, cancel}, Owner: "t", Identity: "quick", LeaseDuration: testLease,
+		RenewDeadline: testRenew, RetryPeriod: testRetry, Log: testr.New(t)}
+	var led atomic.Bool
+	if err := e.Run(ctx, func(context.Context) { led.Store(true) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := store.get(LeaseName("t")); !ok {
+		t.Fatal("the lease was never taken: the test stops nothing")
+	}
+	lock := &configLock{engine: &leaseEngine{store: store}, name: LeaseName("t"), owner: "t", identity: "next", log: logr.Discard()}
+	rec, _, err := lock.Get(context.Background())
+	if err != nil || rec.HolderIdentity != "" {
+		t.Errorf("after Run returned (led: %v): holder %q, %v; want the lease released", led.Load(), rec.HolderIdentity, err)
+	}
+}
