@@ -391,7 +391,8 @@ func TestFindingReachesTheNextPass(t *testing.T) {
 		"again": {tasks: []swarm.Task{vol("again_example_org_data")}, nodes: nodes, self: "n1", domain: "again.example.org"},
 	}}
 	st := r.withFinding("gone", nil, false)
-	if st == nil || st.Domain != "gone.example.org" || len(st.Nodes) != 1 || st.Nodes[0].Hostname != "host-2" ||
+	// The stack too: the volume jobs remove that stack's volumes only.
+	if st == nil || st.Domain != "gone.example.org" || st.Stack != "gone_example_org" || len(st.Nodes) != 1 || st.Nodes[0].Hostname != "host-2" ||
 		strings.Join(st.Nodes[0].Volumes, ",") != "gone_example_org_data" {
 		t.Fatalf("status from the finding: %+v", st)
 	}

@@ -137,6 +137,11 @@ func (r *Reconciler) withFinding(app string, prev *spec.Status, hasSpec bool) *s
 	if st.Domain == "" {
 		st.Domain = f.domain
 	}
+	if st.Stack == "" && st.Domain != "" {
+		// The volume jobs remove the volumes of this stack only: the janitor's inventory has
+		// every owner's, and an app of the same name in another stack may be live.
+		st.Stack, _ = spec.StackName(st.Domain)
+	}
 	return st
 }
 

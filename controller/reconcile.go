@@ -260,7 +260,9 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	}
 	if w.Desired == nil || w.Desired.Spec == nil {
 		if domain := domainOf(st, w.Snap); domain != "" && (!w.Snap.Empty() || len(st.Nodes) > 0) {
-			w.Lock, err = r.claimed(app, domain)
+			if w.Lock, err = r.claimed(app, domain); err == nil && w.Lock == nil {
+				err = r.leaveHeldStacks(w, domain)
+			}
 		}
 		w.Now = r.Now()
 		return w, err
@@ -434,6 +436,30 @@ func missingNames(rendered *manifests.Rendered, services map[string]swarm.Servic
 		add(&n.Configs, "config", c.Name)
 	}
 	return n
+}
+
+// leaveHeldStacks takes, for a teardown under the lock of domain, the lock of every other
+// stack holding objects labelled with the app, and drops from the world the stacks whose lock
+// another live process holds: an app of that name deployed by another reconciler (the
+// janitor's snapshot has every owner's), or by this one's spec directory under another
+// domain. Each stack is removed only under its own lock.
+func (r *Reconciler) leaveHeldStacks(w *world, domain string) error {
+	held := map[string]bool{}
+	for ns, g := range w.Snap.ByStack() {
+		d := domainOf(&spec.Status{}, g)
+		if ns == "" || d == domain {
+			continue
+		}
+		other, err := r.claimed(w.App, d)
+		if err != nil {
+			return err
+		}
+		if other != nil {
+			held[ns] = true
+		}
+	}
+	w.Snap = w.Snap.Without(held)
+	return nil
 }
 
 // claimed takes the app lock of domain for app: nil when this process holds it, the reason

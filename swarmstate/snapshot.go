@@ -285,6 +285,53 @@ func (s *Snapshot) by(key string) map[string]*Snapshot {
 	return out
 }
 
+// Without is the snapshot less the objects of the given stack namespaces: of their services,
+// the tasks too, also of those already removed (whose container labels name the stack).
+func (s *Snapshot) Without(stacks map[string]bool) *Snapshot {
+	if len(stacks) == 0 {
+		return s
+	}
+	out := &Snapshot{}
+	dropped := map[string]bool{}
+	for _, o := range s.Services {
+		if stacks[o.Spec.Labels[LabelNamespace]] {
+			dropped[o.ID] = true
+			continue
+		}
+		out.Services = append(out.Services, o)
+	}
+	for _, t := range s.Tasks {
+		ns := t.Labels[LabelNamespace]
+		if cs := t.Spec.ContainerSpec; ns == "" && cs != nil {
+			ns = cs.Labels[LabelNamespace]
+		}
+		if !dropped[t.ServiceID] && !stacks[ns] {
+			out.Tasks = append(out.Tasks, t)
+		}
+	}
+	for _, o := range s.Networks {
+		if !stacks[o.Labels[LabelNamespace]] {
+			out.Networks = append(out.Networks, o)
+		}
+	}
+	for _, o := range s.Secrets {
+		if !stacks[o.Spec.Labels[LabelNamespace]] {
+			out.Secrets = append(out.Secrets, o)
+		}
+	}
+	for _, o := range s.Configs {
+		if !stacks[o.Spec.Labels[LabelNamespace]] {
+			out.Configs = append(out.Configs, o)
+		}
+	}
+	for _, o := range s.Volumes {
+		if !stacks[o.Labels[LabelNamespace]] {
+			out.Volumes = append(out.Volumes, o)
+		}
+	}
+	return out
+}
+
 // Stacks maps each stack namespace in the snapshot to the app that owns it.
 func (s *Snapshot) Stacks() map[string]string {
 	out := map[string]string{}

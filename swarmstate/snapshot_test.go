@@ -2,6 +2,7 @@ package swarmstate
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,5 +86,48 @@ func TestTakeTasksAfterServices(t *testing.T) {
 	}
 	if len(running) != 1 || running[0] != "new" {
 		t.Fatalf("the service's roll is completed but the tasks meant to run are %v, want [new]: the task list was served before the service list", running)
+	}
+}
+
+// TestWithout: a stack's objects go, tasks with them, also those of a removed service, which
+// only their container's labels tie to the stack; the rest stays.
+func TestWithout(t *testing.T) {
+	ns := func(stack string) map[string]string { return map[string]string{LabelNamespace: stack} }
+	s := &Snapshot{
+		Services: []swarm.Service{{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Labels: ns("a")}}},
+			{ID: "s2", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Labels: ns("b")}}}},
+		Tasks: []swarm.Task{{ID: "t1", ServiceID: "s1"}, {ID: "t2", ServiceID: "s2"},
+			{ID: "t3", ServiceID: "gone", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Labels: ns("b")}}},
+			{ID: "t4", ServiceID: "gone2"}},
+		Networks: []network.Summary{{Name: "na", Labels: ns("a")}, {Name: "nb", Labels: ns("b")}},
+		Secrets:  []swarm.Secret{{ID: "xb", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Labels: ns("b")}}}},
+		Configs:  []swarm.Config{{ID: "ca", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Labels: ns("a")}}}},
+		Volumes:  []*volume.Volume{{Name: "va", Labels: ns("a")}, {Name: "vb", Labels: ns("b")}},
+	}
+	got := s.Without(map[string]bool{"b": true})
+	var ids []string
+	for _, o := range got.Services {
+		ids = append(ids, o.ID)
+	}
+	for _, o := range got.Tasks {
+		ids = append(ids, o.ID)
+	}
+	for _, o := range got.Networks {
+		ids = append(ids, o.Name)
+	}
+	for _, o := range got.Secrets {
+		ids = append(ids, o.ID)
+	}
+	for _, o := range got.Configs {
+		ids = append(ids, o.ID)
+	}
+	for _, o := range got.Volumes {
+		ids = append(ids, o.Name)
+	}
+	if strings.Join(ids, " ") != "s1 t1 t4 na ca va" {
+		t.Errorf("without b: %v", ids)
+	}
+	if s.Without(nil) != s {
+		t.Error("without nothing: a copy")
 	}
 }

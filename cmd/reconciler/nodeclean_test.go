@@ -53,17 +53,22 @@ func (n *nodeVolumes) VolumeRemove(_ context.Context, name string, _ bool) error
 }
 
 func TestCleanVolumes(t *testing.T) {
-	own := func(app, owner string) map[string]string {
-		return map[string]string{swarmstate.LabelApp: app, swarmstate.LabelOwner: owner}
+	own := func(app, owner, stack string) map[string]string {
+		return map[string]string{swarmstate.LabelApp: app, swarmstate.LabelOwner: owner, swarmstate.LabelNamespace: stack}
 	}
 	tests := []struct {
-		name    string
-		inUse   int
-		wait    time.Duration
-		wantErr string
-		left    []string
+		name         string
+		owner, stack string
+		inUse        int
+		wait         time.Duration
+		wantErr      string
+		left         []string
 	}{
 		{name: "removes the app's volumes, no one else's", left: []string{"b_data", "a_other"}},
+		// The janitor sweeps every owner's orphans, so it gives no owner; the app of the same
+		// name in another stack, another owner's, may be live.
+		{name: "any owner: the stack's only", owner: "-", stack: "a_one", left: []string{"b_data", "a_other"}},
+		{name: "any owner, no stack: every volume of the app", owner: "-", left: []string{"b_data"}},
 		{name: "waits while a stopping container uses one", inUse: 2, wait: 5 * time.Second, left: []string{"b_data", "a_other"}},
 		{name: "gives up at its deadline, naming what is left", inUse: 1000, wait: 600 * time.Millisecond,
 			wantErr: "volumes of app a left on this node: a_data (volume is in use - [c1])", left: []string{"a_data", "b_data", "a_other"}},
@@ -71,7 +76,7 @@ func TestCleanVolumes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := &nodeVolumes{vols: map[string]map[string]string{
-				"a_data": own("a", "o1"), "a_db": own("a", "o1"), "b_data": own("b", "o1"), "a_other": own("a", "o2"),
+				"a_data": own("a", "o1", "a_one"), "a_db": own("a", "o1", "a_one"), "b_data": own("b", "o1", "b_one"), "a_other": own("a", "o2", "a_two"),
 			}, inUse: map[string]int{"a_data": tc.inUse}}
 			wait := tc.wait
 			if wait == 0 {
@@ -80,7 +85,14 @@ func TestCleanVolumes(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), wait)
 			defer cancel()
 			var out bytes.Buffer
-			err := cleanVolumes(ctx, n, "a", "o1", "", &out)
+			owner := tc.owner
+			switch owner {
+			case "":
+				owner = "o1"
+			case "-":
+				owner = ""
+			}
+			err := cleanVolumes(ctx, n, "a", owner, tc.stack, &out)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
