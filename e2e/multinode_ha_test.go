@@ -877,4 +877,19 @@ func TestMultinodeHA(tt *testing.T) {
 	}
 	c.awaitLeader(time.Minute, "")
 	c.checkOneActor()
+
+	// The janitor does not run beside replicas that lead (they hold no app lock: it would take
+	// their apps for orphans), and says what to do.
+	r, err = h.cliWith(time.Minute, h.env, "", append([]string{"janitor", "--log-format", "console"}, h.extra...)...)
+	if err != nil || r.code != 1 || !strings.Contains(r.stderr, "reconciler replicas lead on this swarm") || !strings.Contains(r.stderr, "stop them first") {
+		t.Errorf("janitor beside leading replicas: %v %s; want exit 1 saying the replicas lead", err, r)
+	}
+	// Stopped (SIGTERM), the replicas give the lease up: the janitor's refusal ends at once, not
+	// a lease duration later.
+	for _, rep := range c.replicas {
+		rep.stop(t)
+	}
+	if holder := c.holder(context.Background()); holder != "" {
+		t.Errorf("every replica stopped, the lease is still held by %q", holder)
+	}
 }
