@@ -128,6 +128,14 @@ func TestWaitWithoutReconciler(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.specs, "ch-1.yml")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("spec still there after delete: %v", err)
 	}
+
+	// wait --for deleted against a status directory that is not there (RECONCILER_STATUS not
+	// set where the reconciler runs with it): no status file would count as deleted.
+	e.status = filepath.Join(e.files, "no-such-status")
+	_, _, code, err = e.run(context.Background(), "wait", "ch-1", "--for", "deleted", "--timeout", "300ms")
+	if code != 1 || err == nil || !strings.Contains(err.Error(), "pass --status DIR") {
+		t.Errorf("wait --for deleted, no status directory: exit %d, %v; want exit 1 saying to pass --status", code, err)
+	}
 }
 
 // TestApplyWaitPrintsPhaseChanges: one line per phase change of the current spec, then the

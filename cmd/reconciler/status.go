@@ -192,6 +192,11 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, verbose bool) err
 	if _, err := os.Stat(o.specs); err != nil {
 		return fmt.Errorf("spec directory: %w: pass --specs DIR (or set RECONCILER_SPECS) as given to reconciler run", err)
 	}
+	if _, err := os.Stat(o.status); err != nil && what == "deleted" {
+		// No status file counts as deleted: in a directory that is not the reconciler's, every
+		// app would look deleted at once.
+		return fmt.Errorf("status directory: %w: pass --status DIR (or set RECONCILER_STATUS) as given to reconciler run", err)
+	}
 	start := time.Now()
 	deadline := start.Add(o.timeout)
 	var (
