@@ -135,6 +135,14 @@ func secretToInsert(ctx context.Context, o *options, app, name, version string) 
 		return nil, fmt.Errorf("%s: the spec is not valid: %w", app, d.Err)
 	}
 	s := d.Spec
+	// A spec that leaves its domain to the default runs under the domain its status records
+	// (the reconciler's --domain-suffix, which this command may not have been given), as
+	// render and diff read it: the secret must have the name the app looks for.
+	deployed, err := readDeployedSpec(d.Path, o)
+	if err != nil {
+		return nil, err
+	}
+	s.Domain = deployed.spec.Domain
 	stack, err := spec.StackName(s.Domain)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
 )
 
 // secretRecipe makes the recipe "sec" at tag 1.0.0 under recipesDir: db_password is generated,
@@ -132,6 +133,32 @@ func TestSecretToInsert(t *testing.T) {
 				t.Errorf("%s: label %s=%q, want %q (labels %v)", g.Name, k, g.Labels[k], v, g.Labels)
 			}
 		}
+	}
+}
+
+// TestSecretToInsertUnderTheDeployedDomain: a spec that leaves its domain to the default runs
+// under the domain its status records (the reconciler's --domain-suffix): the secret is named
+// for that stack, whatever suffix this command was given.
+func TestSecretToInsertUnderTheDeployedDomain(t *testing.T) {
+	e := secretEnv(t)
+	defer manifests.Cleanup()
+	path, _ := e.specFile("s2", "recipe: sec\nversion: 1.0.0\n")
+	if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 {
+		t.Fatal(err)
+	}
+	o := &options{specs: e.specs, status: e.status, recipes: e.files}
+	if g, err := secretToInsert(context.Background(), o, "s2", "api_key", ""); err != nil || g.Name != "s2_api_key_v1" {
+		t.Fatalf("before any status: %v, %v; want the name under this command's (empty) suffix", g, err)
+	}
+	e.writeStatus("s2", "sha256:1", spec.PhaseReady, "ok") // domain s2.example.org
+	st, _ := spec.ReadStatus(e.status, "s2")
+	st.Domain, st.Stack = "s2.prod.example", "s2_prod_example"
+	if err := spec.WriteStatus(e.status, st); err != nil {
+		t.Fatal(err)
+	}
+	g, err := secretToInsert(context.Background(), o, "s2", "api_key", "")
+	if err != nil || g.Name != "s2_prod_example_api_key_v1" || g.Labels[manifests.LabelNamespace] != "s2_prod_example" {
+		t.Fatalf("deployed under s2.prod.example: %v, %v; want s2_prod_example_api_key_v1", g, err)
 	}
 }
 
