@@ -34,10 +34,9 @@ func (r *Reconciler) Diff(ctx context.Context, d *spec.Desired) ([]Difference, e
 	if err != nil {
 		return nil, fmt.Errorf("snapshot of %s: %w", d.App, err)
 	}
-	rendered, err := manifests.Render(ctx, r.RecipesDir, manifests.Request{
-		App: d.App, Recipe: s.Recipe, Version: s.Version, Domain: s.Domain, Stack: stack, Env: s.Env, Owner: r.Owner,
-		Overlays: manifests.OverlaysOf(d.Overlays),
-	})
+	// As a pass renders: the recipe fetched or cloned when missing, a spec's source and ref
+	// resolved, the overlays applied.
+	rendered, err := r.render(ctx, d, stack, s.Version)
 	if err != nil {
 		return nil, err
 	}

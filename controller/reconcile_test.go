@@ -821,3 +821,43 @@ func TestOverlayFileEditIsANewAttempt(t *testing.T) {
 		})
 	}
 }
+
+// TestDiffRendersAsAPassDoes: Diff of a spec with an overlay, once reconciled, finds nothing
+// to do (it renders with the overlay, as a pass does); with the overlay edited, it shows the
+// change.
+func TestDiffRendersAsAPassDoes(t *testing.T) {
+	f := newFixture(t)
+	ov := filepath.Join(f.r.SpecsDir, "overlays", "img.yml")
+	if err := os.MkdirAll(filepath.Dir(ov), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ov, []byte("services:\n  app:\n    image: echo:1.1.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.writeSpec("o", "recipe: echo\nversion: 1.0.0+1\noverlays:\n  - file: overlays/img.yml\n")
+	if st := f.settle("o"); st.Phase != spec.PhaseReady {
+		t.Fatalf("%s %s", st.Phase, st.Message)
+	}
+	diff := func() []Difference {
+		t.Helper()
+		d, err := spec.Load(f.r.SpecsDir, "o", f.r.Defaults)
+		if err != nil || d == nil || d.Spec == nil {
+			t.Fatalf("load: %v %+v", err, d)
+		}
+		out, err := f.r.Diff(t.Context(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := diff(); len(got) != 0 {
+		t.Fatalf("a reconciled app with an overlay: %d changes: %+v", len(got), got)
+	}
+	if err := os.WriteFile(ov, []byte("services:\n  app:\n    image: echo:1.0.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := diff()
+	if len(got) != 1 || got[0].Action.Kind != UpdateService || !strings.Contains(got[0].Detail, "echo:1.1.0") {
+		t.Fatalf("overlay edited: %+v, want one service update from echo:1.1.0", got)
+	}
+}

@@ -37,7 +37,7 @@ func diffCmd(o *options) *cobra.Command {
 			defer manifests.Cleanup()
 			r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Remote: o.remote(), Owner: o.ownerOf(o.specs),
 				Now: time.Now, Log: logr.Discard()}
-			diffs, err := r.Diff(cmd.Context(), &spec.Desired{App: app, Path: path, Generation: spec.Generation(f.data), Spec: f.spec})
+			diffs, err := r.Diff(cmd.Context(), desiredOf(f, path))
 			if err != nil {
 				return err
 			}
@@ -63,4 +63,11 @@ func diffCmd(o *options) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// desiredOf is a spec file as the reconciler reads it: with its overlays, and the generation
+// they are part of. Without them a diff renders what the reconciler does not deploy, and
+// shows the overlays' changes as changes to undo.
+func desiredOf(f specFile, path string) *spec.Desired {
+	return &spec.Desired{App: f.app, Path: path, Generation: spec.GenerationWith(f.data, f.overlays), Spec: f.spec, Overlays: f.overlays}
 }

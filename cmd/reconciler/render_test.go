@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
 )
 
 // TestRenderShowsBackupPlan: render prints the backup plan the recipe's backupbot labels
@@ -81,5 +83,34 @@ func TestPolicyInRenderAndValidate(t *testing.T) {
 		if _, stderr, code, _ := e.run(context.Background(), args...); code != 0 {
 			t.Errorf("%v: exit %d, stderr:\n%s", args, code, stderr)
 		}
+	}
+}
+
+// TestDiffReadsTheSpecAsTheReconciler: the Desired diff hands the controller is the one the
+// reconciler reads from the spec directory: the overlays, and the generation they are part of.
+func TestDiffReadsTheSpecAsTheReconciler(t *testing.T) {
+	e := newCLIEnv(t)
+	if err := os.MkdirAll(filepath.Join(e.specs, "overlays"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.specs, "overlays", "img.yml"), []byte("services:\n  app:\n    image: nginx:1.27.3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(e.specs, "ov.yml")
+	if err := os.WriteFile(path, []byte(body+"overlays:\n  - file: overlays/img.yml\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := &options{specs: e.specs, status: e.status, recipes: e.files}
+	f, err := readDeployedSpec(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := desiredOf(f, path)
+	want, err := spec.Load(e.specs, "ov", o.defaults())
+	if err != nil || want == nil || want.Err != nil {
+		t.Fatalf("load: %v %+v", err, want)
+	}
+	if got.Generation != want.Generation || len(got.Overlays) != 1 || len(want.Overlays) != 1 || string(got.Overlays[0].Data) != string(want.Overlays[0].Data) {
+		t.Errorf("diff's spec: generation %s, %d overlays; the reconciler's: generation %s, %d overlays", got.Generation, len(got.Overlays), want.Generation, len(want.Overlays))
 	}
 }
