@@ -144,7 +144,7 @@ func TestApplyWaitPrintsPhaseChanges(t *testing.T) {
 	for _, tc := range []struct {
 		final spec.Phase
 		code  int
-	}{{spec.PhaseReady, 0}, {spec.PhaseFailed, 1}, {spec.PhaseInvalid, 1}, {spec.PhaseExpired, 1}} {
+	}{{spec.PhaseReady, 0}, {spec.PhaseFailed, 1}, {spec.PhaseInvalid, 1}, {spec.PhaseExpired, 1}, {spec.PhaseSuspended, 1}} {
 		t.Run(string(tc.final), func(t *testing.T) {
 			e := newCLIEnv(t)
 			path, gen := e.specFile("ch-2", body)

@@ -159,7 +159,8 @@ func waitCmd(o *options) *cobra.Command {
 			"spec file now in the spec directory counts, so an old Ready never satisfies it.\n\n" +
 			"Exit codes:\n" +
 			"  0  reached: Ready for --for ready; Deleted (or no status left) for --for deleted\n" +
-			"  1  the app is Failed, Invalid or Expired for the current spec (its message is printed)\n" +
+			"  1  the app is Failed, Invalid or Expired for the current spec (its message is printed);\n" +
+			"     for ready, also Suspended (suspend: true: the reconciler leaves it as it is)\n" +
 			"  2  timed out; the message says what was seen last, or that no reconciler updated the\n" +
 			"     status (wait itself changes nothing: without a running reconciler it times out)",
 		Example: "  reconciler wait ch-1a2b3c --for ready --timeout 15m\n" +
@@ -229,6 +230,10 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, verbose bool) err
 			return nil
 		case what == "ready" && current && (st.Phase == spec.PhaseFailed || st.Phase == spec.PhaseInvalid || st.Phase == spec.PhaseExpired):
 			return &exitError{code: exitFailed, err: fmt.Errorf("%s is %s: %s", app, st.Phase, st.Message)}
+		case what == "ready" && current && st.Phase == spec.PhaseSuspended:
+			// Settled for this spec: the reconciler leaves a suspended app as it is, so it
+			// turns Ready only with a new spec.
+			return &exitError{code: exitFailed, err: fmt.Errorf("%s is Suspended: %s; it turns Ready only once its spec no longer says suspend: true", app, st.Message)}
 		case what == "deleted" && d == nil && (st == nil || st.Phase == spec.PhaseDeleted):
 			return nil
 		}
