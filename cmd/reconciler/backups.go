@@ -94,7 +94,9 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if st != nil && st.ObservedGeneration == gen {
+		if st != nil {
+			// The token is this request's alone, so a status that handled it ends the wait
+			// whatever spec it describes since; a final phase only when of the request's spec.
 			handled, run := st.LastHandledBackupAt, st.LastBackup
 			if restore {
 				handled, run = st.LastHandledRestoreAt, st.LastRestore
@@ -108,9 +110,12 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 				return nil
 			case handled == token && run != nil:
 				return &exitError{code: exitFailed, err: fmt.Errorf("%s %s of %s failed: %s", what, run.ID, app, run.Message)}
-			case st.Phase.Final():
+			case st.ObservedGeneration == gen && st.Phase.Final():
 				return &exitError{code: exitFailed, err: fmt.Errorf("%s is %s: %s", app, st.Phase, st.Message)}
 			}
+		}
+		if why := requestGone(o, app, restore, token); why != "" {
+			return &exitError{code: exitFailed, err: fmt.Errorf("the %s of %s was not carried out: %s", what, app, why)}
 		}
 		if time.Now().After(deadline) {
 			last := "no status of the spec with the request yet: is a reconciler running on " + o.specs + "?"
@@ -121,6 +126,31 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 		}
 		time.Sleep(waitPoll)
 	}
+}
+
+// requestGone says why a request that no status handled yet never will be: its spec was
+// deleted, or replaced by one without it (an apply of another file); "" while it stands.
+func requestGone(o *options, app string, restore bool, token string) string {
+	d, err := spec.LoadApp(o.specs, app, o.defaults())
+	switch {
+	case err != nil || d != nil && d.Spec == nil:
+		return "" // unreadable or invalid for now: the status will say
+	case d == nil:
+		return "its spec was deleted before the request was carried out"
+	}
+	b := d.Spec.Backup
+	asked := b != nil && b.RequestedAt == token
+	if restore {
+		asked = b != nil && b.Restore != nil && b.Restore.RequestedAt == token
+	}
+	if asked {
+		return ""
+	}
+	what := "backup"
+	if restore {
+		what = "restore"
+	}
+	return fmt.Sprintf("its spec was replaced by one without the request (an apply meanwhile?): ask again with reconciler %s %s", what, app)
 }
 
 // requestOutcome judges a requested backup whose run the status no longer shows (a later run

@@ -447,3 +447,44 @@ func TestRequestOutcomeAfterALaterRun(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitsEndWhenTheSpecGoes: apply --wait, and backup --wait, end with exit 1 saying so when
+// the spec is deleted (or, for a request, replaced by one without it) while they wait, instead
+// of running to their timeout.
+func TestWaitsEndWhenTheSpecGoes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   func(e *cliEnv, path string) []string
+		change func(e *cliEnv, path string)
+		want   string
+	}{
+		{"apply --wait, spec deleted", func(_ *cliEnv, path string) []string { return []string{"apply", path, "--wait", "--timeout", "20s"} },
+			func(e *cliEnv, _ string) { _ = spec.Unplace(e.specs, "ch-3") }, "was deleted while waiting"},
+		{"backup --wait, spec deleted", func(*cliEnv, string) []string { return []string{"backup", "ch-3", "--wait", "--timeout", "20s"} },
+			func(e *cliEnv, _ string) { _ = spec.Unplace(e.specs, "ch-3") }, "its spec was deleted before the request was carried out"},
+		{"backup --wait, spec replaced", func(*cliEnv, string) []string { return []string{"backup", "ch-3", "--wait", "--timeout", "20s"} },
+			func(e *cliEnv, path string) {
+				if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 {
+					t.Error(err)
+				}
+			}, "replaced by one without the request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCLIEnv(t)
+			path, _ := e.specFile("ch-3", body)
+			if !strings.HasPrefix(tc.name, "apply") {
+				if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 {
+					t.Fatal(err)
+				}
+			}
+			go func() {
+				time.Sleep(5 * waitPoll)
+				tc.change(e, path)
+			}()
+			_, _, code, err := e.run(context.Background(), tc.args(e, path)...)
+			if code != exitFailed || err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("exit %d: %v; want exit 1 saying %q (a timeout is exit 2)", code, err, tc.want)
+			}
+		})
+	}
+}

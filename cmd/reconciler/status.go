@@ -160,7 +160,8 @@ func waitCmd(o *options) *cobra.Command {
 			"Exit codes:\n" +
 			"  0  reached: Ready for --for ready; Deleted (or no status left) for --for deleted\n" +
 			"  1  the app is Failed, Invalid or Expired for the current spec (its message is printed);\n" +
-			"     for ready, also Suspended (suspend: true: the reconciler leaves it as it is)\n" +
+			"     for ready, also Suspended (suspend: true: the reconciler leaves it as it is), or its\n" +
+			"     spec deleted while waiting\n" +
 			"  2  timed out; the message says what was seen last, or that no reconciler updated the\n" +
 			"     status (wait itself changes nothing: without a running reconciler it times out)",
 		Example: "  reconciler wait ch-1a2b3c --for ready --timeout 15m\n" +
@@ -203,12 +204,17 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, verbose bool) err
 	var (
 		last    *spec.Status
 		printed string // generation and phase of the last line printed
+		hadSpec bool
 	)
 	for {
 		d, err := spec.Load(o.specs, app, o.defaults())
 		if err != nil {
 			return err
 		}
+		if what == "ready" && d == nil && hadSpec {
+			return &exitError{code: exitFailed, err: fmt.Errorf("the spec of %s was deleted while waiting for it to be ready", app)}
+		}
+		hadSpec = hadSpec || d != nil
 		st, err := spec.ReadStatus(o.status, app)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
