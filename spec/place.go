@@ -24,6 +24,16 @@ func Place(dir, app string, data []byte) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("place spec %s: %w", app, err)
 	}
+	unlock, err := lockEdits(dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return place(dir, app, data)
+}
+
+// place is Place under the edit lock.
+func place(dir, app string, data []byte) error {
 	tmp, err := os.CreateTemp(dir, "."+app+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("place spec %s: %w", app, err)
@@ -71,6 +81,13 @@ func Place(dir, app string, data []byte) error {
 
 // Unplace removes every spec file of app; an app without one is not an error.
 func Unplace(dir, app string) error {
+	unlock, err := lockEdits(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no spec directory: no spec
+	} else if err != nil {
+		return err
+	}
+	defer unlock()
 	for _, ext := range []string{".yml", ".yaml", ".json"} {
 		err := os.Remove(filepath.Join(dir, app+ext))
 		specCache.forget(dir, app+ext) // gone: free the entry now rather than at the next listing

@@ -17,6 +17,11 @@ import (
 // comments included; it is written back as YAML through Place (a JSON spec becomes
 // <app>.yml). The request is carried out once, when the reconciler sees the new value.
 func Request(dir, app string, restore bool, id, value string, d Defaults) (string, error) {
+	unlock, err := lockEdits(dir)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	des, err := Load(dir, app, d)
 	switch {
 	case err != nil:
@@ -55,11 +60,16 @@ func Request(dir, app string, restore bool, id, value string, d Defaults) (strin
 	if _, err := Parse(app+".yml", app, out.Bytes(), d); err != nil {
 		return "", fmt.Errorf("spec of %s with the request does not validate: %w", app, err)
 	}
-	if err := Place(dir, app, out.Bytes()); err != nil {
+	beforeRequestPlace()
+	if err := place(dir, app, out.Bytes()); err != nil {
 		return "", err
 	}
 	return GenerationWith(out.Bytes(), des.Overlays), nil
 }
+
+// beforeRequestPlace runs between a request's read of the spec and its write: a variable so
+// that a test can edit the spec at that moment.
+var beforeRequestPlace = func() {}
 
 // child is the value of key in mapping m, made a kind node (replacing a null) when absent.
 func child(m *yaml.Node, key string, kind yaml.Kind) *yaml.Node {

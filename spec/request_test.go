@@ -1,10 +1,13 @@
 package spec
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRequest(t *testing.T) {
@@ -115,5 +118,46 @@ func TestAttemptKey(t *testing.T) {
 	}
 	if withOv("services: {}\n").AttemptKey() == withOv("services: {a: {}}\n").AttemptKey() {
 		t.Error("an overlay file edited: the same key")
+	}
+}
+
+// TestRequestUndoesNoConcurrentEdit: an apply (or a delete) of the spec landing between a
+// request's read of the spec and its write waits for the write, and is not undone by it.
+func TestRequestUndoesNoConcurrentEdit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(dir string) error
+		want string // the spec file at the end; "" none
+	}{
+		{"apply", func(dir string) error { return Place(dir, "a", []byte("recipe: r\nversion: 2.0.0\n")) }, "recipe: r\nversion: 2.0.0\n"},
+		{"delete", func(dir string) error { return Unplace(dir, "a") }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := Place(dir, "a", []byte("recipe: r\nversion: 1.0.0\n")); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			beforeRequestPlace = func() {
+				go func() { done <- tc.edit(dir) }()
+				select {
+				case err := <-done:
+					t.Errorf("the %s ended while the request was between its read and its write (%v): the request undoes it", tc.name, err)
+					done <- nil
+				case <-time.After(200 * time.Millisecond): // waiting on the edit lock, as it should
+				}
+			}
+			defer func() { beforeRequestPlace = func() {} }()
+			if _, err := Request(dir, "a", false, "", "r1", Defaults{DomainSuffix: "test"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(filepath.Join(dir, "a.yml"))
+			if tc.want == "" && !errors.Is(err, fs.ErrNotExist) || tc.want != "" && string(data) != tc.want {
+				t.Errorf("after the request and a concurrent %s: spec %q (%v), want %q", tc.name, data, err, tc.want)
+			}
+		})
 	}
 }
