@@ -8,6 +8,12 @@ import (
 	"path/filepath"
 )
 
+// editLockName is the file in a spec directory whose flock the commands that edit specs (apply,
+// delete, backup and restore requests) hold while they edit (lockEdits): a request reads the
+// spec, adds to it and writes it back, and an apply or delete landing in between would be
+// undone. Its name is a dotfile, which the reconciler ignores.
+const editLockName = ".edits.lock"
+
 // removeOther removes one of the app's other spec files in Place: a variable so that a test
 // can look at the directory at that moment.
 var removeOther = os.Remove
