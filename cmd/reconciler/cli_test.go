@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
+	"github.com/swarm-reconciler/reconciler/controller"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
@@ -486,5 +487,32 @@ func TestWaitsEndWhenTheSpecGoes(t *testing.T) {
 				t.Errorf("exit %d: %v; want exit 1 saying %q (a timeout is exit 2)", code, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLeaseRefusal: the janitor does not run beside any live lease; once does not run beside
+// its own owner's replicas (it would act on their apps with their leader), and runs beside
+// another owner's.
+func TestLeaseRefusal(t *testing.T) {
+	lease := func(owner string) string {
+		return controller.LeaseName(owner) + " (held by r1, renewed 2026-12-03T10:00:00Z)"
+	}
+	for _, tc := range []struct {
+		name    string
+		live    []string
+		janitor bool
+		want    string
+	}{
+		{"janitor, none", nil, true, ""},
+		{"janitor, another owner's", []string{lease("x")}, true, "the janitor sweeps what no running reconciler holds"},
+		{"once, none", nil, false, ""},
+		{"once, another owner's", []string{lease("x"), lease("ci2")}, false, ""},
+		{"once, its own owner's", []string{lease("x"), lease("ci")}, false, "replicas of owner ci lead on this swarm (" + lease("ci") + ")"},
+	} {
+		err := leaseRefusal(tc.live, "ci", tc.janitor)
+		var ee *exitError
+		if tc.want == "" && err != nil || tc.want != "" && (!errors.As(err, &ee) || ee.code != exitFailed || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -262,16 +262,14 @@ func pass(ctx context.Context, o *options, specDir string) error {
 		return err
 	}
 	defer release()
-	if o.janitor {
-		// Replicas run with --leader-elect hold no app lock, so the janitor would take their
-		// apps for orphans: it does not run beside them.
-		live, err := controller.LiveLeases(ctx, c.R.Engine, time.Now())
-		if err != nil {
-			return err
-		}
-		if len(live) > 0 {
-			return &exitError{code: exitFailed, err: fmt.Errorf("reconciler replicas lead on this swarm (%s): the janitor sweeps what no running reconciler holds, and replicas run with --leader-elect hold no app lock; stop them first (a stopped replica releases its lease; the lease of one killed counts as live for its duration plus a minute of clock skew), then run the janitor again", strings.Join(live, ", "))}
-		}
+	// Replicas run with --leader-elect hold no app lock and not the spec directory's: a lease
+	// is what tells that they run.
+	live, err := controller.LiveLeases(ctx, c.R.Engine, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := leaseRefusal(live, c.R.Owner, o.janitor); err != nil {
+		return err
 	}
 	passCtx, cancel := context.WithCancel(ctx)
 	if o.passTimeout > 0 {
@@ -288,6 +286,24 @@ func pass(ctx context.Context, o *options, specDir string) error {
 		return err
 	}
 	return passVerdict(os.Stdout, o.status, apps, unsettled, o.passTimeout)
+}
+
+// leaseRefusal is why a pass must not run beside the live leases (controller.LiveLeases): the
+// janitor, beside any (it would take the replicas' apps for orphans); once, beside its own
+// owner's (it would act on the leader's apps at the same time as the leader). nil if neither.
+func leaseRefusal(live []string, owner string, janitor bool) error {
+	const stopped = "a stopped replica releases its lease; the lease of one killed counts as live for its duration plus a minute of clock skew"
+	if janitor {
+		if len(live) > 0 {
+			return &exitError{code: exitFailed, err: fmt.Errorf("reconciler replicas lead on this swarm (%s): the janitor sweeps what no running reconciler holds, and replicas run with --leader-elect hold no app lock; stop them first (%s), then run the janitor again", strings.Join(live, ", "), stopped)}
+		}
+		return nil
+	}
+	mine := slices.DeleteFunc(slices.Clone(live), func(l string) bool { return !strings.HasPrefix(l, controller.LeaseName(owner)+" ") })
+	if len(mine) > 0 {
+		return &exitError{code: exitFailed, err: fmt.Errorf("reconciler replicas of owner %s lead on this swarm (%s): once would act on their apps beside their leader; let them reconcile (reconciler wait), or stop them first (%s)", owner, strings.Join(mine, ", "), stopped)}
+	}
+	return nil
 }
 
 // passVerdict prints one line per app of a pass (app, phase, message, from its status file)
