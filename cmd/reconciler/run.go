@@ -279,7 +279,7 @@ func pass(ctx context.Context, o *options, specDir string) error {
 	apps, unsettled, err := c.RunOnce(passCtx)
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return err // stopped by a signal
+		return &exitError{code: exitFailed, err: fmt.Errorf("interrupted by a signal before the pass ended (%w): each app keeps the status its last pass wrote; run it again to finish", err)}
 	case err != nil && apps == nil && passCtx.Err() != nil:
 		return &exitError{code: exitFailed, err: fmt.Errorf("timed out after %s listing the apps: %w", o.passTimeout, err)}
 	case err != nil && apps == nil:
