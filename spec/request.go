@@ -16,13 +16,14 @@ import (
 // value as the request's token, and returns the new generation. The rest of the file is kept,
 // comments included; it is written back as YAML through Place (a JSON spec becomes
 // <app>.yml). The request is carried out once, when the reconciler sees the new value.
-func Request(dir, app string, restore bool, id, value string, d Defaults) (string, error) {
+// deployed is LoadDeployed's: which app holds a stack two specs map to.
+func Request(dir, app string, restore bool, id, value string, d Defaults, deployed func(app, stack string) bool) (string, error) {
 	unlock, err := lockEdits(dir)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	des, err := Load(dir, app, d)
+	des, err := LoadDeployed(dir, app, d, deployed)
 	switch {
 	case err != nil:
 		return "", err

@@ -16,7 +16,7 @@ func TestRequest(t *testing.T) {
 	if err := Place(dir, "a", []byte(orig)); err != nil {
 		t.Fatal(err)
 	}
-	gen, err := Request(dir, "a", false, "", "2026-12-01T10:00:00Z", testDefaults)
+	gen, err := Request(dir, "a", false, "", "2026-12-01T10:00:00Z", testDefaults, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,10 +32,10 @@ func TestRequest(t *testing.T) {
 		t.Errorf("comments lost:\n%s", data)
 	}
 
-	if _, err := Request(dir, "a", true, "20261201T100000.000Z", "r2", testDefaults); err != nil {
+	if _, err := Request(dir, "a", true, "20261201T100000.000Z", "r2", testDefaults, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Request(dir, "a", true, "", "r3", testDefaults); err != nil {
+	if _, err := Request(dir, "a", true, "", "r3", testDefaults, nil); err != nil {
 		t.Fatal(err)
 	}
 	d, _ = Load(dir, "a", testDefaults)
@@ -47,13 +47,13 @@ func TestRequest(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "j.json"), []byte(`{"recipe": "custom-html", "version": "1.0.0"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Request(dir, "j", false, "", "r1", testDefaults); err != nil {
+	if _, err := Request(dir, "j", false, "", "r1", testDefaults, nil); err != nil {
 		t.Fatal(err)
 	}
 	if d, _ := Load(dir, "j", testDefaults); d == nil || d.Err != nil || d.Spec.Backup.RequestedAt != "r1" || filepath.Ext(d.Path) != ".yml" {
 		t.Fatalf("json spec: %+v", d)
 	}
-	if _, err := Request(dir, "none", false, "", "r1", testDefaults); err == nil || !strings.Contains(err.Error(), "no spec of none") {
+	if _, err := Request(dir, "none", false, "", "r1", testDefaults, nil); err == nil || !strings.Contains(err.Error(), "no spec of none") {
 		t.Errorf("missing spec: %v", err)
 	}
 }
@@ -71,7 +71,7 @@ func TestRequestGenerationWithOverlays(t *testing.T) {
 	if err := Place(dir, "a", []byte("recipe: r\nversion: v1\noverlays:\n  - file: overlays/x.yml\n")); err != nil {
 		t.Fatal(err)
 	}
-	gen, err := Request(dir, "a", false, "", "2026-01-01T00:00:00Z", testDefaults)
+	gen, err := Request(dir, "a", false, "", "2026-01-01T00:00:00Z", testDefaults, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestRequestUndoesNoConcurrentEdit(t *testing.T) {
 				}
 			}
 			defer func() { beforeRequestPlace = func() {} }()
-			if _, err := Request(dir, "a", false, "", "r1", Defaults{DomainSuffix: "test"}); err != nil {
+			if _, err := Request(dir, "a", false, "", "r1", Defaults{DomainSuffix: "test"}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := <-done; err != nil {

@@ -184,9 +184,10 @@ func (des *Desired) handOut() *Desired {
 }
 
 // resolveStacks turns every valid spec whose stack another valid spec already claims into an
-// error naming the other. The older file keeps the stack (then the earlier name), so an
-// existing app is not displaced by a newcomer.
-func resolveStacks(set map[string]*Desired) {
+// error naming the other. An app deployed in the stack keeps it (deployed, when given, says
+// which is: the reconciler decides by what is deployed), then the older file (then the earlier
+// name), so an existing app is not displaced by a newcomer.
+func resolveStacks(set map[string]*Desired, deployed func(app, stack string) bool) {
 	byStack := map[string][]*Desired{}
 	for _, des := range set {
 		if des.Spec == nil {
@@ -203,6 +204,11 @@ func resolveStacks(set map[string]*Desired) {
 			continue
 		}
 		sort.Slice(group, func(i, j int) bool {
+			if deployed != nil {
+				if di, dj := deployed(group[i].App, stack), deployed(group[j].App, stack); di != dj {
+					return di
+				}
+			}
 			if !group[i].ModTime.Equal(group[j].ModTime) {
 				return group[i].ModTime.Before(group[j].ModTime)
 			}
@@ -234,7 +240,7 @@ func Scan(dir string, d Defaults) (map[string]*Desired, error) {
 			set[app] = des
 		}
 	}
-	resolveStacks(set)
+	resolveStacks(set, nil)
 	for _, des := range set {
 		des.handOut()
 	}
@@ -248,6 +254,13 @@ func Scan(dir string, d Defaults) (map[string]*Desired, error) {
 // parses only those that changed since they were last read, so with the cache warm a Load
 // parses at most the files that changed (see cache.go).
 func Load(dir, app string, d Defaults) (*Desired, error) {
+	return LoadDeployed(dir, app, d, nil)
+}
+
+// LoadDeployed is Load with a contested stack given to the app deployed in it, as the
+// reconciler gives it: deployed(app, stack) reports whether app runs in stack (the CLI reads
+// that from the status files). nil decides by the files' age alone, as a scan does.
+func LoadDeployed(dir, app string, d Defaults, deployed func(app, stack string) bool) (*Desired, error) {
 	if err := checkFileApp(app); err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
 	}
@@ -284,7 +297,7 @@ func Load(dir, app string, d Defaults) (*Desired, error) {
 			}
 		}
 	}
-	resolveStacks(set)
+	resolveStacks(set, deployed)
 	return des.handOut(), nil
 }
 

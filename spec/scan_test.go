@@ -211,3 +211,29 @@ func TestLoadAgreesWithScanOnAnOverlayMissing(t *testing.T) {
 		t.Fatalf("scan: a %v, b %v; Load(b): %v; want a invalid, b valid in both", set["a"].Err, set["b"].Err, d.Err)
 	}
 }
+
+// TestLoadDeployed: two specs map to one stack. Load gives it to the older file; LoadDeployed
+// to the app deployed there, as the reconciler does, whatever the files' age.
+func TestLoadDeployed(t *testing.T) {
+	dir := t.TempDir()
+	for i, app := range []string{"old", "new"} {
+		if err := Place(dir, app, []byte("recipe: r\nversion: 1.0.0\ndomain: shop.example.org\n")); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(time.Duration(i-2) * time.Hour)
+		if err := os.Chtimes(filepath.Join(dir, app+".yml"), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds := func(d *Desired) bool { return d != nil && d.Spec != nil && d.Err == nil }
+	if d, err := Load(dir, "new", Defaults{}); err != nil || holds(d) || !strings.Contains(d.Err.Error(), `app "old"`) {
+		t.Fatalf("Load of the newer file: %+v, %v; want an error naming old", d, err)
+	}
+	newDeployed := func(app, stack string) bool { return app == "new" && stack == "shop_example_org" }
+	if d, err := LoadDeployed(dir, "new", Defaults{}, newDeployed); err != nil || !holds(d) {
+		t.Fatalf("LoadDeployed of the deployed app: %+v, %v; want it valid", d, err)
+	}
+	if d, err := LoadDeployed(dir, "old", Defaults{}, newDeployed); err != nil || holds(d) || !strings.Contains(d.Err.Error(), `app "new"`) {
+		t.Fatalf("LoadDeployed of the other: %+v, %v; want an error naming new", d, err)
+	}
+}

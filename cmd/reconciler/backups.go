@@ -76,7 +76,7 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 		return err
 	}
 	token := time.Now().UTC().Format(time.RFC3339Nano)
-	gen, err := spec.Request(o.specs, app, restore, id, token, o.defaults())
+	gen, err := spec.Request(o.specs, app, restore, id, token, o.defaults(), o.deployed)
 	if err != nil {
 		return err
 	}

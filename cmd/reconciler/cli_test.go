@@ -516,3 +516,31 @@ func TestLeaseRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestOfTheDeployedHolder: two specs map to one stack; the one deployed there (its
+// status says so) holds it for the reconciler, whatever the files' age, so a backup request
+// for it is recorded, and one for the other is refused naming the holder.
+func TestRequestOfTheDeployedHolder(t *testing.T) {
+	e := newCLIEnv(t)
+	for i, app := range []string{"first", "holder"} {
+		if err := spec.Place(e.specs, app, []byte(body+"domain: shop.example.org\n")); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(time.Duration(i-2) * time.Hour) // the holder's file is the newer: edited since
+		if err := os.Chtimes(filepath.Join(e.specs, app+".yml"), at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.writeStatus("holder", "sha256:1", spec.PhaseReady, "ok")
+	st, _ := spec.ReadStatus(e.status, "holder")
+	st.Domain, st.Stack = "shop.example.org", "shop_example_org"
+	if err := spec.WriteStatus(e.status, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, code, err := e.run(context.Background(), "backup", "holder"); code != 0 {
+		t.Errorf("backup of the deployed holder: exit %d, %v", code, err)
+	}
+	if _, _, code, err := e.run(context.Background(), "backup", "first"); code == 0 || !strings.Contains(err.Error(), `app "holder"`) {
+		t.Errorf("backup of the other: exit %d, %v; want refused naming holder", code, err)
+	}
+}

@@ -96,6 +96,15 @@ func (o *options) defaults() spec.Defaults {
 	return spec.Defaults{DomainSuffix: o.domainSuffix}
 }
 
+// deployed reports, from app's status, whether app runs in stack: the reconciler gives a
+// stack two specs map to the app deployed there (spec.LoadDeployed), so the commands that act
+// on an app agree with it about which of the two is the app's.
+func (o *options) deployed(app, stack string) bool {
+	st, err := spec.ReadStatus(o.status, app)
+	return err == nil && st.Stack == stack && st.Deploys > 0 &&
+		st.Phase != spec.PhaseDeleted && st.Phase != spec.PhaseExpired
+}
+
 func main() {
 	root := newRoot(&options{})
 	if err := root.Execute(); err != nil {

@@ -123,7 +123,7 @@ func secretToInsert(ctx context.Context, o *options, app, name, version string) 
 	if err := spec.ValidateAppName(app); err != nil {
 		return nil, err
 	}
-	d, err := spec.Load(o.specs, app, o.defaults())
+	d, err := spec.LoadDeployed(o.specs, app, o.defaults(), o.deployed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: pass --specs DIR (or set RECONCILER_SPECS) as given to reconciler run", err)
 	}
