@@ -260,9 +260,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	}
 	if w.Desired == nil || w.Desired.Spec == nil {
 		if domain := domainOf(st, w.Snap); domain != "" && (!w.Snap.Empty() || len(st.Nodes) > 0) {
-			if w.Lock, err = r.claimed(app, domain); err == nil && w.Lock == nil {
-				err = r.leaveHeldStacks(w, domain)
-			}
+			w.Lock, err = r.claimTeardown(w, st, domain)
 		}
 		w.Now = r.Now()
 		return w, err
@@ -301,7 +299,10 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 				w.Committed = m
 			}
 		}
-		if b := s.Backup; b != nil && b.Restore != nil && b.Restore.ID == "" && (prev == nil || prev.LastHandledRestoreAt != b.Restore.RequestedAt) {
+		restoreNewest := s.Backup != nil && s.Backup.Restore != nil && s.Backup.Restore.ID == "" && (prev == nil || prev.LastHandledRestoreAt != s.Backup.Restore.RequestedAt)
+		// A status that names no backup yet (a new app, or one made again after its status
+		// went) cannot say which ID the next must follow: the store can (newBackupID).
+		if restoreNewest || st.LastBackup == nil {
 			w.Backups, w.BackupsErr = r.Backups.ListOf(app, r.Owner)
 		}
 	}
@@ -438,28 +439,46 @@ func missingNames(rendered *manifests.Rendered, services map[string]swarm.Servic
 	return n
 }
 
-// leaveHeldStacks takes, for a teardown under the lock of domain, the lock of every other
-// stack holding objects labelled with the app, and drops from the world the stacks whose lock
-// another live process holds: an app of that name deployed by another reconciler (the
-// janitor's snapshot has every owner's), or by this one's spec directory under another
-// domain. Each stack is removed only under its own lock.
-func (r *Reconciler) leaveHeldStacks(w *world, domain string) error {
-	held := map[string]bool{}
+// claimTeardown takes the app locks the teardown of an app without a spec needs, and returns
+// why it must wait (another live process holds them) or nil. Each stack holding objects
+// labelled with the app goes only under its own lock: a stack whose lock another process holds
+// is dropped from the world (an app of that name deployed by another reconciler: the janitor's
+// snapshot has every owner's; or by this one under another domain). domain is the status's,
+// else the first found: with the status's held, the whole app waits, its volumes on other
+// nodes with it; a guess held waits only when every stack is held and the teardown has not
+// begun, so an orphan is reaped whichever stack a snapshot lists first.
+func (r *Reconciler) claimTeardown(w *world, st *spec.Status, domain string) (held, err error) {
+	primary, err := r.claimed(w.App, domain)
+	if err != nil || primary != nil && st.Domain != "" {
+		return primary, err
+	}
+	drop := map[string]bool{}
+	if primary != nil {
+		drop[""] = true // objects of no stack go with the domain's lock
+	}
+	ours := false
 	for ns, g := range w.Snap.ByStack() {
-		d := domainOf(&spec.Status{}, g)
-		if ns == "" || d == domain {
+		if ns == "" {
 			continue
 		}
-		other, err := r.claimed(w.App, d)
-		if err != nil {
-			return err
+		other := primary
+		if d := domainOf(&spec.Status{}, g); d != domain {
+			if other, err = r.claimed(w.App, d); err != nil {
+				return nil, err
+			}
 		}
 		if other != nil {
-			held[ns] = true
+			drop[ns] = true
+		} else {
+			ours = true
 		}
 	}
-	w.Snap = w.Snap.Without(held)
-	return nil
+	if primary != nil && !ours && st.Phase != spec.PhaseDeleting {
+		return primary, nil
+	}
+	// Deleting with none of its stacks left but those of others: its teardown is done.
+	w.Snap = w.Snap.Without(drop)
+	return nil, nil
 }
 
 // claimed takes the app lock of domain for app: nil when this process holds it, the reason

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,57 +94,61 @@ func TestNeedsWork(t *testing.T) {
 // TestJanitorLeavesAStackHeldByAnother: reconcilers A (owner a) and B (owner b) each deploy an
 // app "x", in stacks x_a_test and x_b_test. A's spec is deleted while A is down; B runs and
 // holds the lock of x.b.test. The janitor (no owner: it sweeps every owner's orphans) tears
-// down A's x, under A's status, and leaves B's stack alone: each stack goes only under its
-// own lock.
+// down A's x whole, and leaves B's stack alone: each stack goes only under its own lock. Also
+// without A's status, where the snapshot's first object may be B's.
 func TestJanitorLeavesAStackHeldByAnother(t *testing.T) {
-	f := newFixture(t)
-	lockDir := t.TempDir()
-	lockOf := func() *locks.Dir {
-		l, err := locks.Open(lockDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	reconciler := func(owner string) *Reconciler {
-		root := t.TempDir()
-		r := &Reconciler{Engine: f.engine, SpecsDir: filepath.Join(root, "specs"), StatusDir: filepath.Join(root, "status"),
-			RecipesDir: f.r.RecipesDir, Defaults: f.r.Defaults, Now: f.r.Now, Log: logr.Discard(), Owner: owner, Locks: lockOf()}
-		for _, d := range []string{r.SpecsDir, r.StatusDir} {
-			if err := os.MkdirAll(d, 0o755); err != nil {
+	for _, withStatus := range []bool{true, false} {
+		t.Run(fmt.Sprintf("with A's status %v", withStatus), func(t *testing.T) {
+			f := newFixture(t)
+			lockDir := t.TempDir()
+			reconciler := func(owner string) *Reconciler {
+				root := t.TempDir()
+				l, err := locks.Open(lockDir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := &Reconciler{Engine: f.engine, SpecsDir: filepath.Join(root, "specs"), StatusDir: filepath.Join(root, "status"),
+					RecipesDir: f.r.RecipesDir, Defaults: f.r.Defaults, Now: f.r.Now, Log: logr.Discard(), Owner: owner, Locks: l}
+				for _, d := range []string{r.SpecsDir, r.StatusDir} {
+					if err := os.MkdirAll(d, 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return r
+			}
+			a, b := reconciler("a"), reconciler("b")
+			t.Cleanup(b.ReleaseAll) // B runs on: its locks stay held (and its files open) to the end
+			for _, r := range []*Reconciler{a, b} {
+				f.r = r
+				f.writeSpec("x", "recipe: echo\nversion: 1.0.0+1\ndomain: x."+r.Owner+".test\n")
+				if st := f.settle("x"); st.Phase != spec.PhasePending && st.Phase != spec.PhaseReady {
+					t.Fatalf("%s: %s %s", r.Owner, st.Phase, st.Message)
+				}
+			}
+			a.ReleaseAll() // A stops; its spec is deleted meanwhile
+			if err := spec.Unplace(a.SpecsDir, "x"); err != nil {
 				t.Fatal(err)
 			}
-		}
-		return r
-	}
-	a, b := reconciler("a"), reconciler("b")
-	for _, r := range []*Reconciler{a, b} {
-		f.r = r
-		f.writeSpec("x", "recipe: echo\nversion: 1.0.0+1\ndomain: x."+r.Owner+".test\n")
-		if st := f.settle("x"); st.Phase != spec.PhaseReady {
-			t.Fatalf("%s: %s %s", r.Owner, st.Phase, st.Message)
-		}
-	}
-	a.ReleaseAll() // A stops; its spec is deleted meanwhile
-	if err := spec.Unplace(a.SpecsDir, "x"); err != nil {
-		t.Fatal(err)
-	}
 
-	f.r = reconciler("")
-	f.r.StatusDir = a.StatusDir
-	if st := f.settle("x"); st.Phase != spec.PhaseDeleted {
-		t.Fatalf("janitor: %s %s", st.Phase, st.Message)
-	}
-	for _, tc := range []struct {
-		owner string
-		left  bool
-	}{{"a", false}, {"b", true}} {
-		snap, err := swarmstate.Take(t.Context(), f.engine, swarmstate.Owner{App: "x", Dir: tc.owner})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if snap.Empty() == tc.left {
-			t.Errorf("owner %s's x: left %v, want %v (residual %v); writes: %v", tc.owner, !snap.Empty(), tc.left, snap.Residual(), f.engine.writes())
-		}
+			f.r = reconciler("")
+			if withStatus {
+				f.r.StatusDir = a.StatusDir
+			}
+			if st := f.settle("x"); st.Phase != spec.PhaseDeleted {
+				t.Fatalf("janitor: %s %s", st.Phase, st.Message)
+			}
+			for _, tc := range []struct {
+				owner string
+				left  bool
+			}{{"a", false}, {"b", true}} {
+				snap, err := swarmstate.Take(t.Context(), f.engine, swarmstate.Owner{App: "x", Dir: tc.owner})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if snap.Empty() == tc.left {
+					t.Errorf("owner %s's x: left %v, want %v (residual %v); writes: %v", tc.owner, !snap.Empty(), tc.left, snap.Residual(), f.engine.writes())
+				}
+			}
+		})
 	}
 }
