@@ -62,7 +62,7 @@ func nodeCleanCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&app, "app", "", "the app whose volumes are removed")
 	cmd.Flags().BoolVar(&list, "list", false, "remove nothing: print the apps' volumes on this node as JSON lines")
-	cmd.Flags().StringVar(&stack, "stack", "", "only the volumes of this stack, once no container of it is left on the node (a teardown starts the job as it removes the services)")
+	cmd.Flags().StringVar(&stack, "stack", "", "first wait until no container of this stack is left on the node (a teardown starts the job as it removes the services); without --owner, remove only this stack's volumes")
 	cmd.Flags().StringVar(&owner, "owner", "", "only volumes of this owner (the reconciler's identity); empty: any owner")
 	cmd.Flags().DurationVar(&wait, "wait", controller.DefaultNodeJobs.Wait, "how long to wait for volumes still in use by stopping containers")
 	return cmd
@@ -97,9 +97,10 @@ func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string,
 	if owner != "" {
 		f.Add("label", swarmstate.LabelOwner+"="+owner)
 	}
-	if stack != "" {
-		// Only the stack's: an app of the same name in another stack (another owner's, when the
-		// janitor runs this without --owner) may be live.
+	if stack != "" && owner == "" {
+		// Any owner's (the janitor's): only the stack's, as an app of the same name in another
+		// stack, another owner's, may be live. An owner's job removes every volume of its app,
+		// also those of a stack the app left (a domain changed).
 		f.Add("label", swarmstate.LabelNamespace+"="+stack)
 	}
 	var removed []string

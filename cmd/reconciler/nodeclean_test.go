@@ -69,6 +69,7 @@ func TestCleanVolumes(t *testing.T) {
 		// name in another stack, another owner's, may be live.
 		{name: "any owner: the stack's only", owner: "-", stack: "a_one", left: []string{"b_data", "a_other"}},
 		{name: "any owner, no stack: every volume of the app", owner: "-", left: []string{"b_data"}},
+		{name: "its owner's, with a stack: every volume of the app's, also of a stack it left", stack: "a_two_new", left: []string{"b_data", "a_other"}},
 		{name: "waits while a stopping container uses one", inUse: 2, wait: 5 * time.Second, left: []string{"b_data", "a_other"}},
 		{name: "gives up at its deadline, naming what is left", inUse: 1000, wait: 600 * time.Millisecond,
 			wantErr: "volumes of app a left on this node: a_data (volume is in use - [c1])", left: []string{"a_data", "b_data", "a_other"}},
