@@ -355,7 +355,8 @@ func (v Verdict) Unstable(now time.Time, window func(ServiceState) time.Duration
 		if s.RunningSince.After(now) {
 			// Swarm's time of a task, which this clock has not reached: the wait lasts until it
 			// does, as Kubernetes' minReadySeconds does; say why it is long.
-			skew = fmt.Sprintf(" (%s after this host's clock: a node's clock ahead, or this one set back)", s.RunningSince.Sub(now).Round(time.Millisecond))
+			// No "how far": the message stays the same over the passes of the window.
+			skew = " (after this host's clock: a node's clock ahead, or this one set back)"
 		}
 		waiting = append(waiting, fmt.Sprintf("%s: up since %s%s, stable at %s if it stays up (%s window)%s",
 			s.Name, s.RunningSince.UTC().Format(clock), skew, end.UTC().Format(clock), w, s.restarts()))
