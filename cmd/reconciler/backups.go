@@ -114,7 +114,7 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 				return &exitError{code: exitFailed, err: fmt.Errorf("%s is %s: %s", app, st.Phase, st.Message)}
 			}
 		}
-		if why := requestGone(o, app, restore, token); why != "" {
+		if why := requestGone(o, app, restore, token); why != "" && !requestTaken(o, app, restore, token) {
 			return &exitError{code: exitFailed, err: fmt.Errorf("the %s of %s was not carried out: %s", what, app, why)}
 		}
 		if time.Now().After(deadline) {
@@ -151,6 +151,21 @@ func requestGone(o *options, app string, restore bool, token string) string {
 		what = "restore"
 	}
 	return fmt.Sprintf("its spec was replaced by one without the request (an apply meanwhile?): ask again with reconciler %s %s", what, app)
+}
+
+// requestTaken reports, from a status read after the spec, whether the reconciler took the
+// request up (its run under way, or handled): a spec replaced since does not undo it, and the
+// wait goes on for its end.
+func requestTaken(o *options, app string, restore bool, token string) bool {
+	st, err := spec.ReadStatus(o.status, app)
+	if err != nil {
+		return false
+	}
+	handled, run := st.LastHandledBackupAt, st.LastBackup
+	if restore {
+		handled, run = st.LastHandledRestoreAt, st.LastRestore
+	}
+	return handled == token || run != nil && run.Request == token
 }
 
 // requestOutcome judges a requested backup whose run the status no longer shows (a later run

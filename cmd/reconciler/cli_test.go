@@ -544,3 +544,37 @@ func TestRequestOfTheDeployedHolder(t *testing.T) {
 		t.Errorf("backup of the other: exit %d, %v; want refused naming holder", code, err)
 	}
 }
+
+// TestBackupWaitThroughAReplacedSpec: a spec replaced while the reconciler runs the request's
+// backup does not undo the request: backup --wait waits for its end and reports it.
+func TestBackupWaitThroughAReplacedSpec(t *testing.T) {
+	e := newCLIEnv(t)
+	path, _ := e.specFile("ch-4", body)
+	if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 {
+		t.Fatal(err)
+	}
+	go func() {
+		token := ""
+		for token == "" {
+			time.Sleep(waitPoll)
+			if d, err := spec.LoadApp(e.specs, "ch-4", spec.Defaults{}); err == nil && d != nil && d.Spec != nil && d.Spec.Backup != nil {
+				token = d.Spec.Backup.RequestedAt
+			}
+		}
+		e.writeStatus("ch-4", "sha256:2", spec.PhaseReady, "backing up as requested")
+		st, _ := spec.ReadStatus(e.status, "ch-4")
+		st.LastBackup = &spec.BackupRun{ID: "20261203T100000.000Z", Trigger: "request", Request: token, State: spec.RunRunning, Started: time.Now()}
+		_ = spec.WriteStatus(e.status, st)
+		if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 { // the request is gone from the spec
+			t.Error(err)
+		}
+		time.Sleep(5 * waitPoll)
+		done := time.Now()
+		st.LastHandledBackupAt, st.LastBackup.State, st.LastBackup.Finished, st.LastBackup.Message = token, spec.RunCompleted, &done, "2 files"
+		_ = spec.WriteStatus(e.status, st)
+	}()
+	stdout, _, code, err := e.run(context.Background(), "backup", "ch-4", "--wait", "--timeout", "20s")
+	if code != 0 || !strings.Contains(stdout, "completed: 2 files") {
+		t.Errorf("backup --wait through a replaced spec: exit %d, %v, %q; want the run's completion", code, err, stdout)
+	}
+}
