@@ -1,28 +1,45 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// lockEdits takes dir's edit lock, waiting for another edit to end; the edits are short.
+// editLockWait bounds the wait for another edit: edits take milliseconds, so a longer one is
+// a command hung while it holds the lock, and a person should look.
+var editLockWait = 30 * time.Second
+
+// lockEdits takes dir's edit lock (editLockName), waiting for another edit to end. The file is
+// made 0666 less the umask, so a spec directory shared by several users stays usable by each;
+// one that may not write it locks it read-only (a flock needs no write access).
 func lockEdits(dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, editLockName), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("lock the spec directory %s for an edit: %w", dir, err)
+	path := filepath.Join(dir, editLockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if errors.Is(err, fs.ErrPermission) {
+		f, err = os.Open(path)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("lock the spec directory %s for an edit: %w (the directory, and %s if it exists, must be readable and writable by whoever applies specs)", dir, err, editLockName)
+	}
+	deadline := time.Now().Add(editLockWait)
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
 		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) || time.Now().After(deadline) {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("lock the spec directory %s for an edit: another edit has held %s for %s; is a reconciler command (apply, delete, backup, restore) hung? `fuser %s` names its process", dir, editLockName, editLockWait, path)
+			}
+			return nil, fmt.Errorf("lock the spec directory %s for an edit: %w", dir, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock the spec directory %s for an edit: %w", dir, err)
-	}
-	return func() { f.Close() }, nil
 }
