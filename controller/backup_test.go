@@ -350,6 +350,20 @@ func TestKeepWithAClockSetBackAndAKillAfterCommit(t *testing.T) {
 	if st.LastBackup.State != spec.RunCompleted || len(list) != 1 || list[0].ID == second || list[0].ID != st.LastBackup.ID {
 		t.Fatalf("after the restart: last %+v, kept %v: the committed backup is the one keep 1 leaves", st.LastBackup, idsOf(list))
 	}
+	third := list[0].ID
+
+	// The status gone (the app deleted and made again; the store keeps its backups), the clock
+	// set back once more: the store says which ID the next must follow.
+	if err := os.Remove(filepath.Join(f.r.StatusDir, "a.json")); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(-30 * time.Minute)
+	f.writeSpec("a", spec1("r4"))
+	st = f.settle("a")
+	list, _ = f.r.Backups.List("a")
+	if st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted || len(list) != 1 || list[0].ID <= third || list[0].ID != st.LastBackup.ID {
+		t.Fatalf("without a status: last %+v, kept %v (the one before: %s)", st.LastBackup, idsOf(list), third)
+	}
 }
 
 func idsOf(list []*spec.BackupManifest) []string {
