@@ -405,6 +405,44 @@ func TestMultinodeSpreadAndTeardown(t *testing.T) {
 	h.assertNoResidue(a.name)
 }
 
+// TestMultinodeOnce: `reconciler once` on the 4-node swarm with the app's only task and its
+// volume on the worker: the pass waits on a task it gets no container events of and exits 0
+// with the app Ready; with the spec deleted, the next once tears the app down, the volume on
+// the worker included (its volume job), and exits 0 with Deleted.
+func TestMultinodeOnce(t *testing.T) {
+	t.Parallel()
+	h := mnHarness(t)
+	mnRecipe(t, h, "mn-once", `      replicas: 1
+      placement:
+        constraints: ["node.hostname == mn-node4"]`)
+	a := h.newApp("mn-once")
+	gen := h.writeSpec(a.name, []byte("recipe: mn-once\nversion: "+miniRelease+"\ntimeout: 2m\nminReady: 1s\n"))
+	once := func(want string) appStatus {
+		t.Helper()
+		r, err := h.cliWith(4*time.Minute, h.env, "", append([]string{"once", "--timeout", "3m", "--log-format", "console"}, h.extra...)...)
+		if err != nil || r.code != 0 {
+			t.Fatalf("once, for %s: %v %s", want, err, r)
+		}
+		s, found, err := h.readStatus(a.name)
+		if err != nil || !found || s.Phase != want {
+			t.Fatalf("after once: %s (found %v, %v), want %s:\n%s", s.Phase, found, err, want, r)
+		}
+		return s
+	}
+	if s := once("Ready"); s.ObservedGeneration != gen {
+		t.Fatalf("Ready for generation %s, want %s", s.ObservedGeneration, gen)
+	}
+	if v := volumesByNode(t, a.name); len(v) != 1 || len(v["mn-node4"]) != 1 {
+		t.Fatalf("want the app's volume on mn-node4 alone, have %v", v)
+	}
+	h.deleteSpec(a.name)
+	s := once("Deleted")
+	if left := volumesByNode(t, a.name); len(left) > 0 {
+		t.Fatalf("once wrote Deleted with volumes left: %v; status:\n%s", left, s)
+	}
+	h.assertNoResidue(a.name)
+}
+
 // TestMultinodeUnsatisfiableConstraint: a constraint no node meets is reported with swarm's
 // own reason while the app waits, and Failed at the timeout.
 func TestMultinodeUnsatisfiableConstraint(t *testing.T) {
