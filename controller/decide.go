@@ -57,6 +57,10 @@ type world struct {
 	Lock error
 	// OldLocks says, by domain, why the lock of a stack the app left is not this process's.
 	OldLocks map[string]error
+	// TeardownDomain, for a teardown of an app whose status names no domain, is the domain
+	// whose lock this pass took (claimTeardown): recorded, so that later passes know which
+	// stack is the app's and wait when its lock is held.
+	TeardownDomain string
 	// Rendered is the recipe at the version this pass deploys; nil when nothing was rendered.
 	Rendered *manifests.Rendered
 	// RenderErr is a fault of the input (an unknown version, a compose file that does not
@@ -511,6 +515,12 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	}
 	if st.Phase != spec.PhaseDeleting {
 		st.Removed = nil
+	}
+	if st.Domain == "" && w.TeardownDomain != "" {
+		st.Domain = w.TeardownDomain
+		if st.Stack == "" {
+			st.Stack, _ = spec.StackName(st.Domain)
+		}
 	}
 	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed, w.Self)
 	d.After = teardownInterval

@@ -445,38 +445,43 @@ func missingNames(rendered *manifests.Rendered, services map[string]swarm.Servic
 // is dropped from the world (an app of that name deployed by another reconciler: the janitor's
 // snapshot has every owner's; or by this one under another domain). domain is the status's,
 // else the first found: with the status's held, the whole app waits, its volumes on other
-// nodes with it; a guess held waits only when every stack is held and the teardown has not
-// begun, so an orphan is reaped whichever stack a snapshot lists first.
+// nodes with it; a guess held waits only when every stack is held, so an orphan is reaped
+// whichever stack a snapshot lists first, and the domain taken is recorded (TeardownDomain)
+// for the next passes.
 func (r *Reconciler) claimTeardown(w *world, st *spec.Status, domain string) (held, err error) {
 	primary, err := r.claimed(w.App, domain)
 	if err != nil || primary != nil && st.Domain != "" {
 		return primary, err
 	}
-	drop := map[string]bool{}
-	if primary != nil {
-		drop[""] = true // objects of no stack go with the domain's lock
+	taken := ""
+	if primary == nil {
+		taken = domain
 	}
-	ours := false
+	drop := map[string]bool{}
 	for ns, g := range w.Snap.ByStack() {
 		if ns == "" {
 			continue
 		}
+		d := domainOf(&spec.Status{}, g)
 		other := primary
-		if d := domainOf(&spec.Status{}, g); d != domain {
+		if d != domain {
 			if other, err = r.claimed(w.App, d); err != nil {
 				return nil, err
 			}
 		}
-		if other != nil {
+		switch {
+		case other != nil:
 			drop[ns] = true
-		} else {
-			ours = true
+		case primary != nil && (taken == "" || d < taken):
+			taken = d // the guess is another's: record one of the stacks taken, the same each pass
 		}
 	}
-	if primary != nil && !ours && st.Phase != spec.PhaseDeleting {
-		return primary, nil
+	if taken == "" {
+		return primary, nil // every stack held by another process: not an orphan of ours
 	}
-	// Deleting with none of its stacks left but those of others: its teardown is done.
+	if st.Domain == "" {
+		w.TeardownDomain = taken
+	}
 	w.Snap = w.Snap.Without(drop)
 	return nil, nil
 }

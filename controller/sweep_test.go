@@ -152,3 +152,47 @@ func TestJanitorLeavesAStackHeldByAnother(t *testing.T) {
 		})
 	}
 }
+
+// TestTeardownWaitsOnAHeldLockWhateverItsStatusSays: an app whose spec went, whose status says
+// Deleting without naming a domain (written by a process that found it without a status), and
+// whose lock a CI harness holds: the reconciler leaves every object of it alone.
+func TestTeardownWaitsOnAHeldLockWhateverItsStatusSays(t *testing.T) {
+	f := newFixture(t)
+	lockDir := t.TempDir()
+	open := func() *locks.Dir {
+		l, err := locks.Open(lockDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	f.r.Locks = open()
+	f.writeSpec("x", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("x"); st.Phase != spec.PhasePending && st.Phase != spec.PhaseReady {
+		t.Fatalf("%s %s", st.Phase, st.Message)
+	}
+	f.r.ReleaseAll()
+	harness, err := open().TryApp("x.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer harness.Release()
+	if err := spec.Unplace(f.r.SpecsDir, "x"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := spec.ReadStatus(f.r.StatusDir, "x")
+	st.Phase, st.Message, st.Domain, st.Stack = spec.PhaseDeleting, "removing: service x_test_app", "", ""
+	if err := spec.WriteStatus(f.r.StatusDir, st); err != nil {
+		t.Fatal(err)
+	}
+	f.r = &Reconciler{Engine: f.engine, SpecsDir: f.r.SpecsDir, StatusDir: f.r.StatusDir, RecipesDir: f.r.RecipesDir,
+		Defaults: f.r.Defaults, Now: f.r.Now, Log: logr.Discard(), Owner: f.r.Owner, Locks: open()}
+	after := f.settle("x")
+	snap, err := swarmstate.Take(t.Context(), f.engine, swarmstate.Owner{App: "x", Dir: f.r.Owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Services) == 0 || after.Phase == spec.PhaseDeleted {
+		t.Fatalf("the app's teardown went on while a harness holds its lock: %s %s; writes %v", after.Phase, after.Message, f.engine.writes())
+	}
+}
