@@ -300,12 +300,17 @@ func (s *Snapshot) Without(stacks map[string]bool) *Snapshot {
 		}
 		out.Services = append(out.Services, o)
 	}
+	kept := map[string]bool{}
+	for _, o := range out.Services {
+		kept[o.ID] = true
+	}
 	for _, t := range s.Tasks {
 		ns := t.Labels[LabelNamespace]
 		if cs := t.Spec.ContainerSpec; ns == "" && cs != nil {
 			ns = cs.Labels[LabelNamespace]
 		}
-		if !dropped[t.ServiceID] && !stacks[ns] {
+		// A kept service keeps its tasks, whatever their labels; a removed one's go by theirs.
+		if kept[t.ServiceID] || !dropped[t.ServiceID] && !stacks[ns] {
 			out.Tasks = append(out.Tasks, t)
 		}
 	}

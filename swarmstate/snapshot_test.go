@@ -90,13 +90,14 @@ func TestTakeTasksAfterServices(t *testing.T) {
 }
 
 // TestWithout: a stack's objects go, tasks with them, also those of a removed service, which
-// only their container's labels tie to the stack; the rest stays.
+// only their container's labels tie to the stack; the rest stays, a kept service's tasks
+// whatever their containers' labels.
 func TestWithout(t *testing.T) {
 	ns := func(stack string) map[string]string { return map[string]string{LabelNamespace: stack} }
 	s := &Snapshot{
 		Services: []swarm.Service{{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Labels: ns("a")}}},
 			{ID: "s2", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Labels: ns("b")}}}},
-		Tasks: []swarm.Task{{ID: "t1", ServiceID: "s1"}, {ID: "t2", ServiceID: "s2"},
+		Tasks: []swarm.Task{{ID: "t1", ServiceID: "s1", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Labels: ns("b")}}}, {ID: "t2", ServiceID: "s2"},
 			{ID: "t3", ServiceID: "gone", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Labels: ns("b")}}},
 			{ID: "t4", ServiceID: "gone2"}},
 		Networks: []network.Summary{{Name: "na", Labels: ns("a")}, {Name: "nb", Labels: ns("b")}},
