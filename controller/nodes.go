@@ -157,6 +157,14 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 			}
 			continue
 		}
+		if !running && w.Owner.Dir == "" && stackOf(w) == "" {
+			// The janitor (any owner's) with no stack to name: the job would remove every
+			// volume of an app of this name on the node, another owner's live one's too.
+			out.Waiting = append(out.Waiting, fmt.Sprintf("node %s: which stack's volumes there are this app's is not known (no status records it), so the janitor leaves them (%s): remove them with `reconciler node-clean --app %s --owner OWNER` against that node, or run the janitor with the status directory of the reconciler that deployed the app",
+				nodeName(n), strings.Join(n.Volumes, ", "), w.App))
+			pending = append(pending, n)
+			continue
+		}
 		if !running {
 			spec := volumeJob(w, n, jobs)
 			out.Actions = append(out.Actions, Action{Kind: CreateService, Name: spec.Name, Service: &spec,

@@ -605,3 +605,24 @@ func (f *fixture) jobs() int {
 	}
 	return n
 }
+
+// TestJanitorNamesNoJobWithoutAStack: the janitor (any owner's) asks no node to remove an
+// app's volumes without a stack to name: the job would remove every volume of an app of that
+// name there, another owner's live one's too. It says what to do instead.
+func TestJanitorNamesNoJobWithoutAStack(t *testing.T) {
+	w := &world{App: "a", Snap: &swarmstate.Snapshot{},
+		Nodes: map[string]swarm.Node{"n2": {ID: "n2", Description: swarm.NodeDescription{Hostname: "host-2"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady}}}}
+	for _, tc := range []struct {
+		owner, stack string
+		job          bool
+	}{{"", "", false}, {"", "a_test", true}, {"d1", "", true}} {
+		w.Owner = swarmstate.Owner{App: "a", Dir: tc.owner}
+		st := &spec.Status{App: "a", Stack: tc.stack, Nodes: []spec.NodeVolumes{{ID: "n2", Hostname: "host-2", Volumes: []string{"a_data"}}}}
+		w.Prev = st
+		nc := planNodeCleanup(w, st, DefaultNodeJobs)
+		job := slices.ContainsFunc(nc.Actions, func(a Action) bool { return a.Kind == CreateService })
+		if job != tc.job || !job && !strings.Contains(strings.Join(nc.Waiting, "; "), "reconciler node-clean --app a --owner OWNER") {
+			t.Errorf("owner %q, stack %q: job %v, want %v; waiting %q", tc.owner, tc.stack, job, tc.job, nc.Waiting)
+		}
+	}
+}
