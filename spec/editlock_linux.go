@@ -20,12 +20,15 @@ var editLockWait = 30 * time.Second
 // one that may not write it locks it read-only (a flock needs no write access).
 func lockEdits(dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, editLockName)
+	const shared = "whoever edits specs must be able to write the directory and " + editLockName + " (for several users: a group-writable directory, setgid, and umask 002)"
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 	if errors.Is(err, fs.ErrPermission) {
-		f, err = os.Open(path)
+		if ro, rerr := os.Open(path); rerr == nil {
+			f, err = ro, nil
+		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lock the spec directory %s for an edit: %w (the directory, and %s if it exists, must be readable and writable by whoever applies specs)", dir, err, editLockName)
+		return nil, fmt.Errorf("lock the spec directory %s for an edit: %w: %s", dir, err, shared)
 	}
 	deadline := time.Now().Add(editLockWait)
 	for {
@@ -38,7 +41,8 @@ func lockEdits(dir string) (unlock func(), err error) {
 			if errors.Is(err, unix.EWOULDBLOCK) {
 				return nil, fmt.Errorf("lock the spec directory %s for an edit: another edit has held %s for %s; is a reconciler command (apply, delete, backup, restore) hung? `fuser %s` names its process", dir, editLockName, editLockWait, path)
 			}
-			return nil, fmt.Errorf("lock the spec directory %s for an edit: %w", dir, err)
+			// EBADF: an NFS mount takes an exclusive flock only on a file open for writing.
+			return nil, fmt.Errorf("lock the spec directory %s for an edit: %w: %s", dir, err, shared)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

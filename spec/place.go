@@ -87,10 +87,11 @@ func place(dir, app string, data []byte) error {
 
 // Unplace removes every spec file of app; an app without one is not an error.
 func Unplace(dir, app string) error {
-	unlock, err := lockEdits(dir)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return nil // no spec directory: no spec
-	} else if err != nil {
+	}
+	unlock, err := lockEdits(dir)
+	if err != nil {
 		return err
 	}
 	defer unlock()
