@@ -165,7 +165,9 @@ func requestTaken(o *options, app string, restore bool, token string) bool {
 	if restore {
 		handled, run = st.LastHandledRestoreAt, st.LastRestore
 	}
-	return handled == token || run != nil && run.Request == token
+	// A run of the request that ended without handling it (the process died during it) is
+	// not carried out again once the spec no longer asks: only one under way counts.
+	return handled == token || run != nil && run.Request == token && run.State == spec.RunRunning
 }
 
 // requestOutcome judges a requested backup whose run the status no longer shows (a later run

@@ -546,35 +546,49 @@ func TestRequestOfTheDeployedHolder(t *testing.T) {
 }
 
 // TestBackupWaitThroughAReplacedSpec: a spec replaced while the reconciler runs the request's
-// backup does not undo the request: backup --wait waits for its end and reports it.
+// backup does not undo the request: backup --wait waits for its end and reports it. A run of
+// it cut short (Failed, the request not handled: made again only while the spec asks) is not
+// waited for: the wait ends saying the request is gone.
 func TestBackupWaitThroughAReplacedSpec(t *testing.T) {
-	e := newCLIEnv(t)
-	path, _ := e.specFile("ch-4", body)
-	if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 {
-		t.Fatal(err)
-	}
-	go func() {
-		token := ""
-		for token == "" {
-			time.Sleep(waitPoll)
-			if d, err := spec.LoadApp(e.specs, "ch-4", spec.Defaults{}); err == nil && d != nil && d.Spec != nil && d.Spec.Backup != nil {
-				token = d.Spec.Backup.RequestedAt
+	for _, tc := range []struct {
+		name  string
+		state spec.RunState
+		code  int
+		want  string
+	}{{"running", spec.RunRunning, 0, "completed: 2 files"}, {"cut short", spec.RunFailed, exitFailed, "replaced by one without the request"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newCLIEnv(t)
+			path, _ := e.specFile("ch-4", body)
+			if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 {
+				t.Fatal(err)
 			}
-		}
-		e.writeStatus("ch-4", "sha256:2", spec.PhaseReady, "backing up as requested")
-		st, _ := spec.ReadStatus(e.status, "ch-4")
-		st.LastBackup = &spec.BackupRun{ID: "20261203T100000.000Z", Trigger: "request", Request: token, State: spec.RunRunning, Started: time.Now()}
-		_ = spec.WriteStatus(e.status, st)
-		if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 { // the request is gone from the spec
-			t.Error(err)
-		}
-		time.Sleep(5 * waitPoll)
-		done := time.Now()
-		st.LastHandledBackupAt, st.LastBackup.State, st.LastBackup.Finished, st.LastBackup.Message = token, spec.RunCompleted, &done, "2 files"
-		_ = spec.WriteStatus(e.status, st)
-	}()
-	stdout, _, code, err := e.run(context.Background(), "backup", "ch-4", "--wait", "--timeout", "20s")
-	if code != 0 || !strings.Contains(stdout, "completed: 2 files") {
-		t.Errorf("backup --wait through a replaced spec: exit %d, %v, %q; want the run's completion", code, err, stdout)
+			go func() {
+				token := ""
+				for token == "" {
+					time.Sleep(waitPoll)
+					if d, err := spec.LoadApp(e.specs, "ch-4", spec.Defaults{}); err == nil && d != nil && d.Spec != nil && d.Spec.Backup != nil {
+						token = d.Spec.Backup.RequestedAt
+					}
+				}
+				e.writeStatus("ch-4", "sha256:2", spec.PhaseReady, "backing up as requested")
+				st, _ := spec.ReadStatus(e.status, "ch-4")
+				st.LastBackup = &spec.BackupRun{ID: "20261203T100000.000Z", Trigger: "request", Request: token, State: tc.state, Started: time.Now()}
+				_ = spec.WriteStatus(e.status, st)
+				if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 { // the request is gone from the spec
+					t.Error(err)
+				}
+				if tc.state != spec.RunRunning {
+					return
+				}
+				time.Sleep(5 * waitPoll)
+				done := time.Now()
+				st.LastHandledBackupAt, st.LastBackup.State, st.LastBackup.Finished, st.LastBackup.Message = token, spec.RunCompleted, &done, "2 files"
+				_ = spec.WriteStatus(e.status, st)
+			}()
+			stdout, _, code, err := e.run(context.Background(), "backup", "ch-4", "--wait", "--timeout", "20s")
+			if code != tc.code || !(strings.Contains(stdout, tc.want) || err != nil && strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("backup --wait through a replaced spec: exit %d, %v, %q; want exit %d with %q", code, err, stdout, tc.code, tc.want)
+			}
+		})
 	}
 }
