@@ -818,7 +818,9 @@ func TestMultinodeSweepFindsOrphanVolumes(t *testing.T) {
 	}
 	owner := locks.SpecDirID(specsAbs)
 	mine := map[string]string{appLabel: app, "swarm-reconciler.owner": owner}
-	theirs := map[string]string{appLabel: app, "swarm-reconciler.owner": "someone-else"}
+	// As swarm makes them from a service of another owner's stack: its domain and namespace.
+	theirs := map[string]string{appLabel: app, "swarm-reconciler.owner": "someone-else",
+		"swarm-reconciler.domain": app + ".other.test", "com.docker.stack.namespace": strings.ReplaceAll(app+".other.test", ".", "_")}
 	for _, node := range mn.nodes[2:4] {
 		if _, err := node.docker.VolumeCreate(ctx, volume.CreateOptions{Name: app + "_data", Labels: mine}); err != nil {
 			t.Fatal(err)
