@@ -292,17 +292,12 @@ func (s *Snapshot) Without(stacks map[string]bool) *Snapshot {
 		return s
 	}
 	out := &Snapshot{}
-	dropped := map[string]bool{}
+	kept := map[string]bool{} // by service ID; a service in neither was removed already
 	for _, o := range s.Services {
-		if stacks[o.Spec.Labels[LabelNamespace]] {
-			dropped[o.ID] = true
-			continue
+		kept[o.ID] = !stacks[o.Spec.Labels[LabelNamespace]]
+		if kept[o.ID] {
+			out.Services = append(out.Services, o)
 		}
-		out.Services = append(out.Services, o)
-	}
-	kept := map[string]bool{}
-	for _, o := range out.Services {
-		kept[o.ID] = true
 	}
 	for _, t := range s.Tasks {
 		ns := t.Labels[LabelNamespace]
@@ -310,7 +305,7 @@ func (s *Snapshot) Without(stacks map[string]bool) *Snapshot {
 			ns = cs.Labels[LabelNamespace]
 		}
 		// A kept service keeps its tasks, whatever their labels; a removed one's go by theirs.
-		if kept[t.ServiceID] || !dropped[t.ServiceID] && !stacks[ns] {
+		if keep, listed := kept[t.ServiceID]; keep || !listed && !stacks[ns] {
 			out.Tasks = append(out.Tasks, t)
 		}
 	}

@@ -106,29 +106,23 @@ func TestWithout(t *testing.T) {
 		Volumes:  []*volume.Volume{{Name: "va", Labels: ns("a")}, {Name: "vb", Labels: ns("b")}},
 	}
 	got := s.Without(map[string]bool{"b": true})
-	var ids []string
-	for _, o := range got.Services {
-		ids = append(ids, o.ID)
-	}
-	for _, o := range got.Tasks {
-		ids = append(ids, o.ID)
-	}
-	for _, o := range got.Networks {
-		ids = append(ids, o.Name)
-	}
-	for _, o := range got.Secrets {
-		ids = append(ids, o.ID)
-	}
-	for _, o := range got.Configs {
-		ids = append(ids, o.ID)
-	}
-	for _, o := range got.Volumes {
-		ids = append(ids, o.Name)
-	}
+	ids := append(idsOf(got.Services, func(o swarm.Service) string { return o.ID }), idsOf(got.Tasks, func(o swarm.Task) string { return o.ID })...)
+	ids = append(ids, idsOf(got.Networks, func(o network.Summary) string { return o.Name })...)
+	ids = append(ids, idsOf(got.Secrets, func(o swarm.Secret) string { return o.ID })...)
+	ids = append(ids, idsOf(got.Configs, func(o swarm.Config) string { return o.ID })...)
+	ids = append(ids, idsOf(got.Volumes, func(o *volume.Volume) string { return o.Name })...)
 	if strings.Join(ids, " ") != "s1 t1 t4 na ca va" {
 		t.Errorf("without b: %v", ids)
 	}
 	if s.Without(nil) != s {
 		t.Error("without nothing: a copy")
 	}
+}
+
+func idsOf[T any](list []T, id func(T) string) []string {
+	var out []string
+	for _, o := range list {
+		out = append(out, id(o))
+	}
+	return out
 }
