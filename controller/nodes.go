@@ -352,8 +352,9 @@ func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs) swarm.ServiceSpec {
 	labels := map[string]string{
 		swarmstate.LabelApp: w.App, LabelJob: jobVolumes, LabelJobNode: n.ID,
 	}
-	if w.Owner.Dir != "" {
-		labels[swarmstate.LabelOwner] = w.Owner.Dir
+	labels[swarmstate.LabelOwner] = w.Owner.Dir
+	if w.Owner.Dir == "" {
+		labels[swarmstate.LabelOwner] = swarmstate.JanitorOwner
 	}
 	if stack != "" {
 		labels[swarmstate.LabelNamespace] = stack

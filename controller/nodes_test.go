@@ -2,6 +2,7 @@ package controller
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,7 +46,15 @@ func (f *fixture) pass(app string) *spec.Status {
 	return st
 }
 
+// TestTeardownRemovesVolumesOnOtherNodes, by the app's own reconciler and by the janitor,
+// which finds its volume jobs again by the owner label it gives them.
 func TestTeardownRemovesVolumesOnOtherNodes(t *testing.T) {
+	for _, janitor := range []bool{false, true} {
+		t.Run(fmt.Sprintf("janitor %v", janitor), func(t *testing.T) { testTeardownRemovesVolumesOnOtherNodes(t, janitor) })
+	}
+}
+
+func testTeardownRemovesVolumesOnOtherNodes(t *testing.T, janitor bool) {
 	f := multiNodeFixture(t)
 	st, _ := spec.ReadStatus(f.r.StatusDir, "m")
 	if len(st.Nodes) != 1 || st.Nodes[0].ID != "n2" || st.Nodes[0].Hostname != "host-2" || len(st.Nodes[0].Volumes) != 1 {
@@ -57,6 +66,9 @@ func TestTeardownRemovesVolumesOnOtherNodes(t *testing.T) {
 	}
 	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
 		t.Fatal(err)
+	}
+	if janitor {
+		f.r.Owner = ""
 	}
 	var seen []string
 	for i := 0; i < 10 && st.Phase != spec.PhaseDeleted; i++ {
@@ -140,7 +152,7 @@ func TestRecordNodes(t *testing.T) {
 type mountSpec = mount.Mount
 
 func ownVolume() *mount.VolumeOptions {
-	return &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: "a"}}
+	return &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d"}}
 }
 
 func TestTeardownRetriesAFailedVolumeJobSlowly(t *testing.T) {
@@ -488,7 +500,7 @@ func TestNodeAnswerAndLateTasks(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	job := swarm.Service{ID: "job", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "a_volumes-n2",
-		Labels: map[string]string{swarmstate.LabelApp: "a", LabelJob: jobVolumes, LabelJobNode: "n2"}}}}
+		Labels: map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d", LabelJob: jobVolumes, LabelJobNode: "n2"}}}}
 	task := func(service, node string, state swarm.TaskState, when int, container bool) swarm.Task {
 		tk := swarm.Task{ID: service + "-" + string(state), ServiceID: service, NodeID: node,
 			Status: swarm.TaskStatus{State: state, Timestamp: at(when)}}

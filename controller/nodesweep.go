@@ -236,7 +236,7 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 		read[t.NodeID] = true
 		for _, l := range lines {
 			var v NodeVolume
-			if json.Unmarshal([]byte(l), &v) != nil || v.App == "" || (r.Owner != "" && v.Owner != r.Owner) {
+			if json.Unmarshal([]byte(l), &v) != nil || v.App == "" || v.Owner == "" || (r.Owner != "" && v.Owner != r.Owner) {
 				continue
 			}
 			if found[v.App] == nil {

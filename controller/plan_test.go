@@ -21,7 +21,7 @@ import (
 
 func desiredService(name, app, image string) swarm.ServiceSpec {
 	s := swarm.ServiceSpec{
-		Annotations:  swarm.Annotations{Name: name, Labels: map[string]string{swarmstate.LabelApp: app}},
+		Annotations:  swarm.Annotations{Name: name, Labels: map[string]string{swarmstate.LabelApp: app, swarmstate.LabelOwner: "d"}},
 		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}},
 	}
 	s.Labels[manifests.LabelSpecHash] = manifests.SpecHash(s)
@@ -152,7 +152,7 @@ func TestPlanServices(t *testing.T) {
 }
 
 func TestPlanTeardownOrder(t *testing.T) {
-	own := map[string]string{swarmstate.LabelApp: "a"}
+	own := map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d"}
 	snap := &swarmstate.Snapshot{
 		Services: []swarm.Service{{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_app", Labels: own}}}},
 		Networks: []network.Summary{{ID: "n1", Name: "s_default", Labels: own}},
@@ -179,7 +179,7 @@ func TestPlanTeardownOrder(t *testing.T) {
 // volume nor container while a task of a removed service is still starting or stopping here,
 // and a volume listed again after its removal (made again by such a task) is removed again.
 func TestPlanTeardownStoppedContainers(t *testing.T) {
-	own := map[string]string{swarmstate.LabelApp: "a"}
+	own := map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d"}
 	task := func(id, service, node string, state swarm.TaskState) swarm.Task {
 		return swarm.Task{ID: id, ServiceID: service, NodeID: node, Status: swarm.TaskStatus{State: state,
 			ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
@@ -229,7 +229,7 @@ func TestPlanTeardownStoppedContainers(t *testing.T) {
 // TestApplyAlreadyDone: what the engine answers when the goal is already reached is no change
 // and no error; any other failure is an error.
 func TestApplyAlreadyDone(t *testing.T) {
-	own := map[string]string{swarmstate.LabelApp: "a"}
+	own := map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d"}
 	for _, tc := range []struct {
 		name        string
 		kind        Kind
@@ -274,16 +274,25 @@ func (e answering) NetworkCreate(context.Context, string, network.CreateOptions)
 // label, and apply refuses such an action without calling the engine.
 // TestNothingUnownedIsEverUsed checks the same through whole passes on the fake engine.
 func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
+	for _, own := range []swarmstate.Owner{{App: "a", Dir: "d1"}, {App: "a"}} { // an owner, the janitor
+		t.Run("owner "+own.Dir, func(t *testing.T) { testNeverTouchWhatWeDoNotOwn(t, own) })
+	}
+}
+
+func testNeverTouchWhatWeDoNotOwn(t *testing.T, own swarmstate.Owner) {
 	rng := rand.New(rand.NewSource(1))
-	own := swarmstate.Owner{App: "a", Dir: "d1"}
 	apps := []string{"a", "b", "", "a "}
-	dirs := []string{"d1", "d2", ""}
+	dirs := []string{"d1", "d2", "", "-"} // "-": an owner label with no value
 	label := func() map[string]string {
 		l := map[string]string{swarmstate.LabelNamespace: "s"}
 		if a := apps[rng.Intn(len(apps))]; a != "" {
 			l[swarmstate.LabelApp] = a
 		}
-		if d := dirs[rng.Intn(len(dirs))]; d != "" {
+		switch d := dirs[rng.Intn(len(dirs))]; d {
+		case "":
+		case "-":
+			l[swarmstate.LabelOwner] = ""
+		default:
 			l[swarmstate.LabelOwner] = d
 		}
 		return l
@@ -317,18 +326,23 @@ func TestNeverTouchWhatWeDoNotOwn(t *testing.T) {
 			if a.Kind == CreateService {
 				continue
 			}
-			if !own.Owns(a.Labels) || a.Labels[swarmstate.LabelOwner] != "d1" || a.Labels[swarmstate.LabelApp] != "a" {
-				t.Fatalf("plan touches an object not owned by a in d1: %v labels %v", a, a.Labels)
+			if !own.Owns(a.Labels) || a.Labels[swarmstate.LabelApp] != "a" || a.Labels[swarmstate.LabelOwner] == "" ||
+				(own.Dir != "" && a.Labels[swarmstate.LabelOwner] != own.Dir) {
+				t.Fatalf("plan touches an object not owned by %+v: %v labels %v", own, a, a.Labels)
 			}
 		}
 	}
 	f := newFakeEngine()
-	for _, labels := range []map[string]string{
+	foreign := []map[string]string{
 		{swarmstate.LabelApp: "b", swarmstate.LabelOwner: "d1"},
-		{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d2"},
 		{swarmstate.LabelApp: "a"},
+		{swarmstate.LabelApp: "a", swarmstate.LabelOwner: ""},
 		{},
-	} {
+	}
+	if own.Dir != "" {
+		foreign = append(foreign, map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d2"})
+	}
+	for _, labels := range foreign {
 		for _, kind := range []Kind{UpdateService, RollbackService, RemoveService, RemoveNetwork, RemoveConfig, RemoveSecret, RemoveVolume} {
 			_, err := apply(t.Context(), f, own, Action{Kind: kind, Name: "x", ID: "x", Labels: labels})
 			if err == nil || !strings.Contains(err.Error(), "not owned") {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/go-logr/logr"
 
 	"github.com/swarm-reconciler/reconciler/locks"
@@ -194,5 +196,46 @@ func TestTeardownWaitsOnAHeldLockWhateverItsStatusSays(t *testing.T) {
 	}
 	if len(snap.Services) == 0 || after.Phase == spec.PhaseDeleted {
 		t.Fatalf("the app's teardown went on while a harness holds its lock: %s %s; writes %v", after.Phase, after.Message, f.engine.writes())
+	}
+}
+
+// TestJanitorLeavesWhatNoReconcilerMade: objects labelled with an app but with no owner label
+// (or an empty one) were made by hand or by a compose file copying our labels: every object a
+// reconciler makes names its owner. The janitor, which sweeps any owner's orphans, leaves
+// them alone, and sweeps an owner's orphan beside them.
+func TestJanitorLeavesWhatNoReconcilerMade(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("o", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("o"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	if err := spec.Unplace(f.r.SpecsDir, "o"); err != nil {
+		t.Fatal(err)
+	}
+	hand := map[string]string{swarmstate.LabelApp: "x", swarmstate.LabelNamespace: "x_test"}
+	blank := map[string]string{swarmstate.LabelApp: "y", swarmstate.LabelNamespace: "y_test", swarmstate.LabelOwner: ""}
+	f.engine.services["s1"] = &swarm.Service{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "x_test_app", Labels: hand}}}
+	f.engine.volumes["x_test_data"] = &volume.Volume{Name: "x_test_data", Labels: hand}
+	f.engine.volumes["y_test_data"] = &volume.Volume{Name: "y_test_data", Labels: blank}
+
+	f.r.Owner = "" // the janitor
+	apps, err := f.r.Pending(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(apps, "x") || slices.Contains(apps, "y") || !slices.Contains(apps, "o") {
+		t.Errorf("pending %v, want o and neither x nor y", apps)
+	}
+	f.settle("o")
+	for _, app := range []string{"x", "y"} {
+		if _, err := f.r.Reconcile(t.Context(), app); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.engine.services["s1"] == nil || f.engine.volumes["x_test_data"] == nil || f.engine.volumes["y_test_data"] == nil {
+		t.Errorf("the janitor removed objects no reconciler made; writes: %v", f.engine.writes())
+	}
+	if snap, err := swarmstate.Take(t.Context(), f.engine, swarmstate.Owner{App: "o"}); err != nil || !snap.Empty() {
+		t.Errorf("the orphan o is left: %v (%v)", snap.Residual(), err)
 	}
 }

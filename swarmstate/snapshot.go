@@ -24,11 +24,16 @@ const (
 	LabelNamespace = "com.docker.stack.namespace"
 )
 
+// JanitorOwner is the owner label of the volume jobs of `reconciler janitor`, which has no
+// owner of its own but must find its jobs again as it finds every owner's objects: those
+// carrying some owner label. It cannot be an owner's name, which has no parentheses.
+const JanitorOwner = "(janitor)"
+
 // Owner says whose objects a reconciler may use, change or remove: those labelled with App
 // (any app when App is "", for a snapshot of all apps) and with Dir as LabelOwner (the spec
-// directory's identity; any owner when Dir is "", which only the janitor uses). Both labels
-// must match: an object of the same app from another spec directory, or one made by hand
-// with look-alike labels, is not ours.
+// directory's identity; any owner when Dir is "", which only the janitor uses, but some owner:
+// every object a reconciler makes carries one). Both labels must match: an object of the same
+// app from another spec directory, or one made by hand with look-alike labels, is not ours.
 type Owner struct {
 	App string
 	Dir string
@@ -40,7 +45,10 @@ func (o Owner) Owns(labels map[string]string) bool {
 	if !ok || app == "" || (o.App != "" && app != o.App) {
 		return false
 	}
-	return o.Dir == "" || labels[LabelOwner] == o.Dir
+	if o.Dir == "" {
+		return labels[LabelOwner] != ""
+	}
+	return labels[LabelOwner] == o.Dir
 }
 
 // filter selects o's objects in a list call (label filters are ANDed by the engine).
@@ -51,6 +59,8 @@ func (o Owner) filter() filters.Args {
 	}
 	if o.Dir != "" {
 		f.Add("label", LabelOwner+"="+o.Dir)
+	} else {
+		f.Add("label", LabelOwner)
 	}
 	return f
 }
@@ -125,8 +135,24 @@ func Take(ctx context.Context, r Reader, o Owner) (*Snapshot, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	s.keepOwned(o)
 	s.sort()
 	return &s, nil
+}
+
+// keepOwned drops what a label filter lets through but o does not own: the janitor's filter
+// asks for an owner label, which an empty one has too. A dropped service's tasks go with it.
+func (s *Snapshot) keepOwned(o Owner) {
+	dropped := map[string]bool{}
+	s.Services = slices.DeleteFunc(s.Services, func(v swarm.Service) bool {
+		dropped[v.ID] = !o.Owns(v.Spec.Labels)
+		return dropped[v.ID]
+	})
+	s.Tasks = slices.DeleteFunc(s.Tasks, func(t swarm.Task) bool { return dropped[t.ServiceID] })
+	s.Networks = slices.DeleteFunc(s.Networks, func(v network.Summary) bool { return !o.Owns(v.Labels) })
+	s.Secrets = slices.DeleteFunc(s.Secrets, func(v swarm.Secret) bool { return !o.Owns(v.Spec.Labels) })
+	s.Configs = slices.DeleteFunc(s.Configs, func(v swarm.Config) bool { return !o.Owns(v.Spec.Labels) })
+	s.Volumes = slices.DeleteFunc(s.Volumes, func(v *volume.Volume) bool { return !o.Owns(v.Labels) })
 }
 
 // listInto runs one list call in g and stores its result in dst.

@@ -34,7 +34,7 @@ func (r *rollingReader) ServiceList(context.Context, swarm.ServiceListOptions) (
 	r.rolled = true
 	return []swarm.Service{{
 		ID:           "s1",
-		Spec:         swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "app_web"}},
+		Spec:         swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "app_web", Labels: map[string]string{LabelApp: "app", LabelOwner: "d"}}},
 		UpdateStatus: &swarm.UpdateStatus{State: swarm.UpdateStateCompleted},
 	}}, nil
 }
@@ -125,4 +125,86 @@ func idsOf[T any](list []T, id func(T) string) []string {
 		out = append(out, id(o))
 	}
 	return out
+}
+
+func TestOwns(t *testing.T) {
+	labels := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		owner  Owner
+		labels map[string]string
+		want   bool
+	}{
+		{"app and owner", Owner{App: "a", Dir: "d"}, labels(LabelApp, "a", LabelOwner, "d"), true},
+		{"another owner", Owner{App: "a", Dir: "d"}, labels(LabelApp, "a", LabelOwner, "e"), false},
+		{"another app", Owner{App: "a", Dir: "d"}, labels(LabelApp, "b", LabelOwner, "d"), false},
+		{"no owner label", Owner{App: "a", Dir: "d"}, labels(LabelApp, "a"), false},
+		{"any app of d", Owner{Dir: "d"}, labels(LabelApp, "b", LabelOwner, "d"), true},
+		{"any app, no app label", Owner{Dir: "d"}, labels(LabelOwner, "d"), false},
+		{"the janitor: any owner", Owner{}, labels(LabelApp, "a", LabelOwner, "e"), true},
+		{"the janitor: its own jobs", Owner{App: "a"}, labels(LabelApp, "a", LabelOwner, JanitorOwner), true},
+		{"the janitor: no owner label, made by hand", Owner{}, labels(LabelApp, "a", LabelNamespace, "a_test"), false},
+		{"the janitor: an empty owner label", Owner{App: "a"}, labels(LabelApp, "a", LabelOwner, ""), false},
+	} {
+		if got := tc.owner.Owns(tc.labels); got != tc.want {
+			t.Errorf("%s: %+v owns %v = %v, want %v", tc.name, tc.owner, tc.labels, got, tc.want)
+		}
+	}
+}
+
+// keyReader serves what an engine's key-only label filter (the janitor's "some owner") lets
+// through: objects whose owner label is there but empty, beside an owned one of each kind.
+type keyReader struct{}
+
+func (keyReader) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {
+	return []swarm.Service{
+		{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "a_app", Labels: map[string]string{LabelApp: "a", LabelOwner: "d"}}}},
+		{ID: "s2", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "b_app", Labels: map[string]string{LabelApp: "b", LabelOwner: ""}}}},
+	}, nil
+}
+
+func (keyReader) TaskList(context.Context, swarm.TaskListOptions) ([]swarm.Task, error) {
+	return []swarm.Task{{ID: "t1", ServiceID: "s1"}, {ID: "t2", ServiceID: "s2"}, {ID: "t3", ServiceID: "removed"}}, nil
+}
+
+func (keyReader) NetworkList(context.Context, network.ListOptions) ([]network.Summary, error) {
+	return []network.Summary{{ID: "n1", Name: "n1", Labels: map[string]string{LabelApp: "a", LabelOwner: "d"}}, {ID: "n2", Name: "n2", Labels: map[string]string{LabelApp: "b", LabelOwner: ""}}}, nil
+}
+
+func (keyReader) SecretList(context.Context, swarm.SecretListOptions) ([]swarm.Secret, error) {
+	return []swarm.Secret{{ID: "x1", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "x1", Labels: map[string]string{LabelApp: "a", LabelOwner: "d"}}}},
+		{ID: "x2", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "x2", Labels: map[string]string{LabelApp: "b", LabelOwner: ""}}}}}, nil
+}
+
+func (keyReader) ConfigList(context.Context, swarm.ConfigListOptions) ([]swarm.Config, error) {
+	return []swarm.Config{{ID: "c1", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "c1", Labels: map[string]string{LabelApp: "a", LabelOwner: "d"}}}},
+		{ID: "c2", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "c2", Labels: map[string]string{LabelApp: "b", LabelOwner: ""}}}}}, nil
+}
+
+func (keyReader) VolumeList(context.Context, volume.ListOptions) (volume.ListResponse, error) {
+	return volume.ListResponse{Volumes: []*volume.Volume{{Name: "a_data", Labels: map[string]string{LabelApp: "a", LabelOwner: "d"}},
+		{Name: "b_data", Labels: map[string]string{LabelApp: "b", LabelOwner: ""}}}}, nil
+}
+
+// TestTakeKeepsOnlyOwned: the janitor's snapshot holds what some reconciler made, not what an
+// empty owner label lets through its filter, nor the tasks of such a service; the tasks of a
+// service removed a moment ago stay.
+func TestTakeKeepsOnlyOwned(t *testing.T) {
+	s, err := Take(t.Context(), keyReader{}, Owner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.Residual()
+	for _, x := range s.Tasks {
+		got = append(got, "task "+x.ID)
+	}
+	if want := "service a_app network n1 secret x1 config c1 volume a_data task t1 task t3"; strings.Join(got, " ") != want {
+		t.Errorf("snapshot holds %v, want %s", got, want)
+	}
 }

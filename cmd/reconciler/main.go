@@ -136,7 +136,13 @@ func newRoot(o *options) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return flagsFromEnv(cmd.Flags())
+			if err := flagsFromEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			if o.owner != "" && !ownerName.MatchString(o.owner) {
+				return fmt.Errorf("--owner %q: use 1-40 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", o.owner)
+			}
+			return nil
 		},
 	}
 	root.SetVersionTemplate("{{.Version}}\n")

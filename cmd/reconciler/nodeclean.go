@@ -93,10 +93,7 @@ func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string,
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	f := filters.NewArgs(filters.Arg("label", swarmstate.LabelApp+"="+app))
-	if owner != "" {
-		f.Add("label", swarmstate.LabelOwner+"="+owner)
-	}
+	f := filters.NewArgs(filters.Arg("label", swarmstate.LabelApp+"="+app), ownerFilter(owner))
 	if stack != "" && owner == "" {
 		// Any owner's (the janitor's): only the stack's, as an app of the same name in another
 		// stack, another owner's, may be live. An owner's job removes every volume of its app,
@@ -109,6 +106,7 @@ func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string,
 		if err != nil {
 			return fmt.Errorf("list the volumes of %s: %w", app, err)
 		}
+		list.Volumes = slices.DeleteFunc(list.Volumes, unowned)
 		if len(list.Volumes) == 0 {
 			fmt.Fprintf(out, "nothing of app %s left on this node; removed %d volumes: %s\n", app, len(removed), strings.Join(removed, ", "))
 			return nil
@@ -138,20 +136,30 @@ func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string,
 // listVolumes prints one controller.NodeVolume JSON line per volume labelled with an app (and
 // the owner, when given) on the engine.
 func listVolumes(ctx context.Context, e volumeEngine, owner string, out io.Writer) error {
-	f := filters.NewArgs(filters.Arg("label", swarmstate.LabelApp))
-	if owner != "" {
-		f.Add("label", swarmstate.LabelOwner+"="+owner)
-	}
-	list, err := e.VolumeList(ctx, volume.ListOptions{Filters: f})
+	list, err := e.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", swarmstate.LabelApp), ownerFilter(owner))})
 	if err != nil {
 		return fmt.Errorf("list volumes: %w", err)
 	}
 	enc := json.NewEncoder(out)
-	for _, v := range list.Volumes {
+	for _, v := range slices.DeleteFunc(list.Volumes, unowned) {
 		if err := enc.Encode(controller.NodeVolume{App: v.Labels[swarmstate.LabelApp], Owner: v.Labels[swarmstate.LabelOwner],
 			Domain: v.Labels[manifests.LabelDomain], Volume: v.Name}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ownerFilter selects the volumes of owner, or without one (the janitor's) of any owner: a
+// volume labelled with an app but no owner was not made by a reconciler, and is not ours.
+func ownerFilter(owner string) filters.KeyValuePair {
+	if owner == "" {
+		return filters.Arg("label", swarmstate.LabelOwner)
+	}
+	return filters.Arg("label", swarmstate.LabelOwner+"="+owner)
+}
+
+// unowned reports a volume whose owner label is empty, which the label filter lets through.
+func unowned(v *volume.Volume) bool {
+	return v.Labels[swarmstate.LabelOwner] == "" || v.Labels[swarmstate.LabelApp] == ""
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/errdefs"
 
+	"github.com/swarm-reconciler/reconciler/controller"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
@@ -26,8 +29,9 @@ func (n *nodeVolumes) VolumeList(_ context.Context, o volume.ListOptions) (volum
 	for name, labels := range n.vols {
 		ok := true
 		for _, l := range o.Filters.Get("label") {
-			k, v, _ := strings.Cut(l, "=")
-			ok = ok && labels[k] == v
+			k, v, hasValue := strings.Cut(l, "=") // a key alone: the label is there, whatever its value
+			got, has := labels[k]
+			ok = ok && has && (!hasValue || got == v)
 		}
 		if ok {
 			out.Volumes = append(out.Volumes, &volume.Volume{Name: name, Labels: labels})
@@ -78,7 +82,10 @@ func TestCleanVolumes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := &nodeVolumes{vols: map[string]map[string]string{
 				"a_data": own("a", "o1", "a_one"), "a_db": own("a", "o1", "a_one"), "b_data": own("b", "o1", "b_one"), "a_other": own("a", "o2", "a_two"),
+				// Labelled with the app by hand (no owner, or an empty one): no reconciler made them.
+				"a_hand": {swarmstate.LabelApp: "a", swarmstate.LabelNamespace: "a_one"}, "a_blank": own("a", "", "a_one"),
 			}, inUse: map[string]int{"a_data": tc.inUse}}
+			tc.left = append(tc.left, "a_hand", "a_blank")
 			wait := tc.wait
 			if wait == 0 {
 				wait = time.Second
@@ -109,5 +116,41 @@ func TestCleanVolumes(t *testing.T) {
 				t.Errorf("output: %q", out.String())
 			}
 		})
+	}
+}
+
+// TestListVolumes: the inventory of a node lists the volumes of the owner's apps, or of every
+// owner's without one (the janitor's), never a volume labelled with an app but no owner.
+func TestListVolumes(t *testing.T) {
+	own := func(app, owner string) map[string]string {
+		return map[string]string{swarmstate.LabelApp: app, swarmstate.LabelOwner: owner}
+	}
+	n := &nodeVolumes{vols: map[string]map[string]string{
+		"a_data": own("a", "o1"), "b_data": own("b", "o2"), "a_blank": own("a", ""),
+		"a_hand": {swarmstate.LabelApp: "a"}, "plain": {},
+	}}
+	for _, tc := range []struct {
+		owner string
+		want  []string
+	}{
+		{"o1", []string{"a_data"}},
+		{"", []string{"a_data", "b_data"}},
+	} {
+		var out bytes.Buffer
+		if err := listVolumes(t.Context(), n, tc.owner, &out); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for l := range strings.Lines(out.String()) {
+			var v controller.NodeVolume
+			if err := json.Unmarshal([]byte(l), &v); err != nil {
+				t.Fatalf("line %q: %v", l, err)
+			}
+			got = append(got, v.Volume)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("owner %q: listed %v, want %v", tc.owner, got, tc.want)
+		}
 	}
 }
