@@ -208,6 +208,8 @@ func (l *longApp) assertNeverFailed(t *testing.T, since time.Time) {
 //	a. its service removed by hand,
 //	b. its service scaled to 0 by hand,
 //	c. its service's image changed by hand (a second tag of the echo image),
+//	c2. its service restarted by hand (`docker service update --force`: swarm rolls the tasks,
+//	    the reconciler's set-back keeps the raised counter and starts no roll to wait for),
 //
 // each time back to Ready within 15 s, its service as the spec says, never Failed, with
 // Degraded and then Ready in the status (the watcher's reads and the history); and
@@ -273,6 +275,12 @@ func TestLongLivedDriftRepair(t *testing.T) {
 		}},
 		{"c-image-changed", func(t *testing.T, svc swarm.Service) {
 			svc.Spec.TaskTemplate.ContainerSpec.Image = otherTag
+			if _, err := suite.docker.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"c2-forced-restart", func(t *testing.T, svc swarm.Service) {
+			svc.Spec.TaskTemplate.ForceUpdate++
 			if _, err := suite.docker.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{}); err != nil {
 				t.Fatal(err)
 			}

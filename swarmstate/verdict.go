@@ -2,6 +2,7 @@ package swarmstate
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -247,7 +248,7 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 	switch {
 	case updating:
 		st.Reason = "update " + st.UpdateState
-	case awaitingRoll(svc):
+	case awaitingRoll(svc, tasks):
 		st.Reason = "waiting for swarm to start the update"
 	case rolledBack(svc, since):
 		st.Reason = fmt.Sprintf("update %s: %s", st.UpdateState, svc.UpdateStatus.Message)
@@ -374,16 +375,31 @@ func (s ServiceState) StableAt(w time.Duration) time.Time {
 }
 
 // awaitingRoll reports whether the controller's last update changed the task template and
-// swarm has not yet started the roll it implies.
-func awaitingRoll(svc swarm.Service) bool {
+// swarm has not yet started the roll it implies. Swarm rolls only the tasks whose spec is not
+// the template (swarmkit's IsTaskDirty), and an update clears UpdateStatus: an update that
+// left the template as the tasks run it (a `--force` raised by hand and kept, a hand change
+// undone by hand, a hand update swarm rolled back, a hot fix the spec caught up with) starts
+// no roll, and none is waited for. Placement is not compared (swarm does not move a task whose
+// node meets the new constraints), nor Runtime, which the engine shows on a service's template
+// and never on a task's.
+func awaitingRoll(svc swarm.Service, tasks []swarm.Task) bool {
 	from, ok := svc.Spec.Labels[LabelRollFrom]
 	if !ok {
 		return false
 	}
-	if svc.UpdateStatus == nil || svc.UpdateStatus.StartedAt == nil {
-		return true
+	if us := svc.UpdateStatus; us != nil && us.StartedAt != nil && us.StartedAt.UTC().Format(time.RFC3339Nano) != from {
+		return false // a roll started since
 	}
-	return svc.UpdateStatus.StartedAt.UTC().Format(time.RFC3339Nano) == from
+	want := rolled(svc.Spec.TaskTemplate)
+	return slices.ContainsFunc(tasks, func(t swarm.Task) bool {
+		return t.DesiredState == swarm.TaskStateRunning && !reflect.DeepEqual(rolled(t.Spec), want)
+	})
+}
+
+// rolled is what of a task spec makes swarm replace a task when its service's template differs.
+func rolled(s swarm.TaskSpec) swarm.TaskSpec {
+	s.Placement, s.Runtime = nil, ""
+	return s
 }
 
 // rolledBack reports a roll of the current attempt that ended without the new spec running.

@@ -345,3 +345,42 @@ func TestRollbackOwed(t *testing.T) {
 		}
 	}
 }
+
+// TestAwaitingRoll: after an update that changed the template, a roll is waited for until
+// swarm starts one; after one that left the template as the tasks run it, none is, as swarm
+// starts none (it rolls only a task whose spec is not the template's).
+func TestAwaitingRoll(t *testing.T) {
+	started := time.Date(2026, 12, 4, 1, 0, 0, 0, time.UTC)
+	later := started.Add(time.Minute)
+	from := started.Format(time.RFC3339Nano)
+	tmpl := swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "echo:1.1.0"}, Runtime: swarm.RuntimeContainer,
+		Placement: &swarm.Placement{Constraints: []string{"node.role==manager"}}}
+	task := func(image string, force uint64, desired swarm.TaskState) swarm.Task {
+		// As the engine shows a task's spec: no Runtime; here, placement as it was before.
+		return swarm.Task{DesiredState: desired, Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}, ForceUpdate: force}}
+	}
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		us     *swarm.UpdateStatus
+		tasks  []swarm.Task
+		want   bool
+	}{
+		{"no update of ours expects a roll", nil, nil, []swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, false},
+		{"template changed, swarm not started yet", map[string]string{LabelRollFrom: ""}, nil, []swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, true},
+		{"template changed, only the old roll shown", map[string]string{LabelRollFrom: from}, &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &started},
+			[]swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, true},
+		{"a roll started since", map[string]string{LabelRollFrom: from}, &swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &later},
+			[]swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, false},
+		{"the tasks run the template already (runtime and placement aside)", map[string]string{LabelRollFrom: ""}, nil,
+			[]swarm.Task{task("echo:1.1.0", 0, swarm.TaskStateRunning)}, false},
+		{"a forced restart is a change", map[string]string{LabelRollFrom: ""}, nil, []swarm.Task{task("echo:1.1.0", 1, swarm.TaskStateRunning)}, true},
+		{"only a task being shut down differs", map[string]string{LabelRollFrom: ""}, nil,
+			[]swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateShutdown), task("echo:1.1.0", 0, swarm.TaskStateRunning)}, false},
+	} {
+		svc := swarm.Service{Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Labels: tc.labels}, TaskTemplate: tmpl}, UpdateStatus: tc.us}
+		if got := awaitingRoll(svc, tc.tasks); got != tc.want {
+			t.Errorf("%s: awaitingRoll = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+)
+
+// Updates that leave the task template as its tasks run it start no roll in swarm (swarmkit
+// rolls only a task whose spec is not the template's, and a plain update clears UpdateStatus):
+// the verdict must not wait for one.
+
+// TestHandEditsThatStartNoRoll: a Ready app, long past its timeout, edited by hand in ways
+// that end with its tasks running the template the reconciler sets back; it must be Ready
+// again, not wait for a roll swarm never starts.
+func TestHandEditsThatStartNoRoll(t *testing.T) {
+	rollBack := func(f *fixture) { // as swarm's rollback leaves it: ours back, the hand-made one previous
+		for _, svc := range f.engine.services {
+			hand := svc.Spec
+			svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &hand
+			f.engine.runTasks(svc)
+			started := f.now
+			svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &started, Message: "rollback completed"}
+		}
+	}
+	image := func(ref string) func(*swarm.ServiceSpec) {
+		return func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = ref }
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(f *fixture)
+	}{
+		// `docker service update --force`: swarm rolls the tasks; only ForceUpdate changes, and
+		// the set-back keeps it.
+		{"restarted with --force", func(f *fixture) {
+			f.engine.byHand("a_test_app", func(s *swarm.ServiceSpec) { s.TaskTemplate.ForceUpdate++ })
+			for _, svc := range f.engine.services {
+				started := f.now
+				svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &started}
+			}
+		}},
+		// Changed, then changed back, before a pass saw it (or while the reconciler was down).
+		{"a change undone by hand", func(f *fixture) {
+			f.engine.byHand("a_test_app", image("echo:1.1.0"))
+			f.engine.byHand("a_test_app", image("echo:1.0.0"))
+		}},
+		// `docker service update --image bad`, rolled back by swarm (failure_action rollback).
+		{"a hand update swarm rolled back", func(f *fixture) {
+			f.engine.byHand("a_test_app", image("echo:1.1.0"))
+			rollBack(f)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 15s\n")
+			if st := f.settle("a"); st.Phase != spec.PhaseReady {
+				t.Fatalf("install: %s %s", st.Phase, st.Message)
+			}
+			f.now = f.now.Add(time.Hour)
+			f.engine.now = f.now
+			tc.edit(f)
+			f.now = f.now.Add(time.Second)
+			f.engine.resetCalls()
+			var st *spec.Status
+			for range 10 {
+				st = f.pass("a")
+				f.now = f.now.Add(30 * time.Second)
+			}
+			if st.Phase != spec.PhaseReady {
+				t.Fatalf("5 min later: %s %q (writes %v)", st.Phase, st.Message, f.engine.writes())
+			}
+		})
+	}
+}
+
+// An operator suspends the app, hot-fixes the image by hand (`docker service update --image
+// echo:1.1.0`), then records the fix in the spec (version 1.1.0+1, whose release changes only
+// the image) and lifts the suspend in the same edit. The live service already runs exactly
+// the desired template: the upgrade must end Ready, not wait for a roll swarm never starts
+// and fail at its deadline.
+func TestSpecCatchesUpWithHandFix(t *testing.T) {
+	f := newFixture(t)
+	compose := strings.Replace(testCompose, "    environment:\n      MESSAGE: \"hello %s\"\n", "", 1)
+	makeRecipeOf(t, f.r.RecipesDir, "img", compose, "1.0.0+1", "1.1.0+1")
+	f.writeSpec("a", "recipe: img\nversion: 1.0.0+1\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("a", "recipe: img\nversion: 1.0.0+1\nsuspend: true\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseSuspended {
+		t.Fatalf("suspend: %s %s", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(time.Minute)
+	f.engine.now = f.now
+	f.engine.byHand("a_test_app", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "echo:1.1.0" })
+	for _, svc := range f.engine.services {
+		started := f.now
+		svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &started}
+	}
+	f.now = f.now.Add(time.Minute)
+	f.writeSpec("a", "recipe: img\nversion: 1.1.0+1\ntimeout: 1m\n")
+	var st *spec.Status
+	for range 10 {
+		st = f.pass("a")
+		f.now = f.now.Add(10 * time.Second)
+	}
+	if st.Phase != spec.PhaseReady {
+		t.Fatalf("the desired template runs: %s %q (writes %v)", st.Phase, st.Message, f.engine.writes())
+	}
+}
