@@ -298,6 +298,12 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		return d.to(spec.PhaseInvalid, w.PolicyErr.Error()+"; nothing was created")
 	}
 	if e := w.FetchErr; e != nil {
+		if converged {
+			// The app runs as deployed (a restart found its recipe's clone gone): no reason to
+			// give up on it, whether the remote did not answer or refused. Said, and asked again.
+			d.After = fetchRetry
+			return d.to(spec.PhaseDegraded, fmt.Sprintf("running as deployed, but recipe %s could not be fetched (asked again every %s): %s", s.Recipe, fetchRetry, e))
+		}
 		// The remote refused, or has no such repository: final. It did not answer: retried
 		// until the attempt's deadline.
 		deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
@@ -766,8 +772,11 @@ func expiresAt(s *spec.Spec, st *spec.Status) (time.Time, bool) {
 // Intervals at which an app that is waiting on swarm is looked at again. Engine events usually
 // come sooner; these are the safety net.
 const (
-	waitInterval     = 500 * time.Millisecond
-	maxWaitInterval  = 2 * time.Second
+	waitInterval    = 500 * time.Millisecond
+	maxWaitInterval = 2 * time.Second
+	// fetchRetry is how often the recipe of an app that runs is asked for again after a fetch
+	// failed: a remote is not polled at the pace of a swarm.
+	fetchRetry       = time.Minute
 	teardownInterval = 500 * time.Millisecond
 	// remoteLook is how often an app waiting on tasks on a swarm of several nodes looks at its
 	// task list: no container event comes from the other nodes. A look is one task list call

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,6 +50,45 @@ func TestRecipeFromRemote(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(f.r.RecipesDir, ".nowhere*")); len(left) != 0 {
 		t.Errorf("failed clones left %v", left)
+	}
+}
+
+// TestRunningAppOutlivesAFetchFailure: a Ready app whose recipe came from a remote, long past
+// its timeout; the reconciler restarts with its recipes directory empty while the remote does
+// not answer (the network comes up after it). The app runs as deployed: Degraded, saying so,
+// never Failed (final for its generation); once the remote answers, Ready again.
+func TestRunningAppOutlivesAFetchFailure(t *testing.T) {
+	f := newFixture(t)
+	remotes := t.TempDir()
+	makeRecipe(t, remotes, "far", "1.0.0+1")
+	reachable := &manifests.Remote{URLTemplate: "file://" + remotes + "/{recipe}"}
+	f.r.Remote = reachable
+	f.writeSpec("a", "recipe: far\nversion: 1.0.0+1\ntimeout: 15s\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("cloned recipe: %s: %s", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(time.Hour)
+	f.r.forget("a") // the restart: nothing remembered, the clone gone, the remote silent
+	if err := os.RemoveAll(filepath.Join(f.r.RecipesDir, "far")); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Remote = &manifests.Remote{URLTemplate: "http://127.0.0.1:1/{recipe}.git", Timeout: time.Second}
+	f.engine.resetCalls()
+	res, err := f.r.Reconcile(t.Context(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := spec.ReadStatus(f.r.StatusDir, "a")
+	if st.Phase != spec.PhaseDegraded || !strings.Contains(st.Message, "running as deployed, but recipe far could not be fetched") || res.RequeueAfter != fetchRetry {
+		t.Fatalf("a remote that does not answer: %s %q, again in %s", st.Phase, st.Message, res.RequeueAfter)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Errorf("the running app was changed: %v", w)
+	}
+	f.r.Remote = reachable
+	f.now = f.now.Add(fetchRetry)
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Errorf("the remote back: %s %s", st.Phase, st.Message)
 	}
 }
 
