@@ -262,6 +262,7 @@ func decide(w *world) decision {
 		st.AttemptStartedAt = &w.Now
 	}
 	d = decideConverge(w, d, s, cur, stage)
+	d.Actions = append(staleJobs(w), d.Actions...)
 	if exp, ok := expiresAt(s, st); ok && !d.Phase.Final() {
 		// The ttl timer: come back when the app is due to be reaped, with a pass: a look
 		// that watched the task list alone would find it still and run none.
@@ -742,6 +743,21 @@ func minReady(s *spec.Spec, ss swarmstate.ServiceState) time.Duration {
 		return ss.Monitor
 	}
 	return spec.DefaultMinReady
+}
+
+// staleJobs removes the volume jobs of a teardown of an app that has a spec again, in whichever
+// stack, also while it is suspended: the app is wanted, and a job waiting on a node that is
+// down would otherwise remove its volumes there when the node returns (its data, or that of
+// the stack a new domain gave it). The status keeps the node: the next teardown asks it.
+func staleJobs(w *world) []Action {
+	var out []Action
+	for _, svc := range w.Snap.Services {
+		if isJob(svc) && w.Owner.Owns(svc.Spec.Labels) {
+			out = append(out, Action{Kind: RemoveService, Name: svc.Spec.Name, ID: svc.ID, Labels: svc.Spec.Labels,
+				Reason: "the app has a spec again: its teardown's volume job is not run"})
+		}
+	}
+	return out
 }
 
 // leftStacks is what the app owns outside stack: the stacks it used under earlier domains.

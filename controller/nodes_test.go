@@ -618,6 +618,59 @@ func (f *fixture) jobs() int {
 	return n
 }
 
+// TestSpecBackUnderAnotherDomainWhileAVolumeJobWaits: as TestSpecBackWhileATeardownWaitsForANode,
+// but the spec comes back with another domain (another stack), or suspended: the job waiting
+// on the node that is down goes all the same. Left, it kept the app moving for ever (a move
+// waits for its old stack to be empty and removes no job), and once the node returned it
+// would remove every volume of the app there, the live stack's too.
+func TestSpecBackUnderAnotherDomainWhileAVolumeJobWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name, spec string
+		want       spec.Phase
+	}{
+		{"another domain", "recipe: echo\nversion: 1.0.0+1\ndomain: m2.test\n", spec.PhaseReady},
+		{"suspended", "recipe: echo\nversion: 1.0.0+1\nsuspend: true\n", spec.PhaseSuspended},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := multiNodeFixture(t)
+			f.engine.setNodeState("n2", swarm.NodeStateDown)
+			f.r.NodesChanged()
+			if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+				t.Fatal(err)
+			}
+			var st *spec.Status
+			for range 4 {
+				st = f.pass("m")
+			}
+			if st.Phase != spec.PhaseDeleting || f.jobs() != 1 {
+				t.Fatalf("with host-2 down: %s %s; %d volume jobs", st.Phase, st.Message, f.jobs())
+			}
+			f.engine.place = func(*swarm.Service, int) string { return "n3" }
+			f.writeSpec("m", tc.spec)
+			for range 10 {
+				if st = f.pass("m"); st.Phase == tc.want && f.jobs() == 0 {
+					break
+				}
+			}
+			if st.Phase != tc.want || f.jobs() != 0 {
+				t.Fatalf("spec back: %s %s; %d volume jobs left", st.Phase, st.Message, f.jobs())
+			}
+			f.engine.setNodeState("n2", swarm.NodeStateReady)
+			f.r.NodesChanged()
+			for range 5 {
+				f.now = f.now.Add(time.Minute)
+				st = f.pass("m")
+			}
+			if st.Phase != tc.want || f.jobs() != 0 || len(f.engine.remoteVolumes("n2")) != 1 {
+				t.Fatalf("host-2 back: %s %s; %d volume jobs, n2 volumes %v", st.Phase, st.Message, f.jobs(), f.engine.remoteVolumes("n2"))
+			}
+			if !slices.ContainsFunc(st.Nodes, func(n spec.NodeVolumes) bool { return n.ID == "n2" }) {
+				t.Fatalf("status forgets n2, whose volume the next teardown must remove: %+v", st.Nodes)
+			}
+		})
+	}
+}
+
 // TestJanitorNamesNoJobWithoutAStack: the janitor (any owner's) asks no node to remove an
 // app's volumes without a stack to name: the job would remove every volume of an app of that
 // name there, another owner's live one's too. It says what to do instead.

@@ -183,7 +183,7 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 			Labels: cur.Spec.Labels, Reason: reason, Service: &spec})
 	}
 	for _, s := range live {
-		if _, ok := desired[s.Spec.Name]; !ok && own.Owns(s.Spec.Labels) {
+		if _, ok := desired[s.Spec.Name]; !ok && own.Owns(s.Spec.Labels) && !isJob(s) { // a teardown's job: staleJobs
 			plan = append(plan, Action{Kind: RemoveService, Name: s.Spec.Name, ID: s.ID, Labels: s.Spec.Labels,
 				Reason: "no longer in the recipe"})
 		}
