@@ -13,6 +13,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/spf13/cobra"
 
@@ -62,7 +63,7 @@ func nodeCleanCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&app, "app", "", "the app whose volumes are removed")
 	cmd.Flags().BoolVar(&list, "list", false, "remove nothing: print the apps' volumes on this node as JSON lines")
-	cmd.Flags().StringVar(&stack, "stack", "", "first wait until no container of this stack is left on the node (a teardown starts the job as it removes the services); without --owner, remove only this stack's volumes")
+	cmd.Flags().StringVar(&stack, "stack", "", "first wait until no container of this stack that mounts one of the app's volumes is left on the node (a teardown starts the job as it removes the services); without --owner, remove only this stack's volumes")
 	cmd.Flags().StringVar(&owner, "owner", "", "only volumes of this owner (the reconciler's identity); empty: any owner")
 	cmd.Flags().DurationVar(&wait, "wait", controller.DefaultNodeJobs.Wait, "how long to wait for volumes still in use by stopping containers")
 	return cmd
@@ -75,30 +76,32 @@ type volumeEngine interface {
 	ContainerList(ctx context.Context, o container.ListOptions) ([]container.Summary, error)
 }
 
-// cleanVolumes waits until no container of stack is left on the node (none when stack is ""),
-// then removes the app's volumes until a list finds none, retrying those still in use, until
-// ctx ends. It reports what it removed, and on failure what is left and why.
+// cleanVolumes waits until no container of stack that mounts one of the app's volumes is left
+// on the node (none when stack is ""), then removes the app's volumes until a list finds none,
+// retrying those still in use, until ctx ends. It reports what it removed, and on failure what
+// is left and why. A container of the stack that mounts none of them is not waited for: a
+// stack of that name deployed since (by abra, or an app given the freed domain) runs on.
 func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string, out io.Writer) error {
-	for stack != "" {
-		cs, err := e.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", swarmstate.LabelNamespace+"="+stack))})
-		if err != nil {
-			return fmt.Errorf("list the containers of %s: %w", stack, err)
-		}
-		if len(cs) == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d containers of stack %s are still on this node", len(cs), stack)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 	f := filters.NewArgs(filters.Arg("label", swarmstate.LabelApp+"="+app), ownerFilter(owner))
 	if stack != "" && owner == "" {
 		// Any owner's (the janitor's): only the stack's, as an app of the same name in another
 		// stack, another owner's, may be live. An owner's job removes every volume of its app,
 		// also those of a stack the app left (a domain changed).
 		f.Add("label", swarmstate.LabelNamespace+"="+stack)
+	}
+	for stack != "" {
+		holding, err := holders(ctx, e, f, stack)
+		if err != nil {
+			return err
+		}
+		if len(holding) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("containers of stack %s still use the app's volumes on this node: %s", stack, strings.Join(holding, ", "))
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	var removed []string
 	for {
@@ -162,4 +165,37 @@ func ownerFilter(owner string) filters.KeyValuePair {
 // unowned reports a volume whose owner label is empty, which the label filter lets through.
 func unowned(v *volume.Volume) bool {
 	return v.Labels[swarmstate.LabelOwner] == "" || v.Labels[swarmstate.LabelApp] == ""
+}
+
+// holders names the containers of stack on the node that mount a volume f selects.
+func holders(ctx context.Context, e volumeEngine, f filters.Args, stack string) ([]string, error) {
+	list, err := e.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list the volumes of stack %s: %w", stack, err)
+	}
+	ours := map[string]bool{}
+	for _, v := range slices.DeleteFunc(list.Volumes, unowned) {
+		ours[v.Name] = true
+	}
+	if len(ours) == 0 {
+		return nil, nil
+	}
+	cs, err := e.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", swarmstate.LabelNamespace+"="+stack))})
+	if err != nil {
+		return nil, fmt.Errorf("list the containers of %s: %w", stack, err)
+	}
+	var out []string
+	for _, c := range cs {
+		if slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume && ours[m.Name] }) {
+			out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(firstName(c.Names), "/"), c.State))
+		}
+	}
+	return out, nil
+}
+
+func firstName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
 }

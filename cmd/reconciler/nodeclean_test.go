@@ -154,3 +154,64 @@ func TestListVolumes(t *testing.T) {
 		}
 	}
 }
+
+// stackNode is a node with containers: each listed until it has been listed gone times.
+type stackNode struct {
+	*nodeVolumes
+	containers []container.Summary
+	gone       map[string]int
+}
+
+func (s *stackNode) ContainerList(_ context.Context, o container.ListOptions) ([]container.Summary, error) {
+	var out []container.Summary
+	for _, c := range s.containers {
+		ok := s.gone[c.ID] != 0
+		for _, l := range o.Filters.Get("label") {
+			k, v, _ := strings.Cut(l, "=")
+			ok = ok && c.Labels[k] == v
+		}
+		if ok {
+			s.gone[c.ID]--
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// TestCleanVolumesWaitsForTheAppsContainersOnly: the job waits while a container of the stack
+// mounts one of the app's volumes (a stopping one of the app), and not for a container of the
+// stack that mounts none: a stack of that name deployed since on the node (by abra, or an app
+// given the freed domain), which would keep the teardown waiting for good.
+func TestCleanVolumesWaitsForTheAppsContainersOnly(t *testing.T) {
+	ns := map[string]string{swarmstate.LabelNamespace: "a_one"}
+	theirs := container.Summary{ID: "abra1", Names: []string{"/a_one_app.1.x"}, Labels: ns, State: "running",
+		Mounts: []container.MountPoint{{Type: "volume", Name: "abra_data"}}}
+	ours := container.Summary{ID: "c1", Names: []string{"/a_one_app.1.y"}, Labels: ns, State: "exited",
+		Mounts: []container.MountPoint{{Type: "bind", Source: "/etc/hosts"}, {Type: "volume", Name: "a_data"}}}
+	for _, tc := range []struct {
+		name       string
+		containers []container.Summary
+		gone       map[string]int // lists before it is gone; -1: never
+		wantErr    string
+	}{
+		{"a stack of the same name runs on", []container.Summary{theirs}, map[string]int{"abra1": -1}, ""},
+		{"the app's stopping container goes", []container.Summary{theirs, ours}, map[string]int{"abra1": -1, "c1": 3}, ""},
+		{"the app's container stays", []container.Summary{ours}, map[string]int{"c1": -1}, "containers of stack a_one still use the app's volumes on this node: a_one_app.1.y (exited)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &stackNode{nodeVolumes: &nodeVolumes{vols: map[string]map[string]string{
+				"a_data": {swarmstate.LabelApp: "a", swarmstate.LabelOwner: "o1", swarmstate.LabelNamespace: "a_one"},
+			}}, containers: tc.containers, gone: tc.gone}
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			defer cancel()
+			var out bytes.Buffer
+			err := cleanVolumes(ctx, n, "a", "o1", "a_one", &out)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if _, left := n.vols["a_data"]; left != (tc.wantErr != "") {
+				t.Errorf("a_data left %v, want %v", left, tc.wantErr != "")
+			}
+		})
+	}
+}
