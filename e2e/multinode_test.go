@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,6 +243,7 @@ func volumesByNode(t *testing.T, app string) map[string][]string {
 		for _, v := range vols.Volumes {
 			out[node.name] = append(out[node.name], v.Name)
 		}
+		slices.Sort(out[node.name])
 	}
 	return out
 }
@@ -806,7 +808,9 @@ func TestMultinodeNodeOfReadyAppStops(t *testing.T) {
 // TestMultinodeSweepFindsOrphanVolumes: volumes of an app this reconciler owns, left on other
 // nodes with no spec and no status recording them (a status directory lost, a teardown of an
 // older version): the reconciler's start-up sweep finds them on their nodes and removes them;
-// a volume of another owner on the same node is left alone.
+// a volume of another owner on the same node is left alone. The janitor then removes that one
+// too, and leaves the volumes labelled with the app by hand, with no owner label, on the
+// reconciler's node and on another: no reconciler made them.
 func TestMultinodeSweepFindsOrphanVolumes(t *testing.T) {
 	t.Parallel()
 	h := mnHarness(t)
@@ -831,14 +835,21 @@ func TestMultinodeSweepFindsOrphanVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mn.nodes[2].docker.VolumeRemove(context.Background(), other.Name, true) })
+	hand := map[string]string{appLabel: app, "com.docker.stack.namespace": theirs["com.docker.stack.namespace"]}
+	for _, node := range []mnNode{mn.nodes[0], mn.nodes[2]} {
+		if _, err := node.docker.VolumeCreate(ctx, volume.CreateOptions{Name: app + "_hand", Labels: hand}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { node.docker.VolumeRemove(context.Background(), app+"_hand", true) })
+	}
 	h.start()
 	s, err := h.waitDeleted(app)
 	if err != nil {
 		t.Fatal(err)
 	}
 	left := volumesByNode(t, app)
-	if len(left) != 1 || len(left["mn-node3"]) != 1 || left["mn-node3"][0] != other.Name {
-		t.Fatalf("after the sweep: %v (want only %s, of another owner, on mn-node3); status:\n%s", left, other.Name, s)
+	if len(left) != 2 || !slices.Equal(left["mn-node3"], []string{app + "_hand", other.Name}) || !slices.Equal(left["mn-node1"], []string{app + "_hand"}) {
+		t.Fatalf("after the sweep: %v (want only %s, of another owner, and %s_hand on mn-node3, and %s_hand on mn-node1); status:\n%s", left, other.Name, app, app, s)
 	}
 
 	// The janitor sweeps the orphans of every owner: the other owner's volume goes too.
@@ -850,7 +861,8 @@ func TestMultinodeSweepFindsOrphanVolumes(t *testing.T) {
 	if err != nil || r.code != 0 {
 		t.Fatalf("janitor: %v %s", err, r)
 	}
-	if left := volumesByNode(t, app); len(left) > 0 {
-		t.Fatalf("after the janitor: %v left\n%s", left, r)
+	want := map[string][]string{"mn-node1": {app + "_hand"}, "mn-node3": {app + "_hand"}}
+	if left := volumesByNode(t, app); !maps.EqualFunc(left, want, slices.Equal) {
+		t.Fatalf("after the janitor: %v left, want only the volumes labelled by hand, %v\n%s", left, want, r)
 	}
 }
