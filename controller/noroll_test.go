@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,44 @@ func TestSpecCatchesUpWithHandFix(t *testing.T) {
 	}
 	if st.Phase != spec.PhaseReady {
 		t.Fatalf("the desired template runs: %s %q (writes %v)", st.Phase, st.Message, f.engine.writes())
+	}
+}
+
+// A Ready app changed by hand (an env var added); the reconciler's repair roll is rolled
+// back by swarm (a new task failed inside the monitor: a port still held, a node short of
+// memory), which puts the hand-made spec back. The app must be repaired again (or at least
+// not be left with the hand-made spec for good).
+func TestRepairRolledBackBySwarm(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 15s\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(time.Hour)
+	f.engine.now = f.now
+	f.engine.byHand("a_test_app", func(s *swarm.ServiceSpec) {
+		s.TaskTemplate.ContainerSpec.Env = append(s.TaskTemplate.ContainerSpec.Env, "DEBUG=1")
+	})
+	if st := f.pass("a"); st.Phase != spec.PhaseDegraded || !strings.Contains(st.Message, "repairing") {
+		t.Fatalf("repair: %s %s", st.Phase, st.Message)
+	}
+	for _, svc := range f.engine.services { // swarm rolls the repair back
+		ours := svc.Spec
+		svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &ours
+		svc.UpdateStatus.State, svc.UpdateStatus.Message = swarm.UpdateStateRollbackCompleted, "rollback completed"
+		f.engine.runTasks(svc)
+	}
+	f.engine.resetCalls()
+	var st *spec.Status
+	for range 10 {
+		st = f.pass("a")
+		f.now = f.now.Add(30 * time.Second)
+	}
+	var env []string
+	for _, svc := range f.engine.services {
+		env = svc.Spec.TaskTemplate.ContainerSpec.Env
+	}
+	if slices.Contains(env, "DEBUG=1") || st.Phase != spec.PhaseReady {
+		t.Fatalf("5 min later: %s %q, env %v; want the hand-made spec set back again, and Ready (writes %v)", st.Phase, st.Message, env, f.engine.writes())
 	}
 }

@@ -319,8 +319,13 @@ func (a Action) object() string {
 
 // drift reports whether a live service was changed by hand since the controller last wrote
 // it, and whether that change touched the task template (so setting it back rolls tasks).
+// A set-back that swarm rolled back (its monitor saw a new task fail: a port still held, a
+// node short of memory) left the hand-made spec running: that is drift still.
 func drift(svc swarm.Service) (byHand, tasksChanged bool) {
 	prev := svc.PreviousSpec
+	if setBackRolledBack(svc) {
+		return true, !reflect.DeepEqual(prev.TaskTemplate, svc.Spec.TaskTemplate)
+	}
 	if prev == nil || prev.Labels[LabelWritten] != svc.Spec.Labels[LabelWritten] ||
 		prev.Labels[manifests.LabelSpecHash] != svc.Spec.Labels[manifests.LabelSpecHash] {
 		return false, false
@@ -329,6 +334,20 @@ func drift(svc swarm.Service) (byHand, tasksChanged bool) {
 		return false, false
 	}
 	return true, !reflect.DeepEqual(prev.TaskTemplate, svc.Spec.TaskTemplate)
+}
+
+// setBackRolledBack reports a service whose last write of ours, of the spec it runs, swarm
+// rolled back to an older one of the same spec: what a write of ours replaced, which for one
+// spec is a change made by hand.
+func setBackRolledBack(svc swarm.Service) bool {
+	prev, us := svc.PreviousSpec, svc.UpdateStatus
+	if prev == nil || us == nil || us.State != swarm.UpdateStateRollbackCompleted ||
+		prev.Labels[manifests.LabelSpecHash] != svc.Spec.Labels[manifests.LabelSpecHash] || reflect.DeepEqual(*prev, svc.Spec) {
+		return false
+	}
+	ours, err1 := time.Parse(time.RFC3339Nano, prev.Labels[LabelWritten])
+	live, err2 := time.Parse(time.RFC3339Nano, svc.Spec.Labels[LabelWritten])
+	return err1 == nil && err2 == nil && ours.After(live)
 }
 
 func rollStamp(us *swarm.UpdateStatus) string {
