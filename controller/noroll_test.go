@@ -56,13 +56,7 @@ func TestHandEditsThatStartNoRoll(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 15s\n")
-			if st := f.settle("a"); st.Phase != spec.PhaseReady {
-				t.Fatalf("install: %s %s", st.Phase, st.Message)
-			}
-			f.now = f.now.Add(time.Hour)
-			f.engine.now = f.now
+			f := readyLongAgo(t)
 			tc.edit(f)
 			f.now = f.now.Add(time.Second)
 			f.engine.resetCalls()
@@ -119,13 +113,7 @@ func TestSpecCatchesUpWithHandFix(t *testing.T) {
 // memory), which puts the hand-made spec back. The app must be repaired again (or at least
 // not be left with the hand-made spec for good).
 func TestRepairRolledBackBySwarm(t *testing.T) {
-	f := newFixture(t)
-	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 15s\n")
-	if st := f.settle("a"); st.Phase != spec.PhaseReady {
-		t.Fatalf("install: %s %s", st.Phase, st.Message)
-	}
-	f.now = f.now.Add(time.Hour)
-	f.engine.now = f.now
+	f := readyLongAgo(t)
 	f.engine.byHand("a_test_app", func(s *swarm.ServiceSpec) {
 		s.TaskTemplate.ContainerSpec.Env = append(s.TaskTemplate.ContainerSpec.Env, "DEBUG=1")
 	})
@@ -151,4 +139,16 @@ func TestRepairRolledBackBySwarm(t *testing.T) {
 	if slices.Contains(env, "DEBUG=1") || st.Phase != spec.PhaseReady {
 		t.Fatalf("5 min later: %s %q, env %v; want the hand-made spec set back again, and Ready (writes %v)", st.Phase, st.Message, env, f.engine.writes())
 	}
+}
+
+// readyLongAgo is a fixture whose app a has been Ready for an hour, four times its timeout.
+func readyLongAgo(t *testing.T) *fixture {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 15s\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(time.Hour)
+	f.engine.now = f.now
+	return f
 }
