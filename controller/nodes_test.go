@@ -399,8 +399,10 @@ func TestFindingReachesTheNextPass(t *testing.T) {
 			Type: mount.TypeVolume, Source: name, VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: "gone"}}}}}}}
 	}
 	r := &Reconciler{found: map[string]nodeFinding{
-		"gone":  {tasks: []swarm.Task{vol("gone_example_org_data")}, nodes: nodes, self: "n1", domain: "gone.example.org"},
-		"again": {tasks: []swarm.Task{vol("again_example_org_data")}, nodes: nodes, self: "n1", domain: "again.example.org"},
+		"gone": {tasks: []swarm.Task{vol("gone_example_org_data")}, nodes: nodes, self: "n1",
+			domains: map[string]string{"gone_example_org_data": "gone.example.org"}},
+		"again": {tasks: []swarm.Task{vol("again_example_org_data")}, nodes: nodes, self: "n1",
+			domains: map[string]string{"again_example_org_data": "again.example.org"}},
 	}}
 	st := r.withFinding("gone", nil, false)
 	// The stack too: the volume jobs remove that stack's volumes only.
@@ -414,6 +416,41 @@ func TestFindingReachesTheNextPass(t *testing.T) {
 	prev := &spec.Status{App: "again", Phase: spec.PhaseReady, Domain: "again.example.org"}
 	if got := r.withFinding("again", prev, true); got != prev || len(prev.Nodes) != 0 {
 		t.Errorf("an app with a spec: %+v, want its status untouched", got)
+	}
+}
+
+// TestFindingOfTwoStacks: the janitor's inventory found volumes of one app name in two stacks
+// (two owners' apps, or one that changed domain). A teardown takes one stack's (the janitor's
+// jobs remove one stack's volumes): the status's while any of it is found, else the first by
+// name once the status's teardown is over; a later sweep finds the other.
+func TestFindingOfTwoStacks(t *testing.T) {
+	nodes := map[string]swarm.Node{"n2": {ID: "n2", Description: swarm.NodeDescription{Hostname: "host-2"}}}
+	vol := func(name string) swarm.Task {
+		return swarm.Task{ServiceID: "found", NodeID: "n2", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Mounts: []mount.Mount{{
+			Type: mount.TypeVolume, Source: name, VolumeOptions: &mount.VolumeOptions{Labels: map[string]string{swarmstate.LabelApp: "x"}}}}}}}
+	}
+	both := map[string]string{"x_a_test_data": "x.a.test", "x_b_test_data": "x.b.test"}
+	for _, tc := range []struct {
+		name              string
+		prev              *spec.Status
+		domain, stack, on string
+	}{
+		{"no status", nil, "x.a.test", "x_a_test", "x_a_test_data"},
+		{"a teardown of b under way", &spec.Status{App: "x", Phase: spec.PhaseDeleting, Domain: "x.b.test", Stack: "x_b_test"}, "x.b.test", "x_b_test", "x_b_test_data"},
+		{"b torn down, its status kept", &spec.Status{App: "x", Phase: spec.PhaseDeleted, Domain: "x.c.test", Stack: "x_c_test"}, "x.a.test", "x_a_test", "x_a_test_data"},
+	} {
+		r := &Reconciler{found: map[string]nodeFinding{"x": {tasks: []swarm.Task{vol("x_a_test_data"), vol("x_b_test_data")},
+			nodes: nodes, self: "n1", domains: both}}}
+		st := r.withFinding("x", tc.prev, false)
+		if st == nil || st.Domain != tc.domain || st.Stack != tc.stack || len(st.Nodes) != 1 || strings.Join(st.Nodes[0].Volumes, ",") != tc.on {
+			t.Errorf("%s: status %+v, want domain %s, stack %s, volumes %s on host-2", tc.name, st, tc.domain, tc.stack, tc.on)
+		}
+	}
+	// An owner's job removes every stack's volumes of its app: all are recorded.
+	r := &Reconciler{Owner: "o", found: map[string]nodeFinding{"x": {tasks: []swarm.Task{vol("x_a_test_data"), vol("x_b_test_data")},
+		nodes: nodes, self: "n1", domains: both}}}
+	if st := r.withFinding("x", nil, false); st == nil || len(st.Nodes) != 1 || strings.Join(st.Nodes[0].Volumes, ",") != "x_a_test_data,x_b_test_data" {
+		t.Errorf("an owner's finding: %+v, want both volumes", st)
 	}
 }
 

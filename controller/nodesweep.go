@@ -94,7 +94,7 @@ func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.De
 		if r.found == nil {
 			r.found = map[string]nodeFinding{}
 		}
-		r.found[app] = nodeFinding{tasks: tasks, nodes: nodes, self: self, domain: domains[app]}
+		r.found[app] = nodeFinding{tasks: tasks, nodes: nodes, self: self, domains: domains[app]}
 		apps = append(apps, app)
 	}
 	slices.Sort(apps)
@@ -105,12 +105,35 @@ func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.De
 }
 
 // nodeFinding is what the inventory found of one app without a spec on the other nodes: its
-// volumes there, as the tasks that made them would have mounted them (for recordNodes).
+// volumes there, as the tasks that made them would have mounted them (for recordNodes), and
+// the domain each volume's labels name (the janitor's inventory has every owner's, and an app
+// that changed domain left volumes under each).
 type nodeFinding struct {
-	tasks  []swarm.Task
-	nodes  map[string]swarm.Node
-	self   string
-	domain string
+	tasks   []swarm.Task
+	nodes   map[string]swarm.Node
+	self    string
+	domains map[string]string // volume -> domain
+}
+
+// teardownDomain is the domain whose volumes a teardown of the finding removes: the status's
+// when volumes of it were found, else, for an app whose teardown is over or never began, the
+// first found in name order; the volumes of the others wait for a later sweep (the janitor's
+// volume jobs remove one stack's volumes only).
+func (f nodeFinding) teardownDomain(st *spec.Status) string {
+	var found []string
+	for _, d := range f.domains {
+		if d != "" && !slices.Contains(found, d) {
+			found = append(found, d)
+		}
+	}
+	slices.Sort(found)
+	switch {
+	case st.Domain != "" && slices.Contains(found, st.Domain):
+		return st.Domain
+	case len(found) > 0 && (st.Domain == "" || st.Phase == spec.PhaseDeleted || st.Phase == spec.PhaseExpired):
+		return found[0]
+	}
+	return st.Domain
 }
 
 // withFinding is prev (nil: a status never written) with what the inventory found of app on
@@ -133,10 +156,18 @@ func (r *Reconciler) withFinding(app string, prev *spec.Status, hasSpec bool) *s
 	if prev != nil {
 		st = cloneStatus(prev)
 	}
-	recordNodes(st, f.tasks, f.nodes, f.self)
-	if st.Domain == "" {
-		st.Domain = f.domain
+	if d := f.teardownDomain(st); d != st.Domain {
+		st.Domain, st.Stack = d, ""
 	}
+	if r.Owner == "" {
+		// The janitor's jobs remove the stack's volumes only: the others are not recorded as
+		// being removed (an owner's job removes every stack's volumes of its app).
+		f.tasks = slices.DeleteFunc(f.tasks, func(t swarm.Task) bool {
+			d := f.domains[t.Spec.ContainerSpec.Mounts[0].Source]
+			return d != "" && d != st.Domain
+		})
+	}
+	recordNodes(st, f.tasks, f.nodes, f.self)
 	if st.Stack == "" && st.Domain != "" {
 		// The volume jobs remove the volumes of this stack only: the janitor's inventory has
 		// every owner's, and an app of the same name in another stack may be live.
@@ -168,8 +199,8 @@ func (r *Reconciler) noteAnswered(app string, nodes []string) {
 }
 
 // inventory runs the inventory service once on every other node and returns what each node
-// that answered holds: app -> node ID -> volumes.
-func (r *Reconciler) inventory(ctx context.Context, self string) (found map[string]map[string][]string, domains map[string]string, answered int, err error) {
+// that answered holds: app -> node ID -> volumes, and app -> volume -> the domain it is of.
+func (r *Reconciler) inventory(ctx context.Context, self string) (found map[string]map[string][]string, domains map[string]map[string]string, answered int, err error) {
 	jobs := r.NodeJobs
 	if jobs.Image == "" {
 		jobs = DefaultNodeJobs
@@ -214,7 +245,7 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 		}
 		break
 	}
-	found, domains = map[string]map[string][]string{}, map[string]string{}
+	found, domains = map[string]map[string][]string{}, map[string]map[string]string{}
 	read := map[string]bool{} // nodes whose answer was read: swarm may run a job twice on one node (moby/moby#53632)
 	for _, t := range tasks {
 		if read[t.NodeID] {
@@ -243,9 +274,10 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 				found[v.App] = map[string][]string{}
 			}
 			found[v.App][t.NodeID] = append(found[v.App][t.NodeID], v.Volume)
-			if v.Domain != "" {
-				domains[v.App] = v.Domain
+			if domains[v.App] == nil {
+				domains[v.App] = map[string]string{}
 			}
+			domains[v.App][v.Volume] = v.Domain
 		}
 	}
 	return found, domains, answered, nil
