@@ -401,7 +401,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	case v.GaveUp && !converged:
 		// No task will run again until the service changes: waiting cannot help.
 		return d.failed(cur, v, seen, window, fmt.Sprintf("%s cannot converge: %s", rev, v.Message))
-	case v.ImageErr != "" && !v.Converged && !converged:
+	case v.ImageErr != "" && !v.Converged && !converged && imageNowhere(v, cur, w.Nodes):
 		// A node refused a task for want of its image: without a registry that has it, no
 		// retry there finds it (DESIGN.md: a pull that fails is Failed at once).
 		return d.failed(cur, v, seen, window, fmt.Sprintf("%s cannot run: %s", rev, v.ImageErr))
@@ -743,6 +743,34 @@ func minReady(s *spec.Spec, ss swarmstate.ServiceState) time.Duration {
 		return ss.Monitor
 	}
 	return spec.DefaultMinReady
+}
+
+// imageNowhere reports whether a service whose task a node refused for want of its image has
+// no node left to run it: a swarm of one node, or every node that can take its tasks refused
+// one. While another can, swarm places the next task there, and waiting helps.
+func imageNowhere(v swarmstate.Verdict, cur *swarmstate.Snapshot, nodes map[string]swarm.Node) bool {
+	if len(nodes) <= 1 {
+		return true
+	}
+	for _, ss := range v.Services {
+		if len(ss.ImageRefusedOn) == 0 {
+			continue
+		}
+		i := slices.IndexFunc(cur.Services, func(s swarm.Service) bool { return s.Spec.Name == ss.Name })
+		if i < 0 {
+			return true
+		}
+		can, err := placeable(cur.Services[i].Spec, nodes)
+		if err != nil {
+			return true
+		}
+		if !slices.ContainsFunc(can, func(host string) bool {
+			return !slices.ContainsFunc(ss.ImageRefusedOn, func(id string) bool { return nodes[id].Description.Hostname == host })
+		}) {
+			return true
+		}
+	}
+	return false
 }
 
 // staleJobs removes the volume jobs of a teardown of an app that has a spec again, in whichever

@@ -49,6 +49,9 @@ type ServiceState struct {
 	// ImageErr says a task of this attempt was refused because its node has no such image and
 	// cannot pull it, naming the image and the node: no retry on that node will find it.
 	ImageErr string
+	// ImageRefusedOn are the nodes (IDs) that refused a task of this attempt for want of its
+	// image: swarm may place the next one elsewhere.
+	ImageRefusedOn []string
 	// RollbackOwed says swarm ended this attempt's roll as completed although the service's
 	// update_config asks that a failed update be rolled back, and a previous spec is there to
 	// go back to. Swarm judges a roll only while its monitor watches: a task that fails after
@@ -214,6 +217,9 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 		}
 		if willRun(t) {
 			live++
+		}
+		if imageError(t.Status.Err) && !t.Status.Timestamp.Before(since) && !slices.Contains(st.ImageRefusedOn, t.NodeID) {
+			st.ImageRefusedOn = append(st.ImageRefusedOn, t.NodeID)
 		}
 		if st.ImageErr == "" && imageError(t.Status.Err) && !t.Status.Timestamp.Before(since) {
 			where := nodes.on(t)
