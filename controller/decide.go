@@ -199,8 +199,12 @@ func decide(w *world) decision {
 	case w.Desired == nil:
 		return decideTeardown(w, d, spec.PhaseDeleted, "")
 	case w.Desired.Err != nil:
-		// An invalid edit touches nothing already deployed.
+		// An invalid edit touches nothing already deployed, but the app is wanted: a teardown's
+		// volume job does not go on.
 		st.ObservedGeneration = w.Desired.Generation
+		if w.Lock == nil {
+			d.Actions = staleJobs(w)
+		}
 		return d.to(spec.PhaseInvalid, w.Desired.Err.Error())
 	}
 	s := w.Desired.Spec
@@ -255,7 +259,9 @@ func decide(w *world) decision {
 		case st.Phase.Final():
 			// Final for this attempt: only a new spec moves it. A request is answered now,
 			// not carried out when a later attempt converges, long after it was made.
-			return refuseRequests(d, s, w.Now)
+			d = refuseRequests(d, s, w.Now)
+			d.Actions = append(staleJobs(w), d.Actions...)
+			return d
 		}
 	}
 	if st.AttemptStartedAt == nil {

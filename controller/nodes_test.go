@@ -656,7 +656,7 @@ func (f *fixture) jobs() int {
 }
 
 // TestSpecBackUnderAnotherDomainWhileAVolumeJobWaits: as TestSpecBackWhileATeardownWaitsForANode,
-// but the spec comes back with another domain (another stack), or suspended: the job waiting
+// but the spec comes back with another domain (another stack), suspended, or invalid: the job waiting
 // on the node that is down goes all the same. Left, it kept the app moving for ever (a move
 // waits for its old stack to be empty and removes no job), and once the node returned it
 // would remove every volume of the app there, the live stack's too.
@@ -667,6 +667,7 @@ func TestSpecBackUnderAnotherDomainWhileAVolumeJobWaits(t *testing.T) {
 	}{
 		{"another domain", "recipe: echo\nversion: 1.0.0+1\ndomain: m2.test\n", spec.PhaseReady},
 		{"suspended", "recipe: echo\nversion: 1.0.0+1\nsuspend: true\n", spec.PhaseSuspended},
+		{"invalid", "recipe: echo\nversion: 1.0.0+1\ntimout: 15m\n", spec.PhaseInvalid}, // a typo: an unknown field
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := multiNodeFixture(t)
