@@ -26,7 +26,7 @@ import (
 // LabelJob marks a service the reconciler runs for itself, not for the recipe: the value says
 // what for ("volumes"). Such a service is never planned as the app's and is removed only once
 // its work is done.
-const LabelJob = "swarm-reconciler.job"
+const LabelJob = swarmstate.LabelJob
 
 // LabelJobNode is the node a volume job serves.
 const LabelJobNode = "swarm-reconciler.node"

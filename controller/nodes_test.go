@@ -709,6 +709,79 @@ func TestSpecBackUnderAnotherDomainWhileAVolumeJobWaits(t *testing.T) {
 	}
 }
 
+// TestJanitorFindsAnEarlierReleasesJob: a janitor of an earlier release left a volume job with
+// no owner label, waiting on a node that is down. The janitor of this one finds it as its own
+// (its job labels), with the status that recorded it: no second job of its name, and Deleted
+// once the node is back.
+func TestJanitorFindsAnEarlierReleasesJob(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.setNodeState("n2", swarm.NodeStateDown)
+	f.r.NodesChanged()
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Owner = "" // the janitor
+	var st *spec.Status
+	for range 4 {
+		st = f.pass("m")
+	}
+	if f.jobs() != 1 {
+		t.Fatalf("with host-2 down: %s %s; %d jobs", st.Phase, st.Message, f.jobs())
+	}
+	// As the janitor of the previous release made it: no owner label.
+	for _, s := range f.engine.services {
+		if isJob(*s) {
+			delete(s.Spec.Labels, swarmstate.LabelOwner)
+		}
+	}
+	// The new janitor runs; host-2 comes back.
+	f.engine.setNodeState("n2", swarm.NodeStateReady)
+	f.r.NodesChanged()
+	var errs []string
+	for range 10 {
+		if _, err := f.r.Reconcile(t.Context(), "m"); err != nil {
+			errs = append(errs, err.Error())
+		}
+		f.now = f.now.Add(30 * time.Second)
+	}
+	st, _ = spec.ReadStatus(f.r.StatusDir, "m")
+	if st.Phase != spec.PhaseDeleted || f.jobs() != 0 {
+		t.Fatalf("janitor after an old janitor's job: %s %q; %d jobs left; errors %q", st.Phase, st.Message, f.jobs(), errs[:min(2, len(errs))])
+	}
+}
+
+// TestJanitorListsAnEarlierReleasesJob: as TestJanitorFindsAnEarlierReleasesJob, with a status
+// directory of its own: the job, all that is left of the app, makes the app one to sweep.
+func TestJanitorListsAnEarlierReleasesJob(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.setNodeState("n2", swarm.NodeStateDown)
+	f.r.NodesChanged()
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Owner = ""
+	for range 6 {
+		f.pass("m")
+	}
+	for _, s := range f.engine.services {
+		if isJob(*s) {
+			delete(s.Spec.Labels, swarmstate.LabelOwner)
+		}
+	}
+	if err := os.Remove(filepath.Join(f.r.StatusDir, "m.json")); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.setNodeState("n2", swarm.NodeStateReady)
+	f.r.NodesChanged()
+	apps, err := f.r.Pending(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(apps, "m") || f.jobs() != 1 {
+		t.Fatalf("janitor pending %v; %d jobs in the swarm, %d services", apps, f.jobs(), len(f.engine.services))
+	}
+}
+
 // TestJanitorNamesNoJobWithoutAStack: the janitor (any owner's) asks no node to remove an
 // app's volumes without a stack to name: the job would remove every volume of an app of that
 // name there, another owner's live one's too. It says what to do instead.

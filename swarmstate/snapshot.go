@@ -22,6 +22,8 @@ const (
 	LabelApp       = "swarm-reconciler.app"
 	LabelOwner     = "swarm-reconciler.owner"
 	LabelNamespace = "com.docker.stack.namespace"
+	// LabelJob marks a service the reconciler runs for itself, not for a recipe (controller).
+	LabelJob = "swarm-reconciler.job"
 )
 
 // JanitorOwner is the owner label of the volume jobs of `reconciler janitor`, which has no
@@ -46,7 +48,9 @@ func (o Owner) Owns(labels map[string]string) bool {
 		return false
 	}
 	if o.Dir == "" {
-		return labels[LabelOwner] != ""
+		// A volume job of the janitor of an earlier release carries no owner label: only this
+		// product sets LabelJob.
+		return labels[LabelOwner] != "" || labels[LabelJob] != ""
 	}
 	return labels[LabelOwner] == o.Dir
 }
@@ -59,8 +63,6 @@ func (o Owner) filter() filters.Args {
 	}
 	if o.Dir != "" {
 		f.Add("label", LabelOwner+"="+o.Dir)
-	} else {
-		f.Add("label", LabelOwner)
 	}
 	return f
 }
@@ -141,7 +143,8 @@ func Take(ctx context.Context, r Reader, o Owner) (*Snapshot, error) {
 }
 
 // keepOwned drops what a label filter lets through but o does not own: the janitor's filter
-// asks for an owner label, which an empty one has too. A dropped service's tasks go with it.
+// asks for the app label only (an engine filter has no "or": some owner label, or a job's),
+// and an owner label may be empty. A dropped service's tasks go with it.
 func (s *Snapshot) keepOwned(o Owner) {
 	dropped := map[string]bool{}
 	s.Services = slices.DeleteFunc(s.Services, func(v swarm.Service) bool {

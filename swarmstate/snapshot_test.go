@@ -151,6 +151,7 @@ func TestOwns(t *testing.T) {
 		{"the janitor: its own jobs", Owner{App: "a"}, labels(LabelApp, "a", LabelOwner, JanitorOwner), true},
 		{"the janitor: no owner label, made by hand", Owner{}, labels(LabelApp, "a", LabelNamespace, "a_test"), false},
 		{"the janitor: an empty owner label", Owner{App: "a"}, labels(LabelApp, "a", LabelOwner, ""), false},
+		{"the janitor: an earlier release's job, with no owner label", Owner{App: "a"}, labels(LabelApp, "a", LabelJob, "volumes"), true},
 	} {
 		if got := tc.owner.Owns(tc.labels); got != tc.want {
 			t.Errorf("%s: %+v owns %v = %v, want %v", tc.name, tc.owner, tc.labels, got, tc.want)
@@ -158,8 +159,8 @@ func TestOwns(t *testing.T) {
 	}
 }
 
-// keyReader serves what an engine's key-only label filter (the janitor's "some owner") lets
-// through: objects whose owner label is there but empty, beside an owned one of each kind.
+// keyReader serves what the janitor's filter (the app label) lets through: objects whose owner
+// label is empty, beside an owned one of each kind.
 type keyReader struct{}
 
 func (keyReader) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {

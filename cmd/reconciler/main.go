@@ -22,6 +22,7 @@ import (
 	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
 // exitError carries a process exit code through cobra.
@@ -139,8 +140,8 @@ func newRoot(o *options) *cobra.Command {
 			if err := flagsFromEnv(cmd.Flags()); err != nil {
 				return err
 			}
-			if o.owner != "" && !ownerName.MatchString(o.owner) {
-				return fmt.Errorf("--owner %q: use 1-40 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", o.owner)
+			if o.owner == swarmstate.JanitorOwner {
+				return fmt.Errorf("--owner %q is the owner label of the janitor's own jobs: choose another name", o.owner)
 			}
 			return nil
 		},

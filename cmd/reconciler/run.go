@@ -111,8 +111,8 @@ type leaderOptions struct {
 	lease, renew, retry time.Duration
 }
 
-// ownerName is what --owner may be: it names the lease object and goes into labels and file
-// names; it cannot be swarmstate.JanitorOwner.
+// ownerName is what --owner may be with --leader-elect: it names the lease object and goes
+// into labels and file names.
 var ownerName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
 
 // leaseTiming checks that a leader cut off from the swarm has stopped acting before another
@@ -138,6 +138,9 @@ func leaseTiming(lease, renew, retry time.Duration) error {
 func runReplica(ctx context.Context, o *options, users map[string][]byte) error {
 	if o.owner == "" {
 		return errors.New("--leader-elect needs --owner NAME, the same on every replica: it labels what they create and names their lease")
+	}
+	if !ownerName.MatchString(o.owner) {
+		return fmt.Errorf("--owner %q: use 1-40 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", o.owner)
 	}
 	if err := leaseTiming(o.leader.lease, o.leader.renew, o.leader.retry); err != nil {
 		return err
