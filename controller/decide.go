@@ -373,6 +373,12 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			g.Name, w.App, g.ID)
 		return d.waitOutside(w.Now, converged, s.Timeout.Duration, maxWaitInterval, msg)
 	}
+	services, heldUntil := holdSetBacks(services, st, w.Now)
+	if len(support)+len(services) == 0 && !heldUntil.IsZero() {
+		d.After = heldUntil.Sub(w.Now)
+		return d.to(spec.PhaseDegraded, fmt.Sprintf("%s; the hand-made spec runs: set back again at %s (swarm rolled back %d set-backs)",
+			v.Message, heldUntil.UTC().Format(time.RFC3339), st.SetBacks))
+	}
 	if plan := append(support, services...); len(plan) > 0 {
 		if len(support) > 0 {
 			// Services refer to support objects by ID: plan them on a fresh look.
@@ -722,6 +728,9 @@ func (d decision) status(now time.Time) *spec.Status {
 	if d.Phase != "" {
 		setPhase(d.Status, d.Phase, d.Message, d.Milestone, now)
 	}
+	if d.Phase == spec.PhaseReady {
+		d.Status.SetBacks, d.Status.SetBackAt = 0, nil // the set-backs' backoff starts over
+	}
 	return d.Status
 }
 
@@ -777,6 +786,31 @@ func imageNowhere(v swarmstate.Verdict, cur *swarmstate.Snapshot, nodes map[stri
 		}
 	}
 	return false
+}
+
+// setBackBackoff is how long the n-th set-back made again after swarm rolled one back waits
+// after the one before: a minute, doubling, at most an hour. A desired spec that no longer
+// starts (a port held by something else, a node short of memory) is not rolled out again and
+// again, each roll restarting the tasks that run.
+func setBackBackoff(n int) time.Duration {
+	return min(time.Minute<<min(max(n-1, 0), 6), time.Hour)
+}
+
+// holdSetBacks takes out of plan the set-backs made again (reasonSetBackAgain) that are not due
+// yet, and returns when they are (zero: none held); those it leaves are counted in st. The
+// first is due at once.
+func holdSetBacks(plan []Action, st *spec.Status, now time.Time) ([]Action, time.Time) {
+	if !slices.ContainsFunc(plan, func(a Action) bool { return a.Reason == reasonSetBackAgain }) {
+		return plan, time.Time{}
+	}
+	if st.SetBacks > 0 && st.SetBackAt != nil {
+		if due := st.SetBackAt.Add(setBackBackoff(st.SetBacks)); now.Before(due) {
+			return slices.DeleteFunc(slices.Clone(plan), func(a Action) bool { return a.Reason == reasonSetBackAgain }), due
+		}
+	}
+	st.SetBacks++
+	st.SetBackAt = &now
+	return plan, time.Time{}
 }
 
 // staleJobs removes the volume jobs of a teardown of an app that has a spec again, in whichever

@@ -152,3 +152,52 @@ func readyLongAgo(t *testing.T) *fixture {
 	f.engine.now = f.now
 	return f
 }
+
+// TestSetBackRolledBackEveryTime: a set-back that swarm rolls back every time (the desired spec
+// cannot start on the node any more: a port held by something else, a node short of memory,
+// or the hand edit was the hot fix that keeps the app up) is made again after a backoff that
+// doubles, not once a roll: each roll restarts the tasks that run.
+func TestSetBackRolledBackEveryTime(t *testing.T) {
+	f := readyLongAgo(t)
+	f.engine.byHand("a_test_app", func(s *swarm.ServiceSpec) {
+		s.TaskTemplate.ContainerSpec.Env = append(s.TaskTemplate.ContainerSpec.Env, "DEBUG=1")
+	})
+	f.engine.resetCalls()
+	rollbacks := 0
+	var st *spec.Status
+	for range 40 { // 20 minutes
+		st = f.pass("a")
+		for _, svc := range f.engine.services {
+			if svc.PreviousSpec != nil && svc.UpdateStatus != nil && svc.UpdateStatus.State == swarm.UpdateStateCompleted &&
+				!containsEnv(svc.Spec, "DEBUG=1") && containsEnv(*svc.PreviousSpec, "DEBUG=1") {
+				// swarm's monitor sees the set-back's new task fail and rolls back
+				ours := svc.Spec
+				svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &ours
+				started := f.now
+				svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &started, Message: "update rolled back due to failure"}
+				f.engine.runTasks(svc)
+				rollbacks++
+			}
+		}
+		f.now = f.now.Add(30 * time.Second)
+	}
+	updates := 0
+	for _, w := range f.engine.writes() {
+		if strings.HasPrefix(w, "update service") {
+			updates++
+		}
+	}
+	// The first set-back, then again at once, then after 1, 2, 4 and 8 minutes: 6 in 20 minutes.
+	if updates > 6 || st.Phase != spec.PhaseDegraded || !strings.Contains(st.Message, "the hand-made spec runs: set back again at") {
+		t.Fatalf("%d set-backs and %d rollbacks in 20 minutes, %s %q: want at most 6, backing off", updates, rollbacks, st.Phase, st.Message)
+	}
+}
+
+func containsEnv(s swarm.ServiceSpec, kv string) bool {
+	for _, e := range s.TaskTemplate.ContainerSpec.Env {
+		if e == kv {
+			return true
+		}
+	}
+	return false
+}

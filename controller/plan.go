@@ -169,6 +169,9 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 				continue
 			}
 			reason, rolls = "changed by hand: set back to the desired spec", tasksChanged
+			if setBackRolledBack(cur) {
+				reason = reasonSetBackAgain
+			}
 		}
 		extra := map[string]string{LabelTaskHash: taskHash, LabelWritten: stamp}
 		if rolls {
@@ -335,6 +338,10 @@ func drift(svc swarm.Service) (byHand, tasksChanged bool) {
 	}
 	return true, !reflect.DeepEqual(prev.TaskTemplate, svc.Spec.TaskTemplate)
 }
+
+// reasonSetBackAgain is the reason of a set-back made again after swarm rolled one back: these
+// back off (holdSetBacks), as the desired spec may not start on the node any more.
+const reasonSetBackAgain = "swarm rolled back the set-back of a hand change: set back again"
 
 // setBackRolledBack reports a service whose last write of ours, of the spec it runs, swarm
 // rolled back to an older one of the same spec: what a write of ours replaced, which for one

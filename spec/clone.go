@@ -70,6 +70,7 @@ func (s *Status) clone() *Status {
 	c.Conditions = slices.Clone(s.Conditions) // Condition holds values only
 	c.FirstDeployedAt = clonePtr(s.FirstDeployedAt)
 	c.AttemptStartedAt = clonePtr(s.AttemptStartedAt)
+	c.SetBackAt = clonePtr(s.SetBackAt)
 	if s.Services != nil {
 		c.Services = make([]ServiceStatus, len(s.Services))
 		for i, svc := range s.Services {

@@ -163,11 +163,15 @@ type Status struct {
 	// apply of one generation is counted once.
 	DeployedGeneration string `json:"deployedGeneration,omitempty"`
 	// UpgradeStage is "from" while an upgrade-tier attempt deploys upgradeFrom, then "to".
-	UpgradeStage     string          `json:"upgradeStage,omitempty"`
-	FirstDeployedAt  *time.Time      `json:"firstDeployedAt,omitempty"`
-	AttemptStartedAt *time.Time      `json:"attemptStartedAt,omitempty"`
-	Services         []ServiceStatus `json:"services"`
-	Removed          []string        `json:"removed,omitempty"`
+	UpgradeStage     string     `json:"upgradeStage,omitempty"`
+	FirstDeployedAt  *time.Time `json:"firstDeployedAt,omitempty"`
+	AttemptStartedAt *time.Time `json:"attemptStartedAt,omitempty"`
+	// SetBacks counts the set-backs of a hand change that swarm rolled back made again since
+	// the app was last Ready, the last at SetBackAt: each waits twice as long as the one before.
+	SetBacks  int             `json:"setBacks,omitempty"`
+	SetBackAt *time.Time      `json:"setBackAt,omitempty"`
+	Services  []ServiceStatus `json:"services"`
+	Removed   []string        `json:"removed,omitempty"`
 	// Nodes are the swarm nodes, other than the reconciler's own, that ran a task of the app,
 	// with the app's volumes those tasks mounted there: volumes are node-local, and a
 	// teardown removes them on each of these nodes before the app is Deleted.
