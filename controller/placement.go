@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/swarm"
-	"github.com/moby/swarmkit/v2/api"
-	"github.com/moby/swarmkit/v2/manager/constraint"
+
+	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
 // placeable lists the hostnames of the nodes swarm can be expected to place a task of svc on:
@@ -19,40 +19,19 @@ func placeable(svc swarm.ServiceSpec, nodes map[string]swarm.Node) ([]string, er
 	if p := svc.TaskTemplate.Placement; p != nil {
 		exprs = p.Constraints
 	}
-	cs, err := constraint.Parse(exprs)
-	if err != nil {
-		return nil, err
-	}
 	var out []string
 	for _, n := range nodes {
 		if n.Status.State != swarm.NodeStateReady || n.Spec.Availability != swarm.NodeAvailabilityActive {
 			continue
 		}
-		if constraint.NodeMatches(cs, kitNode(n)) {
+		if ok, err := swarmstate.NodeMatches(exprs, n); err != nil {
+			return nil, err
+		} else if ok {
 			out = append(out, n.Description.Hostname)
 		}
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// kitNode is the part of an engine API node that swarm's constraint matcher reads.
-func kitNode(n swarm.Node) *api.Node {
-	role := api.NodeRoleWorker
-	if n.Spec.Role == swarm.NodeRoleManager {
-		role = api.NodeRoleManager
-	}
-	return &api.Node{
-		ID:   n.ID,
-		Role: role,
-		Spec: api.NodeSpec{Annotations: api.Annotations{Labels: n.Spec.Labels}},
-		Description: &api.NodeDescription{
-			Hostname: n.Description.Hostname,
-			Platform: &api.Platform{OS: n.Description.Platform.OS, Architecture: n.Description.Platform.Architecture},
-			Engine:   &api.EngineDescription{Labels: n.Description.Engine.Labels},
-		},
-		Status: api.NodeStatus{Addr: n.Status.Addr},
-	}
 }
 
 // placement says, for the services a pass is about to create or update on a swarm of several

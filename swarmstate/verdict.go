@@ -254,7 +254,7 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 	switch {
 	case updating:
 		st.Reason = "update " + st.UpdateState
-	case awaitingRoll(svc, tasks):
+	case awaitingRoll(svc, tasks, nodes):
 		st.Reason = "waiting for swarm to start the update"
 	case rolledBack(svc, since):
 		st.Reason = fmt.Sprintf("update %s: %s", st.UpdateState, svc.UpdateStatus.Message)
@@ -385,10 +385,11 @@ func (s ServiceState) StableAt(w time.Duration) time.Time {
 // the template (swarmkit's IsTaskDirty), and an update clears UpdateStatus: an update that
 // left the template as the tasks run it (a `--force` raised by hand and kept, a hand change
 // undone by hand, a hand update swarm rolled back, a hot fix the spec caught up with) starts
-// no roll, and none is waited for. Placement is not compared (swarm does not move a task whose
-// node meets the new constraints), nor Runtime, which the engine shows on a service's template
-// and never on a task's.
-func awaitingRoll(svc swarm.Service, tasks []swarm.Task) bool {
+// no roll, and none is waited for. Runtime is not compared: the engine shows it on a service's
+// template and never on a task's. Nor are placement constraints alone, for a task whose node
+// meets the new ones (swarmkit's IsTaskDirtyPlacementConstraintsOnly), when the nodes are
+// known; when they are not (one node), a change of constraints alone is taken for no roll.
+func awaitingRoll(svc swarm.Service, tasks []swarm.Task, nodes Nodes) bool {
 	from, ok := svc.Spec.Labels[LabelRollFrom]
 	if !ok {
 		return false
@@ -396,16 +397,43 @@ func awaitingRoll(svc swarm.Service, tasks []swarm.Task) bool {
 	if us := svc.UpdateStatus; us != nil && us.StartedAt != nil && us.StartedAt.UTC().Format(time.RFC3339Nano) != from {
 		return false // a roll started since
 	}
-	want := rolled(svc.Spec.TaskTemplate)
 	return slices.ContainsFunc(tasks, func(t swarm.Task) bool {
-		return t.DesiredState == swarm.TaskStateRunning && !reflect.DeepEqual(rolled(t.Spec), want)
+		return t.DesiredState == swarm.TaskStateRunning && taskDirty(svc.Spec.TaskTemplate, t, nodes)
 	})
 }
 
-// rolled is what of a task spec makes swarm replace a task when its service's template differs.
-func rolled(s swarm.TaskSpec) swarm.TaskSpec {
-	s.Placement, s.Runtime = nil, ""
-	return s
+// taskDirty reports whether swarm replaces task t to run template.
+func taskDirty(template swarm.TaskSpec, t swarm.Task, nodes Nodes) bool {
+	want, got := template, t.Spec
+	want.Runtime, got.Runtime = "", ""
+	if reflect.DeepEqual(want, got) {
+		return false
+	}
+	// Constraints aside (and a placement left empty by that taken for none), are they equal?
+	strip := func(s swarm.TaskSpec) swarm.TaskSpec {
+		if s.Placement != nil {
+			p := *s.Placement
+			p.Constraints = nil
+			s.Placement = &p
+			if reflect.DeepEqual(p, swarm.Placement{}) {
+				s.Placement = nil
+			}
+		}
+		return s
+	}
+	if !reflect.DeepEqual(strip(want), strip(got)) {
+		return true
+	}
+	node, known := nodes.ByID[t.NodeID]
+	if !known {
+		return nodes.ByID != nil // nodes known, this one not: swarm may well move the task
+	}
+	var exprs []string
+	if template.Placement != nil {
+		exprs = template.Placement.Constraints
+	}
+	ok, err := NodeMatches(exprs, node)
+	return err != nil || !ok
 }
 
 // rolledBack reports a roll of the current attempt that ended without the new spec running.

@@ -357,29 +357,40 @@ func TestAwaitingRoll(t *testing.T) {
 		Placement: &swarm.Placement{Constraints: []string{"node.role==manager"}}}
 	task := func(image string, force uint64, desired swarm.TaskState) swarm.Task {
 		// As the engine shows a task's spec: no Runtime; here, placement as it was before.
-		return swarm.Task{DesiredState: desired, Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}, ForceUpdate: force}}
+		return swarm.Task{DesiredState: desired, NodeID: "n1", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image}, ForceUpdate: force}}
 	}
+	on := func(node string, t swarm.Task) swarm.Task { t.NodeID = node; return t }
+	manager := swarm.Node{ID: "n1", Spec: swarm.NodeSpec{Role: swarm.NodeRoleManager}, Description: swarm.NodeDescription{Hostname: "h1"}}
+	worker := swarm.Node{ID: "n2", Spec: swarm.NodeSpec{Role: swarm.NodeRoleWorker}, Description: swarm.NodeDescription{Hostname: "h2"}}
+	known := Nodes{ByID: map[string]swarm.Node{"n1": manager, "n2": worker}, Self: "n1"}
 	for _, tc := range []struct {
 		name   string
 		labels map[string]string
 		us     *swarm.UpdateStatus
 		tasks  []swarm.Task
 		want   bool
+		nodes  Nodes
 	}{
-		{"no update of ours expects a roll", nil, nil, []swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, false},
-		{"template changed, swarm not started yet", map[string]string{LabelRollFrom: ""}, nil, []swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, true},
+		{"no update of ours expects a roll", nil, nil, []swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, false, Nodes{}},
+		{"template changed, swarm not started yet", map[string]string{LabelRollFrom: ""}, nil, []swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, true, Nodes{}},
 		{"template changed, only the old roll shown", map[string]string{LabelRollFrom: from}, &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &started},
-			[]swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, true},
+			[]swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, true, Nodes{}},
 		{"a roll started since", map[string]string{LabelRollFrom: from}, &swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &later},
-			[]swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, false},
-		{"the tasks run the template already (runtime and placement aside)", map[string]string{LabelRollFrom: ""}, nil,
-			[]swarm.Task{task("echo:1.1.0", 0, swarm.TaskStateRunning)}, false},
-		{"a forced restart is a change", map[string]string{LabelRollFrom: ""}, nil, []swarm.Task{task("echo:1.1.0", 1, swarm.TaskStateRunning)}, true},
+			[]swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateRunning)}, false, Nodes{}},
+		{"the tasks run the template already (runtime aside), nodes unknown", map[string]string{LabelRollFrom: ""}, nil,
+			[]swarm.Task{task("echo:1.1.0", 0, swarm.TaskStateRunning)}, false, Nodes{}},
+		{"new constraints its node meets", map[string]string{LabelRollFrom: ""}, nil,
+			[]swarm.Task{task("echo:1.1.0", 0, swarm.TaskStateRunning)}, false, known},
+		{"new constraints its node does not meet", map[string]string{LabelRollFrom: ""}, nil,
+			[]swarm.Task{on("n2", task("echo:1.1.0", 0, swarm.TaskStateRunning))}, true, known},
+		{"new constraints, its node not known", map[string]string{LabelRollFrom: ""}, nil,
+			[]swarm.Task{on("n9", task("echo:1.1.0", 0, swarm.TaskStateRunning))}, true, known},
+		{"a forced restart is a change", map[string]string{LabelRollFrom: ""}, nil, []swarm.Task{task("echo:1.1.0", 1, swarm.TaskStateRunning)}, true, Nodes{}},
 		{"only a task being shut down differs", map[string]string{LabelRollFrom: ""}, nil,
-			[]swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateShutdown), task("echo:1.1.0", 0, swarm.TaskStateRunning)}, false},
+			[]swarm.Task{task("echo:1.0.0", 0, swarm.TaskStateShutdown), task("echo:1.1.0", 0, swarm.TaskStateRunning)}, false, Nodes{}},
 	} {
 		svc := swarm.Service{Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Labels: tc.labels}, TaskTemplate: tmpl}, UpdateStatus: tc.us}
-		if got := awaitingRoll(svc, tc.tasks); got != tc.want {
+		if got := awaitingRoll(svc, tc.tasks, tc.nodes); got != tc.want {
 			t.Errorf("%s: awaitingRoll = %v, want %v", tc.name, got, tc.want)
 		}
 	}
