@@ -373,7 +373,12 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			g.Name, w.App, g.ID)
 		return d.waitOutside(w.Now, converged, s.Timeout.Duration, maxWaitInterval, msg)
 	}
-	services, heldUntil := holdSetBacks(services, st, w.Now)
+	var heldUntil time.Time
+	if converged {
+		// An attempt has its deadline; an app that runs, none: there a set-back swarm keeps
+		// rolling back is made again with a backoff.
+		services, heldUntil = holdSetBacks(services, st, w.Now)
+	}
 	if len(support)+len(services) == 0 && !heldUntil.IsZero() {
 		d.After = heldUntil.Sub(w.Now)
 		return d.to(spec.PhaseDegraded, fmt.Sprintf("%s; the hand-made spec runs: set back again at %s (swarm rolled back %d set-backs)",

@@ -201,3 +201,83 @@ func containsEnv(s swarm.ServiceSpec, kv string) bool {
 	}
 	return false
 }
+
+const twoCompose = `version: "3.8"
+services:
+  app:
+    image: echo:%s
+    environment:
+      MESSAGE: "hello %s"
+  side:
+    image: echo:1.0.0
+    environment:
+      MESSAGE: "side"
+`
+
+// swarmRollsBack does what swarm's monitor does to a service whose last roll failed: the
+// previous spec comes back, rollback_completed.
+func swarmRollsBack(f *fixture, svc *swarm.Service) {
+	ours := svc.Spec
+	svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &ours
+	started := f.now
+	svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &started, Message: "update rolled back due to failure"}
+	delete(f.engine.rolling, svc.ID)
+	f.engine.runTasks(svc)
+}
+
+func serviceNamed(f *fixture, name string) *swarm.Service {
+	for _, s := range f.engine.services {
+		if s.Spec.Name == name {
+			return s
+		}
+	}
+	f.t.Fatalf("no service %s", name)
+	return nil
+}
+
+// TestHeldSetBackDoesNotEndAnUpgradeAttempt: a set-back of "side" is held by its backoff when
+// the spec is upgraded (only "app" changes). The held set-back must not make the upgrade
+// attempt Degraded (converged) before the upgrade has been judged: when swarm rolls the
+// upgrade of app back, the attempt is Failed ("did not roll out"), as without a held set-back.
+func TestHeldSetBackDoesNotEndAnUpgradeAttempt(t *testing.T) {
+	f := newFixture(t)
+	makeRecipeOf(t, f.r.RecipesDir, "two", twoCompose, "1.0.0+1", "1.1.0+1")
+	f.writeSpec("t", "recipe: two\nversion: 1.0.0+1\ntimeout: 15s\n")
+	if st := f.settle("t"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(time.Hour)
+	f.engine.now = f.now
+	f.engine.byHand("t_test_side", func(s *swarm.ServiceSpec) {
+		s.TaskTemplate.ContainerSpec.Env = append(s.TaskTemplate.ContainerSpec.Env, "DEBUG=1")
+	})
+	// The set-back, rolled back by swarm; made again at once, rolled back again.
+	for i := range 2 {
+		st := f.pass("t")
+		if st.Phase != spec.PhaseDegraded {
+			t.Fatalf("set-back %d: %s %q", i, st.Phase, st.Message)
+		}
+		swarmRollsBack(f, serviceNamed(f, "t_test_side"))
+		f.now = f.now.Add(time.Second)
+	}
+	if st := f.pass("t"); !strings.Contains(st.Message, "set back again at") || st.SetBacks != 1 {
+		t.Fatalf("want the set-back held: %s %q setBacks %d", st.Phase, st.Message, st.SetBacks)
+	}
+	// Within the backoff, the spec is upgraded: app's image changes, side's spec does not.
+	f.engine.rollLists = 3
+	f.writeSpec("t", "recipe: two\nversion: 1.1.0+1\ntimeout: 15s\n")
+	var phases []string
+	st := f.pass("t")
+	phases = append(phases, string(st.Phase)+": "+st.Message)
+	st = f.pass("t") // app's roll is still updating
+	phases = append(phases, string(st.Phase)+": "+st.Message)
+	// swarm's monitor rolls the upgrade of app back.
+	swarmRollsBack(f, serviceNamed(f, "t_test_app"))
+	for range 3 {
+		st = f.pass("t")
+		phases = append(phases, string(st.Phase)+": "+st.Message)
+	}
+	if st.Phase != spec.PhaseFailed {
+		t.Fatalf("upgrade rolled back by swarm: %s; want Failed\nphases:\n%s\nwrites %v", st.Phase, strings.Join(phases, "\n"), f.engine.writes())
+	}
+}

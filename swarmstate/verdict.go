@@ -386,9 +386,9 @@ func (s ServiceState) StableAt(w time.Duration) time.Time {
 // left the template as the tasks run it (a `--force` raised by hand and kept, a hand change
 // undone by hand, a hand update swarm rolled back, a hot fix the spec caught up with) starts
 // no roll, and none is waited for. Runtime is not compared: the engine shows it on a service's
-// template and never on a task's. Nor are placement constraints alone, for a task whose node
-// meets the new ones (swarmkit's IsTaskDirtyPlacementConstraintsOnly), when the nodes are
-// known; when they are not (one node), a change of constraints alone is taken for no roll.
+// template and never on a task's. Nor is placement alone, for a task whose node meets the new
+// constraints (swarmkit's IsTaskDirtyPlacementConstraintsOnly), or whose node is not known (a
+// swarm of one node, where the verdict is given no nodes).
 func awaitingRoll(svc swarm.Service, tasks []swarm.Task, nodes Nodes) bool {
 	from, ok := svc.Spec.Labels[LabelRollFrom]
 	if !ok {
@@ -409,21 +409,12 @@ func taskDirty(template swarm.TaskSpec, t swarm.Task, nodes Nodes) bool {
 	if reflect.DeepEqual(want, got) {
 		return false
 	}
-	// Constraints aside (and a placement left empty by that taken for none), are they equal?
-	strip := func(s swarm.TaskSpec) swarm.TaskSpec {
-		if s.Placement != nil {
-			p := *s.Placement
-			p.Constraints = nil
-			s.Placement = &p
-			if reflect.DeepEqual(p, swarm.Placement{}) {
-				s.Placement = nil
-			}
-		}
-		return s
-	}
-	if !reflect.DeepEqual(strip(want), strip(got)) {
+	want.Placement, got.Placement = nil, nil
+	if !reflect.DeepEqual(want, got) {
 		return true
 	}
+	// Placement alone changed: swarm moves the task only off a node that does not meet the
+	// new constraints.
 	node, known := nodes.ByID[t.NodeID]
 	if !known {
 		return nodes.ByID != nil // nodes known, this one not: swarm may well move the task

@@ -395,3 +395,31 @@ func TestAwaitingRoll(t *testing.T) {
 		}
 	}
 }
+
+// TestAwaitingRollPlacementOtherThanConstraints: swarmkit's IsTaskDirty takes a task as clean
+// when its spec differs from the template in Placement alone (the whole Placement: preferences,
+// max replicas per node, platforms, not only constraints) and its node meets the constraints
+// (IsTaskDirtyPlacementConstraintsOnly swaps the whole Placement). Such an update starts no
+// roll, so none may be waited for: waiting would last until the deadline (Failed) or for ever.
+func TestAwaitingRollPlacementOtherThanConstraints(t *testing.T) {
+	manager := swarm.Node{ID: "n1", Spec: swarm.NodeSpec{Role: swarm.NodeRoleManager}, Description: swarm.NodeDescription{Hostname: "h1"}}
+	known := Nodes{ByID: map[string]swarm.Node{"n1": manager}, Self: "n1"}
+	spread := []swarm.PlacementPreference{{Spread: &swarm.SpreadOver{SpreadDescriptor: "node.labels.zone"}}}
+	for _, tc := range []struct {
+		name  string
+		p     *swarm.Placement
+		nodes Nodes
+	}{
+		{"preferences added, nodes known", &swarm.Placement{Preferences: spread}, known},
+		{"preferences added, one node", &swarm.Placement{Preferences: spread}, Nodes{}},
+		{"max replicas per node set, nodes known", &swarm.Placement{MaxReplicas: 2}, known},
+		{"preferences and constraints its node meets", &swarm.Placement{Preferences: spread, Constraints: []string{"node.role==manager"}}, known},
+	} {
+		tmpl := swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "echo:1.1.0"}, Placement: tc.p}
+		task := swarm.Task{DesiredState: swarm.TaskStateRunning, NodeID: "n1", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "echo:1.1.0"}}}
+		svc := swarm.Service{Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Labels: map[string]string{LabelRollFrom: ""}}, TaskTemplate: tmpl}}
+		if awaitingRoll(svc, []swarm.Task{task}, tc.nodes) {
+			t.Errorf("%s: awaitingRoll = true; swarm starts no roll for it", tc.name)
+		}
+	}
+}
