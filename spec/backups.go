@@ -152,6 +152,9 @@ func (s BackupStore) Begin(app, id, owner string) (*PendingBackup, error) {
 	if !ValidBackupID(id) {
 		return nil, fmt.Errorf("begin backup of %s: %q is not a backup ID", app, id)
 	}
+	if strings.ContainsAny(owner, `/\`) || strings.Contains(owner, "..") {
+		return nil, fmt.Errorf("begin backup of %s: owner %q cannot be part of a file name", app, owner)
+	}
 	appDir := filepath.Join(s.Dir, app)
 	if err := os.MkdirAll(appDir, 0o700); err != nil {
 		return nil, fmt.Errorf("begin backup of %s: %w (is --backups %s writable?)", app, err, s.Dir)

@@ -186,3 +186,17 @@ func TestBackupStoreKeepsOwnersApart(t *testing.T) {
 		t.Fatalf("left %v: o1's backups must stay", ids(list))
 	}
 }
+
+// TestBeginStaysInTheStore: an owner that is a path does not take a backup being written out
+// of the store.
+func TestBeginStaysInTheStore(t *testing.T) {
+	store := BackupStore{Dir: filepath.Join(t.TempDir(), "backups")}
+	for _, owner := range []string{"/../../../outside", "a/b", ".."} {
+		if p, err := store.Begin("a", NewBackupID(time.Now()), owner); err == nil {
+			t.Errorf("owner %q: began at %s", owner, p.dir)
+		}
+	}
+	if _, err := store.Begin("a", NewBackupID(time.Now()), "0123abcd"); err != nil {
+		t.Errorf("an owner's backup: %v", err)
+	}
+}

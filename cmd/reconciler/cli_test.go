@@ -593,13 +593,14 @@ func TestBackupWaitThroughAReplacedSpec(t *testing.T) {
 	}
 }
 
-// TestOwnerName: the janitor's own label, (janitor), is not an owner anyone can take.
+// TestOwnerName: --owner goes into labels and backup file names: no path, and not the
+// janitor's own label, (janitor).
 func TestOwnerName(t *testing.T) {
 	e := newCLIEnv(t)
 	for _, tc := range []struct {
 		owner string
 		ok    bool
-	}{{"ci-1", true}, {"(janitor)", false}, {"CI", true}} {
+	}{{"ci-1", true}, {"CI", true}, {"(janitor)", false}, {"a/b", false}, {"../x", false}, {"/../../x", false}, {"..", false}} {
 		_, _, code, err := e.run(t.Context(), "status", "--owner", tc.owner)
 		if tc.ok != (code == 0) || !tc.ok && (err == nil || !strings.Contains(err.Error(), "--owner")) {
 			t.Errorf("--owner %q: exit %d, err %v; want accepted %v", tc.owner, code, err, tc.ok)

@@ -140,8 +140,8 @@ func newRoot(o *options) *cobra.Command {
 			if err := flagsFromEnv(cmd.Flags()); err != nil {
 				return err
 			}
-			if o.owner == swarmstate.JanitorOwner {
-				return fmt.Errorf("--owner %q is the owner label of the janitor's own jobs: choose another name", o.owner)
+			if o.owner != "" && !anyOwnerName.MatchString(o.owner) {
+				return fmt.Errorf("--owner %q: use 1-64 of letters, digits, '.', '_' and '-', starting with a letter or digit (it goes into labels and file names; %s is the janitor's)", o.owner, swarmstate.JanitorOwner)
 			}
 			return nil
 		},
@@ -157,7 +157,7 @@ func newRoot(o *options) *cobra.Command {
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", manifests.DefaultFetchTimeout, "bound on one clone or fetch of a recipe")
 	f.StringVar(&o.backups, "backups", "/var/lib/swarm-reconciler/backups", "directory of backups (<app>/<id>/)")
 	f.StringVar(&o.lockDir, "lock-dir", "/run/lock/swarm-reconciler", "directory of lock files (a tmpfs)")
-	f.StringVar(&o.owner, "owner", "", "owner label of everything this reconciler creates, the same for every replica of --leader-elect (default: derived from the spec directory's path)")
+	f.StringVar(&o.owner, "owner", "", "owner label of everything this reconciler creates (letters, digits, '.', '_', '-'), the same for every replica of --leader-elect (default: derived from the spec directory's path)")
 	f.StringVar(&o.logFormat, "log-format", "json", "json or console")
 	f.IntVarP(&o.verbosity, "v", "v", 0, "log verbosity, as klog's -v: 0 changes and errors, 1 details, 2 every engine event")
 	f.StringVar(&o.policyLevel, "policy", string(manifests.DefaultPolicy.Level), "what services may ask of the host: privileged (anything), baseline (no Docker socket, system paths, extra capabilities, devices, host network, unsafe sysctls, host ports below 1024), restricted (baseline, no bind mounts, no root user)")

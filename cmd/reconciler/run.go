@@ -115,6 +115,11 @@ type leaderOptions struct {
 // into labels and file names.
 var ownerName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,39}$`)
 
+// anyOwnerName is what --owner may be without --leader-elect (upper case too, as it always
+// could): it goes into labels and backup file names, so no path separator, and it cannot be
+// swarmstate.JanitorOwner.
+var anyOwnerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
 // leaseTiming checks that a leader cut off from the swarm has stopped acting before another
 // replica may take the lease: it renews last at some time T, gives up leading at most a retry
 // period plus the renew deadline after T, and its workers stop within
