@@ -782,6 +782,40 @@ func TestJanitorListsAnEarlierReleasesJob(t *testing.T) {
 	}
 }
 
+// TestDropJanitorJobs: a janitor whose pass ends while its volume job waits on a node that is
+// down removes the job: left, it would remove the stack's volumes there once the node is back,
+// also those of the app its owner deployed again meanwhile. An owner's job stays.
+func TestDropJanitorJobs(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.setNodeState("n2", swarm.NodeStateDown)
+	f.r.NodesChanged()
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	owner := f.r.Owner
+	f.r.Owner = "" // the janitor
+	for range 4 {
+		f.pass("m")
+	}
+	if f.jobs() != 1 {
+		t.Fatalf("%d volume jobs, want the janitor's one", f.jobs())
+	}
+	theirs := &swarm.Service{ID: "o1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "x_test_volumes-n2",
+		Labels: map[string]string{swarmstate.LabelApp: "x", swarmstate.LabelOwner: owner, LabelJob: jobVolumes, LabelJobNode: "n2"}}}}
+	f.engine.services[theirs.ID] = theirs
+	dropped, err := f.r.DropJanitorJobs(t.Context())
+	if err != nil || len(dropped) != 1 || dropped[0] != "m_test_volumes-n2" {
+		t.Fatalf("dropped %v, %v; want the janitor's job of m", dropped, err)
+	}
+	if f.jobs() != 1 || f.engine.services["o1"] == nil {
+		t.Errorf("%d jobs left, want the owner's only", f.jobs())
+	}
+	f.r.Owner = owner
+	if dropped, err := f.r.DropJanitorJobs(t.Context()); err != nil || len(dropped) > 0 {
+		t.Errorf("an owner's reconciler dropped %v, %v", dropped, err)
+	}
+}
+
 // TestJanitorNamesNoJobWithoutAStack: the janitor (any owner's) asks no node to remove an
 // app's volumes without a stack to name: the job would remove every volume of an app of that
 // name there, another owner's live one's too. It says what to do instead.

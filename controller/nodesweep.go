@@ -7,11 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
@@ -340,4 +342,36 @@ func inventoryJob(owner, self string, jobs NodeJobs) swarm.ServiceSpec {
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
 		},
 	}
+}
+
+// DropJanitorJobs removes the volume jobs of the janitor (a reconciler with no owner) still in
+// the swarm when its pass ends: the janitor runs once, and a job left waiting on a node that is
+// down would, once the node is back, remove the volumes of its stack there, also those of the
+// app deployed again meanwhile by its owner's reconciler, which does not own the job. The
+// volumes stay on that node; the next janitor's inventory finds them. It returns the jobs'
+// names.
+func (r *Reconciler) DropJanitorJobs(ctx context.Context) ([]string, error) {
+	if r.Owner != "" {
+		return nil, nil
+	}
+	svcs, err := r.Engine.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", swarmstate.LabelOwner+"="+swarmstate.JanitorOwner), filters.Arg("label", LabelJob+"="+jobVolumes))})
+	if err != nil {
+		return nil, fmt.Errorf("list the janitor's volume jobs: %w", err)
+	}
+	var dropped []string
+	var errs []error
+	for _, s := range svcs {
+		if !isJob(s) || s.Spec.Labels[swarmstate.LabelOwner] != swarmstate.JanitorOwner {
+			continue
+		}
+		if err := r.Engine.ServiceRemove(ctx, s.ID); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove the janitor's volume job %s: %w", s.Spec.Name, err))
+			continue
+		}
+		r.Log.Info("applied", "action", "remove service", "object", s.Spec.Name,
+			"reason", "the janitor's pass ended before the node answered: its volumes there are left for the next janitor", "node", s.Spec.Labels[LabelJobNode])
+		dropped = append(dropped, s.Spec.Name)
+	}
+	return dropped, errors.Join(errs...)
 }

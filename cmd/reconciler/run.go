@@ -282,6 +282,14 @@ func pass(ctx context.Context, o *options, specDir string) error {
 	}
 	defer cancel()
 	apps, unsettled, err := c.RunOnce(passCtx)
+	if o.janitor {
+		// A one-shot janitor leaves no volume job behind (DropJanitorJobs), also when cut short.
+		dropCtx, cancelDrop := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if _, derr := c.R.DropJanitorJobs(dropCtx); derr != nil {
+			c.R.Log.Error(derr, "volume jobs of this janitor are left in the swarm: remove them by hand (docker service ls --filter label=swarm-reconciler.owner=(janitor))")
+		}
+		cancelDrop()
+	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return &exitError{code: exitFailed, err: fmt.Errorf("interrupted by a signal before the pass ended (%w): each app keeps the status its last pass wrote; run it again to finish", err)}
