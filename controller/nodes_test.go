@@ -46,6 +46,17 @@ func (f *fixture) pass(app string) *spec.Status {
 	return st
 }
 
+// deleteWithNodeDown stops node (the node event seen) and deletes app's spec: a teardown
+// whose volume job on that node waits.
+func (f *fixture) deleteWithNodeDown(app, node string) {
+	f.t.Helper()
+	f.engine.setNodeState(node, swarm.NodeStateDown)
+	f.r.NodesChanged()
+	if err := spec.Unplace(f.r.SpecsDir, app); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // TestTeardownRemovesVolumesOnOtherNodes, by the app's own reconciler and by the janitor,
 // which finds its volume jobs again by the owner label it gives them.
 func TestTeardownRemovesVolumesOnOtherNodes(t *testing.T) {
@@ -94,11 +105,7 @@ func testTeardownRemovesVolumesOnOtherNodes(t *testing.T, janitor bool) {
 
 func TestTeardownWaitsForANodeThatIsDown(t *testing.T) {
 	f := multiNodeFixture(t)
-	f.engine.setNodeState("n2", swarm.NodeStateDown)
-	f.r.NodesChanged() // the node event
-	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
-		t.Fatal(err)
-	}
+	f.deleteWithNodeDown("m", "n2")
 	var st *spec.Status
 	for i := 0; i < 8; i++ {
 		st = f.pass("m")
@@ -300,11 +307,7 @@ func TestVolumeJobIsAOneShotService(t *testing.T) {
 // (the node is down) does not report Deleted: the job says which node is still to answer.
 func TestLostStatusKeepsANodePending(t *testing.T) {
 	f := multiNodeFixture(t)
-	f.engine.setNodeState("n2", swarm.NodeStateDown)
-	f.r.NodesChanged()
-	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
-		t.Fatal(err)
-	}
+	f.deleteWithNodeDown("m", "n2")
 	for i := 0; i < 4; i++ {
 		f.pass("m")
 	}
@@ -593,11 +596,7 @@ func TestNodeAnswerAndLateTasks(t *testing.T) {
 func TestSpecBackWhileATeardownWaitsForANode(t *testing.T) {
 	f := multiNodeFixture(t)
 	vol := f.engine.remoteVolumes("n2")
-	f.engine.setNodeState("n2", swarm.NodeStateDown)
-	f.r.NodesChanged()
-	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
-		t.Fatal(err)
-	}
+	f.deleteWithNodeDown("m", "n2")
 	var st *spec.Status
 	for i := 0; i < 4; i++ {
 		st = f.pass("m")
@@ -671,11 +670,7 @@ func TestSpecBackUnderAnotherDomainWhileAVolumeJobWaits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := multiNodeFixture(t)
-			f.engine.setNodeState("n2", swarm.NodeStateDown)
-			f.r.NodesChanged()
-			if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
-				t.Fatal(err)
-			}
+			f.deleteWithNodeDown("m", "n2")
 			var st *spec.Status
 			for range 4 {
 				st = f.pass("m")
@@ -715,11 +710,7 @@ func TestSpecBackUnderAnotherDomainWhileAVolumeJobWaits(t *testing.T) {
 // once the node is back.
 func TestJanitorFindsAnEarlierReleasesJob(t *testing.T) {
 	f := multiNodeFixture(t)
-	f.engine.setNodeState("n2", swarm.NodeStateDown)
-	f.r.NodesChanged()
-	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
-		t.Fatal(err)
-	}
+	f.deleteWithNodeDown("m", "n2")
 	f.r.Owner = "" // the janitor
 	var st *spec.Status
 	for range 4 {
@@ -754,11 +745,7 @@ func TestJanitorFindsAnEarlierReleasesJob(t *testing.T) {
 // directory of its own: the job, all that is left of the app, makes the app one to sweep.
 func TestJanitorListsAnEarlierReleasesJob(t *testing.T) {
 	f := multiNodeFixture(t)
-	f.engine.setNodeState("n2", swarm.NodeStateDown)
-	f.r.NodesChanged()
-	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
-		t.Fatal(err)
-	}
+	f.deleteWithNodeDown("m", "n2")
 	f.r.Owner = ""
 	for range 6 {
 		f.pass("m")
@@ -787,11 +774,7 @@ func TestJanitorListsAnEarlierReleasesJob(t *testing.T) {
 // also those of the app its owner deployed again meanwhile. An owner's job stays.
 func TestDropJanitorJobs(t *testing.T) {
 	f := multiNodeFixture(t)
-	f.engine.setNodeState("n2", swarm.NodeStateDown)
-	f.r.NodesChanged()
-	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
-		t.Fatal(err)
-	}
+	f.deleteWithNodeDown("m", "n2")
 	owner := f.r.Owner
 	f.r.Owner = "" // the janitor
 	for range 4 {

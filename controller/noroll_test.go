@@ -19,15 +19,6 @@ import (
 // that end with its tasks running the template the reconciler sets back; it must be Ready
 // again, not wait for a roll swarm never starts.
 func TestHandEditsThatStartNoRoll(t *testing.T) {
-	rollBack := func(f *fixture) { // as swarm's rollback leaves it: ours back, the hand-made one previous
-		for _, svc := range f.engine.services {
-			hand := svc.Spec
-			svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &hand
-			f.engine.runTasks(svc)
-			started := f.now
-			svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &started, Message: "rollback completed"}
-		}
-	}
 	image := func(ref string) func(*swarm.ServiceSpec) {
 		return func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = ref }
 	}
@@ -52,7 +43,7 @@ func TestHandEditsThatStartNoRoll(t *testing.T) {
 		// `docker service update --image bad`, rolled back by swarm (failure_action rollback).
 		{"a hand update swarm rolled back", func(f *fixture) {
 			f.engine.byHand("a_test_app", image("echo:1.1.0"))
-			rollBack(f)
+			swarmRollsBack(f, serviceNamed(f, "a_test_app"))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,11 +51,7 @@ func TestHandEditsThatStartNoRoll(t *testing.T) {
 			tc.edit(f)
 			f.now = f.now.Add(time.Second)
 			f.engine.resetCalls()
-			var st *spec.Status
-			for range 10 {
-				st = f.pass("a")
-				f.now = f.now.Add(30 * time.Second)
-			}
+			st := f.passEvery("a", 10, 30*time.Second)
 			if st.Phase != spec.PhaseReady {
 				t.Fatalf("5 min later: %s %q (writes %v)", st.Phase, st.Message, f.engine.writes())
 			}
@@ -98,11 +85,7 @@ func TestSpecCatchesUpWithHandFix(t *testing.T) {
 	}
 	f.now = f.now.Add(time.Minute)
 	f.writeSpec("a", "recipe: img\nversion: 1.1.0+1\ntimeout: 1m\n")
-	var st *spec.Status
-	for range 10 {
-		st = f.pass("a")
-		f.now = f.now.Add(10 * time.Second)
-	}
+	st := f.passEvery("a", 10, 10*time.Second)
 	if st.Phase != spec.PhaseReady {
 		t.Fatalf("the desired template runs: %s %q (writes %v)", st.Phase, st.Message, f.engine.writes())
 	}
@@ -127,11 +110,7 @@ func TestRepairRolledBackBySwarm(t *testing.T) {
 		f.engine.runTasks(svc)
 	}
 	f.engine.resetCalls()
-	var st *spec.Status
-	for range 10 {
-		st = f.pass("a")
-		f.now = f.now.Add(30 * time.Second)
-	}
+	st := f.passEvery("a", 10, 30*time.Second)
 	var env []string
 	for _, svc := range f.engine.services {
 		env = svc.Spec.TaskTemplate.ContainerSpec.Env
@@ -280,4 +259,15 @@ func TestHeldSetBackDoesNotEndAnUpgradeAttempt(t *testing.T) {
 	if st.Phase != spec.PhaseFailed {
 		t.Fatalf("upgrade rolled back by swarm: %s; want Failed\nphases:\n%s\nwrites %v", st.Phase, strings.Join(phases, "\n"), f.engine.writes())
 	}
+}
+
+// passEvery reconciles app n times, step apart on the fixture's clock, and returns the last status.
+func (f *fixture) passEvery(app string, n int, step time.Duration) *spec.Status {
+	f.t.Helper()
+	var st *spec.Status
+	for range n {
+		st = f.pass(app)
+		f.now = f.now.Add(step)
+	}
+	return st
 }
