@@ -229,10 +229,11 @@ func ensureImage(ctx context.Context, e Engine, ref string) error {
 		return fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 	rc, err := e.ImagePull(ctx, ref, image.PullOptions{})
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err != nil && (ctx.Err() != nil || pullMayPass(err)):
+		return fmt.Errorf("pull image %s: %w%s", ref, err, pullAgain)
+	case err != nil:
 		return terminal{fmt.Errorf("image %s is not present on this node and cannot be pulled: %w", ref, err)}
-	} else if err != nil {
-		return fmt.Errorf("pull image %s: %w", ref, err)
 	}
 	defer rc.Close()
 	dec := json.NewDecoder(rc)
@@ -245,8 +246,33 @@ func ensureImage(ctx context.Context, e Engine, ref string) error {
 		} else if err != nil {
 			return fmt.Errorf("pull image %s: %w", ref, err)
 		}
-		if m.Error != "" {
+		if m.Error != "" && pullMayPass(errors.New(m.Error)) {
+			return fmt.Errorf("pull image %s: %s%s", ref, m.Error, pullAgain)
+		} else if m.Error != "" {
 			return terminal{fmt.Errorf("image %s is not present on this node and cannot be pulled: %s", ref, m.Error)}
 		}
 	}
+}
+
+const pullAgain = " (the registry may answer later: pulling again until the attempt's timeout)"
+
+// pullMayPass reports a pull error that the registry, not the image, caused, and that a later
+// pull may not meet: an overloaded or rate-limiting registry, a connection cut or timed out.
+// The rest (no such image or repository, access denied, a registry host that does not resolve
+// or refuses connections) fails the deploy at once, as waiting does not make an image.
+func pullMayPass(err error) bool {
+	if cerrdefs.IsUnavailable(err) || cerrdefs.IsDeadlineExceeded(err) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{
+		"toomanyrequests", "429 too many requests",
+		"500 internal server error", "502 bad gateway", "503 service unavailable", "504 gateway timeout",
+		"tls handshake timeout", "i/o timeout", "client.timeout exceeded", "connection reset by peer", "unexpected eof",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/spec"
@@ -474,6 +475,62 @@ func TestMissingImageIsNoDeploy(t *testing.T) {
 		if !strings.HasPrefix(w, "pull") {
 			t.Errorf("changed the swarm: %s", w)
 		}
+	}
+}
+
+// TestPullErrorsThatMayPass: a pull the registry failed (overloaded, rate-limiting, the
+// connection cut) is tried again until the attempt's timeout, the app Upgrading and saying why;
+// one that says the image is not there fails at once.
+func TestPullErrorsThatMayPass(t *testing.T) {
+	const image = "registry.test/echo:2.0.0"
+	for _, tc := range []struct {
+		name  string
+		pulls []error
+		phase spec.Phase
+		says  string
+	}{
+		{"503 in the stream, then pulled", []error{pullStreamError("received unexpected HTTP status: 503 Service Unavailable"), nil}, spec.PhaseReady, ""},
+		{"rate limited, then pulled", []error{errdefs.System(errors.New("toomanyrequests: You have reached your pull rate limit")), nil}, spec.PhaseReady, ""},
+		{"timed out twice, then pulled", []error{errdefs.Unknown(errors.New("net/http: TLS handshake timeout")), pullStreamError("read tcp 10.0.0.2:4711->10.0.0.9:443: read: connection reset by peer"), nil}, spec.PhaseReady, ""},
+		{"503 until the timeout", slices.Repeat([]error{pullStreamError("received unexpected HTTP status: 503 Service Unavailable")}, 40), spec.PhaseFailed, "not deployed within 30s: pull image"},
+		{"manifest unknown", []error{pullStreamError("manifest for " + image + " not found: manifest unknown: manifest unknown")}, spec.PhaseFailed, "cannot be pulled"},
+		{"no such host", []error{errdefs.Unknown(errors.New(`Get "https://registry.test/v2/": dial tcp: lookup registry.test: no such host`))}, spec.PhaseFailed, "cannot be pulled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 30s\n")
+			if st := f.settle("a"); st.Phase != spec.PhaseReady {
+				t.Fatalf("install: %s %s", st.Phase, st.Message)
+			}
+			f.writeSpec("a", "recipe: echo\nversion: 2.0.0+1\ntimeout: 30s\n")
+			f.engine.pulls = tc.pulls
+			var seen []spec.Phase
+			var st *spec.Status
+			for i := 0; i < 40; i++ {
+				res, err := f.r.Reconcile(f.t.Context(), "a")
+				var rerr error
+				st, rerr = spec.ReadStatus(f.r.StatusDir, "a")
+				if rerr != nil {
+					t.Fatal(rerr)
+				}
+				if len(seen) == 0 || seen[len(seen)-1] != st.Phase {
+					seen = append(seen, st.Phase)
+				}
+				if err != nil && !strings.Contains(st.Message, "retrying: pull image") {
+					t.Fatalf("pass %d: %v, status %s %q", i, err, st.Phase, st.Message)
+				}
+				f.now = f.now.Add(5 * time.Second)
+				if err == nil && res.RequeueAfter == 0 {
+					break
+				}
+			}
+			if st.Phase != tc.phase || !strings.Contains(st.Message, tc.says) {
+				t.Fatalf("%s %q, want %s saying %q (phases %v)", st.Phase, st.Message, tc.phase, tc.says, seen)
+			}
+			if tc.phase == spec.PhaseReady && (st.Deploys != 2 || seen[0] != spec.PhaseUpgrading) {
+				t.Errorf("deploys %d, phases %v: want 2, Upgrading while the pull is tried again", st.Deploys, seen)
+			}
+		})
 	}
 }
 

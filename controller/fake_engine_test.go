@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -73,6 +74,9 @@ type fakeEngine struct {
 	rolling   map[string]int
 	// fail makes the next fail[call] calls whose record starts with call fail with a 500.
 	fail map[string]int
+	// pulls answer the next image pulls in turn: nil pulls the image, a pullStreamError fails
+	// in the progress stream, another error is the API's answer. Past them, a pull is denied.
+	pulls []error
 
 	// nodes are the swarm's other nodes (fakeNode is always there and is the engine's own),
 	// with place choosing the node of a service's i-th task (nil: fakeNode). Volumes a task
@@ -871,8 +875,28 @@ func (f *fakeEngine) ImagePull(_ context.Context, ref string, _ image.PullOption
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_ = f.record("pull image %s", ref)
-	return nil, errdefs.NotFound(fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login'", ref))
+	if len(f.pulls) == 0 {
+		return nil, errdefs.NotFound(fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login'", ref))
+	}
+	answer := f.pulls[0]
+	f.pulls = f.pulls[1:]
+	var stream pullStreamError
+	switch {
+	case answer == nil:
+		f.images[ref] = true
+		return io.NopCloser(strings.NewReader(`{"status":"Status: Downloaded newer image for ` + ref + `"}` + "\n")), nil
+	case errors.As(answer, &stream):
+		line, _ := json.Marshal(map[string]string{"error": string(stream)})
+		return io.NopCloser(strings.NewReader(`{"status":"Pulling from ` + ref + `"}` + "\n" + string(line) + "\n")), nil
+	}
+	return nil, answer
 }
+
+// pullStreamError is a pull's answer that fails in the progress stream, after the engine
+// answered 200, as a registry error met while pulling layers does.
+type pullStreamError string
+
+func (e pullStreamError) Error() string { return string(e) }
 
 var _ Engine = (*fakeEngine)(nil)
 
