@@ -16,7 +16,10 @@ import (
 )
 
 func backupCmd(o *options) *cobra.Command {
-	var wait bool
+	var (
+		wait    bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "backup APP",
 		Short: "Ask the reconciler for one backup of an app now",
@@ -29,16 +32,19 @@ func backupCmd(o *options) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeApps(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return request(cmd, o, args[0], false, "", wait)
+			return request(cmd, o, args[0], false, "", wait, timeout)
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the backup is done (exit 0), failed (1) or the timeout passed (2)")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit 2)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit 2)")
 	return cmd
 }
 
 func restoreCmd(o *options) *cobra.Command {
-	var wait bool
+	var (
+		wait    bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "restore APP [BACKUP-ID]",
 		Short: "Ask the reconciler to restore a backup of an app (the newest by default)",
@@ -62,16 +68,16 @@ func restoreCmd(o *options) *cobra.Command {
 					return fmt.Errorf("%w (--backups %s)", err, o.backups)
 				}
 			}
-			return request(cmd, o, args[0], true, id, wait)
+			return request(cmd, o, args[0], true, id, wait, timeout)
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the restore is done (exit 0), failed (1) or the timeout passed (2)")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit 2)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit 2)")
 	return cmd
 }
 
 // request records the request and, with wait, polls the status until it was carried out.
-func request(cmd *cobra.Command, o *options, app string, restore bool, id string, wait bool) error {
+func request(cmd *cobra.Command, o *options, app string, restore bool, id string, wait bool, timeout time.Duration) error {
 	if err := spec.ValidateAppName(app); err != nil {
 		return err
 	}
@@ -88,7 +94,7 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 	if !wait {
 		return nil
 	}
-	deadline := time.Now().Add(o.timeout)
+	deadline := time.Now().Add(timeout)
 	for {
 		st, err := spec.ReadStatus(o.status, app)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -122,7 +128,7 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 			if st != nil && st.ObservedGeneration == gen {
 				last = fmt.Sprintf("%s: %s", st.Phase, st.Message)
 			}
-			return &exitError{code: exitTimeout, err: fmt.Errorf("timed out after %s waiting for the %s of %s; last seen: %s", o.timeout, what, app, last)}
+			return &exitError{code: exitTimeout, err: fmt.Errorf("timed out after %s waiting for the %s of %s; last seen: %s", timeout, what, app, last)}
 		}
 		time.Sleep(waitPoll)
 	}

@@ -40,7 +40,6 @@ type options struct {
 	fetchTimeout                                  time.Duration
 	logFormat                                     string
 	verbosity                                     int
-	timeout                                       time.Duration
 	passTimeout, reconcileTimeout                 time.Duration
 	resync, retention, specPoll                   time.Duration
 	workers                                       int

@@ -49,7 +49,7 @@ func TestPassVerdict(t *testing.T) {
 }
 
 // TestLoopFlags: run, once and janitor take --reconcile-timeout (default 2m); once and janitor
-// take --timeout (default 10m); -v and --v set the log verbosity, and --version still works.
+// take --timeout (default 10m), as do wait, apply and delete (backup and restore: 30m); -v and --v set the log verbosity, and --version still works.
 func TestLoopFlags(t *testing.T) {
 	o := &options{}
 	root := newRoot(o)
@@ -72,6 +72,13 @@ func TestLoopFlags(t *testing.T) {
 	}
 	if f := find("run").Flags().Lookup("timeout"); f != nil {
 		t.Errorf("run has a --timeout")
+	}
+	// The waits' --timeout: each command waits its own default when none is given (they
+	// shared one variable, which held the default of the last registered: 30m for all).
+	for name, want := range map[string]string{"wait": "10m0s", "apply": "10m0s", "delete": "10m0s", "backup": "30m0s", "restore": "30m0s"} {
+		if f := find(name).Flags().Lookup("timeout"); f == nil || f.DefValue != want || f.Value.String() != want {
+			t.Errorf("%s --timeout: %+v; want %s, documented and used", name, f, want)
+		}
 	}
 
 	for _, args := range [][]string{{"-v", "2", "version"}, {"--v", "2", "version"}, {"version", "--v=2"}, {"version", "-v2"}} {

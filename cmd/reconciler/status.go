@@ -151,7 +151,10 @@ const (
 )
 
 func waitCmd(o *options) *cobra.Command {
-	var forWhat string
+	var (
+		forWhat string
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "wait APP --for ready|deleted",
 		Short: "Wait until the status describes the current spec and reaches a phase",
@@ -169,12 +172,12 @@ func waitCmd(o *options) *cobra.Command {
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeApps(o),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return waitFor(cmd, o, args[0], forWhat, false)
+			return waitFor(cmd, o, args[0], forWhat, timeout, false)
 		},
 	}
 	cmd.Flags().StringVar(&forWhat, "for", "ready", "ready or deleted")
 	_ = cmd.RegisterFlagCompletionFunc("for", cobra.FixedCompletions([]string{"ready", "deleted"}, cobra.ShellCompDirectiveNoFileComp))
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long (exit 2)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long (exit 2)")
 	return cmd
 }
 
@@ -184,7 +187,7 @@ const waitPoll = 100 * time.Millisecond
 // waitFor polls the status file of app until it reaches what. With verbose it prints one
 // line per phase change (time, phase, message) to stdout: for ready, of statuses describing
 // the current spec; for deleted, of the teardown.
-func waitFor(cmd *cobra.Command, o *options, app, what string, verbose bool) error {
+func waitFor(cmd *cobra.Command, o *options, app, what string, timeout time.Duration, verbose bool) error {
 	if what != "ready" && what != "deleted" {
 		return fmt.Errorf("--for %q: use ready or deleted", what)
 	}
@@ -200,7 +203,7 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, verbose bool) err
 		return fmt.Errorf("status directory: %w: pass --status DIR (or set RECONCILER_STATUS) as given to reconciler run", err)
 	}
 	start := time.Now()
-	deadline := start.Add(o.timeout)
+	deadline := start.Add(timeout)
 	var (
 		last    *spec.Status
 		printed string // generation and phase of the last line printed
@@ -245,7 +248,7 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, verbose bool) err
 		}
 		if !time.Now().Before(deadline) {
 			return &exitError{code: exitTimeout, err: fmt.Errorf("timed out after %s waiting for %s to be %s: %s",
-				o.timeout, app, what, whyNotYet(o, app, what, d, last, current, start))}
+				timeout, app, what, whyNotYet(o, app, what, d, last, current, start))}
 		}
 		select {
 		case <-cmd.Context().Done():
@@ -352,7 +355,10 @@ func validateRender(cmd *cobra.Command, o *options, f specFile, path string, pol
 }
 
 func applyCmd(o *options) *cobra.Command {
-	var wait bool
+	var (
+		wait    bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "apply FILE",
 		Short: "Validate a spec and place it atomically in the spec directory",
@@ -378,16 +384,19 @@ func applyCmd(o *options) *cobra.Command {
 			if !wait {
 				return nil
 			}
-			return waitFor(cmd, o, app, "ready", true)
+			return waitFor(cmd, o, app, "ready", timeout, true)
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until Ready, printing each phase change (exit codes as wait)")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 2)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 2)")
 	return cmd
 }
 
 func deleteCmd(o *options) *cobra.Command {
-	var wait bool
+	var (
+		wait    bool
+		timeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "delete APP",
 		Short: "Delete an app's spec: the reconciler tears the app down",
@@ -418,10 +427,10 @@ func deleteCmd(o *options) *cobra.Command {
 			if !wait {
 				return nil
 			}
-			return waitFor(cmd, o, app, "deleted", true)
+			return waitFor(cmd, o, app, "deleted", timeout, true)
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until Deleted, printing each phase change (exit codes as wait)")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 2)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait: give up after this long (exit 2)")
 	return cmd
 }
