@@ -3,16 +3,19 @@ package manifests
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/distribution/reference"
 	"github.com/docker/cli/cli/compose/loader"
 	"github.com/docker/cli/cli/compose/schema"
+	"github.com/docker/cli/cli/compose/template"
 	composetypes "github.com/docker/cli/cli/compose/types"
 	"gopkg.in/yaml.v3"
 )
@@ -93,6 +96,9 @@ func loadCompose(root string, paths []string, overlays []Overlay, env map[string
 		if parseErr != nil {
 			return nil, nil, fmt.Errorf("%w: %s: %v", ErrInput, name, parseErr)
 		}
+		if err := checkEnvFiles(root, details.WorkingDir, raw, env, name); err != nil {
+			return nil, nil, err
+		}
 		raws = append(raws, raw)
 		// Load gets its own copy: raw is shared by every render of this tree, and nothing
 		// promises that loading leaves its input alone.
@@ -112,7 +118,7 @@ func loadCompose(root string, paths []string, overlays []Overlay, env map[string
 	}
 	details.Version = schema.Version(details.ConfigFiles[0].Config)
 	for _, o := range overlays {
-		dict, err := loadOverlay(details, o)
+		dict, err := loadOverlay(root, details, o)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -180,7 +186,7 @@ func mustRel(root, p string) string {
 // loadOverlay parses one overlay and loads it alone, as docker validates and loads every -c
 // file before merging them: what it refuses is said naming the overlay, and the line of the
 // field where the message names one.
-func loadOverlay(details composetypes.ConfigDetails, o Overlay) (map[string]any, error) {
+func loadOverlay(root string, details composetypes.ConfigDetails, o Overlay) (map[string]any, error) {
 	where := "overlay " + o.Name
 	if o.Line > 0 {
 		where += fmt.Sprintf(" (the inline document at line %d of the spec)", o.Line)
@@ -196,6 +202,9 @@ func loadOverlay(details composetypes.ConfigDetails, o Overlay) (map[string]any,
 		dict["version"] = details.Version
 	} else if v := schema.Version(dict); v != details.Version {
 		return nil, fmt.Errorf("%w: %s declares compose version %s and the recipe's files %s: give it version %q or none", ErrInput, where, v, details.Version, details.Version)
+	}
+	if err := checkEnvFiles(root, details.WorkingDir, dict, details.Environment, where); err != nil {
+		return nil, err
 	}
 	alone := composetypes.ConfigDetails{WorkingDir: details.WorkingDir, Environment: details.Environment, Version: details.Version,
 		ConfigFiles: []composetypes.ConfigFile{{Filename: o.Name, Config: copyYAML(dict).(map[string]any)}}}
@@ -300,4 +309,69 @@ func copyYAML(v any) any {
 	default:
 		return v // strings, numbers, booleans, nil, times: immutable values
 	}
+}
+
+// checkEnvFiles holds each service's env_file to what fileInside holds configs and secrets
+// to: a regular file of the recipe. Docker's loader reads whatever path it is given (a file of
+// the host, the reconciler's own /proc/self/environ, a FIFO that blocks the render for good),
+// and takes a line that names a variable without a value from the environment of the process:
+// here the reconciler's, which is no deploying user's shell. Such a line is refused.
+func checkEnvFiles(root, workingDir string, dict map[string]any, env map[string]string, where string) error {
+	services, _ := dict["services"].(map[string]any)
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, name := range slices.Sorted(maps.Keys(services)) {
+		svc, _ := services[name].(map[string]any)
+		var files []string
+		switch v := svc["env_file"].(type) {
+		case string:
+			files = append(files, v)
+		case []any:
+			for _, f := range v {
+				if s, ok := f.(string); ok {
+					files = append(files, s)
+				}
+			}
+		}
+		for _, f := range files {
+			written, err := template.Substitute(f, lookup)
+			if err != nil {
+				continue // the loader says what is wrong with it
+			}
+			path := written
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(workingDir, path)
+			}
+			if err := envFileInside(root, path); err != nil {
+				return fmt.Errorf("%w: %s: service %s: env_file %s: %v", ErrInput, where, name, written, err)
+			}
+		}
+	}
+	return nil
+}
+
+func envFileInside(root, file string) error {
+	if err := fileInside(root, "env_file", "", file); err != nil {
+		return errors.New("it is outside the recipe: a recipe's env files come from its own files")
+	}
+	fi, err := os.Stat(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // the loader names the missing file
+	} else if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > MaxComposeBytes {
+		return fmt.Errorf("not a regular file of at most %d bytes", MaxComposeBytes)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimLeftFunc(line, unicode.IsSpace)
+		if line == "" || line[0] == '#' || strings.Contains(line, "=") {
+			continue
+		}
+		return fmt.Errorf("line %d names a variable without a value, which docker takes from the deploying shell; a reconciler has none: give it a value in the file, or list it under the service's environment to take it from the app's env", i+1)
+	}
+	return nil
 }

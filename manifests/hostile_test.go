@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -137,5 +140,64 @@ func TestRecipeCannotReachTheHost(t *testing.T) {
 		if _, err := render(tc.compose); err == nil || !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want an input error saying %q", err, tc.want)
 		}
+	}
+}
+
+// TestEnvFilesStayInTheRecipe: a service's env_file is read from the recipe only, as its
+// configs and secrets are: a file of the host (named absolutely, through ../, or in an
+// overlay) is an input error that quotes none of it, as is what is not a regular file; a line
+// naming a variable without a value is refused, not taken from the reconciler's environment.
+func TestEnvFilesStayInTheRecipe(t *testing.T) {
+	host := filepath.Join(t.TempDir(), "reconciler.env")
+	if err := os.WriteFile(host, []byte("GIT_TOKEN=hunter2-host-secret\nmachine git.example.org password ghp_hostsecret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RECONCILER_OWN_SECRET", "s3cr3t-of-the-reconciler")
+	compose := func(envFile string) string {
+		return "version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    env_file: " + envFile + "\n"
+	}
+	render := func(files map[string]string, overlays ...Overlay) (*Rendered, error) {
+		recipesDir := t.TempDir()
+		repo := newTestRepo(t, recipesDir, "envf")
+		files[".env.sample"] = "TYPE=envf\nHERE=app.env\n"
+		repo.tag("1.0.0+1", repo.commit(files), true)
+		return Render(context.Background(), recipesDir, Request{App: "e", Recipe: "envf", Version: "1.0.0+1", Domain: "e.example", Stack: "e_example", Overlays: overlays})
+	}
+	for _, tc := range []struct {
+		name     string
+		files    map[string]string
+		overlays []Overlay
+		want     string
+	}{
+		{"absolute", map[string]string{"compose.yml": compose(host)}, nil, "service app: env_file " + host + ": it is outside the recipe"},
+		{"through ../", map[string]string{"compose.yml": compose("../../../../../../../.." + host)}, nil, "is outside the recipe"},
+		{"in an overlay", map[string]string{"compose.yml": compose("app.env"), "app.env": "A=1\n"},
+			[]Overlay{{Name: "ci.yml", Data: []byte("services:\n  app:\n    env_file: [app.env, " + host + "]\n")}}, "overlay ci.yml: service app: env_file " + host + ": it is outside"},
+		{"a folder", map[string]string{"compose.yml": compose("conf"), "conf/x": "A=1\n"}, nil, "env_file conf: not a regular file"},
+		{"a name without a value", map[string]string{"compose.yml": compose("app.env"), "app.env": "A=1\n# note\n  RECONCILER_OWN_SECRET\n"}, nil,
+			"env_file app.env: line 3 names a variable without a value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(tc.files, tc.overlays...)
+			if err == nil || !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an input error saying %q", err, tc.want)
+			}
+			for _, secret := range []string{"hunter2", "ghp_hostsecret", "s3cr3t"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("the error quotes a value: %v", err)
+				}
+			}
+		})
+	}
+	r, err := render(map[string]string{"compose.yml": compose("${HERE}"), "app.env": "A=1\n\n# B\nB=two words\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	services, err := r.Services(context.Background(), PlaceholderResolver())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := services["e_example_app"].TaskTemplate.ContainerSpec.Env; !slices.Contains(env, "A=1") || !slices.Contains(env, "B=two words") {
+		t.Errorf("the recipe's own env file: env %v", env)
 	}
 }
