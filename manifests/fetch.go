@@ -347,10 +347,18 @@ func (r *Remote) fetch(ctx context.Context, recipesDir, recipe string) (any, err
 		if err != nil {
 			return err
 		}
+		// The origin's branches are the local ones of a bare clone (the reconciler's own), and
+		// remote-tracking ones of an operator's clone with a working tree, whose checked-out
+		// branch and unpushed commits a fetch must not move (git refuses to fetch into the
+		// current branch of such a repository).
+		branches := config.RefSpec("+refs/heads/*:refs/heads/*")
+		if _, err := repo.Worktree(); !errors.Is(err, git.ErrIsBareRepository) {
+			branches = config.RefSpec("+refs/heads/*:refs/remotes/" + git.DefaultRemoteName + "/*")
+		}
 		err = repo.FetchContext(ctx, &git.FetchOptions{
 			Auth:       auth,
 			RemoteName: git.DefaultRemoteName,
-			RefSpecs:   []config.RefSpec{"+refs/heads/*:refs/heads/*"},
+			RefSpecs:   []config.RefSpec{branches},
 			Tags:       git.AllTags,
 			Force:      true,
 		})

@@ -107,6 +107,38 @@ func TestRemoteClonesAndFetches(t *testing.T) {
 	}
 }
 
+// TestRemoteFetchLeavesAWorkingCopysBranches: a recipe under --recipes that is an operator's
+// clone with a working tree gets a new release of its origin when a spec names it, and its
+// branches stay where they were: the origin's go to refs/remotes/origin (they were forced onto
+// the local branches, the checked-out one under its working tree).
+func TestRemoteFetchLeavesAWorkingCopysBranches(t *testing.T) {
+	f := newFixture(t) // the origin: <f.recipesDir>/demo
+	local := t.TempDir()
+	wc, err := git.PlainClone(filepath.Join(local, "demo"), false, &git.CloneOptions{URL: "file://" + f.recipesDir + "/demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := wc.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c4 := f.repo.commit(map[string]string{"conf.txt": "conf four"})
+	f.repo.tag("1.2.0+3.0", c4, true)
+	r := &Remote{URLTemplate: "file://" + f.recipesDir + "/{recipe}"}
+	if err := r.Ensure(context.Background(), local, "demo", "1.2.0+3.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Render(context.Background(), local, Request{App: "demo-app", Recipe: "demo", Version: "1.2.0+3.0", Domain: "demo.example.org", Stack: "demo_example_org"}); err != nil {
+		t.Fatal(err)
+	}
+	if ref, err := wc.Reference(head.Name(), true); err != nil || ref.Hash() != head.Hash() {
+		t.Errorf("the checked-out branch %s moved: %v %v, was %s", head.Name(), ref, err, head.Hash())
+	}
+	if ref, err := wc.Reference(plumbing.NewRemoteReferenceName("origin", head.Name().Short()), true); err != nil || ref.Hash() != c4 {
+		t.Errorf("origin's branch: %v %v, want %s", ref, err, c4)
+	}
+}
+
 func TestRemoteUnreachable(t *testing.T) {
 	local := t.TempDir()
 	r := &Remote{URLTemplate: "http://ci:s3cret-token@127.0.0.1:1/{recipe}.git"}
