@@ -142,6 +142,15 @@ func loadCompose(root string, paths []string, overlays []Overlay, env map[string
 		return nil, nil, fmt.Errorf("%w: load compose files: %v", ErrInput, relPaths(err, root))
 	}
 	for _, svc := range cfg.Services {
+		for _, v := range svc.Volumes {
+			// The loader made a relative source absolute against the recipe's export: a private
+			// folder of the reconciler's node, removed with the export, whose random name would
+			// change the spec on every render (abra binds its own checkout, on its host alone).
+			if rel, err := filepath.Rel(root, v.Source); v.Type == "bind" && err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+				return nil, nil, fmt.Errorf("%w: service %s: bind mount of the recipe's own %s: a recipe's files are on no node of the swarm; give the file to the service as a config (configs: file: %s)",
+					ErrInput, svc.Name, rel, rel)
+			}
+		}
 		for _, labels := range []composetypes.Labels{svc.Deploy.Labels, svc.Labels} {
 			for k := range labels {
 				if strings.HasPrefix(k, "swarm-reconciler.") {

@@ -112,7 +112,8 @@ func TestEnvFileLimit(t *testing.T) {
 }
 
 // TestRecipeCannotReachTheHost: a named volume that is a bind mount in disguise is judged as
-// the bind it is; a config or secret file outside the recipe, and labels of the reconciler's
+// the bind it is; a config or secret file outside the recipe, a bind of the recipe's own files
+// (its export is private to one node and temporary), and labels of the reconciler's
 // own, are input errors.
 func TestRecipeCannotReachTheHost(t *testing.T) {
 	render := func(compose string) (*Rendered, error) {
@@ -136,6 +137,8 @@ func TestRecipeCannotReachTheHost(t *testing.T) {
 		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    configs: [c]\nconfigs:\n  c:\n    file: /etc/hostname\n", "config c: file /etc/hostname is outside the recipe"},
 		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    secrets: [s]\nsecrets:\n  s:\n    file: ../../../../../../etc/passwd\n", "is outside the recipe"},
 		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    deploy:\n      labels: {swarm-reconciler.job: volumes}\n", "label swarm-reconciler.job: labels under swarm-reconciler. are the reconciler's own"},
+		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    volumes: [\"./nginx.conf:/etc/nginx/nginx.conf:ro\"]\n", "service app: bind mount of the recipe's own nginx.conf: a recipe's files are on no node"},
+		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    volumes: [{type: bind, source: ., target: /srv}]\n", "bind mount of the recipe's own ."},
 	} {
 		if _, err := render(tc.compose); err == nil || !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want an input error saying %q", err, tc.want)
