@@ -41,7 +41,9 @@ func buildEnv(sample, abraSh string, specEnv map[string]string, domain, stack st
 // parseAbraSh takes only the `export NAME=value` lines of abra.sh, the way abra reads the
 // config versions a recipe vendors there; the rest of the file is shell that abra does not run
 // at deploy time either. A line that does not parse as an assignment (a quote left open for
-// the next line, a function body) is shell we do not understand and is skipped, as abra does.
+// the next line) is shell we do not understand and is skipped, as abra does, and so is the
+// body of a function (an `abra app cmd` command, `name() {` to `}`): its exports happen when
+// the command runs, in the container, never at deploy time.
 func parseAbraSh(src string, pinned, base lookupFunc) map[string]string {
 	vars := map[string]string{}
 	lookup := func(name string) (string, bool) {
@@ -50,10 +52,19 @@ func parseAbraSh(src string, pinned, base lookupFunc) map[string]string {
 		}
 		return base(name)
 	}
+	depth := 0 // of the { } blocks the line is in
 	for line := range strings.Lines(src) {
 		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasSuffix(line, "{"):
+			depth++
+			continue
+		case strings.HasPrefix(line, "}"):
+			depth = max(0, depth-1)
+			continue
+		}
 		rest, ok := strings.CutPrefix(line, "export")
-		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '\t') || !strings.Contains(rest, "=") {
+		if depth > 0 || !ok || rest == "" || (rest[0] != ' ' && rest[0] != '\t') || !strings.Contains(rest, "=") {
 			continue
 		}
 		f, err := parseEnvFile(line, pinned, lookup)

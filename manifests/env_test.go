@@ -123,6 +123,17 @@ NOT_EXPORTED=1
 export FUNCS_SKIPPED="unterminated
   export INDENTED=yes
 foo() { echo hi; }
+reset_admin() {
+  export B=function
+  export PGPASSWORD=$(cat /run/secrets/db_password)
+  if [ -n "$X" ]; then
+    export IN_IF=1
+  fi
+}
+function other {
+export IN_OTHER=1
+}
+export AFTER_FUNCS=1
 `
 	spec := map[string]string{"C": "spec", "D": "$literal", "DOMAIN": "spec-cannot-win", "STACK_NAME": "nor-this"}
 	env, err := buildEnv(sample, abraSh, spec, "app.example.org", "app_example_org")
@@ -143,6 +154,7 @@ foo() { echo hi; }
 		"VERSION_FROM_ABRA": "v3",
 		"DERIVED":           "abra-x",
 		"INDENTED":          "yes",
+		"AFTER_FUNCS":       "1", // a function's exports are not (B stays abra's)
 	}
 	if !maps.Equal(env.vars, want) {
 		t.Errorf("env = %q\nwant  %q", env.vars, want)
