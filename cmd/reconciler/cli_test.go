@@ -607,3 +607,17 @@ func TestOwnerName(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffFailedIsNotDrift: diff exits 1 only for changes pending; a diff it could not make (a
+// spec that does not parse, no recipe, no engine) exits 2, as kubectl diff exits above 1.
+func TestDiffFailedIsNotDrift(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/reconciler-test.sock")
+	e := newCLIEnv(t)
+	good, _ := e.specFile("ch-d", body)
+	bad, _ := e.specFile("ch-b", "recipe: [\n")
+	for _, path := range []string{good, bad} {
+		if _, _, code, err := e.run(context.Background(), "diff", path); code != exitDiffFailed || err == nil {
+			t.Errorf("diff %s: exit %d (%v); want %d with the error", filepath.Base(path), code, err, exitDiffFailed)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -19,28 +20,19 @@ func diffCmd(o *options) *cobra.Command {
 		Short: "Show what reconciling a spec would change in the swarm (desired against live)",
 		Long: "Prints one line per change (+ create, ~ update, - remove), with a field diff for updates\n" +
 			"(\"- live, + desired\"; a service changed by hand shows what was changed). Exit 0 when the\n" +
-			"swarm matches the spec, 1 when it differs, as kubectl diff does. Nothing is written.",
+			"swarm matches the spec, 1 when it differs, and above 1 when the diff could not be made (the\n" +
+			"spec, the recipe or the engine), as kubectl diff does. Nothing is written.",
 		Example: "  reconciler diff specs/ch-1a2b3c.yml --recipes ./recipes",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			f, err := readDeployedSpec(path, o)
+			f, diffs, err := diffOf(cmd.Context(), o, path)
 			if err != nil {
-				return err
+				// Not 1: a CI check reading 1 as "changes pending" must not take a broken
+				// setup for drift.
+				return &exitError{code: exitDiffFailed, err: err}
 			}
 			app := f.app
-			engine, err := newEngine()
-			if err != nil {
-				return err
-			}
-			defer engine.Close()
-			defer manifests.Cleanup()
-			r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Remote: o.remote(), Owner: o.ownerOf(o.specs),
-				Now: time.Now, Log: logr.Discard()}
-			diffs, err := r.Diff(cmd.Context(), desiredOf(f, path))
-			if err != nil {
-				return err
-			}
 			out := cmd.OutOrStdout()
 			for _, d := range diffs {
 				sign := "~"
@@ -63,6 +55,26 @@ func diffCmd(o *options) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// exitDiffFailed is diff's exit code when no diff could be made.
+const exitDiffFailed = 2
+
+func diffOf(ctx context.Context, o *options, path string) (specFile, []controller.Difference, error) {
+	f, err := readDeployedSpec(path, o)
+	if err != nil {
+		return f, nil, err
+	}
+	engine, err := newEngine()
+	if err != nil {
+		return f, nil, err
+	}
+	defer engine.Close()
+	defer manifests.Cleanup()
+	r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Remote: o.remote(), Owner: o.ownerOf(o.specs),
+		Now: time.Now, Log: logr.Discard()}
+	diffs, err := r.Diff(ctx, desiredOf(f, path))
+	return f, diffs, err
 }
 
 // desiredOf is a spec file as the reconciler reads it: with its overlays, and the generation
