@@ -31,6 +31,10 @@ func Request(dir, app string, restore bool, id, value string, d Defaults, deploy
 		return "", fmt.Errorf("no spec of %s in %s: apply one first (pass --specs DIR as given to reconciler run)", app, dir)
 	case des.Err != nil:
 		return "", fmt.Errorf("the spec of %s is not valid; fix it first: %w", app, des.Err)
+	case des.Spec.Suspend:
+		// The reconciler only observes a suspended app: the request would wait for the
+		// suspension's end, and a --wait for it to the timeout.
+		return "", fmt.Errorf("%s is suspended (suspend: true in %s): the reconciler carries out no backup or restore of it; remove suspend first", app, des.Path)
 	}
 	data, err := os.ReadFile(des.Path)
 	if err != nil {

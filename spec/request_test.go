@@ -56,6 +56,19 @@ func TestRequest(t *testing.T) {
 	if _, err := Request(dir, "none", false, "", "r1", testDefaults, nil); err == nil || !strings.Contains(err.Error(), "no spec of none") {
 		t.Errorf("missing spec: %v", err)
 	}
+	// A suspended app: refused, the spec left as it was.
+	suspended := "recipe: custom-html\nversion: 1.0.0\nsuspend: true\n"
+	if err := Place(dir, "s", []byte(suspended)); err != nil {
+		t.Fatal(err)
+	}
+	for _, restore := range []bool{false, true} {
+		if _, err := Request(dir, "s", restore, "", "r1", testDefaults, nil); err == nil || !strings.Contains(err.Error(), "s is suspended") {
+			t.Errorf("a suspended app's request (restore %v): %v", restore, err)
+		}
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "s.yml")); string(data) != suspended {
+		t.Errorf("a suspended app's spec was changed:\n%s", data)
+	}
 }
 
 // TestRequestGenerationWithOverlays: the generation a request returns is the one the status
