@@ -100,3 +100,32 @@ func TestOverlayFilesAreReadWithTheSpec(t *testing.T) {
 		t.Error("a spec without overlays changed generation")
 	}
 }
+
+// TestUnreadableOverlayGenerationIsTheDirectorys: a spec whose overlay cannot be read has one
+// generation however the spec directory is spelled (absolute, relative, through a symbolic
+// link), so a CLI's wait agrees with the reconciler that the Invalid status is the spec's.
+func TestUnreadableOverlayGenerationIsTheDirectorys(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "specs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.yml"), []byte("recipe: r\nversion: 1.0.0\noverlays:\n  - file: overlays/missing.yml\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir, filepath.Join(root, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	gens := map[string]string{}
+	for _, d := range []string{dir, filepath.Join(root, "alias"), "specs", "./specs/", "alias"} {
+		des, err := Load(d, "a", Defaults{DomainSuffix: "test"})
+		if err != nil || des == nil || des.Err == nil {
+			t.Fatalf("load %s: %+v %v", d, des, err)
+		}
+		gens[des.Generation] = d
+	}
+	if len(gens) != 1 {
+		t.Errorf("one spec, %d generations: %v", len(gens), gens)
+	}
+}
