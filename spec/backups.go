@@ -30,6 +30,16 @@ import (
 // ParseSchedule reads a backup schedule: a descriptor ("@every 24h", "@daily") or a
 // five-field cron line, in UTC.
 func ParseSchedule(s string) (cron.Schedule, error) {
+	if strings.HasPrefix(strings.TrimSpace(s), "CRON_TZ=") || strings.HasPrefix(strings.TrimSpace(s), "TZ=") {
+		return nil, errors.New("schedules are in UTC: drop the time zone and give the time in UTC")
+	}
+	if every, ok := strings.CutPrefix(strings.TrimSpace(s), "@every "); ok {
+		// cron takes any interval under a second, zero and negative ones included, for one
+		// second: a backup after another, hooks and all, until the disk is full.
+		if d, err := time.ParseDuration(strings.TrimSpace(every)); err == nil && (d < time.Second || d%time.Second != 0) {
+			return nil, fmt.Errorf("@every %s: the interval must be whole seconds, at least 1s (such as @every 24h)", strings.TrimSpace(every))
+		}
+	}
 	sch, err := cron.ParseStandard(s)
 	if err != nil {
 		return nil, fmt.Errorf("not a schedule (use \"@every 24h\", \"@daily\" or a cron line such as \"30 3 * * *\"): %w", err)
