@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +117,26 @@ func TestLoggerVerbosity(t *testing.T) {
 	}
 	if _, err := newLogger("json", -1); err == nil {
 		t.Errorf("-v -1 accepted")
+	}
+}
+
+// TestStatusDirIsNotTheSpecDir: once (and run: both wire) refuses a status directory that is
+// the spec directory (a status file would read as a second spec of its app), however it is spelled.
+func TestStatusDirIsNotTheSpecDir(t *testing.T) {
+	dir := t.TempDir()
+	specs := filepath.Join(dir, "specs")
+	if err := os.Mkdir(specs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(specs, filepath.Join(dir, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/reconciler-test.sock")
+	root := newRoot(&options{})
+	root.SetOut(&bytes.Buffer{})
+	root.SetErr(&bytes.Buffer{})
+	root.SetArgs([]string{"once", "--timeout", "2s", "--specs", specs, "--status", filepath.Join(dir, "alias") + "/", "--recipes", dir, "--lock-dir", filepath.Join(dir, "locks")})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "is the spec directory") {
+		t.Errorf("once: %v; want the status directory refused", err)
 	}
 }

@@ -404,6 +404,10 @@ func wire(o *options, specDir string, lockSpecDir bool) (*wiring, error) {
 			return w, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	if sameDir(specDir, o.status) {
+		// A status file, <app>.json, would read as a second spec of its app: every app Invalid.
+		return w, fmt.Errorf("--status %s is the spec directory %s: give the statuses a directory of their own", o.status, specDir)
+	}
 	if w.lockDir, err = locks.Open(o.lockDir); err != nil {
 		return w, fmt.Errorf("lock directory: %w", err)
 	}
@@ -420,6 +424,13 @@ func wire(o *options, specDir string, lockSpecDir bool) (*wiring, error) {
 	o.engine = w.engine
 	w.metrics = controller.NewMetrics(o.registry)
 	return w, nil
+}
+
+// sameDir reports whether a and b, both existing, are one directory.
+func sameDir(a, b string) bool {
+	ai, errA := os.Stat(a)
+	bi, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(ai, bi)
 }
 
 func (w *wiring) close() {
