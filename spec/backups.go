@@ -162,7 +162,7 @@ func (s BackupStore) Begin(app, id, owner string) (*PendingBackup, error) {
 	if !ValidBackupID(id) {
 		return nil, fmt.Errorf("begin backup of %s: %q is not a backup ID", app, id)
 	}
-	if strings.ContainsAny(owner, `/\`) || strings.Contains(owner, "..") {
+	if strings.ContainsAny(owner, `/\`) || owner == ".." { // a part of a file name: "ci..1" is one
 		return nil, fmt.Errorf("begin backup of %s: owner %q cannot be part of a file name", app, owner)
 	}
 	appDir := filepath.Join(s.Dir, app)

@@ -196,7 +196,9 @@ func TestBeginStaysInTheStore(t *testing.T) {
 			t.Errorf("owner %q: began at %s", owner, p.dir)
 		}
 	}
-	if _, err := store.Begin("a", NewBackupID(time.Now()), "0123abcd"); err != nil {
-		t.Errorf("an owner's backup: %v", err)
+	for _, owner := range []string{"0123abcd", "ci..1"} { // what --owner takes
+		if _, err := store.Begin("a", NewBackupID(time.Now()), owner); err != nil {
+			t.Errorf("owner %q's backup: %v", owner, err)
+		}
 	}
 }

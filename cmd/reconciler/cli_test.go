@@ -600,7 +600,7 @@ func TestOwnerName(t *testing.T) {
 	for _, tc := range []struct {
 		owner string
 		ok    bool
-	}{{"ci-1", true}, {"CI", true}, {"(janitor)", false}, {"a/b", false}, {"../x", false}, {"/../../x", false}, {"..", false}} {
+	}{{"ci-1", true}, {"CI", true}, {"ci..1", true}, {"(janitor)", false}, {"a/b", false}, {"../x", false}, {"/../../x", false}, {"..", false}} {
 		_, _, code, err := e.run(t.Context(), "status", "--owner", tc.owner)
 		if tc.ok != (code == 0) || !tc.ok && (err == nil || !strings.Contains(err.Error(), "--owner")) {
 			t.Errorf("--owner %q: exit %d, err %v; want accepted %v", tc.owner, code, err, tc.ok)
