@@ -256,3 +256,35 @@ func (s *Status) Condition(typ string) *Condition {
 	}
 	return nil
 }
+
+// tempAge is how old a temporary file must be for CleanTemp to take it for a killed writer's:
+// a write in progress (a status, a spec placed by a CLI) takes milliseconds.
+const tempAge = time.Minute
+
+// CleanTemp removes the temporary files (".<name>.*.tmp") that writers killed between
+// creating and renaming them left in dir, and returns their paths. Readers skip them; nothing
+// else ever would remove them.
+func CleanTemp(dir string, now time.Time) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		n := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".tmp") {
+			continue
+		}
+		if fi, err := e.Info(); err != nil || now.Sub(fi.ModTime()) < tempAge {
+			continue
+		}
+		p := filepath.Join(dir, n)
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, p)
+	}
+	return removed, errors.Join(errs...)
+}

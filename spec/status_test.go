@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,5 +238,49 @@ func TestStatusReaderNeverSeesHalfAFile(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Errorf("temporary files left behind: %d entries", len(entries))
+	}
+}
+
+// TestCleanTemp: the temporary files of writes a kill cut short (a status's, a placed spec's)
+// are removed once they are a minute old; younger ones, which may be a write in progress, the
+// statuses and specs themselves, and folders stay.
+func TestCleanTemp(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	files := map[string]time.Duration{
+		".a.json.123.tmp": 2 * time.Minute,  // a status write killed
+		".b.456.tmp":      time.Hour,        // a spec placed by a killed apply
+		".c.json.789.tmp": 10 * time.Second, // maybe in progress
+		"a.json":          time.Hour,
+		"b.yml":           time.Hour,
+		"x.tmp":           time.Hour, // not ours: no leading dot
+	}
+	for name, age := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".d.tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := CleanTemp(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(removed)
+	if want := []string{filepath.Join(dir, ".a.json.123.tmp"), filepath.Join(dir, ".b.456.tmp")}; !slices.Equal(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	entries, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if want := []string{".c.json.789.tmp", ".d.tmp", "a.json", "b.yml", "x.tmp"}; !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
 	}
 }

@@ -460,6 +460,13 @@ func (w *wiring) controller() (*controller.Controller, func()) {
 	} else if len(left) > 0 {
 		log.Info("removed the leftovers of interrupted backups", "paths", left)
 	}
+	for _, dir := range []string{o.status, w.specDir} {
+		if left, err := spec.CleanTemp(dir, time.Now()); err != nil {
+			log.Info("temporary files of interrupted writes not removed", "dir", dir, "error", err.Error())
+		} else if len(left) > 0 {
+			log.Info("removed the temporary files of interrupted writes", "paths", left)
+		}
+	}
 	if n, err := strconv.ParseInt(os.Getenv(faultKillEnv), 10, 64); err == nil && n > 0 {
 		log.Info("fault injection: this process kills itself after a number of swarm changes", "env", faultKillEnv, "steps", n)
 		// The removal of a stopped task container is not counted: it races swarm's own
