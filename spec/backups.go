@@ -166,8 +166,15 @@ func (s BackupStore) Begin(app, id, owner string) (*PendingBackup, error) {
 		return nil, fmt.Errorf("begin backup of %s: owner %q cannot be part of a file name", app, owner)
 	}
 	appDir := filepath.Join(s.Dir, app)
-	if err := os.MkdirAll(appDir, 0o700); err != nil {
-		return nil, fmt.Errorf("begin backup of %s: %w (is --backups %s writable?)", app, err, s.Dir)
+	if _, err := os.Stat(appDir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(appDir, 0o700); err != nil {
+			return nil, fmt.Errorf("begin backup of %s: %w (is --backups %s writable?)", app, err, s.Dir)
+		}
+		// Commit syncs the app's folder; the folder itself, an app's first backup, must
+		// survive a crash too.
+		if err := syncDir(s.Dir); err != nil {
+			return nil, fmt.Errorf("begin backup of %s: %w", app, err)
+		}
 	}
 	tmp := filepath.Join(appDir, "."+id+"."+owner+partialSuffix)
 	if err := os.Mkdir(tmp, 0o700); err != nil {

@@ -102,5 +102,10 @@ func Unplace(dir, app string) error {
 			return fmt.Errorf("delete spec %s: %w", app, err)
 		}
 	}
+	// A delete that said it removed the spec must not be undone by a crash (the app deployed
+	// again), as a placed spec must not be.
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("delete spec %s: %w", app, err)
+	}
 	return nil
 }
