@@ -330,7 +330,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	for _, o := range w.Desired.Overlays {
 		st.Overlays = append(st.Overlays, spec.OverlayRef{Name: o.Name, SHA256: o.SHA256})
 	}
-	st.Source, st.SourceCommit = s.Source, ""
+	st.Source, st.SourceCommit = manifests.RedactURL(s.Source), "" // statuses hold no token
 	if s.Ref != "" {
 		st.SourceCommit = w.Rendered.Commit
 	}

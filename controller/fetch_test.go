@@ -1,6 +1,9 @@
 package controller
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,5 +139,39 @@ func TestRecipeFromSourceRef(t *testing.T) {
 	f.writeSpec("a", "recipe: echo\nsource: "+source+"\nref: refs/pull/1/head\n# a comment\n")
 	if st3 := f.settle("a"); st3.SourceCommit != st.SourceCommit || len(f.engine.writes()) != 0 {
 		t.Errorf("a spec edit that changes nothing moved the app: commit %s -> %s, writes %v", st.SourceCommit, st3.SourceCommit, f.engine.writes())
+	}
+}
+
+// TestStatusHoldsNoURLCredentials: the user info of a spec's source URL and of a health probe's
+// URL reaches neither the status (a 0644 file, status -o json, the web view) nor its history.
+func TestStatusHoldsNoURLCredentials(t *testing.T) {
+	f := newFixture(t)
+	forks := t.TempDir()
+	makeRecipe(t, forks, "echo", "1.0.0+1")
+	dir := filepath.Join(forks, "echo")
+	gitIn(t, dir, "update-ref", "refs/pull/1/head", "HEAD")
+	f.writeSpec("a", "recipe: echo\nsource: file://ci:tok3nSECRET@"+dir+"\nref: refs/pull/1/head\n")
+	st := f.settle("a")
+	if st.Phase != spec.PhaseReady || st.Source != "file://"+dir {
+		t.Errorf("%s %q, source %q; want Ready from file://%s", st.Phase, st.Message, st.Source, dir)
+	}
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer srv.Close()
+	probe := strings.Replace(srv.URL, "http://", "http://admin:PROBEPASSW0RD@", 1) + "/"
+	f.writeSpec("h", fmt.Sprintf("recipe: echo\nversion: 1.0.0+1\ntimeout: 5s\nhealth:\n  - http: %q\n", probe))
+	if st := f.settleAs("h", spec.PhaseFailed, time.Second, 20); !strings.Contains(st.Message, "health[0] http "+srv.URL+"/ never passed") {
+		t.Errorf("%s %q: want the probe named without its user info", st.Phase, st.Message)
+	}
+	for _, app := range []string{"a", "h"} {
+		data, err := os.ReadFile(filepath.Join(f.r.StatusDir, app+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range []string{"tok3nSECRET", "PROBEPASSW0RD"} {
+			if strings.Contains(string(data), secret) {
+				t.Errorf("the status of %s holds %s", app, secret)
+			}
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
@@ -49,7 +50,7 @@ func (p *prober) run(ctx context.Context, app string, i int, pr spec.Probe, doma
 	switch {
 	case pr.HTTP != "":
 		url := strings.ReplaceAll(pr.HTTP, "{domain}", domain)
-		name := fmt.Sprintf("health[%d] http %s", i, url)
+		name := fmt.Sprintf("health[%d] http %s", i, manifests.RedactURL(url)) // it goes into statuses
 		ok := pr.OK
 		if len(ok) == 0 {
 			ok = []int{200, 301, 302}

@@ -179,7 +179,7 @@ func (r *Remote) EnsureSource(ctx context.Context, sourceDir, recipe, source, re
 			switch {
 			case err == nil || errors.Is(err, git.NoErrAlreadyUpToDate):
 			case strings.Contains(err.Error(), "couldn't find remote ref"):
-				fetchErr = fmt.Errorf("%w: ref %s not found in %s", ErrInput, ref, redactURL(source))
+				fetchErr = fmt.Errorf("%w: ref %s not found in %s", ErrInput, ref, RedactURL(source))
 			default:
 				fetchErr = remoteError("fetch", source, err, fctx)
 			}
@@ -195,7 +195,7 @@ func (r *Remote) EnsureSource(ctx context.Context, sourceDir, recipe, source, re
 		err = repos.with(ctx, sourceDir, recipe, func(repo *git.Repository, _ string) error {
 			h, err := repo.ResolveRevision(plumbing.Revision(full))
 			if err != nil {
-				return fmt.Errorf("%w: ref %s of %s: %v", ErrInput, ref, redactURL(source), err)
+				return fmt.Errorf("%w: ref %s of %s: %v", ErrInput, ref, RedactURL(source), err)
 			}
 			commit = h.String()
 			return nil
@@ -227,11 +227,11 @@ func (r *Remote) timeout() time.Duration {
 // whole: a clone cut short leaves no repository that looks complete.
 func (r *Remote) clone(ctx context.Context, recipesDir, recipe, dir, u string) error {
 	if err := os.MkdirAll(recipesDir, 0o755); err != nil {
-		return fmt.Errorf("clone %s: %w", redactURL(u), err)
+		return fmt.Errorf("clone %s: %w", RedactURL(u), err)
 	}
 	tmp, err := os.MkdirTemp(recipesDir, "."+recipe+".clone-")
 	if err != nil {
-		return fmt.Errorf("clone %s: %w", redactURL(u), err)
+		return fmt.Errorf("clone %s: %w", RedactURL(u), err)
 	}
 	defer os.RemoveAll(tmp)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout())
@@ -249,7 +249,7 @@ func (r *Remote) clone(ctx context.Context, recipesDir, recipe, dir, u string) e
 		if _, serr := os.Stat(dir); serr == nil {
 			return nil // another process cloned it meanwhile
 		}
-		return fmt.Errorf("clone %s into %s: %w", redactURL(u), dir, err)
+		return fmt.Errorf("clone %s into %s: %w", RedactURL(u), dir, err)
 	}
 	return nil
 }
@@ -304,7 +304,7 @@ func Sources(recipesDir string) ([]RecipeSource, error) {
 		src := RecipeSource{Recipe: e.Name(), Tags: []string{}}
 		err := repos.with(context.Background(), recipesDir, e.Name(), func(repo *git.Repository, dir string) error {
 			if remote, err := repo.Remote(git.DefaultRemoteName); err == nil && len(remote.Config().URLs) > 0 {
-				src.Source = redactURL(remote.Config().URLs[0])
+				src.Source = RedactURL(remote.Config().URLs[0])
 			}
 			tags, err := releaseTags(repo)
 			if err != nil {
@@ -342,7 +342,7 @@ func (r *Remote) fetch(ctx context.Context, recipesDir, recipe string) (any, err
 			return err
 		}
 		u := remote.Config().URLs[0]
-		origin = redactURL(u)
+		origin = RedactURL(u)
 		auth, err := r.auth(u)
 		if err != nil {
 			return err
@@ -388,7 +388,7 @@ func (e *RemoteError) Error() string { return fmt.Sprintf("%s %s: %s", e.Op, e.U
 // remoteError says what went wrong with the remote at u, in the remote's words, without u's
 // credentials.
 func remoteError(op, u string, err error, ctx context.Context) error {
-	e := &RemoteError{Op: op, URL: redactURL(u), Msg: userInfo.ReplaceAllString(strings.ReplaceAll(err.Error(), u, redactURL(u)), "$1")}
+	e := &RemoteError{Op: op, URL: RedactURL(u), Msg: userInfo.ReplaceAllString(strings.ReplaceAll(err.Error(), u, RedactURL(u)), "$1")}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		e.Msg = "no answer within the fetch timeout (--fetch-timeout): " + e.Msg
@@ -476,8 +476,8 @@ func gitDir(dir string) string {
 // them, a password masked or not).
 var userInfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s"]+@`)
 
-// redactURL is u without its user info (a token or password): URLs are printed this way only.
-func redactURL(u string) string {
+// RedactURL is u without its user info (a token or password): URLs are printed this way only.
+func RedactURL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil || p.User == nil {
 		return u

@@ -166,8 +166,8 @@ func TestRedactURL(t *testing.T) {
 		"file:///srv/recipes/r":                  "file:///srv/recipes/r",
 		"git@git.example.org:r.git":              "git@git.example.org:r.git",
 	} {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
