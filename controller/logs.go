@@ -50,25 +50,23 @@ func newRedactor(secrets []swarm.Secret, env map[string]string) redactor {
 		}
 	}
 	for k, v := range env {
-		if secretEnvKey(k) && len(v) >= 4 {
+		if !spec.SecretName(k) {
+			continue
+		}
+		if len(v) >= 4 {
 			r.values = append(r.values, v)
+		}
+		// Logs are read a line at a time: a value of several lines (a PEM key) is found by
+		// each of its lines that could not be any line.
+		if lines := strings.Split(v, "\n"); len(lines) > 1 {
+			for _, l := range lines {
+				if l = strings.TrimSpace(l); len(l) >= 8 {
+					r.values = append(r.values, l)
+				}
+			}
 		}
 	}
 	return r
-}
-
-// secretEnvKey says whether an env value is a secret by its name, as people name them.
-func secretEnvKey(k string) bool {
-	u := strings.ToUpper(k)
-	if strings.HasSuffix(u, "_VERSION") {
-		return false // SECRET_X_VERSION names a secret's version, not its value
-	}
-	for _, w := range []string{"PASS", "SECRET", "TOKEN", "PRIVATE", "CREDENTIAL", "AUTH"} {
-		if strings.Contains(u, w) {
-			return true
-		}
-	}
-	return strings.HasSuffix(u, "KEY")
 }
 
 // line is one log line as the status keeps it: redacted, then cut to logLineMax bytes of the

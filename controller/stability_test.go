@@ -267,13 +267,18 @@ func TestRedactor(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRedactor([]swarm.Secret{{Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Labels: map[string]string{manifests.LabelFingerprint: fp}}}}},
-		map[string]string{"API_TOKEN": "tok-123456", "SECRET_DB_VERSION": "v1", "PORT": "8080", "SHORT_SECRET": "abc"})
+		map[string]string{"API_TOKEN": "tok-123456", "SECRET_DB_VERSION": "v1", "PORT": "8080", "SHORT_SECRET": "abc",
+			"DATABASE_DSN": "postgres://app:pgpassw0rd@db/app", "TLS_KEY": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASC\n-----END PRIVATE KEY-----\n"})
 	long := strings.Repeat("x", logLineMax-5) + string(value) + " tail"
 	for _, tc := range []struct{ in, want string }{
 		{"value=" + string(value) + ";", "value=[redacted];"},
 		{string(value) + string(value), "[redacted][redacted]"},
 		{"token tok-123456 port 8080 v1 abc", "token [redacted] port 8080 v1 abc"},
 		{"nothing here", "nothing here"},
+		{"config: postgres://app:pgpassw0rd@db/app", "config: [redacted]"}, // a name the web view hides too
+		{"bad key: MIIEvQIBADANBgkqhkiG9w0B", "bad key: [redacted]"},       // a line of a value of several lines
+		{"  AQEFAASC", "  [redacted]"},                                     // ... 8 bytes or more
+		{"-----END PRIVATE KEY-----", "[redacted]"},
 		{long, strings.Repeat("x", logLineMax-5) + "[redacted] [cut]"},
 		// A secret across the cut is replaced whole, not cut; one past the cut is not shown.
 		{strings.Repeat("y", logLineMax-5) + "tok-123456 and more", strings.Repeat("y", logLineMax-5) + "[redacted] [cut]"},

@@ -111,3 +111,13 @@ func checkDomain(domain string) string {
 	}
 	return ""
 }
+
+// secretWords are what the names of secret values hold, as people name them.
+var secretWords = regexp.MustCompile(`(?i)pass|secret|token|key|credential|auth|private|salt|cert|dsn`)
+
+// SecretName reports whether an env variable's name says its value is secret: the value is
+// hidden from the web view's spec page and redacted from the task logs a status keeps. A
+// SECRET_X_VERSION names a secret's version, not its value.
+func SecretName(name string) bool {
+	return secretWords.MatchString(name) && !strings.HasSuffix(strings.ToUpper(name), "_VERSION")
+}

@@ -2,21 +2,34 @@ package webview
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
-)
 
-// secretKey matches the env keys whose values a page never shows: recipes keep passwords in
-// swarm secrets, but a spec's env is free text, and an operator may have put one there.
-var secretKey = regexp.MustCompile(`(?i)pass|secret|token|key|credential|auth|private|salt|cert|dsn`)
+	"github.com/swarm-reconciler/reconciler/spec"
+)
 
 // hidden replaces a hidden value.
 const hidden = `"(hidden)"`
 
-// hideSecrets is a spec file's text as written, with the value of every env key that looks
-// secret replaced by "(hidden)". A file that does not parse is not shown at all: where its
-// values are cannot be told.
+// userInfo is the user info of a URL (a token or a password); a page shows URLs without it.
+var userInfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s"']+@`)
+
+// edit replaces line[start:end] with repl; a value going on past its line (continued) also
+// takes every following line indented deeper than keyIndent.
+type edit struct {
+	line, start, end int
+	repl             string
+	continued        bool
+	keyIndent        int
+}
+
+// hideSecrets is a spec file's text as written, with what it may hold of secrets hidden: the
+// value of every env key whose name looks secret (spec.SecretName), in the spec's env and in
+// the environment of its inline overlays' services, and the user info of its source and
+// health URLs. A file that does not parse is not shown at all: where its values are cannot be
+// told.
 func hideSecrets(data []byte) string {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -26,35 +39,173 @@ func hideSecrets(data []byte) string {
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return string(data)
 	}
+	var edits []edit
 	top := doc.Content[0]
-	drop := map[int]bool{} // lines (0-based) of values continued from a hidden line
-	for i := 0; i+1 < len(top.Content); i += 2 {
-		if top.Content[i].Value != "env" || top.Content[i+1].Kind != yaml.MappingNode {
+	for key, val := range pairs(top) {
+		switch key.Value {
+		case "env":
+			edits = append(edits, envEdits(lines, val, 0, 0)...)
+		case "source":
+			edits = append(edits, urlEdit(lines, val, top.Style&yaml.FlowStyle != 0)...)
+		case "health", "overlays":
+			if val.Kind != yaml.SequenceNode {
+				continue
+			}
+			for _, item := range val.Content {
+				for k, v := range pairs(item) {
+					switch {
+					case key.Value == "health" && k.Value == "http":
+						edits = append(edits, urlEdit(lines, v, item.Style&yaml.FlowStyle != 0)...)
+					case key.Value == "overlays" && k.Value == "inline":
+						edits = append(edits, overlayEdits(lines, k, v)...)
+					}
+				}
+			}
+		}
+	}
+	return apply(lines, edits)
+}
+
+// pairs are the keys and values of a mapping node; none for another node.
+func pairs(n *yaml.Node) func(yield func(k, v *yaml.Node) bool) {
+	return func(yield func(k, v *yaml.Node) bool) {
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !yield(n.Content[i], n.Content[i+1]) {
+				return
+			}
+		}
+	}
+}
+
+// envEdits hide the secret-named values of env, a mapping of env variables or (in a compose
+// file) a list of NAME=value, on lines that start lineBase lines and colBase bytes into the
+// file's.
+func envEdits(lines []string, env *yaml.Node, lineBase, colBase int) []edit {
+	flow := env.Style&yaml.FlowStyle != 0
+	var out []edit
+	switch env.Kind {
+	case yaml.MappingNode:
+		for k, v := range pairs(env) {
+			if spec.SecretName(k.Value) {
+				out = append(out, valueEdit(lines, k, v, flow, lineBase, colBase, hidden)...)
+			}
+		}
+	case yaml.SequenceNode:
+		for _, v := range env.Content {
+			if name, _, ok := strings.Cut(v.Value, "="); ok && v.Kind == yaml.ScalarNode && spec.SecretName(name) {
+				out = append(out, valueEdit(lines, v, v, flow, lineBase, colBase, `"`+strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name)+`=(hidden)"`)...)
+			}
+		}
+	}
+	return out
+}
+
+// valueEdit replaces the scalar val of key with repl.
+func valueEdit(lines []string, key, val *yaml.Node, flow bool, lineBase, colBase int, repl string) []edit {
+	ln := lineBase + val.Line - 1
+	if val.Line < 1 || ln >= len(lines) || colBase > len(lines[ln]) {
+		return nil
+	}
+	line := lines[ln][colBase:]
+	start := byteOffset(line, val.Column)
+	end, oneLine := tokenEnd(line, start, val.Style, flow)
+	return []edit{{line: ln, start: colBase + start, end: colBase + end, repl: repl, continued: !oneLine, keyIndent: colBase + key.Column - 1}}
+}
+
+// urlEdit takes the user info out of the URL val, where it has one.
+func urlEdit(lines []string, val *yaml.Node, flow bool) []edit {
+	if val.Kind != yaml.ScalarNode || !userInfo.MatchString(val.Value) {
+		return nil
+	}
+	e := valueEdit(lines, val, val, flow, 0, 0, "")
+	if len(e) == 0 {
+		return nil
+	}
+	if e[0].continued && lines[e[0].line][e[0].start:e[0].end] != val.Value {
+		e[0].repl = hidden // a URL over several lines: not worth taking apart
+		return e
+	}
+	e[0].continued = false
+	e[0].repl = userInfo.ReplaceAllString(lines[e[0].line][e[0].start:e[0].end], "${1}")
+	return e
+}
+
+// overlayEdits hide the secret-named environment values of the services of an inline
+// overlay: a compose document held in a block scalar, whose lines are the file's lines after
+// the key's, indented. An overlay written another way is hidden whole.
+func overlayEdits(lines []string, key, val *yaml.Node) []edit {
+	if val.Kind != yaml.ScalarNode {
+		return nil
+	}
+	whole := valueEdit(lines, key, val, false, 0, 0, hidden)
+	var doc yaml.Node
+	if val.Style&yaml.LiteralStyle == 0 || yaml.Unmarshal([]byte(val.Value), &doc) != nil || len(doc.Content) == 0 {
+		return whole
+	}
+	// The block's first line is the one after its indicator, and its indentation is the
+	// first non-blank line's.
+	first, indentation := val.Line, -1
+	for k := first; k < len(lines); k++ {
+		if strings.TrimSpace(lines[k]) != "" {
+			indentation = indent(lines[k])
+			break
+		}
+	}
+	if indentation < 0 {
+		return nil
+	}
+	var out []edit
+	for _, svc := range services(doc.Content[0]) {
+		for k, v := range pairs(svc) {
+			if k.Value == "environment" {
+				out = append(out, envEdits(lines, v, first, indentation)...)
+			}
+		}
+	}
+	return out
+}
+
+// services are the service mappings of a compose document.
+func services(compose *yaml.Node) []*yaml.Node {
+	var out []*yaml.Node
+	for k, v := range pairs(compose) {
+		if k.Value == "services" {
+			for _, svc := range pairs(v) {
+				out = append(out, svc)
+			}
+		}
+	}
+	return out
+}
+
+// apply makes the edits, those of one line from its end backwards so that each one's place is
+// still where it was found, and drops the lines of values continued from an edited line.
+func apply(lines []string, edits []edit) string {
+	slices.SortFunc(edits, func(a, b edit) int {
+		if a.line != b.line {
+			return a.line - b.line
+		}
+		return b.start - a.start
+	})
+	drop := map[int]bool{} // lines (0-based) of values continued from an edited line
+	for _, e := range edits {
+		if drop[e.line] || e.start > e.end || e.end > len(lines[e.line]) {
 			continue
 		}
-		env := top.Content[i+1]
-		flow := env.Style&yaml.FlowStyle != 0
-		for j := 0; j+1 < len(env.Content); j += 2 {
-			key, val := env.Content[j], env.Content[j+1]
-			if !secretKey.MatchString(key.Value) || val.Line < 1 || val.Line > len(lines) {
-				continue
+		lines[e.line] = lines[e.line][:e.start] + e.repl + lines[e.line][e.end:]
+		if !e.continued {
+			continue
+		}
+		// A block scalar or a value continued on the next lines: every following line
+		// indented deeper than its key is part of it.
+		for k := e.line + 1; k < len(lines); k++ {
+			if strings.TrimSpace(lines[k]) != "" && indent(lines[k]) <= e.keyIndent {
+				break
 			}
-			ln := val.Line - 1
-			line := lines[ln]
-			start := byteOffset(line, val.Column)
-			end, oneLine := tokenEnd(line, start, val.Style, flow)
-			lines[ln] = line[:start] + hidden + line[end:]
-			if oneLine {
-				continue
-			}
-			// A block scalar or a value continued on the next lines: every following line
-			// indented deeper than its key is part of it.
-			for k := ln + 1; k < len(lines); k++ {
-				if strings.TrimSpace(lines[k]) != "" && indent(lines[k]) <= key.Column-1 {
-					break
-				}
-				drop[k] = true
-			}
+			drop[k] = true
 		}
 	}
 	out := make([]string, 0, len(lines))

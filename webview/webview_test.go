@@ -229,6 +229,17 @@ func TestHideSecrets(t *testing.T) {
 		{"characters before the value", "env: {CLÉ_SECRET: s3cret, HÔTE: db}\n", "env: {CLÉ_SECRET: \"(hidden)\", HÔTE: db}\n"},
 		{"secret-looking keys elsewhere are the spec's own", "recipe: x\nbackup:\n  keep: 3\n", "recipe: x\nbackup:\n  keep: 3\n"},
 		{"does not parse", "env:\n  PASSWORD: [oops\n", "(the spec file does not parse, so it is not shown: `reconciler validate` says why)"},
+		{"two on one line, json", `{"env": {"DB_PASSWORD": "correct-horse", "API_TOKEN": "tok-0123", "HOST": "db"}}`,
+			`{"env": {"DB_PASSWORD": "(hidden)", "API_TOKEN": "(hidden)", "HOST": "db"}}`},
+		{"two on one line, flow", "env: {DB_PASSWORD: correct-horse, API_TOKEN: tok-0123}\n", "env: {DB_PASSWORD: \"(hidden)\", API_TOKEN: \"(hidden)\"}\n"},
+		{"a source URL's user info", "recipe: x\nsource: https://ci:tok3n@git.example.org/me/x.git\n", "recipe: x\nsource: https://git.example.org/me/x.git\n"},
+		{"a health URL's user info", "health:\n  - http: \"https://admin:pw@{domain}/\"\n    ok: [200]\n", "health:\n  - http: \"https://{domain}/\"\n    ok: [200]\n"},
+		{"a URL without user info", "source: https://git.example.org/x.git\n", "source: https://git.example.org/x.git\n"},
+		{"an inline overlay's environment", "overlays:\n  - inline: |\n      services:\n        app:\n          environment:\n            DB_PASSWORD: s3cret\n            HOST: db\n        db:\n          environment: [POSTGRES_PASSWORD=pw, LANG=C]\n  - file: ci.yml\n",
+			"overlays:\n  - inline: |\n      services:\n        app:\n          environment:\n            DB_PASSWORD: \"(hidden)\"\n            HOST: db\n        db:\n          environment: [\"POSTGRES_PASSWORD=(hidden)\", LANG=C]\n  - file: ci.yml\n"},
+		{"an inline overlay's environment as a block list", "overlays:\n- inline: |\n    services:\n      app:\n        environment:\n          - API_KEY=k3y\n          - LANG=C\n",
+			"overlays:\n- inline: |\n    services:\n      app:\n        environment:\n          - \"API_KEY=(hidden)\"\n          - LANG=C\n"},
+		{"an inline overlay that is not a literal block", "overlays:\n  - inline: \"services: {app: {environment: {DB_PASSWORD: s3cret}}}\"\nrecipe: x\n", "overlays:\n  - inline: \"(hidden)\"\nrecipe: x\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := hideSecrets([]byte(tc.in)); got != tc.want {
@@ -247,8 +258,9 @@ func FuzzHideSecrets(f *testing.F) {
 	f.Add("PRIVATE_KEY", "l1\nl2", "block")
 	f.Add("\x00KEY", "0000", "plain")        // the value's digits are also in the key's escape
 	f.Add("PASS\U0004b741", "0000", "plain") // yaml counts columns in characters, not bytes
+	f.Add("DB_PASSWORD", "correct-horse-battery", "pair")
 	f.Fuzz(func(t *testing.T, key, value, style string) {
-		if !secretKey.MatchString(key) || strings.TrimSpace(value) == "" || len(value) < 4 {
+		if !spec.SecretName(key) || strings.TrimSpace(value) == "" || len(value) < 4 {
 			return
 		}
 		var doc string
@@ -258,13 +270,15 @@ func FuzzHideSecrets(f *testing.F) {
 			doc = "env:\n  " + key + ": |\n    " + strings.ReplaceAll(value, "\n", "\n    ") + "\n"
 		case "single":
 			doc = "env:\n  " + key + ": '" + strings.ReplaceAll(value, "'", "''") + "'\n"
+		case "pair": // two on one line: the second is found where it was before the first was hidden
+			doc = `{"env": {` + string(must(json.Marshal(key))) + ": " + string(v) + ", " + string(must(json.Marshal(key+"_2"))) + ": " + string(v) + "}}\n"
 		default:
 			doc = "env:\n  " + string(must(json.Marshal(key))) + ": " + string(v) + "\n"
 		}
 		var parsed struct {
 			Env map[string]string `yaml:"env"`
 		}
-		if err := yaml.Unmarshal([]byte(doc), &parsed); err != nil || parsed.Env[key] != value {
+		if err := yaml.Unmarshal([]byte(doc), &parsed); err != nil || parsed.Env[key] != value || style == "pair" && parsed.Env[key+"_2"] != value {
 			return // not the document meant
 		}
 		// The property: the output is still the spec, with "(hidden)" where the value was.
@@ -275,7 +289,7 @@ func FuzzHideSecrets(f *testing.F) {
 		if err := yaml.Unmarshal([]byte(out), &shown); err != nil {
 			t.Fatalf("the output does not parse (%v):\n%s\nfrom\n%s", err, out, doc)
 		}
-		if got := shown.Env[key]; got != "(hidden)" || len(shown.Env) != 1 {
+		if got := shown.Env[key]; got != "(hidden)" || len(shown.Env) != len(parsed.Env) || style == "pair" && shown.Env[key+"_2"] != "(hidden)" {
 			t.Fatalf("env %q shows %q (env %v) in\n%s\nfrom\n%s", key, got, shown.Env, out, doc)
 		}
 	})
