@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -598,7 +599,11 @@ func (r *Reconciler) settle(w *world, d decision) {
 	}
 	switch d.Phase {
 	case spec.PhaseReady:
-		if w.Desired != nil && !w.Desired.ModTime.IsZero() {
+		// Spec written to Ready: a generation's first Ready, not an app's return from
+		// Degraded (a crash, a repair) however old its spec.
+		first := w.Prev == nil || w.Prev.ObservedGeneration != st.ObservedGeneration ||
+			slices.Contains([]spec.Phase{spec.PhasePending, spec.PhaseDeploying, spec.PhaseUpgrading}, w.Prev.Phase)
+		if first && w.Desired != nil && !w.Desired.ModTime.IsZero() {
 			r.Metrics.TimeToReady.Observe(w.Now.Sub(w.Desired.ModTime).Seconds())
 		}
 	case spec.PhaseDeleted, spec.PhaseExpired:

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarm-reconciler/reconciler/spec"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
@@ -859,5 +860,36 @@ func TestDiffRendersAsAPassDoes(t *testing.T) {
 	got := diff()
 	if len(got) != 1 || got[0].Action.Kind != UpdateService || !strings.Contains(got[0].Detail, "echo:1.1.0") {
 		t.Fatalf("overlay edited: %+v, want one service update from echo:1.1.0", got)
+	}
+}
+
+// TestTimeToReadyIsAGenerationsFirst: swarm_reconciler_time_to_ready_seconds observes the first
+// Ready of each generation, spec written to Ready, and not an app's return from Degraded (a
+// crash an hour later would be a "time to Ready" of an hour).
+func TestTimeToReadyIsAGenerationsFirst(t *testing.T) {
+	f := newFixture(t)
+	reg := prometheus.NewRegistry()
+	f.r.Metrics = NewMetrics(reg)
+	const name = "swarm_reconciler_time_to_ready_seconds"
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ntimeout: 15s\n")
+	installed := f.now
+	if st := f.settle("a"); st.Phase != spec.PhaseReady || gathered(t, reg, name) != 1 {
+		t.Fatalf("install: %s, %v observations", st.Phase, gathered(t, reg, name))
+	}
+	f.now = f.now.Add(time.Hour)
+	f.engine.crashAfter = f.now.Sub(installed) // the task crashes now, once
+	if st := f.pass("a"); st.Phase != spec.PhaseDegraded {
+		t.Fatalf("after the crash: %s %q", st.Phase, st.Message)
+	}
+	f.engine.crashAfter = 0
+	if seen, _ := f.stepPasses("a", 100*time.Millisecond, time.Minute); seen[len(seen)-1].Phase != spec.PhaseReady {
+		t.Fatalf("after the crash: ended %s", seen[len(seen)-1].Phase)
+	}
+	if n := gathered(t, reg, name); n != 1 {
+		t.Errorf("%v observations after a return from Degraded; want the install's one", n)
+	}
+	f.writeSpec("a", "recipe: echo\nversion: 1.1.0+1\ntimeout: 15s\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady || gathered(t, reg, name) != 2 {
+		t.Errorf("upgrade: %s, %v observations; want 2", st.Phase, gathered(t, reg, name))
 	}
 }
