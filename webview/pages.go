@@ -158,7 +158,8 @@ type service struct {
 func (s *Server) app(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	st, err := spec.ReadStatus(s.StatusDir, app)
-	if errors.Is(err, fs.ErrNotExist) || strings.ContainsAny(app, `/\`) || strings.HasPrefix(app, ".") {
+	if errors.Is(err, fs.ErrNotExist) || strings.ContainsAny(app, `/\`) || strings.HasPrefix(app, ".") ||
+		err != nil && spec.ValidateAppName(app) != nil { // a name no file can have (a NUL): no such app, not a fault
 		s.fail(w, http.StatusNotFound, fmt.Errorf("no status for app %q in %s: its spec may not be reconciled yet, or it was deleted and its status removed", app, s.StatusDir))
 		return
 	}

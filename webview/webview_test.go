@@ -192,6 +192,9 @@ func TestAppPageErrors(t *testing.T) {
 	if code, _ := f.get("/apps/..%2f..%2fetc%2fpasswd"); code != 404 {
 		t.Errorf("GET of a path out of the directory = %d", code)
 	}
+	if code, _ := f.get("/apps/a%00b"); code != 404 {
+		t.Errorf("GET of a name no file can have = %d, want 404", code)
+	}
 	if code, _ := f.get("/nothing-here"); code != 404 {
 		t.Errorf("GET /nothing-here = %d, want 404", code)
 	}
