@@ -149,17 +149,28 @@ type lineWriter struct {
 	partial    []byte
 }
 
+// maxLogLine is how much of a line without its end is held before it is printed as it is: a
+// progress bar redrawn with \r, or a terminal's stream, may never end a line.
+const maxLogLine = 64 << 10
+
 func (w *lineWriter) Write(b []byte) (int, error) {
 	w.partial = append(w.partial, b...)
 	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
+		n := bytes.IndexByte(w.partial, '\n')
+		switch {
+		case n >= 0:
+			if err := w.line(string(w.partial[:n])); err != nil {
+				return 0, err
+			}
+			w.partial = w.partial[n+1:]
+		case len(w.partial) >= maxLogLine:
+			if err := w.line(string(w.partial[:maxLogLine])); err != nil {
+				return 0, err
+			}
+			w.partial = w.partial[maxLogLine:]
+		default:
 			return len(b), nil
 		}
-		if err := w.line(string(w.partial[:i])); err != nil {
-			return 0, err
-		}
-		w.partial = w.partial[i+1:]
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
@@ -93,5 +94,26 @@ func TestPrintLogs(t *testing.T) {
 	f.services = nil
 	if err := printLogs(t.Context(), f, owner, "", container.LogsOptions{}, io.Discard); err == nil || !strings.Contains(err.Error(), "reconciler status a") {
 		t.Errorf("no services: %v", err)
+	}
+}
+
+// TestLineWriterBoundsALineWithoutEnd: a stream that never ends a line (a progress bar redrawn
+// with \r) is printed in pieces of at most maxLogLine bytes, not held for ever.
+func TestLineWriterBoundsALineWithoutEnd(t *testing.T) {
+	var out bytes.Buffer
+	w := &lineWriter{mu: &sync.Mutex{}, out: &out, service: "app"}
+	chunk := []byte(strings.Repeat("progress 42%\r", 1000))
+	for range 16 << 20 / len(chunk) { // 16 MiB
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(w.partial) >= maxLogLine || out.Len() < 15<<20 {
+		t.Errorf("%d bytes held, %d printed; want at most %d held", len(w.partial), out.Len(), maxLogLine)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if !strings.HasPrefix(l, "app | ") || len(l) > maxLogLine+len("app | ") {
+			t.Fatalf("a printed piece: %.40q... of %d bytes", l, len(l))
+		}
 	}
 }
