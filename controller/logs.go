@@ -25,8 +25,10 @@ const (
 	logLines = 20
 	// logLineMax is how many bytes of one line the status keeps, after redaction.
 	logLineMax = 400
-	// logRead bounds what is read of a task's logs at all.
-	logRead = 256 << 10
+	// logKeep is how much of the end of a task's last lines is kept to be split into lines, and
+	// logRead bounds what is read of them at all.
+	logKeep = 256 << 10
+	logRead = 4 << 20
 	// logTimeout bounds the log reads of one pass: a log driver that hangs, or a node that is
 	// down, must not hold the pass. What was not read by then is read by a later pass.
 	logTimeout = 3 * time.Second
@@ -125,23 +127,44 @@ func taskLogs(ctx context.Context, e Engine, t swarm.Task, red redactor) []strin
 		return []string{"(logs cannot be read: " + red.line(err.Error()) + ")"}
 	}
 	defer rc.Close()
-	var buf bytes.Buffer
-	src := io.LimitReader(rc, logRead)
+	buf := &lastBytes{n: logKeep}
+	src := &io.LimitedReader{R: rc, N: logRead + 1}
 	if cs := t.Spec.ContainerSpec; cs != nil && cs.TTY {
-		_, err = io.Copy(&buf, src)
+		_, err = io.Copy(buf, src)
 	} else {
-		_, err = stdcopy.StdCopy(&buf, &buf, src) // one stream: the lines stay in their order
+		_, err = stdcopy.StdCopy(buf, buf, src) // one stream: the lines stay in their order
 	}
 	if err != nil && ctx.Err() != nil {
 		return nil
 	}
+	data, dropped := buf.bytes()
+	if dropped {
+		// The first line kept is the end of a longer one: a secret in it would be cut, and
+		// found by no redaction.
+		_, data, _ = bytes.Cut(data, []byte("\n"))
+	}
+	unread := src.N <= 0
+	if unread {
+		// The same at the other end: the read stopped inside a line.
+		if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+			data = data[:i]
+		} else {
+			data = nil
+		}
+	}
 	var lines []string
-	sc := bufio.NewScanner(&buf)
-	sc.Buffer(make([]byte, 64<<10), logRead)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), logKeep)
 	for sc.Scan() {
 		lines = append(lines, red.line(sc.Text()))
 	}
 	lines = lines[max(0, len(lines)-logLines):]
+	switch {
+	case unread:
+		lines = append(lines, fmt.Sprintf("(logs cut short: the last %d lines are over %d MiB; these are the last read)", logLines, logRead>>20))
+	case dropped && len(lines) < logLines:
+		lines = append([]string{fmt.Sprintf("(earlier lines cut: the last %d lines are over %d KiB)", logLines, logKeep>>10)}, lines...)
+	}
 	if err != nil {
 		lines = append(lines, "(logs cut short: "+red.line(err.Error())+")")
 	}
@@ -149,6 +172,30 @@ func taskLogs(ctx context.Context, e Engine, t swarm.Task, red redactor) []strin
 		lines = []string{"(no log lines)"}
 	}
 	return lines
+}
+
+// lastBytes keeps the last n bytes written to it.
+type lastBytes struct {
+	buf     []byte
+	n       int
+	dropped bool
+}
+
+func (l *lastBytes) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	if len(l.buf) > 2*l.n {
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-l.n:]...)
+		l.dropped = true
+	}
+	return len(p), nil
+}
+
+// bytes are the last n bytes written, and whether earlier ones were dropped.
+func (l *lastBytes) bytes() ([]byte, bool) {
+	if len(l.buf) > l.n {
+		return l.buf[len(l.buf)-l.n:], true
+	}
+	return l.buf, l.dropped
 }
 
 // failedTaskLogs reads the logs of the tasks logsWanted names, within logTimeout.

@@ -339,3 +339,41 @@ func TestWindowEndPastByNow(t *testing.T) {
 		t.Errorf("RequeueAfter %s; want a pass right away (1ms)", res.RequeueAfter)
 	}
 }
+
+// TestTaskLogsKeepTheNewest: a failed task's last lines longer than what is kept give their
+// newest part, saying that earlier ones were cut, and longer than what is read at all, what
+// was read, saying so; no line is kept that a cut went through, so no part of a secret is.
+func TestTaskLogsKeepTheNewest(t *testing.T) {
+	const secret = "hunter2-correct-horse-battery"
+	red := newRedactor(nil, map[string]string{"DB_PASSWORD": secret})
+	withSecret := "connect postgres://app:" + secret + "@db/app failed\n"
+	for _, tc := range []struct {
+		name  string
+		log   string
+		first string // the first line kept
+		last  string
+	}{
+		{"a long line first", strings.Repeat("x", logKeep+100) + "\nerror\nexiting\n",
+			"(earlier lines cut: the last 20 lines are over 256 KiB)", "exiting"},
+		{"the keep's cut through a secret", strings.Repeat("y", 10) + withSecret[:30] + withSecret[30:] + strings.Repeat("z", logKeep-len(withSecret)+30) + "\nexiting\n",
+			"(earlier lines cut: the last 20 lines are over 256 KiB)", "exiting"},
+		{"over what is read", strings.Repeat("w", logRead-30) + withSecret + "exiting\n",
+			"", "(logs cut short: the last 20 lines are over 4 MiB; these are the last read)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newFakeEngine()
+			e.taskLog = func(string) string { return tc.log }
+			lines := taskLogs(t.Context(), e, swarm.Task{ID: "t1", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{}}}, red)
+			if len(lines) == 0 || tc.first != "" && lines[0] != tc.first || lines[len(lines)-1] != tc.last {
+				t.Fatalf("kept %d lines: %.80q ... %.80q; want %q ... %q", len(lines), lines[0], lines[len(lines)-1], tc.first, tc.last)
+			}
+			for _, l := range lines {
+				for i := 0; i+6 <= len(secret); i++ {
+					if strings.Contains(l, secret[i:i+6]) {
+						t.Fatalf("a part of the secret is kept: %.80q", l)
+					}
+				}
+			}
+		})
+	}
+}
