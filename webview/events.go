@@ -31,17 +31,19 @@ type update struct {
 // once, but a resync writes many.
 const coalesce = 50 * time.Millisecond
 
-// hub hands updates to the open event streams. A stream that cannot keep up is ended; its
-// page reconnects and reads itself again.
+// hub hands the updates of each coalesced batch to the open event streams, a batch at a time:
+// a resync, or a node going down, changes many apps at once, and a stream that reads as fast
+// as it can must not be ended for that. A stream that falls 64 batches behind (seconds) cannot
+// keep up, and is ended; its page reconnects and reads itself again.
 type hub struct {
 	mu   sync.Mutex
-	subs map[chan update]struct{}
+	subs map[chan []update]struct{}
 }
 
-func newHub() *hub { return &hub{subs: map[chan update]struct{}{}} }
+func newHub() *hub { return &hub{subs: map[chan []update]struct{}{}} }
 
-func (h *hub) subscribe() (<-chan update, func()) {
-	ch := make(chan update, 64)
+func (h *hub) subscribe() (<-chan []update, func()) {
+	ch := make(chan []update, 64)
 	h.mu.Lock()
 	h.subs[ch] = struct{}{}
 	h.mu.Unlock()
@@ -61,12 +63,12 @@ func (h *hub) listening() bool {
 	return len(h.subs) > 0
 }
 
-func (h *hub) publish(u update) {
+func (h *hub) publish(batch []update) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {
 		select {
-		case ch <- u:
+		case ch <- batch:
 		default: // too slow: end its stream rather than hold everyone up
 			delete(h.subs, ch)
 			close(ch)
@@ -114,8 +116,8 @@ func (h *hub) watch(ctx context.Context, dir string, build func(apps []string) [
 			if !h.listening() {
 				continue
 			}
-			for _, u := range build(apps) {
-				h.publish(u)
+			if batch := build(apps); len(batch) > 0 {
+				h.publish(batch)
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
@@ -181,18 +183,20 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-ping.C:
 			fmt.Fprint(w, ": ping\n\n")
 			flush.Flush()
-		case u, ok := <-ch:
+		case batch, ok := <-ch:
 			if !ok {
 				return
 			}
-			if only != "" && u.App != only {
-				continue
+			for _, u := range batch {
+				if only != "" && u.App != only {
+					continue
+				}
+				data, err := json.Marshal(u)
+				if err != nil {
+					continue
+				}
+				fmt.Fprintf(w, "event: app\ndata: %s\n\n", data)
 			}
-			data, err := json.Marshal(u)
-			if err != nil {
-				continue
-			}
-			fmt.Fprintf(w, "event: app\ndata: %s\n\n", data)
 			flush.Flush()
 		}
 	}

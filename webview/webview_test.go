@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -423,6 +424,35 @@ func TestEventsStreamChangedApps(t *testing.T) {
 	cancel()
 	if err := <-watching; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEventsBurstKeepsStreams: a batch of changes larger than a stream's buffer (a resync, a
+// node down: 200 apps at once) ends no stream; the page that follows one app gets its update.
+func TestEventsBurstKeepsStreams(t *testing.T) {
+	f := newView(t)
+	var apps []string
+	for i := range 200 {
+		app := fmt.Sprintf("app-%03d", i)
+		apps = append(apps, app)
+		f.write(app, spec.PhaseDegraded, "node n2 is down", time.Hour)
+	}
+	ts := httptest.NewServer(f.srv.Handler())
+	defer ts.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel() // before the server's Close, which waits for the stream to end
+	one := openStream(t, ctx, ts.URL+"/events?app=app-199")
+	for !f.srv.hub.listening() {
+		time.Sleep(time.Millisecond)
+	}
+	f.srv.hub.publish(f.srv.updates(apps)) // what watch does with one batch
+	select {
+	case u, ok := <-one:
+		if !ok || u.App != "app-199" {
+			t.Fatalf("the stream of app-199 after a burst of 200: %+v, open %v", u, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event for app-199")
 	}
 }
 
