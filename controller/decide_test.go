@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -171,6 +172,10 @@ func TestNameHeldByAnObjectWeDoNotOwn(t *testing.T) {
 			t.Run(k.kind+" "+who, func(t *testing.T) {
 				f := newFixture(t)
 				id := k.make(f.engine, labels)
+				var before swarm.Service // the fake records service updates by name: the service itself says whether it changed
+				if k.kind == "service" {
+					before = *f.engine.services[id]
+				}
 				f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\n")
 				st := f.settle("a")
 				if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, k.kind+" "+k.name) || !strings.Contains(st.Message, "exists but is not owned") {
@@ -190,6 +195,8 @@ func TestNameHeldByAnObjectWeDoNotOwn(t *testing.T) {
 				}
 				if k.kind == "service" && f.engine.services[id] == nil || k.kind == "volume" && f.engine.volumes[id] == nil {
 					t.Errorf("the foreign %s is gone", k.kind)
+				} else if k.kind == "service" && !reflect.DeepEqual(*f.engine.services[id], before) {
+					t.Errorf("the foreign service was changed: %+v, was %+v", *f.engine.services[id], before)
 				}
 			})
 		}
@@ -215,10 +222,16 @@ func TestNothingUnownedIsEverUsed(t *testing.T) {
 			t.Run(fmt.Sprintf("mask%02b-labels%d", mask, li), func(t *testing.T) {
 				f := newFixture(t)
 				var foreign []string
+				var lookalike *swarm.Service
 				if mask&1 != 0 {
 					id := f.engine.id()
-					f.engine.services[id] = &swarm.Service{ID: id, Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "a_test_app", Labels: labels}}}
+					lookalike = &swarm.Service{ID: id, Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "a_test_app", Labels: labels}}}
+					f.engine.services[id] = lookalike
 					foreign = append(foreign, id)
+				}
+				var before swarm.Service
+				if lookalike != nil {
+					before = *lookalike
 				}
 				if mask&2 != 0 {
 					id := f.engine.id()
@@ -247,6 +260,10 @@ func TestNothingUnownedIsEverUsed(t *testing.T) {
 							t.Fatalf("a look-alike was written to: %s", c)
 						}
 					}
+				}
+				// Service updates are recorded by name: the look-alike itself says.
+				if lookalike != nil && (f.engine.services[lookalike.ID] != lookalike || !reflect.DeepEqual(*lookalike, before)) {
+					t.Fatalf("the look-alike service was changed or replaced: %+v, was %+v", f.engine.services[lookalike.ID], before)
 				}
 			})
 		}

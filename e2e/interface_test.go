@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -91,8 +92,13 @@ func TestInterfaceApplyWaitDelete(t *testing.T) {
 	a.checkAnswers(t, version)
 
 	// Applying the same bytes again: already Ready for this generation, no new deploy.
+	idx := h.indexes(a.name)
 	if r := h.cli(time.Minute, "apply", file, "--wait", "--timeout", "30s"); r.code != 0 {
 		t.Errorf("apply --wait of an unchanged spec: want exit 0 at once: %s", r)
+	}
+	time.Sleep(2 * resync) // what a redeploy would take to show
+	if again, _, err := h.readStatus(a.name); err != nil || again.Deploys != s.Deploys || !maps.Equal(h.indexes(a.name), idx) {
+		t.Errorf("apply of an unchanged spec: deploys %d -> %d (%v), services %v -> %v; want no new deploy", s.Deploys, again.Deploys, err, idx, h.indexes(a.name))
 	}
 
 	// status: table, wide, JSON.
@@ -459,8 +465,8 @@ func TestMetricsAndReadyz(t *testing.T) {
 		{"reconciles timed", "swarm_reconciler_reconcile_duration_seconds_count", nil, 1},
 		{"apps reaching Ready", "swarm_reconciler_time_to_ready_seconds_count", nil, 1},
 		{"teardowns", "swarm_reconciler_teardown_duration_seconds_count", nil, 1},
-		{"Engine API service creations", "swarm_reconciler_engine_api_calls_total", nil, 1},
-		{"apps by phase", "swarm_reconciler_apps", nil, 0},
+		{"Engine API service creations", "swarm_reconciler_engine_api_calls_total", []string{`operation="POST /services/create"`}, 1},
+		{"apps by phase", "swarm_reconciler_apps", []string{`phase="`}, 0},
 	}
 	for _, c := range checks {
 		if v, n := family(samples, c.name, c.labels...); n == 0 || v < c.min {

@@ -536,9 +536,16 @@ func mnPinnedSpec(name string) []byte {
 	return []byte("recipe: " + name + "\nversion: " + miniRelease + "\ntimeout: 2m\nminReady: 1s\n")
 }
 
-// mnNeverFailed fails the test if s's history says Failed anywhere, and logs that history.
-func mnNeverFailed(t *testing.T, s appStatus) {
+// mnNeverFailed fails the test if w saw the app Failed, or s's history says Failed anywhere
+// (the history keeps the last 20 entries only), and logs that history.
+func mnNeverFailed(t *testing.T, w *statusWatcher, s appStatus) {
 	t.Helper()
+	_, seen, _ := w.states()
+	for _, st := range seen {
+		if st.Phase == "Failed" {
+			t.Errorf("Failed on the way, at %s: %s", st.At.Format(time.RFC3339Nano), st.Message)
+		}
+	}
 	var history []string
 	for _, e := range statusHistory(t, s) {
 		history = append(history, e.Phase+": "+e.Message)
@@ -616,6 +623,7 @@ func TestMultinodeSpecBackWhileNodeDown(t *testing.T) {
 	ctx := context.Background()
 	h := mnHarness(t)
 	a, volName := mnReadyOnNode4(t, h, "mn-back")
+	w := watchStatus(t, h.statusPath(a.name), 5*time.Millisecond)
 	node4 := mn.nodes[3].docker
 	before, err := node4.VolumeInspect(ctx, volName)
 	if err != nil {
@@ -659,7 +667,7 @@ func TestMultinodeSpecBackWhileNodeDown(t *testing.T) {
 	if after.CreatedAt != before.CreatedAt {
 		t.Errorf("volume %s on mn-node4 was made again (created %s, first %s): the app lost its data", volName, after.CreatedAt, before.CreatedAt)
 	}
-	mnNeverFailed(t, s)
+	mnNeverFailed(t, w, s)
 
 	h.deleteSpec(a.name)
 	if _, err := h.waitDeleted(a.name); err != nil {
@@ -681,6 +689,7 @@ func TestMultinodeTeardownWhileNodeCutOff(t *testing.T) {
 	ctx := context.Background()
 	h := mnHarness(t)
 	a, volName := mnReadyOnNode4(t, h, "mn-cut")
+	w := watchStatus(t, h.statusPath(a.name), 5*time.Millisecond)
 	linkUp := mnCutOff(t, 4)
 	cut := time.Now()
 	h.deleteSpec(a.name)
@@ -717,7 +726,7 @@ func TestMultinodeTeardownWhileNodeCutOff(t *testing.T) {
 			t.Errorf("Deleted while %s holds %v (%v)", node.name, left, err)
 		}
 	}
-	mnNeverFailed(t, s)
+	mnNeverFailed(t, w, s)
 	h.assertNoResidue(a.name)
 }
 
@@ -728,6 +737,7 @@ func TestMultinodeTeardownWhileNodeCutOff(t *testing.T) {
 func TestMultinodeManagerRestartMidTeardown(t *testing.T) {
 	h := mnHarness(t)
 	a, _ := mnReadyOnNode4(t, h, "mn-mgr")
+	w := watchStatus(t, h.statusPath(a.name), 5*time.Millisecond)
 	h.deleteSpec(a.name)
 	if _, err := h.awaitStatus(a.name, "Deleting", func(s appStatus) (bool, string) {
 		return s.Phase == "Deleting", ""
@@ -759,7 +769,7 @@ func TestMultinodeManagerRestartMidTeardown(t *testing.T) {
 	if left := volumesByNode(t, a.name); len(left) > 0 {
 		t.Fatalf("Deleted while volumes are left: %v", left)
 	}
-	mnNeverFailed(t, s)
+	mnNeverFailed(t, w, s)
 	h.assertNoResidue(a.name) // services and jobs too, and what each node still holds
 }
 
@@ -796,11 +806,13 @@ func TestMultinodeNodeOfReadyAppStops(t *testing.T) {
 		t.Fatalf("Ready with the task on %v (was on %s)", now, on[0])
 	}
 	var phases []string
+	degraded := false // a Degraded entry naming the node that went down (not the Deploying one listing the nodes), then Ready
 	for _, e := range statusHistory(t, s) {
 		phases = append(phases, e.Phase+": "+e.Message)
+		degraded = degraded || e.Phase == "Degraded" && strings.Contains(e.Message, on[0])
 	}
 	history := strings.Join(phases, "\n")
-	if !strings.Contains(history, "Degraded: ") || !strings.Contains(history, on[0]) || !strings.HasPrefix(phases[len(phases)-1], "Ready") {
+	if !degraded || !strings.HasPrefix(phases[len(phases)-1], "Ready") {
 		t.Fatalf("history does not show Degraded naming %s, then Ready:\n%s", on[0], history)
 	}
 }

@@ -773,7 +773,7 @@ func TestRolloutProbeLateReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("waiting: %s", waiting.Message)
-	time.Sleep(10 * time.Second)
+	time.Sleep(2 * resync) // passes and probes that must not make it Ready (the watcher sees any)
 	if s, _, _ := h.readStatus(a.name); s.Phase == "Ready" {
 		t.Fatalf("Ready while the probed port %s is closed:\n%s", lateAddr, s)
 	}

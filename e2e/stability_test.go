@@ -117,6 +117,12 @@ func TestStabilityCrashAfterStartNeverReady(t *testing.T) {
 	w.halt()
 	t.Log(w.trace())
 	w.assertNever(t, gen, "Ready")
+	// The watcher reads every millisecond; the history has every phase change.
+	for _, e := range rolloutFull(t, failed).History {
+		if e.Phase == "Ready" {
+			t.Errorf("the status history says Ready at %s: %s", e.Time.Format(time.RFC3339Nano), rolloutHistory(rolloutFull(t, failed)))
+		}
+	}
 	t.Logf("Failed: %s", failed.Message)
 	// At the deadline the task is either up (not stable) or between a crash and its
 	// replacement (not converged): both say the deadline and the restarts.
