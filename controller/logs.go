@@ -50,6 +50,7 @@ func newRedactor(secrets []swarm.Secret, env map[string]string) redactor {
 		if f, err := manifests.ParseFingerprint(s.Spec.Labels[manifests.LabelFingerprint]); err == nil {
 			r.prints = append(r.prints, f)
 		}
+		r.prints = append(r.prints, manifests.ParseLineFingerprints(s.Spec.Labels[manifests.LabelLineFingerprints])...)
 	}
 	for k, v := range env {
 		if !spec.SecretName(k) {

@@ -377,3 +377,29 @@ func TestTaskLogsKeepTheNewest(t *testing.T) {
 		})
 	}
 }
+
+// TestRedactorLinesOfAnInsertedSecret: a secret of several lines inserted with
+// `reconciler secret insert` (its line fingerprints on it) is redacted a line at a time.
+func TestRedactorLinesOfAnInsertedSecret(t *testing.T) {
+	pem := []byte("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----")
+	fp, err := manifests.NewFingerprint(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := manifests.LineFingerprints(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRedactor([]swarm.Secret{{Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Labels: map[string]string{
+		manifests.LabelFingerprint: fp, manifests.LabelLineFingerprints: lines}}}}}, nil)
+	for in, want := range map[string]string{
+		"bad key: MIIEvQIBADANBgkqhkiG9w0BAQEFAASC": "bad key: [redacted]",
+		"BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj":          "[redacted]",
+		"-----END PRIVATE KEY-----":                 "[redacted]",
+		"nothing here":                              "nothing here",
+	} {
+		if got := r.line(in); got != want {
+			t.Errorf("line(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -67,4 +68,45 @@ func (f Fingerprint) Matches(b []byte) bool {
 	h.Write(f.salt)
 	h.Write(b)
 	return subtle.ConstantTimeCompare(h.Sum(nil), f.sum) == 1
+}
+
+// LabelLineFingerprints is on a secret whose value has several lines (a PEM key, a
+// certificate) beside LabelFingerprint: the fingerprints of each of its lines that could not
+// be any line (8 bytes or more, the spaces around it not counted), space-separated. Logs are
+// read a line at a time, and a task that prints such a value prints it a line at a time.
+const LabelLineFingerprints = "swarm-reconciler.fingerprint.lines"
+
+// maxLineFingerprints bounds how many lines of a value are fingerprinted: a certificate chain
+// of a few certificates; a log line is matched against each.
+const maxLineFingerprints = 128
+
+// LineFingerprints is the LabelLineFingerprints of value: "" for a value of one line.
+func LineFingerprints(value []byte) (string, error) {
+	lines := bytes.Split(value, []byte("\n"))
+	if len(lines) < 2 {
+		return "", nil
+	}
+	var prints []string
+	for _, l := range lines {
+		if l = bytes.TrimSpace(l); len(l) < 8 || len(prints) == maxLineFingerprints {
+			continue
+		}
+		fp, err := NewFingerprint(l)
+		if err != nil {
+			return "", err
+		}
+		prints = append(prints, fp)
+	}
+	return strings.Join(prints, " "), nil
+}
+
+// ParseLineFingerprints reads a LabelLineFingerprints value; what does not parse is left out.
+func ParseLineFingerprints(label string) []Fingerprint {
+	var out []Fingerprint
+	for _, s := range strings.Fields(label) {
+		if f, err := ParseFingerprint(s); err == nil {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -234,6 +234,11 @@ func insertSecret(ctx context.Context, e secretEngine, app string, g *manifests.
 		return "", err
 	}
 	labels := map[string]string{manifests.LabelFingerprint: fp} // the app's task logs are redacted by it
+	if lines, err := manifests.LineFingerprints(value); err != nil {
+		return "", err
+	} else if lines != "" {
+		labels[manifests.LabelLineFingerprints] = lines // ... and a line at a time, for a value of several
+	}
 	maps.Copy(labels, g.Labels)
 	resp, err := e.SecretCreate(ctx, swarm.SecretSpec{Annotations: swarm.Annotations{Name: g.Name, Labels: labels}, Data: value})
 	if cerrdefs.IsConflict(err) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,5 +286,31 @@ func TestNotTerminal(t *testing.T) {
 	defer dev.Close()
 	if err := notTerminal(dev); err == nil || !strings.Contains(err.Error(), "terminal") {
 		t.Errorf("%s: %v, want refused", os.DevNull, err)
+	}
+}
+
+// TestInsertSecretOfSeveralLines: a value of several lines (a PEM key) gets its lines'
+// fingerprints too, so the task logs a status keeps are redacted a line at a time; a value of
+// one line gets none.
+func TestInsertSecretOfSeveralLines(t *testing.T) {
+	const pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nshort\nBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n"
+	g := &manifests.GeneratedSecret{Name: "s1_tls_key_v1", ID: "tls_key", VersionVar: "SECRET_TLS_KEY_VERSION", Labels: map[string]string{manifests.LabelApp: "s1"}}
+	for in, lines := range map[string]int{pem: 4, "one line only\n": 0} {
+		f := &fakeSecrets{}
+		if _, err := insertSecret(context.Background(), f, "s1", g, strings.NewReader(in)); err != nil || len(f.created) != 1 {
+			t.Fatalf("%d created: %v", len(f.created), err)
+		}
+		prints := manifests.ParseLineFingerprints(f.created[0].Labels[manifests.LabelLineFingerprints])
+		if len(prints) != lines {
+			t.Errorf("%.20q: %d line fingerprints, want %d", in, len(prints), lines)
+		}
+		for i, l := range []string{"-----BEGIN PRIVATE KEY-----", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", "BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj", "-----END PRIVATE KEY-----"}[:lines] {
+			if !prints[i].Matches([]byte(l)) {
+				t.Errorf("line fingerprint %d does not match %q", i, l)
+			}
+		}
+		if strings.Contains(fmt.Sprint(f.created[0].Labels), "MIIE") {
+			t.Errorf("a label holds the value: %v", f.created[0].Labels)
+		}
 	}
 }
