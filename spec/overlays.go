@@ -59,7 +59,8 @@ func ReadOverlays(dir string, s *Spec) ([]OverlayDoc, error) {
 		if o.File != "" {
 			data, err := readOverlayFile(dir, o.File)
 			if err != nil {
-				return nil, &FieldError{Line: o.Line, Field: field + ".file", Msg: fmt.Sprintf("%s.file %q: %v", field, o.File, err)}
+				return nil, &overlayError{FieldError: &FieldError{Line: o.Line, Field: field + ".file", Msg: fmt.Sprintf("%s.file %q: %v", field, o.File, err)},
+					why: fmt.Sprintf("%s.file %q: %s", field, o.File, overlayFailure(err))}
 			}
 			doc = OverlayDoc{Name: o.File, Data: data, Line: 1}
 		}
@@ -69,6 +70,42 @@ func ReadOverlays(dir string, s *Spec) ([]OverlayDoc, error) {
 	}
 	return docs, nil
 }
+
+// overlayError is an overlay that cannot be read, with why: what went wrong in words that
+// name no path. A spec's generation names the failure, so that fixing the overlay is a change,
+// and must not depend on how the spec directory was spelled: the reconciler's --specs and a
+// CLI's (relative, ".", through a symbolic link) must agree on it.
+type overlayError struct {
+	*FieldError
+	why string
+}
+
+func (e *overlayError) Unwrap() error { return e.FieldError }
+
+// overlayFailure is what went wrong reading an overlay, without the paths the error names.
+func overlayFailure(err error) string {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "missing"
+	case errors.Is(err, errOverlayOutside):
+		return "outside"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.As(err, &pe):
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// overlayMissing is an overlay file the spec directory dir does not have.
+type overlayMissing struct{ dir string }
+
+func (e overlayMissing) Error() string {
+	return fmt.Sprintf("no such file in the spec directory %s: create it or fix the path", e.dir)
+}
+
+func (overlayMissing) Is(target error) bool { return target == fs.ErrNotExist }
 
 // errOverlayOutside is an overlay whose path, once symlinks are followed, is not under the
 // spec directory.
@@ -81,7 +118,7 @@ func readOverlayFile(dir, name string) ([]byte, error) {
 	}
 	real, err := filepath.EvalSymlinks(filepath.Join(root, name))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no such file in the spec directory %s: create it or fix the path", dir)
+		return nil, overlayMissing{dir}
 	}
 	if err != nil {
 		return nil, err

@@ -116,15 +116,22 @@ func TestUnreadableOverlayGenerationIsTheDirectorys(t *testing.T) {
 	if err := os.Symlink(dir, filepath.Join(root, "alias")); err != nil {
 		t.Fatal(err)
 	}
-	t.Chdir(root)
 	gens := map[string]string{}
-	for _, d := range []string{dir, filepath.Join(root, "alias"), "specs", "./specs/", "alias"} {
+	load := func(d string) {
+		t.Helper()
 		des, err := Load(d, "a", Defaults{DomainSuffix: "test"})
 		if err != nil || des == nil || des.Err == nil {
 			t.Fatalf("load %s: %+v %v", d, des, err)
 		}
 		gens[des.Generation] = d
 	}
+	t.Chdir(root)
+	for _, d := range []string{dir, filepath.Join(root, "alias"), "specs", "./specs/", "alias"} {
+		load(d)
+	}
+	t.Chdir(dir)
+	load(".")
+	load("../specs")
 	if len(gens) != 1 {
 		t.Errorf("one spec, %d generations: %v", len(gens), gens)
 	}

@@ -160,13 +160,12 @@ func readApp(dir, app string, files []specFile, d Defaults) *Desired {
 		docs, err := ReadOverlays(dir, des.Spec)
 		if err != nil {
 			// The generation names the failure, so that fixing the overlay is seen as a change,
-			// in words that do not depend on how the directory was spelled: the reconciler's
-			// --specs and a CLI's (relative, through a symbolic link) must agree on it.
-			var spellings []string
-			for _, d := range dirSpellings(dir) {
-				spellings = append(spellings, d, "<specs>")
+			// without the paths the message names (overlayError).
+			why := err.Error()
+			var oe *overlayError
+			if errors.As(err, &oe) {
+				why = oe.why
 			}
-			why := strings.NewReplacer(spellings...).Replace(err.Error())
 			var fe *FieldError
 			if errors.As(err, &fe) {
 				fe.File = f.path
@@ -179,23 +178,6 @@ func readApp(dir, app string, files []specFile, d Defaults) *Desired {
 		des.Generation = overlayGeneration(v.gen, docs)
 	}
 	return des
-}
-
-// dirSpellings are the ways a message may name the spec directory dir, longest first: a
-// strings.Replacer tries them in that order.
-func dirSpellings(dir string) []string {
-	out := []string{dir, filepath.Clean(dir)}
-	if abs, err := filepath.Abs(dir); err == nil {
-		out = append(out, abs)
-	}
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		out = append(out, real)
-		if abs, err := filepath.Abs(real); err == nil {
-			out = append(out, abs)
-		}
-	}
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return slices.Compact(out)
 }
 
 // handOut copies what des may share with the cache, so the caller can change it freely.
