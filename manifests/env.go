@@ -3,6 +3,7 @@ package manifests
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"strings"
 )
 
@@ -38,6 +39,9 @@ func buildEnv(sample, abraSh string, specEnv map[string]string, domain, stack st
 	return &appEnv{vars: vars, sample: s}, nil
 }
 
+// shellFunction matches the line that opens a shell function: name() {, function name {.
+var shellFunction = regexp.MustCompile(`^(function\s+[A-Za-z_][A-Za-z0-9_:.-]*(\s*\(\))?|[A-Za-z_][A-Za-z0-9_:.-]*\s*\(\))\s*(\{.*)?$`)
+
 // parseAbraSh takes only the `export NAME=value` lines of abra.sh, the way abra reads the
 // config versions a recipe vendors there; the rest of the file is shell that abra does not run
 // at deploy time either. A line that does not parse as an assignment (a quote left open for
@@ -52,19 +56,26 @@ func parseAbraSh(src string, pinned, base lookupFunc) map[string]string {
 		}
 		return base(name)
 	}
-	depth := 0 // of the { } blocks the line is in
-	for line := range strings.Lines(src) {
-		line = strings.TrimSpace(line)
+	body := -1 // the indentation of the function whose body the line is in; -1: none
+	for raw := range strings.Lines(src) {
+		line := strings.TrimSpace(raw)
+		indent := len(raw) - len(strings.TrimLeft(raw, " \t"))
 		switch {
-		case strings.HasSuffix(line, "{"):
-			depth++
+		case body >= 0:
+			// The body ends at a "}" no deeper than its opening line: braces inside it (an
+			// if's, awk's) are deeper, or not at a line's start.
+			if strings.HasPrefix(line, "}") && indent <= body {
+				body = -1
+			}
 			continue
-		case strings.HasPrefix(line, "}"):
-			depth = max(0, depth-1)
+		case shellFunction.MatchString(line):
+			if !strings.HasSuffix(line, "}") { // not a one-line function
+				body = indent
+			}
 			continue
 		}
 		rest, ok := strings.CutPrefix(line, "export")
-		if depth > 0 || !ok || rest == "" || (rest[0] != ' ' && rest[0] != '\t') || !strings.Contains(rest, "=") {
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '\t') || !strings.Contains(rest, "=") {
 			continue
 		}
 		f, err := parseEnvFile(line, pinned, lookup)

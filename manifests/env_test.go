@@ -134,6 +134,19 @@ function other {
 export IN_OTHER=1
 }
 export AFTER_FUNCS=1
+# old_cmd() {
+#   export COMMENTED=1
+# }
+export AFTER_COMMENT=1
+report()
+{
+  awk '{ if ($1) {
+    print
+  } else {
+    export IN_AWK=1
+  } }' file
+}
+export AFTER_AWK=1
 `
 	spec := map[string]string{"C": "spec", "D": "$literal", "DOMAIN": "spec-cannot-win", "STACK_NAME": "nor-this"}
 	env, err := buildEnv(sample, abraSh, spec, "app.example.org", "app_example_org")
@@ -155,6 +168,8 @@ export AFTER_FUNCS=1
 		"DERIVED":           "abra-x",
 		"INDENTED":          "yes",
 		"AFTER_FUNCS":       "1", // a function's exports are not (B stays abra's)
+		"AFTER_COMMENT":     "1", // a commented-out function opens none
+		"AFTER_AWK":         "1", // braces inside a body do not end it early, nor leave it open
 	}
 	if !maps.Equal(env.vars, want) {
 		t.Errorf("env = %q\nwant  %q", env.vars, want)
