@@ -375,7 +375,7 @@ func envFileInside(root, file string) error {
 	if err != nil {
 		return err
 	}
-	for i, line := range strings.Split(string(data), "\n") {
+	for i, line := range strings.Split(strings.TrimPrefix(string(data), "\uFEFF"), "\n") { // a BOM, as docker's kvfile drops it
 		line = strings.TrimLeftFunc(line, unicode.IsSpace)
 		if line == "" || line[0] == '#' || strings.Contains(line, "=") {
 			continue

@@ -192,7 +192,7 @@ func TestEnvFilesStayInTheRecipe(t *testing.T) {
 			}
 		})
 	}
-	r, err := render(map[string]string{"compose.yml": compose("${HERE}"), "app.env": "A=1\n\n# B\nB=two words\n"})
+	r, err := render(map[string]string{"compose.yml": compose("${HERE}"), "app.env": "\uFEFF# written on Windows\nA=1\n\n# B\nB=two words\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
