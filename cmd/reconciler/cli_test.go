@@ -67,14 +67,9 @@ func (e *cliEnv) run(ctx context.Context, args ...string) (stdout, stderr string
 		args = append(args, "--specs", e.specs, "--status", e.status, "--recipes", e.files)
 	}
 	root.SetArgs(args)
-	err = root.ExecuteContext(ctx)
-	var ee *exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.code
-	default:
-		code = 1
+	c, err := root.ExecuteContextC(ctx)
+	if err != nil {
+		code = exitCode(c, err)
 	}
 	return out.String(), errOut.String(), code, err
 }
@@ -609,15 +604,16 @@ func TestOwnerName(t *testing.T) {
 }
 
 // TestDiffFailedIsNotDrift: diff exits 1 only for changes pending; a diff it could not make (a
-// spec that does not parse, no recipe, no engine) exits 2, as kubectl diff exits above 1.
+// spec that does not parse, no recipe, no engine, a flag or an argument too many) exits 2, as
+// kubectl diff exits above 1.
 func TestDiffFailedIsNotDrift(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent/reconciler-test.sock")
 	e := newCLIEnv(t)
 	good, _ := e.specFile("ch-d", body)
 	bad, _ := e.specFile("ch-b", "recipe: [\n")
-	for _, path := range []string{good, bad} {
-		if _, _, code, err := e.run(context.Background(), "diff", path); code != exitDiffFailed || err == nil {
-			t.Errorf("diff %s: exit %d (%v); want %d with the error", filepath.Base(path), code, err, exitDiffFailed)
+	for _, args := range [][]string{{"diff", good}, {"diff", bad}, {"diff", good, "--no-such-flag"}, {"diff", good, bad}} {
+		if _, _, code, err := e.run(context.Background(), args...); code != exitDiffFailed || err == nil {
+			t.Errorf("%v: exit %d (%v); want %d with the error", args, code, err, exitDiffFailed)
 		}
 	}
 }

@@ -107,14 +107,23 @@ func (o *options) deployed(app, stack string) bool {
 
 func main() {
 	root := newRoot(&options{})
-	if err := root.Execute(); err != nil {
+	if c, err := root.ExecuteC(); err != nil {
 		fmt.Fprintln(os.Stderr, "reconciler:", err)
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		os.Exit(1)
+		os.Exit(exitCode(c, err))
 	}
+}
+
+// exitCode is the exit code of command c ending with err: the code an exitError carries, else
+// 1; for diff, whose 1 means "changes pending", 2 (a flag, an argument, the environment).
+func exitCode(c *cobra.Command, err error) int {
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case c != nil && c.Name() == "diff":
+		return exitDiffFailed
+	}
+	return 1
 }
 
 // newRoot builds the command tree. Every command, including cobra's help and completion,
