@@ -454,7 +454,10 @@ func (f *fakeEngine) TaskLogs(_ context.Context, id string, o container.LogsOpti
 	}
 	var b bytes.Buffer
 	if f.taskLog != nil {
-		stdcopy.NewStdWriter(&b, stdcopy.Stdout).Write([]byte(f.taskLog(id)))
+		w := stdcopy.NewStdWriter(&b, stdcopy.Stdout)
+		for l := range strings.Lines(f.taskLog(id)) { // a frame a line, as the engine sends them
+			w.Write([]byte(l))
+		}
 	} else {
 		stdcopy.NewStdWriter(&b, stdcopy.Stderr).Write([]byte(id + " exiting\n"))
 	}

@@ -138,14 +138,15 @@ func taskLogs(ctx context.Context, e Engine, t swarm.Task, red redactor) []strin
 	if err != nil && ctx.Err() != nil {
 		return nil
 	}
-	data, dropped := buf.bytes()
-	if dropped {
+	data, partial := buf.bytes()
+	if partial {
 		// The first line kept is the end of a longer one: a secret in it would be cut, and
 		// found by no redaction.
 		_, data, _ = bytes.Cut(data, []byte("\n"))
 	}
 	unread := src.N <= 0
 	if unread {
+		err = nil // the frame our limit cut short: not the engine's fault
 		// The same at the other end: the read stopped inside a line.
 		if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
 			data = data[:i]
@@ -163,7 +164,7 @@ func taskLogs(ctx context.Context, e Engine, t swarm.Task, red redactor) []strin
 	switch {
 	case unread:
 		lines = append(lines, fmt.Sprintf("(logs cut short: the last %d lines are over %d MiB; these are the last read)", logLines, logRead>>20))
-	case dropped && len(lines) < logLines:
+	case buf.dropped && len(lines) < logLines:
 		lines = append([]string{fmt.Sprintf("(earlier lines cut: the last %d lines are over %d KiB)", logLines, logKeep>>10)}, lines...)
 	}
 	if err != nil {
@@ -179,24 +180,27 @@ func taskLogs(ctx context.Context, e Engine, t swarm.Task, red redactor) []strin
 type lastBytes struct {
 	buf     []byte
 	n       int
-	dropped bool
+	dropped bool // whether bytes found that earlier ones were dropped
 }
 
 func (l *lastBytes) Write(p []byte) (int, error) {
 	l.buf = append(l.buf, p...)
 	if len(l.buf) > 2*l.n {
-		l.buf = append(l.buf[:0], l.buf[len(l.buf)-l.n:]...)
-		l.dropped = true
+		// One byte more than is kept: it says whether the kept ones start a line.
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-l.n-1:]...)
 	}
 	return len(p), nil
 }
 
-// bytes are the last n bytes written, and whether earlier ones were dropped.
+// bytes are the last n bytes written, and whether they start inside a line (earlier bytes
+// were dropped, and the last of them was not a line's end). It sets dropped.
 func (l *lastBytes) bytes() ([]byte, bool) {
-	if len(l.buf) > l.n {
-		return l.buf[len(l.buf)-l.n:], true
+	if len(l.buf) <= l.n {
+		return l.buf, false
 	}
-	return l.buf, l.dropped
+	l.dropped = true
+	at := len(l.buf) - l.n
+	return l.buf[at:], l.buf[at-1] != '\n'
 }
 
 // failedTaskLogs reads the logs of the tasks logsWanted names, within logTimeout.
