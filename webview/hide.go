@@ -26,9 +26,9 @@ type edit struct {
 }
 
 // hideSecrets is a spec file's text as written, with what it may hold of secrets hidden: the
-// value of every env key whose name looks secret (spec.SecretName), in the spec's env and in
-// the environment of its inline overlays' services, and the user info of its source and
-// health URLs. A file that does not parse is not shown at all: where its values are cannot be
+// value of every env key whose name looks secret (spec.SecretName), in the spec's env and
+// anywhere in its inline overlays (a service's environment, an anchor it shares), and the user
+// info of its source and health URLs. A file that does not parse is not shown at all: where its values are cannot be
 // told.
 func hideSecrets(data []byte) string {
 	var doc yaml.Node
@@ -89,7 +89,7 @@ func envEdits(lines []string, env *yaml.Node, lineBase, colBase int) []edit {
 	switch env.Kind {
 	case yaml.MappingNode:
 		for k, v := range pairs(env) {
-			if spec.SecretName(k.Value) {
+			if spec.SecretName(k.Value) && v.Kind == yaml.ScalarNode {
 				out = append(out, valueEdit(lines, k, v, flow, lineBase, colBase, hidden)...)
 			}
 		}
@@ -157,24 +157,23 @@ func overlayEdits(lines []string, key, val *yaml.Node) []edit {
 	if indentation < 0 {
 		return nil
 	}
-	var out []edit
-	for _, svc := range services(doc.Content[0]) {
-		for k, v := range pairs(svc) {
-			if k.Value == "environment" {
-				out = append(out, envEdits(lines, v, first, indentation)...)
-			}
-		}
-	}
-	return out
+	return composeEdits(lines, doc.Content[0], first, indentation)
 }
 
-// services are the service mappings of a compose document.
-func services(compose *yaml.Node) []*yaml.Node {
-	var out []*yaml.Node
-	for k, v := range pairs(compose) {
-		if k.Value == "services" {
-			for _, svc := range pairs(v) {
-				out = append(out, svc)
+// composeEdits hide, anywhere in a compose document, the secret-named values of its mappings
+// and its NAME=value list items: a service's environment, and what it may share through an
+// anchor (x-env: &env {...}, environment: *env, <<: *env), or a label.
+func composeEdits(lines []string, n *yaml.Node, lineBase, colBase int) []edit {
+	var out []edit
+	switch n.Kind {
+	case yaml.MappingNode, yaml.SequenceNode:
+		out = append(out, envEdits(lines, n, lineBase, colBase)...)
+		for i, c := range n.Content {
+			if n.Kind == yaml.MappingNode && i%2 == 0 {
+				continue // a key
+			}
+			if c.Kind != yaml.ScalarNode {
+				out = append(out, composeEdits(lines, c, lineBase, colBase)...)
 			}
 		}
 	}

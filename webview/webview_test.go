@@ -243,6 +243,8 @@ func TestHideSecrets(t *testing.T) {
 			"overlays:\n  - inline: |\n      services:\n        app:\n          environment:\n            DB_PASSWORD: \"(hidden)\"\n            HOST: db\n        db:\n          environment: [\"POSTGRES_PASSWORD=(hidden)\", LANG=C]\n  - file: ci.yml\n"},
 		{"an inline overlay's environment as a block list", "overlays:\n- inline: |\n    services:\n      app:\n        environment:\n          - API_KEY=k3y\n          - LANG=C\n",
 			"overlays:\n- inline: |\n    services:\n      app:\n        environment:\n          - \"API_KEY=(hidden)\"\n          - LANG=C\n"},
+		{"an inline overlay sharing its environment through an anchor", "overlays:\n  - inline: |\n      x-env: &env\n        DB_PASSWORD: s3cret\n      secrets:\n        db_password: {external: true}\n      services:\n        app:\n          environment: *env\n        db:\n          environment:\n            <<: *env\n",
+			"overlays:\n  - inline: |\n      x-env: &env\n        DB_PASSWORD: \"(hidden)\"\n      secrets:\n        db_password: {external: true}\n      services:\n        app:\n          environment: *env\n        db:\n          environment:\n            <<: *env\n"},
 		{"an inline overlay that is not a literal block", "overlays:\n  - inline: \"services: {app: {environment: {DB_PASSWORD: s3cret}}}\"\nrecipe: x\n", "overlays:\n  - inline: \"(hidden)\"\nrecipe: x\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
