@@ -82,28 +82,39 @@ func pairs(n *yaml.Node) func(yield func(k, v *yaml.Node) bool) {
 
 // envEdits hide the secret-named values of env, a mapping of env variables or (in a compose
 // file) a list of NAME=value, on lines that start lineBase lines and colBase bytes into the
-// file's.
+// file's. A value that is an alias is hidden where its anchor gives it.
 func envEdits(lines []string, env *yaml.Node, lineBase, colBase int) []edit {
 	flow := env.Style&yaml.FlowStyle != 0
 	var out []edit
 	switch env.Kind {
 	case yaml.MappingNode:
 		for k, v := range pairs(env) {
-			if spec.SecretName(k.Value) && v.Kind == yaml.ScalarNode {
+			switch {
+			case !spec.SecretName(k.Value):
+			case v.Kind == yaml.ScalarNode:
 				out = append(out, valueEdit(lines, k, v, flow, lineBase, colBase, hidden)...)
+			case v.Kind == yaml.AliasNode && v.Alias != nil && v.Alias.Kind == yaml.ScalarNode:
+				out = append(out, valueEdit(lines, v.Alias, v.Alias, false, lineBase, colBase, hidden)...)
 			}
 		}
 	case yaml.SequenceNode:
 		for _, v := range env.Content {
 			if name, _, ok := strings.Cut(v.Value, "="); ok && v.Kind == yaml.ScalarNode && spec.SecretName(name) {
-				out = append(out, valueEdit(lines, v, v, flow, lineBase, colBase, `"`+strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name)+`=(hidden)"`)...)
+				e := valueEdit(lines, v, v, flow, lineBase, colBase, `"`+strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name)+`=(hidden)"`)
+				if len(e) == 1 && !flow {
+					// An item goes on on the lines indented deeper than its dash.
+					if dash := strings.LastIndexByte(lines[e[0].line][:e[0].start], '-'); dash >= 0 {
+						e[0].keyIndent = dash
+					}
+				}
+				out = append(out, e...)
 			}
 		}
 	}
 	return out
 }
 
-// valueEdit replaces the scalar val of key with repl.
+// valueEdit replaces the scalar val of key with repl; an anchor before it stays.
 func valueEdit(lines []string, key, val *yaml.Node, flow bool, lineBase, colBase int, repl string) []edit {
 	ln := lineBase + val.Line - 1
 	if val.Line < 1 || ln >= len(lines) || colBase > len(lines[ln]) {
@@ -111,6 +122,12 @@ func valueEdit(lines []string, key, val *yaml.Node, flow bool, lineBase, colBase
 	}
 	line := lines[ln][colBase:]
 	start := byteOffset(line, val.Column)
+	if a := "&" + val.Anchor; val.Anchor != "" && strings.HasPrefix(line[start:], a) {
+		start += len(a)
+		for start < len(line) && (line[start] == ' ' || line[start] == '\t') {
+			start++
+		}
+	}
 	end, oneLine := tokenEnd(line, start, val.Style, flow)
 	return []edit{{line: ln, start: colBase + start, end: colBase + end, repl: repl, continued: !oneLine, keyIndent: colBase + key.Column - 1}}
 }
@@ -157,24 +174,58 @@ func overlayEdits(lines []string, key, val *yaml.Node) []edit {
 	if indentation < 0 {
 		return nil
 	}
-	return composeEdits(lines, doc.Content[0], first, indentation)
+	var out []edit
+	for _, services := range mappings(pairValue(doc.Content[0], "services")) {
+		for _, svc := range pairs(services) {
+			for _, m := range mappings(svc) {
+				for _, env := range mappings(pairValue(m, "environment")) {
+					out = append(out, envEdits(lines, env, first, indentation)...)
+				}
+				if l := deref(pairValue(m, "environment")); l != nil && l.Kind == yaml.SequenceNode {
+					out = append(out, envEdits(lines, l, first, indentation)...)
+				}
+			}
+		}
+	}
+	return out
 }
 
-// composeEdits hide, anywhere in a compose document, the secret-named values of its mappings
-// and its NAME=value list items: a service's environment, and what it may share through an
-// anchor (x-env: &env {...}, environment: *env, <<: *env), or a label.
-func composeEdits(lines []string, n *yaml.Node, lineBase, colBase int) []edit {
-	var out []edit
-	switch n.Kind {
-	case yaml.MappingNode, yaml.SequenceNode:
-		out = append(out, envEdits(lines, n, lineBase, colBase)...)
-		for i, c := range n.Content {
-			if n.Kind == yaml.MappingNode && i%2 == 0 {
-				continue // a key
-			}
-			if c.Kind != yaml.ScalarNode {
-				out = append(out, composeEdits(lines, c, lineBase, colBase)...)
-			}
+// pairValue is the value of key in mapping n, or nil.
+func pairValue(n *yaml.Node, key string) *yaml.Node {
+	if n = deref(n); n == nil {
+		return nil
+	}
+	for k, v := range pairs(n) {
+		if k.Value == key {
+			return v
+		}
+	}
+	return nil
+}
+
+// deref is what the alias n points to; n itself when it is none.
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// mappings are the mapping n (through an alias) and the mappings it merges (<<: *a, or a list
+// of them).
+func mappings(n *yaml.Node) []*yaml.Node {
+	n = deref(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	out := []*yaml.Node{n}
+	if m := deref(pairValue(n, "<<")); m != nil {
+		merged := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			merged = m.Content
+		}
+		for _, x := range merged {
+			out = append(out, mappings(x)...)
 		}
 	}
 	return out
@@ -190,8 +241,9 @@ func apply(lines []string, edits []edit) string {
 		return b.start - a.start
 	})
 	drop := map[int]bool{} // lines (0-based) of values continued from an edited line
-	for _, e := range edits {
-		if drop[e.line] || e.start > e.end || e.end > len(lines[e.line]) {
+	for i, e := range edits {
+		if drop[e.line] || e.start > e.end || e.end > len(lines[e.line]) ||
+			i > 0 && edits[i-1].line == e.line && edits[i-1].start == e.start { // one value reached twice (an anchor)
 			continue
 		}
 		lines[e.line] = lines[e.line][:e.start] + e.repl + lines[e.line][e.end:]

@@ -542,3 +542,43 @@ func TestPagesAreValidHTML(t *testing.T) {
 		}
 	}
 }
+
+// inlineOverlay is a spec whose one overlay is the compose text overlay, inline.
+func inlineOverlay(overlay string) string {
+	var b strings.Builder
+	b.WriteString("recipe: x\noverlays:\n  - inline: |\n")
+	for l := range strings.Lines(overlay) {
+		b.WriteString("      " + l)
+	}
+	return b.String()
+}
+
+// TestHideSecretsInOverlays: in an inline overlay, the secret-named environment values are
+// hidden, also through a scalar anchor and over several lines of a list item, and the text
+// still parses; the rest (scripts, labels, whose values are no env) is shown as written.
+func TestHideSecretsInOverlays(t *testing.T) {
+	for _, tc := range []struct {
+		name, overlay, secret string
+	}{
+		{"a scalar anchor", "x-db: &dbpw hunter2-correct-horse\nservices:\n  app:\n    environment:\n      DB_PASSWORD: *dbpw\n  db:\n    environment:\n      POSTGRES_PASSWORD: *dbpw\n", "hunter2"},
+		{"a list item over two lines", "services:\n  app:\n    environment:\n      - API_KEY=first-half\n        second-half\n      - LANG=C\n", "half"},
+		{"a script in a list", "services:\n  app:\n    entrypoint:\n      - /bin/sh\n      - -c\n      - |\n        cp /run/secrets/db_password /tmp/pw\n        exec app --port=80\n", ""},
+		{"labels", "services:\n  app:\n    deploy:\n      labels:\n        - \"traefik.http.routers.app.tls.certresolver=production\"\n        - traefik.http.middlewares.sso.forwardauth.address=http://authelia:9091/api/verify\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := inlineOverlay(tc.overlay)
+			got := hideSecrets([]byte(in))
+			switch {
+			case tc.secret == "" && got != in:
+				t.Errorf("changed what holds no secret:\n%s", got)
+			case tc.secret != "" && (strings.Contains(got, tc.secret) || !strings.Contains(got, "(hidden)")):
+				t.Errorf("shows %q:\n%s", tc.secret, got)
+			}
+			var spec struct{ Overlays []struct{ Inline string } }
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(got), &spec); err != nil || yaml.Unmarshal([]byte(spec.Overlays[0].Inline), &doc) != nil {
+				t.Errorf("what is shown does not parse (%v):\n%s", err, got)
+			}
+		})
+	}
+}
