@@ -603,6 +603,17 @@ func TestOwnerName(t *testing.T) {
 	}
 }
 
+// TestWaitCouldNotIsNotFailed: wait exits 3 when it could not wait (an unknown --for, a flag,
+// an argument too many, a bad duration), not the 1 that says the app failed.
+func TestWaitCouldNotIsNotFailed(t *testing.T) {
+	e := newCLIEnv(t)
+	for _, args := range [][]string{{"wait", "ch-1", "--for", "redy"}, {"wait", "ch-1", "--no-such-flag"}, {"wait", "ch-1", "ch-2"}, {"wait", "ch-1", "--timeout", "soon"}} {
+		if _, _, code, err := e.run(context.Background(), args...); code != exitNoWait || err == nil {
+			t.Errorf("%v: exit %d (%v); want %d", args, code, err, exitNoWait)
+		}
+	}
+}
+
 // TestDiffFailedIsNotDrift: diff exits 1 only for changes pending; a diff it could not make (a
 // spec that does not parse, no recipe, no engine, a flag or an argument too many) exits 2, as
 // kubectl diff exits above 1.

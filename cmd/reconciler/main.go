@@ -114,7 +114,8 @@ func main() {
 }
 
 // exitCode is the exit code of command c ending with err: the code an exitError carries, else
-// 1; for diff, whose 1 means "changes pending", 2 (a flag, an argument, the environment).
+// 1; for diff, whose 1 means "changes pending", 2, and for wait, whose 1 means "the app
+// failed", 3 (a flag, an argument, the environment, a directory).
 func exitCode(c *cobra.Command, err error) int {
 	var ee *exitError
 	switch {
@@ -122,6 +123,8 @@ func exitCode(c *cobra.Command, err error) int {
 		return ee.code
 	case c != nil && c.Name() == "diff":
 		return exitDiffFailed
+	case c != nil && c.Name() == "wait":
+		return exitNoWait
 	}
 	return 1
 }

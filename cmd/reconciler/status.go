@@ -148,6 +148,9 @@ const (
 	exitReached = 0
 	exitFailed  = 1
 	exitTimeout = 2
+	// exitNoWait is wait's code when it could not wait at all (a flag, an argument, a
+	// directory): not 1, which says the app failed.
+	exitNoWait = 3
 )
 
 func waitCmd(o *options) *cobra.Command {
@@ -166,7 +169,8 @@ func waitCmd(o *options) *cobra.Command {
 			"     for ready, also Suspended (suspend: true: the reconciler leaves it as it is), or its\n" +
 			"     spec deleted while waiting\n" +
 			"  2  timed out; the message says what was seen last, or that no reconciler updated the\n" +
-			"     status (wait itself changes nothing: without a running reconciler it times out)",
+			"     status (wait itself changes nothing: without a running reconciler it times out)\n" +
+			"  3  could not wait: a usage error, or the spec or status directory missing",
 		Example: "  reconciler wait ch-1a2b3c --for ready --timeout 15m\n" +
 			"  reconciler wait ch-1a2b3c --for deleted",
 		Args:              cobra.ExactArgs(1),
