@@ -129,8 +129,8 @@ func TestWaitWithoutReconciler(t *testing.T) {
 	// set where the reconciler runs with it): no status file would count as deleted.
 	e.status = filepath.Join(e.files, "no-such-status")
 	_, _, code, err = e.run(context.Background(), "wait", "ch-1", "--for", "deleted", "--timeout", "300ms")
-	if code != 1 || err == nil || !strings.Contains(err.Error(), "pass --status DIR") {
-		t.Errorf("wait --for deleted, no status directory: exit %d, %v; want exit 1 saying to pass --status", code, err)
+	if code != exitNoWait || err == nil || !strings.Contains(err.Error(), "pass --status DIR") {
+		t.Errorf("wait --for deleted, no status directory: exit %d, %v; want exit %d saying to pass --status", code, err, exitNoWait)
 	}
 }
 
