@@ -67,8 +67,10 @@ type fakeEngine struct {
 	// next task list, and starts a replacement, as the service's restart policy says: none
 	// once max_attempts restarts were made.
 	crashAfter time.Duration
-	// taskLog, when set, is what a task's log says.
-	taskLog func(id string) string
+	// taskLog, when set, is what a task's log says; with taskLogTTY, as a task with a terminal
+	// sends it (no stdcopy frames).
+	taskLog    func(id string) string
+	taskLogTTY bool
 	// rollLists is how many service lists an update's roll stays "updating" for.
 	rollLists int
 	rolling   map[string]int
@@ -453,7 +455,9 @@ func (f *fakeEngine) TaskLogs(_ context.Context, id string, o container.LogsOpti
 		return nil, err
 	}
 	var b bytes.Buffer
-	if f.taskLog != nil {
+	if f.taskLog != nil && f.taskLogTTY {
+		b.WriteString(f.taskLog(id)) // a terminal's stream: no frames
+	} else if f.taskLog != nil {
 		w := stdcopy.NewStdWriter(&b, stdcopy.Stdout)
 		for l := range strings.Lines(f.taskLog(id)) { // a frame a line, as the engine sends them
 			w.Write([]byte(l))

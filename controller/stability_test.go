@@ -353,24 +353,29 @@ func TestTaskLogsKeepTheNewest(t *testing.T) {
 		fmt.Fprintf(&b, "line %06d\n", i)
 	}
 	overRead := b.String()
+	// A terminal's stream has no frames: the read's limit falls inside the line of the secret.
+	ttyOverRead := strings.Repeat(strings.Repeat("t", 99)+"\n", (logRead-30)/100)
+	ttyOverRead += strings.Repeat("u", logRead-30-len(ttyOverRead)) + "\n"
 	for _, tc := range []struct {
 		name  string
 		log   string
+		tty   bool
 		first string // the first line kept
 		last  string
 	}{
-		{"a long line first", strings.Repeat("x", logKeep+100) + "\nerror\nexiting\n",
+		{"over what is read, a terminal's", ttyOverRead + withSecret + "exiting\n", true, strings.Repeat("t", 99), "(logs cut short: the last 20 lines are over 4 MiB; these are the last read)"},
+		{"a long line first", strings.Repeat("x", logKeep+100) + "\nerror\nexiting\n", false,
 			"(earlier lines cut: the last 20 lines are over 256 KiB)", "exiting"},
-		{"the keep's cut through a secret", strings.Repeat("y", 10) + withSecret[:30] + withSecret[30:] + strings.Repeat("z", logKeep-len(withSecret)+30) + "\nexiting\n",
+		{"the keep's cut through a secret", strings.Repeat("y", 10) + withSecret[:30] + withSecret[30:] + strings.Repeat("z", logKeep-len(withSecret)+30) + "\nexiting\n", false,
 			"(earlier lines cut: the last 20 lines are over 256 KiB)", "exiting"},
-		{"over what is read", overRead + withSecret + "exiting\n", "line ", "(logs cut short: the last 20 lines are over 4 MiB; these are the last read)"},
-		{"the keep starting on a line", strings.Repeat("A", 100) + "\nKEEP" + strings.Repeat("k", logKeep-19*13000-5) + "\n" + strings.Repeat(strings.Repeat("B", 12999)+"\n", 19),
+		{"over what is read", overRead + withSecret + "exiting\n", false, "line ", "(logs cut short: the last 20 lines are over 4 MiB; these are the last read)"},
+		{"the keep starting on a line", strings.Repeat("A", 100) + "\nKEEP" + strings.Repeat("k", logKeep-19*13000-5) + "\n" + strings.Repeat(strings.Repeat("B", 12999)+"\n", 19), false,
 			"KEEP" + strings.Repeat("k", logKeep-19*13000-5), strings.Repeat("B", 12999)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newFakeEngine()
-			e.taskLog = func(string) string { return tc.log }
-			lines := taskLogs(t.Context(), e, swarm.Task{ID: "t1", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{}}}, red)
+			e.taskLog, e.taskLogTTY = func(string) string { return tc.log }, tc.tty
+			lines := taskLogs(t.Context(), e, swarm.Task{ID: "t1", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{TTY: tc.tty}}}, red)
 			same := func(got, want string) bool { // a long line is kept cut; "line " is any of overRead's
 				return got == want || len(want) > logLineMax && got == want[:logLineMax]+" [cut]" || want == "line " && strings.HasPrefix(got, want)
 			}
