@@ -3,7 +3,6 @@ package manifests
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"strings"
 )
 
@@ -39,15 +38,12 @@ func buildEnv(sample, abraSh string, specEnv map[string]string, domain, stack st
 	return &appEnv{vars: vars, sample: s}, nil
 }
 
-// shellFunction matches the line that opens a shell function: name() {, function name {.
-var shellFunction = regexp.MustCompile(`^(function\s+[A-Za-z_][A-Za-z0-9_:.-]*(\s*\(\))?|[A-Za-z_][A-Za-z0-9_:.-]*\s*\(\))\s*(\{.*)?$`)
-
-// parseAbraSh takes only the `export NAME=value` lines of abra.sh, the way abra reads the
-// config versions a recipe vendors there; the rest of the file is shell that abra does not run
-// at deploy time either. A line that does not parse as an assignment (a quote left open for
-// the next line) is shell we do not understand and is skipped, as abra does, and so is the
-// body of a function (an `abra app cmd` command, `name() {` to `}`): its exports happen when
-// the command runs, in the container, never at deploy time.
+// parseAbraSh takes only the `export NAME=value` lines of abra.sh that start at the line's
+// start, the way abra reads the config versions a recipe vendors there; the rest of the file
+// is shell that abra does not run at deploy time either. An indented export is inside a
+// block: a function's body (an `abra app cmd` command, whose exports happen when it runs, in
+// the container), an if's, a loop's. A line that does not parse as an assignment (a quote left
+// open for the next line) is shell we do not understand and is skipped, as abra does.
 func parseAbraSh(src string, pinned, base lookupFunc) map[string]string {
 	vars := map[string]string{}
 	lookup := func(name string) (string, bool) {
@@ -56,24 +52,11 @@ func parseAbraSh(src string, pinned, base lookupFunc) map[string]string {
 		}
 		return base(name)
 	}
-	body := -1 // the indentation of the function whose body the line is in; -1: none
 	for raw := range strings.Lines(src) {
-		line := strings.TrimSpace(raw)
-		indent := len(raw) - len(strings.TrimLeft(raw, " \t"))
-		switch {
-		case body >= 0:
-			// The body ends at a "}" no deeper than its opening line: braces inside it (an
-			// if's, awk's) are deeper, or not at a line's start.
-			if strings.HasPrefix(line, "}") && indent <= body {
-				body = -1
-			}
-			continue
-		case shellFunction.MatchString(line):
-			if !strings.HasSuffix(line, "}") { // not a one-line function
-				body = indent
-			}
+		if !strings.HasPrefix(raw, "export") {
 			continue
 		}
+		line := strings.TrimSpace(raw)
 		rest, ok := strings.CutPrefix(line, "export")
 		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '\t') || !strings.Contains(rest, "=") {
 			continue

@@ -130,9 +130,15 @@ reset_admin() {
     export IN_IF=1
   fi
 }
+one() { echo "one line"; } # a comment
+two() { echo two; } >&2
+export AFTER_ONE_LINE=1
 function other {
-export IN_OTHER=1
+  cat <<EOF
 }
+EOF
+  export IN_OTHER=1
+    }
 export AFTER_FUNCS=1
 # old_cmd() {
 #   export COMMENTED=1
@@ -166,8 +172,8 @@ export AFTER_AWK=1
 		"COMPOSE_FILE":      "compose.yml:compose.extra.yml",
 		"VERSION_FROM_ABRA": "v3",
 		"DERIVED":           "abra-x",
-		"INDENTED":          "yes",
-		"AFTER_FUNCS":       "1", // a function's exports are not (B stays abra's)
+		"AFTER_FUNCS":       "1", // a function's exports are not (B stays abra's), nor an indented one
+		"AFTER_ONE_LINE":    "1", // however a one-line function ends
 		"AFTER_COMMENT":     "1", // a commented-out function opens none
 		"AFTER_AWK":         "1", // braces inside a body do not end it early, nor leave it open
 	}
