@@ -228,7 +228,8 @@ func TestTeardownThroughRepeatingJobs(t *testing.T) {
 }
 
 // TestInventoryReadsEachNodeOnce: where swarm runs the inventory twice on a node
-// (moby/moby#53632), that node's volumes are counted once, and so is its answer.
+// (moby/moby#53632), that node's volumes are counted once, and so is its answer; an answer
+// whose read fails for a moment is read again.
 func TestInventoryReadsEachNodeOnce(t *testing.T) {
 	f := multiNodeFixture(t)
 	f.engine.jobsRepeat = true
@@ -245,12 +246,13 @@ func TestInventoryReadsEachNodeOnce(t *testing.T) {
 		}
 		return out.String()
 	}
+	f.engine.fail = map[string]int{"logs": 2} // a node's logs out of reach for a moment
 	found, _, answered, err := f.r.inventory(t.Context(), fakeNode)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if answered != 2 {
-		t.Errorf("%d nodes answered, want 2 (n2 and n3)", answered)
+		t.Errorf("%d nodes answered, want 2 (n2 and n3): a log read that failed twice is tried again", answered)
 	}
 	if got, want := found["m"]["n2"], f.engine.remoteVolumes("n2"); strings.Join(got, ",") != strings.Join(want, ",") || len(got) != 1 {
 		t.Errorf("volumes of m on n2: %v, want %v once", got, want)

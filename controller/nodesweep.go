@@ -294,8 +294,26 @@ func terminalTask(t swarm.Task) bool {
 	return false
 }
 
-// jobOutput is what a job's task wrote to stdout, by line.
+// jobOutput is what a job's task wrote to stdout, by line. The managers read a task's logs
+// from its node, and answer an incomplete stream when they cannot reach that node's logs for a
+// moment ("warning: incomplete log stream", engine 20.10): the read is tried again, 5 times
+// over 3 s, before the node's answer counts as unread.
 func jobOutput(ctx context.Context, r *Reconciler, task string) ([]string, error) {
+	var err error
+	for attempt := 1; ; attempt++ {
+		var lines []string
+		if lines, err = readJobOutput(ctx, r, task); err == nil || attempt == 5 {
+			return lines, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+}
+
+func readJobOutput(ctx context.Context, r *Reconciler, task string) ([]string, error) {
 	rc, err := r.Engine.TaskLogs(ctx, task, container.LogsOptions{ShowStdout: true})
 	if err != nil {
 		return nil, err
