@@ -388,7 +388,7 @@ func (e *RemoteError) Error() string { return fmt.Sprintf("%s %s: %s", e.Op, e.U
 // remoteError says what went wrong with the remote at u, in the remote's words, without u's
 // credentials.
 func remoteError(op, u string, err error, ctx context.Context) error {
-	e := &RemoteError{Op: op, URL: RedactURL(u), Msg: userInfo.ReplaceAllString(strings.ReplaceAll(err.Error(), u, RedactURL(u)), "$1")}
+	e := &RemoteError{Op: op, URL: RedactURL(u), Msg: RedactUserInfo(strings.ReplaceAll(err.Error(), u, RedactURL(u)))}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		e.Msg = "no answer within the fetch timeout (--fetch-timeout): " + e.Msg
@@ -475,6 +475,10 @@ func gitDir(dir string) string {
 // userInfo matches the user info of the URLs in a message (the transport's own errors print
 // them, a password masked or not).
 var userInfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s"]+@`)
+
+// RedactUserInfo is text with the user info of every URL in it taken out: for text that is not
+// one URL alone (a message, a URL with a placeholder url.Parse refuses).
+func RedactUserInfo(text string) string { return userInfo.ReplaceAllString(text, "$1") }
 
 // RedactURL is u without its user info (a token or password): URLs are printed this way only.
 func RedactURL(u string) string {

@@ -1,20 +1,17 @@
 package webview
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
 // hidden replaces a hidden value.
 const hidden = `"(hidden)"`
-
-// userInfo is the user info of a URL (a token or a password); a page shows URLs without it.
-var userInfo = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s"']+@`)
 
 // edit replaces line[start:end] with repl; a value going on past its line (continued) also
 // takes every following line indented deeper than keyIndent.
@@ -134,7 +131,7 @@ func valueEdit(lines []string, key, val *yaml.Node, flow bool, lineBase, colBase
 
 // urlEdit takes the user info out of the URL val, where it has one.
 func urlEdit(lines []string, val *yaml.Node, flow bool) []edit {
-	if val.Kind != yaml.ScalarNode || !userInfo.MatchString(val.Value) {
+	if val.Kind != yaml.ScalarNode || manifests.RedactUserInfo(val.Value) == val.Value { // no user info
 		return nil
 	}
 	e := valueEdit(lines, val, val, flow, 0, 0, "")
@@ -146,7 +143,7 @@ func urlEdit(lines []string, val *yaml.Node, flow bool) []edit {
 		return e
 	}
 	e[0].continued = false
-	e[0].repl = userInfo.ReplaceAllString(lines[e[0].line][e[0].start:e[0].end], "${1}")
+	e[0].repl = manifests.RedactUserInfo(lines[e[0].line][e[0].start:e[0].end])
 	return e
 }
 
