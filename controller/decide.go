@@ -247,6 +247,7 @@ func decide(w *world) decision {
 		st.AttemptKey = w.Desired.AttemptKey()
 		st.AttemptStartedAt = &w.Now
 		st.Removed = nil
+		st.NodesNotAsked = nil // of an earlier life's teardown
 		st.UpgradeStage = stage
 		d.Phase, d.Message = spec.PhasePending, "new generation queued"
 	} else {
@@ -530,6 +531,10 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 		msg := "nothing left"
 		if len(st.Removed) > 0 {
 			msg = fmt.Sprintf("removed %d objects; nothing labelled %s=%s left", len(st.Removed), swarmstate.LabelApp, w.App)
+		}
+		if len(st.NodesNotAsked) > 0 {
+			msg += fmt.Sprintf(" on the nodes asked; not asked, their inventory unread: %s (volumes of the app may be there; the next start or `reconciler janitor` asks again)",
+				strings.Join(st.NodesNotAsked, ", "))
 		}
 		return d.to(final, lead+msg)
 	}

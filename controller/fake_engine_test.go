@@ -501,7 +501,7 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 		n = int(*r.Replicas)
 	}
 	if s.Spec.Labels[LabelJob] == jobInventory {
-		// The inventory: one task a node other than the engine's own, done at once (twice
+		// The inventory: one task a node other than the engine's own that is up, done at once (twice
 		// with jobsRepeat, as swarm's jobs orchestrator did to it as a global-job); what each
 		// says is taskLog's.
 		runs := 1
@@ -509,6 +509,9 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 			runs = 2
 		}
 		for _, node := range slices.Sorted(maps.Keys(f.nodes)) {
+			if f.nodes[node].Status.State == swarm.NodeStateDown {
+				continue // a global service places no task on a node that is down
+			}
 			for range runs {
 				f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: s.ID, NodeID: node, DesiredState: swarm.TaskStateComplete,
 					Status: swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: f.taskTime(), ContainerStatus: &swarm.ContainerStatus{}}})

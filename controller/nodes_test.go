@@ -233,6 +233,22 @@ func TestTeardownThroughRepeatingJobs(t *testing.T) {
 func TestInventoryReadsEachNodeOnce(t *testing.T) {
 	f := multiNodeFixture(t)
 	f.engine.jobsRepeat = true
+	f.answerInventory()
+	f.engine.fail = map[string]int{"logs": 2} // a node's logs out of reach for a moment
+	found, _, read, err := f.r.inventory(t.Context(), fakeNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(read) != 2 {
+		t.Errorf("answers of %v read, want n2 and n3: a log read that failed twice is tried again", read)
+	}
+	if got, want := found["m"]["n2"], f.engine.remoteVolumes("n2"); strings.Join(got, ",") != strings.Join(want, ",") || len(got) != 1 {
+		t.Errorf("volumes of m on n2: %v, want %v once", got, want)
+	}
+}
+
+// answerInventory makes the inventory's task on each node answer what the node holds.
+func (f *fixture) answerInventory() {
 	f.engine.taskLog = func(id string) string { // under the engine's lock
 		var out strings.Builder
 		for _, task := range f.engine.tasks {
@@ -246,16 +262,66 @@ func TestInventoryReadsEachNodeOnce(t *testing.T) {
 		}
 		return out.String()
 	}
-	f.engine.fail = map[string]int{"logs": 2} // a node's logs out of reach for a moment
-	found, _, answered, err := f.r.inventory(t.Context(), fakeNode)
-	if err != nil {
+}
+
+// TestSweepNamesTheNodesNotAsked: the start-up sweep found an app's volumes on one node while
+// another node was down. The teardown removes what it found and ends Deleted, but says which
+// node was not asked rather than that nothing is left; the next sweep, with every node up,
+// finds the rest and its Deleted no longer names a node.
+func TestSweepNamesTheNodesNotAsked(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.answerInventory()
+	for name, v := range f.engine.remote["n2"] { // a task of the app once ran on n3 too
+		c := *v
+		f.engine.remote["n3"][name] = &c
+	}
+	// The app's spec and status are gone and its services removed, by hand: only its
+	// volumes are left, on every node.
+	for _, s := range f.engine.services {
+		if err := f.engine.ServiceRemove(t.Context(), s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
 		t.Fatal(err)
 	}
-	if answered != 2 {
-		t.Errorf("%d nodes answered, want 2 (n2 and n3): a log read that failed twice is tried again", answered)
+	if err := os.Remove(filepath.Join(f.r.StatusDir, "m.json")); err != nil {
+		t.Fatal(err)
 	}
-	if got, want := found["m"]["n2"], f.engine.remoteVolumes("n2"); strings.Join(got, ",") != strings.Join(want, ",") || len(got) != 1 {
-		t.Errorf("volumes of m on n2: %v, want %v once", got, want)
+	f.engine.setNodeState("n3", swarm.NodeStateDown)
+	f.r.NodesChanged()
+	sweep := func() {
+		t.Helper()
+		apps, err := f.r.sweepNodes(t.Context(), map[string]*spec.Desired{})
+		if err != nil || !slices.Equal(apps, []string{"m"}) {
+			t.Fatalf("sweep: apps %v, %v; want m", apps, err)
+		}
+	}
+	deleted := func() *spec.Status {
+		t.Helper()
+		st := f.pass("m")
+		for i := 0; i < 10 && st.Phase != spec.PhaseDeleted; i++ {
+			st = f.pass("m")
+		}
+		if st.Phase != spec.PhaseDeleted {
+			t.Fatalf("teardown: %s %s", st.Phase, st.Message)
+		}
+		return st
+	}
+	sweep()
+	st := deleted()
+	if !slices.Equal(st.NodesNotAsked, []string{"host-3"}) || !strings.Contains(st.Message, "not asked") || !strings.Contains(st.Message, "host-3") {
+		t.Errorf("Deleted with host-3 not asked: %q, nodesNotAsked %v", st.Message, st.NodesNotAsked)
+	}
+	if len(f.engine.remoteVolumes("n2")) != 0 || len(f.engine.remoteVolumes("n3")) == 0 {
+		t.Fatalf("after the first sweep: n2 holds %v, n3 %v; want n2 clean, n3 not asked", f.engine.remoteVolumes("n2"), f.engine.remoteVolumes("n3"))
+	}
+	f.engine.setNodeState("n3", swarm.NodeStateReady)
+	f.r.NodesChanged()
+	sweep()
+	st = deleted()
+	if len(st.NodesNotAsked) != 0 || strings.Contains(st.Message, "not asked") || len(f.engine.remoteVolumes("n3")) != 0 {
+		t.Errorf("every node asked: %q, nodesNotAsked %v, n3 holds %v", st.Message, st.NodesNotAsked, f.engine.remoteVolumes("n3"))
 	}
 }
 

@@ -68,11 +68,20 @@ func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.De
 		}
 		r.mu.Unlock()
 	}()
-	found, domains, answered, err := r.inventory(ctx, self)
+	found, domains, read, err := r.inventory(ctx, self)
 	if err != nil {
 		return nil, err
 	}
-	r.Log.Info("volumes on the other nodes", "nodes", answered, "volumes", len(found))
+	// The nodes not asked, by name: an app found elsewhere may have volumes on them too, and
+	// its teardown must not claim that nothing of it is left.
+	var notAsked []string
+	for id, n := range nodes {
+		if id != self && !read[id] {
+			notAsked = append(notAsked, nodeName(spec.NodeVolumes{ID: id, Hostname: n.Description.Hostname}))
+		}
+	}
+	slices.Sort(notAsked)
+	r.Log.Info("volumes on the other nodes", "nodes", len(read), "volumes", len(found), "notAsked", notAsked)
 	var apps []string
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -96,7 +105,7 @@ func (r *Reconciler) sweepNodes(ctx context.Context, desired map[string]*spec.De
 		if r.found == nil {
 			r.found = map[string]nodeFinding{}
 		}
-		r.found[app] = nodeFinding{tasks: tasks, nodes: nodes, self: self, domains: domains[app]}
+		r.found[app] = nodeFinding{tasks: tasks, nodes: nodes, self: self, domains: domains[app], notAsked: notAsked}
 		apps = append(apps, app)
 	}
 	slices.Sort(apps)
@@ -115,6 +124,9 @@ type nodeFinding struct {
 	nodes   map[string]swarm.Node
 	self    string
 	domains map[string]string // volume -> domain
+	// notAsked are the other nodes whose inventory was not read (down, or their answer
+	// unreadable), by name.
+	notAsked []string
 }
 
 // teardownDomain is the domain whose volumes a teardown of the finding removes: the status's
@@ -170,6 +182,7 @@ func (r *Reconciler) withFinding(app string, prev *spec.Status, hasSpec bool) *s
 		})
 	}
 	recordNodes(st, f.tasks, f.nodes, f.self)
+	st.NodesNotAsked = f.notAsked
 	if st.Stack == "" && st.Domain != "" {
 		// The volume jobs remove the volumes of this stack only: the janitor's inventory has
 		// every owner's, and an app of the same name in another stack may be live.
@@ -201,15 +214,16 @@ func (r *Reconciler) noteAnswered(app string, nodes []string) {
 }
 
 // inventory runs the inventory service once on every other node and returns what each node
-// that answered holds: app -> node ID -> volumes, and app -> volume -> the domain it is of.
-func (r *Reconciler) inventory(ctx context.Context, self string) (found map[string]map[string][]string, domains map[string]map[string]string, answered int, err error) {
+// that answered holds: app -> node ID -> volumes, app -> volume -> the domain it is of, and
+// the nodes whose answer was read.
+func (r *Reconciler) inventory(ctx context.Context, self string) (found map[string]map[string][]string, domains map[string]map[string]string, read map[string]bool, err error) {
 	jobs := r.NodeJobs
 	if jobs.Image == "" {
 		jobs = DefaultNodeJobs
 	}
 	svc := inventoryJob(r.Owner, self, jobs)
 	if old, err := r.Engine.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("name", svc.Name))}); err != nil {
-		return nil, nil, 0, fmt.Errorf("list services: %w", err)
+		return nil, nil, nil, fmt.Errorf("list services: %w", err)
 	} else {
 		for _, s := range old {
 			if s.Spec.Name == svc.Name && s.Spec.Labels[LabelJob] == jobInventory {
@@ -221,7 +235,7 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 	}
 	created, err := r.Engine.ServiceCreate(ctx, svc, swarm.ServiceCreateOptions{})
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("create %s: %w", svc.Name, err)
+		return nil, nil, nil, fmt.Errorf("create %s: %w", svc.Name, err)
 	}
 	r.Log.Info("applied", "action", "create service", "object", svc.Name, "reason", "inventory of the volumes on the other nodes")
 	defer func() {
@@ -248,7 +262,7 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 		break
 	}
 	found, domains = map[string]map[string][]string{}, map[string]map[string]string{}
-	read := map[string]bool{} // nodes whose answer was read: swarm may run a job twice on one node (moby/moby#53632)
+	read = map[string]bool{} // swarm may run a job twice on one node (moby/moby#53632): one answer is read
 	for _, t := range tasks {
 		if read[t.NodeID] {
 			continue
@@ -265,7 +279,6 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 			r.Log.Error(err, "the inventory of a node cannot be read; its volumes are looked for at the next start", "node", t.NodeID)
 			continue
 		}
-		answered++
 		read[t.NodeID] = true
 		for _, l := range lines {
 			var v NodeVolume
@@ -282,7 +295,7 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 			domains[v.App][v.Volume] = v.Domain
 		}
 	}
-	return found, domains, answered, nil
+	return found, domains, read, nil
 }
 
 // terminalTask reports whether a job's task is done, one way or the other.

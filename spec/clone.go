@@ -95,6 +95,7 @@ func (s *Status) clone() *Status {
 			c.Nodes[i] = n
 		}
 	}
+	c.NodesNotAsked = slices.Clone(s.NodesNotAsked)
 	c.LastBackup = s.LastBackup.clone()
 	c.LastRestore = s.LastRestore.clone()
 	c.History = slices.Clone(s.History) // HistoryEntry holds values only

@@ -176,6 +176,10 @@ type Status struct {
 	// with the app's volumes those tasks mounted there: volumes are node-local, and a
 	// teardown removes them on each of these nodes before the app is Deleted.
 	Nodes []NodeVolumes `json:"nodes,omitempty"`
+	// NodesNotAsked are the nodes (hostnames) whose inventory of volumes could not be read
+	// when the orphan sweep found volumes of the app on other nodes: the app's volumes may be
+	// left there, and the next start or `reconciler janitor` asks them again.
+	NodesNotAsked []string `json:"nodesNotAsked,omitempty"`
 	// BackupStage is where the backup tier's sequence is: "" (backup due), "restore" (the
 	// backup in LastBackup is to be restored), "done".
 	BackupStage string `json:"backupStage,omitempty"`
