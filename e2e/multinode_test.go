@@ -878,3 +878,54 @@ func TestMultinodeSweepFindsOrphanVolumes(t *testing.T) {
 		t.Fatalf("after the janitor: %v left, want only the volumes labelled by hand, %v\n%s", left, want, r)
 	}
 }
+
+// TestMultinodeSweepWithANodeDown: the start-up sweep finds an orphan's volume on mn-node3
+// while mn-node4, holding another of its volumes, is down. The app ends Deleted with mn-node3
+// clean and mn-node4 named as not asked, never "nothing left"; the next start, mn-node4 back,
+// removes the rest, and that Deleted names no node.
+func TestMultinodeSweepWithANodeDown(t *testing.T) {
+	h := mnHarness(t)
+	ctx := context.Background()
+	app := "mn-unasked-" + randomSuffix()
+	specsAbs, err := filepath.Abs(h.specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := map[string]string{appLabel: app, "swarm-reconciler.owner": locks.SpecDirID(specsAbs)}
+	for _, node := range mn.nodes[2:4] {
+		if _, err := node.docker.VolumeCreate(ctx, volume.CreateOptions{Name: app + "_data", Labels: mine}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mnStopNode(t, 4)
+	h.start()
+	s, err := h.waitDeleted(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notAsked struct {
+		NodesNotAsked []string `json:"nodesNotAsked"`
+	}
+	if err := json.Unmarshal(s.raw, &notAsked); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(notAsked.NodesNotAsked, []string{"mn-node4"}) || !strings.Contains(s.Message, "not asked") || !strings.Contains(s.Message, "mn-node4") {
+		t.Fatalf("Deleted with mn-node4 down: %q, nodesNotAsked %v; want mn-node4 named as not asked", s.Message, notAsked.NodesNotAsked)
+	}
+	if left, err := nodeLeft(ctx, mn.nodes[2].docker, app); err != nil || len(left) > 0 {
+		t.Fatalf("mn-node3 after the sweep: %v %v", left, err)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	mnStartNodes(t)
+	h.start()
+	if s, err = h.awaitStatus(app, "Deleted naming no node", func(s appStatus) (bool, string) {
+		return s.Phase == "Deleted" && !strings.Contains(s.Message, "not asked"), ""
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if left := volumesByNode(t, app); len(left) > 0 {
+		t.Fatalf("Deleted with every node asked, but left: %v\nstatus: %s", left, s)
+	}
+}
