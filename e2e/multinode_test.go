@@ -190,6 +190,16 @@ func mnHarness(t testing.TB) *harness {
 	return h
 }
 
+// ownLabels are the labels the reconciler of h's spec directory gives app's objects.
+func (h *harness) ownLabels(app string) map[string]string {
+	h.t.Helper()
+	specsAbs, err := filepath.Abs(h.specs)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return map[string]string{appLabel: app, "swarm-reconciler.owner": locks.SpecDirID(specsAbs)}
+}
+
 // mnRecipe makes a one-service recipe of the echo image with a named volume, deploy being the
 // service's deploy section (YAML, indented for it).
 func mnRecipe(t testing.TB, h *harness, name, deploy string) {
@@ -828,12 +838,7 @@ func TestMultinodeSweepFindsOrphanVolumes(t *testing.T) {
 	h := mnHarness(t)
 	ctx := context.Background()
 	app := "mn-orphan-" + randomSuffix()
-	specsAbs, err := filepath.Abs(h.specs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner := locks.SpecDirID(specsAbs)
-	mine := map[string]string{appLabel: app, "swarm-reconciler.owner": owner}
+	mine := h.ownLabels(app)
 	// As swarm makes them from a service of another owner's stack: its domain and namespace.
 	theirs := map[string]string{appLabel: app, "swarm-reconciler.owner": "someone-else",
 		"swarm-reconciler.domain": app + ".other.test", "com.docker.stack.namespace": strings.ReplaceAll(app+".other.test", ".", "_")}
@@ -887,11 +892,7 @@ func TestMultinodeSweepWithANodeDown(t *testing.T) {
 	h := mnHarness(t)
 	ctx := context.Background()
 	app := "mn-unasked-" + randomSuffix()
-	specsAbs, err := filepath.Abs(h.specs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine := map[string]string{appLabel: app, "swarm-reconciler.owner": locks.SpecDirID(specsAbs)}
+	mine := h.ownLabels(app)
 	for _, node := range mn.nodes[2:4] {
 		if _, err := node.docker.VolumeCreate(ctx, volume.CreateOptions{Name: app + "_data", Labels: mine}); err != nil {
 			t.Fatal(err)
