@@ -573,6 +573,10 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 		// Every node answered; what is left is their finished jobs, removed now: a fresh look
 		// within this pass confirms that nothing is left.
 		d.Again = true
+	case len(d.Actions) == 0 && w.Snap.Empty() && len(st.Nodes) > 0 && nc.Left == len(st.Nodes):
+		// All that is left is volumes the janitor leaves, and says so: looking again changes
+		// nothing, and a janitor's pass ends here rather than at its timeout.
+		d.After = 0
 	}
 	if len(parts) == 0 {
 		parts = []string{"nothing left to ask for; confirming"}

@@ -120,6 +120,9 @@ type nodeCleanup struct {
 	Away bool
 	// Answered are the nodes whose job completed: nothing of the app is left on them.
 	Answered []string
+	// Left counts the nodes still pending that the janitor asks nothing, not knowing which
+	// stack's volumes there are the app's: no later look of this process moves them.
+	Left int
 }
 
 // planNodeCleanup decides the next step of removing the app's volumes on other nodes. st is
@@ -163,6 +166,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 			out.Waiting = append(out.Waiting, fmt.Sprintf("node %s: which stack's volumes there are this app's is not known (no status records it), so the janitor leaves them (%s): remove them with `reconciler node-clean --app %s --owner OWNER` against that node, or run the janitor with the status directory of the reconciler that deployed the app",
 				nodeName(n), strings.Join(n.Volumes, ", "), w.App))
 			pending = append(pending, n)
+			out.Left++
 			continue
 		}
 		if !running {

@@ -325,6 +325,58 @@ func TestSweepNamesTheNodesNotAsked(t *testing.T) {
 	}
 }
 
+// TestJanitorEndsWhereItLeavesVolumes: the janitor's inventory found volumes of an app whose
+// stack nothing names (no status, no domain label). It leaves them and says how to remove
+// them; with nothing else of the app left, its pass asks for no other look, so a janitor ends
+// there rather than at its timeout (seen: a leftover of a killed test held one for 2 minutes).
+func TestJanitorEndsWhereItLeavesVolumes(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.answerInventory()
+	// Of the app, only its volume on n2 is left: nothing names its stack.
+	f.engine.mu.Lock()
+	f.engine.tasks = nil
+	clear(f.engine.services)
+	clear(f.engine.networks)
+	clear(f.engine.configs)
+	clear(f.engine.secrets)
+	clear(f.engine.volumes)
+	f.engine.mu.Unlock()
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.r.StatusDir, "m.json")); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Owner, f.r.stacks = "", nil // a janitor's process: it never held the app's stack
+	if apps, err := f.r.sweepNodes(t.Context(), map[string]*spec.Desired{}); err != nil || !slices.Equal(apps, []string{"m"}) {
+		t.Fatalf("sweep: apps %v, %v; want m", apps, err)
+	}
+	var res Result
+	for i := 0; i < 5; i++ { // the first passes may remove what swarm still lists of the services
+		var err error
+		if res, err = f.r.Reconcile(t.Context(), "m"); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := spec.ReadStatus(f.r.StatusDir, "m"); st != nil {
+			t.Logf("pass %d: %s %s; stack %q removed %v", i, st.Phase, st.Message, st.Stack, st.Removed)
+		}
+		if res.RequeueAfter == 0 {
+			break
+		}
+		f.now = f.now.Add(time.Second)
+	}
+	st, err := spec.ReadStatus(f.r.StatusDir, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter != 0 || st.Phase != spec.PhaseDeleting || !strings.Contains(st.Message, "reconciler node-clean --app m") {
+		t.Errorf("janitor's pass: %+v, %s %s; want no other look, Deleting saying how to remove them", res, st.Phase, st.Message)
+	}
+	if len(f.engine.remoteVolumes("n2")) == 0 {
+		t.Error("the janitor removed volumes of a stack it does not know")
+	}
+}
+
 // TestInventoryIsAGlobalServiceRunOnce: the inventory is a global service of one run a node
 // (restart none) on every node but the engine's own, not a global-job (moby/moby#53632).
 func TestInventoryIsAGlobalServiceRunOnce(t *testing.T) {

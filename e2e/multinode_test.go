@@ -869,14 +869,26 @@ func TestMultinodeSweepFindsOrphanVolumes(t *testing.T) {
 		t.Fatalf("after the sweep: %v (want only %s, of another owner, and %s_hand on mn-node3, and %s_hand on mn-node1); status:\n%s", left, other.Name, app, app, s)
 	}
 
-	// The janitor sweeps the orphans of every owner: the other owner's volume goes too.
+	// The janitor sweeps the orphans of every owner: the other owner's volume goes too. A
+	// volume of an app whose stack nothing names (no domain label, no status) it leaves, and
+	// ends at once saying how to remove it, exit 1, not at its timeout.
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
+	nostack := "mn-nostack-" + randomSuffix()
+	if _, err := mn.nodes[2].docker.VolumeCreate(ctx, volume.CreateOptions{Name: nostack + "_data",
+		Labels: map[string]string{appLabel: nostack, "swarm-reconciler.owner": "someone-else"}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mn.nodes[2].docker.VolumeRemove(context.Background(), nostack+"_data", true) })
 	j := mnHarness(t)
 	r, err := j.cliWith(2*time.Minute, j.env, "", append([]string{"janitor", "--log-format", "console"}, j.extra...)...)
-	if err != nil || r.code != 0 {
-		t.Fatalf("janitor: %v %s", err, r)
+	if err != nil || r.code != 1 || !strings.Contains(r.stderr, "not torn down by this pass: "+nostack) ||
+		!strings.Contains(r.stderr, "reconciler node-clean --app "+nostack) {
+		t.Fatalf("janitor: %v %s\nwant exit 1 naming %s and how to remove its volume", err, r, nostack)
+	}
+	if left := volumesByNode(t, nostack); !slices.Equal(left["mn-node3"], []string{nostack + "_data"}) {
+		t.Fatalf("the janitor removed a volume of a stack it does not know: %v left", left)
 	}
 	want := map[string][]string{"mn-node1": {app + "_hand"}, "mn-node3": {app + "_hand"}}
 	if left := volumesByNode(t, app); !maps.EqualFunc(left, want, slices.Equal) {

@@ -19,7 +19,7 @@ import (
 func TestPassVerdict(t *testing.T) {
 	dir := t.TempDir()
 	for app, phase := range map[string]spec.Phase{"ok": spec.PhaseReady, "deg": spec.PhaseDegraded, "bad": spec.PhaseFailed,
-		"slow": spec.PhaseDeploying, "stale": spec.PhaseFailed} {
+		"slow": spec.PhaseDeploying, "stale": spec.PhaseFailed, "kept": spec.PhaseDeleting} {
 		st := &spec.Status{App: app, Phase: phase, Message: app + " says\nwhy"}
 		if err := spec.WriteStatus(dir, st); err != nil {
 			t.Fatal(err)
@@ -35,14 +35,15 @@ func TestPassVerdict(t *testing.T) {
 	}
 
 	out.Reset()
-	err := passVerdict(&out, dir, []string{"bad", "new", "ok", "slow", "stale"}, []string{"new", "slow", "stale"}, 10*time.Minute)
+	err := passVerdict(&out, dir, []string{"bad", "kept", "new", "ok", "slow", "stale"}, []string{"new", "slow", "stale"}, 10*time.Minute)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 1 {
 		t.Fatalf("err = %v, want exit 1", err)
 	}
 	for _, want := range []string{
 		"timed out after 10m0s: 3 apps not settled: new (no status); slow (Deploying: slow says why); stale (Failed: stale says why)",
-		"1 apps Failed or Invalid: [bad]", // stale's Failed is not this pass's verdict
+		"1 apps Failed or Invalid: [bad]",                         // stale's Failed is not this pass's verdict
+		"1 apps not torn down by this pass: kept (kept says why)", // what the janitor leaves, saying how to remove it
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)

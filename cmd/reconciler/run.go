@@ -321,12 +321,14 @@ func leaseRefusal(live []string, owner string, janitor bool) error {
 
 // passVerdict prints one line per app of a pass (app, phase, message, from its status file)
 // and returns the pass's exit error: code 1 naming the apps that had not settled when the
-// timeout passed, with their last phase and message, and the settled apps that are Failed or
-// Invalid; nil when there are none.
+// timeout passed, with their last phase and message, the settled apps that are Failed or
+// Invalid, and those whose teardown the pass left unfinished (still Deleting: what it cannot
+// remove, or held by another process); nil when there are none.
 func passVerdict(w io.Writer, statusDir string, apps, unsettled []string, timeout time.Duration) error {
 	var (
 		bad     []string
 		waiting []string
+		left    []string
 	)
 	for _, app := range apps {
 		st, err := spec.ReadStatus(statusDir, app)
@@ -344,8 +346,12 @@ func passVerdict(w io.Writer, statusDir string, apps, unsettled []string, timeou
 			continue
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\n", app, st.Phase, st.Message)
-		if (st.Phase == spec.PhaseFailed || st.Phase == spec.PhaseInvalid) && !slices.Contains(unsettled, app) {
+		switch {
+		case slices.Contains(unsettled, app):
+		case st.Phase == spec.PhaseFailed || st.Phase == spec.PhaseInvalid:
 			bad = append(bad, app)
+		case st.Phase == spec.PhaseDeleting:
+			left = append(left, fmt.Sprintf("%s (%s)", app, oneLine(st.Message, 400)))
 		}
 	}
 	var msgs []string
@@ -354,6 +360,9 @@ func passVerdict(w io.Writer, statusDir string, apps, unsettled []string, timeou
 	}
 	if len(bad) > 0 {
 		msgs = append(msgs, fmt.Sprintf("%d apps Failed or Invalid: %v (see their status files in %s)", len(bad), bad, statusDir))
+	}
+	if len(left) > 0 {
+		msgs = append(msgs, fmt.Sprintf("%d apps not torn down by this pass: %s", len(left), strings.Join(left, "; ")))
 	}
 	if len(msgs) > 0 {
 		return &exitError{code: exitFailed, err: errors.New(strings.Join(msgs, "; and "))}
