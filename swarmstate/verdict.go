@@ -188,6 +188,13 @@ func ConvergedOn(services []swarm.Service, tasks []swarm.Task, since time.Time, 
 }
 
 func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes Nodes) ServiceState {
+	job := svc.Spec.Mode.ReplicatedJob != nil || svc.Spec.Mode.GlobalJob != nil
+	if job && svc.JobStatus != nil {
+		// Every update of a job starts a new run (JobIteration); swarm keeps the tasks of the
+		// earlier runs, completed ones with desired state "complete". Only this run counts.
+		it := svc.JobStatus.JobIteration.Index
+		tasks = slices.DeleteFunc(slices.Clone(tasks), func(t swarm.Task) bool { return t.JobIteration == nil || t.JobIteration.Index != it })
+	}
 	st := ServiceState{Name: svc.Spec.Name, Desired: desiredCount(svc, tasks)}
 	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
 		st.Image = cs.Image
@@ -248,8 +255,20 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 	updating := st.UpdateState == string(swarm.UpdateStateUpdating) || st.UpdateState == string(swarm.UpdateStateRollbackStarted)
 	// Swarm shuts a failed task down and creates its replacement in one transaction, so a slot
 	// without a task it means to run is one whose restart policy gave up.
-	st.GaveUp = !updating && svc.Spec.Mode.Replicated != nil && live < st.Desired && st.Restarts > 0 &&
+	st.GaveUp = !updating && (svc.Spec.Mode.Replicated != nil || svc.Spec.Mode.Global != nil) && live < st.Desired && st.Restarts > 0 &&
 		st.Running+completed < st.Desired && restartsLimited(svc)
+	done := st.Running + completed
+	if job {
+		done = completed // a job converges when its run completed, not while it runs
+	}
+	globalMode := svc.Spec.Mode.Global != nil || svc.Spec.Mode.GlobalJob != nil
+	stalePaused := svc.UpdateStatus != nil && (svc.UpdateStatus.State == swarm.UpdateStatePaused || svc.UpdateStatus.State == swarm.UpdateStateRollbackPaused)
+	var previous int // with a roll paused: tasks swarm means to run on a spec other than the service's
+	for _, t := range tasks {
+		if stalePaused && t.DesiredState == swarm.TaskStateRunning && taskDirty(svc.Spec.TaskTemplate, t, nodes) {
+			previous++
+		}
+	}
 
 	switch {
 	case updating:
@@ -258,6 +277,12 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 		st.Reason = "waiting for swarm to start the update"
 	case rolledBack(svc, since):
 		st.Reason = fmt.Sprintf("update %s: %s", st.UpdateState, svc.UpdateStatus.Message)
+	case stalePaused && previous > 0:
+		// Swarm never resumes a paused roll (its updater returns at once): the slots it had not
+		// reached run the other spec for good, until the service is updated again.
+		st.Reason = fmt.Sprintf("update %s (%s): %d tasks still run another spec than the service's", st.UpdateState, svc.UpdateStatus.Message, previous)
+	case globalMode && len(tasks) == 0:
+		st.Reason = "waiting for swarm to create its tasks (none yet: swarm is creating them, or no node meets its constraints)"
 	case st.Running > st.Desired:
 		st.Reason = fmt.Sprintf("%d/%d tasks running (old tasks still stopping)", st.Running, st.Desired)
 	case st.GaveUp:
@@ -265,8 +290,11 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 		if e := failedTask(st.Tasks, nodes); e != "" {
 			st.Reason += "; last " + e
 		}
-	case st.Running+completed < st.Desired:
+	case done < st.Desired:
 		st.Reason = fmt.Sprintf("%d/%d tasks running", st.Running, st.Desired)
+		if job {
+			st.Reason = fmt.Sprintf("%d/%d tasks of the job's run completed, %d running", completed, st.Desired, st.Running)
+		}
 		if len(lost) > 0 {
 			st.Reason += " (" + strings.Join(lost, ", ") + ": swarm replaces its tasks on other nodes)"
 		}
@@ -454,11 +482,26 @@ func desiredCount(svc swarm.Service, tasks []swarm.Task) int {
 		}
 		return 1
 	default:
-		// Global services run one task per eligible node: count the nodes swarm scheduled on.
+		// Global services run one task per eligible node: count the nodes swarm means to run it
+		// on. A node whose task failed has its replacement desired "ready" while the restart
+		// delay runs; one whose restart policy gave up keeps its newest, ended task, and swarm
+		// starts none there until the service changes (restart.UpdatableTasksInSlot). Nodes
+		// down, drained or no longer meeting the constraints have only tasks swarm shut down.
 		nodes := map[string]bool{}
+		newest := map[string]swarm.Task{}
 		for _, t := range tasks {
-			if t.DesiredState == swarm.TaskStateRunning || t.DesiredState == swarm.TaskStateComplete {
+			if willRun(t) || t.DesiredState == swarm.TaskStateComplete {
 				nodes[t.NodeID] = true
+			}
+			if n, ok := newest[t.NodeID]; !ok || t.Status.Timestamp.After(n.Status.Timestamp) {
+				newest[t.NodeID] = t
+			}
+		}
+		if restartsLimited(svc) {
+			for node, t := range newest {
+				if ended(t, svc) {
+					nodes[node] = true
+				}
 			}
 		}
 		return len(nodes)

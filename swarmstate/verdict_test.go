@@ -26,6 +26,13 @@ func task(svc string, desired, state swarm.TaskState, err string) swarm.Task {
 	return swarm.Task{ServiceID: svc, DesiredState: desired, Status: swarm.TaskStatus{State: state, Err: err, Timestamp: time.Unix(100, 0)}}
 }
 
+// onTemplate gives t the spec replicated() gives its service, as swarm copies the service's
+// template into every task it creates.
+func onTemplate(t swarm.Task) swarm.Task {
+	t.Spec = swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "img"}}
+	return t
+}
+
 func TestConverged(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	t1 := t0.Add(time.Minute)
@@ -55,9 +62,9 @@ func TestConverged(t *testing.T) {
 		{"rollback in flight blocks", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted})},
 			[]swarm.Task{task("a", running, running, "")}, false, false, "rollback_started"},
 		{"stale paused does not block an install", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStatePaused})},
-			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
+			[]swarm.Task{onTemplate(task("a", running, running, ""))}, true, false, ""},
 		{"stale rollback_paused does not block an install", []swarm.Service{replicated("a", 1, nil, &swarm.UpdateStatus{State: swarm.UpdateStateRollbackPaused})},
-			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
+			[]swarm.Task{onTemplate(task("a", running, running, ""))}, true, false, ""},
 		{"first roll of a service completed", []swarm.Service{replicated("a", 1, rollFrom(""), &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &t1})},
 			[]swarm.Task{task("a", running, running, "")}, true, false, ""},
 		{"our roll not started yet (status reset to nil)", []swarm.Service{replicated("a", 1, rollFrom(t0.Format(time.RFC3339Nano)), nil)},
@@ -421,5 +428,169 @@ func TestAwaitingRollPlacementOtherThanConstraints(t *testing.T) {
 		if awaitingRoll(svc, []swarm.Task{task}, tc.nodes) {
 			t.Errorf("%s: awaitingRoll = true; swarm starts no roll for it", tc.name)
 		}
+	}
+}
+
+func globalSvc(id string, rp *swarm.RestartPolicy) swarm.Service {
+	return swarm.Service{
+		ID: id,
+		Spec: swarm.ServiceSpec{
+			Annotations:  swarm.Annotations{Name: id},
+			Mode:         swarm.ServiceMode{Global: &swarm.GlobalService{}},
+			TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "img"}, RestartPolicy: rp},
+		},
+	}
+}
+
+func nodeTask(svc, node string, desired, state swarm.TaskState, at time.Time, err string) swarm.Task {
+	return swarm.Task{ID: svc + "-" + node + "-" + string(state) + "-" + at.Format("150405.000"), ServiceID: svc, NodeID: node,
+		DesiredState: desired, Status: swarm.TaskStatus{State: state, Err: err, Timestamp: at}}
+}
+
+// TestGlobalDesiredCount: a global service's desired count is the nodes swarm means to run
+// it on. Swarm's restart supervisor creates a failed task's replacement with desired state
+// "ready" (restart.go: restartTask.DesiredState = api.TaskStateReady) for the restart delay (5 s
+// by default), and a restart policy that gave up leaves only desired "shutdown" tasks on the node:
+// neither node may drop out of the count, or a crash loop reads as converged.
+func TestGlobalDesiredCount(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	since := t0
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	R, S, Ready := swarm.TaskStateRunning, swarm.TaskStateShutdown, swarm.TaskStateReady
+	two := uint64(2)
+	limited := &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionAny, MaxAttempts: &two}
+	tests := []struct {
+		name      string
+		svc       swarm.Service
+		tasks     []swarm.Task
+		converged bool
+		gaveUp    bool
+	}{
+		{"one node: the task crashed, its replacement waits out the restart delay", globalSvc("g", nil), []swarm.Task{
+			nodeTask("g", "n1", S, swarm.TaskStateFailed, at(10), "task: non-zero exit (1)"),
+			nodeTask("g", "n1", Ready, swarm.TaskStateNew, at(10), ""),
+		}, false, false},
+		{"two nodes: n1 runs, n2's task crashed and waits out the restart delay", globalSvc("g", nil), []swarm.Task{
+			nodeTask("g", "n1", R, R, at(1), ""),
+			nodeTask("g", "n2", S, swarm.TaskStateFailed, at(10), "task: non-zero exit (1)"),
+			nodeTask("g", "n2", Ready, swarm.TaskStateNew, at(10), ""),
+		}, false, false},
+		{"max_attempts reached: swarm starts no task again on the node", globalSvc("g", limited), []swarm.Task{
+			nodeTask("g", "n1", S, swarm.TaskStateFailed, at(2), "task: non-zero exit (1)"),
+			nodeTask("g", "n1", S, swarm.TaskStateFailed, at(8), "task: non-zero exit (1)"),
+		}, false, true},
+		{"just created: swarm has not made its tasks yet", globalSvc("g", nil), nil, false, false},
+		// Controls: these converge today and must still converge.
+		{"control: two nodes running", globalSvc("g", nil), []swarm.Task{
+			nodeTask("g", "n1", R, R, at(1), ""), nodeTask("g", "n2", R, R, at(1), "")}, true, false},
+		{"control: n2 drained, its task shut down", globalSvc("g", nil), []swarm.Task{
+			nodeTask("g", "n1", R, R, at(1), ""), nodeTask("g", "n2", S, S, at(5), "")}, true, false},
+		{"control: n2 down, its task shut down by the orchestrator", globalSvc("g", nil), []swarm.Task{
+			nodeTask("g", "n1", R, R, at(1), ""), nodeTask("g", "n2", S, R, at(1), "")}, true, false},
+		{"control: restart delay, but an older failure under a limited policy", globalSvc("g", limited), []swarm.Task{
+			nodeTask("g", "n1", S, swarm.TaskStateFailed, at(2), "task: non-zero exit (1)"),
+			nodeTask("g", "n1", R, R, at(8), "")}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Converged([]swarm.Service{tt.svc}, tt.tasks, since)
+			if v.Converged != tt.converged || v.GaveUp != tt.gaveUp {
+				t.Errorf("converged=%v gaveUp=%v, want %v %v (message %q)", v.Converged, v.GaveUp, tt.converged, tt.gaveUp, v.Message)
+			}
+		})
+	}
+}
+
+func jobSvc(id string, global bool, iteration uint64) swarm.Service {
+	one := uint64(1)
+	mode := swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{MaxConcurrent: &one, TotalCompletions: &one}}
+	if global {
+		mode = swarm.ServiceMode{GlobalJob: &swarm.GlobalJob{}}
+	}
+	return swarm.Service{
+		ID: id,
+		Spec: swarm.ServiceSpec{
+			Annotations:  swarm.Annotations{Name: id},
+			Mode:         mode,
+			TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "img"}},
+		},
+		JobStatus: &swarm.JobStatus{JobIteration: swarm.Version{Index: iteration}},
+	}
+}
+
+func jobTask(node string, iteration uint64, desired, state swarm.TaskState, err string) swarm.Task {
+	t := nodeTask("j", node, desired, state, time.Date(2026, 1, 1, 0, 0, int(iteration), 0, time.UTC), err)
+	t.JobIteration = &swarm.Version{Index: iteration}
+	return t
+}
+
+// TestJobRunCounts: every update of a job service starts a new iteration (swarmkit
+// controlapi UpdateService: JobIteration.Index++); the jobs orchestrator counts only the
+// tasks of the current iteration and leaves the old iteration's completed tasks in the store
+// with desired state "complete" (jobs/replicated/reconciler.go). A run that has not completed
+// is not a job that ran.
+func TestJobRunCounts(t *testing.T) {
+	C, S, Ready := swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateReady
+	tests := []struct {
+		name      string
+		svc       swarm.Service
+		tasks     []swarm.Task
+		converged bool
+	}{
+		{"replicated-job updated: the old run's completed task, the new run still pending", jobSvc("j", false, 20), []swarm.Task{
+			jobTask("n1", 10, C, C, ""), jobTask("", 20, C, swarm.TaskStatePending, "")}, false},
+		{"replicated-job updated: the new run failed, its retry waits the restart delay", jobSvc("j", false, 20), []swarm.Task{
+			jobTask("n1", 10, C, C, ""), jobTask("n1", 20, S, swarm.TaskStateFailed, "task: non-zero exit (1)"), jobTask("", 20, Ready, swarm.TaskStateNew, "")}, false},
+		{"global-job updated: the old run completed, the new one runs", jobSvc("j", true, 20), []swarm.Task{
+			jobTask("n1", 10, C, C, ""), jobTask("n1", 20, C, swarm.TaskStateRunning, "")}, false},
+		{"replicated-job: its only run is still running (a migration)", jobSvc("j", false, 10), []swarm.Task{
+			jobTask("n1", 10, C, swarm.TaskStateRunning, "")}, false},
+		{"control: the current run completed", jobSvc("j", false, 20), []swarm.Task{
+			jobTask("n1", 10, C, C, ""), jobTask("n1", 20, C, C, "")}, true},
+		{"control: global-job, the current run completed", jobSvc("j", true, 20), []swarm.Task{
+			jobTask("n1", 10, C, C, ""), jobTask("n1", 20, C, C, "")}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Converged([]swarm.Service{tt.svc}, tt.tasks, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			if v.Converged != tt.converged {
+				t.Errorf("converged=%v, want %v (message %q)", v.Converged, tt.converged, v.Message)
+			}
+		})
+	}
+}
+
+// TestStalePausedWithTasksOnAnotherSpec: a roll that paused before this attempt leaves the slots it
+// had not reached on the previous spec, and swarm never resumes it (updater.Run returns at once
+// on PAUSED). A stale "paused" is harmless only when every task already runs the service's spec.
+func TestStalePausedWithTasksOnAnotherSpec(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	since := t0.Add(time.Hour) // a later attempt: e.g. the spec's timeout edited after "update paused"
+	tmpl := swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "img:2"}}
+	old := swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: "img:1"}}
+	svc := func() swarm.Service {
+		s := replicated("a", 2, nil, &swarm.UpdateStatus{State: swarm.UpdateStatePaused, StartedAt: &t0, Message: "update paused due to failure or early termination of task x"})
+		s.Spec.TaskTemplate = tmpl
+		return s
+	}
+	run := func(id string, spec swarm.TaskSpec) swarm.Task {
+		return swarm.Task{ID: id, ServiceID: "a", Spec: spec, DesiredState: swarm.TaskStateRunning,
+			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: t0}}
+	}
+	for _, tt := range []struct {
+		name      string
+		tasks     []swarm.Task
+		converged bool
+		reason    string
+	}{
+		{"one slot on the new spec, one still on the previous", []swarm.Task{run("new", tmpl), run("old", old)}, false, "paused"},
+		{"control: every slot on the new spec (the flicker)", []swarm.Task{run("new1", tmpl), run("new2", tmpl)}, true, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Converged([]swarm.Service{svc()}, tt.tasks, since)
+			if v.Converged != tt.converged || !strings.Contains(v.Message, tt.reason) {
+				t.Errorf("converged=%v (message %q), want %v with %q", v.Converged, v.Message, tt.converged, tt.reason)
+			}
+		})
 	}
 }
