@@ -234,3 +234,50 @@ func TestStabilityRestartPolicyGaveUpFailsFast(t *testing.T) {
 		}
 	}
 }
+
+const globalCrashRecipe = "e2e-global-crash"
+
+// TestStabilityGlobalCrashLoopNeverReady: a global service whose task exits at once is never
+// Ready: under the default policy (its replacement waits out swarm's 5 s restart delay, desired
+// "ready", a node swarm still means to run it on) it is Failed at the timeout; under
+// `on-failure, max_attempts: 1` it is Failed once swarm gave up, well before the timeout.
+func TestStabilityGlobalCrashLoopNeverReady(t *testing.T) {
+	h := startHarness(t)
+	makeEchoRecipe(t, h, globalCrashRecipe, "RESTART_CONDITION=any\nMAX_ATTEMPTS=0\n", fmt.Sprintf(`services:
+  app:
+    image: %s
+    environment:
+      - MESSAGE=hello from %s
+      - PORT=8080
+      - CRASH=1
+    deploy:
+      mode: global
+      restart_policy:
+        condition: ${RESTART_CONDITION}
+        max_attempts: ${MAX_ATTEMPTS}
+      labels:
+        - "coop-cloud.${STACK_NAME}.version=%s"
+`, echoImage, globalCrashRecipe, miniRelease), nil)
+	for _, tc := range []struct {
+		name, env, timeout string
+		want               []string
+	}{
+		{"loop", "", "20s", []string{"within 20s"}},
+		{"giveup", "  RESTART_CONDITION: on-failure\n  MAX_ATTEMPTS: \"1\"\n", "10m", []string{"restart policy gave up", "exit code 3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := h.newApp("e2e-global-" + tc.name)
+			w := watchStatus(t, h.statusPath(a.name), time.Millisecond)
+			gen := h.writeSpec(a.name, []byte(fmt.Sprintf("recipe: %s\nversion: %q\ntimeout: %s\nenv:\n%s", globalCrashRecipe, miniRelease, tc.timeout, tc.env)))
+			s := h.waitPhase(a.name, gen, "Failed")
+			w.halt()
+			w.assertNever(t, gen, "Ready")
+			for _, want := range tc.want {
+				if !strings.Contains(s.Message, want) {
+					t.Errorf("the Failed message %q does not say %q", s.Message, want)
+				}
+			}
+		})
+	}
+}
