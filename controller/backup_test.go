@@ -803,3 +803,127 @@ func TestRestoreRetryThatWritesNothingStaysFailed(t *testing.T) {
 		t.Fatalf("the retry named: %s %q", st.Phase, st.Message)
 	}
 }
+
+// TestScheduleIsUTCWhateverTheLocalZone: schedules are in UTC (README, ParseSchedule). On a
+// host whose local zone is not UTC, time.Now() is in that zone, and cron's Next works in the
+// zone of the time it is given: "0 12 * * *" must still mean 12:00 UTC.
+func TestScheduleIsUTCWhateverTheLocalZone(t *testing.T) {
+	// What time.Now() gives on a host whose zone is 2 hours east of UTC.
+	now := time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC).In(time.FixedZone("CEST", 2*60*60))
+	st := &spec.Status{FirstDeployedAt: &now}
+	next, err := nextBackup(&spec.Backup{Schedule: "0 12 * * *"}, st, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC); !next.Equal(want) {
+		t.Fatalf("next backup at %s (%s UTC), want %s", next, next.UTC(), want)
+	}
+	next, _ = nextBackup(&spec.Backup{Schedule: "@daily"}, st, now)
+	if want := time.Date(2026, 6, 2, 0, 0, 0, 0, time.UTC); !next.Equal(want) {
+		t.Fatalf("@daily: next backup at %s UTC, want %s", next.UTC(), want)
+	}
+}
+
+// TestInterruptedScheduledBackupIsMadeAgain: "A reconciler killed during a backup lists nothing
+// partial and makes the backup again" — also a scheduled one: the slot it was making is not
+// counted as done, or an app on "@every 1h" goes two hours (24h: two days) without one.
+func TestInterruptedScheduledBackupIsMadeAgain(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {schedule: '@every 1h'}\n")
+	seed(f, fb)
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(61 * time.Minute)
+	killedAt(f, "read volume")
+	if !contains(fb.ran, "a_test_app: dump") || contains(fb.ran, "a_test_app: rm /data/dump.sql") {
+		t.Fatalf("killed after the pre-hook, before its post-hook: %q", fb.ran)
+	}
+	if st, _ := spec.ReadStatus(f.r.StatusDir, "a"); st.LastBackup == nil || st.LastBackup.State != spec.RunRunning || st.LastBackup.Trigger != triggerSchedule {
+		t.Fatalf("at the kill: %+v", st.LastBackup)
+	}
+	if _, err := f.r.Backups.CleanPartial(f.r.Owner); err != nil { // start-up
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(time.Minute)
+	st := f.settle("a")
+	list, _ := f.r.Backups.List("a")
+	if len(list) != 1 || st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted || !contains(fb.ran, "a_test_app: rm /data/dump.sql") {
+		res, _ := f.r.Reconcile(t.Context(), "a")
+		t.Fatalf("after the restart: %d backups, last %+v; next look in %v; ran %q: the interrupted scheduled backup is not made again (nor its post-hook run)", len(list), st.LastBackup, res.RequeueAfter, fb.ran)
+	}
+}
+
+// TestKeepWithAClockSetBackAfterARefusedRequest: a request refused while the app was Failed
+// leaves lastBackup without an ID; the next backup's ID must still sort after the newest in
+// the store when the clock was set back meanwhile, or keep removes the backup just made and
+// a restore of the newest takes the older one.
+func TestKeepWithAClockSetBackAfterARefusedRequest(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	base := "recipe: bk\nversion: 1.0.0+1\ntimeout: 1m\n"
+	f.writeSpec("a", base)
+	seed(f, fb)
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.now = f.now.Add(2 * time.Hour)
+	f.writeSpec("a", base+"backup: {requestedAt: r1, keep: 1}\n")
+	st := f.settle("a")
+	list, _ := f.r.Backups.List("a")
+	if st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted || len(list) != 1 {
+		t.Fatalf("first backup: %+v, %d listed", st.LastBackup, len(list))
+	}
+	first := list[0].ID
+
+	// The app fails; a request to it is refused (lastBackup: a failed run with no ID).
+	f.engine.crashAfter = time.Second
+	f.writeSpec("a", base+"env: {X: \"1\"}\nbackup: {requestedAt: r1, keep: 1}\n")
+	if st = f.settleAs("a", spec.PhaseFailed, 10*time.Second, 20); st.Phase != spec.PhaseFailed {
+		t.Fatalf("a crashing release: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("a", base+"env: {X: \"1\"}\nbackup: {requestedAt: r2, keep: 1}\n")
+	if st = f.settle("a"); st.LastBackup == nil || st.LastBackup.ID != "" || st.LastBackup.State != spec.RunFailed {
+		t.Fatalf("refused request: %+v", st.LastBackup)
+	}
+
+	// The clock is set back (an NTP step) and the app fixed; a backup is asked for.
+	f.engine.crashAfter = 0
+	f.now = f.now.Add(-10 * time.Minute)
+	f.writeSpec("a", base+"env: {X: \"2\"}\nbackup: {requestedAt: r2, keep: 1}\n")
+	if st = f.settleAs("a", spec.PhaseReady, 10*time.Second, 60); st.Phase != spec.PhaseReady {
+		t.Fatalf("the fixed release: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("a", base+"env: {X: \"2\"}\nbackup: {requestedAt: r3, keep: 1}\n")
+	st = f.settle("a")
+	list, _ = f.r.Backups.List("a")
+	if st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted || len(list) != 1 || list[0].ID != st.LastBackup.ID || list[0].ID <= first {
+		t.Fatalf("after the clock went back: last %+v, kept %v (first was %s): keep must remove the older backup, not the new one", st.LastBackup, idsOf(list), first)
+	}
+}
+
+// TestTierRestoreInterruptedRemedy: the backup tier's restore cut short makes the app Failed,
+// and the message names a remedy. Following it must not be answered "not carried out: the app
+// is Failed": a restore request to it is refused (restoreRetried takes requested restores
+// only), so the message must name what works: a new generation, whose tier restores again.
+func TestTierRestoreInterruptedRemedy(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	f.writeSpec("a", backupTierSpec)
+	seed(f, fb)
+	killedAt(f, "write volume")
+	st := f.settle("a")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "interrupted") {
+		t.Fatalf("after the tier's restore cut short: %s %s", st.Phase, st.Message)
+	}
+	id := st.LastRestore.ID
+	if strings.Contains(st.Message, "reconciler restore a "+id) {
+		f.writeSpec("a", strings.Replace(backupTierSpec, "backup:\n", "backup:\n  restore: {requestedAt: r1, id: \""+id+"\"}\n", 1))
+		if st = f.settle("a"); st.LastRestore.State != spec.RunCompleted || st.Phase != spec.PhaseReady {
+			t.Fatalf("the remedy the message named (`reconciler restore a %s`): %s %q", id, st.Phase, st.LastRestore.Message)
+		}
+		return
+	}
+	f.writeSpec("a", backupTierSpec+"env: {X: y}\n") // a new generation
+	if st = f.settle("a"); st.Phase != spec.PhaseReady || !hasMessage(st, "restored and verified") || st.LastRestore.State != spec.RunCompleted {
+		t.Fatalf("a new generation after the tier's restore cut short: %s %q stage %q restore %+v history %+v", st.Phase, st.Message, st.BackupStage, st.LastRestore, st.History)
+	}
+}

@@ -191,6 +191,10 @@ func nextBackup(b *spec.Backup, st *spec.Status, now time.Time) (time.Time, erro
 	}
 	base := now
 	switch {
+	case st.LastBackup != nil && st.LastBackup.Trigger == triggerSchedule && st.LastBackup.State == spec.RunFailed &&
+		strings.HasPrefix(st.LastBackup.Message, backupInterrupted):
+		// The process died making its slot's backup, which kept nothing: the slot is still owed.
+		return st.LastBackup.Started, nil
 	case st.LastBackup != nil && st.LastBackup.Finished != nil:
 		base = *st.LastBackup.Finished
 	case st.LastBackup != nil:
@@ -246,12 +250,17 @@ func interrupted(d decision, committed *spec.BackupManifest, keep int, now time.
 			d.Job = nil
 		} else {
 			r.State, r.Finished = spec.RunFailed, &now
-			r.Message = "interrupted: the reconciler stopped during the backup; nothing of it was kept"
+			r.Message = backupInterrupted + "; nothing of it was kept"
 		}
 	}
 	if r := st.LastRestore; r != nil && r.State == spec.RunRunning {
 		r.State, r.Finished = spec.RunFailed, &now
 		r.Message = fmt.Sprintf("interrupted: the reconciler stopped during the restore of backup %s; the volumes may hold part of it: restore it again with `reconciler restore %s %s`", r.ID, st.App, r.ID)
+		if r.Trigger == triggerTier {
+			// A request to an app Failed by the tier is refused (restoreRetried): a new
+			// generation is what runs the tier's restore, with its checks, again.
+			r.Message = fmt.Sprintf("interrupted: the reconciler stopped during the restore of backup %s; the volumes may hold part of it: change the spec (a new generation), and the backup tier restores it again", r.ID)
+		}
 		if r.Trigger == triggerRequest {
 			st.LastHandledRestoreAt = r.Request
 		}
@@ -263,6 +272,9 @@ func interrupted(d decision, committed *spec.BackupManifest, keep int, now time.
 	}
 	return d
 }
+
+// backupInterrupted begins the message of a backup whose process died.
+const backupInterrupted = "interrupted: the reconciler stopped during the backup"
 
 // owedPostHooks are the services whose restore pre-hook a run records with no post-hook
 // after it: the post-hook runs whenever its pre-hook ran, also after the process died.

@@ -303,7 +303,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 		restoreNewest := s.Backup != nil && s.Backup.Restore != nil && s.Backup.Restore.ID == "" && (prev == nil || prev.LastHandledRestoreAt != s.Backup.Restore.RequestedAt)
 		// A status that names no backup yet (a new app, or one made again after its status
 		// went) cannot say which ID the next must follow: the store can (newBackupID).
-		if restoreNewest || st.LastBackup == nil {
+		if restoreNewest || st.LastBackup == nil || !spec.ValidBackupID(st.LastBackup.ID) {
 			w.Backups, w.BackupsErr = r.Backups.ListOf(app, r.Owner)
 		}
 	}

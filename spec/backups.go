@@ -40,7 +40,9 @@ func ParseSchedule(s string) (cron.Schedule, error) {
 			return nil, fmt.Errorf("@every %s: the interval must be whole seconds, at least 1s (such as @every 24h)", strings.TrimSpace(every))
 		}
 	}
-	sch, err := cron.ParseStandard(s)
+	// cron reads a line without a zone in the zone of the time Next is given: time.Now()'s is
+	// the host's. Schedules are in UTC.
+	sch, err := cron.ParseStandard("CRON_TZ=UTC " + strings.TrimSpace(s))
 	if err != nil {
 		return nil, fmt.Errorf("not a schedule (use \"@every 24h\", \"@daily\" or a cron line such as \"30 3 * * *\"): %w", err)
 	}
