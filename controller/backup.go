@@ -714,7 +714,9 @@ func (r *Reconciler) runJob(ctx context.Context, log logr.Logger, w *world, d de
 		}
 	}
 	err := r.doJob(jctx, log, w, job, run, checkpoint)
-	if errors.Is(proc.Err(), context.Canceled) {
+	if proc.Err() != nil {
+		// The process is stopping: Run's context cancelled, or the end of `once`'s pass
+		// (its --timeout), which is not the job's own deadline.
 		return d
 	}
 	if len(job.PostHooks) > 0 {

@@ -86,6 +86,10 @@ type configLock struct {
 	// callTimeout bounds each call: a manager whose Raft leader just went away can hold a
 	// request for tens of seconds, and the next try should go out in the meantime.
 	callTimeout time.Duration
+	// maxTrip, when set, is the longest a write may take, from sending it to reading it back,
+	// and count: the others time the lease from when they saw the write, the leader from when
+	// its answer came back, and leaseTiming's slack covers only so much of the difference.
+	maxTrip time.Duration
 
 	mu      sync.Mutex
 	id      string
@@ -175,11 +179,23 @@ func (l *configLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) er
 	}
 	cctx, cancel := l.bounded(ctx)
 	defer cancel()
+	start := time.Now()
 	if _, err := l.engine.ConfigCreate(cctx, s); err != nil {
 		return fmt.Errorf("create lease %s: %w", l.name, err)
 	}
 	l.wrote.Store(ler.HolderIdentity == l.identity)
-	return l.confirm(ctx, raw)
+	return l.timely(start, l.confirm(ctx, raw))
+}
+
+// timely is err, or an error when the write that began at start took longer than maxTrip to
+// be confirmed: client-go counts a renew from when it returns, and the others may have seen it
+// up to that long before; a write that took longer is not counted (the next try reads the
+// record and renews again).
+func (l *configLock) timely(start time.Time, err error) error {
+	if took := time.Since(start); err == nil && l.maxTrip > 0 && took > l.maxTrip {
+		return fmt.Errorf("lease %s: the write took %s to confirm, more than the %s the lease's timing leaves: not counted", l.name, took.Round(time.Millisecond), l.maxTrip)
+	}
+	return err
 }
 
 func (l *configLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) error {
@@ -202,11 +218,12 @@ func (l *configLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) er
 	s.Labels[LeaseLabel] = string(raw)
 	uctx, cancel := l.bounded(ctx)
 	defer cancel()
+	start := time.Now()
 	if err := l.engine.ConfigUpdate(uctx, id, version, s); err != nil {
 		return fmt.Errorf("update lease %s: %w", l.name, err)
 	}
 	l.wrote.Store(ler.HolderIdentity == l.identity)
-	return l.confirm(ctx, raw)
+	return l.timely(start, l.confirm(ctx, raw))
 }
 
 // confirm reads the version our write made. Swarm's update returns none, and the store's index
@@ -274,6 +291,11 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) erro
 	stopWithin := e.StopWithin
 	if stopWithin <= 0 {
 		stopWithin = DefaultStopWithin
+	}
+	// The slack leaseTiming leaves between a leader cut off having stopped and the others
+	// taking the lease: a renew's answer may come back no later than that after its write.
+	if slack := e.LeaseDuration - e.RetryPeriod - e.RenewDeadline - stopWithin; slack > 0 {
+		lock.maxTrip = slack
 	}
 	for ctx.Err() == nil {
 		var (

@@ -16,9 +16,10 @@ import (
 // it asks to be, and one whose reconcile fails is retried with backoff, for as long as ctx
 // lasts: the caller bounds the pass with a deadline on ctx.
 //
-// It returns the apps it looked at and, sorted, those of them that had not settled when ctx
-// ended; err is ctx's error then, or the error of listing the apps. The caller reads the
-// status files for the verdict.
+// It returns the apps it looked at and every other app with a spec (one settled before the
+// pass is judged too), and, sorted, those that had not settled when ctx ended; err is ctx's
+// error then, or the error of listing the apps. The caller reads the status files for the
+// verdict.
 func (c *Controller) RunOnce(ctx context.Context) (apps, unsettled []string, err error) {
 	if c.Workers <= 0 {
 		c.Workers = 4
@@ -54,6 +55,17 @@ func (c *Controller) RunOnce(ctx context.Context) (apps, unsettled []string, err
 	}
 	wg.Wait()
 	slices.Sort(unsettled)
+	// The verdict is over every app with a spec: one settled before this pass (Failed or
+	// Invalid for its generation, by an earlier once or a run) is not reconciled, but it is
+	// still Failed or Invalid.
+	if desired, derr := spec.Scan(c.R.SpecsDir, c.R.Defaults); derr == nil {
+		for app := range desired {
+			if !slices.Contains(apps, app) {
+				apps = append(apps, app)
+			}
+		}
+		slices.Sort(apps)
+	}
 	return apps, unsettled, ctx.Err()
 }
 
@@ -64,10 +76,12 @@ func (c *Controller) settle(ctx context.Context, app string) bool {
 		res, log, err := c.runPass(ctx, app)
 		wait := res.RequeueAfter
 		switch {
-		case err == nil && (wait <= 0 || c.settled(app)):
+		case err == nil && c.settled(app):
 			return true
 		case ctx.Err() != nil:
-			return false
+			return false // cut short: a pass that asks for nothing more may not have ended
+		case err == nil && wait <= 0:
+			return true
 		case err != nil:
 			log.Error(err, "reconcile failed; retrying with backoff", "backoff", backoff.String())
 			wait, backoff = backoff, min(backoff*2, 30*time.Second)

@@ -127,6 +127,11 @@ func TestCLI(t *testing.T) {
 		if s, _, err := h.readStatus(bad.name); err != nil || s.Phase != "Invalid" || s.ObservedGeneration != badGen {
 			t.Errorf("after once, app %s: want Invalid for %s (err %v):\n%s", bad.name, badGen, err, s)
 		}
+		// Run again (a CI job retried): the app is still Invalid, though this pass has
+		// nothing to do for it.
+		if r := h.cli(5*time.Minute, "once"); r.code != 1 || !strings.Contains(r.stderr, bad.name) {
+			t.Errorf("once again with the app still Invalid: want exit 1 naming %s: %s", bad.name, r)
+		}
 		if r := h.cli(time.Minute, "wait", bad.name, "--for", "ready", "--timeout", "30s"); r.code != 1 {
 			t.Errorf("wait --for ready of an Invalid app: want exit 1: %s", r)
 		}

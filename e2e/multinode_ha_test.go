@@ -884,6 +884,12 @@ func TestMultinodeHA(tt *testing.T) {
 	if err != nil || r.code != 1 || !strings.Contains(r.stderr, "reconciler replicas lead on this swarm") || !strings.Contains(r.stderr, "stop them first") {
 		t.Errorf("janitor beside leading replicas: %v %s; want exit 1 saying the replicas lead", err, r)
 	}
+	// Nor does a `run` of their owner without --leader-elect (a unit left enabled, a debug run):
+	// it would act on their apps beside their leader.
+	r, err = h.cliWith(time.Minute, h.env, "", append([]string{"run", "--owner", c.owner, "--log-format", "console"}, h.extra...)...)
+	if err != nil || r.code != 1 || !strings.Contains(r.stderr, "run would act on their apps beside their leader") {
+		t.Errorf("run of the replicas' owner beside them: %v %s; want exit 1 saying the replicas lead", err, r)
+	}
 	// Stopped (SIGTERM), the replicas give the lease up: the janitor's refusal ends at once, not
 	// a lease duration later.
 	for _, rep := range c.replicas {

@@ -493,21 +493,21 @@ func TestLeaseRefusal(t *testing.T) {
 		return controller.LeaseName(owner) + " (held by r1, renewed 2026-12-03T10:00:00Z)"
 	}
 	for _, tc := range []struct {
-		name    string
+		command string
 		live    []string
-		janitor bool
 		want    string
 	}{
-		{"janitor, none", nil, true, ""},
-		{"janitor, another owner's", []string{lease("x")}, true, "the janitor sweeps what no running reconciler holds"},
-		{"once, none", nil, false, ""},
-		{"once, another owner's", []string{lease("x"), lease("ci2")}, false, ""},
-		{"once, its own owner's", []string{lease("x"), lease("ci")}, false, "replicas of owner ci lead on this swarm (" + lease("ci") + ")"},
+		{"janitor", nil, ""},
+		{"janitor", []string{lease("x")}, "the janitor sweeps what no running reconciler holds"},
+		{"once", nil, ""},
+		{"once", []string{lease("x"), lease("ci2")}, ""},
+		{"once", []string{lease("x"), lease("ci")}, "replicas of owner ci lead on this swarm (" + lease("ci") + "): once would act"},
+		{"run", []string{lease("x"), lease("ci")}, "replicas of owner ci lead on this swarm (" + lease("ci") + "): run would act"},
 	} {
-		err := leaseRefusal(tc.live, "ci", tc.janitor)
+		err := leaseRefusal(tc.live, "ci", tc.command)
 		var ee *exitError
 		if tc.want == "" && err != nil || tc.want != "" && (!errors.As(err, &ee) || ee.code != exitFailed || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+			t.Errorf("%s beside %v: %v, want %q", tc.command, tc.live, err, tc.want)
 		}
 	}
 }

@@ -69,6 +69,13 @@ func runCmd(o *options) *cobra.Command {
 				return err
 			}
 			defer release()
+			// Replicas of this owner run with --leader-elect hold no spec-directory lock: their
+			// lease is what tells that they run, and this process would act beside their leader.
+			if live, err := controller.LiveLeases(ctx, c.R.Engine, time.Now()); err != nil {
+				log.Info("could not check for the leases of --leader-elect replicas", "error", err.Error())
+			} else if err := leaseRefusal(live, c.R.Owner, "run"); err != nil {
+				return err
+			}
 			ui, err := startWebView(ctx, o, users, log)
 			if err != nil {
 				return err
@@ -273,7 +280,11 @@ func pass(ctx context.Context, o *options, specDir string) error {
 	if err != nil {
 		return err
 	}
-	if err := leaseRefusal(live, c.R.Owner, o.janitor); err != nil {
+	command := "once"
+	if o.janitor {
+		command = "janitor"
+	}
+	if err := leaseRefusal(live, c.R.Owner, command); err != nil {
 		return err
 	}
 	passCtx, cancel := context.WithCancel(ctx)
@@ -301,12 +312,13 @@ func pass(ctx context.Context, o *options, specDir string) error {
 	return passVerdict(os.Stdout, o.status, apps, unsettled, o.passTimeout)
 }
 
-// leaseRefusal is why a pass must not run beside the live leases (controller.LiveLeases): the
-// janitor, beside any (it would take the replicas' apps for orphans); once, beside its own
-// owner's (it would act on the leader's apps at the same time as the leader). nil if neither.
-func leaseRefusal(live []string, owner string, janitor bool) error {
+// leaseRefusal is why command must not run beside the live leases (controller.LiveLeases): the
+// janitor, beside any (it would take the replicas' apps for orphans); once and run, beside
+// their own owner's (they would act on the leader's apps at the same time as the leader). nil
+// if neither.
+func leaseRefusal(live []string, owner, command string) error {
 	const stopped = "a stopped replica releases its lease; the lease of one killed counts as live for its duration plus a minute of clock skew"
-	if janitor {
+	if command == "janitor" {
 		if len(live) > 0 {
 			return &exitError{code: exitFailed, err: fmt.Errorf("reconciler replicas lead on this swarm (%s): the janitor sweeps what no running reconciler holds, and replicas run with --leader-elect hold no app lock; stop them first (%s), then run the janitor again", strings.Join(live, ", "), stopped)}
 		}
@@ -314,7 +326,7 @@ func leaseRefusal(live []string, owner string, janitor bool) error {
 	}
 	mine := slices.DeleteFunc(slices.Clone(live), func(l string) bool { return !strings.HasPrefix(l, controller.LeaseName(owner)+" ") })
 	if len(mine) > 0 {
-		return &exitError{code: exitFailed, err: fmt.Errorf("reconciler replicas of owner %s lead on this swarm (%s): once would act on their apps beside their leader; let them reconcile (reconciler wait), or stop them first (%s)", owner, strings.Join(mine, ", "), stopped)}
+		return &exitError{code: exitFailed, err: fmt.Errorf("reconciler replicas of owner %s lead on this swarm (%s): %s would act on their apps beside their leader; let them reconcile (reconciler wait), or stop them first (%s)", owner, strings.Join(mine, ", "), command, stopped)}
 	}
 	return nil
 }
