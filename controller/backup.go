@@ -310,7 +310,7 @@ func (b *backupRunner) readVolumes(ctx context.Context, pending *spec.PendingBac
 			if err != nil {
 				return err
 			}
-			vb := spec.VolumeBackup{Name: v.Name, Full: v.Full, Service: s.Name, Target: v.Target, Paths: v.Paths, Archive: v.Name + archiveExt}
+			vb := spec.VolumeBackup{Name: v.Name, Full: v.Full, Service: s.Name, Target: v.Target, Paths: v.Paths, Skip: v.Skip, Archive: v.Name + archiveExt}
 			f, err := pending.Create(vb.Archive)
 			if err != nil {
 				return fmt.Errorf("volume %s: %w", v.Name, err)
@@ -387,7 +387,7 @@ func readVolume(ctx context.Context, e BackupEngine, cid string, v manifests.Bac
 		base := path.Base(src)
 		err = eachEntry(rc, func(h *tar.Header, r io.Reader) error {
 			rel, ok := rebase(h.Name, base, p)
-			if !ok {
+			if !ok || under(rel, v.Skip) {
 				return nil
 			}
 			h.Name = rel
@@ -410,6 +410,17 @@ func readVolume(ctx context.Context, e BackupEngine, cid string, v manifests.Bac
 		}
 	}
 	return nil
+}
+
+// under reports whether rel (a path in a volume) is one of dirs or inside one of them.
+func under(rel string, dirs []string) bool {
+	rel = path.Clean(rel)
+	for _, d := range dirs {
+		if rel == d || strings.HasPrefix(rel, d+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // rebase names an entry of an archive of path p of a volume (base: the name the archive's
@@ -490,7 +501,7 @@ func (b *backupRunner) current(m *spec.BackupManifest) (*spec.BackupManifest, er
 		for _, s := range b.plan.Services {
 			for _, pv := range s.Volumes {
 				if pv.Name == v.Name {
-					c.Volumes[i].Service, c.Volumes[i].Target, found = s.Name, pv.Target, true
+					c.Volumes[i].Service, c.Volumes[i].Target, c.Volumes[i].Skip, found = s.Name, pv.Target, pv.Skip, true
 				}
 			}
 		}
@@ -616,6 +627,9 @@ func copyChecked(w io.Writer, r io.Reader, id string, v spec.VolumeBackup) error
 		if why := inside(h.Name); why != "" {
 			return bad(h.Name, why)
 		}
+		if under(h.Name, v.Skip) {
+			continue // where the service now mounts something else: not written through this volume
+		}
 		switch h.Typeflag {
 		case tar.TypeReg:
 			if size, ok := files[manifestPath(h.Name)]; !ok || size != h.Size {
@@ -658,7 +672,7 @@ func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error
 		}
 		seen := map[string]bool{}
 		var mismatch []string
-		err = readVolume(ctx, b.eng, cid, manifests.BackupVolume{Name: v.Name, Target: v.Target, Paths: v.Paths}, func(h *tar.Header, r io.Reader) error {
+		err = readVolume(ctx, b.eng, cid, manifests.BackupVolume{Name: v.Name, Target: v.Target, Paths: v.Paths, Skip: v.Skip}, func(h *tar.Header, r io.Reader) error {
 			name := manifestPath(h.Name)
 			f, ok := want[name]
 			if !ok || h.Typeflag != tar.TypeReg {
@@ -681,7 +695,7 @@ func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error
 			}
 		}
 		for _, f := range v.Files {
-			if !seen[f.Path] {
+			if !seen[f.Path] && !under(f.Path, v.Skip) { // an older backup may hold what is now another mount's
 				mismatch = append(mismatch, f.Path+" (missing after the restore)")
 			}
 		}

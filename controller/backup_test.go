@@ -927,3 +927,63 @@ func TestTierRestoreInterruptedRemedy(t *testing.T) {
 		t.Fatalf("a new generation after the tier's restore cut short: %s %q stage %q restore %+v history %+v", st.Phase, st.Message, st.BackupStage, st.LastRestore, st.History)
 	}
 }
+
+// TestNestedMountIsNotBackedUpThroughItsParent: a volume excluded by its label, mounted below
+// another volume's target, shows inside that volume in the container. It is neither in the
+// outer volume's backup nor written by its restore (backup-bot-two reads each volume at its
+// own mountpoint).
+func TestNestedMountIsNotBackedUpThroughItsParent(t *testing.T) {
+	f, fb := newBackupFixture(t, nil)
+	makeRecipeOf(t, f.r.RecipesDir, "nest", `version: "3.8"
+services:
+  app:
+    image: echo:%s
+    environment:
+      MESSAGE: "hello %s"
+    volumes:
+      - files:/files
+      - cache:/files/cache
+    deploy:
+      labels:
+        backupbot.backup: "true"
+        backupbot.backup.volumes.cache: "false"
+volumes:
+  files:
+  cache:
+`, "1.0.0+1")
+	f.writeSpec("a", "recipe: nest\nversion: 1.0.0+1\n")
+	seed(f, fb)
+	fb.mu.Lock()
+	fb.fs("a_test_app")["/files/cache/c"] = "cached"
+	fb.mu.Unlock()
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("a", "recipe: nest\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
+	if st := f.settle("a"); st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted {
+		t.Fatalf("backup: %+v", st.LastBackup)
+	}
+	list, _ := f.r.Backups.List("a")
+	if len(list) != 1 || len(list[0].Volumes) != 1 {
+		t.Fatalf("backups: %+v", list)
+	}
+	var files []string
+	for _, file := range list[0].Volumes[0].Files {
+		files = append(files, file.Path)
+	}
+	if slices.Contains(files, "cache/c") || !slices.Contains(files, "a/b.txt") || !slices.Equal(list[0].Volumes[0].Skip, []string{"cache"}) {
+		t.Errorf("files of volume files: %v, skip %v; want a/b.txt, not the cache volume's cache/c", files, list[0].Volumes[0].Skip)
+	}
+	fb.mu.Lock()
+	fb.files["a_test_app"]["/files/cache/c"] = "newer"
+	fb.files["a_test_app"]["/files/a/b.txt"] = "changed"
+	fb.mu.Unlock()
+	f.writeSpec("a", "recipe: nest\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+	st := f.settle("a")
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if st.LastRestore == nil || st.LastRestore.State != spec.RunCompleted || fb.files["a_test_app"]["/files/a/b.txt"] != "file b" || fb.files["a_test_app"]["/files/cache/c"] != "newer" {
+		t.Errorf("restore: %+v; b.txt %q, cache/c %q: want the backup's b.txt and the cache volume untouched",
+			st.LastRestore, fb.files["a_test_app"]["/files/a/b.txt"], fb.files["a_test_app"]["/files/cache/c"])
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	composetypes "github.com/docker/cli/cli/compose/types"
 )
 
 // The label contract of backup-bot-two, which Co-op Cloud recipes use to declare their backups.
@@ -49,6 +51,11 @@ type BackupVolume struct {
 	Target string `json:"target"`
 	// Paths limit it to these paths, relative to the volume's root; none: the whole volume.
 	Paths []string `json:"paths,omitempty"`
+	// Skip are the paths, relative to the volume's root, where the service mounts something
+	// else (another volume, a bind, a tmpfs): what is there is not this volume's, and is
+	// neither read nor written back through this one. (backup-bot-two reads each volume at
+	// its own mountpoint, where nothing else shows.)
+	Skip []string `json:"skip,omitempty"`
 }
 
 // BackupPlan reads the backup plan from the services' labels. A volume mounted by several
@@ -104,6 +111,7 @@ func (r *Rendered) BackupPlan() (*BackupPlan, error) {
 					return nil, fmt.Errorf("%w: service %s: label %s%s.path: %v", ErrInput, svc.Name, labelBackupVolumes, m.Source, err)
 				}
 			}
+			bv.Skip = nestedMounts(svc.Volumes, m.Target)
 			bs.Volumes = append(bs.Volumes, bv)
 		}
 		for key := range labels {
@@ -119,6 +127,18 @@ func (r *Rendered) BackupPlan() (*BackupPlan, error) {
 		p.Services = append(p.Services, bs)
 	}
 	return p, nil
+}
+
+// nestedMounts are the targets of mounts below target, relative to it, in name order.
+func nestedMounts(mounts []composetypes.ServiceVolumeConfig, target string) []string {
+	var out []string
+	for _, m := range mounts {
+		if rel, ok := strings.CutPrefix(path.Clean(m.Target), strings.TrimSuffix(path.Clean(target), "/")+"/"); ok && rel != "" {
+			out = append(out, rel)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // volumeName is the swarm name of the recipe's volume key: its explicit name, else the stack's.

@@ -116,3 +116,37 @@ func TestBackupPlanErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestBackupPlanSkipsNestedMounts: what a service mounts below a volume's target (another
+// volume, excluded or not, a bind, a tmpfs) shows inside it in the container, but is not that
+// volume's: the plan says to skip it there.
+func TestBackupPlanSkipsNestedMounts(t *testing.T) {
+	_, got := planOf(t)(renderCompose(t, `version: "3.8"
+services:
+  app:
+    image: app:1
+    volumes:
+      - files:/srv/files/
+      - cache:/srv/files/cache
+      - thumbs:/srv/files/media/thumbs
+      - other:/srv/filesystem
+      - type: tmpfs
+        target: /srv/files/tmp
+    deploy:
+      labels:
+        backupbot.backup: "true"
+        backupbot.backup.volumes.cache: "false"
+volumes:
+  files:
+  cache:
+  thumbs:
+  other:
+`, nil))
+	want := `{"services":[{"name":"app","volumes":[` +
+		`{"name":"files","full":"bk_example_org_files","target":"/srv/files/","skip":["cache","media/thumbs","tmp"]},` +
+		`{"name":"thumbs","full":"bk_example_org_thumbs","target":"/srv/files/media/thumbs"},` +
+		`{"name":"other","full":"bk_example_org_other","target":"/srv/filesystem"}]}]}`
+	if got != want {
+		t.Errorf("plan\n got %s\nwant %s", got, want)
+	}
+}

@@ -126,6 +126,9 @@ type VolumeBackup struct {
 	Target  string `json:"target"`
 	// Paths are the paths read, relative to the volume's root; none: the whole volume.
 	Paths []string `json:"paths,omitempty"`
+	// Skip are the paths, relative to the volume's root, not read: where the service mounts
+	// something else.
+	Skip []string `json:"skip,omitempty"`
 	// Archive is the file in the backup's directory.
 	Archive string `json:"archive"`
 	Bytes   int64  `json:"bytes"`
