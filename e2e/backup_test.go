@@ -53,7 +53,8 @@ func buildShellImage(ctx context.Context) error {
 
 // makeBackupRecipe makes bonfire's postgres pattern in small: db's pre-hook dumps its data
 // onto db-data, whose backup is limited to the dump (backup.sql); its cache volume is
-// excluded; app's files volume is backed up whole. db's restore post-hook loads the dump.
+// excluded; app's files volume is backed up whole, but for the excluded scratch volume it
+// mounts inside it. db's restore post-hook loads the dump.
 // ${PRE_HOOK} replaces db's pre-hook. db has a generated secret, db_password.
 func makeBackupRecipe(t testing.TB, h *harness, name string) {
 	t.Helper()
@@ -66,10 +67,12 @@ func makeBackupRecipe(t testing.TB, h *harness, name string) {
       - PORT=8080
     volumes:
       - files:/files
+      - scratch:/files/scratch
     deploy:
       labels:
         - "coop-cloud.${STACK_NAME}.version=%[3]s"
         - "backupbot.backup=${ENABLE_BACKUPS:-true}"
+        - "backupbot.backup.volumes.scratch=false"
   db:
     image: %[1]s
     environment:
@@ -90,6 +93,7 @@ func makeBackupRecipe(t testing.TB, h *harness, name string) {
         backupbot.restore.post-hook: "cp /var/lib/db/backup.sql /var/lib/db/data && rm /var/lib/db/backup.sql"
 volumes:
   files:
+  scratch:
   db-data:
   cache:
 secrets:
@@ -175,13 +179,13 @@ const backupChecks = `tier: backup
 backup:
   checks:
     beforeBackup:
-      - {service: app, run: "echo m1 > /files/marker && mkdir -p /files/sub && echo deep > /files/sub/f"}
+      - {service: app, run: "echo m1 > /files/marker && mkdir -p /files/sub && echo deep > /files/sub/f && echo s1 > /files/scratch/s"}
       - {service: db, run: "echo rows > /var/lib/db/data && echo pw=$(cat /run/secrets/db_password) >> /var/lib/db/data && echo junk > /var/lib/db/other && echo c > /cache/c && echo the password is $(cat /run/secrets/db_password)"}
     beforeRestore:
-      - {service: app, run: "rm /files/marker"}
+      - {service: app, run: "rm /files/marker && echo s2 > /files/scratch/s"}
       - {service: db, run: "rm /var/lib/db/data"}
     afterRestore:
-      - {service: app, run: "grep -qx m1 /files/marker"}
+      - {service: app, run: "grep -qx m1 /files/marker && grep -qx s2 /files/scratch/s"}
       - {service: db, run: "grep -qx rows /var/lib/db/data"}`
 
 // TestBackupTier: tier backup goes Ready only after a backup and a restore of it: the archive
@@ -228,7 +232,7 @@ func TestBackupTier(t *testing.T) {
 	}
 	want := map[string][]string{"db-data": {"backup.sql"}, "files": {"marker", "sub/f"}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("backed up %v, want %v (db-data limited to backup.sql, cache excluded)", got, want)
+		t.Errorf("backed up %v, want %v (db-data limited to backup.sql, cache excluded, scratch inside files excluded)", got, want)
 	}
 
 	// The generated secret is in the data (the check wrote it there), and nowhere else: not in
