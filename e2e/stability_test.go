@@ -281,3 +281,48 @@ func TestStabilityGlobalCrashLoopNeverReady(t *testing.T) {
 		})
 	}
 }
+
+// TestJobReadyOnlyOnceItRan: a recipe's replicated-job (a migration) that runs for 8 s: the
+// app is not Ready while the job runs, only once its task completed.
+func TestJobReadyOnlyOnceItRan(t *testing.T) {
+	h := startHarness(t)
+	needShellImage(t)
+	makeEchoRecipe(t, h, "e2e-job", "", fmt.Sprintf(`services:
+  app:
+    image: %[1]s
+    environment:
+      - MESSAGE=hello
+      - PORT=8080
+    deploy:
+      labels:
+        - "coop-cloud.${STACK_NAME}.version=%[3]s"
+  migrate:
+    image: %[2]s
+    entrypoint: ["/bin/sh", "-c", "sleep 8"]
+    deploy:
+      mode: replicated-job
+      restart_policy:
+        condition: on-failure
+`, echoImage, shellImage, miniRelease), nil)
+	a := h.newApp("e2e-job")
+	gen := h.writeSpec(a.name, []byte(fmt.Sprintf("recipe: e2e-job\nversion: %q\ntimeout: 2m\n", miniRelease)))
+	s := h.waitPhase(a.name, gen, "Ready")
+	readyAt, ok := rolloutFull(t, s).historyTime("Ready")
+	if !ok {
+		t.Fatalf("no Ready in the history: %s", s)
+	}
+	tasks, err := suite.docker.TaskList(context.Background(), swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", a.stack()+"_migrate"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var completed time.Time
+	for _, task := range tasks {
+		if task.Status.State == swarm.TaskStateComplete {
+			completed = task.Status.Timestamp
+		}
+	}
+	if completed.IsZero() || readyAt.Before(completed) {
+		t.Fatalf("Ready at %s, the job's task completed at %s (tasks %d): Ready before the job ran", readyAt.Format(time.RFC3339Nano), completed.Format(time.RFC3339Nano), len(tasks))
+	}
+	t.Logf("Ready %s after the job completed", readyAt.Sub(completed).Round(time.Millisecond))
+}

@@ -69,13 +69,6 @@ func runCmd(o *options) *cobra.Command {
 				return err
 			}
 			defer release()
-			// Replicas of this owner run with --leader-elect hold no spec-directory lock: their
-			// lease is what tells that they run, and this process would act beside their leader.
-			if live, err := controller.LiveLeases(ctx, c.R.Engine, time.Now()); err != nil {
-				log.Info("could not check for the leases of --leader-elect replicas", "error", err.Error())
-			} else if err := leaseRefusal(live, c.R.Owner, "run"); err != nil {
-				return err
-			}
 			ui, err := startWebView(ctx, o, users, log)
 			if err != nil {
 				return err
@@ -91,6 +84,18 @@ func runCmd(o *options) *cobra.Command {
 				if err := serveMetrics(ctx, o.metricsAddr, o.registry, ready, o.engine, ui, log); err != nil {
 					return err
 				}
+			}
+			// Replicas of this owner run with --leader-elect hold no spec-directory lock: their
+			// lease is what tells that they run, and this process would act beside their leader.
+			// Asked after the health endpoints listen, and for 10 s at most: an engine that does
+			// not answer yet is the loop's to wait for.
+			leaseCtx, cancelLease := context.WithTimeout(ctx, 10*time.Second)
+			live, err := controller.LiveLeases(leaseCtx, c.R.Engine, time.Now())
+			cancelLease()
+			if err != nil {
+				log.Info("could not check for the leases of --leader-elect replicas", "error", err.Error())
+			} else if err := leaseRefusal(live, c.R.Owner, "run"); err != nil {
+				return err
 			}
 			log.Info("reconciling", "specs", o.specs, "status", o.status, "recipes", o.recipes, "resync", o.resync.String())
 			return c.Run(ctx)
