@@ -21,9 +21,11 @@ var editLockWait = 30 * time.Second
 func lockEdits(dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, editLockName)
 	const shared = "whoever edits specs must be able to write the directory and " + editLockName + " (for several users: a group-writable directory, setgid, and umask 002)"
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	// O_NOFOLLOW: a symlink planted at the path must not make an edit (often run as root)
+	// create or open a file elsewhere, as the locks package refuses for its lockfiles.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o666)
 	if errors.Is(err, fs.ErrPermission) {
-		if ro, rerr := os.Open(path); rerr == nil {
+		if ro, rerr := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0); rerr == nil {
 			f, err = ro, nil
 		}
 	}

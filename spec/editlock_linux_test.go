@@ -26,3 +26,20 @@ func TestEditLockHeldTooLong(t *testing.T) {
 		t.Errorf("lock file mode %v, %v: want it readable by others (0666 less the umask)", fi.Mode().Perm(), err)
 	}
 }
+
+// TestEditLockFollowsNoSymlink: a symlink planted at the edit lock's path (a spec directory
+// others can write, an edit run as root) makes no file elsewhere: the edit is refused.
+func TestEditLockFollowsNoSymlink(t *testing.T) {
+	dir, elsewhere := t.TempDir(), filepath.Join(t.TempDir(), "nologin")
+	if err := os.Symlink(elsewhere, filepath.Join(dir, editLockName)); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockEdits(dir)
+	if err == nil {
+		unlock()
+		t.Error("an edit lock through a symlink was taken")
+	}
+	if _, serr := os.Lstat(elsewhere); serr == nil {
+		t.Errorf("the edit lock made %s through the symlink", elsewhere)
+	}
+}
