@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -144,4 +145,39 @@ func waitLock(ctx context.Context, path string) (*Lock, error) {
 		case <-time.After(pollInterval):
 		}
 	}
+}
+
+// checkDirControl refuses a lock directory that another user controls: its owner (or anyone,
+// if it is world-writable) could unlink a held lockfile, after which a second process takes a
+// fresh file at the path (two holders), or hold specs-<id>.lock so no reconciler starts. The
+// default lies under /run/lock, world-writable on Debian, where any user may create it (or a
+// symlink at its name) before the reconciler does. So: never a world-writable directory, and
+// where the parent lets others create entries, only a directory (and symlink) that is ours or
+// root's. Under a parent only its owner may write (an NFS export with root_squash, say) the
+// directory's owner is whoever the administrator made it.
+func checkDirControl(path string) error {
+	euid := uint32(os.Geteuid())
+	ours := func(uid uint32) bool { return uid == euid || uid == 0 }
+	var parent, link, dir unix.Stat_t
+	if err := unix.Stat(filepath.Dir(path), &parent); err != nil {
+		return fmt.Errorf("lock directory %s: %w", path, err)
+	}
+	if err := unix.Lstat(path, &link); err != nil {
+		return fmt.Errorf("lock directory %s: %w", path, err)
+	}
+	if err := unix.Stat(path, &dir); err != nil {
+		return fmt.Errorf("lock directory %s: %w", path, err)
+	}
+	open := parent.Mode&0o022 != 0 // others may create the name
+	switch {
+	case dir.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return fmt.Errorf("lock directory %s is not a directory", path)
+	case dir.Mode&0o002 != 0:
+		return fmt.Errorf("lock directory %s is writable by every user (mode %o): anyone could remove held lockfiles; chmod o-w it", path, dir.Mode&0o7777)
+	case open && link.Mode&unix.S_IFMT == unix.S_IFLNK && !ours(link.Uid):
+		return fmt.Errorf("lock directory %s is a symbolic link owned by uid %d in a directory others can write: another user could move every lock; remove it", path, link.Uid)
+	case open && !ours(dir.Uid):
+		return fmt.Errorf("lock directory %s is owned by uid %d, in a directory others can write: that user could remove held lockfiles; remove it and start again", path, dir.Uid)
+	}
+	return nil
 }

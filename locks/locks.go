@@ -50,6 +50,9 @@ func Open(path string) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return nil, fmt.Errorf("create lock directory: %w", err)
 	}
+	if err := checkDirControl(path); err != nil {
+		return nil, err
+	}
 	return &Dir{Path: path}, nil
 }
 

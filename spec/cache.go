@@ -2,12 +2,15 @@ package spec
 
 import (
 	"crypto/sha256"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -138,7 +141,9 @@ func (c *fileCache[V]) get(dir, name string, listed *fingerprint, fresh func(V) 
 // fingerprint describes the file the bytes came from even if the path is replaced meanwhile.
 // It fails as os.ReadFile does, with the same errors.
 func readFingerprinted(path string) ([]byte, fingerprint, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK and the check below: a FIFO renamed over the file since the caller's listing
+	// stat'ed it must not make the open wait for a writer (and the loop with it).
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fingerprint{}, err
 	}
@@ -146,6 +151,9 @@ func readFingerprinted(path string) ([]byte, fingerprint, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fingerprint{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fingerprint{}, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
 	}
 	// One byte more than the size, so that EOF is seen without growing the buffer.
 	data := make([]byte, 0, max(fi.Size(), 0)+1)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Bounds of an app's overlays: how many, and how large each file may be.
@@ -126,7 +127,17 @@ func readOverlayFile(dir, name string) ([]byte, error) {
 	if rel, err := filepath.Rel(root, real); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 		return nil, errOverlayOutside
 	}
-	f, err := os.Open(real)
+	// Opened through an os.Root of the spec directory, not by the path just resolved: a
+	// directory on that path swapped for a symlink out of it since the check above must not
+	// be followed (os.Root refuses every escape, at the moment of the open).
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, and with it
+	// the scan; the Stat below refuses it (and any other non-regular file) at once.
+	f, err := r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"gopkg.in/yaml.v3"
 )
@@ -41,7 +42,17 @@ func Request(dir, app string, restore bool, id, value string, d Defaults, deploy
 		return "", fmt.Errorf("read spec of %s: %w", app, err)
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+	// JSON as Parse reads it: yaml.v3 refuses valid JSON escapes ("\/", surrogate pairs).
+	if body := bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")); filepath.Ext(des.Path) == ".json" || json.Valid(body) {
+		root, jerr := jsonNode(body)
+		err = jerr
+		if root != nil {
+			doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}}
+		}
+	} else {
+		err = yaml.Unmarshal(data, &doc)
+	}
+	if err != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return "", fmt.Errorf("spec of %s: cannot edit %s (%v): add the request by hand", app, des.Path, err)
 	}
 	backup := child(doc.Content[0], "backup", yaml.MappingNode)
