@@ -75,6 +75,10 @@ type world struct {
 	PolicyErr *manifests.PolicyError
 	// Foreign are objects not owned by Owner that hold a name the rendered app needs.
 	Foreign []swarmstate.Object
+	// Leaving are objects of this reconciler (its owner label) of another app that is leaving
+	// the stack: its spec is gone (a teardown, or the sweep's) or maps to another stack (a
+	// move). This reconciler removes them: waiting helps.
+	Leaving []swarmstate.Object
 	// Logs are the last log lines of the failed tasks the status shows, by task ID, read this
 	// pass (redacted); the status keeps those it already has.
 	Logs map[string][]string
@@ -295,6 +299,13 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		return d.to(spec.PhaseSuspended, "suspended: observing only; "+v.Message)
 	}
 	if w.RenderErr != nil {
+		if converged {
+			// Rendered when it was deployed (the spec is the same): the recipe changed under it
+			// (a tag gone, a reconciler whose loader is stricter). It runs as deployed; said,
+			// and rendered again.
+			d.After = fetchRetry
+			return d.to(spec.PhaseDegraded, fmt.Sprintf("running as deployed, but its recipe no longer renders (tried again every %s): %s", fetchRetry, w.RenderErr))
+		}
 		return d.to(spec.PhaseInvalid, w.RenderErr.Error())
 	}
 	if w.PolicyErr != nil {
@@ -354,6 +365,14 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	}
 	if len(w.Foreign) > 0 {
 		return d.to(spec.PhaseFailed, notOwned(w.Foreign, w.Owner))
+	}
+	if len(w.Leaving) > 0 {
+		var parts []string
+		for _, o := range w.Leaving {
+			parts = append(parts, fmt.Sprintf("%s %s (app %s)", o.Kind, o.Name, o.Labels[swarmstate.LabelApp]))
+		}
+		msg := fmt.Sprintf("waiting for the names it needs to be freed: %s, of an app leaving stack %s, which this reconciler removes", strings.Join(parts, ", "), w.Stack)
+		return d.waitOutside(w.Now, converged, s.Timeout.Duration, maxWaitInterval, msg)
 	}
 	support, awaited, err := PlanSupport(w.Rendered, cur)
 	if err != nil {
@@ -505,6 +524,10 @@ func decideMove(w *world, d decision, old *swarmstate.Snapshot, converged bool) 
 		}
 	}
 	d.Actions = PlanTeardown(w.Owner, old, d.Status.Removed, w.Self)
+	// The new stack is deployed, converged and stable: what removing the old one meets (a
+	// volume its stopping container still holds, an engine error) is waited out or retried,
+	// not the attempt's failure "not deployed within" its timeout.
+	d.Deadline = time.Time{}
 	d.After = teardownInterval
 	for i := range d.Actions {
 		d.Actions[i].Reason = "domain changed to " + d.Status.Domain

@@ -163,7 +163,9 @@ func TestNameHeldByAnObjectWeDoNotOwn(t *testing.T) {
 		}},
 	}
 	owners := map[string]map[string]string{
-		"made by hand":           {swarmstate.LabelNamespace: "a_test"},
+		"made by hand": {swarmstate.LabelNamespace: "a_test"},
+		// b's spec asks for this stack too (b is Invalid once a holds it, and touches nothing):
+		// its objects stay. One of an app leaving the stack: TestNewAppOnADomainBeingFreed.
 		"another app":            {swarmstate.LabelApp: "b", swarmstate.LabelOwner: "d1", swarmstate.LabelNamespace: "a_test"},
 		"another spec directory": {swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d2", swarmstate.LabelNamespace: "a_test"},
 	}
@@ -175,6 +177,9 @@ func TestNameHeldByAnObjectWeDoNotOwn(t *testing.T) {
 				var before swarm.Service // the fake records service updates by name: the service itself says whether it changed
 				if k.kind == "service" {
 					before = *f.engine.services[id]
+				}
+				if who == "another app" {
+					f.writeSpec("b", "recipe: echo\nversion: 1.0.0+1\ndomain: a.test\n")
 				}
 				f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\n")
 				st := f.settle("a")
@@ -246,6 +251,11 @@ func TestNothingUnownedIsEverUsed(t *testing.T) {
 				if mask&8 != 0 {
 					f.engine.volumes["a_test_data"] = &volume.Volume{Name: "a_test_data", Labels: labels}
 					foreign = append(foreign, "a_test_data")
+				}
+				if li == 1 {
+					// b asks for this stack too: its objects stay (one of an app leaving the
+					// stack is waited for: TestNewAppOnADomainBeingFreed).
+					f.writeSpec("b", "recipe: echo\nversion: 1.0.0+1\ndomain: a.test\n")
 				}
 				f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\n")
 				st := f.settle("a")

@@ -169,9 +169,14 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 				continue
 			}
 			reason, rolls = "changed by hand: set back to the desired spec", tasksChanged
-			if setBackRolledBack(cur) {
+			if setBackRolledBack(cur, cur.Spec.Labels[manifests.LabelSpecHash]) {
 				reason = reasonSetBackAgain
 			}
+		} else if setBackRolledBack(cur, want.Labels[manifests.LabelSpecHash]) {
+			// Swarm rolled back our write of this very spec to an older one (a hand-made
+			// `docker service rollback`, repaired, then rolled back by swarm's monitor): made
+			// again, it backs off as a set-back does, or every pass would roll it out again.
+			reason = reasonSetBackAgain
 		}
 		extra := map[string]string{LabelTaskHash: taskHash, LabelWritten: stamp}
 		if rolls {
@@ -326,7 +331,7 @@ func (a Action) object() string {
 // node short of memory) left the hand-made spec running: that is drift still.
 func drift(svc swarm.Service) (byHand, tasksChanged bool) {
 	prev := svc.PreviousSpec
-	if setBackRolledBack(svc) {
+	if setBackRolledBack(svc, svc.Spec.Labels[manifests.LabelSpecHash]) {
 		return true, !reflect.DeepEqual(prev.TaskTemplate, svc.Spec.TaskTemplate)
 	}
 	if prev == nil || prev.Labels[LabelWritten] != svc.Spec.Labels[LabelWritten] ||
@@ -343,13 +348,13 @@ func drift(svc swarm.Service) (byHand, tasksChanged bool) {
 // back off (holdSetBacks), as the desired spec may not start on the node any more.
 const reasonSetBackAgain = "swarm rolled back the set-back of a hand change: set back again"
 
-// setBackRolledBack reports a service whose last write of ours, of the spec it runs, swarm
-// rolled back to an older one of the same spec: what a write of ours replaced, which for one
-// spec is a change made by hand.
-func setBackRolledBack(svc swarm.Service) bool {
+// setBackRolledBack reports a service whose last write of ours, of the spec whose hash is
+// hash, swarm rolled back to an older spec: for the hash of the spec it runs, what a write of
+// ours replaced, which for one spec is a change made by hand.
+func setBackRolledBack(svc swarm.Service, hash string) bool {
 	prev, us := svc.PreviousSpec, svc.UpdateStatus
 	if prev == nil || us == nil || us.State != swarm.UpdateStateRollbackCompleted ||
-		prev.Labels[manifests.LabelSpecHash] != svc.Spec.Labels[manifests.LabelSpecHash] || reflect.DeepEqual(*prev, svc.Spec) {
+		prev.Labels[manifests.LabelSpecHash] != hash || reflect.DeepEqual(*prev, svc.Spec) {
 		return false
 	}
 	ours, err1 := time.Parse(time.RFC3339Nano, prev.Labels[LabelWritten])

@@ -373,11 +373,15 @@ func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstat
 		return fmt.Errorf("look up the names %s needs: %w", rendered.Revision, err)
 	}
 	for _, o := range holders {
-		if !w.Owner.Owns(o.Labels) {
+		switch {
+		case w.Owner.Owns(o.Labels):
+		case r.leaving(o.Labels, w.App, w.Stack):
+			w.Leaving = append(w.Leaving, o)
+		default:
 			w.Foreign = append(w.Foreign, o)
 		}
 	}
-	if len(w.Foreign) == 0 {
+	if len(w.Foreign)+len(w.Leaving) == 0 {
 		for kind, names := range missing.All() {
 			for _, n := range names {
 				free[kind+" "+n] = true
@@ -385,6 +389,29 @@ func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstat
 		}
 	}
 	return nil
+}
+
+// leaving reports whether labels mark an object of this reconciler (its owner label) of an
+// app other than app that is leaving stack: its spec is gone, or maps to another stack. Its
+// teardown or move removes the object; an app whose spec is invalid touches nothing, and one
+// whose spec maps to stack would hold the stack itself.
+func (r *Reconciler) leaving(labels map[string]string, app, stack string) bool {
+	other := labels[swarmstate.LabelApp]
+	if r.Owner == "" || labels[swarmstate.LabelOwner] != r.Owner || other == "" || other == app {
+		return false
+	}
+	d, err := spec.LoadApp(r.SpecsDir, other, r.Defaults)
+	if err != nil {
+		return false
+	}
+	if d == nil {
+		return true
+	}
+	if d.Spec == nil {
+		return false
+	}
+	s, err := spec.StackName(d.Spec.Domain)
+	return err == nil && s != stack
 }
 
 // missingNames are the names of the objects a rendered app needs that cur does not hold:
@@ -548,6 +575,13 @@ func (r *Reconciler) act(ctx context.Context, log logr.Logger, w *world, d decis
 		if n := r.steps.Add(1); r.Step != nil {
 			r.Step(n, a)
 		}
+	}
+	if st := d.Status; st.FirstDeployedAt == nil && slices.ContainsFunc(done, func(a Action) bool {
+		return a.Kind == CreateNetwork || a.Kind == CreateSecret || a.Kind == CreateConfig
+	}) {
+		// The app's first objects: its ttl counts from here, also when its services never
+		// come (an image check that fails it), or what was made would outlive the ttl.
+		st.FirstDeployedAt = &w.Now
 	}
 	if len(errs) == 0 {
 		for _, a := range d.Prune {

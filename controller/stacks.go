@@ -53,6 +53,9 @@ func (r *Reconciler) claimStack(stack, app string) string {
 			if s, err := spec.StackName(other.Spec.Domain); err == nil && s == stack {
 				return owner
 			}
+		} else if err == nil && other != nil && other.Err != nil {
+			// An invalid edit of the holder touches nothing it deployed: it keeps its stack.
+			return owner
 		}
 		r.mu.Lock()
 		if r.stacks[stack] == owner {
