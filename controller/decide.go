@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -532,7 +533,50 @@ func decideMove(w *world, d decision, old *swarmstate.Snapshot, converged bool) 
 	for i := range d.Actions {
 		d.Actions[i].Reason = "domain changed to " + d.Status.Domain
 	}
-	return d.to(phase, fmt.Sprintf("moved to %s; removing what is left of the previous stack: %s", w.Stack, strings.Join(old.Residual(), ", ")))
+	parts := old.Residual()
+	byStack := old.ByStack()
+	for _, stack := range slices.Sorted(maps.Keys(byStack)) {
+		if stack == "" {
+			continue
+		}
+		nc := moveNodeCleanup(w, d.Status, byStack[stack], stack)
+		d.Actions = append(d.Actions, nc.Actions...)
+		parts = append(parts, nc.Waiting...)
+	}
+	return d.to(phase, fmt.Sprintf("moved to %s; removing what is left of the previous stack: %s", w.Stack, strings.Join(parts, ", ")))
+}
+
+// moveNodeCleanup removes, on the other nodes that ran a task of stack (one the app left),
+// that stack's volumes, by a job a node (planNodeJobs) that leaves the new stack's alone. A
+// node that answered loses those volumes from st.Nodes; the job is in stack, so the move goes
+// on until it is removed.
+func moveNodeCleanup(w *world, st *spec.Status, snap *swarmstate.Snapshot, stack string) nodeCleanup {
+	left := &spec.Status{}
+	for _, n := range st.Nodes {
+		var vols []string
+		for _, v := range n.Volumes {
+			if strings.HasPrefix(v, stack+"_") {
+				vols = append(vols, v)
+			}
+		}
+		if len(vols) > 0 {
+			left.Nodes = append(left.Nodes, spec.NodeVolumes{ID: n.ID, Hostname: n.Hostname, Volumes: vols})
+		}
+	}
+	asked := slices.Clone(left.Nodes)
+	nc := planNodeJobs(w, snap, stack, true, left, w.Jobs)
+	st.Removed = append(st.Removed, left.Removed...)
+	for _, n := range asked {
+		if slices.ContainsFunc(left.Nodes, func(p spec.NodeVolumes) bool { return p.ID == n.ID }) {
+			continue
+		}
+		i := slices.IndexFunc(st.Nodes, func(o spec.NodeVolumes) bool { return o.ID == n.ID })
+		st.Nodes[i].Volumes = slices.DeleteFunc(st.Nodes[i].Volumes, func(v string) bool { return slices.Contains(n.Volumes, v) })
+		if len(st.Nodes[i].Volumes) == 0 {
+			st.Nodes = slices.Delete(st.Nodes, i, i+1)
+		}
+	}
+	return nc
 }
 
 // decideTeardown removes one layer of what the app owns per pass (services, then the rest)
@@ -857,6 +901,9 @@ func holdSetBacks(plan []Action, st *spec.Status, now time.Time) ([]Action, time
 func staleJobs(w *world) []Action {
 	var out []Action
 	for _, svc := range w.Snap.Services {
+		if svc.Spec.Labels[LabelJobScope] == scopeLeftStack && svc.Spec.Labels[swarmstate.LabelNamespace] != w.Stack {
+			continue // a move's, removing a stack the app left (decideMove); not one it is back in
+		}
 		if isJob(svc) && w.Owner.Owns(svc.Spec.Labels) {
 			out = append(out, Action{Kind: RemoveService, Name: svc.Spec.Name, ID: svc.ID, Labels: svc.Spec.Labels,
 				Reason: "the app has a spec again: its teardown's volume job is not run"})

@@ -180,8 +180,11 @@ func (f *fakeEngine) runJobs() {
 			t.Status = swarm.TaskStatus{State: swarm.TaskStateRejected, Err: f.jobFail, Timestamp: f.taskTime()}
 			continue
 		}
+		// node-clean: the app's volumes; with --only-stack, the job's stack's only.
+		only := slices.Contains(svc.Spec.TaskTemplate.ContainerSpec.Args, "--only-stack")
 		for name, v := range f.remote[node] {
-			if v.Labels[swarmstate.LabelApp] == svc.Spec.Labels[swarmstate.LabelApp] {
+			if v.Labels[swarmstate.LabelApp] == svc.Spec.Labels[swarmstate.LabelApp] &&
+				(!only || v.Labels[swarmstate.LabelNamespace] == svc.Spec.Labels[swarmstate.LabelNamespace]) {
 				delete(f.remote[node], name)
 			}
 		}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,10 +79,61 @@ func TestMoveOnSeveralNodesLeavesNothingOfTheOldStack(t *testing.T) {
 	if st.Phase != spec.PhaseReady || st.Stack != "new_test" {
 		t.Fatalf("after the move: %s %s\n%s", st.Phase, st.Message, strings.Join(seen, "\n"))
 	}
-	for _, v := range f.engine.remoteVolumes("n2") {
-		if strings.HasPrefix(v, "m_test_") {
-			t.Errorf("Ready after the move, but the old stack's volume %s is left on n2 (its data is what a move back to m.test would find there)\n%s",
-				v, strings.Join(seen, "\n"))
+	// The new stack's task runs on n2 too: its volume there stays, the old one's goes.
+	if got := f.engine.remoteVolumes("n2"); strings.Join(got, ",") != "new_test_data" {
+		t.Errorf("Ready after the move; n2 holds %v, want the new stack's volume only (the old one's data is what a move back to m.test would find there)\n%s",
+			got, strings.Join(seen, "\n"))
+	}
+	if len(st.Nodes) != 1 || strings.Join(st.Nodes[0].Volumes, ",") != "new_test_data" {
+		t.Errorf("status nodes %+v, want n2 with new_test_data only", st.Nodes)
+	}
+	if !slices.Contains(st.Removed, "volumes on node host-2: m_test_data") {
+		t.Errorf("removed %v: want the old stack's volume on host-2 named", st.Removed)
+	}
+	if len(f.engine.services) != 1 {
+		t.Errorf("services left: %d, want the app's one (the move's job removed)", len(f.engine.services))
+	}
+	// The app's teardown asks n2 again, for every volume of the app there.
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.settle("m"); st.Phase != spec.PhaseDeleted || len(f.engine.remoteVolumes("n2")) != 0 {
+		t.Fatalf("teardown: %s %s; n2 holds %v", st.Phase, st.Message, f.engine.remoteVolumes("n2"))
+	}
+}
+
+// TestMoveBackBeforeItsJobAnswered: a move's job removes the volumes of the stack the app
+// left, on a node that is down; the domain is set back before the node returns: the job is
+// removed (the app runs in that stack again, its data in those volumes), and nothing of the
+// app is removed when the node is back.
+func TestMoveBackBeforeItsJobAnswered(t *testing.T) {
+	f := multiNodeFixture(t) // m on m.test, its task and volume m_test_data on n2
+	f.engine.place = func(_ *swarm.Service, i int) string { return "n3" }
+	f.writeSpec("m", "recipe: echo\nversion: 1.0.0+1\ndomain: new.test\n")
+	f.engine.setNodeState("n2", swarm.NodeStateDown)
+	f.r.NodesChanged()
+	var st *spec.Status
+	for range 20 {
+		if st = f.pass("m"); strings.Contains(st.Message, "node host-2 is down") {
+			break
+		}
+	}
+	if !strings.Contains(st.Message, "node host-2 is down") || !strings.Contains(st.Message, "m_test_data") {
+		t.Fatalf("the move, n2 down: %s %s; want it waiting on host-2 for m_test_data", st.Phase, st.Message)
+	}
+	f.writeSpec("m", "recipe: echo\nversion: 1.0.0+1\n") // back on m.test
+	f.pass("m")
+	f.engine.setNodeState("n2", swarm.NodeStateReady) // a job still there would run now
+	f.r.NodesChanged()
+	if st = f.settle("m"); st.Phase != spec.PhaseReady || st.Stack != "m_test" {
+		t.Fatalf("moved back: %s %s (stack %s)", st.Phase, st.Message, st.Stack)
+	}
+	if got := f.engine.remoteVolumes("n2"); strings.Join(got, ",") != "m_test_data" {
+		t.Errorf("n2 holds %v after the move back, want m_test_data kept", got)
+	}
+	for _, svc := range f.engine.services {
+		if isJob(*svc) {
+			t.Errorf("job %s left", svc.Spec.Name)
 		}
 	}
 }

@@ -33,6 +33,13 @@ const LabelJobNode = "swarm-reconciler.node"
 
 const jobVolumes = "volumes"
 
+// LabelJobScope marks a volume job that removes the volumes of one stack only
+// (scopeLeftStack): a move's, on a node that ran a task of the stack the app left, while the
+// app's new stack may run there. A job without it is a teardown's: every volume of the app.
+const LabelJobScope = "swarm-reconciler.job-scope"
+
+const scopeLeftStack = "left-stack"
+
 // jobRetry is how long a failed volume job is kept (its error in the app's message) before it
 // is tried again: a job that cannot start (its image missing on the node) would otherwise start
 // a container twice a second.
@@ -129,23 +136,36 @@ type nodeCleanup struct {
 // updated: a node whose job completed, or that left the swarm (its volumes went with it), is no
 // longer pending. A job that failed is removed, to be created again, once jobRetry has passed.
 func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
+	return planNodeJobs(w, w.Snap, stackOf(w), false, st, jobs)
+}
+
+// planNodeJobs is planNodeCleanup for the volume jobs of stack that snap shows: with
+// leftStack, a move's jobs, which remove that stack's volumes only (st then holds only those);
+// without, a teardown's, which remove every volume of the app and replace a move's jobs.
+func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack bool, st *spec.Status, jobs NodeJobs) nodeCleanup {
 	var out nodeCleanup
+	remove := func(job swarm.Service, why string) {
+		out.Actions = append(out.Actions, Action{Kind: RemoveService, Name: job.Spec.Name, ID: job.ID, Labels: job.Spec.Labels, Reason: why})
+	}
 	byNode := map[string]swarm.Service{}
-	for _, s := range w.Snap.Services {
-		if s.Spec.Labels[LabelJob] == jobVolumes && w.Owner.Owns(s.Spec.Labels) {
+	for _, s := range snap.Services {
+		if s.Spec.Labels[LabelJob] != jobVolumes || !w.Owner.Owns(s.Spec.Labels) {
+			continue
+		}
+		switch scoped := s.Spec.Labels[LabelJobScope] == scopeLeftStack; {
+		case scoped == leftStack && (!leftStack || s.Spec.Labels[swarmstate.LabelNamespace] == stack):
 			byNode[s.Spec.Labels[LabelJobNode]] = s
+		case scoped && !leftStack:
+			remove(s, "the app is torn down: its teardown's job removes every volume of the app on the node")
 		}
 	}
 	tasks := map[string][]swarm.Task{}
-	for _, t := range w.Snap.Tasks {
+	for _, t := range snap.Tasks {
 		tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
 	}
 	jobIDs := map[string]bool{}
 	for _, s := range byNode {
 		jobIDs[s.ID] = true
-	}
-	remove := func(job swarm.Service, why string) {
-		out.Actions = append(out.Actions, Action{Kind: RemoveService, Name: job.Spec.Name, ID: job.ID, Labels: job.Spec.Labels, Reason: why})
 	}
 	var pending []spec.NodeVolumes
 	for _, n := range st.Nodes {
@@ -160,7 +180,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 			}
 			continue
 		}
-		if !running && w.Owner.Dir == "" && stackOf(w) == "" {
+		if !running && w.Owner.Dir == "" && stack == "" {
 			// The janitor (any owner's) with no stack to name: the job would remove every
 			// volume of an app of this name on the node, another owner's live one's too.
 			out.Waiting = append(out.Waiting, fmt.Sprintf("node %s: which stack's volumes there are this app's is not known (no status records it), so the janitor leaves them (%s): remove them with `reconciler node-clean --app %s --owner OWNER` against that node, or run the janitor with the status directory of the reconciler that deployed the app",
@@ -170,7 +190,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 			continue
 		}
 		if !running {
-			spec := volumeJob(w, n, jobs)
+			spec := volumeJob(w, n, jobs, stack, leftStack)
 			out.Actions = append(out.Actions, Action{Kind: CreateService, Name: spec.Name, Service: &spec,
 				Reason: fmt.Sprintf("remove the app's volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", "))})
 			out.Waiting = append(out.Waiting, nodeWait(n, node, nil))
@@ -179,7 +199,7 @@ func planNodeCleanup(w *world, st *spec.Status, jobs NodeJobs) nodeCleanup {
 		}
 		t := newestTask(tasks[job.ID])
 		answered, done := lastComplete(tasks[job.ID])
-		starting, endedAfter := lateTasks(w.Snap.Tasks, jobIDs, n.ID, answered)
+		starting, endedAfter := lateTasks(snap.Tasks, jobIDs, n.ID, answered)
 		switch {
 		case done && starting:
 			// A task of the app there had not ended when the node answered: a container it
@@ -350,9 +370,8 @@ func newestTask(tasks []swarm.Task) *swarm.Task {
 // swarm that lives for years), and a manager that once led swarm's Raft keeps running its jobs
 // orchestrator, which runs a job again and again (moby/moby#53632). A replicated service's
 // tasks are reaped with it, and a slot whose task ended without a restart policy stays as it is.
-func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs) swarm.ServiceSpec {
+func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs, stack string, leftStack bool) swarm.ServiceSpec {
 	one := uint64(1)
-	stack := stackOf(w)
 	labels := map[string]string{
 		swarmstate.LabelApp: w.App, LabelJob: jobVolumes, LabelJobNode: n.ID,
 	}
@@ -369,6 +388,10 @@ func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs) swarm.ServiceSpec {
 	}
 	if w.Owner.Dir != "" {
 		args = append(args, "--owner", w.Owner.Dir)
+	}
+	if leftStack {
+		labels[LabelJobScope] = scopeLeftStack
+		args = append(args, "--only-stack")
 	}
 	return swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: jobName(stack, w.App, n.ID), Labels: labels},

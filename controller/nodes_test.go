@@ -408,7 +408,7 @@ func TestJobNameFitsSwarm(t *testing.T) {
 // replicated-job, whose tasks swarm keeps for good and may run again (moby/moby#53632).
 func TestVolumeJobIsAOneShotService(t *testing.T) {
 	w := &world{App: "a", Stack: "a_example_org", Owner: swarmstate.Owner{Dir: "o"}}
-	s := volumeJob(w, spec.NodeVolumes{ID: "n2"}, DefaultNodeJobs)
+	s := volumeJob(w, spec.NodeVolumes{ID: "n2"}, DefaultNodeJobs, stackOf(w), false)
 	if s.Mode.ReplicatedJob != nil || s.Mode.GlobalJob != nil || s.Mode.Replicated == nil || s.Mode.Replicated.Replicas == nil || *s.Mode.Replicated.Replicas != 1 {
 		t.Errorf("mode %+v, want one replica", s.Mode)
 	}

@@ -26,7 +26,7 @@ import (
 // (controller/nodes.go): volumes are node-local, so only the node's own engine can remove them.
 func nodeCleanCmd() *cobra.Command {
 	var app, owner, stack string
-	var list bool
+	var list, onlyStack bool
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "node-clean (--app APP | --list) [--owner OWNER]",
@@ -55,7 +55,10 @@ func nodeCleanCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), wait)
 			defer cancel()
-			if err := cleanVolumes(ctx, engine, app, owner, stack, cmd.OutOrStdout()); err != nil {
+			if onlyStack && stack == "" {
+				return errors.New("--only-stack needs --stack: the stack whose volumes are removed")
+			}
+			if err := cleanVolumes(ctx, engine, app, owner, stack, onlyStack, cmd.OutOrStdout()); err != nil {
 				return &exitError{code: 1, err: err}
 			}
 			return nil
@@ -64,6 +67,7 @@ func nodeCleanCmd() *cobra.Command {
 	cmd.Flags().StringVar(&app, "app", "", "the app whose volumes are removed")
 	cmd.Flags().BoolVar(&list, "list", false, "remove nothing: print the apps' volumes on this node as JSON lines")
 	cmd.Flags().StringVar(&stack, "stack", "", "first wait until no container of this stack that mounts one of the app's volumes is left on the node (a teardown starts the job as it removes the services); without --owner, remove only this stack's volumes")
+	cmd.Flags().BoolVar(&onlyStack, "only-stack", false, "remove only --stack's volumes, also with --owner (a domain change's job: the app's new stack may run on the node)")
 	cmd.Flags().StringVar(&owner, "owner", "", "only volumes of this owner (the reconciler's identity); empty: any owner")
 	cmd.Flags().DurationVar(&wait, "wait", controller.DefaultNodeJobs.Wait, "how long to wait for volumes still in use by stopping containers")
 	return cmd
@@ -81,12 +85,13 @@ type volumeEngine interface {
 // retrying those still in use, until ctx ends. It reports what it removed, and on failure what
 // is left and why. A container of the stack that mounts none of them is not waited for: a
 // stack of that name deployed since (by abra, or an app given the freed domain) runs on.
-func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string, out io.Writer) error {
+func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string, onlyStack bool, out io.Writer) error {
 	f := filters.NewArgs(filters.Arg("label", swarmstate.LabelApp+"="+app), ownerFilter(owner))
-	if stack != "" && owner == "" {
+	if stack != "" && (owner == "" || onlyStack) {
 		// Any owner's (the janitor's): only the stack's, as an app of the same name in another
-		// stack, another owner's, may be live. An owner's job removes every volume of its app,
-		// also those of a stack the app left (a domain changed).
+		// stack, another owner's, may be live; a move's: only the stack the app left, as its new
+		// one may run here. An owner's teardown job removes every volume of its app, also those
+		// of a stack the app left.
 		f.Add("label", swarmstate.LabelNamespace+"="+stack)
 	}
 	for stack != "" {

@@ -63,6 +63,7 @@ func TestCleanVolumes(t *testing.T) {
 	tests := []struct {
 		name         string
 		owner, stack string
+		onlyStack    bool
 		inUse        int
 		wait         time.Duration
 		wantErr      string
@@ -71,9 +72,11 @@ func TestCleanVolumes(t *testing.T) {
 		{name: "removes the app's volumes, no one else's", left: []string{"b_data", "a_other"}},
 		// The janitor sweeps every owner's orphans, so it gives no owner; the app of the same
 		// name in another stack, another owner's, may be live.
-		{name: "any owner: the stack's only", owner: "-", stack: "a_one", left: []string{"b_data", "a_other"}},
+		{name: "any owner: the stack's only", owner: "-", stack: "a_one", left: []string{"b_data", "a_other", "a_new_data"}},
 		{name: "any owner, no stack: every volume of the app", owner: "-", left: []string{"b_data"}},
 		{name: "its owner's, with a stack: every volume of the app's, also of a stack it left", stack: "a_two_new", left: []string{"b_data", "a_other"}},
+		// A move's job: the stack the app left, on a node where its new stack may run.
+		{name: "its owner's, only the stack: the app's other stack stays", stack: "a_one", onlyStack: true, left: []string{"b_data", "a_other", "a_new_data"}},
 		{name: "waits while a stopping container uses one", inUse: 2, wait: 5 * time.Second, left: []string{"b_data", "a_other"}},
 		{name: "gives up at its deadline, naming what is left", inUse: 1000, wait: 600 * time.Millisecond,
 			wantErr: "volumes of app a left on this node: a_data (volume is in use - [c1])", left: []string{"a_data", "b_data", "a_other"}},
@@ -82,6 +85,7 @@ func TestCleanVolumes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := &nodeVolumes{vols: map[string]map[string]string{
 				"a_data": own("a", "o1", "a_one"), "a_db": own("a", "o1", "a_one"), "b_data": own("b", "o1", "b_one"), "a_other": own("a", "o2", "a_two"),
+				"a_new_data": own("a", "o1", "a_new"),
 				// Labelled with the app by hand (no owner, or an empty one): no reconciler made them.
 				"a_hand": {swarmstate.LabelApp: "a", swarmstate.LabelNamespace: "a_one"}, "a_blank": own("a", "", "a_one"),
 			}, inUse: map[string]int{"a_data": tc.inUse}}
@@ -100,7 +104,7 @@ func TestCleanVolumes(t *testing.T) {
 			case "-":
 				owner = ""
 			}
-			err := cleanVolumes(ctx, n, "a", owner, tc.stack, &out)
+			err := cleanVolumes(ctx, n, "a", owner, tc.stack, tc.onlyStack, &out)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
@@ -205,7 +209,7 @@ func TestCleanVolumesWaitsForTheAppsContainersOnly(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 			defer cancel()
 			var out bytes.Buffer
-			err := cleanVolumes(ctx, n, "a", "o1", "a_one", &out)
+			err := cleanVolumes(ctx, n, "a", "o1", "a_one", false, &out)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
