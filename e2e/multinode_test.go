@@ -942,3 +942,35 @@ func TestMultinodeSweepWithANodeDown(t *testing.T) {
 		t.Fatalf("Deleted with every node asked, but left: %v\nstatus: %s", left, s)
 	}
 }
+
+// TestMultinodeDomainMoveLeavesNoVolumeOnTheNode: an app whose only task and volume are on the
+// worker changes its domain (a move): its new stack's task runs there too. Ready is written
+// only once the old stack's volume is gone from the worker's own engine, and the new stack's
+// volume, in use there, is left as it is.
+func TestMultinodeDomainMoveLeavesNoVolumeOnTheNode(t *testing.T) {
+	t.Parallel()
+	h := mnHarness(t)
+	a, oldVol := mnReadyOnNode4(t, h, "mn-domain")
+	newDomain := "moved-" + a.name + ".test"
+	newStack := strings.ReplaceAll(newDomain, ".", "_")
+	gen := h.writeSpec(a.name, append(mnPinnedSpec("mn-domain"), []byte("domain: "+newDomain+"\n")...))
+	s := h.waitPhase(a.name, gen, "Ready")
+	if s.Stack != newStack {
+		t.Fatalf("Ready in stack %s, want %s", s.Stack, newStack)
+	}
+	v := volumesByNode(t, a.name)
+	if got := v["mn-node4"]; len(got) != 1 || got[0] == oldVol || !strings.HasPrefix(got[0], newStack+"_") {
+		t.Fatalf("Ready after the move; mn-node4 holds %v, want the new stack's volume only (the old one, %s, removed); status:\n%s", got, oldVol, s)
+	}
+	if !slices.Contains(s.Removed, "volumes on node mn-node4: "+oldVol) {
+		t.Errorf("removed %v: want the old stack's volume on mn-node4 named", s.Removed)
+	}
+	h.deleteSpec(a.name)
+	if _, err := h.awaitStatus(a.name, "Deleted", func(s appStatus) (bool, string) { return s.Phase == "Deleted", "" }); err != nil {
+		t.Fatal(err)
+	}
+	if left := volumesByNode(t, a.name); len(left) > 0 {
+		t.Errorf("Deleted while volumes are left: %v", left)
+	}
+	h.assertNoResidue(a.name)
+}
