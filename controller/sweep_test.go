@@ -239,3 +239,44 @@ func TestJanitorLeavesWhatNoReconcilerMade(t *testing.T) {
 		t.Errorf("the orphan o is left: %v (%v)", snap.Residual(), err)
 	}
 }
+
+// TestDeletedSpecWithItsLockHeldSaysDeleting: a Ready app's spec is deleted while a CI harness
+// holds its lock: nothing of it is removed, and its status says Deleting, waiting on the lock
+// (as a pass that cannot see the swarm says), not Ready for an app whose spec is gone.
+func TestDeletedSpecWithItsLockHeldSaysDeleting(t *testing.T) {
+	f := newFixture(t)
+	lockDir := t.TempDir()
+	open := func() *locks.Dir {
+		l, err := locks.Open(lockDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	f.r.Locks = open()
+	f.writeSpec("x", "recipe: echo\nversion: 1.0.0+1\n")
+	if st := f.settle("x"); st.Phase != spec.PhaseReady {
+		t.Fatalf("%s %s", st.Phase, st.Message)
+	}
+	f.r.ReleaseAll()
+	harness, err := open().TryApp("x.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer harness.Release()
+	if err := spec.Unplace(f.r.SpecsDir, "x"); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.resetCalls()
+	st := f.pass("x")
+	if st.Phase != spec.PhaseDeleting || !strings.Contains(st.Message, "waiting") || !strings.Contains(st.Message, "lock") {
+		t.Errorf("spec deleted, lock held: %s %q; want Deleting, waiting on the lock", st.Phase, st.Message)
+	}
+	if w := f.engine.writes(); len(w) > 0 {
+		t.Errorf("writes while the lock is held: %v", w)
+	}
+	harness.Release()
+	if st := f.settle("x"); st.Phase != spec.PhaseDeleted {
+		t.Errorf("lock released: %s %s", st.Phase, st.Message)
+	}
+}
