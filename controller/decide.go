@@ -605,18 +605,12 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 		}
 		return d.to(final, lead+msg)
 	}
-	if w.Lock != nil && (st.Phase == "" || st.Phase == spec.PhaseDeleted || st.Phase == spec.PhaseExpired) {
+	if w.Lock != nil {
 		// Another live process operates this app: not an orphan. Nothing changes.
 		return d
 	}
 	if st.Phase != spec.PhaseDeleting {
 		st.Removed = nil
-	}
-	if w.Lock != nil {
-		// Nothing is touched, and the app's status says its spec is gone (a poller must not
-		// read Ready meanwhile), as a pass that cannot see the swarm does.
-		d.After = 5 * time.Second
-		return d.to(spec.PhaseDeleting, lead+"waiting: "+w.Lock.Error())
 	}
 	if st.Domain == "" && w.TeardownDomain != "" {
 		st.Domain = w.TeardownDomain
