@@ -987,3 +987,29 @@ volumes:
 			st.LastRestore, fb.files["a_test_app"]["/files/a/b.txt"], fb.files["a_test_app"]["/files/cache/c"])
 	}
 }
+
+// TestInterruptedScheduledBackupIsOwedByItsField: the slot a scheduled backup was making when
+// the process died is owed whatever its message says (a message is for people): the run's
+// interrupted field says so; a status of before the field, by its message.
+func TestInterruptedScheduledBackupIsOwedByItsField(t *testing.T) {
+	started := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	finished := started.Add(time.Minute)
+	for _, tc := range []struct {
+		name string
+		run  spec.BackupRun
+		want time.Time
+	}{
+		{"interrupted", spec.BackupRun{Interrupted: true, Message: "cut short"}, started},
+		{"a status of before the field", spec.BackupRun{Message: backupInterrupted + "; nothing of it was kept"}, started},
+		{"failed otherwise", spec.BackupRun{Message: "pre-hook of app failed"}, finished.Add(time.Hour)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.run
+			r.Trigger, r.State, r.Started, r.Finished = triggerSchedule, spec.RunFailed, started, &finished
+			next, err := nextBackup(&spec.Backup{Schedule: "@every 1h"}, &spec.Status{LastBackup: &r}, finished.Add(time.Minute))
+			if err != nil || !next.Equal(tc.want) {
+				t.Errorf("next backup %s (%v), want %s", next, err, tc.want)
+			}
+		})
+	}
+}

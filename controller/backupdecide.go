@@ -192,7 +192,7 @@ func nextBackup(b *spec.Backup, st *spec.Status, now time.Time) (time.Time, erro
 	base := now
 	switch {
 	case st.LastBackup != nil && st.LastBackup.Trigger == triggerSchedule && st.LastBackup.State == spec.RunFailed &&
-		strings.HasPrefix(st.LastBackup.Message, backupInterrupted):
+		(st.LastBackup.Interrupted || strings.HasPrefix(st.LastBackup.Message, backupInterrupted)): // the prefix: a status of before the field
 		// The process died making its slot's backup, which kept nothing: the slot is still owed.
 		return st.LastBackup.Started, nil
 	case st.LastBackup != nil && st.LastBackup.Finished != nil:
@@ -249,12 +249,12 @@ func interrupted(d decision, committed *spec.BackupManifest, keep int, now time.
 			d = finishJob(d, r, nil, now)
 			d.Job = nil
 		} else {
-			r.State, r.Finished = spec.RunFailed, &now
+			r.State, r.Finished, r.Interrupted = spec.RunFailed, &now, true
 			r.Message = backupInterrupted + "; nothing of it was kept"
 		}
 	}
 	if r := st.LastRestore; r != nil && r.State == spec.RunRunning {
-		r.State, r.Finished = spec.RunFailed, &now
+		r.State, r.Finished, r.Interrupted = spec.RunFailed, &now, true
 		r.Message = fmt.Sprintf("interrupted: the reconciler stopped during the restore of backup %s; the volumes may hold part of it: restore it again with `reconciler restore %s %s`", r.ID, st.App, r.ID)
 		if r.Trigger == triggerTier {
 			// A request to an app Failed by the tier is refused (restoreRetried): a new

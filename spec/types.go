@@ -255,6 +255,9 @@ type BackupRun struct {
 	Bytes    int64       `json:"bytes"`
 	Hooks    []HookRun   `json:"hooks,omitempty"`
 	Message  string      `json:"message,omitempty"`
+	// Interrupted says the reconciler stopped while the run went on (found Running by the
+	// next process): a scheduled backup cut short is made again at once.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // RunState is how far a backup or restore got.
