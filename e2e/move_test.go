@@ -101,3 +101,47 @@ func TestDomainChangeMoves(t *testing.T) {
 		t.Errorf("the app is not Ready on %s after the old stack went (err %v); status:\n%s", newDomain, err, s)
 	}
 }
+
+// TestRenameOnTheSameDomain: an operator renames an app: deletes x's spec and writes y's with
+// x's domain at once. y needs the names x's objects hold while x's teardown removes them: y
+// waits for them (never Failed, which would be final for its generation though waiting
+// helps), then is Ready in the stack x left, with nothing of x left.
+func TestRenameOnTheSameDomain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := startHarness(t)
+	version := h.recipe.first().Version
+	x := h.newApp("e2e-rename-x")
+	x.deploy(version)
+	domain := x.name + "." + domainSuffix
+	y := h.newApp("e2e-rename-y")
+	y.port = x.port // the same app under a new name: x's port is free once x is gone
+	w := watchStatus(t, h.statusPath(y.name), 5*time.Millisecond)
+	h.deleteSpec(x.name)
+	gen := h.writeSpec(y.name, y.spec(version, "domain: "+domain))
+	s := h.waitPhase(y.name, gen, "Ready")
+	if s.Stack != x.stack() {
+		t.Errorf("y Ready in stack %s, want x's %s", s.Stack, x.stack())
+	}
+	if err := waitHTTP(ctx, y.port, "/", h.recipe.message(version)); err != nil {
+		t.Error(err)
+	}
+	if _, err := h.waitDeleted(x.name); err != nil {
+		t.Fatal(err)
+	}
+	h.assertNoResidue(x.name)
+	_, seen, _ := w.states()
+	waited := false
+	for _, st := range seen {
+		if st.Phase == "Failed" {
+			t.Errorf("y was Failed on the way: %s", st.Message)
+		}
+		waited = waited || strings.Contains(st.Message, "waiting for the names it needs to be freed")
+	}
+	t.Logf("y waited for x's names: %v (x's teardown may also have finished before y's first pass)", waited)
+	for _, o := range objectsOf(t, namespaceLabel, x.stack()) {
+		if !slices.Contains(objectsOf(t, appLabel, y.name), o) {
+			t.Errorf("%s in stack %s is not y's", o, x.stack())
+		}
+	}
+}
