@@ -267,7 +267,7 @@ func decide(w *world) decision {
 			// not carried out when a later attempt converges, long after it was made.
 			d = refuseRequests(d, s, w.Now)
 			d.Actions = append(staleJobs(w), d.Actions...)
-			return d
+			return ttlTimer(d, s, w.Now)
 		}
 	}
 	if st.AttemptStartedAt == nil {
@@ -275,10 +275,15 @@ func decide(w *world) decision {
 	}
 	d = decideConverge(w, d, s, cur, stage)
 	d.Actions = append(staleJobs(w), d.Actions...)
-	if exp, ok := expiresAt(s, st); ok && !d.Phase.Final() {
-		// The ttl timer: come back when the app is due to be reaped, with a pass: a look
-		// that watched the task list alone would find it still and run none.
-		if left := exp.Sub(w.Now); d.After <= 0 || left < d.After {
+	return ttlTimer(d, s, w.Now)
+}
+
+// ttlTimer makes d come back when the app is due to be reaped, with a pass: a look that
+// watched the task list alone would find it still and run none. A Failed app is reaped too:
+// what it made before it failed goes with its ttl.
+func ttlTimer(d decision, s *spec.Spec, now time.Time) decision {
+	if exp, ok := expiresAt(s, d.Status); ok && d.Phase != spec.PhaseExpired && d.Phase != spec.PhaseDeleted {
+		if left := exp.Sub(now); d.After <= 0 || left < d.After {
 			d.After = max(left, time.Millisecond)
 			d.TasksFor = min(d.TasksFor, d.After)
 		}

@@ -212,9 +212,9 @@ func settled(d *spec.Desired, live *swarmstate.Snapshot, st *spec.Status, now ti
 	if st == nil || st.ObservedGeneration != d.Generation || st.Phase == spec.PhaseDeleted {
 		return false
 	}
-	if d.Spec != nil && !st.Phase.Final() {
+	if d.Spec != nil && st.Phase != spec.PhaseExpired {
 		if exp, ok := expiresAt(d.Spec, st); ok && !now.Before(exp) {
-			return false // due to be reaped
+			return false // due to be reaped, Failed or not: what it made goes with the ttl
 		}
 	}
 	switch {

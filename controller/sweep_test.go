@@ -48,6 +48,14 @@ func TestNeedsWork(t *testing.T) {
 		return &spec.Status{App: app, ObservedGeneration: gen, Phase: phase, UpdatedAt: now.Add(-time.Minute),
 			Services: make([]spec.ServiceStatus, services)}
 	}
+	withTTL := func(d *spec.Desired) *spec.Desired {
+		d.Spec.TTL.Duration = time.Hour
+		return d
+	}
+	deployedAt := func(st *spec.Status, at time.Time) *spec.Status {
+		st.FirstDeployedAt = &at
+		return st
+	}
 	tests := []struct {
 		name     string
 		desired  []*spec.Desired
@@ -68,6 +76,12 @@ func TestNeedsWork(t *testing.T) {
 			live: map[string]*swarmstate.Snapshot{"a": own("a")}, statuses: []*spec.Status{status("a", "g1", spec.PhaseReady, 1)}, want: "a"},
 		{name: "failed is final for its generation", desired: []*spec.Desired{desired("a", "g1")},
 			statuses: []*spec.Status{status("a", "g1", spec.PhaseFailed, 0)}},
+		{name: "failed past its ttl is due to be reaped", desired: []*spec.Desired{withTTL(desired("a", "g1"))},
+			statuses: []*spec.Status{deployedAt(status("a", "g1", spec.PhaseFailed, 0), now.Add(-2*time.Hour))}, want: "a"},
+		{name: "failed within its ttl is final", desired: []*spec.Desired{withTTL(desired("a", "g1"))},
+			statuses: []*spec.Status{deployedAt(status("a", "g1", spec.PhaseFailed, 0), now.Add(-time.Minute))}},
+		{name: "expired stays settled", desired: []*spec.Desired{withTTL(desired("a", "g1"))},
+			statuses: []*spec.Status{deployedAt(status("a", "g1", spec.PhaseExpired, 0), now.Add(-2*time.Hour))}},
 		{name: "invalid is final for its generation", desired: []*spec.Desired{{App: "a", Generation: "g1", Err: errors.New("bad")}},
 			statuses: []*spec.Status{status("a", "g1", spec.PhaseInvalid, 0)}},
 		{name: "deploying is not settled", desired: []*spec.Desired{desired("a", "g1")},

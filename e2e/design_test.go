@@ -298,3 +298,26 @@ func TestApplyErrorFails(t *testing.T) {
 		t.Errorf("Failed message %q does not carry the engine's error about the driver %s", s.Message, badNetworkDriver)
 	}
 }
+
+// TestTTLReapsAnAppFailedAtItsImage: a ttl is the safety net of a CI job that dies without
+// deleting its spec; an app Failed because its image cannot be pulled had its network (and
+// the recipe's secrets and configs) made before the image check. The ttl reaps it too:
+// Expired, nothing left.
+func TestTTLReapsAnAppFailedAtItsImage(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t)
+	a := h.newApp("e2e-ttlnoimage")
+	gen := h.writeSpec(a.name, a.spec(missingImageVersion, "ttl: 10s", "timeout: 20s"))
+	s := h.waitPhase(a.name, gen, "Failed")
+	if len(h.residue(a.name)) == 0 {
+		t.Fatalf("nothing of the Failed app on the swarm: the case (leftovers past the ttl) does not arise; status:\n%s", s)
+	}
+	s, err := h.awaitStatus(a.name, "Expired", func(s appStatus) (bool, string) {
+		return s.ObservedGeneration == gen && s.Phase == "Expired", "" // Failed until then
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Expired: %s", s.Message)
+	h.assertNoResidue(a.name)
+}
