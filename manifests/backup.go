@@ -72,6 +72,20 @@ func (r *Rendered) BackupPlan() (*BackupPlan, error) {
 		names[i] = i
 	}
 	slices.SortFunc(names, func(a, b int) int { return strings.Compare(r.config.Services[a].Name, r.config.Services[b].Name) })
+	// A restore writes through the planned mount, which the engine refuses when it is read-only:
+	// a volume that some backed-up service mounts writable is planned through that mount.
+	writable := map[string]bool{}
+	for _, i := range names {
+		svc := r.config.Services[i]
+		if on, err := strconv.ParseBool(strings.TrimSpace(svc.Deploy.Labels[labelBackup])); err != nil || !on {
+			continue
+		}
+		for _, m := range svc.Volumes {
+			if m.Type == "volume" && m.Source != "" && !m.ReadOnly && backupOn(svc.Deploy.Labels, m.Source) {
+				writable[m.Source] = true
+			}
+		}
+	}
 	for _, i := range names {
 		svc := r.config.Services[i]
 		labels := svc.Deploy.Labels
@@ -101,7 +115,7 @@ func (r *Rendered) BackupPlan() (*BackupPlan, error) {
 					continue
 				}
 			}
-			if taken[m.Source] {
+			if taken[m.Source] || m.ReadOnly && writable[m.Source] {
 				continue
 			}
 			taken[m.Source] = true
@@ -127,6 +141,17 @@ func (r *Rendered) BackupPlan() (*BackupPlan, error) {
 		p.Services = append(p.Services, bs)
 	}
 	return p, nil
+}
+
+// backupOn reports whether a service with backups on backs volume up: unless its volume label
+// says false.
+func backupOn(labels composetypes.Labels, volume string) bool {
+	v, set := labels[labelBackupVolumes+volume]
+	if !set {
+		return true
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	return err != nil || b
 }
 
 // nestedMounts are the targets of mounts below target, relative to it, in name order.

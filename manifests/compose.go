@@ -126,7 +126,11 @@ func loadCompose(root string, paths []string, overlays []Overlay, env map[string
 		details.ConfigFiles = append(details.ConfigFiles, composetypes.ConfigFile{Filename: o.Name, Config: copyYAML(dict).(map[string]any)})
 	}
 
-	cfg, err := loader.Load(details, skipValidatedSchema(details))
+	budget := &interpolationBudget{left: MaxInterpolatedBytes}
+	cfg, err := loader.Load(details, budget.option, skipValidatedSchema(details))
+	if budget.exceeded {
+		return nil, nil, budget.err()
+	}
 	if err != nil {
 		var fpe *loader.ForbiddenPropertiesError
 		if errors.As(err, &fpe) {
@@ -217,7 +221,12 @@ func loadOverlay(root string, details composetypes.ConfigDetails, o Overlay) (ma
 	}
 	alone := composetypes.ConfigDetails{WorkingDir: details.WorkingDir, Environment: details.Environment, Version: details.Version,
 		ConfigFiles: []composetypes.ConfigFile{{Filename: o.Name, Config: copyYAML(dict).(map[string]any)}}}
-	if _, err := loader.Load(alone); err != nil {
+	budget := &interpolationBudget{left: MaxInterpolatedBytes}
+	_, err = loader.Load(alone, budget.option)
+	if budget.exceeded {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInput, where, budget.err())
+	}
+	if err != nil {
 		msg := err.Error()
 		if line := overlayLine(o.Data, msg); line > 0 && o.Line > 0 {
 			// A block scalar's document starts on the line after its key's.
@@ -327,7 +336,8 @@ func copyYAML(v any) any {
 // here the reconciler's, which is no deploying user's shell. Such a line is refused.
 func checkEnvFiles(root, workingDir string, dict map[string]any, env map[string]string, where string) error {
 	services, _ := dict["services"].(map[string]any)
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	budget := &interpolationBudget{left: MaxInterpolatedBytes}
+	lookup := budget.wrap(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	for _, name := range slices.Sorted(maps.Keys(services)) {
 		svc, _ := services[name].(map[string]any)
 		var files []string
@@ -343,6 +353,9 @@ func checkEnvFiles(root, workingDir string, dict map[string]any, env map[string]
 		}
 		for _, f := range files {
 			written, err := template.Substitute(f, lookup)
+			if budget.exceeded {
+				return fmt.Errorf("%w: %s: service %s: env_file: %v", ErrInput, where, name, budget.err())
+			}
 			if err != nil {
 				continue // the loader says what is wrong with it
 			}
@@ -383,4 +396,43 @@ func envFileInside(root, file string) error {
 		return fmt.Errorf("line %d names a variable without a value, which docker takes from the deploying shell; a reconciler has none: give it a value in the file, or list it under the service's environment to take it from the app's env", i+1)
 	}
 	return nil
+}
+
+// MaxInterpolatedBytes bounds what the variables of an app's compose files expand to, all
+// references together (each file is interpolated twice: for the schema check and to load).
+// A variable is at most MaxEnvValueBytes, but a 4 MiB compose file can name one a million
+// times.
+const MaxInterpolatedBytes = 32 << 20
+
+// interpolationBudget counts the bytes variables expand to; once over, every lookup expands to
+// nothing, so the interpolation ends at once, and exceeded is set for the caller to report.
+type interpolationBudget struct {
+	left     int
+	exceeded bool
+}
+
+func (b *interpolationBudget) wrap(lookup func(string) (string, bool)) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		if b.exceeded {
+			return "", true
+		}
+		v, ok := lookup(k)
+		if b.left -= len(v); b.left < 0 {
+			b.exceeded = true
+			return "", true
+		}
+		return v, ok
+	}
+}
+
+// option is a loader.Load option putting the budget on Load's interpolation; it must come
+// before skipValidatedSchema, which interpolates with the same options.
+func (b *interpolationBudget) option(o *loader.Options) {
+	if o.Interpolate != nil && o.Interpolate.LookupValue != nil {
+		o.Interpolate.LookupValue = b.wrap(o.Interpolate.LookupValue)
+	}
+}
+
+func (b *interpolationBudget) err() error {
+	return fmt.Errorf("%w: the compose files' variables expand to more than %d MiB", ErrInput, MaxInterpolatedBytes>>20)
 }

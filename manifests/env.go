@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -32,7 +33,10 @@ func buildEnv(sample, abraSh string, specEnv map[string]string, domain, stack st
 		return nil, fmt.Errorf(".env.sample: %w", err)
 	}
 	vars := maps.Clone(s.vars)
-	exports := parseAbraSh(abraSh, pin, func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
+	exports, err := parseAbraShBounded(abraSh, pin, func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
+	if err != nil {
+		return nil, fmt.Errorf("abra.sh: %w", err)
+	}
 	maps.Copy(vars, exports)
 	maps.Copy(vars, pinned)
 	return &appEnv{vars: vars, sample: s}, nil
@@ -45,7 +49,15 @@ func buildEnv(sample, abraSh string, specEnv map[string]string, domain, stack st
 // the container), an if's, a loop's. A line that does not parse as an assignment (a quote left
 // open for the next line) is shell we do not understand and is skipped, as abra does.
 func parseAbraSh(src string, pinned, base lookupFunc) map[string]string {
+	vars, _ := parseAbraShBounded(src, pinned, base)
+	return vars
+}
+
+// parseAbraShBounded is parseAbraSh, failing once the exports' values add up to more than
+// MaxEnvBytes, or once one line expands to more than MaxEnvValueBytes.
+func parseAbraShBounded(src string, pinned, base lookupFunc) (map[string]string, error) {
 	vars := map[string]string{}
+	total := 0
 	lookup := func(name string) (string, bool) {
 		if v, ok := vars[name]; ok {
 			return v, true
@@ -62,10 +74,18 @@ func parseAbraSh(src string, pinned, base lookupFunc) map[string]string {
 			continue
 		}
 		f, err := parseEnvFile(line, pinned, lookup)
+		if errors.Is(err, errEnvTooLarge) {
+			return vars, err
+		}
 		if err != nil {
 			continue
 		}
-		maps.Copy(vars, f.vars)
+		for k, v := range f.vars {
+			if total += len(v); total > MaxEnvBytes {
+				return vars, fmt.Errorf("export %s: the values expand to more than %d MiB", k, MaxEnvBytes>>20)
+			}
+			vars[k] = v
+		}
 	}
-	return vars
+	return vars, nil
 }

@@ -1,6 +1,7 @@
 package manifests
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -61,6 +62,7 @@ func parseEnvFile(src string, pinned, base lookupFunc) (*envFile, error) {
 		return "", false
 	}
 	p := &envParser{src: src, line: 1}
+	total := 0
 	for {
 		p.skipBlank()
 		if p.eof() {
@@ -70,9 +72,13 @@ func parseEnvFile(src string, pinned, base lookupFunc) (*envFile, error) {
 			p.commentedAssignment(f)
 			continue
 		}
+		line := p.line
 		a, err := p.assignment(lookup)
 		if err != nil {
 			return nil, err
+		}
+		if total += len(a.value); total > MaxEnvBytes {
+			return nil, fmt.Errorf("line %d: %s: %w: the values expand to more than %d MiB", line, a.name, errEnvTooLarge, MaxEnvBytes>>20)
 		}
 		f.vars[a.name] = a.value
 		if a.mods != nil {
@@ -195,7 +201,11 @@ func (p *envParser) assignment(lookup lookupFunc) (assignment, error) {
 			comment = raw[i+1:]
 			raw = raw[:i]
 		}
-		a.value = expand(strings.TrimSpace(raw), lookup, false)
+		v, err := expand(strings.TrimSpace(raw), lookup, false)
+		if err != nil {
+			return assignment{}, fmt.Errorf("line %d: %s: %w", line, name, err)
+		}
+		a.value = v
 	}
 	a.mods = parseModifiers(comment)
 	return a, nil
@@ -216,7 +226,7 @@ func (p *envParser) quoted(lookup lookupFunc) (string, error) {
 			if q == '\'' {
 				return body, nil
 			}
-			return expand(body, lookup, true), nil
+			return expand(body, lookup, true)
 		}
 	}
 	return "", fmt.Errorf("unterminated %c quote", q)
@@ -248,14 +258,29 @@ func parseModifiers(comment string) map[string]string {
 	return mods
 }
 
+// Bounds of what an app's env files expand to: one value, and all of a file's values together.
+// References are expanded as they are read, so without them a line that doubles the value of
+// the line before would grow its value exponentially with the lines.
+const (
+	MaxEnvValueBytes = 1 << 20
+	MaxEnvBytes      = 4 << 20
+)
+
+// errEnvTooLarge marks an expansion past those bounds.
+var errEnvTooLarge = errors.New("too large")
+
 // expand replaces variable references; with escapes it also decodes double-quote escapes.
-// Unquoted values only know `\$` (a literal dollar sign).
-func expand(s string, lookup lookupFunc, escapes bool) string {
+// Unquoted values only know `\$` (a literal dollar sign). A result over MaxEnvValueBytes is
+// an error.
+func expand(s string, lookup lookupFunc, escapes bool) (string, error) {
 	if !strings.ContainsAny(s, `$\`) {
-		return s
+		return s, nil
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
+		if b.Len() > MaxEnvValueBytes {
+			return "", fmt.Errorf("%w: the value expands to more than %d MiB", errEnvTooLarge, MaxEnvValueBytes>>20)
+		}
 		c := s[i]
 		if c == '\\' && i+1 < len(s) {
 			n := s[i+1]
@@ -313,7 +338,10 @@ func expand(s string, lookup lookupFunc, escapes bool) string {
 		b.WriteString(v)
 		i = j - 1
 	}
-	return b.String()
+	if b.Len() > MaxEnvValueBytes {
+		return "", fmt.Errorf("%w: the value expands to more than %d MiB", errEnvTooLarge, MaxEnvValueBytes>>20)
+	}
+	return b.String(), nil
 }
 
 // expandBraced expands the inside of ${...}: NAME, NAME:-default (default when unset or

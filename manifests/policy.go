@@ -162,14 +162,27 @@ func (r *Rendered) CheckPolicy(p Policy, services map[string]swarm.ServiceSpec) 
 			case m.Type == mount.TypeVolume && m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil && localBind(m.VolumeOptions.DriverConfig):
 				// A named volume of the local driver with o=bind is a bind mount of its device.
 				src = m.VolumeOptions.DriverConfig.Options["device"]
+				if !path.IsAbs(src) {
+					src = "/" + src // mount(2) takes it against dockerd's working directory, /
+				}
+			case m.Type == mount.TypeVolume && m.VolumeOptions != nil && m.VolumeOptions.DriverConfig != nil && localHostMount(m.VolumeOptions.DriverConfig):
+				// dockerd mounts the device on the host: a disk of the host (type: ext4,
+				// device: /dev/sda1), or its folders stacked (type: overlay, o: lowerdir=/etc).
+				d := m.VolumeOptions.DriverConfig.Options
+				add(Violation{Service: svc, Field: "volumes", Value: m.Source + ":" + m.Target + " (driver_opts type=" + d["type"] + " device=" + d["device"] + ")",
+					Rule: "a local volume that mounts a device or file system of the host: baseline denies it (tmpfs, nfs and cifs volumes are allowed)"})
+				continue
 			default:
 				continue
 			}
 			src = path.Clean(src)
 			switch {
-			case strings.HasSuffix(src, "docker.sock") || strings.HasSuffix(src, "containerd.sock"):
+			case strings.HasSuffix(src, "docker.sock") || strings.HasSuffix(src, "containerd.sock") ||
+				slices.ContainsFunc(engineSockets, func(sock string) bool { return under(sock, src) }):
+				// The socket, or a folder that holds it (/run, /var/run, /run/containerd).
 				add(Violation{Service: svc, Field: "volumes", Value: m.Source + ":" + m.Target, Rule: "the Docker socket controls the host: baseline denies it"})
-			case slices.ContainsFunc(systemPaths, func(sys string) bool { return src == sys || sys != "/" && under(src, sys) }):
+			case slices.ContainsFunc(systemPaths, func(sys string) bool { return src == sys || sys != "/" && (under(src, sys) || under(sys, src)) }):
+				// A system path, a path inside one, or a folder that holds one (/var holds /var/lib/docker).
 				add(Violation{Service: svc, Field: "volumes", Value: m.Source + ":" + m.Target, Rule: "a system path of the host: baseline denies bind mounts of /, /etc, /proc, /sys, /dev and /var/lib/docker"})
 			case p.Level == Restricted:
 				add(Violation{Service: svc, Field: "volumes", Value: m.Source + ":" + m.Target, Rule: "restricted denies every bind mount", Allow: "--policy baseline --allow-bind " + src})
@@ -251,13 +264,40 @@ func localBind(d *mount.Driver) bool {
 	return false
 }
 
-// rootUser reports whether a service's user is root: "root" or uid 0, with or without a group.
+// engineSockets are where the engine's sockets live on a host: a bind of any of them, or of a
+// folder above one, hands the container the engine.
+var engineSockets = []string{
+	"/run/docker.sock", "/var/run/docker.sock", "/run/docker", "/var/run/docker",
+	"/run/containerd", "/var/run/containerd",
+}
+
+// localHostMount reports whether a volume's driver options make the local driver mount a
+// device or file system of the host (anything but a bind, which localBind judges, tmpfs and
+// the network file systems).
+func localHostMount(d *mount.Driver) bool {
+	if d.Name != "" && d.Name != "local" {
+		return false
+	}
+	t := strings.ToLower(strings.TrimSpace(d.Options["type"]))
+	if t == "" && d.Options["device"] == "" {
+		return false // a plain volume under /var/lib/docker/volumes
+	}
+	switch t {
+	case "tmpfs", "nfs", "nfs4", "cifs", "smb3":
+		return false
+	}
+	return true
+}
+
+// rootUser reports whether a service's user is root: "root" or uid 0 however spelt, with or
+// without a group.
 func rootUser(u string) bool {
 	name, _, _ := strings.Cut(strings.TrimSpace(u), ":")
 	if name == "root" {
 		return true
 	}
-	n, err := strconv.ParseUint(name, 10, 64)
+	// As the engine reads it (moby/sys/user.GetExecUser: strconv.Atoi), so "+0" and "-0" are 0.
+	n, err := strconv.Atoi(name)
 	return err == nil && n == 0
 }
 

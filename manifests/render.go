@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,13 +142,20 @@ func (r *Rendered) convertObjects(root string, raws []map[string]any, sample *en
 
 	// A config or secret read from a file reads it from the recipe, never from the host: a
 	// recipe must not copy /etc/shadow or the reconciler's credentials into its own container.
-	for name, c := range r.config.Configs {
-		if err := fileInside(root, "config", name, c.File); err != nil {
+	var total int64
+	for _, name := range slices.Sorted(maps.Keys(r.config.Configs)) {
+		if err := fileInside(root, "config", name, r.config.Configs[name].File); err != nil {
+			return err
+		}
+		if err := fileSize(root, "config", name, r.config.Configs[name].File, maxConfigData, &total); err != nil {
 			return err
 		}
 	}
-	for name, sec := range r.config.Secrets {
-		if err := fileInside(root, "secret", name, sec.File); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(r.config.Secrets)) {
+		if err := fileInside(root, "secret", name, r.config.Secrets[name].File); err != nil {
+			return err
+		}
+		if err := fileSize(root, "secret", name, r.config.Secrets[name].File, maxSecretLength, &total); err != nil {
 			return err
 		}
 	}
@@ -253,6 +261,36 @@ func readOptional(root, name string) (string, error) {
 
 // MaxEnvFileBytes bounds .env.sample and abra.sh: the app's env, not a dataset.
 const MaxEnvFileBytes = 1 << 20
+
+// Swarm's limits on one config's and one secret's data (swarmkit's MaxConfigSize and
+// MaxSecretSize, both exclusive), and the bound of all of an app's together: each declaration reads its file
+// whole into memory, and a recipe may declare many of one file.
+const (
+	maxConfigData    = 1000 * 1024
+	MaxObjectDataSum = 32 << 20
+)
+
+// fileSize refuses a config's or secret's file that swarm would refuse (empty, or max bytes
+// or more), or one that takes the sum of
+// the app's config and secret data (*total) over MaxObjectDataSum, before anything reads it.
+func fileSize(root, kind, name, file string, max int64, total *int64) error {
+	if file == "" {
+		return nil
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		return nil // the conversion names what is wrong with it
+	}
+	rel := mustRel(root, file)
+	if fi.Mode().IsRegular() && (fi.Size() >= max || fi.Size() == 0) {
+		// swarmkit: "data must be larger than 0 and less than <max> bytes"
+		return fmt.Errorf("%w: %s %s: file %s is %d bytes: swarm takes a %s of 1 to %d bytes", ErrInput, kind, name, rel, fi.Size(), kind, max-1)
+	}
+	if *total += fi.Size(); *total > MaxObjectDataSum {
+		return fmt.Errorf("%w: %s %s: file %s: the app's configs and secrets add up to more than %d MiB", ErrInput, kind, name, rel, MaxObjectDataSum>>20)
+	}
+	return nil
+}
 
 // fileInside refuses a config's or secret's file that is not inside the recipe's tree at root,
 // symlinks followed.
