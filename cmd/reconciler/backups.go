@@ -97,7 +97,13 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := spec.ReadStatus(o.status, app)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		var broken error
+		switch {
+		case errors.Is(err, spec.ErrNotStatus):
+			// Not a status (cut short by another tool, edited by hand): the reconciler writes
+			// the live state over it, so it is waited out as a missing one is.
+			broken, st = err, nil
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return err
 		}
 		if st != nil {
@@ -127,6 +133,9 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 			last := "no status of the spec with the request yet: is a reconciler running on " + o.specs + "?"
 			if st != nil && st.ObservedGeneration == gen {
 				last = fmt.Sprintf("%s: %s", st.Phase, st.Message)
+			}
+			if broken != nil {
+				last = fmt.Sprintf("%v (no reconciler replaced it)", broken)
 			}
 			return &exitError{code: exitTimeout, err: fmt.Errorf("timed out after %s waiting for the %s of %s; last seen: %s", timeout, what, app, last)}
 		}

@@ -201,10 +201,13 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, timeout time.Dura
 	if _, err := os.Stat(o.specs); err != nil {
 		return fmt.Errorf("spec directory: %w: pass --specs DIR (or set RECONCILER_SPECS) as given to reconciler run", err)
 	}
-	if _, err := os.Stat(o.status); err != nil && what == "deleted" {
-		// No status file counts as deleted: in a directory that is not the reconciler's, every
-		// app would look deleted at once.
+	// No status file counts as deleted: in a directory that is not the reconciler's, every app
+	// would look deleted at once; and for ready, a wrong --status would sit out the whole
+	// timeout. The reconciler makes the directory when it starts.
+	if fi, err := os.Stat(o.status); err != nil {
 		return fmt.Errorf("status directory: %w: pass --status DIR (or set RECONCILER_STATUS) as given to reconciler run", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("status directory: %s is not a directory: pass --status DIR (or set RECONCILER_STATUS) as given to reconciler run", o.status)
 	}
 	start := time.Now()
 	deadline := start.Add(timeout)
@@ -212,6 +215,7 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, timeout time.Dura
 		last    *spec.Status
 		printed string // generation and phase of the last line printed
 		hadSpec bool
+		broken  error // the status file is not a status: the reconciler replaces it
 	)
 	for {
 		d, err := spec.Load(o.specs, app, o.defaults())
@@ -223,7 +227,13 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, timeout time.Dura
 		}
 		hadSpec = hadSpec || d != nil
 		st, err := spec.ReadStatus(o.status, app)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		broken = nil
+		switch {
+		case errors.Is(err, spec.ErrNotStatus):
+			// Cut short by another tool, or edited by hand: the reconciler writes the live
+			// state over it on the app's next pass, so it is waited out like a missing one.
+			broken, st = err, nil
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return err
 		}
 		current := st != nil && d != nil && d.Generation != "" && st.ObservedGeneration == d.Generation
@@ -247,12 +257,18 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, timeout time.Dura
 			// Settled for this spec: the reconciler leaves a suspended app as it is, so it
 			// turns Ready only with a new spec.
 			return &exitError{code: exitFailed, err: fmt.Errorf("%s is Suspended: %s; it turns Ready only once its spec no longer says suspend: true", app, st.Message)}
-		case what == "deleted" && d == nil && (st == nil || st.Phase == spec.PhaseDeleted):
+		case what == "deleted" && d == nil && broken == nil && (st == nil || st.Phase == spec.PhaseDeleted):
 			return nil
 		}
 		if !time.Now().Before(deadline) {
+			var why string
+			if broken != nil {
+				why = fmt.Sprintf("%v (no reconciler replaced it; `reconciler status %s` shows it once one has)", broken, app)
+			} else {
+				why = whyNotYet(o, app, what, d, last, current, start)
+			}
 			return &exitError{code: exitTimeout, err: fmt.Errorf("timed out after %s waiting for %s to be %s: %s",
-				timeout, app, what, whyNotYet(o, app, what, d, last, current, start))}
+				timeout, app, what, why)}
 		}
 		select {
 		case <-cmd.Context().Done():
@@ -260,6 +276,16 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, timeout time.Dura
 		case <-time.After(min(waitPoll, time.Until(deadline)+time.Millisecond)):
 		}
 	}
+}
+
+// waitExit is the error of apply --wait and delete --wait, which exit as wait does: a wait that
+// could not run is wait's 3, not the 1 that says the app failed.
+func waitExit(err error) error {
+	var ee *exitError
+	if err == nil || errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: exitNoWait, err: err}
 }
 
 // whyNotYet explains a timed-out wait from what was seen last.
@@ -369,7 +395,8 @@ func applyCmd(o *options) *cobra.Command {
 		Long: "apply checks FILE as the reconciler would (the app name is the file's base name), then\n" +
 			"writes it as <specs>/<app>.yml through a temporary file and a rename, so a reconciler never\n" +
 			"reads half a file. With --wait it then prints one line per phase change (time, phase,\n" +
-			"message) and exits as wait --for ready does: 0 Ready, 1 Failed/Invalid/Expired, 2 timeout.",
+			"message) and exits as wait --for ready does: 0 Ready, 1 Failed/Invalid/Expired, 2 timeout,\n" +
+			"3 could not wait (the status directory missing or unreadable).",
 		Example: "  reconciler apply ch-1a2b3c.yml\n" +
 			"  reconciler apply ch-1a2b3c.yml --wait --timeout 15m",
 		Args: cobra.ExactArgs(1),
@@ -388,7 +415,7 @@ func applyCmd(o *options) *cobra.Command {
 			if !wait {
 				return nil
 			}
-			return waitFor(cmd, o, app, "ready", timeout, true)
+			return waitExit(waitFor(cmd, o, app, "ready", timeout, true))
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until Ready, printing each phase change (exit codes as wait)")
@@ -406,7 +433,7 @@ func deleteCmd(o *options) *cobra.Command {
 		Short: "Delete an app's spec: the reconciler tears the app down",
 		Long: "delete removes the spec file(s) of APP; the reconciler then removes everything of the app\n" +
 			"and writes the phase Deleted once nothing is left. With --wait it prints one line per phase\n" +
-			"change and exits as wait --for deleted does: 0 once Deleted, 2 on timeout.",
+			"change and exits as wait --for deleted does: 0 once Deleted, 2 on timeout, 3 could not wait.",
 		Example: "  reconciler delete ch-1a2b3c\n" +
 			"  reconciler delete ch-1a2b3c --wait --timeout 10m",
 		Args:              cobra.ExactArgs(1),
@@ -431,7 +458,7 @@ func deleteCmd(o *options) *cobra.Command {
 			if !wait {
 				return nil
 			}
-			return waitFor(cmd, o, app, "deleted", timeout, true)
+			return waitExit(waitFor(cmd, o, app, "deleted", timeout, true))
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until Deleted, printing each phase change (exit codes as wait)")
