@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/swarm-reconciler/reconciler/locks"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
@@ -275,5 +276,45 @@ func TestTTLOfAnAppFailedAtItsImageCheck(t *testing.T) {
 	st = f.settle("t")
 	if n := len(f.engine.networks) + len(f.engine.configs) + len(f.engine.secrets); n > 0 {
 		t.Errorf("10 min past a 1m ttl: %s %q; %d objects of the app left (networks %v, configs %d)", st.Phase, st.Message, n, f.engine.networks, len(f.engine.configs))
+	}
+}
+
+// TestRenameKeepsTheDomainLockHeld: x is renamed y on the same domain (x's spec deleted, y's
+// written). y claims the domain's lock while x's teardown goes on; x's teardown ending must not
+// unlink and release the lock y holds: between that and y's next pass a CI harness could take
+// it, and y would then wait on the harness with its objects half made.
+func TestRenameKeepsTheDomainLockHeld(t *testing.T) {
+	f := newFixture(t)
+	lockDir := t.TempDir()
+	dir, err := locks.Open(lockDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r.Locks = dir
+	f.writeSpec("x", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
+	if st := f.settle("x"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install x: %s %s", st.Phase, st.Message)
+	}
+	if err := spec.Unplace(f.r.SpecsDir, "x"); err != nil {
+		t.Fatal(err)
+	}
+	f.writeSpec("y", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
+	harness, err := locks.Open(lockDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// y's first pass claims the lock and waits for x's names; x's teardown runs to its end.
+	f.pass("y")
+	f.settle("x")
+	if x, _ := spec.ReadStatus(f.r.StatusDir, "x"); x.Phase != spec.PhaseDeleted {
+		t.Fatalf("x: %s %s", x.Phase, x.Message)
+	}
+	l, err := harness.TryApp("shared.test")
+	if err == nil {
+		l.Release()
+		t.Fatal("x's teardown ended and the lock of shared.test was free, though y claimed it: another process could take it")
+	}
+	if y := f.settle("y"); y.Phase != spec.PhaseReady {
+		t.Fatalf("y: %s %s", y.Phase, y.Message)
 	}
 }

@@ -25,7 +25,7 @@ func (r *Reconciler) claim(app, domain string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.held[domain]; ok {
-		r.heldFor[domain] = app
+		r.heldFor[domain][app] = true
 		return nil
 	}
 	l, err := r.Locks.TryApp(domain)
@@ -41,19 +41,24 @@ func (r *Reconciler) claim(app, domain string) error {
 		return l.Release()
 	}
 	if r.held == nil {
-		r.held, r.heldFor = map[string]*locks.Lock{}, map[string]string{}
+		r.held, r.heldFor = map[string]*locks.Lock{}, map[string]map[string]bool{}
 	}
-	r.held[domain], r.heldFor[domain] = l, app
+	r.held[domain], r.heldFor[domain] = l, map[string]bool{app: true}
 	return nil
 }
 
-// disown unlinks and releases the app locks this process holds for app, except the lock of
-// keep: their stacks are gone.
+// disown lets go of the app locks this process holds for app, except the lock of keep: their
+// stacks are gone. A lock is unlinked and released once no app holds it: an app that waits for
+// the names of one leaving its domain (a rename) holds the lock from then on.
 func (r *Reconciler) disown(app, keep string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for domain, holder := range r.heldFor {
-		if holder != app || domain == keep {
+	for domain, holders := range r.heldFor {
+		if !holders[app] || domain == keep {
+			continue
+		}
+		delete(holders, app)
+		if len(holders) > 0 {
 			continue
 		}
 		if err := r.held[domain].Unlink(); err != nil {

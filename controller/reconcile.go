@@ -97,9 +97,9 @@ type Reconciler struct {
 	renders  map[string]*manifests.Rendered // by app, for the generation it was rendered from
 	renderG  map[string]string
 	steps    atomic.Int64
-	held     map[string]*locks.Lock // app locks by domain
-	heldFor  map[string]string      // domain -> the app its lock is held for
-	stacks   map[string]string      // stack -> the app holding it (see stacks.go)
+	held     map[string]*locks.Lock     // app locks by domain
+	heldFor  map[string]map[string]bool // domain -> the apps its lock is held for
+	stacks   map[string]string          // stack -> the app holding it (see stacks.go)
 	probes   prober
 	seen     map[string]taskMark // app -> what its last pass saw of its tasks (TasksMoved)
 	node     string              // this engine's swarm node ID, once known
