@@ -146,14 +146,7 @@ func TestMoveBackBeforeItsJobAnswered(t *testing.T) {
 // with a message that says x's objects are "not owned by this reconciler".
 func TestNewAppOnADomainBeingFreed(t *testing.T) {
 	f := newFixture(t)
-	f.writeSpec("x", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
-	if st := f.settle("x"); st.Phase != spec.PhaseReady {
-		t.Fatalf("install x: %s %s", st.Phase, st.Message)
-	}
-	if err := spec.Unplace(f.r.SpecsDir, "x"); err != nil {
-		t.Fatal(err)
-	}
-	f.writeSpec("y", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
+	renameOnSharedDomain(f)
 	// The passes interleave: y, then x, until both settle.
 	var ys []string
 	var y *spec.Status
@@ -291,14 +284,7 @@ func TestRenameKeepsTheDomainLockHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.r.Locks = dir
-	f.writeSpec("x", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
-	if st := f.settle("x"); st.Phase != spec.PhaseReady {
-		t.Fatalf("install x: %s %s", st.Phase, st.Message)
-	}
-	if err := spec.Unplace(f.r.SpecsDir, "x"); err != nil {
-		t.Fatal(err)
-	}
-	f.writeSpec("y", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
+	renameOnSharedDomain(f)
 	harness, err := locks.Open(lockDir)
 	if err != nil {
 		t.Fatal(err)
@@ -317,4 +303,18 @@ func TestRenameKeepsTheDomainLockHeld(t *testing.T) {
 	if y := f.settle("y"); y.Phase != spec.PhaseReady {
 		t.Fatalf("y: %s %s", y.Phase, y.Message)
 	}
+}
+
+// renameOnSharedDomain installs x on shared.test, then renames it: deletes x's spec and writes
+// y's with the same domain.
+func renameOnSharedDomain(f *fixture) {
+	f.t.Helper()
+	f.writeSpec("x", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
+	if st := f.settle("x"); st.Phase != spec.PhaseReady {
+		f.t.Fatalf("install x: %s %s", st.Phase, st.Message)
+	}
+	if err := spec.Unplace(f.r.SpecsDir, "x"); err != nil {
+		f.t.Fatal(err)
+	}
+	f.writeSpec("y", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
 }
