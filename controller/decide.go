@@ -232,8 +232,15 @@ func decide(w *world) decision {
 	if exp, ok := expiresAt(s, st); ok && st.ObservedGeneration == w.Desired.Generation &&
 		st.Phase != spec.PhaseDeleted && st.Phase != spec.PhaseExpired && !w.Now.Before(exp) {
 		// Past its ttl: reaped, and not deployed again until the spec's content changes.
-		return decideTeardown(w, d, spec.PhaseExpired,
-			fmt.Sprintf("ttl %s passed at %s", s.TTL.Duration, exp.Format(time.RFC3339)))
+		why := fmt.Sprintf("ttl %s passed at %s", s.TTL.Duration, exp.Format(time.RFC3339))
+		for _, domain := range slices.Sorted(maps.Keys(w.OldLocks)) {
+			if err := w.OldLocks[domain]; err != nil {
+				// A stack it left goes only under that stack's lock, as in every teardown.
+				d.After = 5 * time.Second
+				return d.to(st.Phase, fmt.Sprintf("%s; waiting to remove the stack of %s: %v", why, domain, err))
+			}
+		}
+		return decideTeardown(w, d, spec.PhaseExpired, why)
 	}
 	stacks := w.Snap.ByStack()
 	cur := stacks[w.Stack]

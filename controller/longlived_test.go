@@ -278,17 +278,8 @@ func TestTTLOfAnAppFailedAtItsImageCheck(t *testing.T) {
 // it, and y would then wait on the harness with its objects half made.
 func TestRenameKeepsTheDomainLockHeld(t *testing.T) {
 	f := newFixture(t)
-	lockDir := t.TempDir()
-	dir, err := locks.Open(lockDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.r.Locks = dir
+	harness := withLocks(f)
 	renameOnSharedDomain(f)
-	harness, err := locks.Open(lockDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// y's first pass claims the lock and waits for x's names; x's teardown runs to its end.
 	f.pass("y")
 	f.settle("x")
@@ -317,4 +308,60 @@ func renameOnSharedDomain(f *fixture) {
 		f.t.Fatal(err)
 	}
 	f.writeSpec("y", "recipe: echo\nversion: 1.0.0+1\ndomain: shared.test\n")
+}
+
+// TestTTLLeavesAStackWhoseLockIsHeld: an app moving from old.test to new.test, the old
+// stack's lock held by another live process (the move waits on it), reaches its ttl. The ttl's
+// teardown takes the old stack only under its lock, as every teardown does: it waits, and
+// reaps it once the lock is released.
+func TestTTLLeavesAStackWhoseLockIsHeld(t *testing.T) {
+	f := newFixture(t)
+	other := withLocks(f)
+	f.writeSpec("m", "recipe: echo\nversion: 1.0.0+1\ndomain: old.test\nttl: 1h\n")
+	if st := f.settle("m"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.r.ReleaseAll()
+	harness, err := other.TryApp("old.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer harness.Release()
+	f.writeSpec("m", "recipe: echo\nversion: 1.0.0+1\ndomain: new.test\nttl: 1h\n")
+	st := f.settle("m")
+	if !strings.Contains(st.Message, "waiting to remove the stack of old.test") {
+		t.Fatalf("the move: %s %s; want it waiting on old.test's lock", st.Phase, st.Message)
+	}
+	f.engine.resetCalls()
+	f.now = f.now.Add(2 * time.Hour)
+	st = f.settle("m")
+	for _, w := range f.engine.writes() {
+		if strings.Contains(w, "old_test") {
+			t.Errorf("past the ttl, with old.test's lock held by another process: %s", w)
+		}
+	}
+	if st.Phase == spec.PhaseExpired {
+		t.Errorf("Expired while the old stack is left: %s", st.Message)
+	}
+	harness.Release()
+	if st = f.settle("m"); st.Phase != spec.PhaseExpired || len(f.engine.services)+len(f.engine.networks) != 0 {
+		t.Errorf("lock released: %s %s; services %d networks %d", st.Phase, st.Message, len(f.engine.services), len(f.engine.networks))
+	}
+}
+
+// withLocks gives f's reconciler a lock directory, and returns another process's view of it
+// (a CI harness's).
+func withLocks(f *fixture) *locks.Dir {
+	f.t.Helper()
+	lockDir := f.t.TempDir()
+	ours, err := locks.Open(lockDir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	other, err := locks.Open(lockDir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.r.Locks = ours
+	return other
 }
