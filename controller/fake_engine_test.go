@@ -100,6 +100,9 @@ type fakeEngine struct {
 	// mounts (a removal answers "in use"), as long as the task is listed (taskLinger), unless
 	// removed by ContainerRemove. Containers are the tasks' ContainerStatus IDs.
 	containersHold bool
+	// exitedLocally are containers the engine's node saw exit while the managers still list
+	// their task running (an agent reporting late).
+	exitedLocally  map[string]bool
 	containersGone map[string]bool
 	// lateTask, with containersHold, is a restart that crossed the service's removal: a task
 	// of the removed service on the engine's node, preparing for two task lists, then stopped,
@@ -847,6 +850,30 @@ func (f *fakeEngine) holder(volume string) string {
 		}
 	}
 	return ""
+}
+
+// ContainerList lists the containers of the tasks on the engine's node: running while their
+// task is, unless exitedLocally says the node saw it exit before the managers list it.
+func (f *fakeEngine) ContainerList(_ context.Context, _ container.ListOptions) ([]container.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("list containers"); err != nil {
+		return nil, err
+	}
+	var out []container.Summary
+	for _, t := range f.tasks {
+		cs := t.Status.ContainerStatus
+		if cs == nil || cs.ContainerID == "" || f.containersGone[cs.ContainerID] || t.NodeID != fakeNode && t.NodeID != "" {
+			continue
+		}
+		c := container.Summary{ID: cs.ContainerID, State: container.StateRunning, Status: "Up 1 second",
+			Labels: map[string]string{"com.docker.swarm.task.id": t.ID}}
+		if terminalTask(t) || f.exitedLocally[cs.ContainerID] {
+			c.State, c.Status = container.StateExited, "Exited (3) 1 second ago"
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 func (f *fakeEngine) ContainerRemove(_ context.Context, id string, _ container.RemoveOptions) error {

@@ -5,11 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 
@@ -517,3 +521,54 @@ func remoteTasks(snap *swarmstate.Snapshot, st *spec.Status, self string) bool {
 	}
 	return slices.ContainsFunc(snap.Tasks, func(t swarm.Task) bool { return t.NodeID != "" && t.NodeID != self })
 }
+
+// localTruth corrects, in w's snapshot, the tasks on this engine's node that the managers
+// still list as running while their container has exited: an agent on a loaded node reports a
+// task's end seconds late, and a crash-looping task that exits after 3 s then looks up for 5 s
+// and passes a stability window (seen on CI). The node's own engine knows at once. Only while
+// the app's attempt has not converged: that is where a task wrongly up makes a wrong Ready;
+// a converged app sees the end when the managers do. One container list call a pass.
+func (r *Reconciler) localTruth(ctx context.Context, w *world, prev *spec.Status) error {
+	if prev != nil && (prev.Phase == spec.PhaseReady || prev.Phase == spec.PhaseDegraded || prev.Phase.Final()) &&
+		w.Desired != nil && prev.ObservedGeneration == w.Desired.Generation {
+		return nil
+	}
+	var local []int
+	for i, t := range w.Snap.Tasks {
+		if t.Status.State == swarm.TaskStateRunning && (t.NodeID == w.Self || w.Self == "") &&
+			t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != "" {
+			local = append(local, i)
+		}
+	}
+	if len(local) == 0 {
+		return nil
+	}
+	cs, err := r.Engine.ContainerList(ctx, container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task.id"))})
+	if err != nil {
+		return fmt.Errorf("list this node's containers: %w", err)
+	}
+	byID := make(map[string]container.Summary, len(cs))
+	for _, c := range cs {
+		byID[c.ID] = c
+	}
+	for _, i := range local {
+		t := &w.Snap.Tasks[i]
+		c, ok := byID[t.Status.ContainerStatus.ContainerID]
+		if !ok || c.State == container.StateRunning || c.State == container.StateCreated || c.State == container.StateRestarting {
+			continue
+		}
+		status := t.Status
+		cst := *status.ContainerStatus
+		if m := exitedCode.FindStringSubmatch(c.Status); m != nil {
+			cst.ExitCode, _ = strconv.Atoi(m[1])
+		}
+		status.State, status.ContainerStatus = swarm.TaskStateFailed, &cst
+		status.Err = fmt.Sprintf("its container %s (%s), which the managers did not list yet", c.State, c.Status)
+		t.Status = status
+	}
+	return nil
+}
+
+// exitedCode reads the exit code in a container list's status ("Exited (3) 2 seconds ago").
+var exitedCode = regexp.MustCompile(`^Exited \((-?\d+)\)`)

@@ -251,6 +251,9 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 			return w, err
 		}
 	}
+	if err := r.localTruth(ctx, w, prev); err != nil {
+		return w, err
+	}
 	w.Jobs = r.NodeJobs
 	if w.Jobs.Image == "" {
 		w.Jobs = DefaultNodeJobs

@@ -418,3 +418,36 @@ func TestRedactorLinesOfAnInsertedSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestNoReadyOnATaskItsNodeSawExit: a loaded node's agent reports a task's end seconds late;
+// the managers list the crash-looping task as running past the stability window. The
+// engine's own node lists its container as exited: not Ready, whatever the managers say (a
+// wrong Ready seen on CI, which then left the app Degraded for good instead of Failed).
+func TestNoReadyOnATaskItsNodeSawExit(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\nminReady: 5s\ntimeout: 1m\n")
+	st := f.pass("a")
+	if st.Phase == spec.PhaseReady {
+		t.Fatalf("Ready at once: %s", st.Message)
+	}
+	f.engine.mu.Lock()
+	f.engine.exitedLocally = map[string]bool{}
+	for _, tk := range f.engine.tasks {
+		if cs := tk.Status.ContainerStatus; cs != nil && tk.Status.State == swarm.TaskStateRunning {
+			f.engine.exitedLocally[cs.ContainerID] = true
+		}
+	}
+	f.engine.mu.Unlock()
+	if len(f.engine.exitedLocally) == 0 {
+		t.Fatal("no running task with a container: the case does not arise")
+	}
+	seen, _ := f.stepPasses("a", time.Second, 10*time.Second)
+	for _, st := range seen {
+		if st.Phase == spec.PhaseReady {
+			t.Fatalf("Ready while the node lists the task's container as exited: %s", st.Message)
+		}
+	}
+	if last := seen[len(seen)-1]; !strings.Contains(last.Message, "exited") {
+		t.Errorf("last: %s %q; want it to say the container exited", last.Phase, last.Message)
+	}
+}
