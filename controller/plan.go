@@ -254,11 +254,16 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 	}
 	for _, t := range snap.Tasks {
 		// Before the volumes they hold: actions are applied in order. The ID comes from a task
-		// of the owned listing (no labels of its own to check).
-		if cs := t.Status.ContainerStatus; len(snap.Volumes) > 0 && self != "" && !live[t.ServiceID] && t.NodeID == self &&
+		// of the owned listing (no labels of its own to check). A removed job's task is kept by
+		// swarm, and its container by the node's agent, for good: removed whatever it holds.
+		if cs := t.Status.ContainerStatus; (len(snap.Volumes) > 0 || t.JobIteration != nil) && self != "" && !live[t.ServiceID] && t.NodeID == self &&
 			terminalTask(t) && cs != nil && cs.ContainerID != "" {
+			why := "its container holds the app's volumes until swarm removes it"
+			if t.JobIteration != nil {
+				why = "a removed job's container stays until removed"
+			}
 			a := Action{Kind: RemoveContainer, Name: cs.ContainerID[:min(12, len(cs.ContainerID))], ID: cs.ContainerID,
-				Reason: fmt.Sprintf("task %s of a removed service stopped; its container holds the app's volumes until swarm removes it", t.ID)}
+				Reason: fmt.Sprintf("task %s of a removed service stopped; %s", t.ID, why)}
 			if !slices.Contains(removed, a.object()) {
 				plan = append(plan, a)
 			}

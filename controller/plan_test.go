@@ -224,6 +224,15 @@ func TestPlanTeardownStoppedContainers(t *testing.T) {
 	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self"), RemoveContainer); len(got) != 0 {
 		t.Errorf("no volume left to free: %v, want none", got)
 	}
+	// A removed job's completed task: swarm keeps a removed job's tasks, and its agent leaves
+	// their containers (seen in e2e: the job's exited container outlived Deleted by minutes).
+	job := task("t8", "gone-job", "self", swarm.TaskStateComplete)
+	job.JobIteration = &swarm.Version{Index: 1}
+	snap.Tasks = append(snap.Tasks, job)
+	snap.Networks = []network.Summary{{Name: "s_default", ID: "n1", Labels: own}}
+	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self"), RemoveContainer); !slices.Equal(got, []string{"c-t8"}) {
+		t.Errorf("a removed job's stopped container, no volume: %v, want [c-t8]", got)
+	}
 }
 
 // TestApplyAlreadyDone: what the engine answers when the goal is already reached is no change
