@@ -401,6 +401,10 @@ func TestKillAtEveryBackupStep(t *testing.T) {
 	}
 	t.Logf("clean run: %d steps, the backup's from %d:\n%s", len(steps), first+1, strings.Join(steps, "\n"))
 	restoreFrom := slices.IndexFunc(steps, func(l string) bool { return strings.Contains(l, "beforeRestore") })
+	commitAt := slices.IndexFunc(steps, func(l string) bool { return strings.Contains(l, `"step": "commit `) })
+	if commitAt < 0 {
+		t.Fatalf("the clean run logged no commit step:\n%s", strings.Join(steps, "\n"))
+	}
 
 	for k := first + 1; k <= len(steps); k++ {
 		t.Run(fmt.Sprintf("step%d", k), func(t *testing.T) {
@@ -413,8 +417,19 @@ func TestKillAtEveryBackupStep(t *testing.T) {
 				gen = h.writeSpec(a.name, a.specOf("e2e-backup-kill", miniRelease, backupChecks))
 			})
 			t.Logf("killed: %s", died)
-			if list := h.listBackups(a.name); len(list) > 1 {
-				t.Errorf("after the kill %d backups listed", len(list))
+			// Listed only once committed, and then whole: every archive there, read to its end.
+			want := 0
+			if k > commitAt {
+				want = 1
+			}
+			list := h.listBackups(a.name)
+			if len(list) != want {
+				t.Errorf("killed after step %d (the commit is step %d): %d backups listed, want %d", k, commitAt+1, len(list), want)
+			}
+			for _, b := range list {
+				for _, v := range b.Volumes {
+					archiveEntries(t, filepath.Join(h.backups, a.name, b.ID, v.Archive))
+				}
 			}
 			h.start()
 			s := h.waitPhase(a.name, gen, "Ready", "Failed")

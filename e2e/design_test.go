@@ -319,5 +319,6 @@ func TestTTLReapsAnAppFailedAtItsImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Expired: %s", s.Message)
+	reapedAtTTL(t, s, 10*time.Second)
 	h.assertNoResidue(a.name)
 }

@@ -30,7 +30,8 @@ const (
 
 // labelled lists the swarm objects carrying label key=value, as "kind name" sorted: services,
 // networks, volumes, secrets, configs, and containers (a task's container outliving its
-// service is residue too).
+// service is residue too). Containers carry the stack's namespace label, not the app's: for
+// an app's, see appContainers.
 func labelled(ctx context.Context, docker *client.Client, key, value string) ([]string, error) {
 	f := filters.NewArgs(filters.Arg("label", key+"="+value))
 	var found []string

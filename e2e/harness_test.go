@@ -381,10 +381,29 @@ func (h *harness) residue(app string) []string {
 	return left
 }
 
+// residueAfterTeardown is residue once the engines' agents had their moment: a task's stopped
+// container goes a moment after the managers reaped the task (what a teardown waits for when
+// no volume of the app is in it: README, "On a swarm of several nodes"), so stopped containers
+// are looked at again for up to 10 s. Anything else, or a container that stays, is residue.
+func (h *harness) residueAfterTeardown(app string) []string {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := h.residue(app)
+		stopped := !slices.ContainsFunc(left, func(o string) bool {
+			return !strings.Contains(o, "container ") || strings.Contains(o, "(running)")
+		})
+		if len(left) == 0 || !stopped || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // assertNoResidue fails the test naming every object still labelled for app.
 func (h *harness) assertNoResidue(app string) {
 	h.t.Helper()
-	if left := h.residue(app); len(left) > 0 {
+	if left := h.residueAfterTeardown(app); len(left) > 0 {
 		h.t.Errorf("app %s: %d objects left labelled %s=%s: %s", app, len(left), appLabel, app, strings.Join(left, ", "))
 	}
 }
@@ -440,10 +459,7 @@ func (h *harness) cleanupApp(app string) {
 		}
 	}
 	ctx := context.Background()
-	left, err := h.leftOf(ctx, app)
-	if err != nil {
-		t.Errorf("cleanup %s: %v", app, err)
-	}
+	left := h.residueAfterTeardown(app)
 	if len(left) > 0 {
 		t.Errorf("cleanup: app %s: removing by force what the reconciler left: %s", app, strings.Join(left, ", "))
 		if err := removeLabelled(ctx, h.docker, appLabel, app); err != nil {
@@ -462,6 +478,8 @@ func (h *harness) cleanupApp(app string) {
 func (h *harness) leftOf(ctx context.Context, app string) ([]string, error) {
 	left, err := labelled(ctx, h.docker, appLabel, app)
 	errs := []error{err}
+	cs, err := appContainers(ctx, h.docker, app)
+	left, errs = append(left, cs...), append(errs, err)
 	for _, node := range h.nodes {
 		on, err := nodeLeft(ctx, node.docker, app)
 		errs = append(errs, err)

@@ -353,9 +353,9 @@ func TestDelete(t *testing.T) {
 	a.deploy(h.recipe.first().Version)
 	// Every kind the check below looks for carries the label, or the check proves nothing.
 	owned := h.residue(a.name)
-	for _, kind := range []string{"service", "network", "volume", "secret", "config"} {
+	for _, kind := range []string{"service", "network", "volume", "secret", "config", "container"} {
 		if !hasKind(owned, kind) {
-			t.Errorf("app %s is Ready but no %s is labelled %s=%s: %v", a.name, kind, appLabel, a.name, owned)
+			t.Errorf("app %s is Ready but no %s of it is found (labelled %s=%s, or a container of its services): %v", a.name, kind, appLabel, a.name, owned)
 		}
 	}
 

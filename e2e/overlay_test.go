@@ -79,6 +79,7 @@ func TestOverlays(t *testing.T) {
 		t.Errorf("status overlays %v, want %v", got, want)
 	}
 	before := h.indexes(a.name)
+	svcBefore := a.appService(t)
 
 	// Editing the overlay file alone upgrades the app in place.
 	second := writeOverlay("edited overlay")
@@ -90,8 +91,10 @@ func TestOverlays(t *testing.T) {
 		t.Errorf("status overlays %v, want the edited file's hash %s", got, sha256Hex(second))
 	}
 	after := h.indexes(a.name)
-	if len(after) != len(before) || s.Deploys != 2 {
-		t.Errorf("not an upgrade in place: services %v -> %v, deploys %d", before, after, s.Deploys)
+	svcAfter := a.appService(t)
+	if len(after) != len(before) || s.Deploys != 2 || svcAfter.ID != svcBefore.ID || svcAfter.Version.Index <= svcBefore.Version.Index {
+		t.Errorf("not an upgrade in place: services %v -> %v, service %s@%d -> %s@%d, deploys %d",
+			before, after, svcBefore.ID, svcBefore.Version.Index, svcAfter.ID, svcAfter.Version.Index, s.Deploys)
 	}
 
 	outside := filepath.Join(filepath.Dir(h.specs), "outside.yml")

@@ -66,7 +66,11 @@ configs:
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ps := full.PreviousSpec; ps != nil && step.version != "v1" {
+		ps := full.PreviousSpec
+		if ps == nil && step.version != "v1" {
+			t.Fatalf("at %s the service has no previous spec: not updated in place, so no rollback target to check", step.version)
+		}
+		if ps != nil && step.version != "v1" {
 			if n := ps.TaskTemplate.ContainerSpec.Configs[0].ConfigName; !slices.Contains(step.want, strings.TrimPrefix(n, a.stack()+"_")) {
 				t.Errorf("the rollback target uses %s, which is gone", n)
 			}

@@ -549,6 +549,7 @@ func TestTTLExpiresAndStaysDown(t *testing.T) {
 	if _, ok := rolloutFull(t, s).historyTime("Ready"); !ok {
 		t.Errorf("the app expired without having been Ready; status:\n%s", s)
 	}
+	reapedAtTTL(t, s, 10*time.Second)
 	h.assertNoResidue(a.name)
 
 	// Several resyncs, then a restarted reconciler (whose start-up pass looks at every app
@@ -699,5 +700,27 @@ func TestThirtyAppsWithRestarts(t *testing.T) {
 	}
 	if len(left) > 0 {
 		t.Errorf("%d objects left labelled with the deleted apps: %s", len(left), strings.Join(left, ", "))
+	}
+}
+
+// reapedAtTTL checks that the reaping of an Expired app (its first history entry saying the
+// ttl passed) began ttl after its first deploy, within a few seconds: not before, and not
+// only at some later resync or restart.
+func reapedAtTTL(t *testing.T, s appStatus, ttl time.Duration) {
+	t.Helper()
+	full := rolloutFull(t, s)
+	if full.FirstDeployedAt == nil {
+		t.Fatalf("Expired without a firstDeployedAt:\n%s", s)
+	}
+	var began time.Time
+	for _, e := range full.History {
+		if strings.Contains(e.Message, "ttl "+ttl.String()+" passed") {
+			began = e.Time
+			break
+		}
+	}
+	if d := began.Sub(*full.FirstDeployedAt); began.IsZero() || d < ttl || d > ttl+5*time.Second {
+		t.Errorf("the ttl's reaping began %s after the first deploy (history entry at %s), want %s to %s; status:\n%s",
+			d, began.Format(time.RFC3339Nano), ttl, ttl+5*time.Second, s)
 	}
 }

@@ -213,6 +213,7 @@ type rolloutStatus struct {
 		Phase   string    `json:"phase"`
 		Message string    `json:"message"`
 	} `json:"history"`
+	FirstDeployedAt *time.Time `json:"firstDeployedAt"`
 }
 
 // rolloutFull decodes the whole of a status read by the harness.
@@ -223,6 +224,18 @@ func rolloutFull(t testing.TB, s appStatus) rolloutStatus {
 		t.Fatalf("status: %v\n%s", err, s)
 	}
 	return full
+}
+
+// firstHistoryTime is when the status history says the phase was first entered: what a
+// claim "not Ready before X" is about (an early Ready that flapped back stays in it, unless
+// the history's 20 entries dropped it).
+func (s rolloutStatus) firstHistoryTime(phase string) (time.Time, bool) {
+	for _, e := range s.History {
+		if e.Phase == phase {
+			return e.Time, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // historyTime is when the status history says the phase was entered last.
@@ -326,6 +339,20 @@ func (w *statusWatcher) look(last *[]byte) {
 	if n := len(w.said); n == 0 || w.said[n-1] != st {
 		w.said = append(w.said, st)
 	}
+}
+
+// writesSince returns every distinct status the watcher read at or after t: each write, not
+// only the changes of generation or phase (a Ready written again is one too).
+func (w *statusWatcher) writesSince(t time.Time) []watchedState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []watchedState
+	for _, s := range w.said {
+		if !s.At.Before(t) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // saw reports whether the status said text in phase for gen at some read.
@@ -824,7 +851,10 @@ func TestRolloutHealthcheckGatesReady(t *testing.T) {
 	s := h.waitPhase(a.name, gen, "Ready")
 	seen := time.Now()
 	full := rolloutFull(t, s)
-	readyAt, _ := full.historyTime("Ready")
+	readyAt, ok := full.firstHistoryTime("Ready")
+	if !ok {
+		t.Fatalf("no Ready in the history:\n%s", s)
+	}
 
 	ctx := context.Background()
 	ctrs, err := suite.docker.ContainerList(ctx, container.ListOptions{
