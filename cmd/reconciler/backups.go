@@ -26,7 +26,8 @@ func backupCmd(o *options) *cobra.Command {
 		Long: "backup records a request in the spec file of APP (backup.requestedAt, written atomically as\n" +
 			"apply writes); the reconciler carries it out once, on the recipe's backup-bot-two labels, and\n" +
 			"reports it in the status's lastBackup. With --wait it waits for that backup and exits 0 when\n" +
-			"it completed, 1 when it failed (its message is printed), 2 on timeout.",
+			"it completed, 1 when it failed (its message is printed), 2 on timeout, 3 when it could not wait\n" +
+			"(the status directory missing or unreadable).",
 		Example: "  reconciler backup ch-1a2b3c --wait\n" +
 			"  reconciler backups ch-1a2b3c",
 		Args:              cobra.ExactArgs(1),
@@ -35,7 +36,7 @@ func backupCmd(o *options) *cobra.Command {
 			return request(cmd, o, args[0], false, "", wait, timeout)
 		},
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the backup is done (exit 0), failed (1) or the timeout passed (2)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the backup is done (exit 0), failed (1) or the timeout passed (2); 3: could not wait")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit 2)")
 	return cmd
 }
@@ -52,7 +53,7 @@ func restoreCmd(o *options) *cobra.Command {
 			"it, the newest complete backup; the reconciler carries it out once: the recipe's restore hooks,\n" +
 			"each volume written back through the container that mounts it, every restored file read back\n" +
 			"and compared with the backup's manifest. The status's lastRestore reports it. With --wait it\n" +
-			"exits 0 when the restore completed, 1 when it failed, 2 on timeout.",
+			"exits 0 when the restore completed, 1 when it failed, 2 on timeout, 3 when it could not wait.",
 		Example: "  reconciler restore ch-1a2b3c --wait\n" +
 			"  reconciler restore ch-1a2b3c 20261201T100000.000Z --wait",
 		Args:              cobra.RangeArgs(1, 2),
@@ -71,7 +72,7 @@ func restoreCmd(o *options) *cobra.Command {
 			return request(cmd, o, args[0], true, id, wait, timeout)
 		},
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the restore is done (exit 0), failed (1) or the timeout passed (2)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the restore is done (exit 0), failed (1) or the timeout passed (2); 3: could not wait")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "with --wait: give up after this long (exit 2)")
 	return cmd
 }
@@ -94,6 +95,11 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 	if !wait {
 		return nil
 	}
+	// Recorded, as apply --wait applies before it waits; a wait that cannot run is wait's 3,
+	// not the 1 that says the backup failed.
+	if err := statusDirToWaitOn(o); err != nil {
+		return &exitError{code: exitNoWait, err: err}
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := spec.ReadStatus(o.status, app)
@@ -104,7 +110,7 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 			// the live state over it, so it is waited out as a missing one is.
 			broken, st = err, nil
 		case err != nil && !errors.Is(err, fs.ErrNotExist):
-			return err
+			return &exitError{code: exitNoWait, err: err}
 		}
 		if st != nil {
 			// The token is this request's alone, so a status that handled it ends the wait
@@ -139,7 +145,11 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 			}
 			return &exitError{code: exitTimeout, err: fmt.Errorf("timed out after %s waiting for the %s of %s; last seen: %s", timeout, what, app, last)}
 		}
-		time.Sleep(waitPoll)
+		select {
+		case <-cmd.Context().Done():
+			return cmd.Context().Err()
+		case <-time.After(waitPoll):
+		}
 	}
 }
 

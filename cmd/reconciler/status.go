@@ -201,13 +201,8 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, timeout time.Dura
 	if _, err := os.Stat(o.specs); err != nil {
 		return fmt.Errorf("spec directory: %w: pass --specs DIR (or set RECONCILER_SPECS) as given to reconciler run", err)
 	}
-	// No status file counts as deleted: in a directory that is not the reconciler's, every app
-	// would look deleted at once; and for ready, a wrong --status would sit out the whole
-	// timeout. The reconciler makes the directory when it starts.
-	if fi, err := os.Stat(o.status); err != nil {
-		return fmt.Errorf("status directory: %w: pass --status DIR (or set RECONCILER_STATUS) as given to reconciler run", err)
-	} else if !fi.IsDir() {
-		return fmt.Errorf("status directory: %s is not a directory: pass --status DIR (or set RECONCILER_STATUS) as given to reconciler run", o.status)
+	if err := statusDirToWaitOn(o); err != nil {
+		return err
 	}
 	start := time.Now()
 	deadline := start.Add(timeout)
@@ -276,6 +271,19 @@ func waitFor(cmd *cobra.Command, o *options, app, what string, timeout time.Dura
 		case <-time.After(min(waitPoll, time.Until(deadline)+time.Millisecond)):
 		}
 	}
+}
+
+// statusDirToWaitOn refuses a wait on a status directory that is not there. No status file
+// counts as deleted: in a directory that is not the reconciler's, every app would look deleted
+// at once; and for ready (or a backup), a wrong --status would sit out the whole timeout. The
+// reconciler makes the directory when it starts.
+func statusDirToWaitOn(o *options) error {
+	if fi, err := os.Stat(o.status); err != nil {
+		return fmt.Errorf("status directory: %w: pass --status DIR (or set RECONCILER_STATUS) as given to reconciler run", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("status directory: %s is not a directory: pass --status DIR (or set RECONCILER_STATUS) as given to reconciler run", o.status)
+	}
+	return nil
 }
 
 // waitExit is the error of apply --wait and delete --wait, which exit as wait does: a wait that

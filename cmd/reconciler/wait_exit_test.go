@@ -131,3 +131,37 @@ func TestBackupWaitRidesOutAStatusThatIsNotAStatus(t *testing.T) {
 		t.Errorf("backup --wait with a broken status file the reconciler then replaces: exit %d (%v), %q; want 0, completed", code, err, stdout)
 	}
 }
+
+// TestBackupRestoreWaitCouldNotWaitIsNotFailed: backup --wait and restore --wait exit as wait
+// does when the wait cannot run (no status directory, or a file in its place): 3 at once, not
+// 1 ("the backup failed") and not the whole 30-minute timeout's 2. The request is recorded
+// either way, as apply --wait applies before it waits.
+func TestBackupRestoreWaitCouldNotWaitIsNotFailed(t *testing.T) {
+	e := newCLIEnv(t)
+	path, _ := e.specFile("ch-10", body)
+	if _, _, code, err := e.run(context.Background(), "apply", path); code != 0 {
+		t.Fatal(err)
+	}
+	notADir := filepath.Join(e.files, "status-is-a-file")
+	if err := os.WriteFile(notADir, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []string{filepath.Join(e.files, "no-such-status"), notADir} {
+		e.status = status
+		for _, args := range [][]string{
+			{"backup", "ch-10", "--wait", "--timeout", "3s"},
+			{"restore", "ch-10", "--wait", "--timeout", "3s"},
+		} {
+			start := time.Now()
+			_, _, code, err := e.run(context.Background(), args...)
+			if code != exitNoWait || err == nil || !strings.Contains(err.Error(), "pass --status DIR") || time.Since(start) > 2*time.Second {
+				t.Errorf("%v with --status %s: exit %d after %s (%v); want %d at once saying to pass --status",
+					args, filepath.Base(status), code, time.Since(start).Round(time.Millisecond), err, exitNoWait)
+			}
+		}
+	}
+	d, err := spec.LoadApp(e.specs, "ch-10", spec.Defaults{})
+	if err != nil || d == nil || d.Spec.Backup == nil || d.Spec.Backup.RequestedAt == "" || d.Spec.Backup.Restore == nil {
+		t.Errorf("the requests were not recorded before the wait: %+v, %v", d, err)
+	}
+}
