@@ -76,6 +76,15 @@ func TestLoopFlags(t *testing.T) {
 	if f := find("run").Flags().Lookup("timeout"); f != nil {
 		t.Errorf("run has a --timeout")
 	}
+	// once and janitor took --metrics-addr and served nothing on it: only run has it.
+	if find("run").Flags().Lookup("metrics-addr") == nil {
+		t.Errorf("run has no --metrics-addr")
+	}
+	for _, name := range []string{"once", "janitor"} {
+		if f := find(name).Flags().Lookup("metrics-addr"); f != nil {
+			t.Errorf("%s takes --metrics-addr and serves nothing on it", name)
+		}
+	}
 	// The waits' --timeout: each command waits its own default when none is given (they
 	// shared one variable, which held the default of the last registered: 30m for all).
 	for name, want := range map[string]string{"wait": "10m0s", "apply": "10m0s", "delete": "10m0s", "backup": "30m0s", "restore": "30m0s"} {

@@ -34,7 +34,6 @@ func loopFlags(cmd *cobra.Command, o *options) {
 	f.DurationVar(&o.resync, "resync", 30*time.Second, "period of the resync that catches missed events (an app waiting on swarm with a look due sooner is left to it)")
 	f.IntVar(&o.workers, "workers", 4, "apps reconciled at once")
 	f.DurationVar(&o.retention, "status-retention", time.Hour, "how long a Deleted status file stays")
-	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics and health on this address")
 	f.DurationVar(&o.reconcileTimeout, "reconcile-timeout", 2*time.Minute, "give up one reconcile of an app after this long and retry it with backoff (0: no limit)")
 	f.StringVar(&o.nodeJobs.Image, "node-image", controller.DefaultNodeJobs.Image, "image of this reconciler, present or pullable on every node: a teardown runs it as a job (node-clean) on the other nodes that ran the app's tasks, to remove the app's volumes there")
 	f.StringVar(&o.nodeJobs.Socket, "node-socket", controller.DefaultNodeJobs.Socket, "path of the Docker socket on every node's host, mounted into those jobs")
@@ -103,6 +102,9 @@ func runCmd(o *options) *cobra.Command {
 	}
 	loopFlags(cmd, o)
 	f := cmd.Flags()
+	// Only run serves metrics: a scrape of once or janitor, which end within their --timeout,
+	// would see a process gone by the next interval, and a flag they took would be ignored.
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics and health on this address")
 	f.BoolVar(&o.leader.elect, "leader-elect", false, "run as one replica per manager: only the holder of the lease (a swarm config, see docs/ha.md) reconciles; needs --owner and directories shared by every manager")
 	f.StringVar(&o.leader.identity, "leader-identity", "", "this replica's name in the lease (default <hostname>-<pid>)")
 	f.DurationVar(&o.leader.lease, "lease-duration", 15*time.Second, "how long the others wait, after they last saw the lease renewed, before taking it")
