@@ -163,6 +163,26 @@ func loadCompose(root string, paths []string, overlays []Overlay, env map[string
 			}
 		}
 	}
+	// The stack's other objects: ours are stamped over the recipe's only where we have a value
+	// (no owner, no domain: none), and a fingerprint or job label of the recipe's would be read
+	// as ours.
+	for _, o := range []struct {
+		kind   string
+		labels map[string]composetypes.Labels
+	}{
+		{"network", labelsOf(cfg.Networks, func(n composetypes.NetworkConfig) composetypes.Labels { return n.Labels })},
+		{"volume", labelsOf(cfg.Volumes, func(v composetypes.VolumeConfig) composetypes.Labels { return v.Labels })},
+		{"config", labelsOf(cfg.Configs, func(c composetypes.ConfigObjConfig) composetypes.Labels { return c.Labels })},
+		{"secret", labelsOf(cfg.Secrets, func(s composetypes.SecretConfig) composetypes.Labels { return s.Labels })},
+	} {
+		for _, name := range slices.Sorted(maps.Keys(o.labels)) {
+			for _, k := range slices.Sorted(maps.Keys(o.labels[name])) {
+				if strings.HasPrefix(k, "swarm-reconciler.") {
+					return nil, nil, fmt.Errorf("%w: %s %s: label %s: labels under swarm-reconciler. are the reconciler's own (ownership, jobs); a recipe may not set them", ErrInput, o.kind, name, k)
+				}
+			}
+		}
+	}
 	if len(cfg.Services) > MaxServices {
 		return nil, nil, fmt.Errorf("%w: the compose files declare %d services: an app may have at most %d", ErrInput, len(cfg.Services), MaxServices)
 	}
@@ -435,4 +455,13 @@ func (b *interpolationBudget) option(o *loader.Options) {
 
 func (b *interpolationBudget) err() error {
 	return fmt.Errorf("%w: the compose files' variables expand to more than %d MiB", ErrInput, MaxInterpolatedBytes>>20)
+}
+
+// labelsOf maps each of a compose file's top-level objects to its labels.
+func labelsOf[T any](objects map[string]T, labels func(T) composetypes.Labels) map[string]composetypes.Labels {
+	out := make(map[string]composetypes.Labels, len(objects))
+	for name, o := range objects {
+		out[name] = labels(o)
+	}
+	return out
 }

@@ -119,7 +119,7 @@ func TestRecipeCannotReachTheHost(t *testing.T) {
 	render := func(compose string) (*Rendered, error) {
 		recipesDir := t.TempDir()
 		repo := newTestRepo(t, recipesDir, "reach")
-		repo.tag("1.0.0+1", repo.commit(map[string]string{"compose.yml": compose, ".env.sample": "TYPE=reach\n"}), true)
+		repo.tag("1.0.0+1", repo.commit(map[string]string{"compose.yml": compose, ".env.sample": "TYPE=reach\n", "c.conf": "x\n"}), true)
 		return Render(context.Background(), recipesDir, Request{App: "r", Recipe: "reach", Version: "1.0.0+1", Domain: "r.example", Stack: "r_example"})
 	}
 	r, err := render("version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    volumes: [\"run:/host-run\"]\nvolumes:\n  run:\n    driver_opts: {type: none, o: bind, device: /var/run}\n")
@@ -137,6 +137,13 @@ func TestRecipeCannotReachTheHost(t *testing.T) {
 		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    configs: [c]\nconfigs:\n  c:\n    file: /etc/hostname\n", "config c: file /etc/hostname is outside the recipe"},
 		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    secrets: [s]\nsecrets:\n  s:\n    file: ../../../../../../etc/passwd\n", "is outside the recipe"},
 		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    deploy:\n      labels: {swarm-reconciler.job: volumes}\n", "label swarm-reconciler.job: labels under swarm-reconciler. are the reconciler's own"},
+		// On the other objects too: a recipe's owner label would hand its network to another
+		// reconciler's sweep (ours sets the owner only when it has one), a fingerprint would
+		// steer the redaction of logs.
+		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    networks: [n]\nnetworks:\n  n:\n    labels: {swarm-reconciler.owner: ci2}\n", "network n: label swarm-reconciler.owner: labels under swarm-reconciler. are the reconciler's own"},
+		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    volumes: [\"d:/d\"]\nvolumes:\n  d:\n    labels: {swarm-reconciler.domain: x.example}\n", "volume d: label swarm-reconciler.domain"},
+		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    configs: [c]\nconfigs:\n  c:\n    file: ./c.conf\n    labels: {swarm-reconciler.app: other}\n", "config c: label swarm-reconciler.app"},
+		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    secrets: [s]\nsecrets:\n  s:\n    file: ./c.conf\n    labels: {swarm-reconciler.fingerprint: abc}\n", "secret s: label swarm-reconciler.fingerprint"},
 		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    volumes: [\"./nginx.conf:/etc/nginx/nginx.conf:ro\"]\n", "service app: bind mount of the recipe's own nginx.conf: a recipe's files are on no node"},
 		{"version: \"3.8\"\nservices:\n  app:\n    image: nginx:1\n    volumes: [{type: bind, source: ., target: /srv}]\n", "bind mount of the recipe's own ."},
 	} {
