@@ -854,7 +854,7 @@ func (f *fakeEngine) holder(volume string) string {
 
 // ContainerList lists the containers of the tasks on the engine's node: running while their
 // task is, unless exitedLocally says the node saw it exit before the managers list it.
-func (f *fakeEngine) ContainerList(_ context.Context, _ container.ListOptions) ([]container.Summary, error) {
+func (f *fakeEngine) ContainerList(_ context.Context, o container.ListOptions) ([]container.Summary, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.record("list containers"); err != nil {
@@ -864,6 +864,10 @@ func (f *fakeEngine) ContainerList(_ context.Context, _ container.ListOptions) (
 	for _, t := range f.tasks {
 		cs := t.Status.ContainerStatus
 		if cs == nil || cs.ContainerID == "" || f.containersGone[cs.ContainerID] || t.NodeID != fakeNode && t.NodeID != "" {
+			continue
+		}
+		// As the engine: an id filter matches by prefix, any of its values.
+		if ids := o.Filters.Get("id"); len(ids) > 0 && !slices.ContainsFunc(ids, func(id string) bool { return strings.HasPrefix(cs.ContainerID, id) }) {
 			continue
 		}
 		c := container.Summary{ID: cs.ContainerID, State: container.StateRunning, Status: "Up 1 second",

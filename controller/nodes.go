@@ -527,7 +527,8 @@ func remoteTasks(snap *swarmstate.Snapshot, st *spec.Status, self string) bool {
 // task's end seconds late, and a crash-looping task that exits after 3 s then looks up for 5 s
 // and passes a stability window (seen on CI). The node's own engine knows at once. Only while
 // the app's attempt has not converged: that is where a task wrongly up makes a wrong Ready;
-// a converged app sees the end when the managers do. One container list call a pass.
+// a converged app sees the end when the managers do. One container list call a pass, of
+// those tasks' containers.
 func (r *Reconciler) localTruth(ctx context.Context, w *world, prev *spec.Status) error {
 	if prev != nil && (prev.Phase == spec.PhaseReady || prev.Phase == spec.PhaseDegraded || prev.Phase.Final()) &&
 		w.Desired != nil && prev.ObservedGeneration == w.Desired.Generation {
@@ -543,8 +544,13 @@ func (r *Reconciler) localTruth(ctx context.Context, w *world, prev *spec.Status
 	if len(local) == 0 {
 		return nil
 	}
-	cs, err := r.Engine.ContainerList(ctx, container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task.id"))})
+	// Only those tasks' containers: a node of 100 apps lists hundreds, and the call is made by
+	// every waiting app's pass on an engine that is busy starting them.
+	ids := filters.NewArgs()
+	for _, i := range local {
+		ids.Add("id", w.Snap.Tasks[i].Status.ContainerStatus.ContainerID)
+	}
+	cs, err := r.Engine.ContainerList(ctx, container.ListOptions{All: true, Filters: ids})
 	if err != nil {
 		return fmt.Errorf("list this node's containers: %w", err)
 	}
