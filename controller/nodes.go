@@ -527,12 +527,12 @@ func remoteTasks(snap *swarmstate.Snapshot, st *spec.Status, self string) bool {
 // task's end seconds late, and a crash-looping task that exits after 3 s then looks up for 5 s
 // and passes a stability window (seen on CI). The node's own engine knows at once. Only while
 // the app's attempt has not converged: that is where a task wrongly up makes a wrong Ready;
-// a converged app sees the end when the managers do. One container list call a pass, of
-// those tasks' containers.
-func (r *Reconciler) localTruth(ctx context.Context, w *world, prev *spec.Status) error {
-	if prev != nil && (prev.Phase == spec.PhaseReady || prev.Phase == spec.PhaseDegraded || prev.Phase.Final()) &&
+// a converged app sees the end when the managers do. One container list call, of those
+// tasks' containers; it reports whether it corrected any task.
+func (r *Reconciler) localTruth(ctx context.Context, w *world) (bool, error) {
+	if prev := w.Prev; prev != nil && (prev.Phase == spec.PhaseReady || prev.Phase == spec.PhaseDegraded || prev.Phase.Final()) &&
 		w.Desired != nil && prev.ObservedGeneration == w.Desired.Generation {
-		return nil
+		return false, nil
 	}
 	var local []int
 	for i, t := range w.Snap.Tasks {
@@ -542,7 +542,7 @@ func (r *Reconciler) localTruth(ctx context.Context, w *world, prev *spec.Status
 		}
 	}
 	if len(local) == 0 {
-		return nil
+		return false, nil
 	}
 	// Only those tasks' containers: a node of 100 apps lists hundreds, and the call is made by
 	// every waiting app's pass on an engine that is busy starting them.
@@ -552,8 +552,9 @@ func (r *Reconciler) localTruth(ctx context.Context, w *world, prev *spec.Status
 	}
 	cs, err := r.Engine.ContainerList(ctx, container.ListOptions{All: true, Filters: ids})
 	if err != nil {
-		return fmt.Errorf("list this node's containers: %w", err)
+		return false, fmt.Errorf("list this node's containers: %w", err)
 	}
+	corrected := false
 	byID := make(map[string]container.Summary, len(cs))
 	for _, c := range cs {
 		byID[c.ID] = c
@@ -572,8 +573,9 @@ func (r *Reconciler) localTruth(ctx context.Context, w *world, prev *spec.Status
 		status.State, status.ContainerStatus = swarm.TaskStateFailed, &cst
 		status.Err = fmt.Sprintf("its container %s (%s), which the managers did not list yet", c.State, c.Status)
 		t.Status = status
+		corrected = true
 	}
-	return nil
+	return corrected, nil
 }
 
 // exitedCode reads the exit code in a container list's status ("Exited (3) 2 seconds ago").

@@ -193,6 +193,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 			return Result{}, errors.Join(err, r.write(onDisk, d, r.Now()))
 		}
 		d := decide(w)
+		if d.Phase == spec.PhaseReady {
+			// The managers' word that the tasks are up, checked against this node's own before
+			// a Ready is written (nodes.go): one call where a Ready is at stake, not one every
+			// pass of every waiting app.
+			corrected, err := r.localTruth(ctx, w)
+			if err != nil {
+				d, write := decideUnseen(last, false, err)
+				if errors.Is(ctx.Err(), context.Canceled) || !write {
+					return Result{}, err
+				}
+				return Result{}, errors.Join(err, r.write(onDisk, d, r.Now()))
+			}
+			if corrected {
+				d = decide(w)
+			}
+		}
 		done, err := r.act(ctx, log, w, d)
 		if err == nil && d.Job != nil {
 			d = r.runJob(ctx, log, w, d)
@@ -250,9 +266,6 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 		if w.Nodes, err = r.swarmNodes(ctx); err != nil {
 			return w, err
 		}
-	}
-	if err := r.localTruth(ctx, w, prev); err != nil {
-		return w, err
 	}
 	w.Jobs = r.NodeJobs
 	if w.Jobs.Image == "" {

@@ -451,3 +451,21 @@ func TestNoReadyOnATaskItsNodeSawExit(t *testing.T) {
 		t.Errorf("last: %s %q; want it to say the container exited", last.Phase, last.Message)
 	}
 }
+
+// TestLocalTruthOnlyWhereAReadyIsAtStake: the node's container list is asked once, by the pass
+// that would write Ready, not by every pass of a waiting app (at N = 100 on a busy engine, a
+// call more in each pass of each waiting app slowed every Ready), and never again once Ready.
+func TestLocalTruthOnlyWhereAReadyIsAtStake(t *testing.T) {
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\nminReady: 5s\ntimeout: 1m\n")
+	seen, _ := f.stepPasses("a", time.Second, 10*time.Second)
+	if last := seen[len(seen)-1]; last.Phase != spec.PhaseReady || len(seen) < 4 {
+		t.Fatalf("after %d passes: %s %q; want Ready after the window's waiting passes", len(seen), last.Phase, last.Message)
+	}
+	f.pass("a")
+	f.engine.mu.Lock()
+	defer f.engine.mu.Unlock()
+	if n := strings.Count(strings.Join(f.engine.calls, "\n"), "list containers"); n != 1 {
+		t.Errorf("%d container list calls in %d passes; want 1, by the pass that wrote Ready", n, len(seen)+1)
+	}
+}
