@@ -195,7 +195,7 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 		it := svc.JobStatus.JobIteration.Index
 		tasks = slices.DeleteFunc(slices.Clone(tasks), func(t swarm.Task) bool { return t.JobIteration == nil || t.JobIteration.Index != it })
 	}
-	st := ServiceState{Name: svc.Spec.Name, Desired: desiredCount(svc, tasks)}
+	st := ServiceState{Name: svc.Spec.Name, Desired: desiredCount(svc, tasks, nodes)}
 	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
 		st.Image = cs.Image
 	}
@@ -251,6 +251,7 @@ func serviceState(svc swarm.Service, tasks []swarm.Task, since time.Time, nodes 
 			completed++
 		}
 	}
+	completed += oneShotsDone(svc, tasks, nodes)
 	st.Tasks = diagnostic(tasks, 3)
 	updating := st.UpdateState == string(swarm.UpdateStateUpdating) || st.UpdateState == string(swarm.UpdateStateRollbackStarted)
 	// Swarm shuts a failed task down and creates its replacement in one transaction, so a slot
@@ -334,6 +335,45 @@ func ended(t swarm.Task, svc swarm.Service) bool {
 		return svc.Spec.Mode.Replicated != nil || svc.Spec.Mode.Global != nil
 	}
 	return false
+}
+
+// oneShotsDone counts the slots (nodes, for a global service) of a service under restart
+// condition none whose newest task completed: swarm's restart supervisor sets such a task's
+// desired state to shutdown and starts no replacement (restart.Supervisor.Restart), so its
+// work is done for good, as a job's is. A slot that swarm means to run a task in, or whose
+// newest task ended otherwise, or that a scale-down removed (desired "remove"), is not done;
+// nor is a node swarm no longer runs a global service on (Nodes.globalRunsOn).
+func oneShotsDone(svc swarm.Service, tasks []swarm.Task, nodes Nodes) int {
+	rp := svc.Spec.TaskTemplate.RestartPolicy
+	if rp == nil || rp.Condition != swarm.RestartPolicyConditionNone || svc.Spec.Mode.Replicated == nil && svc.Spec.Mode.Global == nil {
+		return 0
+	}
+	type slot struct {
+		n    int
+		node string
+	}
+	key := func(t swarm.Task) slot {
+		if svc.Spec.Mode.Global != nil {
+			return slot{node: t.NodeID}
+		}
+		return slot{n: t.Slot}
+	}
+	newest, busy := map[slot]swarm.Task{}, map[slot]bool{}
+	for _, t := range tasks {
+		k := key(t)
+		busy[k] = busy[k] || willRun(t)
+		if n, ok := newest[k]; !ok || t.Status.Timestamp.After(n.Status.Timestamp) {
+			newest[k] = t
+		}
+	}
+	done := 0
+	for k, t := range newest {
+		if !busy[k] && t.DesiredState == swarm.TaskStateShutdown && t.Status.State == swarm.TaskStateComplete &&
+			(svc.Spec.Mode.Global == nil || nodes.globalRunsOn(svc, k.node)) {
+			done++
+		}
+	}
+	return done
 }
 
 // willRun reports a task swarm still means to run: a replacement waiting out the restart
@@ -469,7 +509,7 @@ func rolledBack(svc swarm.Service, since time.Time) bool {
 	return false
 }
 
-func desiredCount(svc swarm.Service, tasks []swarm.Task) int {
+func desiredCount(svc swarm.Service, tasks []swarm.Task, nodes Nodes) int {
 	switch {
 	case svc.Spec.Mode.Replicated != nil:
 		if r := svc.Spec.Mode.Replicated.Replicas; r != nil {
@@ -486,12 +526,14 @@ func desiredCount(svc swarm.Service, tasks []swarm.Task) int {
 		// on. A node whose task failed has its replacement desired "ready" while the restart
 		// delay runs; one whose restart policy gave up keeps its newest, ended task, and swarm
 		// starts none there until the service changes (restart.UpdatableTasksInSlot). Nodes
-		// down, drained or no longer meeting the constraints have only tasks swarm shut down.
-		nodes := map[string]bool{}
+		// down, drained or no longer meeting the constraints have only tasks swarm shut down,
+		// and a newest task that ended there does not count: swarm starts none there, whatever
+		// the service does.
+		on := map[string]bool{}
 		newest := map[string]swarm.Task{}
 		for _, t := range tasks {
 			if willRun(t) || t.DesiredState == swarm.TaskStateComplete {
-				nodes[t.NodeID] = true
+				on[t.NodeID] = true
 			}
 			if n, ok := newest[t.NodeID]; !ok || t.Status.Timestamp.After(n.Status.Timestamp) {
 				newest[t.NodeID] = t
@@ -499,13 +541,34 @@ func desiredCount(svc swarm.Service, tasks []swarm.Task) int {
 		}
 		if restartsLimited(svc) {
 			for node, t := range newest {
-				if ended(t, svc) {
-					nodes[node] = true
+				if ended(t, svc) && nodes.globalRunsOn(svc, node) {
+					on[node] = true
 				}
 			}
 		}
-		return len(nodes)
+		return len(on)
 	}
+}
+
+// globalRunsOn reports whether swarm's global orchestrator runs a task of svc on the node with
+// this ID: not on a node that is down, drained or paused, nor on one that does not meet the
+// service's constraints (swarmkit orchestrator.InvalidNode, global.reconcileServices). A node
+// not known (the verdict given no nodes, or a node not listed) counts.
+func (n Nodes) globalRunsOn(svc swarm.Service, id string) bool {
+	node, ok := n.ByID[id]
+	if !ok || id == "" {
+		return true
+	}
+	if node.Status.State == swarm.NodeStateDown || node.Spec.Availability == swarm.NodeAvailabilityDrain ||
+		node.Spec.Availability == swarm.NodeAvailabilityPause {
+		return false
+	}
+	var exprs []string
+	if p := svc.Spec.TaskTemplate.Placement; p != nil {
+		exprs = p.Constraints
+	}
+	matches, err := NodeMatches(exprs, node)
+	return err != nil || matches
 }
 
 // diagnostic is the n newest tasks, newest first, plus the newest failed task if none of
