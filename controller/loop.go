@@ -135,6 +135,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.stopTimers()
 	c.queue.ShutDown()
 	wg.Wait()
+	if m := c.R.Metrics; m != nil {
+		// The queue stops updating its gauges of the work in progress once it shuts down, at
+		// whatever they said last; no reconcile runs now (a --leader-elect replica goes on as
+		// a follower and must not report its last pass as running for ever).
+		m.queueUnfinished.Set(0)
+		m.queueLongest.Set(0)
+	}
 	return nil
 }
 
@@ -382,10 +389,36 @@ func (c *Controller) reconciled(app string) {
 }
 
 func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
+	specs := filepath.Clean(c.R.SpecsDir)
+	// The kernel drops the watch of a directory that is removed or moved away. While the spec
+	// directory is gone, rewatch tries every Debounce to watch the one at its path again (a tool
+	// that replaces the directory whole: rm -rf and mkdir, or mv specs.new specs); once it is
+	// watched, a resync picks up what was written there meanwhile.
+	var (
+		rewatch *time.Ticker
+		again   <-chan time.Time
+	)
+	defer func() {
+		if rewatch != nil {
+			rewatch.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-again:
+			if err := w.Add(specs); err != nil {
+				continue // not made again yet
+			}
+			rewatch.Stop()
+			rewatch, again = nil, nil
+			c.Log.Info("spec directory watched again", "dir", specs)
+			go func() {
+				if err := c.resync(ctx); err != nil {
+					c.Log.Error(err, "resync after the spec directory was made again")
+				}
+			}()
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
@@ -397,7 +430,13 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			if filepath.Dir(ev.Name) != filepath.Clean(c.R.SpecsDir) {
+			if ev.Name == specs && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				if rewatch == nil {
+					c.Log.Info("spec directory removed or moved away: watching for it to be made again", "dir", specs)
+					rewatch = time.NewTicker(max(c.Debounce, 10*time.Millisecond))
+					again = rewatch.C
+				}
+			} else if filepath.Dir(ev.Name) != specs {
 				c.overlayChanged(ctx) // a file in a folder of overlay files
 			} else if app, ok := spec.AppName(filepath.Base(ev.Name)); ok {
 				c.debounce(app)

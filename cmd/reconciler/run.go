@@ -281,10 +281,20 @@ func pass(ctx context.Context, o *options, specDir string) error {
 		return err
 	}
 	defer release()
+	// --timeout bounds the whole pass, from its first engine call: an engine that takes calls
+	// and never answers (a manager electing its leader) must not hold the command for ever.
+	passCtx, cancel := context.WithCancel(ctx)
+	if o.passTimeout > 0 {
+		passCtx, cancel = context.WithTimeout(ctx, o.passTimeout)
+	}
+	defer cancel()
 	// Replicas run with --leader-elect hold no app lock and not the spec directory's: a lease
 	// is what tells that they run.
-	live, err := controller.LiveLeases(ctx, c.R.Engine, time.Now())
-	if err != nil {
+	live, err := controller.LiveLeases(passCtx, c.R.Engine, time.Now())
+	switch {
+	case err != nil && ctx.Err() == nil && passCtx.Err() != nil:
+		return &exitError{code: exitFailed, err: fmt.Errorf("timed out after %s checking for the leases of --leader-elect replicas: %w", o.passTimeout, err)}
+	case err != nil:
 		return err
 	}
 	command := "once"
@@ -294,11 +304,6 @@ func pass(ctx context.Context, o *options, specDir string) error {
 	if err := leaseRefusal(live, c.R.Owner, command); err != nil {
 		return err
 	}
-	passCtx, cancel := context.WithCancel(ctx)
-	if o.passTimeout > 0 {
-		passCtx, cancel = context.WithTimeout(ctx, o.passTimeout)
-	}
-	defer cancel()
 	apps, unsettled, err := c.RunOnce(passCtx)
 	if o.janitor {
 		// A one-shot janitor leaves no volume job behind (DropJanitorJobs), also when cut short.
