@@ -45,13 +45,7 @@ func fakeLeaseEngine(t *testing.T) (socket string, serviceLists *atomic.Int32) {
 		}
 	})
 	socket = filepath.Join(t.TempDir(), "docker.sock")
-	l, err := net.Listen("unix", socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux}
-	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	serveFakeEngine(t, socket, mux)
 	return socket, serviceLists
 }
 
@@ -80,4 +74,16 @@ func TestRunRefusesBesideLiveReplicas(t *testing.T) {
 				cmd, err, serviceLists.Load())
 		}
 	}
+}
+
+// serveFakeEngine serves handler as a Docker engine on a unix socket at path until the test ends.
+func serveFakeEngine(t *testing.T, path string, handler http.Handler) {
+	t.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
 }
