@@ -3,6 +3,7 @@ package spec
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -135,6 +136,25 @@ func (c *fileCache[V]) get(dir, name string, listed *fingerprint, fresh func(V) 
 	}
 	c.store(dir, name, next)
 	return next.val, nil
+}
+
+// ReadSpecFile reads a spec file to show (the web view) as the reconciler reads it: a file over
+// MaxSpecBytes is not read (the reconciler refuses it unread, and a stray file of a
+// gigabyte must not take a gigabyte per page load), nor a FIFO put in its place since it was
+// listed (opening one would wait for a writer).
+func ReadSpecFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readRegular(f, MaxSpecBytes)
+	switch {
+	case errors.Is(err, errNotRegular):
+		return nil, fmt.Errorf("%s is not a regular file, so it is not shown", path)
+	case errors.Is(err, errTooLarge):
+		return nil, fmt.Errorf("%s is over %d bytes (1 MiB), the most a spec file may have: the reconciler does not read it, and it is not shown", path, MaxSpecBytes)
+	}
+	return data, err
 }
 
 // readFingerprinted reads the file and fingerprints it from the same open file, so the

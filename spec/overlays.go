@@ -141,20 +141,36 @@ func readOverlayFile(dir, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	data, err := readRegular(f, MaxOverlayBytes)
+	if errors.Is(err, errTooLarge) {
+		return nil, fmt.Errorf("larger than %d bytes (1 MiB)", MaxOverlayBytes)
+	}
+	return data, err
+}
+
+var (
+	errNotRegular = errors.New("not a regular file")
+	errTooLarge   = errors.New("too large")
+)
+
+// readRegular reads f, opened with O_NONBLOCK (a FIFO put in a file's place must not make the
+// open wait for a writer), and closes it: errNotRegular for what is not a regular file,
+// errTooLarge past limit bytes, read no further.
+func readRegular(f *os.File, limit int) ([]byte, error) {
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
+		return nil, errNotRegular
 	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxOverlayBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > MaxOverlayBytes {
-		return nil, fmt.Errorf("larger than %d bytes (1 MiB)", MaxOverlayBytes)
+	if len(data) > limit {
+		return nil, errTooLarge
 	}
 	return data, nil
 }

@@ -632,7 +632,7 @@ func (p *parser) validate(s *Spec, app string) {
 		"ref %q is not a git ref: name a branch (main) or a ref such as refs/pull/123/head", s.Ref)
 	if s.Source != "" {
 		if why := checkSource(s.Source); why != "" {
-			check("source", true, "source %q %s", s.Source, why)
+			check("source", true, "source %q %s", shownURL(s.Source), why)
 		}
 	}
 	check("version", hasSpace(s.Version), "version %q contains whitespace: write the tag or commit alone", s.Version)
@@ -690,7 +690,7 @@ func (p *parser) validate(s *Spec, app string) {
 			check(prefix, true, "%s sets both http and tcp: set exactly one per probe (use two probes)", prefix)
 		case pr.HTTP != "":
 			if why := checkHTTPProbe(pr.HTTP); why != "" {
-				check(prefix+".http", true, "%s.http %q %s", prefix, pr.HTTP, why)
+				check(prefix+".http", true, "%s.http %q %s", prefix, shownURL(pr.HTTP), why)
 			}
 		case pr.TCP != "":
 			if why := checkTCPProbe(pr.TCP); why != "" {
@@ -712,7 +712,7 @@ func checkSource(s string) string {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return "is not a URL: " + err.Error()
+		return notURL(s, err)
 	}
 	switch u.Scheme {
 	case "https", "http", "ssh", "git", "file":
@@ -723,6 +723,50 @@ func checkSource(s string) string {
 		return "has no host"
 	}
 	return ""
+}
+
+// WithoutUserInfo is the URL u without its user info (a token, a password), for errors,
+// statuses, logs and pages to show. A URL that parses loses what comes before the last "@"
+// of its authority (a password may hold an "@"); an "@" in a path alone is no user info. ok
+// is false for a URL with an "@" that does not parse (a password with an unescaped "/"):
+// where its user info ends cannot be told, and shown is then u cut at its last "@", more than
+// the user info rather than a part of it. A {domain} placeholder is taken for a host.
+func WithoutUserInfo(u string) (shown string, ok bool) {
+	scheme, rest, found := strings.Cut(u, "://")
+	if !found || !strings.Contains(rest, "@") {
+		return u, true
+	}
+	end := len(rest)
+	p, err := url.Parse(strings.ReplaceAll(u, "{domain}", probeDomain))
+	if err == nil {
+		if p.User == nil {
+			return u, true // an "@" in the path
+		}
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			end = i
+		}
+	}
+	at := strings.LastIndex(rest[:end], "@")
+	if at < 0 {
+		return u, err == nil
+	}
+	return scheme + "://" + rest[at+1:], err == nil
+}
+
+// shownURL is the URL u as an error quotes it: without its user info, as WithoutUserInfo
+// shows it.
+func shownURL(u string) string {
+	shown, _ := WithoutUserInfo(u)
+	return shown
+}
+
+// notURL says why s does not parse as a URL. url.Parse's error quotes s, and may quote a part
+// of a password (an invalid port, an escape), so it is left out when s has an "@".
+func notURL(s string, err error) string {
+	if strings.Contains(s, "@") {
+		return `is not a URL (its user info is not shown: write "/", "@" and "%" in a password as %2F, %40 and %25)`
+	}
+	return "is not a URL: " + err.Error()
 }
 
 // probeDomain stands in for {domain} when checking a probe's shape.
@@ -741,7 +785,7 @@ func checkHTTPProbe(s string) string {
 	}
 	u, err := url.Parse(r)
 	if err != nil {
-		return "is not a URL: " + err.Error()
+		return notURL(r, err)
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return "has no host: write e.g. https://{domain}/"

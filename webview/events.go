@@ -158,12 +158,23 @@ func (s *Server) updates(apps []string) []update {
 	return out
 }
 
+// writeTimeout bounds each write to an event stream: a client that stops reading (a laptop
+// put to sleep, a stuck proxy) ends its stream instead of holding its handler, its connection
+// and their buffers for good.
+var writeTimeout = 10 * time.Second
+
 // events is the stream of "app" events, of every app or, with ?app=, of one.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	flush, ok := w.(http.Flusher)
-	if !ok {
+	if _, ok := w.(http.Flusher); !ok {
 		http.Error(w, "streaming is not supported here", http.StatusInternalServerError)
 		return
+	}
+	rc := http.NewResponseController(w)
+	// send writes what write writes and flushes it, each write within writeTimeout; false
+	// when the client is gone or does not read.
+	send := func(write func() error) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return write() == nil && rc.Flush() == nil
 	}
 	only := r.URL.Query().Get("app")
 	ch, stop := s.hub.subscribe()
@@ -172,8 +183,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // a proxy in front must not hold events back
-	fmt.Fprint(w, "retry: 2000\n: connected\n\n")
-	flush.Flush()
+	if !send(func() error { _, err := fmt.Fprint(w, "retry: 2000\n: connected\n\n"); return err }) {
+		return
+	}
 	ping := time.NewTicker(30 * time.Second) // keeps proxies from closing an idle stream
 	defer ping.Stop()
 	for {
@@ -181,23 +193,31 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-ping.C:
-			fmt.Fprint(w, ": ping\n\n")
-			flush.Flush()
+			if !send(func() error { _, err := fmt.Fprint(w, ": ping\n\n"); return err }) {
+				return
+			}
 		case batch, ok := <-ch:
 			if !ok {
 				return
 			}
-			for _, u := range batch {
-				if only != "" && u.App != only {
-					continue
+			if !send(func() error {
+				for _, u := range batch {
+					if only != "" && u.App != only {
+						continue
+					}
+					data, err := json.Marshal(u)
+					if err != nil {
+						continue
+					}
+					_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout)) // per event: a batch may be large
+					if _, err := fmt.Fprintf(w, "event: app\ndata: %s\n\n", data); err != nil {
+						return err
+					}
 				}
-				data, err := json.Marshal(u)
-				if err != nil {
-					continue
-				}
-				fmt.Fprintf(w, "event: app\ndata: %s\n\n", data)
+				return nil
+			}) {
+				return
 			}
-			flush.Flush()
 		}
 	}
 }

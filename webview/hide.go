@@ -6,7 +6,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/swarm-reconciler/reconciler/manifests"
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
@@ -129,21 +128,32 @@ func valueEdit(lines []string, key, val *yaml.Node, flow bool, lineBase, colBase
 	return []edit{{line: ln, start: colBase + start, end: colBase + end, repl: repl, continued: !oneLine, keyIndent: colBase + key.Column - 1}}
 }
 
-// urlEdit takes the user info out of the URL val, where it has one.
+// urlEdit takes the user info out of the URL val, where it has one (spec.WithoutUserInfo). A
+// URL whose user info cannot be told apart (one with an "@" that does not parse, a password
+// with an unescaped "/"), whose text is not its value (an "@" written as an escape), or that
+// goes over several lines, is hidden whole.
 func urlEdit(lines []string, val *yaml.Node, flow bool) []edit {
-	if val.Kind != yaml.ScalarNode || manifests.RedactUserInfo(val.Value) == val.Value { // no user info
+	if val.Kind != yaml.ScalarNode {
+		return nil
+	}
+	shown, ok := spec.WithoutUserInfo(val.Value)
+	if ok && shown == val.Value { // no user info
 		return nil
 	}
 	e := valueEdit(lines, val, val, flow, 0, 0, "")
 	if len(e) == 0 {
 		return nil
 	}
-	if e[0].continued && lines[e[0].line][e[0].start:e[0].end] != val.Value {
-		e[0].repl = hidden // a URL over several lines: not worth taking apart
+	raw, quote := lines[e[0].line][e[0].start:e[0].end], ""
+	if len(raw) >= 2 && (raw[0] == '"' || raw[0] == '\'') && raw[len(raw)-1] == raw[0] {
+		raw, quote = raw[1:len(raw)-1], raw[:1]
+	}
+	if !ok || raw != val.Value {
+		e[0].repl = hidden
 		return e
 	}
 	e[0].continued = false
-	e[0].repl = manifests.RedactUserInfo(lines[e[0].line][e[0].start:e[0].end])
+	e[0].repl = quote + shown + quote // the text was the value: shown, a part of it, needs no escape either
 	return e
 }
 

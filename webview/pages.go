@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -195,7 +194,7 @@ func (s *Server) specOf(app string) (path, text, problem string) {
 	if d == nil || d.Path == "" {
 		return "", "", "no spec file: the app is being deleted, or its spec was removed"
 	}
-	data, err := os.ReadFile(d.Path)
+	data, err := spec.ReadSpecFile(d.Path)
 	if err != nil {
 		return d.Path, "", err.Error()
 	}

@@ -151,11 +151,17 @@ func CheckExposure(addr string, auth bool) error {
 	return fmt.Errorf("--ui-addr %s listens beyond this host: serve it on 127.0.0.1 (and reach it through an SSH tunnel or a proxy), or set --ui-basic-auth FILE", addr)
 }
 
+// idleTimeout is how long a kept-alive connection may wait for its next request: without it,
+// a connection that made one request is held open, with its goroutine, for good, and enough
+// of them exhaust the process's file descriptors (the metrics address is served here too).
+var idleTimeout = 2 * time.Minute
+
 // Serve serves h on ln until ctx ends.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	// Requests live in ctx, so that the event streams, which never end on their own, end
 	// with it.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -163,7 +169,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 		_ = srv.Shutdown(shutdown)
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("web view on %s: %w", ln.Addr(), err)
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
 	}
 	return nil
 }

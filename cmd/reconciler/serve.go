@@ -65,16 +65,10 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, re
 	if err != nil {
 		return fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
-	// Requests live in ctx, so that the web view's event streams end with it.
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	// Served as the web view is (its timeouts; requests live in ctx, so that the view's event
+	// streams end with it).
 	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := webview.Serve(ctx, ln, mux); err != nil {
 			log.Error(err, "metrics server stopped")
 		}
 	}()
