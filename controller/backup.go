@@ -44,7 +44,9 @@ type BackupEngine interface {
 
 var _ BackupEngine = (*client.Client)(nil)
 
-// postHookTimeout bounds the post-hooks of a job that was cut short.
+// postHookTimeout bounds the post-hooks of a job that was cut short: they have that long
+// from the moment it was (its deadline, the process stopping), and until then the job's own
+// time.
 const postHookTimeout = 2 * time.Minute
 
 // archiveExt names a volume's archive: tar compressed with zstd at its fastest level, which
@@ -165,7 +167,7 @@ func execShell(ctx context.Context, e BackupEngine, cid, command string) (int, [
 	_, err = stdcopy.StdCopy(tail, tail, att.Reader)
 	att.Close()
 	if ctx.Err() != nil {
-		return 0, tail.lines(), ctx.Err()
+		return 0, tail.lines(), context.Cause(ctx)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, tail.lines(), err
@@ -182,7 +184,7 @@ func execShell(ctx context.Context, e BackupEngine, cid, command string) (int, [
 		}
 		select {
 		case <-ctx.Done():
-			return 0, tail.lines(), ctx.Err()
+			return 0, tail.lines(), context.Cause(ctx)
 		case <-time.After(wait):
 		}
 	}
@@ -254,17 +256,34 @@ func (b *backupRunner) hooks(ctx context.Context, name string, pre func(manifest
 	return ran, nil
 }
 
-// postHooks runs the post-hook of each service ran names, also after a failure; the first
-// error is joined to err.
+// postHooks runs the post-hook of each service ran names, also after a failure; each
+// post-hook's error is joined to err (the job's, if it failed before them).
 func (b *backupRunner) postHooks(ctx context.Context, name string, ran []manifests.BackupService, post func(manifests.BackupService) string, err error) error {
 	// They run also when the job was cut short (its deadline, the process stopping): a
-	// pre-hook may have put the service in maintenance.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), postHookTimeout)
-	defer cancel()
+	// pre-hook may have put the service in maintenance. Until then the job's own time bounds
+	// them, not postHookTimeout (a post-hook that loads a dump takes as long as the dump is
+	// large: the spec's timeout is what a person raises for that); from then on,
+	// postHookTimeout more.
+	hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(postHookTimeout, func() {
+			cancel(fmt.Errorf("%w: not done %s after the job was cut short (%v)", context.DeadlineExceeded, postHookTimeout, context.Cause(ctx)))
+		})
+		context.AfterFunc(hctx, func() { t.Stop() })
+	})
+	defer stop()
 	for _, s := range ran {
 		if cmd := post(s); cmd != "" {
-			if perr := b.exec(ctx, s.Name, name, cmd); perr != nil && err == nil {
+			perr := b.exec(hctx, s.Name, name, cmd)
+			switch {
+			case perr == nil:
+			case err == nil:
 				err = perr
+			default:
+				// A post-hook that failed after the job did may leave the service as its
+				// pre-hook put it: the message says so too, not only the first failure.
+				err = fmt.Errorf("%w; then %w", err, perr)
 			}
 		}
 	}
@@ -728,9 +747,21 @@ func (r *Reconciler) runJob(ctx context.Context, log logr.Logger, w *world, d de
 		}
 	}
 	err := r.doJob(jctx, log, w, job, run, checkpoint)
-	if proc.Err() != nil {
+	if proc.Err() != nil || errors.Is(ctx.Err(), context.Canceled) {
 		// The process is stopping: Run's context cancelled, or the end of `once`'s pass
-		// (its --timeout), which is not the job's own deadline.
+		// (its --timeout), which is not the job's own deadline. (Reconcile writes no status
+		// for a pass cancelled.)
+		if err != nil || !job.Restore || len(job.PostHooks) > 0 {
+			return d
+		}
+		// A restore that completed, verified, as the process was asked to stop (its last
+		// step, the post-hooks, runs on): said now, as the stopping pass writes no status,
+		// and a restore the next process finds Running is taken for one cut short. (A backup
+		// is found committed in the store.)
+		d = finishJob(d, run, nil, r.Now())
+		if perr := r.persist(d.status(r.Now()), r.Now()); perr != nil {
+			log.Error(perr, "the status of the restore completed as the process stops is not written; the next process takes it for interrupted")
+		}
 		return d
 	}
 	if len(job.PostHooks) > 0 {
@@ -760,6 +791,13 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 	node, err := r.nodeID(ctx, eng)
 	if err != nil {
 		return fmt.Errorf("find this engine's swarm node: %w", err)
+	}
+	if w.Backup == nil {
+		why := "the recipe's backup plan was not read"
+		if w.BackupErr != nil {
+			why = fmt.Sprintf("the recipe's backup plan cannot be read: %v", w.BackupErr)
+		}
+		return errors.New(why)
 	}
 	cur := w.Snap.ByStack()[w.Stack]
 	if cur == nil {

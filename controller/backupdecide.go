@@ -273,6 +273,23 @@ func interrupted(d decision, committed *spec.BackupManifest, keep int, now time.
 	return d
 }
 
+// endEarlierRestore ends a restore the status shows Running when the app starts a new life:
+// the process that ran it died, and the app was torn down before another looked at it. The
+// volumes it wrote to are gone, and so are the containers whose post-hooks it owed: it is
+// recorded as interrupted, and fails nothing of the new install (interrupted would make it
+// Failed, and run those post-hooks in its new containers).
+func endEarlierRestore(st *spec.Status, now time.Time) {
+	r := st.LastRestore
+	if r == nil || r.State != spec.RunRunning {
+		return
+	}
+	r.State, r.Finished, r.Interrupted = spec.RunFailed, &now, true
+	r.Message = fmt.Sprintf("interrupted: the reconciler stopped during the restore of backup %s, and the app was torn down before it ran again", r.ID)
+	if r.Trigger == triggerRequest {
+		st.LastHandledRestoreAt = r.Request
+	}
+}
+
 // backupInterrupted begins the message of a backup whose process died.
 const backupInterrupted = "interrupted: the reconciler stopped during the backup"
 

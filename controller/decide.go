@@ -254,6 +254,7 @@ func decide(w *world) decision {
 		case "", spec.PhaseDeleted, spec.PhaseDeleting, spec.PhaseExpired:
 			st.FirstDeployedAt = nil
 			st.BackupStage = "" // a new install: the backup tier backs it up again
+			endEarlierRestore(st, w.Now)
 		}
 		st.ObservedGeneration = w.Desired.Generation
 		st.AttemptKey = w.Desired.AttemptKey()

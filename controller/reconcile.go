@@ -309,7 +309,12 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	if err := r.observeRender(ctx, w, cur, free); err != nil {
 		return nil, err
 	}
-	if w.Rendered != nil && (s.Tier == spec.TierBackup || s.Backup != nil) {
+	// A run the status shows Running needs the plan and the store whatever the spec says now
+	// (it may have lost its backup section since): the post-hooks a restore owes, a backup
+	// found committed.
+	running := st.LastBackup != nil && st.LastBackup.State == spec.RunRunning ||
+		st.LastRestore != nil && st.LastRestore.State == spec.RunRunning
+	if w.Rendered != nil && (s.Tier == spec.TierBackup || s.Backup != nil || running) {
 		w.Backup, w.BackupErr = w.Rendered.BackupPlan()
 		if b := st.LastBackup; b != nil && b.State == spec.RunRunning {
 			if m, err := r.Backups.Manifest(app, b.ID); err == nil {
