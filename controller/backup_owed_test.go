@@ -42,18 +42,7 @@ func reconcileOrPanic(f *fixture) (st *spec.Status, err error) {
 // run the post-hook and say the restore was interrupted, not panic on a backup plan it did not
 // read (a pass that panics is retried for ever: the app's status never moves again).
 func TestOwedRestorePostHookAfterTheRequestLeftTheSpec(t *testing.T) {
-	compose := strings.Replace(backupCompose, `        backupbot.restore.post-hook: "load"`,
-		"        backupbot.restore.pre-hook: \"maint on\"\n        backupbot.restore.post-hook: \"maint off\"", 1)
-	f, fb := newBackupFixture(t, nil)
-	makeRecipeOf(t, f.r.RecipesDir, "bkm", compose, "1.0.0+1")
-	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\n")
-	seed(f, fb)
-	f.settle("a")
-	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
-	if st := f.settle("a"); st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted {
-		t.Fatalf("backup: %s %s", st.Phase, st.Message)
-	}
-	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+	f, fb := restoreRequestedWithHooks(t)
 	killedAt(f, "restore pre-hook app")
 	if !slices.Contains(fb.ran, "a_test_app: maint on") {
 		t.Fatalf("killed after %q, want after the pre-hook", fb.ran)
@@ -246,18 +235,7 @@ func TestSlowRestorePostHookWithinTheJobsTimeout(t *testing.T) {
 // applied again is a new install: it must end Ready, not Failed by the restore of its earlier
 // life, and no restore post-hook of that life runs in its new containers.
 func TestRestoreCutShortThenTornDownDoesNotFailTheNextLife(t *testing.T) {
-	compose := strings.Replace(backupCompose, `        backupbot.restore.post-hook: "load"`,
-		"        backupbot.restore.pre-hook: \"maint on\"\n        backupbot.restore.post-hook: \"maint off\"", 1)
-	f, fb := newBackupFixture(t, nil)
-	makeRecipeOf(t, f.r.RecipesDir, "bkm", compose, "1.0.0+1")
-	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\n")
-	seed(f, fb)
-	f.settle("a")
-	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
-	if st := f.settle("a"); st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted {
-		t.Fatalf("backup: %s %s", st.Phase, st.Message)
-	}
-	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+	f, fb := restoreRequestedWithHooks(t)
 	killedAt(f, "write volume")
 	// While no reconciler runs, CI deletes the spec: the restarted reconciler tears it down.
 	if err := spec.Unplace(f.r.SpecsDir, "a"); err != nil {

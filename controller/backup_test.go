@@ -724,19 +724,8 @@ func TestRequestAcrossTheScheduleTime(t *testing.T) {
 // interrupted, runs the post-hook owed (a pre-hook may have put the app in maintenance), and
 // says so; the app is Failed, as after any interrupted restore.
 func TestRestorePostHookOwedAfterAKill(t *testing.T) {
-	compose := strings.Replace(backupCompose, `        backupbot.restore.post-hook: "load"`,
-		"        backupbot.restore.pre-hook: \"maint on\"\n        backupbot.restore.post-hook: \"maint off\"", 1)
 	for _, step := range []string{"restore pre-hook app", "write volume", "restore post-hook app"} {
-		f, fb := newBackupFixture(t, nil)
-		makeRecipeOf(t, f.r.RecipesDir, "bkm", compose, "1.0.0+1")
-		f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\n")
-		seed(f, fb)
-		f.settle("a")
-		f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
-		if st := f.settle("a"); st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted {
-			t.Fatalf("backup: %s %s", st.Phase, st.Message)
-		}
-		f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+		f, fb := restoreRequestedWithHooks(t)
 		killedAt(f, step)
 		if !slices.Contains(fb.ran, "a_test_app: maint on") {
 			t.Fatalf("%s: killed after %q, want after the pre-hook", step, fb.ran)
@@ -1012,4 +1001,24 @@ func TestInterruptedScheduledBackupIsOwedByItsField(t *testing.T) {
 			}
 		})
 	}
+}
+
+// restoreRequestedWithHooks is app a of a recipe with restore pre- and post-hooks ("maint on",
+// "maint off"), Ready, backed up once (request r1), with a restore requested (r2) and not yet
+// reconciled.
+func restoreRequestedWithHooks(t *testing.T) (*fixture, *fakeBackup) {
+	t.Helper()
+	compose := strings.Replace(backupCompose, `        backupbot.restore.post-hook: "load"`,
+		"        backupbot.restore.pre-hook: \"maint on\"\n        backupbot.restore.post-hook: \"maint off\"", 1)
+	f, fb := newBackupFixture(t, nil)
+	makeRecipeOf(t, f.r.RecipesDir, "bkm", compose, "1.0.0+1")
+	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\n")
+	seed(f, fb)
+	f.settle("a")
+	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1}\n")
+	if st := f.settle("a"); st.LastBackup == nil || st.LastBackup.State != spec.RunCompleted {
+		t.Fatalf("backup: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
+	return f, fb
 }
