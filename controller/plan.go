@@ -230,7 +230,7 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 		}
 	}
 	if len(plan) > 0 {
-		return plan
+		return append(finishedJobContainers(own, snap, removed, self), plan...)
 	}
 	for _, n := range snap.Networks {
 		add(Action{Kind: RemoveNetwork, Name: n.Name, ID: n.ID, Labels: n.Labels})
@@ -275,6 +275,35 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 		// container on the node detaches, and is not asked twice.
 		if own.Owns(v.Labels) {
 			plan = append(plan, Action{Kind: RemoveVolume, Name: v.Name, ID: v.Name, Labels: v.Labels, Reason: "app deleted"})
+		}
+	}
+	return plan
+}
+
+// finishedJobContainers are the removals of the containers on this node of the finished tasks
+// of the app's recipe jobs (replicated-job, global-job), to come before their services': once
+// a service is removed, swarm may reap its finished tasks at once, and then nothing names such
+// a container (it carries no label of ours), which the node's agent keeps for good.
+func finishedJobContainers(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string, self string) []Action {
+	if self == "" {
+		return nil
+	}
+	jobs := map[string]bool{}
+	for _, s := range snap.Services {
+		if (s.Spec.Mode.ReplicatedJob != nil || s.Spec.Mode.GlobalJob != nil) && !isJob(s) && own.Owns(s.Spec.Labels) {
+			jobs[s.ID] = true
+		}
+	}
+	var plan []Action
+	for _, t := range snap.Tasks {
+		cs := t.Status.ContainerStatus
+		if !jobs[t.ServiceID] || t.NodeID != self || !terminalTask(t) || cs == nil || cs.ContainerID == "" {
+			continue
+		}
+		a := Action{Kind: RemoveContainer, Name: cs.ContainerID[:min(12, len(cs.ContainerID))], ID: cs.ContainerID,
+			Reason: fmt.Sprintf("task %s of the app's job finished; its container outlives the service otherwise", t.ID)}
+		if !slices.Contains(removed, a.object()) {
+			plan = append(plan, a)
 		}
 	}
 	return plan

@@ -235,6 +235,46 @@ func TestPlanTeardownStoppedContainers(t *testing.T) {
 	}
 }
 
+// TestPlanTeardownFinishedJobContainersFirst: a recipe job's finished container on this node
+// is removed before its service: once the service is removed, swarm may reap the job's tasks
+// at once, and then nothing names the container (it carries no label of ours), which the
+// node's agent keeps for good (seen on CI: TestJobReadyOnlyOnceItRan's residue). Only its
+// finished tasks here, of an owned service.
+func TestPlanTeardownFinishedJobContainersFirst(t *testing.T) {
+	own := map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d"}
+	job := swarm.Service{ID: "mig", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_migrate", Labels: own},
+		Mode: swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{}}}}
+	app := swarm.Service{ID: "app", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_app", Labels: own}}}
+	task := func(id, service, node string, state swarm.TaskState) swarm.Task {
+		return swarm.Task{ID: id, ServiceID: service, NodeID: node, JobIteration: &swarm.Version{Index: 1},
+			Status: swarm.TaskStatus{State: state, ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
+	}
+	snap := &swarmstate.Snapshot{Services: []swarm.Service{app, job}, Tasks: []swarm.Task{
+		task("t1", "mig", "self", swarm.TaskStateComplete), // the one
+		task("t2", "mig", "n2", swarm.TaskStateComplete),   // another node's
+		task("t3", "mig", "self", swarm.TaskStateRunning),  // still running
+		{ID: "t4", ServiceID: "app", NodeID: "self", Status: swarm.TaskStatus{State: swarm.TaskStateShutdown,
+			ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-t4"}}}, // not a job's: swarm removes it
+	}}
+	var got []string
+	for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, nil, "self") {
+		got = append(got, string(a.Kind)+" "+a.Name)
+	}
+	want := []string{"remove container c-t1", "remove service s_app", "remove service s_migrate"}
+	if !slices.Equal(got, want) {
+		t.Errorf("plan %v, want %v", got, want)
+	}
+	var none []string
+	for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, []string{"container c-t1"}, "self") {
+		if a.Kind == RemoveContainer {
+			none = append(none, a.Name)
+		}
+	}
+	if len(none) != 0 {
+		t.Errorf("a container the teardown removed already is asked again: %v", none)
+	}
+}
+
 // TestApplyAlreadyDone: what the engine answers when the goal is already reached is no change
 // and no error; any other failure is an error.
 func TestApplyAlreadyDone(t *testing.T) {
