@@ -183,14 +183,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	}
 	last, free := prev, map[string]bool{}
 	ranJob, keep := false, 0
+	// unseen ends a pass that could not see the swarm: the status says so, unless cut short.
+	unseen := func(err error, specGone bool) (Result, error) {
+		d, write := decideUnseen(last, specGone, err)
+		if errors.Is(ctx.Err(), context.Canceled) || !write {
+			return Result{}, err
+		}
+		return Result{}, errors.Join(err, r.write(onDisk, d, r.Now()))
+	}
 	for round := 1; ; round++ {
 		w, err := r.observe(ctx, app, last, free)
 		if err != nil {
-			d, write := decideUnseen(last, w != nil && w.Desired == nil, err)
-			if errors.Is(ctx.Err(), context.Canceled) || !write {
-				return Result{}, err
-			}
-			return Result{}, errors.Join(err, r.write(onDisk, d, r.Now()))
+			return unseen(err, w != nil && w.Desired == nil)
 		}
 		d := decide(w)
 		if d.Phase == spec.PhaseReady {
@@ -199,11 +203,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 			// pass of every waiting app.
 			corrected, err := r.localTruth(ctx, w)
 			if err != nil {
-				d, write := decideUnseen(last, false, err)
-				if errors.Is(ctx.Err(), context.Canceled) || !write {
-					return Result{}, err
-				}
-				return Result{}, errors.Join(err, r.write(onDisk, d, r.Now()))
+				return unseen(err, false)
 			}
 			if corrected {
 				d = decide(w)
