@@ -41,7 +41,9 @@ tools:
 # (scripts/multinode/README.md); MN_BASE is its state directory.
 MN_BASE ?= /tmp/multinode
 multinode: swarm
-	MN_BASE=$(MN_BASE) scripts/multinode/up
+	MN_BASE=$(MN_BASE) scripts/multinode/up || { \
+	  echo "multinode: up failed; taking the 4-node swarm down and starting it once more" >&2; \
+	  MN_BASE=$(MN_BASE) scripts/multinode/down; MN_BASE=$(MN_BASE) scripts/multinode/up; }
 
 multinode-down:
 	MN_BASE=$(MN_BASE) scripts/multinode/down
