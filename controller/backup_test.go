@@ -540,6 +540,10 @@ func TestRestoreAgainAfterAFailedRestore(t *testing.T) {
 	if st.Phase != spec.PhaseReady || st.LastHandledRestoreAt != "r3" || st.LastRestore.State != spec.RunCompleted {
 		t.Fatalf("restored again as the message said: %s (%s), handled %q, last restore %+v", st.Phase, st.Message, st.LastHandledRestoreAt, st.LastRestore)
 	}
+	// Both requests' ends stay readable for their --wait, the first's after the second ran.
+	if r2, r3 := st.Outcome("restore", "r2"), st.Outcome("restore", "r3"); r2 == nil || r2.State != spec.RunFailed || r3 == nil || r3.State != spec.RunCompleted || st.Outcome("backup", "r1") == nil {
+		t.Fatalf("requests recorded: %+v", st.Requests)
+	}
 	fb.mu.Lock()
 	fb.files["a_test_app"]["/files/a/b.txt"] = "written since"
 	fb.mu.Unlock()

@@ -98,7 +98,8 @@ func (s *Status) clone() *Status {
 	c.NodesNotAsked = slices.Clone(s.NodesNotAsked)
 	c.LastBackup = s.LastBackup.clone()
 	c.LastRestore = s.LastRestore.clone()
-	c.History = slices.Clone(s.History) // HistoryEntry holds values only
+	c.Requests = slices.Clone(s.Requests) // RequestOutcome holds values only
+	c.History = slices.Clone(s.History)   // HistoryEntry holds values only
 	return &c
 }
 

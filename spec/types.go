@@ -3,7 +3,10 @@
 // It never talks to Docker.
 package spec
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Tier says how an app is brought up.
 type Tier string
@@ -191,10 +194,55 @@ type Status struct {
 	AttemptKey string `json:"attemptKey,omitempty"`
 	// LastHandledBackupAt and LastHandledRestoreAt are the spec's backup.requestedAt and
 	// backup.restore.requestedAt values last carried out: a request is due while they differ.
-	LastHandledBackupAt  string         `json:"lastHandledBackupAt,omitempty"`
-	LastHandledRestoreAt string         `json:"lastHandledRestoreAt,omitempty"`
-	History              []HistoryEntry `json:"history"`
-	UpdatedAt            time.Time      `json:"updatedAt"`
+	LastHandledBackupAt  string `json:"lastHandledBackupAt,omitempty"`
+	LastHandledRestoreAt string `json:"lastHandledRestoreAt,omitempty"`
+	// Requests are the outcomes of the newest on-demand backups and restores (at most
+	// MaxRequests): a `--wait` whose run a later one replaced in LastBackup or LastRestore
+	// before it looked still finds its own.
+	Requests  []RequestOutcome `json:"requests,omitempty"`
+	History   []HistoryEntry   `json:"history"`
+	UpdatedAt time.Time        `json:"updatedAt"`
+}
+
+// MaxRequests bounds Status.Requests.
+const MaxRequests = 10
+
+// RequestOutcome is how one on-demand backup or restore ended.
+type RequestOutcome struct {
+	// Kind is "backup" or "restore"; Request the requestedAt value the CLI wrote.
+	Kind    string   `json:"kind"`
+	Request string   `json:"request"`
+	ID      string   `json:"id,omitempty"`
+	State   RunState `json:"state"`
+	Message string   `json:"message,omitempty"`
+}
+
+// Outcome is the recorded end of the request of kind ("backup" or "restore") with the
+// requestedAt value token, or nil.
+func (s *Status) Outcome(kind, token string) *RequestOutcome {
+	for i := range s.Requests {
+		if s.Requests[i].Kind == kind && s.Requests[i].Request == token {
+			return &s.Requests[i]
+		}
+	}
+	return nil
+}
+
+// RecordRequests adds the ends of LastBackup and LastRestore, if they are requests that
+// ended, to Requests.
+func (s *Status) RecordRequests() {
+	for _, r := range []struct {
+		kind string
+		run  *BackupRun
+	}{{"backup", s.LastBackup}, {"restore", s.LastRestore}} {
+		if r.run == nil || r.run.Request == "" || r.run.State == RunRunning || s.Outcome(r.kind, r.run.Request) != nil {
+			continue
+		}
+		s.Requests = append(s.Requests, RequestOutcome{Kind: r.kind, Request: r.run.Request, ID: r.run.ID, State: r.run.State, Message: r.run.Message})
+		if len(s.Requests) > MaxRequests {
+			s.Requests = slices.Clone(s.Requests[len(s.Requests)-MaxRequests:])
+		}
+	}
 }
 
 // Condition follows the Kubernetes condition convention (Ready, Reconciling, Stalled).

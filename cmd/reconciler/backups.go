@@ -119,7 +119,14 @@ func request(cmd *cobra.Command, o *options, app string, restore bool, id string
 			if restore {
 				handled, run = st.LastHandledRestoreAt, st.LastRestore
 			}
+			out := st.Outcome(what, token)
 			switch {
+			case out != nil && out.State == spec.RunCompleted:
+				// Recorded as it ended, whatever runs (of later requests too) followed it.
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s completed: %s\n", what, out.ID, out.Message)
+				return nil
+			case out != nil:
+				return &exitError{code: exitFailed, err: fmt.Errorf("%s %s of %s failed: %s", what, out.ID, app, out.Message)}
 			case handled == token && run != nil && run.Request != token:
 				// Another run (a scheduled backup) followed the request's before this read.
 				return requestOutcome(cmd, o, app, token, run)
@@ -192,7 +199,11 @@ func requestTaken(o *options, app string, restore bool, token string) bool {
 	}
 	// A run of the request that ended without handling it (the process died during it) is
 	// not carried out again once the spec no longer asks: only one under way counts.
-	return handled == token || run != nil && run.Request == token && run.State == spec.RunRunning
+	what := "backup"
+	if restore {
+		what = "restore"
+	}
+	return handled == token || st.Outcome(what, token) != nil || run != nil && run.Request == token && run.State == spec.RunRunning
 }
 
 // requestOutcome judges a requested backup whose run the status no longer shows (a later run
