@@ -473,8 +473,9 @@ func gitDir(dir string) string {
 }
 
 // userInfo matches the user info of the URLs in a message (the transport's own errors print
-// them, a password masked or not).
-var userInfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s"]+@`)
+// them, a password masked or not): up to the last '@' before the host's end, as url.Parse
+// reads it, so a password typed with '@' in it goes whole.
+var userInfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s"]+@`)
 
 // RedactUserInfo is text with the user info of every URL in it taken out: for text that is not
 // one URL alone (a message, a URL with a placeholder url.Parse refuses).

@@ -309,3 +309,19 @@ func TestRemoteHungIsBounded(t *testing.T) {
 		t.Fatalf("hung remote: %v", err)
 	}
 }
+
+// TestRedactUserInfo: the user info of a URL in free text goes, a password holding '@' (as
+// typed, not escaped) or ':' included, and nothing of the rest of the message.
+func TestRedactUserInfo(t *testing.T) {
+	for in, want := range map[string]string{
+		`clone "https://ci:p@ss@git.example.org/r.git": 401`:         `clone "https://git.example.org/r.git": 401`,
+		"https://user:tok@git.example.org/r.git refused":             "https://git.example.org/r.git refused",
+		"https://ci:a:b@c@h.example.org/x and https://h2/y, a@b.org": "https://h.example.org/x and https://h2/y, a@b.org",
+		"https://git.example.org/r.git (mail ops@example.org)":       "https://git.example.org/r.git (mail ops@example.org)",
+		"fetch https://user:%40x@h/r: https://t@h/r":                 "fetch https://h/r: https://h/r",
+	} {
+		if got := RedactUserInfo(in); got != want {
+			t.Errorf("RedactUserInfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
