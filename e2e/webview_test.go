@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -182,6 +183,45 @@ func TestWebViewInABrowser(t *testing.T) {
 	}
 	h.waitPhase(invalid.name, fixedGen, "Ready")
 	t.Logf("the row turned Ready in the open page %s after the spec was fixed", took.Round(time.Millisecond))
+
+	// A change after the page was rendered and before its event stream opened (here held
+	// back until the status changed) is shown once the stream opens.
+	late := newBrowser(t, browser, true)
+	hold := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: `(function () {
+			var Real = window.EventSource, listeners = [];
+			window.EventSource = function (url) {
+				window.openStream = function () {
+					var es = new Real(url);
+					listeners.forEach(function (l) { es.addEventListener(l[0], l[1]); });
+				};
+				return { addEventListener: function (type, f) { listeners.push([type, f]); } };
+			};
+		})();`})
+		return err
+	})
+	browse(t, late, "load / with its stream held", hold, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#app-`+invalid.name)))
+	if got := evalIn[string](t, late, fmt.Sprintf(`document.querySelector(%q).textContent`, `#app-`+invalid.name+` .phase`)); got != "Ready" {
+		t.Fatalf("%s before the change: %q", invalid.name, got)
+	}
+	againGen := h.writeSpec(invalid.name, invalid.spec(version, "colour: blue"))
+	h.waitPhase(invalid.name, againGen, "Invalid")
+	// Until the status file is left alone for 3 s: a later write would reach the page as an
+	// event, and this would not test what the page does when the stream opens.
+	var last time.Time
+	for quiet := time.Now(); time.Since(quiet) < 3*time.Second; time.Sleep(100 * time.Millisecond) {
+		fi, err := os.Stat(h.statusPath(invalid.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.ModTime().Equal(last) {
+			last, quiet = fi.ModTime(), time.Now()
+		}
+	}
+	evalIn[bool](t, late, `window.openStream(); true`)
+	browse(t, late, "the change made before the stream opened is shown", void(chromedp.Poll[bool](
+		fmt.Sprintf(`document.querySelector(%q).textContent === "Invalid"`, `#app-`+invalid.name+` .phase`),
+		chromedp.WithPollingTimeout(5*time.Second), chromedp.WithPollingInterval(100*time.Millisecond))))
 
 	// Accessibility, of the list and of an app page.
 	for _, page := range []string{"/", "/apps/" + failed.name} {

@@ -7,23 +7,30 @@
   var live = document.getElementById("live");
   var es = new EventSource("/events" + (app ? "?app=" + encodeURIComponent(app) : ""));
   var say = function (t) { if (live) live.textContent = t; };
-  var broken = false;
   es.addEventListener("open", function () {
-    if (broken) reloadMain(); // what changed while the stream was down
-    broken = false;
+    // What changed before the stream was open (since the page was rendered, or while the
+    // stream was down) reaches no event: read the page once more.
+    reloadMain();
     say("Live: this page follows the status files as they change.");
   });
-  es.addEventListener("error", function () { broken = true; say("Live updates interrupted; reconnecting. Reload for the latest."); });
+  es.addEventListener("error", function () { say("Live updates interrupted; reconnecting. Reload for the latest."); });
   es.addEventListener("app", function (e) {
     var u = JSON.parse(e.data);
+    if (loading) { again = true; return; } // the read under way may predate it: read again after
     if (app) { if (u.app === app) reloadMain(); } else { updateList(u); }
   });
 
+  var loading = false, again = false;
   function reloadMain() {
+    if (loading) { again = true; return; }
+    loading = true;
     fetch(location.href, { headers: { Accept: "text/html" } }).then(function (r) { return r.text(); }).then(function (t) {
       var next = new DOMParser().parseFromString(t, "text/html").getElementById("main");
       var cur = document.getElementById("main");
       if (next && cur) { cur.replaceWith(next); live = document.getElementById("live"); say("Live: updated at " + new Date().toISOString()); }
+    }).catch(function () {}).then(function () {
+      loading = false;
+      if (again) { again = false; reloadMain(); }
     });
   }
 
