@@ -32,7 +32,8 @@ func nodeCleanCmd() *cobra.Command {
 		Use:   "node-clean (--app APP | --list) [--owner OWNER]",
 		Short: "Remove an app's volumes from the engine this runs against (a teardown's job on each node)",
 		Long: "node-clean removes the volumes labelled with the app (and the owner, when given) from the\n" +
-			"engine at DOCKER_HOST, waiting while containers that are stopping still use them. A teardown\n" +
+			"engine at DOCKER_HOST, waiting while containers that are stopping still use them (a finished\n" +
+			"task's container of --stack that holds one is removed: swarm keeps a job's for good). A teardown\n" +
 			"runs it as a swarm job on every other node that ran a task of the app, with the node's\n" +
 			"Docker socket mounted; exit 0 says nothing of the app is left on the node. With --list it\n" +
 			"removes nothing and prints one JSON line per volume of the owner's apps on the node: the\n" +
@@ -78,7 +79,11 @@ type volumeEngine interface {
 	VolumeList(ctx context.Context, o volume.ListOptions) (volume.ListResponse, error)
 	VolumeRemove(ctx context.Context, id string, force bool) error
 	ContainerList(ctx context.Context, o container.ListOptions) ([]container.Summary, error)
+	ContainerRemove(ctx context.Context, id string, o container.RemoveOptions) error
 }
+
+// labelTask is the label swarm's agent puts on the container of a task.
+const labelTask = "com.docker.swarm.task.id"
 
 // cleanVolumes waits until no container of stack that mounts one of the app's volumes is left
 // on the node (none when stack is ""), then removes the app's volumes until a list finds none,
@@ -191,9 +196,20 @@ func holders(ctx context.Context, e volumeEngine, f filters.Args, stack string) 
 	}
 	var out []string
 	for _, c := range cs {
-		if slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume && ours[m.Name] }) {
-			out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(firstName(c.Names), "/"), c.State))
+		if !slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume && ours[m.Name] }) {
+			continue
 		}
+		if (c.State == container.StateExited || c.State == container.StateDead) && c.Labels[labelTask] != "" {
+			// A finished task's container of the stack, holding a volume of the app that is
+			// being removed: swarm's agent removes a service's once the managers reap its task,
+			// but keeps a job's (replicated-job, global-job) for good once its service is gone,
+			// and that would hold the volume for good. Removed here, as the teardown removes
+			// those of its own node (the agent takes a container already gone as removed).
+			if err := e.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err == nil || cerrdefs.IsNotFound(err) {
+				continue
+			}
+		}
+		out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(firstName(c.Names), "/"), c.State))
 	}
 	return out, nil
 }

@@ -44,6 +44,10 @@ func (n *nodeVolumes) ContainerList(context.Context, container.ListOptions) ([]c
 	return nil, nil
 }
 
+func (n *nodeVolumes) ContainerRemove(context.Context, string, container.RemoveOptions) error {
+	return errdefs.NotFound(errors.New("no such container"))
+}
+
 func (n *nodeVolumes) VolumeRemove(_ context.Context, name string, _ bool) error {
 	if _, ok := n.vols[name]; !ok {
 		return errdefs.NotFound(errors.New("no such volume"))
@@ -164,6 +168,7 @@ type stackNode struct {
 	*nodeVolumes
 	containers []container.Summary
 	gone       map[string]int
+	removed    []string
 }
 
 func (s *stackNode) ContainerList(_ context.Context, o container.ListOptions) ([]container.Summary, error) {
@@ -180,6 +185,19 @@ func (s *stackNode) ContainerList(_ context.Context, o container.ListOptions) ([
 		}
 	}
 	return out, nil
+}
+
+func (s *stackNode) ContainerRemove(_ context.Context, id string, _ container.RemoveOptions) error {
+	i := slices.IndexFunc(s.containers, func(c container.Summary) bool { return c.ID == id })
+	if i < 0 {
+		return errdefs.NotFound(errors.New("no such container"))
+	}
+	if s.containers[i].State == "running" {
+		return errdefs.Conflict(errors.New("cannot remove a running container"))
+	}
+	s.containers = slices.Delete(s.containers, i, i+1)
+	s.removed = append(s.removed, id)
+	return nil
 }
 
 // TestCleanVolumesWaitsForTheAppsContainersOnly: the job waits while a container of the stack
@@ -217,5 +235,35 @@ func TestCleanVolumesWaitsForTheAppsContainersOnly(t *testing.T) {
 				t.Errorf("a_data left %v, want %v", left, tc.wantErr != "")
 			}
 		})
+	}
+}
+
+// TestCleanVolumesRemovesFinishedTaskContainers: a recipe job's (replicated-job, global-job)
+// finished container on the node, which swarm's agent keeps for good once the job's service is
+// removed (the reconciler removes those of its own node before the service: PlanTeardown), holds
+// the app's volume for ever: the job removes it, as the teardown does on its own node, instead
+// of failing at --wait and being retried for ever (the app Deleting for good). A stopped
+// container that is no swarm task's, and a running one, are left alone; so is a finished task's
+// container of the stack that mounts none of the app's volumes.
+func TestCleanVolumesRemovesFinishedTaskContainers(t *testing.T) {
+	task := map[string]string{swarmstate.LabelNamespace: "a_one", "com.docker.swarm.task.id": "t1"}
+	job := container.Summary{ID: "j1", Names: []string{"/a_one_migrate.1.z"}, Labels: task, State: "exited",
+		Mounts: []container.MountPoint{{Type: "volume", Name: "a_data"}}}
+	other := container.Summary{ID: "j2", Names: []string{"/a_one_other.1.z"}, Labels: task, State: "exited",
+		Mounts: []container.MountPoint{{Type: "volume", Name: "abra_data"}}}
+	n := &stackNode{nodeVolumes: &nodeVolumes{vols: map[string]map[string]string{
+		"a_data": {swarmstate.LabelApp: "a", swarmstate.LabelOwner: "o1", swarmstate.LabelNamespace: "a_one"},
+	}}, containers: []container.Summary{job, other}, gone: map[string]int{"j1": -1, "j2": -1}}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := cleanVolumes(ctx, n, "a", "o1", "a_one", false, &out); err != nil {
+		t.Fatalf("err = %v: the finished job's container holds the volume for good", err)
+	}
+	if !slices.Equal(n.removed, []string{"j1"}) {
+		t.Errorf("removed containers %v, want [j1]", n.removed)
+	}
+	if _, left := n.vols["a_data"]; left {
+		t.Error("a_data is left")
 	}
 }
