@@ -59,6 +59,10 @@ func newRedactor(secrets []swarm.Secret, env map[string]string) redactor {
 		if len(v) >= 4 {
 			r.values = append(r.values, v)
 		}
+		// A value written as a YAML block ends in a newline, which no line holds.
+		if t := strings.TrimRight(v, "\r\n"); t != v && len(t) >= 4 && !strings.Contains(t, "\n") {
+			r.values = append(r.values, t)
+		}
 		// Logs are read a line at a time: a value of several lines (a PEM key) is found by
 		// each of its lines that could not be any line.
 		if lines := strings.Split(v, "\n"); len(lines) > 1 {

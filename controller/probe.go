@@ -47,55 +47,71 @@ func (p *prober) check(ctx context.Context, app string, s *spec.Spec) probeResul
 func (p *prober) run(ctx context.Context, app string, i int, pr spec.Probe, domain string) probeResult {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
+	var r probeResult
+	var target string
 	switch {
 	case pr.HTTP != "":
-		url := strings.ReplaceAll(pr.HTTP, "{domain}", domain)
-		name := fmt.Sprintf("health[%d] http %s", i, manifests.RedactURL(url)) // it goes into statuses
-		ok := pr.OK
-		if len(ok) == 0 {
-			ok = []int{200, 301, 302}
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return probeResult{Name: name, Last: err.Error()}
-		}
-		client := &http.Client{
-			// TLS is not verified: test apps run with self-signed or staging certificates.
-			Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec
-			// A redirect is an answer: 301/302 are judged as codes, not followed.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return probeResult{Name: name, Last: err.Error()}
-		}
-		resp.Body.Close()
-		if !slices.Contains(ok, resp.StatusCode) {
-			return probeResult{Name: name, Last: fmt.Sprintf("status %d, want one of %v", resp.StatusCode, ok)}
-		}
-		return probeResult{Name: name, OK: true, Last: fmt.Sprintf("status %d", resp.StatusCode)}
+		target = strings.ReplaceAll(pr.HTTP, "{domain}", domain)
+		r = httpProbe(ctx, i, pr, target)
 	default:
-		addr := strings.ReplaceAll(pr.TCP, "{domain}", domain)
-		name := fmt.Sprintf("health[%d] tcp %s", i, addr)
-		need := max(pr.Stable, 1)
-		key := fmt.Sprintf("%s\x00%d\x00%s", app, i, addr)
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.stable == nil {
-			p.stable = map[string]int{}
-		}
+		target = strings.ReplaceAll(pr.TCP, "{domain}", domain)
+		r = probeResult{Name: fmt.Sprintf("health[%d] tcp %s", i, target)}
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", target)
 		if err != nil {
-			p.stable[key] = 0
-			return probeResult{Name: name, Last: err.Error()}
+			r.Last = err.Error()
+		} else {
+			conn.Close()
+			r.OK, r.Last = true, "connected"
 		}
-		conn.Close()
-		p.stable[key]++
-		if n := p.stable[key]; n < need {
-			return probeResult{Name: name, Last: fmt.Sprintf("connected %d/%d times in a row", n, need)}
-		}
-		return probeResult{Name: name, OK: true, Last: "connected"}
 	}
+	// `stable` counts consecutive successes, of either kind of probe.
+	need := max(pr.Stable, 1)
+	key := fmt.Sprintf("%s\x00%d\x00%s", app, i, target)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stable == nil {
+		p.stable = map[string]int{}
+	}
+	if !r.OK {
+		p.stable[key] = 0
+		return r
+	}
+	p.stable[key]++
+	if n := p.stable[key]; n < need {
+		r.OK = false
+		r.Last = fmt.Sprintf("%s %d/%d times in a row", r.Last, n, need)
+	}
+	return r
+}
+
+// httpProbe asks url once. Its user info (a token) is in neither the name nor the result.
+func httpProbe(ctx context.Context, i int, pr spec.Probe, url string) probeResult {
+	name := fmt.Sprintf("health[%d] http %s", i, manifests.RedactURL(url)) // it goes into statuses
+	ok := pr.OK
+	if len(ok) == 0 {
+		ok = []int{200, 301, 302}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return probeResult{Name: name, Last: manifests.RedactUserInfo(err.Error())}
+	}
+	client := &http.Client{
+		// TLS is not verified: test apps run with self-signed or staging certificates. No
+		// connection is kept: the client is dropped after this one request.
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}, //nolint:gosec
+		// A redirect is an answer: 301/302 are judged as codes, not followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		return probeResult{Name: name, Last: manifests.RedactUserInfo(err.Error())}
+	}
+	resp.Body.Close()
+	if !slices.Contains(ok, resp.StatusCode) {
+		return probeResult{Name: name, Last: fmt.Sprintf("status %d, want one of %v", resp.StatusCode, ok)}
+	}
+	return probeResult{Name: name, OK: true, Last: fmt.Sprintf("status %d", resp.StatusCode)}
 }
 
 // forget drops an app's probe history.

@@ -469,3 +469,18 @@ func TestLocalTruthOnlyWhereAReadyIsAtStake(t *testing.T) {
 		t.Errorf("%d container list calls in %d passes; want 1, by the pass that wrote Ready", n, len(seen)+1)
 	}
 }
+
+// TestRedactorValueWithTrailingNewline: a spec env secret written as a YAML block (`|`), whose
+// value ends in a newline, is redacted where a log line shows it: a line never holds the
+// newline, and its one line is too short to be found as a line of several.
+func TestRedactorValueWithTrailingNewline(t *testing.T) {
+	r := newRedactor(nil, map[string]string{"DB_PASSWORD": "hunt3r\n", "API_TOKEN": "t0k3n\r\n"})
+	for in, want := range map[string]string{
+		"login with hunt3r failed": "login with [redacted] failed",
+		"token t0k3n refused":      "token [redacted] refused",
+	} {
+		if got := r.line(in); got != want {
+			t.Errorf("line(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

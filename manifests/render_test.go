@@ -396,6 +396,7 @@ secrets:
 		{name: "name over 64", sample: "SECRET_PW_VERSION=v1\n", stack: strings.Repeat("s", 40), want: "over swarm's limit of 64"},
 		{name: "version unset", sample: "#SECRET_PW_VERSION=v1\n", stack: "s", want: "set SECRET_PW_VERSION (e.g. v1) in the spec env"},
 		{name: "bad length", sample: "SECRET_PW_VERSION=v1 # length=many\n", stack: "s", want: "length=many is not a number"},
+		{name: "length swarm refuses", sample: "SECRET_PW_VERSION=v1 # length=512000\n", stack: "s", want: "length=512000 is not a number from 0 to 511999"},
 		{name: "bad charset", sample: "SECRET_PW_VERSION=v1 # charset=default,emoji\n", stack: "s", want: `unknown character set "emoji"`},
 		{name: "bad generate", sample: "SECRET_PW_VERSION=v1 # generate=maybe\n", stack: "s", want: "generate=maybe must be true or false"},
 	}

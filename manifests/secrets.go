@@ -61,9 +61,10 @@ func generatedSecrets(cfg *composetypes.Config, raws []map[string]any, sample *e
 		mods := sample.modifiers(versionVar)
 		if v, ok := mods["length"]; ok {
 			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > maxSecretLength {
+			// swarmkit takes a secret of less than 500 KiB ("less than 500KB"), not 500 KiB.
+			if err != nil || n < 0 || n >= maxSecretLength {
 				return nil, fmt.Errorf("%w: .env.sample: %s: length=%s is not a number from 0 to %d",
-					ErrInput, versionVar, v, maxSecretLength)
+					ErrInput, versionVar, v, maxSecretLength-1)
 			}
 			g.Length = n
 		}

@@ -89,7 +89,7 @@ func renderCmd(o *options) *cobra.Command {
 			}
 			r, err := manifests.Render(cmd.Context(), dir, manifests.Request{
 				App: app, Recipe: s.Recipe, Version: version, Domain: s.Domain, Stack: stack, Env: s.Env,
-				Overlays: manifests.OverlaysOf(f.overlays),
+				Owner: o.ownerOf(o.specs), Overlays: manifests.OverlaysOf(f.overlays),
 			})
 			if err != nil {
 				return err

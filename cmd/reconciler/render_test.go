@@ -114,3 +114,35 @@ func TestDiffReadsTheSpecAsTheReconciler(t *testing.T) {
 		t.Errorf("diff's spec: generation %s, %d overlays; the reconciler's: generation %s, %d overlays", got.Generation, len(got.Overlays), want.Generation, len(want.Overlays))
 	}
 }
+
+// TestRenderStampsTheOwner: render prints the objects the reconciler of --specs (or --owner)
+// would create: with its owner label, and so with the spec hash the reconciler stamps. Without
+// it a user comparing render's output with `docker service inspect` sees a label and a hash
+// that differ on every service.
+func TestRenderStampsTheOwner(t *testing.T) {
+	e := newCLIEnv(t)
+	defer manifests.Cleanup()
+	secretRecipe(t, e.files)
+	path, _ := e.specFile("o1", "recipe: sec\nversion: 1.0.0\ndomain: o1.example.org\nenv:\n  SECRET_API_KEY_VERSION: v1\n")
+	stdout, stderr, code, err := e.run(context.Background(), "render", "--owner", "ci-1", path)
+	if code != 0 {
+		t.Fatalf("render: exit %d %v\n%s", code, err, stderr)
+	}
+	var out rendering
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range out.Services {
+		if got := s.Labels[manifests.LabelOwner]; got != "ci-1" {
+			t.Errorf("service %s: owner label %q, want ci-1", name, got)
+		}
+		if got, want := s.Labels[manifests.LabelSpecHash], manifests.SpecHash(s); got != want {
+			t.Errorf("service %s: spec hash %s, want %s", name, got, want)
+		}
+	}
+	for _, s := range out.Secrets {
+		if got := s.Labels[manifests.LabelOwner]; got != "ci-1" {
+			t.Errorf("secret %s: owner label %q, want ci-1", s.Name, got)
+		}
+	}
+}

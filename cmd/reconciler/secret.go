@@ -20,7 +20,7 @@ import (
 	"github.com/swarm-reconciler/reconciler/spec"
 )
 
-// maxSecretValue is swarm's limit on a secret's data (500 KiB).
+// maxSecretValue is swarm's limit on a secret's data (500 KiB, exclusive: swarmkit's MaxSecretSize).
 const maxSecretValue = 500 * 1024
 
 // secretEngine is the part of the Engine API that secret insert uses.
@@ -260,9 +260,9 @@ func readSecretValue(in io.Reader) ([]byte, error) {
 	switch {
 	case len(value) == 0:
 		return nil, errors.New("standard input is empty: pipe the secret's value in")
-	case len(value) > maxSecretValue:
+	case len(value) >= maxSecretValue: // swarm takes less than 500 KiB, not 500 KiB
 		clear(value)
-		return nil, fmt.Errorf("the value on standard input is over swarm's limit for a secret (%d KiB)", maxSecretValue/1024)
+		return nil, fmt.Errorf("the value on standard input is at or over swarm's limit for a secret (%d KiB)", maxSecretValue/1024)
 	}
 	return value, nil
 }

@@ -248,6 +248,8 @@ func TestInsertSecret(t *testing.T) {
 			[]string{"secret s1_api_key_v1 already exists; nothing changed"}},
 		{"empty", &fakeSecrets{}, "\n", []string{"standard input is empty"}},
 		{"too large", &fakeSecrets{}, strings.Repeat("x", maxSecretValue+1), []string{"over swarm's limit for a secret (500 KiB)"}},
+		// swarm refuses 500 KiB itself ("less than 500KB"): said here, not by the engine.
+		{"exactly the limit", &fakeSecrets{}, strings.Repeat("x", maxSecretValue) + "\n", []string{"over swarm's limit for a secret (500 KiB)"}},
 	} {
 		in := strings.NewReader(tc.in)
 		_, err := insertSecret(ctx, tc.f, "s1", g, in)
