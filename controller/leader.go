@@ -90,12 +90,20 @@ type configLock struct {
 	// and count: the others time the lease from when they saw the write, the leader from when
 	// its answer came back, and leaseTiming's slack covers only so much of the difference.
 	maxTrip time.Duration
+	// holdFor is how long this replica, not leading, writes no record naming it after such a
+	// write came back too late to count: each write renews the lease in the others' eyes, so
+	// a replica whose every write is too slow would keep them waiting for ever, leading never.
+	holdFor time.Duration
 
 	mu      sync.Mutex
 	id      string
 	spec    swarm.ConfigSpec
 	version swarm.Version
 	known   bool // version is the object's current one as far as this process wrote or read
+	// counted says a write naming this replica counted in this term (it leads, as client-go
+	// sees it); holdUntil is when it may write a record naming it again (see holdFor).
+	counted   bool
+	holdUntil time.Time
 
 	// wrote says this process's last write of the record named it the holder.
 	wrote atomic.Bool
@@ -177,6 +185,9 @@ func (l *configLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) er
 		Annotations: swarm.Annotations{Name: l.name, Labels: map[string]string{manifests.LabelOwner: l.owner, LeaseLabel: string(raw)}},
 		Data:        []byte("leader lease of the swarm-reconciler replicas of owner " + l.owner + "\n"),
 	}
+	if err := l.holding(ler); err != nil {
+		return err
+	}
 	cctx, cancel := l.bounded(ctx)
 	defer cancel()
 	start := time.Now()
@@ -184,23 +195,62 @@ func (l *configLock) Create(ctx context.Context, ler rl.LeaderElectionRecord) er
 		return fmt.Errorf("create lease %s: %w", l.name, err)
 	}
 	l.wrote.Store(ler.HolderIdentity == l.identity)
-	return l.timely(start, l.confirm(ctx, raw))
+	return l.timely(ler, start, l.confirm(ctx, raw))
 }
 
 // timely is err, or an error when the write that began at start took longer than maxTrip to
 // be confirmed: client-go counts a renew from when it returns, and the others may have seen it
 // up to that long before; a write that took longer is not counted (the next try reads the
 // record and renews again).
-func (l *configLock) timely(start time.Time, err error) error {
-	if took := time.Since(start); err == nil && l.maxTrip > 0 && took > l.maxTrip {
-		return fmt.Errorf("lease %s: the write took %s to confirm, more than the %s the lease's timing leaves: not counted", l.name, took.Round(time.Millisecond), l.maxTrip)
+//
+// Only a record naming this replica is timed: a release gives nobody the right to act. A
+// record naming it that does not count, written while it does not lead, makes it write none
+// for holdFor, so that the others, who saw it written, may take the lease.
+func (l *configLock) timely(ler rl.LeaderElectionRecord, start time.Time, err error) error {
+	if ler.HolderIdentity != l.identity || err != nil {
+		return err
 	}
-	return err
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if took := time.Since(start); l.maxTrip > 0 && took > l.maxTrip {
+		msg := ""
+		if !l.counted && l.holdFor > 0 {
+			l.holdUntil = time.Now().Add(l.holdFor)
+			msg = fmt.Sprintf("; leaving the lease to the other replicas for %s", l.holdFor)
+		}
+		return fmt.Errorf("lease %s: the write took %s to confirm, more than the %s the lease's timing leaves: not counted%s (is this manager overloaded, or far from swarm's Raft leader?)",
+			l.name, took.Round(time.Millisecond), l.maxTrip, msg)
+	}
+	l.counted = true
+	return nil
+}
+
+// holding refuses a record naming this replica while it leaves the lease to the others.
+func (l *configLock) holding(ler rl.LeaderElectionRecord) error {
+	if ler.HolderIdentity != l.identity {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if until := l.holdUntil; time.Now().Before(until) {
+		return fmt.Errorf("lease %s: not taken until %s: this replica's last write came back too late to count", l.name, until.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// newTerm starts an election afresh: nothing this replica wrote counts for it any more.
+func (l *configLock) newTerm() {
+	l.mu.Lock()
+	l.counted = false
+	l.mu.Unlock()
 }
 
 func (l *configLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) error {
 	raw, err := marshalLease(ler)
 	if err != nil {
+		return err
+	}
+	if err := l.holding(ler); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -223,7 +273,7 @@ func (l *configLock) Update(ctx context.Context, ler rl.LeaderElectionRecord) er
 		return fmt.Errorf("update lease %s: %w", l.name, err)
 	}
 	l.wrote.Store(ler.HolderIdentity == l.identity)
-	return l.timely(start, l.confirm(ctx, raw))
+	return l.timely(ler, start, l.confirm(ctx, raw))
 }
 
 // confirm reads the version our write made. Swarm's update returns none, and the store's index
@@ -296,8 +346,12 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) erro
 	// taking the lease: a renew's answer may come back no later than that after its write.
 	if slack := e.LeaseDuration - e.RetryPeriod - e.RenewDeadline - stopWithin; slack > 0 {
 		lock.maxTrip = slack
+		// Long enough for a candidate that saw the write, trying every retry period stretched
+		// by client-go's jitter (up to 2.2 times), to find the lease expired and take it.
+		lock.holdFor = e.LeaseDuration + 5*e.RetryPeriod
 	}
 	for ctx.Err() == nil {
+		lock.newTerm()
 		var (
 			mu      sync.Mutex
 			stopped bool
@@ -369,6 +423,9 @@ func (e *Election) Run(ctx context.Context, lead func(ctx context.Context)) erro
 						e.Log.Info("stopped leading: the controller stopped; lease released, campaigning again after a retry period", "identity", e.Identity)
 						return
 					}
+					// The next term's elector reports a leader only once it reads the record:
+					// until then (its manager cut off) this replica is sure not to lead.
+					e.leader.CompareAndSwap(e.Identity, "")
 					e.Log.Info("stopped leading: lease lost; every worker stopped, campaigning again", "identity", e.Identity)
 				},
 				OnNewLeader: func(id string) {

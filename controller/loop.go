@@ -141,6 +141,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		// a follower and must not report its last pass as running for ever).
 		m.queueUnfinished.Set(0)
 		m.queueLongest.Set(0)
+		// The apps by phase are the last resync's: a replica that stopped leading counts
+		// none (the leader does), or a sum over the replicas counts each app once a term.
+		m.AppsByPhase.Reset()
 	}
 	return nil
 }

@@ -394,6 +394,9 @@ func TestLeaseTiming(t *testing.T) {
 		{15 * time.Second, 5 * time.Second, 5 * time.Second, "< --lease-renew-deadline"},
 		{15 * time.Second, 10 * time.Second, 0, "0 <"},
 		{15500 * time.Millisecond, 10 * time.Second, time.Second, "whole seconds"},
+		// Passes the sum, but client-go refuses a renew deadline within 1.2 retry periods
+		// (its jitter) only once the replica runs, naming no flag.
+		{20 * time.Second, 5500 * time.Millisecond, 5 * time.Second, "--lease-renew-deadline (5.5s) must be more than 1.2 times"},
 	} {
 		err := leaseTiming(tc.lease, tc.renew, tc.retry)
 		if tc.refused == "" && err != nil || tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)) {

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/leaderelection"
 
 	"github.com/swarm-reconciler/reconciler/controller"
 	"github.com/swarm-reconciler/reconciler/locks"
@@ -143,6 +144,9 @@ func leaseTiming(lease, renew, retry time.Duration) error {
 	switch {
 	case retry <= 0 || retry >= renew || renew >= lease:
 		return fmt.Errorf("lease timing: need 0 < --lease-retry-period (%s) < --lease-renew-deadline (%s) < --lease-duration (%s)", retry, renew, lease)
+	case renew <= time.Duration(leaderelection.JitterFactor*float64(retry)):
+		// client-go's elector refuses it too, after start-up, in words that name no flag.
+		return fmt.Errorf("lease timing: --lease-renew-deadline (%s) must be more than %.1f times --lease-retry-period (%s): client-go's elector refuses less (its tries are up to that many retry periods apart)", renew, leaderelection.JitterFactor, retry)
 	case retry+renew+controller.DefaultStopWithin >= lease:
 		return fmt.Errorf("lease timing: a leader cut off may act for --lease-retry-period + --lease-renew-deadline + %s (its workers stopping) = %s after its last renew, and another replica may take the lease --lease-duration (%s) after it: make --lease-duration longer than that, or the renew deadline shorter",
 			controller.DefaultStopWithin, retry+renew+controller.DefaultStopWithin, lease)
