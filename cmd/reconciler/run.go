@@ -209,7 +209,10 @@ func runReplica(ctx context.Context, o *options, users map[string][]byte) error 
 		ready := func() (string, error) {
 			c := current.Load()
 			if c == nil {
-				return "ok: follower, leader " + e.Leader(), nil
+				if l := e.Leader(); l != "" {
+					return "ok: follower, leader " + l, nil
+				}
+				return "ok: follower, leader unknown (the lease cannot be read)", nil
 			}
 			if !c.Ready() {
 				return "", errors.New("leader: initial sweep not done or engine event stream not connected")
