@@ -198,7 +198,7 @@ func decide(w *world) decision {
 	}
 	d := decision{Status: st, Phase: st.Phase, Message: st.Message}
 	if w.Self != "" {
-		recordNodes(st, w.Snap.Tasks, w.Nodes, w.Self)
+		recordNodes(st, w.Snap.Tasks, recipeJobs(w.Owner, w.Snap.Services), w.Nodes, w.Self)
 	}
 	switch {
 	case w.Desired == nil:
@@ -585,7 +585,7 @@ func moveNodeCleanup(w *world, st *spec.Status, snap *swarmstate.Snapshot, stack
 		}
 		i := slices.IndexFunc(st.Nodes, func(o spec.NodeVolumes) bool { return o.ID == n.ID })
 		st.Nodes[i].Volumes = slices.DeleteFunc(st.Nodes[i].Volumes, func(v string) bool { return slices.Contains(n.Volumes, v) })
-		if len(st.Nodes[i].Volumes) == 0 {
+		if len(st.Nodes[i].Volumes) == 0 && len(st.Nodes[i].Jobs) == 0 { // jobs: the teardown's
 			st.Nodes = slices.Delete(st.Nodes, i, i+1)
 		}
 	}

@@ -73,12 +73,14 @@ func nodeName(n spec.NodeVolumes) string {
 
 // recordNodes adds to st.Nodes every node other than self on which a task of the app was
 // placed, with the named volumes of ours the task mounts: the volumes a teardown must remove
-// there. Hostnames come from nodes when known.
-func recordNodes(st *spec.Status, tasks []swarm.Task, nodes map[string]swarm.Node, self string) {
+// there; and, for a task of one of jobs (the recipe's job services), that service, whose
+// finished containers there the teardown removes too. Hostnames come from nodes when known.
+func recordNodes(st *spec.Status, tasks []swarm.Task, jobs map[string]bool, nodes map[string]swarm.Node, self string) {
 	for _, t := range tasks {
 		if t.NodeID == "" || t.NodeID == self || t.ServiceID == "" {
 			continue
 		}
+		job := jobs[t.ServiceID]
 		var vols []string
 		if cs := t.Spec.ContainerSpec; cs != nil {
 			for _, m := range cs.Mounts {
@@ -87,7 +89,7 @@ func recordNodes(st *spec.Status, tasks []swarm.Task, nodes map[string]swarm.Nod
 				}
 			}
 		}
-		if len(vols) == 0 {
+		if len(vols) == 0 && !job {
 			continue
 		}
 		i := slices.IndexFunc(st.Nodes, func(n spec.NodeVolumes) bool { return n.ID == t.NodeID })
@@ -105,8 +107,36 @@ func recordNodes(st *spec.Status, tasks []swarm.Task, nodes map[string]swarm.Nod
 			}
 		}
 		sort.Strings(n.Volumes)
+		if job && !slices.Contains(n.Jobs, t.ServiceID) {
+			n.Jobs = append(n.Jobs, t.ServiceID)
+			sort.Strings(n.Jobs)
+		}
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return nodeName(st.Nodes[i]) < nodeName(st.Nodes[j]) })
+}
+
+// recipeJobs are the IDs of the recipe's job services (replicated-job, global-job) own owns
+// among services: not the reconciler's own jobs (isJob).
+func recipeJobs(own swarmstate.Owner, services []swarm.Service) map[string]bool {
+	jobs := map[string]bool{}
+	for _, s := range services {
+		if (s.Spec.Mode.ReplicatedJob != nil || s.Spec.Mode.GlobalJob != nil) && !isJob(s) && own.Owns(s.Spec.Labels) {
+			jobs[s.ID] = true
+		}
+	}
+	return jobs
+}
+
+// nodeHolds says what of the app the teardown removes on node n.
+func nodeHolds(n spec.NodeVolumes) string {
+	s := strings.Join(n.Volumes, ", ")
+	if len(n.Jobs) > 0 {
+		if s != "" {
+			s += "; "
+		}
+		s += fmt.Sprintf("the finished containers of %d of the recipe's jobs", len(n.Jobs))
+	}
+	return s
 }
 
 // isJob reports whether a service is one the reconciler runs for itself (LabelJob).
@@ -178,7 +208,7 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 		node, known := w.Nodes[n.ID]
 		if !known && w.Nodes != nil {
 			// The node left the swarm: its volumes (and its disk) are not the swarm's any more.
-			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s (left the swarm): %s", nodeName(n), strings.Join(n.Volumes, ", ")))
+			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s (left the swarm): %s", nodeName(n), nodeHolds(n)))
 			if running {
 				remove(job, "its node left the swarm")
 			}
@@ -188,7 +218,7 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 			// The janitor (any owner's) with no stack to name: the job would remove every
 			// volume of an app of this name on the node, another owner's live one's too.
 			out.Waiting = append(out.Waiting, fmt.Sprintf("node %s: which stack's volumes there are this app's is not known (no status records it), so the janitor leaves them (%s): remove them with `reconciler node-clean --app %s --owner OWNER` against that node, or run the janitor with the status directory of the reconciler that deployed the app",
-				nodeName(n), strings.Join(n.Volumes, ", "), w.App))
+				nodeName(n), nodeHolds(n), w.App))
 			pending = append(pending, n)
 			out.Left++
 			continue
@@ -196,7 +226,7 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 		if !running {
 			spec := volumeJob(w, n, jobs, stack, leftStack)
 			out.Actions = append(out.Actions, Action{Kind: CreateService, Name: spec.Name, Service: &spec,
-				Reason: fmt.Sprintf("remove the app's volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", "))})
+				Reason: fmt.Sprintf("remove the app's volumes on node %s: %s", nodeName(n), nodeHolds(n))})
 			out.Waiting = append(out.Waiting, nodeWait(n, node, nil))
 			pending = append(pending, n)
 			continue
@@ -215,7 +245,7 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 			out.Waiting = append(out.Waiting, nodeWait(n, node, nil))
 			pending = append(pending, n)
 		case done:
-			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s: %s", nodeName(n), strings.Join(n.Volumes, ", ")))
+			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s: %s", nodeName(n), nodeHolds(n)))
 			out.Answered = append(out.Answered, n.ID)
 			remove(job, "its node answered that nothing of the app is left there")
 		case t != nil && terminalTask(*t):
@@ -295,7 +325,7 @@ func nodeAway(n swarm.Node) bool {
 
 // nodeWait says what the teardown waits for on node n: the node to come back, or its job.
 func nodeWait(n spec.NodeVolumes, node swarm.Node, t *swarm.Task) string {
-	vols := strings.Join(n.Volumes, ", ")
+	vols := nodeHolds(n)
 	if vols == "" {
 		vols = "those labelled with the app"
 	}
@@ -396,6 +426,10 @@ func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs, stack string, leftSt
 	if leftStack {
 		labels[LabelJobScope] = scopeLeftStack
 		args = append(args, "--only-stack")
+	} else {
+		for _, id := range n.Jobs {
+			args = append(args, "--job-service", id)
+		}
 	}
 	return swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: jobName(stack, w.App, n.ID), Labels: labels},

@@ -139,15 +139,23 @@ func TestRecordNodes(t *testing.T) {
 		{"task without volumes", []swarm.Task{{ServiceID: "s", NodeID: "n2"}}, ""},
 		{"other node, hostname known", []swarm.Task{withVolume("n2", "a_data"), withVolume("n2", "a_db")}, "h2:a_data,a_db"},
 		{"unknown node keeps its ID", []swarm.Task{withVolume("n9", "a_data")}, "n9:a_data"},
+		// swarm keeps a recipe job's finished container for good once the service is gone
+		{"a recipe job's task without volumes", []swarm.Task{{ServiceID: "job", NodeID: "n2"}}, "h2: jobs job"},
+		{"a recipe job's task with one", []swarm.Task{withVolume("n2", "a_data"), {ServiceID: "job", NodeID: "n2"}, {ServiceID: "job", NodeID: "n2"}}, "h2:a_data jobs job"},
+		{"a recipe job's task on this node", []swarm.Task{{ServiceID: "job", NodeID: "self"}}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &spec.Status{}
-			recordNodes(st, tc.tasks, nodes, "self")
-			recordNodes(st, tc.tasks, nodes, "self") // idempotent
+			jobs := map[string]bool{"job": true}
+			recordNodes(st, tc.tasks, jobs, nodes, "self")
+			recordNodes(st, tc.tasks, jobs, nodes, "self") // idempotent
 			var got []string
 			for _, n := range st.Nodes {
 				got = append(got, nodeName(n)+":"+strings.Join(n.Volumes, ","))
+				if len(n.Jobs) > 0 {
+					got[len(got)-1] += " jobs " + strings.Join(n.Jobs, ",")
+				}
 			}
 			if strings.Join(got, " ") != tc.want {
 				t.Fatalf("got %q, want %q", strings.Join(got, " "), tc.want)
@@ -420,6 +428,14 @@ func TestVolumeJobIsAOneShotService(t *testing.T) {
 	}
 	if !isJob(swarm.Service{Spec: s}) {
 		t.Error("not recognised as a volume job by its labels")
+	}
+	// A node that ran a task of a recipe job: its teardown job removes that job's containers;
+	// a move's job does not (the app's new stack runs on).
+	n := spec.NodeVolumes{ID: "n2", Jobs: []string{"j1", "j2"}}
+	args := strings.Join(volumeJob(w, n, DefaultNodeJobs, stackOf(w), false).TaskTemplate.ContainerSpec.Args, " ")
+	moveArgs := strings.Join(volumeJob(w, n, DefaultNodeJobs, stackOf(w), true).TaskTemplate.ContainerSpec.Args, " ")
+	if !strings.Contains(args, "--job-service j1 --job-service j2") || strings.Contains(moveArgs, "--job-service") {
+		t.Errorf("teardown job args %q, move job args %q", args, moveArgs)
 	}
 }
 

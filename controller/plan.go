@@ -288,12 +288,7 @@ func finishedJobContainers(own swarmstate.Owner, snap *swarmstate.Snapshot, remo
 	if self == "" {
 		return nil
 	}
-	jobs := map[string]bool{}
-	for _, s := range snap.Services {
-		if (s.Spec.Mode.ReplicatedJob != nil || s.Spec.Mode.GlobalJob != nil) && !isJob(s) && own.Owns(s.Spec.Labels) {
-			jobs[s.ID] = true
-		}
-	}
+	jobs := recipeJobs(own, snap.Services)
 	var plan []Action
 	for _, t := range snap.Tasks {
 		cs := t.Status.ContainerStatus

@@ -92,6 +92,7 @@ func (s *Status) clone() *Status {
 		c.Nodes = make([]NodeVolumes, len(s.Nodes))
 		for i, n := range s.Nodes {
 			n.Volumes = slices.Clone(n.Volumes)
+			n.Jobs = slices.Clone(n.Jobs)
 			c.Nodes[i] = n
 		}
 	}

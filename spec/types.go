@@ -269,6 +269,10 @@ type NodeVolumes struct {
 	ID       string   `json:"id"`
 	Hostname string   `json:"hostname,omitempty"`
 	Volumes  []string `json:"volumes"`
+	// Jobs are the IDs of the recipe's job services (replicated-job, global-job) that ran a
+	// task on the node: swarm's agent keeps a job's finished container for good once its
+	// service is gone, so the node's teardown job removes those containers too.
+	Jobs []string `json:"jobs,omitempty"`
 }
 
 // TaskStatus is one of the newest tasks of a service.

@@ -26,14 +26,16 @@ import (
 // (controller/nodes.go): volumes are node-local, so only the node's own engine can remove them.
 func nodeCleanCmd() *cobra.Command {
 	var app, owner, stack string
+	var jobServices []string
 	var list, onlyStack bool
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:   "node-clean (--app APP | --list) [--owner OWNER]",
+		Use:   "node-clean (--app APP | --list) [--owner OWNER] [--job-service ID]...",
 		Short: "Remove an app's volumes from the engine this runs against (a teardown's job on each node)",
 		Long: "node-clean removes the volumes labelled with the app (and the owner, when given) from the\n" +
 			"engine at DOCKER_HOST, waiting while containers that are stopping still use them (a finished\n" +
-			"task's container of --stack that holds one is removed: swarm keeps a job's for good). A teardown\n" +
+			"task's container of --stack that holds one is removed: swarm keeps a job's for good), after\n" +
+			"removing the containers of the --job-service services' tasks (the recipe's jobs). A teardown\n" +
 			"runs it as a swarm job on every other node that ran a task of the app, with the node's\n" +
 			"Docker socket mounted; exit 0 says nothing of the app is left on the node. With --list it\n" +
 			"removes nothing and prints one JSON line per volume of the owner's apps on the node: the\n" +
@@ -59,6 +61,9 @@ func nodeCleanCmd() *cobra.Command {
 			if onlyStack && stack == "" {
 				return errors.New("--only-stack needs --stack: the stack whose volumes are removed")
 			}
+			if err := removeJobContainers(ctx, engine, jobServices, cmd.OutOrStdout()); err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			if err := cleanVolumes(ctx, engine, app, owner, stack, onlyStack, cmd.OutOrStdout()); err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -69,6 +74,7 @@ func nodeCleanCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&list, "list", false, "remove nothing: print the apps' volumes on this node as JSON lines")
 	cmd.Flags().StringVar(&stack, "stack", "", "first wait until no container of this stack that mounts one of the app's volumes is left on the node (a teardown starts the job as it removes the services); without --owner, remove only this stack's volumes")
 	cmd.Flags().BoolVar(&onlyStack, "only-stack", false, "remove only --stack's volumes, also with --owner (a domain change's job: the app's new stack may run on the node)")
+	cmd.Flags().StringSliceVar(&jobServices, "job-service", nil, "first remove the containers on this node of this swarm service's tasks once they have stopped (a removed recipe job's, which swarm keeps for good); repeatable")
 	cmd.Flags().StringVar(&owner, "owner", "", "only volumes of this owner (the reconciler's identity); empty: any owner")
 	cmd.Flags().DurationVar(&wait, "wait", controller.DefaultNodeJobs.Wait, "how long to wait for volumes still in use by stopping containers")
 	return cmd
@@ -82,8 +88,55 @@ type volumeEngine interface {
 	ContainerRemove(ctx context.Context, id string, o container.RemoveOptions) error
 }
 
-// labelTask is the label swarm's agent puts on the container of a task.
-const labelTask = "com.docker.swarm.task.id"
+// labelTask is the label swarm's agent puts on the container of a task, labelService the one
+// naming the task's service by ID.
+const (
+	labelTask    = "com.docker.swarm.task.id"
+	labelService = "com.docker.swarm.service.id"
+)
+
+// removeJobContainers removes the containers on the node of the tasks of services (the IDs of
+// an app's recipe jobs, whose services the teardown removes: swarm's agent keeps a job's
+// finished container for good), waiting while one still runs, until none is left or ctx ends.
+// A service ID is swarm's, unique, and names only a service the reconciler owned.
+func removeJobContainers(ctx context.Context, e volumeEngine, services []string, out io.Writer) error {
+	if len(services) == 0 {
+		return nil
+	}
+	removed := 0
+	for {
+		cs, err := e.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", labelService))})
+		if err != nil {
+			return fmt.Errorf("list the containers of the app's jobs: %w", err)
+		}
+		var running []string
+		for _, c := range cs {
+			if !slices.Contains(services, c.Labels[labelService]) {
+				continue
+			}
+			name := strings.TrimPrefix(firstName(c.Names), "/")
+			switch c.State {
+			case container.StateExited, container.StateDead, container.StateCreated:
+				if err := e.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+					running = append(running, fmt.Sprintf("%s (%v)", name, err))
+					continue
+				}
+				removed++
+			default:
+				running = append(running, fmt.Sprintf("%s (%s)", name, c.State))
+			}
+		}
+		if len(running) == 0 {
+			fmt.Fprintf(out, "removed %d containers of the app's jobs\n", removed)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("containers of the app's jobs left on this node: %s", strings.Join(running, ", "))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
 
 // cleanVolumes waits until no container of stack that mounts one of the app's volumes is left
 // on the node (none when stack is ""), then removes the app's volumes until a list finds none,

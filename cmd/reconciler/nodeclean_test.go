@@ -169,15 +169,25 @@ type stackNode struct {
 	containers []container.Summary
 	gone       map[string]int
 	removed    []string
+	// stopsAfter: a running container is listed so many times, then exited.
+	stopsAfter map[string]int
 }
 
 func (s *stackNode) ContainerList(_ context.Context, o container.ListOptions) ([]container.Summary, error) {
 	var out []container.Summary
-	for _, c := range s.containers {
+	for i := range s.containers {
+		if n, ok := s.stopsAfter[s.containers[i].ID]; ok {
+			if n == 0 {
+				s.containers[i].State = "exited"
+			}
+			s.stopsAfter[s.containers[i].ID] = n - 1
+		}
+		c := s.containers[i]
 		ok := s.gone[c.ID] != 0
 		for _, l := range o.Filters.Get("label") {
-			k, v, _ := strings.Cut(l, "=")
-			ok = ok && c.Labels[k] == v
+			k, v, withValue := strings.Cut(l, "=")
+			_, has := c.Labels[k]
+			ok = ok && has && (!withValue || c.Labels[k] == v)
 		}
 		if ok {
 			s.gone[c.ID]--
@@ -265,5 +275,37 @@ func TestCleanVolumesRemovesFinishedTaskContainers(t *testing.T) {
 	}
 	if _, left := n.vols["a_data"]; left {
 		t.Error("a_data is left")
+	}
+}
+
+// TestRemoveJobContainers: the containers on the node of the tasks of the app's recipe jobs
+// (--job-service), which swarm keeps for good once a job's service is removed, are removed,
+// one still running once it has stopped; those of any other service are left alone.
+func TestRemoveJobContainers(t *testing.T) {
+	task := func(id, service, state string) container.Summary {
+		return container.Summary{ID: id, Names: []string{"/" + id}, State: state,
+			Labels: map[string]string{labelService: service, labelTask: "t-" + id}}
+	}
+	n := &stackNode{nodeVolumes: &nodeVolumes{vols: map[string]map[string]string{}},
+		containers: []container.Summary{task("j1", "s1", "exited"), task("j2", "s1", "running"), task("j3", "s2", "dead"),
+			task("other", "s9", "exited"), {ID: "plain", Names: []string{"/plain"}, State: "exited"}},
+		gone: map[string]int{"j1": -1, "j2": -1, "j3": -1, "other": -1, "plain": -1}, stopsAfter: map[string]int{"j2": 2}}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	if err := removeJobContainers(ctx, n, []string{"s1", "s2"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(n.removed)
+	if !slices.Equal(n.removed, []string{"j1", "j2", "j3"}) || !strings.Contains(out.String(), "removed 3 containers") {
+		t.Errorf("removed %v (%q), want j1, j2 (once stopped) and j3, nothing of another service", n.removed, out.String())
+	}
+	// One that does not stop within the job's wait: the job fails naming it.
+	n.containers = append(n.containers, task("j4", "s1", "running"))
+	n.gone["j4"] = -1
+	ctx, cancel = context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := removeJobContainers(ctx, n, []string{"s1"}, &out); err == nil || !strings.Contains(err.Error(), "j4 (running)") {
+		t.Errorf("a job's container that keeps running: %v", err)
 	}
 }
