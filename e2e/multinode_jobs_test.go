@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,7 +40,9 @@ func TestMultinodeJobContainerOnAnotherNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cs) != 1 || !strings.Contains(cs[0], "(exited)") {
+	// One or more: a manager that once led swarm's Raft may run a job again (moby/moby#53632),
+	// as it does when another test changes the leader meanwhile.
+	if !slices.ContainsFunc(cs, func(c string) bool { return strings.Contains(c, "(exited)") }) {
 		t.Fatalf("want the job's exited container on %s, have %v; status:\n%s", worker.name, cs, s)
 	}
 	h.deleteSpec(a.name)

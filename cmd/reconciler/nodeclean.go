@@ -33,8 +33,7 @@ func nodeCleanCmd() *cobra.Command {
 		Use:   "node-clean (--app APP | --list) [--owner OWNER] [--job-service ID]...",
 		Short: "Remove an app's volumes from the engine this runs against (a teardown's job on each node)",
 		Long: "node-clean removes the volumes labelled with the app (and the owner, when given) from the\n" +
-			"engine at DOCKER_HOST, waiting while containers that are stopping still use them (a finished\n" +
-			"task's container of --stack that holds one is removed: swarm keeps a job's for good), after\n" +
+			"engine at DOCKER_HOST, waiting while containers that are stopping still use them, after\n" +
 			"removing the containers of the --job-service services' tasks (the recipe's jobs). A teardown\n" +
 			"runs it as a swarm job on every other node that ran a task of the app, with the node's\n" +
 			"Docker socket mounted; exit 0 says nothing of the app is left on the node. With --list it\n" +
@@ -249,20 +248,13 @@ func holders(ctx context.Context, e volumeEngine, f filters.Args, stack string) 
 	}
 	var out []string
 	for _, c := range cs {
-		if !slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume && ours[m.Name] }) {
-			continue
+		// A service's stopped container is waited for, not removed: swarm's agent removes it
+		// once the managers reap its task, and an answer before that would let the teardown
+		// see the task still listed and ask the node again. A recipe job's, which swarm keeps
+		// for good, went before this (removeJobContainers).
+		if slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume && ours[m.Name] }) {
+			out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(firstName(c.Names), "/"), c.State))
 		}
-		if (c.State == container.StateExited || c.State == container.StateDead) && c.Labels[labelTask] != "" {
-			// A finished task's container of the stack, holding a volume of the app that is
-			// being removed: swarm's agent removes a service's once the managers reap its task,
-			// but keeps a job's (replicated-job, global-job) for good once its service is gone,
-			// and that would hold the volume for good. Removed here, as the teardown removes
-			// those of its own node (the agent takes a container already gone as removed).
-			if err := e.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err == nil || cerrdefs.IsNotFound(err) {
-				continue
-			}
-		}
-		out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(firstName(c.Names), "/"), c.State))
 	}
 	return out, nil
 }

@@ -248,36 +248,6 @@ func TestCleanVolumesWaitsForTheAppsContainersOnly(t *testing.T) {
 	}
 }
 
-// TestCleanVolumesRemovesFinishedTaskContainers: a recipe job's (replicated-job, global-job)
-// finished container on the node, which swarm's agent keeps for good once the job's service is
-// removed (the reconciler removes those of its own node before the service: PlanTeardown), holds
-// the app's volume for ever: the job removes it, as the teardown does on its own node, instead
-// of failing at --wait and being retried for ever (the app Deleting for good). A stopped
-// container that is no swarm task's, and a running one, are left alone; so is a finished task's
-// container of the stack that mounts none of the app's volumes.
-func TestCleanVolumesRemovesFinishedTaskContainers(t *testing.T) {
-	task := map[string]string{swarmstate.LabelNamespace: "a_one", "com.docker.swarm.task.id": "t1"}
-	job := container.Summary{ID: "j1", Names: []string{"/a_one_migrate.1.z"}, Labels: task, State: "exited",
-		Mounts: []container.MountPoint{{Type: "volume", Name: "a_data"}}}
-	other := container.Summary{ID: "j2", Names: []string{"/a_one_other.1.z"}, Labels: task, State: "exited",
-		Mounts: []container.MountPoint{{Type: "volume", Name: "abra_data"}}}
-	n := &stackNode{nodeVolumes: &nodeVolumes{vols: map[string]map[string]string{
-		"a_data": {swarmstate.LabelApp: "a", swarmstate.LabelOwner: "o1", swarmstate.LabelNamespace: "a_one"},
-	}}, containers: []container.Summary{job, other}, gone: map[string]int{"j1": -1, "j2": -1}}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-	defer cancel()
-	var out bytes.Buffer
-	if err := cleanVolumes(ctx, n, "a", "o1", "a_one", false, &out); err != nil {
-		t.Fatalf("err = %v: the finished job's container holds the volume for good", err)
-	}
-	if !slices.Equal(n.removed, []string{"j1"}) {
-		t.Errorf("removed containers %v, want [j1]", n.removed)
-	}
-	if _, left := n.vols["a_data"]; left {
-		t.Error("a_data is left")
-	}
-}
-
 // TestRemoveJobContainers: the containers on the node of the tasks of the app's recipe jobs
 // (--job-service), which swarm keeps for good once a job's service is removed, are removed,
 // one still running once it has stopped; those of any other service are left alone.
