@@ -494,6 +494,10 @@ func (b *backupRunner) restore(ctx context.Context, m *spec.BackupManifest, befo
 		}
 		if err != nil {
 			err = partialRestore{err}
+			// What the volumes hold now is not the backup: a post-hook that loads a dump
+			// would replace live data with it. Only those owed to a pre-hook that ran still
+			// run (as after a kill); backup-bot-two runs none once its restore failed.
+			ran = slices.DeleteFunc(ran, func(s manifests.BackupService) bool { return s.RestorePre == "" })
 		}
 	}
 	if err = b.postHooks(ctx, hookRestorePost, ran, post, err); err != nil {

@@ -553,6 +553,29 @@ func TestRestoreAgainAfterAFailedRestore(t *testing.T) {
 	}
 }
 
+// TestFailedRestoreLoadsNoDump: bonfire's db has a restore post-hook that loads the restored
+// dump (`/pg_backup.sh restore` loads backup.sql into the database) and no restore pre-hook.
+// A restore that did not write and verify the backup must not run it: it would replace the
+// live database with a dump the restore did not deliver (here a corrupted one). backup-bot-two
+// runs no restore post-hook once the restore itself failed; only a post-hook owed to a
+// pre-hook that ran is still run (as after a kill, owedPostHooks).
+func TestFailedRestoreLoadsNoDump(t *testing.T) {
+	f, fb, id := backedUp(t)
+	fb.mu.Lock()
+	fb.files["a_test_app"]["/data/db"] = "43" // written since the backup
+	fb.mu.Unlock()
+	fb.corrupt = func(string, string) string { return "garbage" }
+	n := len(fb.ran)
+	f.writeSpec("a", "recipe: bk\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2, id: \""+id+"\"}}\n")
+	st := f.settle("a")
+	if st.Phase != spec.PhaseFailed || st.LastRestore == nil || st.LastRestore.State != spec.RunFailed {
+		t.Fatalf("a restore that does not read back: %s %s", st.Phase, st.Message)
+	}
+	if slices.Contains(fb.ran[n:], "a_test_app: load") || fb.files["a_test_app"]["/data/db"] != "43" {
+		t.Fatalf("the failed restore ran the post-hook that loads the dump: ran %q, the database holds %q", fb.ran[n:], fb.files["a_test_app"]["/data/db"])
+	}
+}
+
 // TestRequestToAFailedApp: a request to an app that is Failed is answered at once, failed and
 // saying why, and not carried out when a later attempt converges, long after it was made.
 func TestRequestToAFailedApp(t *testing.T) {
