@@ -108,6 +108,11 @@ func (r *Rendered) BackupPlan() (*BackupPlan, error) {
 				continue // binds and tmpfs are not the app's data in the swarm
 			}
 			mounted[m.Source] = true
+			if v, ok := r.config.Volumes[m.Source]; ok && v.External.External {
+				// Declared external: made by someone else (another stack, by hand), carrying no
+				// ownership labels of ours. A backup does not read it, nor a restore write into it.
+				continue
+			}
 			if off, set := labels[labelBackupVolumes+m.Source]; set {
 				if b, err := strconv.ParseBool(strings.TrimSpace(off)); err != nil {
 					return nil, fmt.Errorf("%w: service %s: label %s%s=%q is not true or false", ErrInput, svc.Name, labelBackupVolumes, m.Source, off)

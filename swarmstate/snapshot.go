@@ -48,9 +48,9 @@ func (o Owner) Owns(labels map[string]string) bool {
 		return false
 	}
 	if o.Dir == "" {
-		// A volume job of the janitor of an earlier release carries no owner label: only this
-		// product sets LabelJob.
-		return labels[LabelOwner] != "" || labels[LabelJob] != ""
+		// A volume job of the janitor of an earlier release carries no owner label, but
+		// LabelJob=volumes (controller.jobVolumes); nothing else without one is a reconciler's.
+		return labels[LabelOwner] != "" || labels[LabelJob] == "volumes"
 	}
 	return labels[LabelOwner] == o.Dir
 }
@@ -113,6 +113,26 @@ func Take(ctx context.Context, r Reader, o Owner) (*Snapshot, error) {
 		tasks, err := r.TaskList(ctx, swarm.TaskListOptions{Filters: owned})
 		if err != nil {
 			return fmt.Errorf("list tasks: %w", err)
+		}
+		if o.Dir == "" {
+			// Any owner's (the janitor's) filter asks for the app label only, and the task of a
+			// removed service shows no labels to check: such a task is kept only if a list
+			// asking for some owner label returns it too (a service labelled with an app by
+			// hand, without an owner, is not a reconciler's). One call more, for the janitor only.
+			f := owned.Clone()
+			f.Add("label", LabelOwner)
+			withOwner, err := r.TaskList(ctx, swarm.TaskListOptions{Filters: f})
+			if err != nil {
+				return fmt.Errorf("list tasks: %w", err)
+			}
+			listed, ok := map[string]bool{}, map[string]bool{}
+			for _, v := range svcs {
+				listed[v.ID] = true
+			}
+			for _, t := range withOwner {
+				ok[t.ID] = true
+			}
+			tasks = slices.DeleteFunc(tasks, func(t swarm.Task) bool { return !listed[t.ServiceID] && !ok[t.ID] })
 		}
 		s.Services, s.Tasks = svcs, tasks
 		return nil
