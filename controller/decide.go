@@ -825,6 +825,7 @@ func (d decision) status(now time.Time) *spec.Status {
 	if d.Phase == spec.PhaseReady {
 		d.Status.SetBacks, d.Status.SetBackAt = 0, nil // the set-backs' backoff starts over
 	}
+	d.Status.RecordRequests() // a request's end outlives its run's place in lastBackup/lastRestore
 	return d.Status
 }
 

@@ -726,7 +726,6 @@ var errStatusStore = errors.New("status store unwritable")
 
 func (r *Reconciler) persist(st *spec.Status, now time.Time) error {
 	st.UpdatedAt = now
-	st.RecordRequests()
 	err := spec.WriteStatus(r.StatusDir, st)
 	r.mu.Lock()
 	if r.unwritten == nil {
