@@ -34,8 +34,8 @@ type Engine interface {
 	ConfigRemove(ctx context.Context, id string) error
 	VolumeRemove(ctx context.Context, id string, force bool) error
 	ContainerRemove(ctx context.Context, id string, o container.RemoveOptions) error
-	// The containers of this engine's node: their state, before its agent tells the managers.
-	ContainerList(ctx context.Context, o container.ListOptions) ([]container.Summary, error)
+	// A container of this engine's node: its state, before its agent tells the managers.
+	ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error)
 	ImageInspect(ctx context.Context, ref string, o ...client.ImageInspectOption) (image.InspectResponse, error)
 	ImagePull(ctx context.Context, ref string, o image.PullOptions) (io.ReadCloser, error)
 	TaskLogs(ctx context.Context, taskID string, o container.LogsOptions) (io.ReadCloser, error)

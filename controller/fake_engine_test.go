@@ -102,7 +102,11 @@ type fakeEngine struct {
 	containersHold bool
 	// exitedLocally are containers the engine's node saw exit while the managers still list
 	// their task running (an agent reporting late).
-	exitedLocally  map[string]bool
+	exitedLocally map[string]bool
+	// exitHandling are containers whose exit dockerd is handling (under the container's lock:
+	// containerd's task deleted, the log streams drained): an inspect waits and says exited,
+	// the list's view and the agent still say running.
+	exitHandling   map[string]bool
 	containersGone map[string]bool
 	// lateTask, with containersHold, is a restart that crossed the service's removal: a task
 	// of the removed service on the engine's node, preparing for two task lists, then stopped,
@@ -852,32 +856,26 @@ func (f *fakeEngine) holder(volume string) string {
 	return ""
 }
 
-// ContainerList lists the containers of the tasks on the engine's node: running while their
-// task is, unless exitedLocally says the node saw it exit before the managers list it.
-func (f *fakeEngine) ContainerList(_ context.Context, o container.ListOptions) ([]container.Summary, error) {
+// ContainerInspect is a container of a task on the engine's node: running while its task is,
+// unless exitedLocally or exitHandling says the node saw it exit before the managers list it.
+func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.record("list containers"); err != nil {
-		return nil, err
+	if err := f.record("inspect container %s", id); err != nil {
+		return container.InspectResponse{}, err
 	}
-	var out []container.Summary
 	for _, t := range f.tasks {
 		cs := t.Status.ContainerStatus
-		if cs == nil || cs.ContainerID == "" || f.containersGone[cs.ContainerID] || t.NodeID != fakeNode && t.NodeID != "" {
+		if cs == nil || cs.ContainerID != id || f.containersGone[id] || t.NodeID != fakeNode && t.NodeID != "" {
 			continue
 		}
-		// As the engine: an id filter matches by prefix, any of its values.
-		if ids := o.Filters.Get("id"); len(ids) > 0 && !slices.ContainsFunc(ids, func(id string) bool { return strings.HasPrefix(cs.ContainerID, id) }) {
-			continue
+		st := &container.State{Status: container.StateRunning, Running: true, StartedAt: t.Status.Timestamp.Format(time.RFC3339Nano)}
+		if terminalTask(t) || f.exitedLocally[id] || f.exitHandling[id] {
+			st = &container.State{Status: container.StateExited, ExitCode: 3, StartedAt: st.StartedAt, FinishedAt: f.taskTime().Format(time.RFC3339Nano)}
 		}
-		c := container.Summary{ID: cs.ContainerID, State: container.StateRunning, Status: "Up 1 second",
-			Labels: map[string]string{"com.docker.swarm.task.id": t.ID}}
-		if terminalTask(t) || f.exitedLocally[cs.ContainerID] {
-			c.State, c.Status = container.StateExited, "Exited (3) 1 second ago"
-		}
-		out = append(out, c)
+		return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id, State: st}}, nil
 	}
-	return out, nil
+	return container.InspectResponse{}, errdefs.NotFound(fmt.Errorf("No such container: %s", id))
 }
 
 func (f *fakeEngine) ContainerRemove(_ context.Context, id string, _ container.RemoveOptions) error {

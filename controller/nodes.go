@@ -5,15 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 
@@ -559,58 +557,45 @@ func remoteTasks(snap *swarmstate.Snapshot, st *spec.Status, self string) bool {
 // localTruth corrects, in w's snapshot, the tasks on this engine's node that the managers
 // still list as running while their container has exited: an agent on a loaded node reports a
 // task's end seconds late, and a crash-looping task that exits after 3 s then looks up for 5 s
-// and passes a stability window (seen on CI). The node's own engine knows at once. Only while
+// and passes a stability window (seen on CI). The node's own engine knows first. Only while
 // the app's attempt has not converged: that is where a task wrongly up makes a wrong Ready;
-// a converged app sees the end when the managers do. One container list call, of those
-// tasks' containers; it reports whether it corrected any task.
+// a converged app sees the end when the managers do. One inspect a local running task; it
+// reports whether it corrected any task.
+//
+// An inspect, not a container list: dockerd handles an exit under the container's lock
+// (containerd's task deleted, up to 2 s for its log streams) and only then updates the view a
+// list reads, and tells its agent; an inspect waits for that lock, so it sees an exit that
+// dockerd has begun to handle, where a list still says running (seen on CI: a list before the
+// Ready said running, 2 s after the process had exited).
 func (r *Reconciler) localTruth(ctx context.Context, w *world) (bool, error) {
 	if prev := w.Prev; prev != nil && (prev.Phase == spec.PhaseReady || prev.Phase == spec.PhaseDegraded || prev.Phase.Final()) &&
 		w.Desired != nil && prev.ObservedGeneration == w.Desired.Generation {
 		return false, nil
 	}
-	var local []int
-	for i, t := range w.Snap.Tasks {
-		if t.Status.State == swarm.TaskStateRunning && (t.NodeID == w.Self || w.Self == "") &&
-			t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != "" {
-			local = append(local, i)
-		}
-	}
-	if len(local) == 0 {
-		return false, nil
-	}
-	// Only those tasks' containers: a node of 100 apps lists hundreds, and the call is made by
-	// every waiting app's pass on an engine that is busy starting them.
-	ids := filters.NewArgs()
-	for _, i := range local {
-		ids.Add("id", w.Snap.Tasks[i].Status.ContainerStatus.ContainerID)
-	}
-	cs, err := r.Engine.ContainerList(ctx, container.ListOptions{All: true, Filters: ids})
-	if err != nil {
-		return false, fmt.Errorf("list this node's containers: %w", err)
-	}
 	corrected := false
-	byID := make(map[string]container.Summary, len(cs))
-	for _, c := range cs {
-		byID[c.ID] = c
-	}
-	for _, i := range local {
+	for i := range w.Snap.Tasks {
 		t := &w.Snap.Tasks[i]
-		c, ok := byID[t.Status.ContainerStatus.ContainerID]
-		if !ok || c.State == container.StateRunning || c.State == container.StateCreated || c.State == container.StateRestarting {
+		if t.Status.State != swarm.TaskStateRunning || (t.NodeID != w.Self && w.Self != "") ||
+			t.Status.ContainerStatus == nil || t.Status.ContainerStatus.ContainerID == "" {
+			continue
+		}
+		c, err := r.Engine.ContainerInspect(ctx, t.Status.ContainerStatus.ContainerID)
+		if cerrdefs.IsNotFound(err) {
+			continue // removed since: the managers will say how the task ended
+		}
+		if err != nil {
+			return false, fmt.Errorf("inspect container %s of task %s on this node: %w", t.Status.ContainerStatus.ContainerID, t.ID, err)
+		}
+		if c.State == nil || c.State.Running || c.State.Restarting || c.State.Status == container.StateCreated {
 			continue
 		}
 		status := t.Status
 		cst := *status.ContainerStatus
-		if m := exitedCode.FindStringSubmatch(c.Status); m != nil {
-			cst.ExitCode, _ = strconv.Atoi(m[1])
-		}
+		cst.ExitCode = c.State.ExitCode
 		status.State, status.ContainerStatus = swarm.TaskStateFailed, &cst
-		status.Err = fmt.Sprintf("its container %s (%s), which the managers did not list yet", c.State, c.Status)
+		status.Err = fmt.Sprintf("its container %s (exit code %d at %s), which the managers did not list yet", c.State.Status, c.State.ExitCode, c.State.FinishedAt)
 		t.Status = status
 		corrected = true
 	}
 	return corrected, nil
 }
-
-// exitedCode reads the exit code in a container list's status ("Exited (3) 2 seconds ago").
-var exitedCode = regexp.MustCompile(`^Exited \((-?\d+)\)`)

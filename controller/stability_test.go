@@ -421,40 +421,52 @@ func TestRedactorLinesOfAnInsertedSecret(t *testing.T) {
 
 // TestNoReadyOnATaskItsNodeSawExit: a loaded node's agent reports a task's end seconds late;
 // the managers list the crash-looping task as running past the stability window. The
-// engine's own node lists its container as exited: not Ready, whatever the managers say (a
-// wrong Ready seen on CI, which then left the app Degraded for good instead of Failed).
+// engine's own node knows its container exited: not Ready, whatever the managers say (a wrong
+// Ready seen on CI, which then left the app Degraded for good instead of Failed). While dockerd
+// handles an exit (under the container's lock: containerd's task deleted, the log streams
+// drained, 2 s at most), a container list still says running; an inspect waits for the lock
+// and says exited (a list before the Ready said running on CI, 2 s after the exit).
 func TestNoReadyOnATaskItsNodeSawExit(t *testing.T) {
-	f := newFixture(t)
-	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\nminReady: 5s\ntimeout: 1m\n")
-	st := f.pass("a")
-	if st.Phase == spec.PhaseReady {
-		t.Fatalf("Ready at once: %s", st.Message)
-	}
-	f.engine.mu.Lock()
-	f.engine.exitedLocally = map[string]bool{}
-	for _, tk := range f.engine.tasks {
-		if cs := tk.Status.ContainerStatus; cs != nil && tk.Status.State == swarm.TaskStateRunning {
-			f.engine.exitedLocally[cs.ContainerID] = true
-		}
-	}
-	f.engine.mu.Unlock()
-	if len(f.engine.exitedLocally) == 0 {
-		t.Fatal("no running task with a container: the case does not arise")
-	}
-	seen, _ := f.stepPasses("a", time.Second, 10*time.Second)
-	for _, st := range seen {
-		if st.Phase == spec.PhaseReady {
-			t.Fatalf("Ready while the node lists the task's container as exited: %s", st.Message)
-		}
-	}
-	if last := seen[len(seen)-1]; !strings.Contains(last.Message, "exited") {
-		t.Errorf("last: %s %q; want it to say the container exited", last.Phase, last.Message)
+	for name, mark := range map[string]func(*fakeEngine, string){
+		"exit handled":       func(e *fakeEngine, id string) { e.exitedLocally[id] = true },
+		"exit being handled": func(e *fakeEngine, id string) { e.exitHandling[id] = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\nminReady: 5s\ntimeout: 1m\n")
+			if st := f.pass("a"); st.Phase == spec.PhaseReady {
+				t.Fatalf("Ready at once: %s", st.Message)
+			}
+			f.engine.mu.Lock()
+			f.engine.exitedLocally, f.engine.exitHandling = map[string]bool{}, map[string]bool{}
+			n := 0
+			for _, tk := range f.engine.tasks {
+				if cs := tk.Status.ContainerStatus; cs != nil && tk.Status.State == swarm.TaskStateRunning {
+					mark(f.engine, cs.ContainerID)
+					n++
+				}
+			}
+			f.engine.mu.Unlock()
+			if n == 0 {
+				t.Fatal("no running task with a container: the case does not arise")
+			}
+			seen, _ := f.stepPasses("a", time.Second, 10*time.Second)
+			for _, st := range seen {
+				if st.Phase == spec.PhaseReady {
+					t.Fatalf("Ready while the node knows the task's container exited: %s", st.Message)
+				}
+			}
+			if last := seen[len(seen)-1]; !strings.Contains(last.Message, "exited (exit code 3") {
+				t.Errorf("last: %s %q; want it to say the container exited with code 3", last.Phase, last.Message)
+			}
+		})
 	}
 }
 
-// TestLocalTruthOnlyWhereAReadyIsAtStake: the node's container list is asked once, by the pass
-// that would write Ready, not by every pass of a waiting app (at N = 100 on a busy engine, a
-// call more in each pass of each waiting app slowed every Ready), and never again once Ready.
+// TestLocalTruthOnlyWhereAReadyIsAtStake: the node's containers are asked about once, by the
+// pass that would write Ready, not by every pass of a waiting app (at N = 100 on a busy
+// engine, a call more in each pass of each waiting app slowed every Ready), and never again
+// once Ready: one inspect for the app's one local task.
 func TestLocalTruthOnlyWhereAReadyIsAtStake(t *testing.T) {
 	f := newFixture(t)
 	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\nminReady: 5s\ntimeout: 1m\n")
@@ -465,8 +477,8 @@ func TestLocalTruthOnlyWhereAReadyIsAtStake(t *testing.T) {
 	f.pass("a")
 	f.engine.mu.Lock()
 	defer f.engine.mu.Unlock()
-	if n := strings.Count(strings.Join(f.engine.calls, "\n"), "list containers"); n != 1 {
-		t.Errorf("%d container list calls in %d passes; want 1, by the pass that wrote Ready", n, len(seen)+1)
+	if n := strings.Count(strings.Join(f.engine.calls, "\n"), "inspect container"); n != 1 {
+		t.Errorf("%d container calls in %d passes; want 1, by the pass that wrote Ready", n, len(seen)+1)
 	}
 }
 
