@@ -575,7 +575,7 @@ func (f *fakeEngine) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swa
 			return swarm.ServiceCreateResponse{}, errdefs.Conflict(fmt.Errorf("service %s exists", s.Name))
 		}
 	}
-	svc := &swarm.Service{ID: f.id(), Spec: s, Meta: swarm.Meta{Version: swarm.Version{Index: uint64(f.seq)}}}
+	svc := &swarm.Service{ID: f.id(), Spec: s, Meta: swarm.Meta{Version: swarm.Version{Index: uint64(f.seq)}, CreatedAt: f.now}}
 	f.services[svc.ID] = svc
 	f.runTasks(svc)
 	return swarm.ServiceCreateResponse{ID: svc.ID}, nil

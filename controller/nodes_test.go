@@ -255,6 +255,56 @@ func TestInventoryReadsEachNodeOnce(t *testing.T) {
 	}
 }
 
+// TestInventoryLeftByAKilledStart: an inventory job outlives a reconciler killed in its
+// start-up sweep. Its own next start removes it (same name); if it never starts again, the
+// janitor, which sweeps every owner's, removes it once older than any inventory lasts, and
+// leaves a younger one (another owner's inventory under way) and one with no owner.
+func TestInventoryLeftByAKilledStart(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.answerInventory()
+	start := f.now
+	f.engine.now = start.Add(-10 * time.Minute)
+	for _, owner := range []string{"killed", ""} {
+		if _, err := f.engine.ServiceCreate(t.Context(), inventoryJob(owner, "n9", DefaultNodeJobs), swarm.ServiceCreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.engine.now = start.Add(-5 * time.Second)
+	if _, err := f.engine.ServiceCreate(t.Context(), inventoryJob("busy", "n9", DefaultNodeJobs), swarm.ServiceCreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.now = start
+	left := func() (names []string) {
+		f.engine.mu.Lock()
+		defer f.engine.mu.Unlock()
+		for _, s := range f.engine.services {
+			if s.Spec.Labels[LabelJob] == jobInventory {
+				names = append(names, s.Spec.Name)
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	name := func(owner string) string { return inventoryJob(owner, "", DefaultNodeJobs).Name }
+
+	f.r.Owner = "another" // a reconciler of another owner leaves the others' alone
+	if _, _, _, err := f.r.inventory(t.Context(), fakeNode); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{name(""), name("busy"), name("killed")}
+	slices.Sort(want)
+	if got := left(); !slices.Equal(got, want) {
+		t.Errorf("after the inventory of owner another: %v, want %v", got, want)
+	}
+	f.r.Owner = "" // the janitor: its own earlier one (same name) and the killed owner's go
+	if _, _, _, err := f.r.inventory(t.Context(), fakeNode); err != nil {
+		t.Fatal(err)
+	}
+	if got := left(); !slices.Equal(got, []string{name("busy")}) {
+		t.Errorf("after the janitor's inventory: %v, want only %v (under way)", got, name("busy"))
+	}
+}
+
 // answerInventory makes the inventory's task on each node answer what the node holds.
 func (f *fixture) answerInventory() {
 	f.engine.taskLog = func(id string) string { // under the engine's lock

@@ -222,14 +222,14 @@ func (r *Reconciler) inventory(ctx context.Context, self string) (found map[stri
 		jobs = DefaultNodeJobs
 	}
 	svc := inventoryJob(r.Owner, self, jobs)
-	if old, err := r.Engine.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("name", svc.Name))}); err != nil {
+	old, err := r.Engine.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelJob+"="+jobInventory))})
+	if err != nil {
 		return nil, nil, nil, fmt.Errorf("list services: %w", err)
-	} else {
-		for _, s := range old {
-			if s.Spec.Name == svc.Name && s.Spec.Labels[LabelJob] == jobInventory {
-				if r.Engine.ServiceRemove(ctx, s.ID) == nil { // an earlier start's, cut short
-					r.Log.Info("applied", "action", "remove service", "object", s.Spec.Name, "reason", "an inventory job left by an earlier start")
-				}
+	}
+	for _, s := range old {
+		if reason := inventoryLeft(s, svc.Name, r.Owner, r.Now()); reason != "" {
+			if r.Engine.ServiceRemove(ctx, s.ID) == nil {
+				r.Log.Info("applied", "action", "remove service", "object", s.Spec.Name, "reason", reason)
 			}
 		}
 	}
@@ -344,6 +344,28 @@ func readJobOutput(ctx context.Context, r *Reconciler, task string) ([]string, e
 		}
 	}
 	return lines, sc.Err()
+}
+
+// inventoryStale is the age past which an inventory job is a leftover: a start removes its
+// own once the nodes answered or inventoryWait passed.
+const inventoryStale = 6 * inventoryWait
+
+// inventoryLeft says why inventory service s is left by an earlier process and goes before the
+// inventory named name of owner starts, at now: "" to leave it. The same owner's (same name)
+// was cut short by a kill. The janitor (owner "") also takes another owner's, once older than
+// any inventory lasts: a reconciler killed in its start-up sweep and never started again would
+// leave it for good (its task containers with it), and the janitor sweeps every owner's.
+func inventoryLeft(s swarm.Service, name, owner string, now time.Time) string {
+	switch {
+	case s.Spec.Labels[LabelJob] != jobInventory:
+		return ""
+	case s.Spec.Name == name:
+		return "an inventory job left by an earlier start"
+	case owner == "" && s.Spec.Labels[swarmstate.LabelOwner] != "" && now.Sub(s.CreatedAt) > inventoryStale:
+		return fmt.Sprintf("an inventory job of owner %s left for %s (an inventory lasts %s at most)",
+			s.Spec.Labels[swarmstate.LabelOwner], now.Sub(s.CreatedAt).Round(time.Second), inventoryWait)
+	}
+	return ""
 }
 
 // inventoryJob lists the owner's app volumes on every node but self: a global service whose
