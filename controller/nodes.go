@@ -308,10 +308,12 @@ func withoutSettledTasks(snap *swarmstate.Snapshot, nodes map[string]swarm.Node)
 // unassigned one whose desired state is past completion. A jobs orchestrator left running on a
 // manager that was once swarm's leader (moby/moby#53632) creates tasks in the very moment a
 // job is removed, and those stay listed, new, for good (seen on the multi-node swarm: two of a
-// removed volume job kept a teardown waiting).
+// removed volume job kept a teardown waiting). Nor is a task of a job the teardown made to
+// run nowhere (jobStopped) ever placed: swarm keeps it, pending, after the job's removal.
 func neverPlaced(t swarm.Task) bool {
 	return t.NodeID == "" && (t.Status.State == swarm.TaskStateNew ||
-		t.DesiredState == swarm.TaskStateShutdown || t.DesiredState == swarm.TaskStateRemove)
+		t.DesiredState == swarm.TaskStateShutdown || t.DesiredState == swarm.TaskStateRemove ||
+		t.Spec.Placement != nil && slices.Contains(t.Spec.Placement.Constraints, jobStopped))
 }
 
 // nodeAway reports whether a node cannot run a job now: down, disconnected, drained or paused.

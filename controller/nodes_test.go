@@ -540,6 +540,8 @@ func TestWithoutSettledTasks(t *testing.T) {
 		return swarm.Task{ServiceID: "removed", NodeID: node, Status: swarm.TaskStatus{State: state}, DesiredState: desired}
 	}
 	run, start := swarm.TaskStateRunning, swarm.TaskStateStarting
+	stopped := removed("", swarm.TaskStatePending, swarm.TaskStateComplete)
+	stopped.Spec.Placement = &swarm.Placement{Constraints: []string{jobStopped}}
 	for _, tc := range []struct {
 		name  string
 		tasks []swarm.Task
@@ -558,6 +560,7 @@ func TestWithoutSettledTasks(t *testing.T) {
 		{"unassigned and to be removed: never placed", []swarm.Task{removed("", swarm.TaskStatePending, swarm.TaskStateRemove),
 			removed("", swarm.TaskStatePending, swarm.TaskStateShutdown)}, nodes, nil},
 		{"pending and still wanted: swarm may place it", []swarm.Task{removed("", swarm.TaskStatePending, swarm.TaskStateComplete)}, nodes, []string{""}},
+		{"pending, of a job made to run nowhere before its removal: never placed", []swarm.Task{stopped}, nodes, nil},
 		{"placed on a node: its container may start", []swarm.Task{removed("up", swarm.TaskStateAssigned, swarm.TaskStateRemove),
 			removed("up", swarm.TaskStateStarting, swarm.TaskStateRemove)}, nodes, []string{"up", "up"}},
 	} {

@@ -216,20 +216,37 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 // still starting or stopping on this node. Other nodes' volumes are their volume jobs'
 // (node-clean), which wait for swarm to remove the containers there: a job cannot see a task
 // still starting on its node.
+//
+// A recipe job (replicated-job, global-job) whose task still runs is not removed: swarm would
+// leave that task's container running for good (engine 20.10). It is given a constraint no node
+// meets (jobStopped), which shuts its tasks down, and removed once none runs, on any node.
 func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string, self string) []Action {
 	var plan []Action
 	add := func(a Action) {
-		a.Reason = "app deleted"
+		if a.Reason == "" {
+			a.Reason = "app deleted"
+		}
 		if own.Owns(a.Labels) && !slices.Contains(removed, a.object()) {
 			plan = append(plan, a)
 		}
 	}
+	jobs, held := recipeJobs(own, snap.Services), false
 	for _, s := range snap.Services {
-		if !isJob(s) { // a job removes itself once its work is done (planNodeCleanup)
-			add(Action{Kind: RemoveService, Name: s.Spec.Name, ID: s.ID, Labels: s.Spec.Labels})
+		if isJob(s) {
+			continue // a job removes itself once its work is done (planNodeCleanup)
 		}
+		if jobs[s.ID] && jobRunning(s, snap.Tasks) {
+			// Swarm leaves a removed job's running task running, for good, its container with
+			// no service: the job is first made to run nowhere, which shuts its tasks down.
+			held = true
+			if stop := stopJob(s); stop != nil {
+				add(*stop)
+			}
+			continue
+		}
+		add(Action{Kind: RemoveService, Name: s.Spec.Name, ID: s.ID, Labels: s.Spec.Labels})
 	}
-	if len(plan) > 0 {
+	if len(plan) > 0 || held {
 		return append(finishedJobContainers(own, snap, removed, self), plan...)
 	}
 	for _, n := range snap.Networks {
@@ -278,6 +295,34 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 		}
 	}
 	return plan
+}
+
+// jobStopped is the placement constraint that no node meets, which a job is given before its
+// removal: swarm then shuts down its tasks (those of the run before the update) and places
+// none of the new run.
+const jobStopped = "node.labels.swarm-reconciler.job-stopped==true"
+
+// jobRunning reports whether a task of job service s is placed on a node and not done: its
+// container runs, or is about to.
+func jobRunning(s swarm.Service, tasks []swarm.Task) bool {
+	return slices.ContainsFunc(tasks, func(t swarm.Task) bool { return t.ServiceID == s.ID && t.NodeID != "" && !terminalTask(t) })
+}
+
+// stopJob is the update that makes job service s run nowhere, or nil when it was made (its
+// tasks are shutting down).
+func stopJob(s swarm.Service) *Action {
+	spec := s.Spec
+	var p swarm.Placement
+	if cur := spec.TaskTemplate.Placement; cur != nil {
+		if slices.Contains(cur.Constraints, jobStopped) {
+			return nil
+		}
+		p = *cur
+	}
+	p.Constraints = append(slices.Clone(p.Constraints), jobStopped)
+	spec.TaskTemplate.Placement = &p
+	return &Action{Kind: UpdateService, Name: s.Spec.Name, ID: s.ID, Labels: s.Spec.Labels, Version: s.Version, Service: &spec,
+		Reason: "app deleted: its job's running tasks are shut down before the job is removed (swarm leaves them running)"}
 }
 
 // finishedJobContainers are the removals of the containers on this node of the finished tasks

@@ -239,7 +239,9 @@ func TestPlanTeardownStoppedContainers(t *testing.T) {
 // is removed before its service: once the service is removed, swarm may reap the job's tasks
 // at once, and then nothing names the container (it carries no label of ours), which the
 // node's agent keeps for good (seen on CI: TestJobReadyOnlyOnceItRan's residue). Only its
-// finished tasks here, of an owned service.
+// finished tasks here, of an owned service. A job whose task still runs is first given a
+// constraint no node meets, and removed only once none runs: swarm leaves a removed job's
+// running task running, for good (seen on engine 20.10).
 func TestPlanTeardownFinishedJobContainersFirst(t *testing.T) {
 	own := map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d"}
 	job := swarm.Service{ID: "mig", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_migrate", Labels: own},
@@ -256,16 +258,34 @@ func TestPlanTeardownFinishedJobContainersFirst(t *testing.T) {
 		{ID: "t4", ServiceID: "app", NodeID: "self", Status: swarm.TaskStatus{State: swarm.TaskStateShutdown,
 			ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-t4"}}}, // not a job's: swarm removes it
 	}}
-	var got []string
-	for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, nil, "self") {
-		got = append(got, string(a.Kind)+" "+a.Name)
+	plan := func() (got []string) {
+		for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, nil, "self") {
+			got = append(got, string(a.Kind)+" "+a.Name)
+		}
+		return got
 	}
-	want := []string{"remove container c-t1", "remove service s_app", "remove service s_migrate"}
-	if !slices.Equal(got, want) {
+	// t3 runs: the job is made to run nowhere first (a removed job's running task runs on).
+	if got, want := plan(), []string{"remove container c-t1", "remove service s_app", "update service s_migrate"}; !slices.Equal(got, want) {
 		t.Errorf("plan %v, want %v", got, want)
 	}
+	if c := stopJob(job).Service.TaskTemplate.Placement.Constraints; !slices.Equal(c, []string{jobStopped}) {
+		t.Errorf("the job's constraints after the update: %v, want [%s]", c, jobStopped)
+	}
+	snap.Services[1] = swarm.Service{ID: "mig", Spec: *stopJob(job).Service}
+	snap.Services[1].Spec.Labels = own
+	// Made so, t3 still stopping: nothing more of the job, and nothing after the services.
+	snap.Networks = []network.Summary{{Name: "s_default", ID: "n1", Labels: own}}
+	if got, want := plan(), []string{"remove container c-t1", "remove service s_app"}; !slices.Equal(got, want) {
+		t.Errorf("plan while the job's task stops %v, want %v", got, want)
+	}
+	// t3 ended, and a task of the job's new run pending on no node: the job goes.
+	snap.Tasks[2].Status.State = swarm.TaskStateShutdown
+	snap.Tasks = append(snap.Tasks, swarm.Task{ID: "t5", ServiceID: "mig", JobIteration: &swarm.Version{Index: 2}, Status: swarm.TaskStatus{State: swarm.TaskStatePending}})
+	if got, want := plan(), []string{"remove container c-t1", "remove container c-t3", "remove service s_app", "remove service s_migrate"}; !slices.Equal(got, want) {
+		t.Errorf("plan once the job's task stopped %v, want %v", got, want)
+	}
 	var none []string
-	for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, []string{"container c-t1"}, "self") {
+	for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, []string{"container c-t1", "container c-t3"}, "self") {
 		if a.Kind == RemoveContainer {
 			none = append(none, a.Name)
 		}

@@ -292,23 +292,7 @@ func TestStabilityGlobalCrashLoopNeverReady(t *testing.T) {
 func TestJobReadyOnlyOnceItRan(t *testing.T) {
 	h := startHarness(t)
 	needShellImage(t)
-	makeEchoRecipe(t, h, "e2e-job", "", fmt.Sprintf(`services:
-  app:
-    image: %[1]s
-    environment:
-      - MESSAGE=hello
-      - PORT=8080
-    deploy:
-      labels:
-        - "coop-cloud.${STACK_NAME}.version=%[3]s"
-  migrate:
-    image: %[2]s
-    entrypoint: ["/bin/sh", "-c", "sleep 8"]
-    deploy:
-      mode: replicated-job
-      restart_policy:
-        condition: on-failure
-`, echoImage, shellImage, miniRelease), nil)
+	makeJobRecipe(t, h, "e2e-job", "sleep 8", "on-failure")
 	a := h.newApp("e2e-job")
 	gen := h.writeSpec(a.name, []byte(fmt.Sprintf("recipe: e2e-job\nversion: %q\ntimeout: 2m\n", miniRelease)))
 	s := h.waitPhase(a.name, gen, "Ready")
