@@ -396,6 +396,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	if err != nil {
 		return d.to(spec.PhaseFailed, err.Error())
 	}
+	services = jobsLeaving(w.Owner, services, cur, w.Self)
 	deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
 	if !converged {
 		d.Deadline = deadline

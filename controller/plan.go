@@ -325,6 +325,40 @@ func stopJob(s swarm.Service) *Action {
 		Reason: "app deleted: its job's running tasks are shut down before the job is removed (swarm leaves them running)"}
 }
 
+// jobsLeaving makes the removals in plan of the recipe's jobs that a release no longer has
+// (PlanServices) as safe as a teardown's (PlanTeardown): a job whose task runs is first made to
+// run nowhere instead, and the finished containers on this node (self) of a job removed go
+// before it.
+func jobsLeaving(own swarmstate.Owner, plan []Action, snap *swarmstate.Snapshot, self string) []Action {
+	jobs := recipeJobs(own, snap.Services)
+	leaving := map[string]bool{}
+	var out []Action
+	for _, a := range plan {
+		if a.Kind != RemoveService || !jobs[a.ID] {
+			out = append(out, a)
+			continue
+		}
+		i := slices.IndexFunc(snap.Services, func(s swarm.Service) bool { return s.ID == a.ID })
+		if !jobRunning(snap.Services[i], snap.Tasks) {
+			leaving[a.ID] = true
+			out = append(out, a)
+		} else if stop := stopJob(snap.Services[i]); stop != nil {
+			stop.Reason = "no longer in the recipe: its running tasks are shut down before the job is removed (swarm leaves them running)"
+			out = append(out, *stop)
+		}
+	}
+	if len(leaving) == 0 {
+		return out
+	}
+	leavingOnly := &swarmstate.Snapshot{Services: snap.Services}
+	for _, t := range snap.Tasks {
+		if leaving[t.ServiceID] {
+			leavingOnly.Tasks = append(leavingOnly.Tasks, t)
+		}
+	}
+	return append(finishedJobContainers(own, leavingOnly, nil, self), out...)
+}
+
 // finishedJobContainers are the removals of the containers on this node of the finished tasks
 // of the app's recipe jobs (replicated-job, global-job), to come before their services': once
 // a service is removed, swarm may reap its finished tasks at once, and then nothing names such

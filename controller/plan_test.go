@@ -454,3 +454,35 @@ func TestPruneAfterUpgrade(t *testing.T) {
 		}
 	}
 }
+
+// TestJobsLeaving: a release without the recipe's job removes it as a teardown does: the
+// finished containers of its tasks on this node first, and, while its task runs, not at all
+// but made to run nowhere (swarm leaves a removed job's running task running). Other removals
+// and other jobs' containers are left as they are.
+func TestJobsLeaving(t *testing.T) {
+	own := map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d"}
+	job := func(id, name string) swarm.Service {
+		return swarm.Service{ID: id, Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: name, Labels: own},
+			Mode: swarm.ServiceMode{ReplicatedJob: &swarm.ReplicatedJob{}}}}
+	}
+	task := func(id, service string, state swarm.TaskState) swarm.Task {
+		return swarm.Task{ID: id, ServiceID: service, NodeID: "self", Status: swarm.TaskStatus{State: state, ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
+	}
+	snap := &swarmstate.Snapshot{
+		Services: []swarm.Service{job("old", "s_old"), job("run", "s_run"), job("kept", "s_kept"),
+			{ID: "web", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "s_web", Labels: own}}}},
+		Tasks: []swarm.Task{task("t1", "old", swarm.TaskStateComplete), task("t2", "run", swarm.TaskStateRunning), task("t3", "kept", swarm.TaskStateComplete)},
+	}
+	remove := func(s swarm.Service) Action {
+		return Action{Kind: RemoveService, Name: s.Spec.Name, ID: s.ID, Labels: s.Spec.Labels, Reason: "no longer in the recipe"}
+	}
+	plan := []Action{remove(snap.Services[0]), remove(snap.Services[1]), remove(snap.Services[3])}
+	var got []string
+	for _, a := range jobsLeaving(swarmstate.Owner{App: "a", Dir: "d"}, plan, snap, "self") {
+		got = append(got, string(a.Kind)+" "+a.Name)
+	}
+	want := []string{"remove container c-t1", "remove service s_old", "update service s_run", "remove service s_web"}
+	if !slices.Equal(got, want) {
+		t.Errorf("plan %v, want %v", got, want)
+	}
+}
