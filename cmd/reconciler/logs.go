@@ -41,6 +41,7 @@ func logsCmd(o *options) *cobra.Command {
 		Long: "logs prints the log lines of every service of APP (the services this spec directory's\n" +
 			"reconciler owns), each line prefixed with its service and task, as `docker service logs`\n" +
 			"does, through the Engine API: tasks on other nodes are read where their log driver allows.\n" +
+			"A teardown's own jobs on other nodes are left out unless named in full with --service.\n" +
 			"--follow streams new lines until interrupted (Ctrl-C).",
 		Example: "  reconciler logs ch-1a2b3c\n" +
 			"  reconciler logs ch-1a2b3c --service app --tail 50\n" +
@@ -85,6 +86,9 @@ func printLogs(ctx context.Context, e logsEngine, owner swarmstate.Owner, servic
 	var names []string
 	for _, s := range list {
 		short := shortName(s)
+		if s.Spec.Labels[swarmstate.LabelJob] != "" && service != s.Spec.Name {
+			continue // the reconciler's own job (a teardown's on another node): by its full name only
+		}
 		names = append(names, short)
 		if service == "" || short == service || s.Spec.Name == service {
 			services = append(services, s)

@@ -48,14 +48,18 @@ func TestPrintLogs(t *testing.T) {
 		return swarm.Service{ID: id, Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "a_example_com_" + name,
 			Labels: map[string]string{swarmstate.LabelNamespace: "a_example_com"}}}}
 	}
+	nodeJob := svc("j1", "volumes-n2")
+	nodeJob.Spec.Labels = map[string]string{swarmstate.LabelNamespace: "a_example_com", swarmstate.LabelJob: "volumes"}
 	f := &logsFake{
-		services: []swarm.Service{svc("s1", "app"), svc("s2", "db")},
+		services: []swarm.Service{svc("s1", "app"), svc("s2", "db"), nodeJob},
 		lines: map[string][]string{
 			"s1": {"task1aaaaaaaaaaaa", "listening on :8080", "task1aaaaaaaaaaaa", "ERR lost the database"},
 			"s2": {"task2bbbbbbbbbbbb", "ready to accept connections"},
+			"j1": {"task3cccccccccccc", `{"volume":"a_example_com_data"}`},
 		},
 	}
 	owner := swarmstate.Owner{App: "a", Dir: "d1"}
+	// A teardown's volume job on another node carries the app's labels: not one of its services.
 	for _, tc := range []struct {
 		service string
 		want    []string
@@ -64,6 +68,7 @@ func TestPrintLogs(t *testing.T) {
 		{"", []string{"app.task1aaaaaaa | listening on :8080", "app.task1aaaaaaa | ERR lost the database", "db.task2bbbbbbb | ready to accept connections"}, ""},
 		{"db", []string{"db.task2bbbbbbb | ready to accept connections"}, ""},
 		{"web", nil, `app a has no service "web": it has app, db`},
+		{"a_example_com_volumes-n2", []string{`volumes-n2.task3ccccccc | {"volume":"a_example_com_data"}`}, ""},
 	} {
 		var out bytes.Buffer
 		err := printLogs(t.Context(), f, owner, tc.service, container.LogsOptions{}, &out)
