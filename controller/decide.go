@@ -396,7 +396,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	if err != nil {
 		return d.to(spec.PhaseFailed, err.Error())
 	}
-	services = jobsLeaving(w.Owner, services, cur, w.Self)
+	services = jobsLeaving(w.Owner, services, cur, w.Self, w.Nodes)
 	deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
 	if !converged {
 		d.Deadline = deadline
@@ -538,7 +538,7 @@ func decideMove(w *world, d decision, old *swarmstate.Snapshot, converged bool) 
 			return d.to(phase, fmt.Sprintf("%s converged; waiting to remove the stack of %s: %v", w.Stack, domain, err))
 		}
 	}
-	d.Actions = PlanTeardown(w.Owner, old, d.Status.Removed, w.Self)
+	d.Actions = PlanTeardown(w.Owner, old, d.Status.Removed, w.Self, w.Nodes)
 	// The new stack is deployed, converged and stable: what removing the old one meets (a
 	// volume its stopping container still holds, an engine error) is waited out or retried,
 	// not the attempt's failure "not deployed within" its timeout.
@@ -632,7 +632,7 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 			st.Stack, _ = spec.StackName(st.Domain)
 		}
 	}
-	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed, w.Self)
+	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed, w.Self, w.Nodes)
 	d.After = teardownInterval
 	parts := snap.Residual()
 	// The app's volumes on other nodes go by a job on each, started with the removal of the

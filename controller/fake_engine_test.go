@@ -102,11 +102,7 @@ type fakeEngine struct {
 	containersHold bool
 	// exitedLocally are containers the engine's node saw exit while the managers still list
 	// their task running (an agent reporting late).
-	exitedLocally map[string]bool
-	// exitHandling are containers whose exit dockerd is handling (under the container's lock:
-	// containerd's task deleted, the log streams drained): an inspect waits and says exited,
-	// the list's view and the agent still say running.
-	exitHandling   map[string]bool
+	exitedLocally  map[string]bool
 	containersGone map[string]bool
 	// lateTask, with containersHold, is a restart that crossed the service's removal: a task
 	// of the removed service on the engine's node, preparing for two task lists, then stopped,
@@ -857,7 +853,7 @@ func (f *fakeEngine) holder(volume string) string {
 }
 
 // ContainerInspect is a container of a task on the engine's node: running while its task is,
-// unless exitedLocally or exitHandling says the node saw it exit before the managers list it.
+// unless exitedLocally says the node saw it exit before the managers list it.
 func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.InspectResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -870,7 +866,7 @@ func (f *fakeEngine) ContainerInspect(_ context.Context, id string) (container.I
 			continue
 		}
 		st := &container.State{Status: container.StateRunning, Running: true, StartedAt: t.Status.Timestamp.Format(time.RFC3339Nano)}
-		if terminalTask(t) || f.exitedLocally[id] || f.exitHandling[id] {
+		if terminalTask(t) || f.exitedLocally[id] {
 			st = &container.State{Status: container.StateExited, ExitCode: 3, StartedAt: st.StartedAt, FinishedAt: f.taskTime().Format(time.RFC3339Nano)}
 		}
 		return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{ID: id, State: st}}, nil

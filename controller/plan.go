@@ -220,7 +220,7 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 // A recipe job (replicated-job, global-job) whose task still runs is not removed: swarm would
 // leave that task's container running for good (engine 20.10). It is given a constraint no node
 // meets (jobStopped), which shuts its tasks down, and removed once none runs, on any node.
-func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string, self string) []Action {
+func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []string, self string, nodes map[string]swarm.Node) []Action {
 	var plan []Action
 	add := func(a Action) {
 		if a.Reason == "" {
@@ -235,7 +235,7 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 		if isJob(s) {
 			continue // a job removes itself once its work is done (planNodeCleanup)
 		}
-		if jobs[s.ID] && jobRunning(s, snap.Tasks) {
+		if jobs[s.ID] && jobRunning(s, snap.Tasks, nodes) {
 			// Swarm leaves a removed job's running task running, for good, its container with
 			// no service: the job is first made to run nowhere, which shuts its tasks down.
 			held = true
@@ -303,9 +303,19 @@ func PlanTeardown(own swarmstate.Owner, snap *swarmstate.Snapshot, removed []str
 const jobStopped = "node.labels.swarm-reconciler.job-stopped==true"
 
 // jobRunning reports whether a task of job service s is placed on a node and not done: its
-// container runs, or is about to.
-func jobRunning(s swarm.Service, tasks []swarm.Task) bool {
-	return slices.ContainsFunc(tasks, func(t swarm.Task) bool { return t.ServiceID == s.ID && t.NodeID != "" && !terminalTask(t) })
+// container runs, or is about to. A task on a node that is down, disconnected or gone from
+// nodes (when known) never reports its end (withoutSettledTasks): not waited for.
+func jobRunning(s swarm.Service, tasks []swarm.Task, nodes map[string]swarm.Node) bool {
+	return slices.ContainsFunc(tasks, func(t swarm.Task) bool {
+		if t.ServiceID != s.ID || t.NodeID == "" || terminalTask(t) {
+			return false
+		}
+		if nodes == nil {
+			return true
+		}
+		n, ok := nodes[t.NodeID]
+		return ok && n.Status.State != swarm.NodeStateDown && n.Status.State != swarm.NodeStateDisconnected
+	})
 }
 
 // stopJob is the update that makes job service s run nowhere, or nil when it was made (its
@@ -329,7 +339,7 @@ func stopJob(s swarm.Service) *Action {
 // (PlanServices) as safe as a teardown's (PlanTeardown): a job whose task runs is first made to
 // run nowhere instead, and the finished containers on this node (self) of a job removed go
 // before it.
-func jobsLeaving(own swarmstate.Owner, plan []Action, snap *swarmstate.Snapshot, self string) []Action {
+func jobsLeaving(own swarmstate.Owner, plan []Action, snap *swarmstate.Snapshot, self string, nodes map[string]swarm.Node) []Action {
 	jobs := recipeJobs(own, snap.Services)
 	leaving := map[string]bool{}
 	var out []Action
@@ -339,7 +349,7 @@ func jobsLeaving(own swarmstate.Owner, plan []Action, snap *swarmstate.Snapshot,
 			continue
 		}
 		i := slices.IndexFunc(snap.Services, func(s swarm.Service) bool { return s.ID == a.ID })
-		if !jobRunning(snap.Services[i], snap.Tasks) {
+		if !jobRunning(snap.Services[i], snap.Tasks, nodes) {
 			leaving[a.ID] = true
 			out = append(out, a)
 		} else if stop := stopJob(snap.Services[i]); stop != nil {

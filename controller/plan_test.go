@@ -158,17 +158,17 @@ func TestPlanTeardownOrder(t *testing.T) {
 		Networks: []network.Summary{{ID: "n1", Name: "s_default", Labels: own}},
 		Volumes:  []*volume.Volume{{Name: "s_data", Labels: own}},
 	}
-	plan := PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil, "")
+	plan := PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil, "", nil)
 	if len(plan) != 1 || plan[0].Kind != RemoveService {
 		t.Fatalf("services must go first, alone: %v", plan)
 	}
 	snap.Services = nil
-	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil, "")
+	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, nil, "", nil)
 	if len(plan) != 2 || plan[0].Kind != RemoveNetwork || plan[1].Kind != RemoveVolume {
 		t.Fatalf("then the rest: %v", plan)
 	}
 	// Removed already, still listed (a network until the app's container detaches): waited for.
-	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, []string{"network s_default", "service s_app"}, "")
+	plan = PlanTeardown(swarmstate.Owner{App: "a"}, snap, []string{"network s_default", "service s_app"}, "", nil)
 	if len(plan) != 1 || plan[0].Kind != RemoveVolume {
 		t.Fatalf("an object the teardown removed is asked for again: %v", plan)
 	}
@@ -205,23 +205,23 @@ func TestPlanTeardownStoppedContainers(t *testing.T) {
 	}
 	snap := &swarmstate.Snapshot{Services: []swarm.Service{live}, Tasks: tasks, Volumes: []*volume.Volume{{Name: "s_data", Labels: own}}}
 	removed := []string{"container c-t5", "volume s_data"}
-	plan := PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self")
+	plan := PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self", nil)
 	if got := kinds(plan, RemoveContainer); !slices.Equal(got, []string{"c-t1"}) {
 		t.Errorf("containers removed: %v, want [c-t1]", got)
 	}
 	if got := kinds(plan, RemoveVolume); !slices.Equal(got, []string{"s_data"}) {
 		t.Errorf("volumes removed: %v, want s_data again (listed after its removal)", got)
 	}
-	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, ""), RemoveContainer); len(got) != 0 {
+	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "", nil), RemoveContainer); len(got) != 0 {
 		t.Errorf("no node known: %v, want none", got)
 	}
 	starting := &swarmstate.Snapshot{Services: snap.Services, Volumes: snap.Volumes,
 		Tasks: append(slices.Clone(tasks), task("t2", "gone", "self", swarm.TaskStatePreparing))}
-	if plan := PlanTeardown(swarmstate.Owner{App: "a"}, starting, removed, "self"); len(kinds(plan, RemoveContainer))+len(kinds(plan, RemoveVolume)) != 0 {
+	if plan := PlanTeardown(swarmstate.Owner{App: "a"}, starting, removed, "self", nil); len(kinds(plan, RemoveContainer))+len(kinds(plan, RemoveVolume)) != 0 {
 		t.Errorf("a task of a removed service still starting here: %v, want no volume nor container", plan)
 	}
 	snap.Volumes = nil
-	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self"), RemoveContainer); len(got) != 0 {
+	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self", nil), RemoveContainer); len(got) != 0 {
 		t.Errorf("no volume left to free: %v, want none", got)
 	}
 	// A removed job's completed task: swarm keeps a removed job's tasks, and its agent leaves
@@ -230,7 +230,7 @@ func TestPlanTeardownStoppedContainers(t *testing.T) {
 	job.JobIteration = &swarm.Version{Index: 1}
 	snap.Tasks = append(snap.Tasks, job)
 	snap.Networks = []network.Summary{{Name: "s_default", ID: "n1", Labels: own}}
-	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self"), RemoveContainer); !slices.Equal(got, []string{"c-t8"}) {
+	if got := kinds(PlanTeardown(swarmstate.Owner{App: "a"}, snap, removed, "self", nil), RemoveContainer); !slices.Equal(got, []string{"c-t8"}) {
 		t.Errorf("a removed job's stopped container, no volume: %v, want [c-t8]", got)
 	}
 }
@@ -259,7 +259,7 @@ func TestPlanTeardownFinishedJobContainersFirst(t *testing.T) {
 			ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-t4"}}}, // not a job's: swarm removes it
 	}}
 	plan := func() (got []string) {
-		for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, nil, "self") {
+		for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, nil, "self", nil) {
 			got = append(got, string(a.Kind)+" "+a.Name)
 		}
 		return got
@@ -285,7 +285,7 @@ func TestPlanTeardownFinishedJobContainersFirst(t *testing.T) {
 		t.Errorf("plan once the job's task stopped %v, want %v", got, want)
 	}
 	var none []string
-	for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, []string{"container c-t1", "container c-t3"}, "self") {
+	for _, a := range PlanTeardown(swarmstate.Owner{App: "a", Dir: "d"}, snap, []string{"container c-t1", "container c-t3"}, "self", nil) {
 		if a.Kind == RemoveContainer {
 			none = append(none, a.Name)
 		}
@@ -383,7 +383,7 @@ func testNeverTouchWhatWeDoNotOwn(t *testing.T, own swarmstate.Owner) {
 			snap.Configs = append(snap.Configs, swarm.Config{ID: "c", Spec: swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "c", Labels: label()}}})
 			snap.Secrets = append(snap.Secrets, swarm.Secret{ID: "x", Spec: swarm.SecretSpec{Annotations: swarm.Annotations{Name: "x", Labels: label()}}})
 		}
-		plan := PlanTeardown(own, snap, nil, "")
+		plan := PlanTeardown(own, snap, nil, "", nil)
 		desired := map[string]swarm.ServiceSpec{}
 		if rng.Intn(2) == 0 {
 			desired["s_b"] = desiredService("s_b", "a", "img")
@@ -478,7 +478,7 @@ func TestJobsLeaving(t *testing.T) {
 	}
 	plan := []Action{remove(snap.Services[0]), remove(snap.Services[1]), remove(snap.Services[3])}
 	var got []string
-	for _, a := range jobsLeaving(swarmstate.Owner{App: "a", Dir: "d"}, plan, snap, "self") {
+	for _, a := range jobsLeaving(swarmstate.Owner{App: "a", Dir: "d"}, plan, snap, "self", nil) {
 		got = append(got, string(a.Kind)+" "+a.Name)
 	}
 	want := []string{"remove container c-t1", "remove service s_old", "update service s_run", "remove service s_web"}

@@ -422,44 +422,35 @@ func TestRedactorLinesOfAnInsertedSecret(t *testing.T) {
 // TestNoReadyOnATaskItsNodeSawExit: a loaded node's agent reports a task's end seconds late;
 // the managers list the crash-looping task as running past the stability window. The
 // engine's own node knows its container exited: not Ready, whatever the managers say (a wrong
-// Ready seen on CI, which then left the app Degraded for good instead of Failed). While dockerd
-// handles an exit (under the container's lock: containerd's task deleted, the log streams
-// drained, 2 s at most), a container list still says running; an inspect waits for the lock
-// and says exited (a list before the Ready said running on CI, 2 s after the exit).
+// Ready seen on CI, which then left the app Degraded for good instead of Failed). The node is
+// asked by an inspect, which waits while dockerd handles an exit (under the container's lock:
+// containerd's task deleted, the log streams drained, 2 s at most) where a container list
+// still says running (a list before the Ready said running on CI, 2 s after the exit).
 func TestNoReadyOnATaskItsNodeSawExit(t *testing.T) {
-	for name, mark := range map[string]func(*fakeEngine, string){
-		"exit handled":       func(e *fakeEngine, id string) { e.exitedLocally[id] = true },
-		"exit being handled": func(e *fakeEngine, id string) { e.exitHandling[id] = true },
-	} {
-		t.Run(name, func(t *testing.T) {
-			f := newFixture(t)
-			f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\nminReady: 5s\ntimeout: 1m\n")
-			if st := f.pass("a"); st.Phase == spec.PhaseReady {
-				t.Fatalf("Ready at once: %s", st.Message)
-			}
-			f.engine.mu.Lock()
-			f.engine.exitedLocally, f.engine.exitHandling = map[string]bool{}, map[string]bool{}
-			n := 0
-			for _, tk := range f.engine.tasks {
-				if cs := tk.Status.ContainerStatus; cs != nil && tk.Status.State == swarm.TaskStateRunning {
-					mark(f.engine, cs.ContainerID)
-					n++
-				}
-			}
-			f.engine.mu.Unlock()
-			if n == 0 {
-				t.Fatal("no running task with a container: the case does not arise")
-			}
-			seen, _ := f.stepPasses("a", time.Second, 10*time.Second)
-			for _, st := range seen {
-				if st.Phase == spec.PhaseReady {
-					t.Fatalf("Ready while the node knows the task's container exited: %s", st.Message)
-				}
-			}
-			if last := seen[len(seen)-1]; !strings.Contains(last.Message, "exited (exit code 3") {
-				t.Errorf("last: %s %q; want it to say the container exited with code 3", last.Phase, last.Message)
-			}
-		})
+	f := newFixture(t)
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\nminReady: 5s\ntimeout: 1m\n")
+	if st := f.pass("a"); st.Phase == spec.PhaseReady {
+		t.Fatalf("Ready at once: %s", st.Message)
+	}
+	f.engine.mu.Lock()
+	f.engine.exitedLocally = map[string]bool{}
+	for _, tk := range f.engine.tasks {
+		if cs := tk.Status.ContainerStatus; cs != nil && tk.Status.State == swarm.TaskStateRunning {
+			f.engine.exitedLocally[cs.ContainerID] = true
+		}
+	}
+	f.engine.mu.Unlock()
+	if len(f.engine.exitedLocally) == 0 {
+		t.Fatal("no running task with a container: the case does not arise")
+	}
+	seen, _ := f.stepPasses("a", time.Second, 10*time.Second)
+	for _, st := range seen {
+		if st.Phase == spec.PhaseReady {
+			t.Fatalf("Ready while the node knows the task's container exited: %s", st.Message)
+		}
+	}
+	if last := seen[len(seen)-1]; !strings.Contains(last.Message, "exited (exit code 3") {
+		t.Errorf("last: %s %q; want it to say the container exited with code 3", last.Phase, last.Message)
 	}
 }
 

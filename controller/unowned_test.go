@@ -133,7 +133,7 @@ func TestJanitorLeavesALookAlikeWithAJobLabel(t *testing.T) {
 	byHand := swarm.Service{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "x_test_migrate",
 		Labels: map[string]string{swarmstate.LabelApp: "x", LabelJob: "migrate", swarmstate.LabelNamespace: "x_test"}}}}
 	snap := &swarmstate.Snapshot{Services: []swarm.Service{byHand}}
-	if plan := PlanTeardown(swarmstate.Owner{App: "x"}, snap, nil, fakeNode); len(plan) > 0 {
+	if plan := PlanTeardown(swarmstate.Owner{App: "x"}, snap, nil, fakeNode, nil); len(plan) > 0 {
 		t.Errorf("the janitor plans %v for a hand-made service without an owner label", plan)
 	}
 	// End to end: the janitor's snapshot does not take it either.

@@ -60,7 +60,7 @@ func nodeCleanCmd() *cobra.Command {
 			if onlyStack && stack == "" {
 				return errors.New("--only-stack needs --stack: the stack whose volumes are removed")
 			}
-			if err := removeJobContainers(ctx, engine, jobServices, cmd.OutOrStdout()); err != nil {
+			if err := removeJobContainers(ctx, engine, jobServices, wait/2, cmd.OutOrStdout()); err != nil {
 				return &exitError{code: 1, err: err}
 			}
 			if err := cleanVolumes(ctx, engine, app, owner, stack, onlyStack, cmd.OutOrStdout()); err != nil {
@@ -97,12 +97,14 @@ const (
 // removeJobContainers removes the containers on the node of the tasks of services (the IDs of
 // an app's recipe jobs, whose services the teardown removes: swarm's agent keeps a job's
 // finished container for good), waiting while one still runs, until none is left or ctx ends.
-// A service ID is swarm's, unique, and names only a service the reconciler owned.
-func removeJobContainers(ctx context.Context, e volumeEngine, services []string, out io.Writer) error {
+// One still running after stopAfter is stopped and removed: swarm leaves a removed job's task
+// running for good (engine 20.10), as on a node that was down while the teardown removed the
+// job. A service ID is swarm's, unique, and names only a service the reconciler owned.
+func removeJobContainers(ctx context.Context, e volumeEngine, services []string, stopAfter time.Duration, out io.Writer) error {
 	if len(services) == 0 {
 		return nil
 	}
-	removed := 0
+	removed, force := 0, time.After(stopAfter)
 	for {
 		cs, err := e.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", labelService))})
 		if err != nil {
@@ -122,6 +124,13 @@ func removeJobContainers(ctx context.Context, e volumeEngine, services []string,
 				}
 				removed++
 			default:
+				if force == nil {
+					if err := e.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err == nil || cerrdefs.IsNotFound(err) {
+						fmt.Fprintf(out, "stopped and removed %s, a container of the app's jobs still %s after %s\n", name, c.State, stopAfter)
+						removed++
+						continue
+					}
+				}
 				running = append(running, fmt.Sprintf("%s (%s)", name, c.State))
 			}
 		}
@@ -132,6 +141,8 @@ func removeJobContainers(ctx context.Context, e volumeEngine, services []string,
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("containers of the app's jobs left on this node: %s", strings.Join(running, ", "))
+		case <-force:
+			force = nil
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -197,12 +197,12 @@ func (s *stackNode) ContainerList(_ context.Context, o container.ListOptions) ([
 	return out, nil
 }
 
-func (s *stackNode) ContainerRemove(_ context.Context, id string, _ container.RemoveOptions) error {
+func (s *stackNode) ContainerRemove(_ context.Context, id string, o container.RemoveOptions) error {
 	i := slices.IndexFunc(s.containers, func(c container.Summary) bool { return c.ID == id })
 	if i < 0 {
 		return errdefs.NotFound(errors.New("no such container"))
 	}
-	if s.containers[i].State == "running" {
+	if s.containers[i].State == "running" && !o.Force {
 		return errdefs.Conflict(errors.New("cannot remove a running container"))
 	}
 	s.containers = slices.Delete(s.containers, i, i+1)
@@ -263,19 +263,29 @@ func TestRemoveJobContainers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := removeJobContainers(ctx, n, []string{"s1", "s2"}, &out); err != nil {
+	if err := removeJobContainers(ctx, n, []string{"s1", "s2"}, time.Minute, &out); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(n.removed)
 	if !slices.Equal(n.removed, []string{"j1", "j2", "j3"}) || !strings.Contains(out.String(), "removed 3 containers") {
 		t.Errorf("removed %v (%q), want j1, j2 (once stopped) and j3, nothing of another service", n.removed, out.String())
 	}
-	// One that does not stop within the job's wait: the job fails naming it.
+	// One that does not stop within the job's wait, before it would be stopped: the job fails
+	// naming it.
 	n.containers = append(n.containers, task("j4", "s1", "running"))
 	n.gone["j4"] = -1
 	ctx, cancel = context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	if err := removeJobContainers(ctx, n, []string{"s1"}, &out); err == nil || !strings.Contains(err.Error(), "j4 (running)") {
+	if err := removeJobContainers(ctx, n, []string{"s1"}, time.Minute, &out); err == nil || !strings.Contains(err.Error(), "j4 (running)") {
 		t.Errorf("a job's container that keeps running: %v", err)
+	}
+	// Still running after stopAfter (swarm leaves a removed job's task running for good, as on
+	// a node that was down while the teardown removed the job): stopped and removed.
+	out.Reset()
+	ctx, cancel = context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := removeJobContainers(ctx, n, []string{"s1"}, 300*time.Millisecond, &out); err != nil || !slices.Contains(n.removed, "j4") ||
+		!strings.Contains(out.String(), "stopped and removed j4") {
+		t.Errorf("a job's container still running after stopAfter: %v, removed %v, %q", err, n.removed, out.String())
 	}
 }
