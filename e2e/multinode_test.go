@@ -776,9 +776,18 @@ func TestMultinodeManagerRestartMidTeardown(t *testing.T) {
 	if err != nil || len(jobs) == 0 {
 		t.Fatalf("no volume job for mn-node4 once Deleting (%v): the test stops the manager too late", err)
 	}
+	// Swarm told mn-node4 to stop the app's task before the manager stops: stopped 70 ms after
+	// the removal (seen on CI), the stop reached mn-node4 only through a new Raft leader, and the
+	// job's 2-minute wait ran out first; that is swarm's failover, not the teardown under test.
+	node4 := mn.nodes[3].docker
+	if err := poll(context.Background(), time.Minute, func() (bool, error) {
+		cs, err := appContainers(context.Background(), node4, a.name)
+		return err == nil && !slices.ContainsFunc(cs, func(c string) bool { return strings.Contains(c, "(running)") }), nil
+	}); err != nil {
+		t.Fatalf("the app's container on mn-node4 still runs a minute after its service was removed: %v", err)
+	}
 	mnStopNode(t, 1)
 	// The job answers while the reconciler's engine is down: its node's volume goes.
-	node4 := mn.nodes[3].docker
 	if err := poll(context.Background(), time.Minute, func() (bool, error) {
 		left, err := nodeLeft(context.Background(), node4, a.name)
 		return err == nil && len(left) == 0, nil
