@@ -292,7 +292,7 @@ func withoutSettledTasks(snap *swarmstate.Snapshot, nodes map[string]swarm.Node)
 	}
 	settled := func(t swarm.Task) bool {
 		n, ok := nodes[t.NodeID]
-		return terminalTask(t) || ok && (n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected) ||
+		return terminalTask(t) || ok && nodeLost(n) ||
 			!live[t.ServiceID] && neverPlaced(t)
 	}
 	if !slices.ContainsFunc(snap.Tasks, settled) {
@@ -316,11 +316,15 @@ func neverPlaced(t swarm.Task) bool {
 		t.Spec.Placement != nil && slices.Contains(t.Spec.Placement.Constraints, jobStopped))
 }
 
+// nodeLost reports a node that is down or disconnected: its tasks report no end until it is back.
+func nodeLost(n swarm.Node) bool {
+	return n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected
+}
+
 // nodeAway reports whether a node cannot run a job now: down, disconnected, drained or paused.
 // A node event says when that changes.
 func nodeAway(n swarm.Node) bool {
-	return n.Status.State == swarm.NodeStateDown || n.Status.State == swarm.NodeStateDisconnected ||
-		n.Spec.Availability == swarm.NodeAvailabilityDrain || n.Spec.Availability == swarm.NodeAvailabilityPause
+	return nodeLost(n) || n.Spec.Availability == swarm.NodeAvailabilityDrain || n.Spec.Availability == swarm.NodeAvailabilityPause
 }
 
 // nodeWait says what the teardown waits for on node n: the node to come back, or its job.
@@ -330,7 +334,7 @@ func nodeWait(n spec.NodeVolumes, node swarm.Node, t *swarm.Task) string {
 		vols = "those labelled with the app"
 	}
 	switch {
-	case node.Status.State == swarm.NodeStateDown || node.Status.State == swarm.NodeStateDisconnected:
+	case nodeLost(node):
 		return fmt.Sprintf("node %s is %s: the app's volumes there (%s) are removed when it is back", nodeName(n), node.Status.State, vols)
 	case node.Spec.Availability == swarm.NodeAvailabilityDrain || node.Spec.Availability == swarm.NodeAvailabilityPause:
 		return fmt.Sprintf("node %s is %s: the app's volumes there (%s) are removed when it is active again", nodeName(n), node.Spec.Availability, vols)

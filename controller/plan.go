@@ -314,7 +314,7 @@ func jobRunning(s swarm.Service, tasks []swarm.Task, nodes map[string]swarm.Node
 			return true
 		}
 		n, ok := nodes[t.NodeID]
-		return ok && n.Status.State != swarm.NodeStateDown && n.Status.State != swarm.NodeStateDisconnected
+		return ok && !nodeLost(n)
 	})
 }
 
