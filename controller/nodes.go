@@ -69,13 +69,32 @@ func nodeName(n spec.NodeVolumes) string {
 	return n.ID
 }
 
+// answeredEntry is what st.Removed records of node n once its job answered.
+func answeredEntry(n spec.NodeVolumes) string {
+	return fmt.Sprintf("volumes on node %s: %s", nodeName(n), nodeHolds(n))
+}
+
+// nodeAnswered reports whether st.Removed, the teardown's, records the answer of node n.
+func nodeAnswered(st *spec.Status, n spec.NodeVolumes) bool {
+	prefix := fmt.Sprintf("volumes on node %s: ", nodeName(n))
+	return slices.ContainsFunc(st.Removed, func(r string) bool { return strings.HasPrefix(r, prefix) })
+}
+
 // recordNodes adds to st.Nodes every node other than self on which a task of the app was
 // placed, with the named volumes of ours the task mounts: the volumes a teardown must remove
 // there; and, for a task of one of jobs (the recipe's job services), that service, whose
 // finished containers there the teardown removes too. Hostnames come from nodes when known.
-func recordNodes(st *spec.Status, tasks []swarm.Task, jobs map[string]bool, nodes map[string]swarm.Node, self string) {
+// A task of a removed service (not in live) that has ended on a node whose job answered in
+// this teardown is not recorded again: the answer covered it (planNodeJobs takes none before
+// every such task there has ended, covered), and swarm lists it until the managers reap it,
+// seconds after a job that removes a stopped container itself has answered.
+func recordNodes(st *spec.Status, tasks []swarm.Task, jobs map[string]bool, live map[string]bool, nodes map[string]swarm.Node, self string) {
 	for _, t := range tasks {
 		if t.NodeID == "" || t.NodeID == self || t.ServiceID == "" {
+			continue
+		}
+		if !live[t.ServiceID] && terminalTask(t) &&
+			nodeAnswered(st, spec.NodeVolumes{ID: t.NodeID, Hostname: nodes[t.NodeID].Description.Hostname}) {
 			continue
 		}
 		job := jobs[t.ServiceID]
@@ -231,7 +250,7 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 		}
 		t := newestTask(tasks[job.ID])
 		answered, done := lastComplete(tasks[job.ID])
-		starting, endedAfter := lateTasks(snap.Tasks, jobIDs, n.ID, answered)
+		starting, endedAfter := lateTasks(snap.Tasks, jobIDs, n.ID, answered, w.stoppedBy(tasks[job.ID]))
 		switch {
 		case done && starting:
 			// A task of the app there had not ended when the node answered: a container it
@@ -243,7 +262,7 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 			out.Waiting = append(out.Waiting, nodeWait(n, node, nil))
 			pending = append(pending, n)
 		case done:
-			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s: %s", nodeName(n), nodeHolds(n)))
+			st.Removed = append(st.Removed, answeredEntry(n))
 			out.Answered = append(out.Answered, n.ID)
 			remove(job, "its node answered that nothing of the app is left there")
 		case t != nil && terminalTask(*t):
@@ -278,6 +297,70 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 	return out
 }
 
+// jobHeadStart bounds how long a teardown keeps the app's services while its volume jobs
+// start (jobsStarting).
+const jobHeadStart = 5 * time.Second
+
+// jobsStarting names the nodes whose volume jobs a teardown waits to see running before it
+// removes the app's services, so that each job's container starts on a node not yet busy
+// stopping the app's and is there, removing them as they stop, when they do: the jobs this
+// pass creates, and those whose task has not started yet, for jobHeadStart from the job's
+// creation. Nothing once the services are gone, nor on a node that is away (its job waits for
+// it) or for a job that failed.
+func jobsStarting(w *world, st *spec.Status, nc nodeCleanup) []string {
+	if !slices.ContainsFunc(w.Snap.Services, func(s swarm.Service) bool { return !isJob(s) }) {
+		return nil
+	}
+	pending := map[string]spec.NodeVolumes{}
+	for _, n := range st.Nodes {
+		pending[n.ID] = n
+	}
+	var out []string
+	for _, a := range nc.Actions {
+		if a.Kind == CreateService && a.Service != nil {
+			if n, ok := pending[a.Service.Labels[LabelJobNode]]; ok && !nodeAway(w.Nodes[n.ID]) {
+				out = append(out, nodeName(n))
+			}
+		}
+	}
+	tasks := map[string][]swarm.Task{}
+	for _, t := range w.Snap.Tasks {
+		tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
+	}
+	for _, s := range w.Snap.Services {
+		n, ok := pending[s.Spec.Labels[LabelJobNode]]
+		if !isJob(s) || !ok || s.Spec.Labels[LabelJobScope] != "" || nodeAway(w.Nodes[n.ID]) {
+			continue
+		}
+		if age := w.Now.Sub(s.Meta.CreatedAt); age < 0 || age >= jobHeadStart {
+			continue // a clock apart from the managers' holds nothing for longer
+		}
+		if t := newestTask(tasks[s.ID]); t == nil || !terminalTask(*t) && !started(*t) {
+			out = append(out, nodeName(n))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// started reports whether a task's container has started (it runs, or is past running).
+func started(t swarm.Task) bool {
+	switch t.Status.State {
+	case swarm.TaskStateRunning, swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed:
+		return true
+	}
+	return false
+}
+
+// liveServices are the IDs of the services snap lists: a task of another was removed with it.
+func liveServices(snap *swarmstate.Snapshot) map[string]bool {
+	live := make(map[string]bool, len(snap.Services))
+	for _, s := range snap.Services {
+		live[s.ID] = true
+	}
+	return live
+}
+
 // withoutSettledTasks is snap without the tasks a teardown does not wait for: those done (a
 // stopped container holds no network; swarm keeps the finished tasks of a removed job for
 // good), and those on nodes that are down or disconnected, whose tasks stay listed until the
@@ -286,10 +369,7 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 // (neverPlaced). What is left are the tasks still starting or running, whose containers may
 // yet attach the app's network. snap itself is not changed.
 func withoutSettledTasks(snap *swarmstate.Snapshot, nodes map[string]swarm.Node) *swarmstate.Snapshot {
-	live := make(map[string]bool, len(snap.Services))
-	for _, s := range snap.Services {
-		live[s.ID] = true
-	}
+	live := liveServices(snap)
 	settled := func(t swarm.Task) bool {
 		n, ok := nodes[t.NodeID]
 		return terminalTask(t) || ok && nodeLost(n) ||
@@ -373,8 +453,10 @@ func lastComplete(tasks []swarm.Task) (at time.Time, done bool) {
 // lateTasks looks at the tasks of the app's removed services on node for what a volume job
 // that answered at could not have seen: a task that has not ended (one still being prepared
 // has no container yet for the job to wait for), or one whose container ended after the
-// answer. Both timestamps are the node's own agent's. A job's own tasks are not the app's.
-func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered time.Time) (starting, endedAfter bool) {
+// answer. Both timestamps are the node's own agent's. A job's own tasks are not the app's, and
+// a task whose stopped container the job removed (covered) ended before the answer, whenever
+// its agent reports it: a task's container is never started again.
+func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered time.Time, covered map[string]bool) (starting, endedAfter bool) {
 	for _, t := range tasks {
 		if t.NodeID != node || jobs[t.ServiceID] {
 			continue
@@ -382,11 +464,75 @@ func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered t
 		switch {
 		case !terminalTask(t):
 			starting = true
-		case t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != "" && t.Status.Timestamp.After(answered):
+		case t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != "" && t.Status.Timestamp.After(answered) && !covered[t.ID]:
 			endedAfter = true
 		}
 	}
 	return starting, endedAfter
+}
+
+// StoppedRemoved leads the line of a volume job's output that names the tasks whose stopped
+// containers it removed (`reconciler node-clean`), separated by spaces.
+const StoppedRemoved = "removed the stopped containers of tasks:"
+
+// stoppedBy is the set of the app's tasks whose stopped containers the completed tasks among
+// jobTasks removed, as their output said (w.JobStopped).
+func (w *world) stoppedBy(jobTasks []swarm.Task) map[string]bool {
+	var out map[string]bool
+	for _, t := range jobTasks {
+		for _, id := range w.JobStopped[t.ID] {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// jobStoppedWanted are the completed volume job tasks in snap whose answer a task of the app
+// on their node seems to postdate (its agent reported its end after the answer): their output
+// says whether the job removed that task's stopped container itself, which would cover it.
+func jobStoppedWanted(snap *swarmstate.Snapshot) []swarm.Task {
+	jobIDs := map[string]bool{}
+	for _, s := range snap.Services {
+		if s.Spec.Labels[LabelJob] == jobVolumes {
+			jobIDs[s.ID] = true
+		}
+	}
+	var out []swarm.Task
+	for _, t := range snap.Tasks {
+		if !jobIDs[t.ServiceID] || t.Status.State != swarm.TaskStateComplete {
+			continue
+		}
+		if _, after := lateTasks(snap.Tasks, jobIDs, t.NodeID, t.Status.Timestamp, nil); after {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// jobStopped reads the output of the tasks jobStoppedWanted names: by job task, the app's
+// tasks whose stopped containers it removed. A task whose output cannot be read is left out:
+// its node is asked again, which is slower but never wrong.
+func (r *Reconciler) jobStopped(ctx context.Context, snap *swarmstate.Snapshot) map[string][]string {
+	var out map[string][]string
+	for _, t := range jobStoppedWanted(snap) {
+		lines, err := jobOutput(ctx, r, t.ID)
+		if err != nil {
+			r.Log.V(1).Info("could not read a volume job's output; its node is asked again", "task", t.ID, "error", err.Error())
+			continue
+		}
+		for _, l := range lines {
+			if ids, ok := strings.CutPrefix(l, StoppedRemoved); ok {
+				if out == nil {
+					out = map[string][]string{}
+				}
+				out[t.ID] = append(out[t.ID], strings.Fields(ids)...)
+			}
+		}
+	}
+	return out
 }
 
 func newestTask(tasks []swarm.Task) *swarm.Task {

@@ -124,6 +124,10 @@ func TestTeardownWaitsForANodeThatIsDown(t *testing.T) {
 }
 
 func TestRecordNodes(t *testing.T) {
+	ended := func(t swarm.Task, service string) swarm.Task {
+		t.ServiceID, t.Status.State = service, swarm.TaskStateShutdown
+		return t
+	}
 	withVolume := func(node, vol string) swarm.Task {
 		return swarm.Task{ServiceID: "s", NodeID: node, Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{
 			Mounts: []mountSpec{{Type: "volume", Source: vol, VolumeOptions: ownVolume()}}}}}
@@ -143,13 +147,20 @@ func TestRecordNodes(t *testing.T) {
 		{"a recipe job's task without volumes", []swarm.Task{{ServiceID: "job", NodeID: "n2"}}, "h2: jobs job"},
 		{"a recipe job's task with one", []swarm.Task{withVolume("n2", "a_data"), {ServiceID: "job", NodeID: "n2"}, {ServiceID: "job", NodeID: "n2"}}, "h2:a_data jobs job"},
 		{"a recipe job's task on this node", []swarm.Task{{ServiceID: "job", NodeID: "self"}}, ""},
+		// This teardown's job on h2 answered (st.Removed): a task there of a removed service
+		// that has ended is covered by that answer, listed until swarm reaps it.
+		{"an ended task of a removed service on a node that answered", []swarm.Task{ended(withVolume("n2", "a_data"), "gone")}, ""},
+		{"one on a node that did not answer", []swarm.Task{ended(withVolume("n9", "a_data"), "gone")}, "n9:a_data"},
+		{"one not ended on a node that answered", []swarm.Task{withVolume("n2", "a_data")}, "h2:a_data"},
+		{"an ended task of a live service there", []swarm.Task{ended(withVolume("n2", "a_data"), "s")}, "h2:a_data"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st := &spec.Status{}
+			st := &spec.Status{Removed: []string{"volumes on node h2: a_data"}}
 			jobs := map[string]bool{"job": true}
-			recordNodes(st, tc.tasks, jobs, nodes, "self")
-			recordNodes(st, tc.tasks, jobs, nodes, "self") // idempotent
+			live := map[string]bool{"s": true, "job": true}
+			recordNodes(st, tc.tasks, jobs, live, nodes, "self")
+			recordNodes(st, tc.tasks, jobs, live, nodes, "self") // idempotent
 			var got []string
 			for _, n := range st.Nodes {
 				got = append(got, nodeName(n)+":"+strings.Join(n.Volumes, ","))
@@ -756,10 +767,17 @@ func TestNodeAnswerAndLateTasks(t *testing.T) {
 		{"a later run of the job covers it", []swarm.Task{answered, task("app", "n2", swarm.TaskStateFailed, 12, true),
 			{ID: "job-again", ServiceID: "job", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: at(14)}}}, true, true, ""},
 		{"not answered yet", []swarm.Task{task("job", "n2", swarm.TaskStateRunning, 10, true)}, false, false, "job running"},
+		// The job removed that task's stopped container itself (its output says so): the
+		// agent reported the end after the answer, but the container was gone before it.
+		{"its stopped container removed by the job", []swarm.Task{answered, task("app", "n2", swarm.TaskStateShutdown, 12, true)}, true, true, ""},
+		{"the job removed another task's", []swarm.Task{answered, task("app", "n2", swarm.TaskStateFailed, 12, true),
+			{ID: "other", ServiceID: "app", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateShutdown, Timestamp: at(12),
+				ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-other"}}}}, false, true, "removing the app's volumes on node host-2"},
 	}
+	stopped := map[string][]string{answered.ID: {"app-shutdown", "other-gone"}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := &world{App: "a", Snap: &swarmstate.Snapshot{Services: []swarm.Service{job}, Tasks: tc.tasks},
+			w := &world{App: "a", Snap: &swarmstate.Snapshot{Services: []swarm.Service{job}, Tasks: tc.tasks}, JobStopped: stopped,
 				Nodes: map[string]swarm.Node{"n2": {ID: "n2", Description: swarm.NodeDescription{Hostname: "host-2"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady}}}}
 			st := &spec.Status{App: "a", Nodes: []spec.NodeVolumes{{ID: "n2", Hostname: "host-2", Volumes: []string{"a_data"}}}}
 			nc := planNodeCleanup(w, st, DefaultNodeJobs)

@@ -271,6 +271,7 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	if w.Jobs.Image == "" {
 		w.Jobs = DefaultNodeJobs
 	}
+	w.JobStopped = r.jobStopped(ctx, w.Snap)
 	st := prev
 	if st == nil {
 		st = &spec.Status{}

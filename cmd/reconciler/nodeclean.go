@@ -33,7 +33,8 @@ func nodeCleanCmd() *cobra.Command {
 		Use:   "node-clean (--app APP | --list) [--owner OWNER] [--job-service ID]...",
 		Short: "Remove an app's volumes from the engine this runs against (a teardown's job on each node)",
 		Long: "node-clean removes the volumes labelled with the app (and the owner, when given) from the\n" +
-			"engine at DOCKER_HOST, waiting while containers that are stopping still use them, after\n" +
+			"engine at DOCKER_HOST, waiting while containers that are stopping still use them (a stopped\n" +
+			"task container of --stack that holds one is removed, and its task named in the output), after\n" +
 			"removing the containers of the --job-service services' tasks (the recipe's jobs). A teardown\n" +
 			"runs it as a swarm job on every other node that ran a task of the app, with the node's\n" +
 			"Docker socket mounted; exit 0 says nothing of the app is left on the node. With --list it\n" +
@@ -162,8 +163,9 @@ func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string,
 		// of a stack the app left.
 		f.Add("label", swarmstate.LabelNamespace+"="+stack)
 	}
+	var stopped []string
 	for stack != "" {
-		holding, err := holders(ctx, e, f, stack)
+		holding, err := holders(ctx, e, f, stack, &stopped)
 		if err != nil {
 			return err
 		}
@@ -184,6 +186,11 @@ func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string,
 		}
 		list.Volumes = slices.DeleteFunc(list.Volumes, unowned)
 		if len(list.Volumes) == 0 {
+			if len(stopped) > 0 {
+				// The teardown reads this line: these tasks' ends, which their agent may
+				// report after this answer, are covered by it (controller.StoppedRemoved).
+				fmt.Fprintln(out, controller.StoppedRemoved, strings.Join(stopped, " "))
+			}
 			fmt.Fprintf(out, "nothing of app %s left on this node; removed %d volumes: %s\n", app, len(removed), strings.Join(removed, ", "))
 			return nil
 		}
@@ -240,8 +247,12 @@ func unowned(v *volume.Volume) bool {
 	return v.Labels[swarmstate.LabelOwner] == "" || v.Labels[swarmstate.LabelApp] == ""
 }
 
-// holders names the containers of stack on the node that mount a volume f selects.
-func holders(ctx context.Context, e volumeEngine, f filters.Args, stack string) ([]string, error) {
+// holders names the containers of stack on the node that mount a volume f selects. A stopped
+// container of a swarm task is removed instead, its task's ID added to stopped: swarm's agent
+// would remove it only once the managers reap the task, seconds later on a busy swarm, and a
+// task's container, once stopped, is never started again. The teardown takes the task's end as
+// covered by this job's answer (the line naming stopped), which its agent may report later.
+func holders(ctx context.Context, e volumeEngine, f filters.Args, stack string, stopped *[]string) ([]string, error) {
 	list, err := e.VolumeList(ctx, volume.ListOptions{Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("list the volumes of stack %s: %w", stack, err)
@@ -259,13 +270,18 @@ func holders(ctx context.Context, e volumeEngine, f filters.Args, stack string) 
 	}
 	var out []string
 	for _, c := range cs {
-		// A service's stopped container is waited for, not removed: swarm's agent removes it
-		// once the managers reap its task, and an answer before that would let the teardown
-		// see the task still listed and ask the node again. A recipe job's, which swarm keeps
-		// for good, went before this (removeJobContainers).
-		if slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume && ours[m.Name] }) {
-			out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(firstName(c.Names), "/"), c.State))
+		if !slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume && ours[m.Name] }) {
+			continue
 		}
+		if task := c.Labels[labelTask]; task != "" && (c.State == container.StateExited || c.State == container.StateDead) {
+			if err := e.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err == nil || cerrdefs.IsNotFound(err) {
+				if !slices.Contains(*stopped, task) {
+					*stopped = append(*stopped, task)
+				}
+				continue
+			}
+		}
+		out = append(out, fmt.Sprintf("%s (%s)", strings.TrimPrefix(firstName(c.Names), "/"), c.State))
 	}
 	return out, nil
 }

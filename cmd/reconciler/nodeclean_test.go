@@ -220,20 +220,27 @@ func TestCleanVolumesWaitsForTheAppsContainersOnly(t *testing.T) {
 		Mounts: []container.MountPoint{{Type: "volume", Name: "abra_data"}}}
 	ours := container.Summary{ID: "c1", Names: []string{"/a_one_app.1.y"}, Labels: ns, State: "exited",
 		Mounts: []container.MountPoint{{Type: "bind", Source: "/etc/hosts"}, {Type: "volume", Name: "a_data"}}}
+	// A task's container, running, then stopped: swarm's agent would remove it only once the
+	// managers reap the task; the job removes it and names the task.
+	task := container.Summary{ID: "c2", Names: []string{"/a_one_app.1.z"}, State: "running",
+		Labels: map[string]string{swarmstate.LabelNamespace: "a_one", labelTask: "t2"},
+		Mounts: []container.MountPoint{{Type: "volume", Name: "a_data"}}}
 	for _, tc := range []struct {
 		name       string
 		containers []container.Summary
 		gone       map[string]int // lists before it is gone; -1: never
 		wantErr    string
+		stopped    string // the tasks the output names as removed by the job
 	}{
-		{"a stack of the same name runs on", []container.Summary{theirs}, map[string]int{"abra1": -1}, ""},
-		{"the app's stopping container goes", []container.Summary{theirs, ours}, map[string]int{"abra1": -1, "c1": 3}, ""},
-		{"the app's container stays", []container.Summary{ours}, map[string]int{"c1": -1}, "containers of stack a_one still use the app's volumes on this node: a_one_app.1.y (exited)"},
+		{"a stack of the same name runs on", []container.Summary{theirs}, map[string]int{"abra1": -1}, "", ""},
+		{"the app's stopping container goes", []container.Summary{theirs, ours}, map[string]int{"abra1": -1, "c1": 3}, "", ""},
+		{"the app's container stays", []container.Summary{ours}, map[string]int{"c1": -1}, "containers of stack a_one still use the app's volumes on this node: a_one_app.1.y (exited)", ""},
+		{"a task's stopped container is removed", []container.Summary{theirs, task}, map[string]int{"abra1": -1, "c2": -1}, "", "t2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := &stackNode{nodeVolumes: &nodeVolumes{vols: map[string]map[string]string{
 				"a_data": {swarmstate.LabelApp: "a", swarmstate.LabelOwner: "o1", swarmstate.LabelNamespace: "a_one"},
-			}}, containers: tc.containers, gone: tc.gone}
+			}}, containers: slices.Clone(tc.containers), gone: tc.gone, stopsAfter: map[string]int{"c2": 2}}
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 			defer cancel()
 			var out bytes.Buffer
@@ -243,6 +250,10 @@ func TestCleanVolumesWaitsForTheAppsContainersOnly(t *testing.T) {
 			}
 			if _, left := n.vols["a_data"]; left != (tc.wantErr != "") {
 				t.Errorf("a_data left %v, want %v", left, tc.wantErr != "")
+			}
+			line := controller.StoppedRemoved + " " + tc.stopped + "\n"
+			if named := strings.Contains(out.String(), line); named != (tc.stopped != "") || slices.Contains(n.removed, "c2") != (tc.stopped != "") {
+				t.Errorf("output %q, removed %v; want the stopped task %q named and its container removed", out.String(), n.removed, tc.stopped)
 			}
 		})
 	}

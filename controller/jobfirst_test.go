@@ -1,0 +1,145 @@
+package controller
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// appServices counts the services of the fake swarm that are not volume jobs.
+func (f *fixture) appServices() int {
+	f.engine.mu.Lock()
+	defer f.engine.mu.Unlock()
+	n := 0
+	for _, s := range f.engine.services {
+		if !isJob(*s) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestTeardownStartsTheVolumeJobsFirst: a teardown whose app ran on another node keeps the
+// app's services until the node's volume job runs (its container started on a node not yet
+// stopping the app's), for jobHeadStart at most, and not at all for a node that is down.
+func TestTeardownStartsTheVolumeJobsFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		startLate int  // task lists the job stays pending
+		down      bool // its node is down when the spec is deleted
+		held      int  // passes that keep the services
+	}{
+		{"the job runs at once", 0, false, 1},
+		{"the job slow to start", 100, false, int(jobHeadStart / time.Second)},
+		{"its node down", 0, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := multiNodeFixture(t)
+			f.engine.now = f.now // the managers' clock is the reconciler's: the job's age counts
+			f.engine.jobStartLists = tc.startLate
+			if tc.down {
+				f.deleteWithNodeDown("m", "n2")
+			} else if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+				t.Fatal(err)
+			}
+			held := 0
+			var seen []string
+			for pass := 0; pass < 10 && f.appServices() > 0; pass++ {
+				f.engine.now = f.now
+				st := f.pass("m")
+				seen = append(seen, string(st.Phase)+": "+st.Message)
+				if f.appServices() == 0 {
+					break
+				}
+				held++
+				if f.jobs() != 1 || !strings.Contains(st.Message, "the services once the volume jobs run on host-2") {
+					t.Fatalf("pass %d kept the services: %d volume jobs; %s", pass, f.jobs(), st.Message)
+				}
+			}
+			if held != tc.held {
+				t.Errorf("the services were kept for %d passes, want %d:\n%s", held, tc.held, strings.Join(seen, "\n"))
+			}
+			if tc.startLate > 0 {
+				return // the job never runs in this test
+			}
+			if tc.down {
+				f.engine.setNodeState("n2", swarm.NodeStateReady)
+				f.r.NodesChanged()
+			}
+			st := f.settle("m")
+			if st.Phase != spec.PhaseDeleted || len(f.engine.remoteVolumes("n2")) != 0 {
+				t.Fatalf("%s %s; n2 volumes %v", st.Phase, st.Message, f.engine.remoteVolumes("n2"))
+			}
+		})
+	}
+}
+
+// TestJobStoppedReadsOnlyWhereItMatters: a volume job's output is read only when a task of
+// the app on its node was reported ended after the job's answer, and the tasks it names as
+// removed by it are what cover such a task (lateTasks).
+func TestJobStoppedReadsOnlyWhereItMatters(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+	job := swarm.Service{ID: "job", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "a_volumes-n2",
+		Labels: map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d", LabelJob: jobVolumes, LabelJobNode: "n2"}}}}
+	answer := swarm.Task{ID: "jt", ServiceID: "job", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: t0}}
+	app := func(id string, ended time.Time) swarm.Task {
+		return swarm.Task{ID: id, ServiceID: "app", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateShutdown, Timestamp: ended,
+			ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
+	}
+	for _, tc := range []struct {
+		name  string
+		tasks []swarm.Task
+		want  []string // the covered tasks read
+	}{
+		{"ended before the answer: nothing to read", []swarm.Task{answer, app("t1", t0.Add(-time.Second))}, nil},
+		{"ended after the answer: read", []swarm.Task{answer, app("t1", t0.Add(time.Second))}, []string{"t1", "t9"}},
+		{"the job has not answered", []swarm.Task{{ID: "jt", ServiceID: "job", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateRunning}},
+			app("t1", t0.Add(time.Second))}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newFakeEngine()
+			e.taskLog = func(id string) string {
+				return "removed 0 containers of the app's jobs\n" + StoppedRemoved + " t1 t9\nnothing of app a left on this node; removed 1 volumes: a_data\n"
+			}
+			r := &Reconciler{Engine: e}
+			got := r.jobStopped(t.Context(), &swarmstate.Snapshot{Services: []swarm.Service{job}, Tasks: tc.tasks})
+			if !slices.Equal(got["jt"], tc.want) {
+				t.Errorf("covered %v, want %v", got, tc.want)
+			}
+			if read := slices.Contains(e.calls, "logs jt"); read != (tc.want != nil) {
+				t.Errorf("job output read: %v, want %v (calls %v)", read, tc.want != nil, e.calls)
+			}
+		})
+	}
+}
+
+// TestTeardownAsksANodeOnce: a node's job answers while swarm still lists the app's ended
+// tasks there (the job removed their stopped containers itself, before the managers reaped
+// the tasks): the teardown takes the answer and does not record the node again from those
+// tasks, which made it start a second job there (CI: TestMultinodeHA, "created 2 times").
+func TestTeardownAsksANodeOnce(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.taskLinger, f.engine.containersHold = 6, true
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	st := f.settle("m")
+	if st.Phase != spec.PhaseDeleted || len(f.engine.remoteVolumes("n2")) != 0 {
+		t.Fatalf("%s %s; n2 volumes %v", st.Phase, st.Message, f.engine.remoteVolumes("n2"))
+	}
+	created := 0
+	for _, c := range f.engine.writes() {
+		if strings.HasPrefix(c, "create service") && strings.Contains(c, "_volumes-") {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d volume jobs created on host-2, want 1: %v", created, f.engine.writes())
+	}
+}
