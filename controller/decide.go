@@ -638,24 +638,15 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed, w.Self, w.Nodes)
 	d.After = teardownInterval
 	parts := snap.Residual()
-	// The app's volumes on other nodes go by a job on each, started before the removal of the
-	// services (jobsStarting): a job waits until the app's containers on its node have
-	// stopped, so its start precedes their stop instead of following it.
+	// The app's volumes on other nodes go by a job on each, started with the removal of the
+	// services: a job waits until the app's containers on its node have stopped, so its start
+	// overlaps their stop instead of following it. (Started first, the services kept until the
+	// jobs ran, a teardown was no faster on the 4-node swarm: docs/benchmarks.md.)
 	nc := planNodeCleanup(w, st, w.Jobs)
-	starting := jobsStarting(w, st, nc)
-	if len(starting) > 0 {
-		// The app's services stay until the jobs run: a job's container started on a node
-		// busy stopping the app's containers took seconds more, and was the teardown's
-		// critical path.
-		d.Actions = nil
-		parts = append(parts, fmt.Sprintf("the services once the volume jobs run on %s", strings.Join(starting, ", ")))
-	}
 	d.Actions = append(d.Actions, nc.Actions...)
 	d.Answered = nc.Answered
 	parts = append(parts, nc.Waiting...)
 	switch {
-	case len(starting) > 0:
-		d.After, d.TasksFor = remoteLook, tasksOnlyFor
 	case len(d.Actions) == 0 && onlyJobs(w.Snap) && nc.Away:
 		// Every node still to answer is down or drained: its node event brings the app back;
 		// until then a pass now and then, not a look ten times a second.

@@ -90,10 +90,6 @@ type fakeEngine struct {
 	remote map[string]map[string]*volume.Volume
 	// jobFail, when set, makes volume jobs on up nodes rejected with this error.
 	jobFail string
-	// jobStartLists is how many task lists a volume job on an up node stays pending before it
-	// runs (its container slow to start on a busy node).
-	jobStartLists int
-	jobLists      map[string]int
 	// jobsRepeat is a volume job that swarm runs again once it completed, and whose removal
 	// leaves a task on no node, new, listed for good: what swarm does to a replicated-job when a
 	// manager that once led keeps its jobs orchestrator (moby/moby#53632), to the volume jobs an
@@ -180,12 +176,6 @@ func (f *fakeEngine) runJobs() {
 		}
 		node := strings.TrimPrefix(svc.Spec.TaskTemplate.Placement.Constraints[0], "node.id==")
 		if n := f.nodes[node]; n == nil || n.Status.State != swarm.NodeStateReady {
-			continue
-		}
-		if f.jobLists == nil {
-			f.jobLists = map[string]int{}
-		}
-		if f.jobLists[t.ID]++; f.jobLists[t.ID] <= f.jobStartLists {
 			continue
 		}
 		if f.jobFail != "" {

@@ -297,61 +297,6 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 	return out
 }
 
-// jobHeadStart bounds how long a teardown keeps the app's services while its volume jobs
-// start (jobsStarting).
-const jobHeadStart = 5 * time.Second
-
-// jobsStarting names the nodes whose volume jobs a teardown waits to see running before it
-// removes the app's services, so that each job's container starts on a node not yet busy
-// stopping the app's and is there, removing them as they stop, when they do: the jobs this
-// pass creates, and those whose task has not started yet, for jobHeadStart from the job's
-// creation. Nothing once the services are gone, nor on a node that is away (its job waits for
-// it) or for a job that failed.
-func jobsStarting(w *world, st *spec.Status, nc nodeCleanup) []string {
-	if !slices.ContainsFunc(w.Snap.Services, func(s swarm.Service) bool { return !isJob(s) }) {
-		return nil
-	}
-	pending := map[string]spec.NodeVolumes{}
-	for _, n := range st.Nodes {
-		pending[n.ID] = n
-	}
-	var out []string
-	for _, a := range nc.Actions {
-		if a.Kind == CreateService && a.Service != nil {
-			if n, ok := pending[a.Service.Labels[LabelJobNode]]; ok && !nodeAway(w.Nodes[n.ID]) {
-				out = append(out, nodeName(n))
-			}
-		}
-	}
-	tasks := map[string][]swarm.Task{}
-	for _, t := range w.Snap.Tasks {
-		tasks[t.ServiceID] = append(tasks[t.ServiceID], t)
-	}
-	for _, s := range w.Snap.Services {
-		n, ok := pending[s.Spec.Labels[LabelJobNode]]
-		if !isJob(s) || !ok || s.Spec.Labels[LabelJobScope] != "" || nodeAway(w.Nodes[n.ID]) {
-			continue
-		}
-		if age := w.Now.Sub(s.Meta.CreatedAt); age < 0 || age >= jobHeadStart {
-			continue // a clock apart from the managers' holds nothing for longer
-		}
-		if t := newestTask(tasks[s.ID]); t == nil || !terminalTask(*t) && !started(*t) {
-			out = append(out, nodeName(n))
-		}
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// started reports whether a task's container has started (it runs, or is past running).
-func started(t swarm.Task) bool {
-	switch t.Status.State {
-	case swarm.TaskStateRunning, swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed:
-		return true
-	}
-	return false
-}
-
 // liveServices are the IDs of the services snap lists: a task of another was removed with it.
 func liveServices(snap *swarmstate.Snapshot) map[string]bool {
 	live := make(map[string]bool, len(snap.Services))
