@@ -201,7 +201,8 @@ func decide(w *world) decision {
 	}
 	d := decision{Status: st, Phase: st.Phase, Message: st.Message}
 	if w.Self != "" {
-		recordNodes(st, w.Snap.Tasks, recipeJobs(w.Owner, w.Snap.Services), liveServices(w.Snap), w.Nodes, w.Self)
+		answered := w.Desired == nil && w.Prev != nil && w.Prev.Phase == spec.PhaseDeleting
+		recordNodes(st, w.Snap.Tasks, recipeJobs(w.Owner, w.Snap.Services), liveServices(w.Snap), answered, w.Nodes, w.Self)
 	}
 	switch {
 	case w.Desired == nil:

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -21,8 +22,9 @@ func TestJobStoppedReadsOnlyWhereItMatters(t *testing.T) {
 		Labels: map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d", LabelJob: jobVolumes, LabelJobNode: "n2"}}}}
 	answer := swarm.Task{ID: "jt", ServiceID: "job", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: t0}}
 	app := func(id string, ended time.Time) swarm.Task {
-		return swarm.Task{ID: id, ServiceID: "app", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateShutdown, Timestamp: ended,
-			ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
+		return swarm.Task{ID: id, ServiceID: "app", NodeID: "n2",
+			Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Mounts: []mountSpec{{Type: "volume", Source: "a_data", VolumeOptions: ownVolume()}}}}, Status: swarm.TaskStatus{State: swarm.TaskStateShutdown, Timestamp: ended,
+				ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
 	}
 	for _, tc := range []struct {
 		name  string
@@ -73,5 +75,25 @@ func TestTeardownAsksANodeOnce(t *testing.T) {
 	}
 	if created != 1 {
 		t.Errorf("%d volume jobs created on host-2, want 1: %v", created, f.engine.writes())
+	}
+}
+
+// TestOnceTeardownOnOtherNodesEndsWithoutEvents: in `reconciler once` and the janitor no
+// engine event comes; a teardown with a volume job on another node still ends within seconds
+// (review K: a pass that waited on the looks of tasks that never move came after 30 s).
+func TestOnceTeardownOnOtherNodesEndsWithoutEvents(t *testing.T) {
+	f := multiNodeFixture(t)
+	f.engine.now = f.now
+	if err := spec.Unplace(f.r.SpecsDir, "m"); err != nil {
+		t.Fatal(err)
+	}
+	c := &Controller{R: f.r, Workers: 1}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	ok := c.settle(ctx, "m")
+	st, _ := spec.ReadStatus(f.r.StatusDir, "m")
+	if !ok || st.Phase != spec.PhaseDeleted || time.Since(start) > 5*time.Second {
+		t.Fatalf("settled %v after %s: %s %s", ok, time.Since(start).Round(time.Millisecond), st.Phase, st.Message)
 	}
 }

@@ -80,6 +80,18 @@ func nodeAnswered(st *spec.Status, n spec.NodeVolumes) bool {
 	return slices.ContainsFunc(st.Removed, func(r string) bool { return strings.HasPrefix(r, prefix) })
 }
 
+// sharedHostname reports whether another node of nodes has node's hostname (a node joined
+// again under a new ID): an answer recorded by hostname does not say which of them gave it.
+func sharedHostname(nodes map[string]swarm.Node, node string) bool {
+	h := nodes[node].Description.Hostname
+	for id, n := range nodes {
+		if id != node && h != "" && n.Description.Hostname == h {
+			return true
+		}
+	}
+	return false
+}
+
 // recordNodes adds to st.Nodes every node other than self on which a task of the app was
 // placed, with the named volumes of ours the task mounts: the volumes a teardown must remove
 // there; and, for a task of one of jobs (the recipe's job services), that service, whose
@@ -88,12 +100,14 @@ func nodeAnswered(st *spec.Status, n spec.NodeVolumes) bool {
 // this teardown is not recorded again: the answer covered it (planNodeJobs takes none before
 // every such task there has ended, covered), and swarm lists it until the managers reap it,
 // seconds after a job that removes a stopped container itself has answered.
-func recordNodes(st *spec.Status, tasks []swarm.Task, jobs map[string]bool, live map[string]bool, nodes map[string]swarm.Node, self string) {
+// answered says st.Removed is this teardown's (a pass after its first): an answer it records
+// was given in this teardown.
+func recordNodes(st *spec.Status, tasks []swarm.Task, jobs map[string]bool, live map[string]bool, answered bool, nodes map[string]swarm.Node, self string) {
 	for _, t := range tasks {
 		if t.NodeID == "" || t.NodeID == self || t.ServiceID == "" {
 			continue
 		}
-		if !live[t.ServiceID] && terminalTask(t) &&
+		if answered && !live[t.ServiceID] && terminalTask(t) && !sharedHostname(nodes, t.NodeID) &&
 			nodeAnswered(st, spec.NodeVolumes{ID: t.NodeID, Hostname: nodes[t.NodeID].Description.Hostname}) {
 			continue
 		}
@@ -250,7 +264,7 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 		}
 		t := newestTask(tasks[job.ID])
 		answered, done := lastComplete(tasks[job.ID])
-		starting, endedAfter := lateTasks(snap.Tasks, jobIDs, n.ID, answered, w.stoppedBy(tasks[job.ID]))
+		starting, endedAfter := lateTasks(snap.Tasks, jobIDs, n.ID, answered, w.stoppedBy(tasks[job.ID]), n.Jobs)
 		switch {
 		case done && starting:
 			// A task of the app there had not ended when the node answered: a container it
@@ -400,10 +414,13 @@ func lastComplete(tasks []swarm.Task) (at time.Time, done bool) {
 // has no container yet for the job to wait for), or one whose container ended after the
 // answer. Both timestamps are the node's own agent's. A job's own tasks are not the app's, and
 // a task whose stopped container the job removed (covered) ended before the answer, whenever
-// its agent reports it: a task's container is never started again.
-func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered time.Time, covered map[string]bool) (starting, endedAfter bool) {
+// its agent reports it: a task's container is never started again. Only a task that mounts a
+// volume of the app, or one of recipeJobs (whose containers the job removes), can leave
+// anything of the app there: a stateless task of the app ending after the answer (the job now
+// runs before the services go, and answers as soon as the last volume is free) asks nothing.
+func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered time.Time, covered map[string]bool, recipeJobs []string) (starting, endedAfter bool) {
 	for _, t := range tasks {
-		if t.NodeID != node || jobs[t.ServiceID] {
+		if t.NodeID != node || jobs[t.ServiceID] || !mountsAppVolume(t) && !slices.Contains(recipeJobs, t.ServiceID) {
 			continue
 		}
 		switch {
@@ -414,6 +431,14 @@ func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered t
 		}
 	}
 	return starting, endedAfter
+}
+
+// mountsAppVolume reports whether t's container mounts a named volume of the app (recordNodes).
+func mountsAppVolume(t swarm.Task) bool {
+	cs := t.Spec.ContainerSpec
+	return cs != nil && slices.ContainsFunc(cs.Mounts, func(m mount.Mount) bool {
+		return m.Type == mount.TypeVolume && m.Source != "" && m.VolumeOptions != nil && m.VolumeOptions.Labels[swarmstate.LabelApp] != ""
+	})
 }
 
 // StoppedRemoved leads the line of a volume job's output that names the tasks whose stopped
@@ -450,7 +475,7 @@ func jobStoppedWanted(snap *swarmstate.Snapshot) []swarm.Task {
 		if !jobIDs[t.ServiceID] || t.Status.State != swarm.TaskStateComplete {
 			continue
 		}
-		if _, after := lateTasks(snap.Tasks, jobIDs, t.NodeID, t.Status.Timestamp, nil); after {
+		if _, after := lateTasks(snap.Tasks, jobIDs, t.NodeID, t.Status.Timestamp, nil, nil); after {
 			out = append(out, t)
 		}
 	}
@@ -525,6 +550,9 @@ func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs, stack string, leftSt
 		for _, id := range n.Jobs {
 			args = append(args, "--job-service", id)
 		}
+		for _, id := range appServices(w, n.ID) {
+			args = append(args, "--task-service", id)
+		}
 	}
 	return swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: jobName(stack, w.App, n.ID), Labels: labels},
@@ -544,6 +572,37 @@ func volumeJob(w *world, n spec.NodeVolumes, jobs NodeJobs, stack string, leftSt
 			Networks: []swarm.NetworkAttachmentConfig{{Target: "host"}},
 		},
 	}
+}
+
+// appServices are the IDs of the app's own services that a volume job on node may meet
+// stopped task containers of: those the snapshot lists (a job is created as they are removed),
+// and those of the tasks listed on node (a job made again once they are gone). node-clean
+// removes a stopped task container of these only, never one of a stack of the same name
+// someone else deployed on the node since, which it waits for as before.
+func appServices(w *world, node string) []string {
+	if w.Snap == nil {
+		return nil
+	}
+	var ids []string
+	for _, s := range w.Snap.Services {
+		if !isJob(s) && w.Owner.Owns(s.Spec.Labels) && s.Spec.Labels[swarmstate.LabelApp] == w.App {
+			ids = append(ids, s.ID)
+		}
+	}
+	jobs := map[string]bool{}
+	for _, s := range w.Snap.Services {
+		if isJob(s) {
+			jobs[s.ID] = true
+		}
+	}
+	for _, t := range w.Snap.Tasks {
+		// Tasks come from the owned listing: a removed service's are the app's.
+		if t.NodeID == node && t.ServiceID != "" && !jobs[t.ServiceID] {
+			ids = append(ids, t.ServiceID)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // stackOf is the stack the app's objects are in, for naming its jobs.

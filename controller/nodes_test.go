@@ -159,8 +159,8 @@ func TestRecordNodes(t *testing.T) {
 			st := &spec.Status{Removed: []string{"volumes on node h2: a_data"}}
 			jobs := map[string]bool{"job": true}
 			live := map[string]bool{"s": true, "job": true}
-			recordNodes(st, tc.tasks, jobs, live, nodes, "self")
-			recordNodes(st, tc.tasks, jobs, live, nodes, "self") // idempotent
+			recordNodes(st, tc.tasks, jobs, live, true, nodes, "self")
+			recordNodes(st, tc.tasks, jobs, live, true, nodes, "self") // idempotent
 			var got []string
 			for _, n := range st.Nodes {
 				got = append(got, nodeName(n)+":"+strings.Join(n.Volumes, ","))
@@ -172,6 +172,20 @@ func TestRecordNodes(t *testing.T) {
 				t.Fatalf("got %q, want %q", strings.Join(got, " "), tc.want)
 			}
 		})
+	}
+	// Two nodes of one hostname (one joined again under a new ID): the answer recorded by
+	// hostname may be the other's, and the ended task's node is recorded.
+	twins := map[string]swarm.Node{"n2": nodes["n2"], "n8": {ID: "n8", Description: swarm.NodeDescription{Hostname: "h2"}}}
+	st := &spec.Status{Removed: []string{"volumes on node h2: a_data"}}
+	recordNodes(st, []swarm.Task{ended(withVolume("n2", "a_data"), "gone")}, nil, nil, true, twins, "self")
+	if len(st.Nodes) != 1 {
+		t.Errorf("an ended task on a node whose hostname another shares: nodes %+v, want it recorded", st.Nodes)
+	}
+	// Not a teardown's pass after its first: st.Removed is not this teardown's.
+	st = &spec.Status{Removed: []string{"volumes on node h2: a_data"}}
+	recordNodes(st, []swarm.Task{ended(withVolume("n2", "a_data"), "gone")}, nil, nil, false, nodes, "self")
+	if len(st.Nodes) != 1 {
+		t.Errorf("outside a teardown: nodes %+v, want the node recorded", st.Nodes)
 	}
 }
 
@@ -498,6 +512,19 @@ func TestVolumeJobIsAOneShotService(t *testing.T) {
 	if !strings.Contains(args, "--job-service j1 --job-service j2") || strings.Contains(moveArgs, "--job-service") {
 		t.Errorf("teardown job args %q, move job args %q", args, moveArgs)
 	}
+	// The app's services (listed, and those of the node's listed tasks, removed) are the only
+	// ones whose stopped task containers the job removes: not another app's, not a volume job's.
+	own := map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "o"}
+	w.Owner = swarmstate.Owner{App: "a", Dir: "o"}
+	w.Snap = &swarmstate.Snapshot{
+		Services: []swarm.Service{{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Labels: own}}},
+			{ID: "vj", Spec: volumeJob(w, spec.NodeVolumes{ID: "n3"}, DefaultNodeJobs, stackOf(w), false)}},
+		Tasks: []swarm.Task{{ServiceID: "gone", NodeID: "n2"}, {ServiceID: "elsewhere", NodeID: "n3"}, {ServiceID: "vj", NodeID: "n2"}},
+	}
+	args = strings.Join(volumeJob(w, n, DefaultNodeJobs, stackOf(w), false).TaskTemplate.ContainerSpec.Args, " ")
+	if !strings.Contains(args, "--task-service gone --task-service s1") || strings.Contains(args, "elsewhere") || strings.Contains(args, "--task-service vj") {
+		t.Errorf("teardown job args %q, want --task-service gone and s1 alone", args)
+	}
 }
 
 // TestLostStatusKeepsANodePending: a teardown whose status is lost while a node's job waits
@@ -744,6 +771,9 @@ func TestNodeAnswerAndLateTasks(t *testing.T) {
 	task := func(service, node string, state swarm.TaskState, when int, container bool) swarm.Task {
 		tk := swarm.Task{ID: service + "-" + string(state), ServiceID: service, NodeID: node,
 			Status: swarm.TaskStatus{State: state, Timestamp: at(when)}}
+		if service != "job" && service != "stateless" {
+			tk.Spec.ContainerSpec = &swarm.ContainerSpec{Mounts: []mountSpec{{Type: "volume", Source: "a_data", VolumeOptions: ownVolume()}}}
+		}
 		if container {
 			tk.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: "c-" + tk.ID}
 		}
@@ -767,11 +797,14 @@ func TestNodeAnswerAndLateTasks(t *testing.T) {
 		{"a later run of the job covers it", []swarm.Task{answered, task("app", "n2", swarm.TaskStateFailed, 12, true),
 			{ID: "job-again", ServiceID: "job", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: at(14)}}}, true, true, ""},
 		{"not answered yet", []swarm.Task{task("job", "n2", swarm.TaskStateRunning, 10, true)}, false, false, "job running"},
+		// A task that mounts none of the app's volumes leaves nothing the job removes.
+		{"a stateless task ended after the answer", []swarm.Task{answered, task("stateless", "n2", swarm.TaskStateShutdown, 12, true)}, true, true, ""},
+		{"a stateless task still running", []swarm.Task{answered, task("stateless", "n2", swarm.TaskStateRunning, 4, true)}, true, true, ""},
 		// The job removed that task's stopped container itself (its output says so): the
 		// agent reported the end after the answer, but the container was gone before it.
 		{"its stopped container removed by the job", []swarm.Task{answered, task("app", "n2", swarm.TaskStateShutdown, 12, true)}, true, true, ""},
 		{"the job removed another task's", []swarm.Task{answered, task("app", "n2", swarm.TaskStateFailed, 12, true),
-			{ID: "other", ServiceID: "app", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateShutdown, Timestamp: at(12),
+			{ID: "other", ServiceID: "app", NodeID: "n2", Spec: task("app", "n2", "", 0, false).Spec, Status: swarm.TaskStatus{State: swarm.TaskStateShutdown, Timestamp: at(12),
 				ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-other"}}}}, false, true, "removing the app's volumes on node host-2"},
 	}
 	stopped := map[string][]string{answered.ID: {"app-shutdown", "other-gone"}}

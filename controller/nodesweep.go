@@ -181,7 +181,7 @@ func (r *Reconciler) withFinding(app string, prev *spec.Status, hasSpec bool) *s
 			return d != "" && d != st.Domain
 		})
 	}
-	recordNodes(st, f.tasks, nil, nil, f.nodes, f.self)
+	recordNodes(st, f.tasks, nil, nil, false, f.nodes, f.self)
 	st.NodesNotAsked = f.notAsked
 	if st.Stack == "" && st.Domain != "" {
 		// The volume jobs remove the volumes of this stack only: the janitor's inventory has

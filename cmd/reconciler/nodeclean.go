@@ -26,15 +26,16 @@ import (
 // (controller/nodes.go): volumes are node-local, so only the node's own engine can remove them.
 func nodeCleanCmd() *cobra.Command {
 	var app, owner, stack string
-	var jobServices []string
+	var jobServices, taskServices []string
 	var list, onlyStack bool
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:   "node-clean (--app APP | --list) [--owner OWNER] [--job-service ID]...",
+		Use:   "node-clean (--app APP | --list) [--owner OWNER] [--stack STACK] [--job-service ID]... [--task-service ID]...",
 		Short: "Remove an app's volumes from the engine this runs against (a teardown's job on each node)",
 		Long: "node-clean removes the volumes labelled with the app (and the owner, when given) from the\n" +
 			"engine at DOCKER_HOST, waiting while containers that are stopping still use them (a stopped\n" +
-			"task container of --stack that holds one is removed, and its task named in the output), after\n" +
+			"task container of a --task-service service that holds one is removed, its task named in the\n" +
+			"output), after\n" +
 			"removing the containers of the --job-service services' tasks (the recipe's jobs). A teardown\n" +
 			"runs it as a swarm job on every other node that ran a task of the app, with the node's\n" +
 			"Docker socket mounted; exit 0 says nothing of the app is left on the node. With --list it\n" +
@@ -64,7 +65,7 @@ func nodeCleanCmd() *cobra.Command {
 			if err := removeJobContainers(ctx, engine, jobServices, wait/2, cmd.OutOrStdout()); err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			if err := cleanVolumes(ctx, engine, app, owner, stack, onlyStack, cmd.OutOrStdout()); err != nil {
+			if err := cleanVolumes(ctx, engine, app, owner, stack, onlyStack, taskServices, cmd.OutOrStdout()); err != nil {
 				return &exitError{code: 1, err: err}
 			}
 			return nil
@@ -75,6 +76,7 @@ func nodeCleanCmd() *cobra.Command {
 	cmd.Flags().StringVar(&stack, "stack", "", "first wait until no container of this stack that mounts one of the app's volumes is left on the node (a teardown starts the job as it removes the services); without --owner, remove only this stack's volumes")
 	cmd.Flags().BoolVar(&onlyStack, "only-stack", false, "remove only --stack's volumes, also with --owner (a domain change's job: the app's new stack may run on the node)")
 	cmd.Flags().StringSliceVar(&jobServices, "job-service", nil, "first remove the containers on this node of this swarm service's tasks once they have stopped (a removed recipe job's, which swarm keeps for good); repeatable")
+	cmd.Flags().StringSliceVar(&taskServices, "task-service", nil, "a service of the app (by ID) whose stopped task containers holding its volumes are removed rather than waited for; repeatable")
 	cmd.Flags().StringVar(&owner, "owner", "", "only volumes of this owner (the reconciler's identity); empty: any owner")
 	cmd.Flags().DurationVar(&wait, "wait", controller.DefaultNodeJobs.Wait, "how long to wait for volumes still in use by stopping containers")
 	return cmd
@@ -154,7 +156,7 @@ func removeJobContainers(ctx context.Context, e volumeEngine, services []string,
 // retrying those still in use, until ctx ends. It reports what it removed, and on failure what
 // is left and why. A container of the stack that mounts none of them is not waited for: a
 // stack of that name deployed since (by abra, or an app given the freed domain) runs on.
-func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string, onlyStack bool, out io.Writer) error {
+func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string, onlyStack bool, services []string, out io.Writer) error {
 	f := filters.NewArgs(filters.Arg("label", swarmstate.LabelApp+"="+app), ownerFilter(owner))
 	if stack != "" && (owner == "" || onlyStack) {
 		// Any owner's (the janitor's): only the stack's, as an app of the same name in another
@@ -165,7 +167,7 @@ func cleanVolumes(ctx context.Context, e volumeEngine, app, owner, stack string,
 	}
 	var stopped []string
 	for stack != "" {
-		holding, err := holders(ctx, e, f, stack, &stopped)
+		holding, err := holders(ctx, e, f, stack, services, &stopped)
 		if err != nil {
 			return err
 		}
@@ -252,7 +254,7 @@ func unowned(v *volume.Volume) bool {
 // would remove it only once the managers reap the task, seconds later on a busy swarm, and a
 // task's container, once stopped, is never started again. The teardown takes the task's end as
 // covered by this job's answer (the line naming stopped), which its agent may report later.
-func holders(ctx context.Context, e volumeEngine, f filters.Args, stack string, stopped *[]string) ([]string, error) {
+func holders(ctx context.Context, e volumeEngine, f filters.Args, stack string, services []string, stopped *[]string) ([]string, error) {
 	list, err := e.VolumeList(ctx, volume.ListOptions{Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("list the volumes of stack %s: %w", stack, err)
@@ -273,7 +275,8 @@ func holders(ctx context.Context, e volumeEngine, f filters.Args, stack string, 
 		if !slices.ContainsFunc(c.Mounts, func(m container.MountPoint) bool { return m.Type == mount.TypeVolume && ours[m.Name] }) {
 			continue
 		}
-		if task := c.Labels[labelTask]; task != "" && (c.State == container.StateExited || c.State == container.StateDead) {
+		if task := c.Labels[labelTask]; task != "" && slices.Contains(services, c.Labels[labelService]) &&
+			(c.State == container.StateExited || c.State == container.StateDead) {
 			if err := e.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err == nil || cerrdefs.IsNotFound(err) {
 				if !slices.Contains(*stopped, task) {
 					*stopped = append(*stopped, task)

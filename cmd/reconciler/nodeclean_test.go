@@ -108,7 +108,7 @@ func TestCleanVolumes(t *testing.T) {
 			case "-":
 				owner = ""
 			}
-			err := cleanVolumes(ctx, n, "a", owner, tc.stack, tc.onlyStack, &out)
+			err := cleanVolumes(ctx, n, "a", owner, tc.stack, tc.onlyStack, nil, &out)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
@@ -223,7 +223,10 @@ func TestCleanVolumesWaitsForTheAppsContainersOnly(t *testing.T) {
 	// A task's container, running, then stopped: swarm's agent would remove it only once the
 	// managers reap the task; the job removes it and names the task.
 	task := container.Summary{ID: "c2", Names: []string{"/a_one_app.1.z"}, State: "running",
-		Labels: map[string]string{swarmstate.LabelNamespace: "a_one", labelTask: "t2"},
+		Labels: map[string]string{swarmstate.LabelNamespace: "a_one", labelTask: "t2", labelService: "s-app"},
+		Mounts: []container.MountPoint{{Type: "volume", Name: "a_data"}}}
+	foreign := container.Summary{ID: "c3", Names: []string{"/a_one_app.1.w"}, State: "exited",
+		Labels: map[string]string{swarmstate.LabelNamespace: "a_one", labelTask: "t3", labelService: "s-abra"},
 		Mounts: []container.MountPoint{{Type: "volume", Name: "a_data"}}}
 	for _, tc := range []struct {
 		name       string
@@ -236,6 +239,10 @@ func TestCleanVolumesWaitsForTheAppsContainersOnly(t *testing.T) {
 		{"the app's stopping container goes", []container.Summary{theirs, ours}, map[string]int{"abra1": -1, "c1": 3}, "", ""},
 		{"the app's container stays", []container.Summary{ours}, map[string]int{"c1": -1}, "containers of stack a_one still use the app's volumes on this node: a_one_app.1.y (exited)", ""},
 		{"a task's stopped container is removed", []container.Summary{theirs, task}, map[string]int{"abra1": -1, "c2": -1}, "", "t2"},
+		// A stack of the same name deployed since (abra's) whose task's container mounts the
+		// app's volume: not the app's service, its stopped container is waited for, not removed.
+		{"another service's stopped task container stays", []container.Summary{foreign}, map[string]int{"c3": -1},
+			"containers of stack a_one still use the app's volumes on this node: a_one_app.1.w (exited)", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := &stackNode{nodeVolumes: &nodeVolumes{vols: map[string]map[string]string{
@@ -244,7 +251,7 @@ func TestCleanVolumesWaitsForTheAppsContainersOnly(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 			defer cancel()
 			var out bytes.Buffer
-			err := cleanVolumes(ctx, n, "a", "o1", "a_one", false, &out)
+			err := cleanVolumes(ctx, n, "a", "o1", "a_one", false, []string{"s-app"}, &out)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
