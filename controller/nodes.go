@@ -426,7 +426,10 @@ func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered t
 		switch {
 		case !terminalTask(t):
 			starting = true
-		case t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != "" && t.Status.Timestamp.After(answered) && !covered[t.ID]:
+		case t.Status.Timestamp.After(answered) && !covered[t.ID] &&
+			(mountsAppVolume(t) || t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != ""):
+			// Also without a container: swarm's agent makes a volume that has a driver or
+			// driver options (DriverConfig) before the task's container, as it prepares it.
 			endedAfter = true
 		}
 	}

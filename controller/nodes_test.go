@@ -771,7 +771,7 @@ func TestNodeAnswerAndLateTasks(t *testing.T) {
 	task := func(service, node string, state swarm.TaskState, when int, container bool) swarm.Task {
 		tk := swarm.Task{ID: service + "-" + string(state), ServiceID: service, NodeID: node,
 			Status: swarm.TaskStatus{State: state, Timestamp: at(when)}}
-		if service != "job" && service != "stateless" {
+		if service != "job" && service != "stateless" && service != "job-r" {
 			tk.Spec.ContainerSpec = &swarm.ContainerSpec{Mounts: []mountSpec{{Type: "volume", Source: "a_data", VolumeOptions: ownVolume()}}}
 		}
 		if container {
@@ -792,7 +792,11 @@ func TestNodeAnswerAndLateTasks(t *testing.T) {
 		{"a task being prepared when it answered", []swarm.Task{answered, task("app", "n2", swarm.TaskStatePreparing, 9, false)}, false, false, "had not ended"},
 		{"listed running: not reported yet", []swarm.Task{answered, task("app", "n2", swarm.TaskStateRunning, 4, true)}, false, false, "had not ended"},
 		{"its container ended after the answer", []swarm.Task{answered, task("app", "n2", swarm.TaskStateFailed, 12, true)}, false, true, "removing the app's volumes on node host-2"},
-		{"ended after the answer without a container", []swarm.Task{answered, task("app", "n2", swarm.TaskStateRejected, 12, false)}, true, true, ""},
+		// A volume with a driver or driver options is made as the task is prepared, before
+		// its container: a task that mounts one and ended after the answer may have made it.
+		{"ended after the answer without a container", []swarm.Task{answered, task("app", "n2", swarm.TaskStateRejected, 12, false)}, false, true, "removing the app's volumes on node host-2"},
+		{"a recipe job's task ended after it without a container", []swarm.Task{answered, task("job-r", "n2", swarm.TaskStateRejected, 12, false)}, true, true, ""},
+		{"a recipe job's container ended after it", []swarm.Task{answered, task("job-r", "n2", swarm.TaskStateFailed, 12, true)}, false, true, "removing the app's volumes on node host-2"},
 		{"another node's task", []swarm.Task{answered, task("app", "n3", swarm.TaskStateStarting, 9, false)}, true, true, ""},
 		{"a later run of the job covers it", []swarm.Task{answered, task("app", "n2", swarm.TaskStateFailed, 12, true),
 			{ID: "job-again", ServiceID: "job", NodeID: "n2", Status: swarm.TaskStatus{State: swarm.TaskStateComplete, Timestamp: at(14)}}}, true, true, ""},
@@ -812,7 +816,7 @@ func TestNodeAnswerAndLateTasks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &world{App: "a", Snap: &swarmstate.Snapshot{Services: []swarm.Service{job}, Tasks: tc.tasks}, JobStopped: stopped,
 				Nodes: map[string]swarm.Node{"n2": {ID: "n2", Description: swarm.NodeDescription{Hostname: "host-2"}, Status: swarm.NodeStatus{State: swarm.NodeStateReady}}}}
-			st := &spec.Status{App: "a", Nodes: []spec.NodeVolumes{{ID: "n2", Hostname: "host-2", Volumes: []string{"a_data"}}}}
+			st := &spec.Status{App: "a", Nodes: []spec.NodeVolumes{{ID: "n2", Hostname: "host-2", Volumes: []string{"a_data"}, Jobs: []string{"job-r"}}}}
 			nc := planNodeCleanup(w, st, DefaultNodeJobs)
 			if taken := len(st.Nodes) == 0; taken != tc.taken || taken != (len(nc.Answered) == 1) {
 				t.Errorf("answer taken: nodes left %v, answered %v; want taken %v", st.Nodes, nc.Answered, tc.taken)
