@@ -201,7 +201,10 @@ func decide(w *world) decision {
 	}
 	d := decision{Status: st, Phase: st.Phase, Message: st.Message}
 	if w.Self != "" {
-		answered := w.Desired == nil && w.Prev != nil && w.Prev.Phase == spec.PhaseDeleting
+		// st.Removed is the last teardown's once that teardown has had a pass (Deleting, and
+		// after it Deleted or Expired, while swarm still lists the ended tasks): not on its
+		// first, when it may still be a move's.
+		answered := w.Prev != nil && (w.Prev.Phase == spec.PhaseDeleting || w.Prev.Phase == spec.PhaseDeleted || w.Prev.Phase == spec.PhaseExpired)
 		recordNodes(st, w.Snap.Tasks, recipeJobs(w.Owner, w.Snap.Services), liveServices(w.Snap), answered, w.Nodes, w.Self)
 	}
 	switch {

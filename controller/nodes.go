@@ -100,8 +100,8 @@ func sharedHostname(nodes map[string]swarm.Node, node string) bool {
 // this teardown is not recorded again: the answer covered it (planNodeJobs takes none before
 // every such task there has ended, covered), and swarm lists it until the managers reap it,
 // seconds after a job that removes a stopped container itself has answered.
-// answered says st.Removed is this teardown's (a pass after its first): an answer it records
-// was given in this teardown.
+// answered says st.Removed is the last teardown's (a pass after its first): an answer it records
+// was given in that teardown.
 func recordNodes(st *spec.Status, tasks []swarm.Task, jobs map[string]bool, live map[string]bool, answered bool, nodes map[string]swarm.Node, self string) {
 	for _, t := range tasks {
 		if t.NodeID == "" || t.NodeID == self || t.ServiceID == "" {
