@@ -112,14 +112,7 @@ func recordNodes(st *spec.Status, tasks []swarm.Task, jobs map[string]bool, live
 			continue
 		}
 		job := jobs[t.ServiceID]
-		var vols []string
-		if cs := t.Spec.ContainerSpec; cs != nil {
-			for _, m := range cs.Mounts {
-				if m.Type == mount.TypeVolume && m.Source != "" && m.VolumeOptions != nil && m.VolumeOptions.Labels[swarmstate.LabelApp] != "" {
-					vols = append(vols, m.Source)
-				}
-			}
-		}
+		vols := appVolumes(t)
 		if len(vols) == 0 && !job {
 			continue
 		}
@@ -416,18 +409,22 @@ func lastComplete(tasks []swarm.Task) (at time.Time, done bool) {
 // a task whose stopped container the job removed (covered) ended before the answer, whenever
 // its agent reports it: a task's container is never started again. Only a task that mounts a
 // volume of the app, or one of recipeJobs (whose containers the job removes), can leave
-// anything of the app there: a stateless task of the app ending after the answer (the job now
-// runs before the services go, and answers as soon as the last volume is free) asks nothing.
+// anything of the app there: a stateless task of the app ending after the answer (the job
+// answers as soon as the app's stopped containers are gone) asks nothing.
 func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered time.Time, covered map[string]bool, recipeJobs []string) (starting, endedAfter bool) {
 	for _, t := range tasks {
-		if t.NodeID != node || jobs[t.ServiceID] || !mountsAppVolume(t) && !slices.Contains(recipeJobs, t.ServiceID) {
+		if t.NodeID != node || jobs[t.ServiceID] {
+			continue
+		}
+		mounts := len(appVolumes(t)) > 0
+		if !mounts && !slices.Contains(recipeJobs, t.ServiceID) {
 			continue
 		}
 		switch {
 		case !terminalTask(t):
 			starting = true
 		case t.Status.Timestamp.After(answered) && !covered[t.ID] &&
-			(mountsAppVolume(t) || t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != ""):
+			(mounts || t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != ""):
 			// Also without a container: swarm's agent makes a volume that has a driver or
 			// driver options (DriverConfig) before the task's container, as it prepares it.
 			endedAfter = true
@@ -436,12 +433,17 @@ func lateTasks(tasks []swarm.Task, jobs map[string]bool, node string, answered t
 	return starting, endedAfter
 }
 
-// mountsAppVolume reports whether t's container mounts a named volume of the app (recordNodes).
-func mountsAppVolume(t swarm.Task) bool {
-	cs := t.Spec.ContainerSpec
-	return cs != nil && slices.ContainsFunc(cs.Mounts, func(m mount.Mount) bool {
-		return m.Type == mount.TypeVolume && m.Source != "" && m.VolumeOptions != nil && m.VolumeOptions.Labels[swarmstate.LabelApp] != ""
-	})
+// appVolumes are the named volumes of the app that t's container mounts.
+func appVolumes(t swarm.Task) []string {
+	var vols []string
+	if cs := t.Spec.ContainerSpec; cs != nil {
+		for _, m := range cs.Mounts {
+			if m.Type == mount.TypeVolume && m.Source != "" && m.VolumeOptions != nil && m.VolumeOptions.Labels[swarmstate.LabelApp] != "" {
+				vols = append(vols, m.Source)
+			}
+		}
+	}
+	return vols
 }
 
 // StoppedRemoved leads the line of a volume job's output that names the tasks whose stopped

@@ -35,12 +35,11 @@ func nodeCleanCmd() *cobra.Command {
 		Long: "node-clean removes the volumes labelled with the app (and the owner, when given) from the\n" +
 			"engine at DOCKER_HOST, waiting while containers that are stopping still use them (a stopped\n" +
 			"task container of a --task-service service that holds one is removed, its task named in the\n" +
-			"output), after\n" +
-			"removing the containers of the --job-service services' tasks (the recipe's jobs). A teardown\n" +
-			"runs it as a swarm job on every other node that ran a task of the app, with the node's\n" +
-			"Docker socket mounted; exit 0 says nothing of the app is left on the node. With --list it\n" +
-			"removes nothing and prints one JSON line per volume of the owner's apps on the node: the\n" +
-			"orphan sweep runs it on every node to find volumes no status file records.",
+			"output), after removing the containers of the --job-service services' tasks (the recipe's\n" +
+			"jobs). A teardown runs it as a swarm job on every other node that ran a task of the app,\n" +
+			"with the node's Docker socket mounted; exit 0 says nothing of the app is left on the node.\n" +
+			"With --list it removes nothing and prints one JSON line per volume of the owner's apps on\n" +
+			"the node: the orphan sweep runs it on every node to find volumes no status file records.",
 		Example: "  docker run --rm -v /var/run/docker.sock:/var/run/docker.sock swarm-reconciler:dev \\\n" +
 			"    node-clean --app ch-1a2b3c --owner 5f1c2e9a\n" +
 			"  docker run --rm -v /var/run/docker.sock:/var/run/docker.sock swarm-reconciler:dev node-clean --list",
