@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,7 +44,9 @@ type harness struct {
 	recipes string
 	backups string
 	logPath string
-	recipe  recipe
+	// tmp is the reconciler's TMPDIR (its recipe exports): empty after every clean exit.
+	tmp    string
+	recipe recipe
 
 	// docker is the engine the reconciler talks to; nodes, on a swarm of several nodes, are the
 	// engines of the other nodes, whose volumes and containers of an app are residue too.
@@ -71,7 +74,8 @@ func newHarness(t testing.TB) *harness {
 	h.recipes = filepath.Join(root, "recipes")
 	h.backups = filepath.Join(root, "backups")
 	h.logPath = filepath.Join(root, "reconciler.log")
-	for _, dir := range []string{h.specs, h.status, h.recipes} {
+	h.tmp = filepath.Join(root, "tmp")
+	for _, dir := range []string{h.specs, h.status, h.recipes, h.tmp} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -84,9 +88,39 @@ func newHarness(t testing.TB) *harness {
 	t.Cleanup(func() {
 		if err := h.stop(); err != nil {
 			t.Logf("reconciler: %v", err)
+			return
 		}
+		h.checkTmp()
 	})
 	return h
+}
+
+// checkTmp fails the test if the reconciler, after a clean exit, left anything in its TMPDIR:
+// its own exports, or what an earlier run of the test left when it was killed (the next run's
+// start sweeps that). It then empties the directory, whose read-only trees t.TempDir's removal
+// could not (but as root).
+func (h *harness) checkTmp() {
+	h.t.Helper()
+	entries, err := os.ReadDir(h.tmp)
+	if err != nil {
+		h.t.Errorf("reconciler's TMPDIR: %v", err)
+		return
+	}
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+		p := filepath.Join(h.tmp, e.Name())
+		_ = filepath.WalkDir(p, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				_ = os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+		_ = os.RemoveAll(p)
+	}
+	if len(left) > 0 {
+		h.t.Errorf("the reconciler exited cleanly and left %v in its TMPDIR %s", left, h.tmp)
+	}
 }
 
 // startHarness is newHarness with the reconciler running.
@@ -128,9 +162,7 @@ func (h *harness) startWith(env []string, extra ...string) {
 	args := append([]string{"run"}, h.flags()...)
 	args = append(args, "--resync", resync.String(), "--log-format", "console")
 	cmd := exec.Command(h.bin, append(args, extra...)...)
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
+	cmd.Env = append(os.Environ(), append([]string{"TMPDIR=" + h.tmp}, env...)...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = childProcAttr()

@@ -44,9 +44,6 @@ const (
 	// file: a tree thinned that way could render differently without failing (a missing
 	// .env.sample reads as empty), so no tree lives anywhere near that long.
 	treeMaxAge = time.Hour
-	// treePrefix names the exported trees in the temporary directory, so that trees left behind
-	// by a process that was killed before Cleanup can be recognised.
-	treePrefix = "swarm-reconciler-tree-"
 )
 
 var (
@@ -54,16 +51,19 @@ var (
 	trees = &treeCache{m: map[treeKey]*tree{}}
 )
 
-// Cleanup removes every exported tree that Render keeps and forgets the opened repositories.
-// Trees in use by renders still running are removed as soon as those finish. It is safe to call
-// at any time and more than once; later renders simply start over.
+// Cleanup removes every exported tree that Render keeps, and the process's export root, and
+// forgets the opened repositories. Trees in use by renders still running are removed as soon as
+// those finish. It is safe to call at any time and more than once; later renders simply start
+// over.
 //
 // The controller calls it on shutdown, after its workers have stopped; any other process that
-// renders (the render command, tests) calls it before exiting, or the trees stay in the
-// temporary directory (named swarm-reconciler-tree-*).
+// renders (the render command, tests) calls it before exiting. What a process that never ran
+// it left (its export root, swarm-reconciler-trees-* in the temporary directory) is removed by
+// the next process's first export (exportroot.go).
 func Cleanup() {
 	repos.clear()
 	trees.clear()
+	root.removeIfEmpty()
 }
 
 // repoCache keeps opened recipe repositories by absolute directory, least recently used first
@@ -328,14 +328,18 @@ func (t *tree) parse(path string) (raw map[string]any, parseErr, err error) {
 	return p.dict, p.err, nil
 }
 
-// exportCommit exports the files of commit into a new private directory and makes it read-only:
-// renders sharing it only read it. On error nothing is left behind.
+// exportCommit exports the files of commit into a new directory in the process's export root
+// and makes it read-only: renders sharing it only read it. On error nothing is left behind.
 func exportCommit(ctx context.Context, repo *git.Repository, commit plumbing.Hash) (string, error) {
 	c, err := repo.CommitObject(commit)
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", commit, err)
 	}
-	dir, err := os.MkdirTemp("", treePrefix+shortHash(commit.String())+"-")
+	rootDir, err := root.get()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(rootDir, shortHash(commit.String())+"-")
 	if err != nil {
 		return "", fmt.Errorf("create export directory: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(holdRootEnv) != "" {
+		holdRoot() // a child of TestExportRootOfAKilledProcessIsSwept
+	}
 	code := m.Run()
 	Cleanup() // the exports kept by the renders of the tests
 	os.Exit(code)
@@ -27,18 +31,20 @@ func TestMain(m *testing.M) {
 func privateTmp(t *testing.T) string {
 	t.Helper()
 	tmp := t.TempDir()
+	Cleanup() // an export root of an earlier test is in its TMPDIR
 	t.Setenv("TMPDIR", tmp)
 	t.Cleanup(Cleanup) // runs before TempDir's removal: cleanups run last registered first
 	return tmp
 }
 
+// exports lists the trees exported into the export roots in tmp.
 func exports(t *testing.T, tmp string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(tmp, treePrefix+"*"))
+	m, err := filepath.Glob(filepath.Join(tmp, rootPrefix+"*", "*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return slices.DeleteFunc(m, func(p string) bool { return filepath.Base(p) == rootLock })
 }
 
 func TestRenderReusesTheExport(t *testing.T) {

@@ -439,6 +439,7 @@ func wire(o *options, specDir string, lockSpecDir bool) (*wiring, error) {
 	if w.policy, err = o.policy(); err != nil {
 		return w, err
 	}
+	manifests.SweepExports()
 	for _, d := range []string{specDir, o.status} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return w, fmt.Errorf("create %s: %w", d, err)
