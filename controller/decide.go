@@ -97,6 +97,8 @@ type world struct {
 	// Committed is the backup the status shows Running, found complete in the store: the
 	// process that made it died after the commit, before it could say so.
 	Committed *spec.BackupManifest
+	// Slots is how many apps hold a deploy slot and how many wait for one (slots.go).
+	Slots slotView
 	// Probe runs the spec's readiness probes once. decide calls it only when swarm says the
 	// app converged and the verdict waits on the probes: a probe with `stable` counts runs.
 	Probe func() probeResult
@@ -164,6 +166,10 @@ type decision struct {
 	// Answered are the other nodes whose volume job answered in this pass that nothing of the
 	// app is left there: an inventory that asked them earlier is older than that answer.
 	Answered []string
+	// Slot says the app holds a deploy slot after this pass: its attempt applies, or waits for
+	// its tasks to run. Starts says this pass begins the attempt: it must take its slot
+	// before acting. Queued says it waits for one (slots.go).
+	Slot, Starts, Queued bool
 }
 
 // The upgrade stages of an upgrade-tier attempt.
@@ -427,6 +433,13 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			v.Message, heldUntil.UTC().Format(time.RFC3339), st.SetBacks))
 	}
 	if plan := append(support, services...); len(plan) > 0 {
+		if !converged && d.Phase == spec.PhasePending {
+			if !w.Slots.open() {
+				return d.queued(w)
+			}
+			d.Starts = true
+		}
+		d.Slot = !converged
 		if len(support) > 0 {
 			// Services refer to support objects by ID: plan them on a fresh look.
 			plan, d.Again = support, true
@@ -473,6 +486,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	case !v.Converged && w.Now.After(deadline):
 		return d.failed(cur, v, seen, window, fmt.Sprintf("%s not converged within %s: %s", rev, s.Timeout.Duration, v.Message))
 	case !v.Converged:
+		d.Slot = true // its tasks do not all run yet
 		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
 		if len(w.Nodes) > 1 {
 			// Container events come from this node only: tasks elsewhere are seen by looking.
@@ -485,6 +499,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		}
 		return d.to(d.Phase, msg)
 	case stage == upgradeFrom:
+		d.Slot = true // the upgrade applies next
 		st.UpgradeStage = upgradeTo
 		st.LastAppliedRevision = rev
 		d.Again, d.Milestone = true, true
@@ -819,6 +834,20 @@ func (d decision) waitOutside(now time.Time, converged bool, timeout, idle time.
 	return d.to(phase, msg)
 }
 
+// queued keeps an attempt that has not begun Pending until a deploy slot frees (slots.go).
+// Its timeout counts from when it leaves the queue (the pass after an unset AttemptStartedAt
+// sets it): waiting behind other apps is not its fault.
+func (d decision) queued(w *world) decision {
+	d.Queued, d.Deadline = true, time.Time{}
+	d.Status.AttemptStartedAt = nil
+	d.After = queuedLook
+	if w.Slots.Wakes {
+		d.After = queuedIdle // a freed slot enqueues it; this look is in case of a lost wake
+	}
+	return d.to(spec.PhasePending, fmt.Sprintf("queued: %d apps are deploying (--max-deploying %d), %d queued ahead of this one; its timeout counts from when it starts",
+		w.Slots.Others, w.Slots.Limit, w.Slots.Ahead))
+}
+
 // to sets the phase and message the status will say.
 func (d decision) to(phase spec.Phase, message string) decision {
 	d.Phase, d.Message = phase, message
@@ -983,6 +1012,10 @@ const (
 	// apps waiting three minutes on swarm took ten passes a second, all four workers, and the
 	// pass that was due at an app's window end waited behind them (docs/benchmarks.md).
 	tasksOnlyFor = 30 * time.Second
+	// queuedLook is how often an app queued for a deploy slot looks again when no freed slot
+	// wakes it (reconciler once); queuedIdle when one does.
+	queuedLook = time.Second
+	queuedIdle = 30 * time.Second
 )
 
 // waitAfter is when an app that has waited on swarm since start is looked at again: after

@@ -85,6 +85,10 @@ type Reconciler struct {
 	// zero: DefaultNodeJobs.
 	NodeJobs NodeJobs
 
+	// MaxDeploying bounds the apps whose install or upgrade applies or waits for its tasks to
+	// run at once (--max-deploying; slots.go); 0: no bound.
+	MaxDeploying int
+
 	// Step, when set, is called after every change made to the swarm, with its running
 	// count. Fault-injection tests use it to kill the process at each step in turn.
 	Step func(n int64, a Action)
@@ -101,6 +105,7 @@ type Reconciler struct {
 	heldFor  map[string]map[string]bool // domain -> the apps its lock is held for
 	stacks   map[string]string          // stack -> the app holding it (see stacks.go)
 	probes   prober
+	slots    deploySlots
 	seen     map[string]taskMark // app -> what its last pass saw of its tasks (TasksMoved)
 	node     string              // this engine's swarm node ID, once known
 	nodeList nodeCache
@@ -196,7 +201,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		if err != nil {
 			return unseen(err, w != nil && w.Desired == nil)
 		}
+		w.Slots = r.slots.view(app, r.MaxDeploying, r.enqueue != nil)
 		d := decide(w)
+		for d.Starts && !r.slots.take(app, r.MaxDeploying) {
+			// Another app's pass took the slot this one saw free: decided again, queued.
+			w.Slots = r.slots.view(app, r.MaxDeploying, r.enqueue != nil)
+			d = decide(w)
+		}
 		if d.Phase == spec.PhaseReady {
 			// The managers' word that the tasks are up, checked against this node's own before
 			// a Ready is written (nodes.go): one call where a Ready is at stake, not one every
@@ -227,6 +238,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		if d.Again && round < maxRounds {
 			last = d.status(w.Now)
 			continue
+		}
+		for _, next := range r.slots.record(app, r.MaxDeploying, d.Slot, d.Queued) {
+			if r.enqueue != nil {
+				r.enqueue(next) // a slot freed: the apps it lets in go on now
+			}
 		}
 		if werr := r.write(onDisk, d, w.Now); werr != nil {
 			return Result{}, errors.Join(err, werr)

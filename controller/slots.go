@@ -1,0 +1,137 @@
+package controller
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+)
+
+// Deploy slots bound how many apps start at once (--max-deploying). Swarm starts tasks at a
+// rate of its own (on two cores, a container every two seconds or so when a hundred stacks
+// arrive at once), and shares it among every stack it was given: with a hundred apps deployed
+// together, each one's tasks run near the end of the whole, and the median app waits almost
+// as long as the last. With a bounded set starting at a time, apps run in the order their
+// specs came, the first ones within seconds, and the last no later (measured in
+// docs/benchmarks.md): what Flux's --concurrent and a CI runner's job slots do.
+//
+// An app holds a slot from the pass that applies its attempt (a new generation: an install or
+// an upgrade) until its tasks run, or the attempt ends: the stability window after that is
+// waited without one. A converged app being repaired takes none (a repair is not to wait
+// behind installs), and neither does a teardown. An app that finds no slot stays Pending,
+// queued, its timeout not yet counting; the queue is first come, first served.
+type deploySlots struct {
+	mu     sync.Mutex
+	held   map[string]bool
+	queued map[string]uint64 // app -> its ticket: the order it came in
+	next   uint64
+}
+
+// slotView is what a pass of one app knows of the slots.
+type slotView struct {
+	// Limit is --max-deploying; 0: no limit.
+	Limit int
+	// Held says the app holds a slot since an earlier pass.
+	Held bool
+	// Others is how many other apps hold one.
+	Others int
+	// Ahead is how many apps queued before this one (all queued apps, if it is not queued).
+	Ahead int
+	// Wakes says a freed slot enqueues the apps it lets in: a queued app need not look often.
+	Wakes bool
+}
+
+// open says whether an attempt not yet begun may begin now.
+func (v slotView) open() bool {
+	return v.Limit <= 0 || v.Held || v.Others+v.Ahead < v.Limit
+}
+
+func (s *deploySlots) view(app string, limit int, wakes bool) slotView {
+	v := slotView{Limit: limit, Wakes: wakes}
+	if limit <= 0 {
+		return v
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.viewLocked(app, v)
+}
+
+func (s *deploySlots) viewLocked(app string, v slotView) slotView {
+	v.Held = s.held[app]
+	v.Others = len(s.held)
+	if v.Held {
+		v.Others--
+	}
+	mine, queued := s.queued[app]
+	for other, t := range s.queued {
+		if other != app && (!queued || t < mine) {
+			v.Ahead++
+		}
+	}
+	return v
+}
+
+// take gives app a slot if its view is still open: passes of other apps may have taken the
+// last one since this pass viewed them (the workers decide at once). A pass that decided to
+// start an attempt takes its slot before it acts; one refused decides again.
+func (s *deploySlots) take(app string, limit int) bool {
+	if limit <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.viewLocked(app, slotView{Limit: limit}).open() {
+		return false
+	}
+	if s.held == nil {
+		s.held, s.queued = map[string]bool{}, map[string]uint64{}
+	}
+	s.held[app] = true
+	delete(s.queued, app)
+	return true
+}
+
+// record keeps what a pass decided: the app holds a slot, waits for one, or neither. It
+// returns the queued apps that slots now free may let in, first come first.
+func (s *deploySlots) record(app string, limit int, hold, queued bool) (wake []string) {
+	if limit <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		s.held, s.queued = map[string]bool{}, map[string]uint64{}
+	}
+	freed := s.held[app] && !hold
+	switch {
+	case hold:
+		s.held[app] = true
+		delete(s.queued, app)
+	case queued:
+		if _, ok := s.queued[app]; !ok {
+			s.next++
+			s.queued[app] = s.next
+		}
+	default:
+		delete(s.held, app)
+		_, wasQueued := s.queued[app]
+		delete(s.queued, app)
+		freed = freed || wasQueued // the apps behind it moved up
+	}
+	free := limit - len(s.held)
+	if !freed || free <= 0 || len(s.queued) == 0 {
+		return nil
+	}
+	type ticket struct {
+		app string
+		n   uint64
+	}
+	var order []ticket
+	for a, n := range s.queued {
+		order = append(order, ticket{a, n})
+	}
+	slices.SortFunc(order, func(a, b ticket) int { return cmp.Compare(a.n, b.n) })
+	for _, t := range order[:min(free, len(order))] {
+		wake = append(wake, t.app)
+	}
+	return wake
+}

@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+)
+
+// TestDeploySlots: with --max-deploying 1, of three apps written at once one deploys and the
+// others wait Pending, "queued", until its task runs: each queued app applies its release only
+// after the task of the one before it runs, and all end Ready.
+func TestDeploySlots(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.extra = []string{"--max-deploying", "1"}
+	h.start()
+	version := h.recipe.first().Version
+	apps := []*testApp{h.newApp("e2e-slot-a"), h.newApp("e2e-slot-b"), h.newApp("e2e-slot-c")}
+	gens := map[string]string{}
+	for _, a := range apps {
+		gens[a.name] = h.writeSpec(a.name, a.spec(version))
+	}
+	type applied struct {
+		app     string
+		at      time.Time // the history's "applying" entry
+		queued  bool      // a "queued" Pending entry came before it
+		running time.Time // the app's task's running timestamp
+	}
+	var order []applied
+	for _, a := range apps {
+		s := h.waitPhase(a.name, gens[a.name], "Ready")
+		var st struct {
+			History []struct {
+				Time    time.Time `json:"time"`
+				Phase   string    `json:"phase"`
+				Message string    `json:"message"`
+			} `json:"history"`
+		}
+		if err := json.Unmarshal(s.raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		ap := applied{app: a.name}
+		for _, e := range st.History {
+			if e.Phase == "Pending" && strings.HasPrefix(e.Message, "queued: 1 apps are deploying (--max-deploying 1)") {
+				ap.queued = true
+			}
+			if e.Phase == "Deploying" && strings.HasPrefix(e.Message, "applying ") && ap.at.IsZero() {
+				ap.at = e.Time
+			}
+		}
+		tasks, err := suite.docker.TaskList(context.Background(), swarm.TaskListOptions{
+			Filters: filters.NewArgs(filters.Arg("service", a.stack()+"_app"), filters.Arg("desired-state", "running")),
+		})
+		if err != nil || len(tasks) != 1 {
+			t.Fatalf("%s: tasks %d, %v", a.name, len(tasks), err)
+		}
+		ap.running = tasks[0].Status.Timestamp
+		if ap.at.IsZero() {
+			t.Fatalf("%s: no applying entry in the history:\n%s", a.name, s)
+		}
+		order = append(order, ap)
+	}
+	// In the order they applied: each after the task of the one before it ran.
+	for i := 1; i < len(order); i++ {
+		for j := i; j > 0 && order[j].at.Before(order[j-1].at); j-- {
+			order[j], order[j-1] = order[j-1], order[j]
+		}
+	}
+	queued := 0
+	for i, ap := range order {
+		if ap.queued {
+			queued++
+		}
+		if i > 0 && ap.at.Before(order[i-1].running) {
+			t.Errorf("%s applied at %s, before the task of %s ran (%s): two deploying at once with --max-deploying 1",
+				ap.app, ap.at.Format(time.RFC3339Nano), order[i-1].app, order[i-1].running.Format(time.RFC3339Nano))
+		}
+	}
+	if queued < 2 {
+		t.Errorf("%d of the apps were queued, want the two written after the first: %+v", queued, order)
+	}
+}
