@@ -166,10 +166,9 @@ type decision struct {
 	// Answered are the other nodes whose volume job answered in this pass that nothing of the
 	// app is left there: an inventory that asked them earlier is older than that answer.
 	Answered []string
-	// Slot says the app holds a deploy slot after this pass: its attempt applies, or waits for
-	// its tasks to run. Starts says this pass begins the attempt: it must take its slot
+	// Starts says this pass begins an attempt that needs a deploy slot: it must take one
 	// before acting. Queued says it waits for one (slots.go).
-	Slot, Starts, Queued bool
+	Starts, Queued bool
 }
 
 // The upgrade stages of an upgrade-tier attempt.
@@ -439,7 +438,6 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 			}
 			d.Starts = true
 		}
-		d.Slot = !converged
 		if len(support) > 0 {
 			// Services refer to support objects by ID: plan them on a fresh look.
 			plan, d.Again = support, true
@@ -486,7 +484,6 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 	case !v.Converged && w.Now.After(deadline):
 		return d.failed(cur, v, seen, window, fmt.Sprintf("%s not converged within %s: %s", rev, s.Timeout.Duration, v.Message))
 	case !v.Converged:
-		d.Slot = true // its tasks do not all run yet
 		d.After = waitAfter(*st.AttemptStartedAt, deadline, w.Now)
 		if len(w.Nodes) > 1 {
 			// Container events come from this node only: tasks elsewhere are seen by looking.
@@ -499,7 +496,6 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		}
 		return d.to(d.Phase, msg)
 	case stage == upgradeFrom:
-		d.Slot = true // the upgrade applies next
 		st.UpgradeStage = upgradeTo
 		st.LastAppliedRevision = rev
 		d.Again, d.Milestone = true, true

@@ -85,8 +85,8 @@ type Reconciler struct {
 	// zero: DefaultNodeJobs.
 	NodeJobs NodeJobs
 
-	// MaxDeploying bounds the apps whose install or upgrade applies or waits for its tasks to
-	// run at once (--max-deploying; slots.go); 0: no bound.
+	// MaxDeploying bounds the installs and upgrades in progress at once (--max-deploying;
+	// slots.go); 0: no bound.
 	MaxDeploying int
 
 	// Step, when set, is called after every change made to the swarm, with its running
@@ -239,7 +239,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 			last = d.status(w.Now)
 			continue
 		}
-		for _, next := range r.slots.record(app, r.MaxDeploying, d.Slot, d.Queued) {
+		for _, next := range r.slots.record(app, r.MaxDeploying, d.holdsSlot(), d.Queued) {
 			if r.enqueue != nil {
 				r.enqueue(next) // a slot freed: the apps it lets in go on now
 			}

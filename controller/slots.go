@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+
+	"github.com/swarm-reconciler/reconciler/spec"
 )
 
 // Deploy slots bound how many apps start at once (--max-deploying). Swarm starts tasks at a
@@ -15,8 +17,10 @@ import (
 // docs/benchmarks.md): what Flux's --concurrent and a CI runner's job slots do.
 //
 // An app holds a slot from the pass that applies its attempt (a new generation: an install or
-// an upgrade) until its tasks run, or the attempt ends: the stability window after that is
-// waited without one. A converged app being repaired takes none (a repair is not to wait
+// an upgrade) until the attempt ends, Ready or Failed. Releasing it once the tasks run, before
+// their stability window, was measured too: the windows then overlapped the next apps' starts,
+// and at N = 100 the time from a task running to its Ready grew from ~0.2 s to 1.2 s
+// (docs/benchmarks.md). A converged app being repaired takes none (a repair is not to wait
 // behind installs), and neither does a teardown. An app that finds no slot stays Pending,
 // queued, its timeout not yet counting; the queue is first come, first served.
 type deploySlots struct {
@@ -24,6 +28,15 @@ type deploySlots struct {
 	held   map[string]bool
 	queued map[string]uint64 // app -> its ticket: the order it came in
 	next   uint64
+	// woken are queued apps a freed slot enqueued, until their pass: not woken again meanwhile.
+	woken map[string]bool
+}
+
+// holdsSlot says the app holds a deploy slot after this pass: it began its attempt now, or an
+// earlier pass did and the attempt goes on (an attempt found going on after a restart holds
+// one too, over the limit if need be: it is not stopped half-way).
+func (d decision) holdsSlot() bool {
+	return d.Starts || !d.Queued && (d.Phase == spec.PhaseDeploying || d.Phase == spec.PhaseUpgrading)
 }
 
 // slotView is what a pass of one app knows of the slots.
@@ -82,12 +95,16 @@ func (s *deploySlots) take(app string, limit int) bool {
 	if !s.viewLocked(app, slotView{Limit: limit}).open() {
 		return false
 	}
-	if s.held == nil {
-		s.held, s.queued = map[string]bool{}, map[string]uint64{}
-	}
+	s.initLocked()
 	s.held[app] = true
 	delete(s.queued, app)
 	return true
+}
+
+func (s *deploySlots) initLocked() {
+	if s.held == nil {
+		s.held, s.queued, s.woken = map[string]bool{}, map[string]uint64{}, map[string]bool{}
+	}
 }
 
 // record keeps what a pass decided: the app holds a slot, waits for one, or neither. It
@@ -98,9 +115,8 @@ func (s *deploySlots) record(app string, limit int, hold, queued bool) (wake []s
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.held == nil {
-		s.held, s.queued = map[string]bool{}, map[string]uint64{}
-	}
+	s.initLocked()
+	delete(s.woken, app)
 	freed := s.held[app] && !hold
 	switch {
 	case hold:
@@ -117,7 +133,7 @@ func (s *deploySlots) record(app string, limit int, hold, queued bool) (wake []s
 		delete(s.queued, app)
 		freed = freed || wasQueued // the apps behind it moved up
 	}
-	free := limit - len(s.held)
+	free := limit - len(s.held) - len(s.woken)
 	if !freed || free <= 0 || len(s.queued) == 0 {
 		return nil
 	}
@@ -130,8 +146,14 @@ func (s *deploySlots) record(app string, limit int, hold, queued bool) (wake []s
 		order = append(order, ticket{a, n})
 	}
 	slices.SortFunc(order, func(a, b ticket) int { return cmp.Compare(a.n, b.n) })
-	for _, t := range order[:min(free, len(order))] {
-		wake = append(wake, t.app)
+	for _, t := range order {
+		if len(wake) == free {
+			break
+		}
+		if !s.woken[t.app] {
+			s.woken[t.app] = true
+			wake = append(wake, t.app)
+		}
 	}
 	return wake
 }

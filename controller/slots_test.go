@@ -60,6 +60,18 @@ func TestDeploySlotsFirstComeFirstServed(t *testing.T) {
 	if !race.take("p", 1) || race.take("q", 1) || !race.take("p", 1) {
 		t.Error("take: want p's slot, none for q, and p's again")
 	}
+	// Two slots free at once before the first woken app's pass: each wakes another app.
+	var twice deploySlots
+	twice.record("h1", 2, true, false)
+	twice.record("h2", 2, true, false)
+	for _, app := range []string{"w1", "w2", "w3"} {
+		twice.record(app, 2, false, true)
+	}
+	first := twice.record("h1", 2, false, false)
+	second := twice.record("h2", 2, false, false)
+	if !slices.Equal(first, []string{"w1"}) || !slices.Equal(second, []string{"w2"}) {
+		t.Errorf("two releases woke %v then %v, want [w1] then [w2]", first, second)
+	}
 	// No limit: nothing is kept, everything is open.
 	var none deploySlots
 	if w := none.record("a", 0, true, false); w != nil || !none.view("b", 0, true).open() || none.held != nil {
@@ -68,7 +80,7 @@ func TestDeploySlotsFirstComeFirstServed(t *testing.T) {
 }
 
 // TestQueuedForADeploySlot: with --max-deploying 1, a second and third install wait Pending,
-// touching nothing, their timeout not counting, until the first's tasks run; a freed slot
+// touching nothing, their timeout not counting, until the first is Ready; a freed slot
 // wakes the next in line; faults that waiting cannot fix are not queued; and a repair of a
 // converged app takes no slot.
 func TestQueuedForADeploySlot(t *testing.T) {
@@ -117,8 +129,15 @@ func TestQueuedForADeploySlot(t *testing.T) {
 	if st := pass("a"); st.Phase != spec.PhaseDeploying || !strings.Contains(st.Message, "stay up") {
 		t.Fatalf("a with its tasks running: %s %s", st.Phase, st.Message)
 	}
+	if st := pass("b"); st.Phase != spec.PhasePending || len(woken) > 0 {
+		t.Fatalf("b while a waits out its stability window: %s %s; woken %v", st.Phase, st.Message, woken)
+	}
+	f.now = f.now.Add(5 * time.Second)
+	if st := pass("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("a after its window: %s %s", st.Phase, st.Message)
+	}
 	if !slices.Equal(woken, []string{"b"}) {
-		t.Fatalf("a's tasks run: woke %v, want [b]", woken)
+		t.Fatalf("a is Ready: woke %v, want [b]", woken)
 	}
 	if st := pass("c"); st.Phase != spec.PhasePending {
 		t.Fatalf("c went before b: %s %s", st.Phase, st.Message)
@@ -129,10 +148,7 @@ func TestQueuedForADeploySlot(t *testing.T) {
 	if st.Phase != spec.PhaseDeploying || st.AttemptStartedAt == nil || st.AttemptStartedAt.Before(queuedAt) {
 		t.Fatalf("b after a's tasks ran: %s %s, attempt from %v", st.Phase, st.Message, st.AttemptStartedAt)
 	}
-	// a converged; b holds the slot. a's repair takes none.
-	if st := f.settleAs("a", spec.PhaseReady, time.Second, 10); st.Phase != spec.PhaseReady {
-		t.Fatalf("a: %s %s", st.Phase, st.Message)
-	}
+	// b holds the slot. a's repair takes none.
 	f.engine.removeByHand("a_test_app")
 	if st := pass("a"); st.Phase != spec.PhaseDegraded || !strings.Contains(st.Message, "repairing") {
 		t.Fatalf("a's repair while b holds the slot: %s %s", st.Phase, st.Message)

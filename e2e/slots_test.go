@@ -12,7 +12,7 @@ import (
 )
 
 // TestDeploySlots: with --max-deploying 1, of three apps written at once one deploys and the
-// others wait Pending, "queued", until its task runs: each queued app applies its release only
+// others wait Pending, "queued", until it is Ready: each queued app applies its release only
 // after the task of the one before it runs, and all end Ready.
 func TestDeploySlots(t *testing.T) {
 	t.Parallel()
