@@ -186,6 +186,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
 	}
+	if gen, ok := r.slots.idle(app, r.MaxDeploying); ok {
+		if d, err := r.loadSpec(app); err == nil && d != nil && d.Err == nil && d.Generation == gen {
+			// Queued, its spec the same, and no slot for it yet: still queued (slots.go).
+			if r.enqueue == nil {
+				return Result{RequeueAfter: queuedLook}, nil
+			}
+			return Result{RequeueAfter: queuedIdle}, nil
+		}
+	}
 	last, free := prev, map[string]bool{}
 	ranJob, keep := false, 0
 	// unseen ends a pass that could not see the swarm: the status says so, unless cut short.
@@ -239,7 +248,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 			last = d.status(w.Now)
 			continue
 		}
-		for _, next := range r.slots.record(app, r.MaxDeploying, d.holdsSlot(), d.Queued) {
+		gen := ""
+		if w.Desired != nil {
+			gen = w.Desired.Generation
+		}
+		for _, next := range r.slots.record(app, r.MaxDeploying, d.holdsSlot(), d.Queued, gen) {
 			if r.enqueue != nil {
 				r.enqueue(next) // a slot freed: the apps it lets in go on now
 			}

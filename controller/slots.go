@@ -27,6 +27,7 @@ type deploySlots struct {
 	mu     sync.Mutex
 	held   map[string]bool
 	queued map[string]uint64 // app -> its ticket: the order it came in
+	gen    map[string]string // app -> the generation of the spec it was queued with
 	next   uint64
 	// woken are queued apps a freed slot enqueued, until their pass: not woken again meanwhile.
 	woken map[string]bool
@@ -98,18 +99,36 @@ func (s *deploySlots) take(app string, limit int) bool {
 	s.initLocked()
 	s.held[app] = true
 	delete(s.queued, app)
+	delete(s.gen, app)
 	return true
 }
 
 func (s *deploySlots) initLocked() {
 	if s.held == nil {
-		s.held, s.queued, s.woken = map[string]bool{}, map[string]uint64{}, map[string]bool{}
+		s.held, s.queued, s.gen, s.woken = map[string]bool{}, map[string]uint64{}, map[string]string{}, map[string]bool{}
 	}
 }
 
-// record keeps what a pass decided: the app holds a slot, waits for one, or neither. It
-// returns the queued apps that slots now free may let in, first come first.
-func (s *deploySlots) record(app string, limit int, hold, queued bool) (wake []string) {
+// idle says app is queued, with no slot free for it and none woken it: a pass would find it
+// queued again. It returns the generation of the spec it was queued with: a pass of the same
+// spec need not read the swarm (a hundred queued apps, each looking every resync, kept the
+// workers from the apps that deploy: the Ready of those came seconds late).
+func (s *deploySlots) idle(app string, limit int) (gen string, ok bool) {
+	if limit <= 0 {
+		return "", false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, queued := s.queued[app]; !queued || s.woken[app] || s.viewLocked(app, slotView{Limit: limit}).open() {
+		return "", false
+	}
+	return s.gen[app], true
+}
+
+// record keeps what a pass decided: the app holds a slot, waits for one (with the spec's
+// generation gen), or neither. It returns the queued apps that slots now free may let in, first
+// come first.
+func (s *deploySlots) record(app string, limit int, hold, queued bool, gen string) (wake []string) {
 	if limit <= 0 {
 		return nil
 	}
@@ -122,15 +141,18 @@ func (s *deploySlots) record(app string, limit int, hold, queued bool) (wake []s
 	case hold:
 		s.held[app] = true
 		delete(s.queued, app)
+		delete(s.gen, app)
 	case queued:
 		if _, ok := s.queued[app]; !ok {
 			s.next++
 			s.queued[app] = s.next
 		}
+		s.gen[app] = gen
 	default:
 		delete(s.held, app)
 		_, wasQueued := s.queued[app]
 		delete(s.queued, app)
+		delete(s.gen, app)
 		freed = freed || wasQueued // the apps behind it moved up
 	}
 	free := limit - len(s.held) - len(s.woken)

@@ -13,15 +13,15 @@ import (
 func TestDeploySlotsFirstComeFirstServed(t *testing.T) {
 	var s deploySlots
 	const limit = 2
-	if w := s.record("a", limit, true, false); w != nil {
+	if w := s.record("a", limit, true, false, "g"); w != nil {
 		t.Errorf("a holds: woke %v", w)
 	}
-	s.record("b", limit, true, false)
+	s.record("b", limit, true, false, "g")
 	for _, app := range []string{"c", "d", "e"} {
 		if v := s.view(app, limit, true); v.open() {
 			t.Fatalf("%s: open with two of two slots held: %+v", app, v)
 		}
-		s.record(app, limit, false, true)
+		s.record(app, limit, false, true, "g")
 	}
 	if v := s.view("d", limit, true); v.Others != 2 || v.Ahead != 1 || v.Held {
 		t.Errorf("d's view %+v, want 2 others holding and c ahead", v)
@@ -30,12 +30,12 @@ func TestDeploySlotsFirstComeFirstServed(t *testing.T) {
 		t.Errorf("a newcomer's view %+v, want all three queued ahead", v)
 	}
 	// Queued again: its place is kept.
-	s.record("c", limit, false, true)
+	s.record("c", limit, false, true, "g")
 	if v := s.view("c", limit, true); v.Ahead != 0 {
 		t.Errorf("c lost its place: %+v", v)
 	}
 	// a's tasks run: one slot frees, the first queued is let in.
-	if w := s.record("a", limit, false, false); !slices.Equal(w, []string{"c"}) {
+	if w := s.record("a", limit, false, false, "g"); !slices.Equal(w, []string{"c"}) {
 		t.Errorf("a released: woke %v, want [c]", w)
 	}
 	if v := s.view("c", limit, true); !v.open() {
@@ -44,12 +44,12 @@ func TestDeploySlotsFirstComeFirstServed(t *testing.T) {
 	if v := s.view("d", limit, true); v.open() {
 		t.Errorf("d's view %+v: open while c is ahead of it for the one free slot", v)
 	}
-	s.record("c", limit, true, false)
+	s.record("c", limit, true, false, "g")
 	// c leaves the queue by holding; b's release lets d in, then d's spec is deleted: e moves up.
-	if w := s.record("b", limit, false, false); !slices.Equal(w, []string{"d"}) {
+	if w := s.record("b", limit, false, false, "g"); !slices.Equal(w, []string{"d"}) {
 		t.Errorf("b released: woke %v, want [d]", w)
 	}
-	if w := s.record("d", limit, false, false); !slices.Equal(w, []string{"e"}) {
+	if w := s.record("d", limit, false, false, "g"); !slices.Equal(w, []string{"e"}) {
 		t.Errorf("d left the queue: woke %v, want [e]", w)
 	}
 	// Two passes that both saw the last slot free: the first to take it has it.
@@ -62,19 +62,19 @@ func TestDeploySlotsFirstComeFirstServed(t *testing.T) {
 	}
 	// Two slots free at once before the first woken app's pass: each wakes another app.
 	var twice deploySlots
-	twice.record("h1", 2, true, false)
-	twice.record("h2", 2, true, false)
+	twice.record("h1", 2, true, false, "g")
+	twice.record("h2", 2, true, false, "g")
 	for _, app := range []string{"w1", "w2", "w3"} {
-		twice.record(app, 2, false, true)
+		twice.record(app, 2, false, true, "g")
 	}
-	first := twice.record("h1", 2, false, false)
-	second := twice.record("h2", 2, false, false)
+	first := twice.record("h1", 2, false, false, "g")
+	second := twice.record("h2", 2, false, false, "g")
 	if !slices.Equal(first, []string{"w1"}) || !slices.Equal(second, []string{"w2"}) {
 		t.Errorf("two releases woke %v then %v, want [w1] then [w2]", first, second)
 	}
 	// No limit: nothing is kept, everything is open.
 	var none deploySlots
-	if w := none.record("a", 0, true, false); w != nil || !none.view("b", 0, true).open() || none.held != nil {
+	if w := none.record("a", 0, true, false, "g"); w != nil || !none.view("b", 0, true).open() || none.held != nil {
 		t.Error("a limit of 0 is not no limit")
 	}
 }
@@ -121,6 +121,23 @@ func TestQueuedForADeploySlot(t *testing.T) {
 	}
 	if w := f.engine.writes(); len(w) > 0 {
 		t.Errorf("queued apps changed the swarm: %v", w)
+	}
+	// A look at a queued app while no slot is free reads its spec, not the swarm; one whose
+	// spec changed is looked at in full (and stays queued).
+	f.engine.resetCalls()
+	pass("c")
+	f.engine.mu.Lock()
+	calls := slices.Clone(f.engine.calls)
+	f.engine.mu.Unlock()
+	if len(calls) > 0 {
+		t.Errorf("a queued app's look asked the engine: %v", calls)
+	}
+	f.writeSpec("c", "recipe: echo\nversion: 1.0.0+1\ntimeout: 6s\n")
+	if st := pass("c"); st.Phase != spec.PhasePending || !strings.Contains(st.Message, "1 queued ahead") || st.ObservedGeneration == "" {
+		t.Fatalf("c with a new spec while queued: %s %s", st.Phase, st.Message)
+	}
+	if len(f.engine.calls) == 0 {
+		t.Error("a queued app whose spec changed was not looked at in full")
 	}
 	if st := pass("bad"); st.Phase != spec.PhaseInvalid {
 		t.Errorf("an unknown version waits in the queue: %s %s", st.Phase, st.Message)
