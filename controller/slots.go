@@ -18,8 +18,8 @@ import (
 //
 // An app holds a slot from the pass that applies its attempt (a new generation: an install or
 // an upgrade) until the attempt ends, Ready or Failed. Releasing it once the tasks run, before
-// their stability window, was measured too: the windows then overlapped the next apps' starts,
-// and at N = 100 the time from a task running to its Ready grew from ~0.2 s to 1.2 s
+// their stability window, was measured too: at N = 100 the time from a task running to its
+// Ready was 1.2 s (0.2 s held to the end), the windows overlapping the next apps' starts
 // (docs/benchmarks.md). A converged app being repaired takes none (a repair is not to wait
 // behind installs), and neither does a teardown. An app that finds no slot stays Pending,
 // queued, its timeout not yet counting; the queue is first come, first served.
