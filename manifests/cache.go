@@ -335,11 +335,7 @@ func exportCommit(ctx context.Context, repo *git.Repository, commit plumbing.Has
 	if err != nil {
 		return "", fmt.Errorf("commit %s: %w", commit, err)
 	}
-	rootDir, err := root.get()
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp(rootDir, shortHash(commit.String())+"-")
+	dir, err := root.mkdirTemp(shortHash(commit.String()) + "-")
 	if err != nil {
 		return "", fmt.Errorf("create export directory: %w", err)
 	}

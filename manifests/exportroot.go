@@ -7,18 +7,21 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // Every process exports its trees into one directory of its own in the temporary directory, its
-// export root, and holds an flock on the root's lock file for as long as it lives. Cleanup
+// export root, and holds an flock on that directory for as long as it lives. Cleanup
 // removes a root, but a process that is killed (SIGKILL, OOM, a host's reboot of a CI runner)
 // never runs it, and a reconciler that crashes in a loop would leave a root each time. The
 // kernel releases an flock when its holder exits, however it exits, so a root whose lock can be
 // taken is no live process's: the first export of every process removes those (sweepRoots). A
-// process id could not say as much: ids are reused.
+// process id could not say as much: ids are reused. The lock is on the directory, not on a file
+// in it: a temporary-directory cleaner ages out files nobody reads (systemd-tmpfiles leaves a
+// directory that holds an flock), and a sweep killed half-way leaves a root that is still one.
 const (
 	// rootPrefix names the export roots; a root is renamed to it only once its lock is held.
 	rootPrefix = "swarm-reconciler-trees-"
@@ -28,7 +31,6 @@ const (
 	// treePrefix named the trees of versions that exported them into the temporary directory
 	// itself; such a tree is used for at most treeMaxAge, so one older than twice that is left.
 	treePrefix = "swarm-reconciler-tree-"
-	rootLock   = "lock"
 	// stagingMaxAge is how long a root may stay unnamed: making it takes a few system calls.
 	stagingMaxAge = time.Minute
 )
@@ -55,6 +57,22 @@ var root = &exportRoot{}
 func (r *exportRoot) get() (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.getLocked()
+}
+
+// mkdirTemp makes a new directory in the root with the root's mutex held throughout: a Cleanup
+// between get and the MkdirTemp would remove the root under it.
+func (r *exportRoot) mkdirTemp(pattern string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	dir, err := r.getLocked()
+	if err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(dir, pattern)
+}
+
+func (r *exportRoot) getLocked() (string, error) {
 	if r.dir != "" {
 		if _, err := os.Lstat(r.dir); err == nil {
 			return r.dir, nil
@@ -66,7 +84,7 @@ func (r *exportRoot) get() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("create export directory: %w", err)
 	}
-	lock, err := lockNew(filepath.Join(staging, rootLock))
+	lock, err := lockDir(staging)
 	if err != nil {
 		_ = os.RemoveAll(staging)
 		return "", fmt.Errorf("lock export directory: %w", err)
@@ -82,10 +100,10 @@ func (r *exportRoot) get() (string, error) {
 	return dir, nil
 }
 
-// lockNew creates path and takes an exclusive flock on it, held until the file is closed (at
-// the process's exit at the latest).
-func lockNew(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
+// lockDir takes an exclusive flock on the directory dir without waiting, held until the file
+// returned is closed (at the process's exit at the latest). A rename keeps it: it is the inode's.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -111,12 +129,9 @@ func (r *exportRoot) removeIfEmpty() {
 	if r.dir == "" {
 		return
 	}
-	entries, err := os.ReadDir(r.dir)
-	if err != nil || len(entries) != 1 || entries[0].Name() != rootLock {
-		return
+	if os.Remove(r.dir) != nil {
+		return // not empty, or gone
 	}
-	_ = os.Remove(filepath.Join(r.dir, rootLock))
-	_ = os.Remove(r.dir)
 	r.closeLocked()
 }
 
@@ -139,8 +154,8 @@ func sweepRoots(tmp, own string, now time.Time) {
 	for _, e := range entries {
 		name := e.Name()
 		dir := filepath.Join(tmp, name)
-		if !e.IsDir() || dir == own {
-			continue
+		if !e.IsDir() || dir == own || !ownedByUs(e) {
+			continue // another user's: not ours to remove, nor to chmod through (a symlink swapped in)
 		}
 		switch {
 		case strings.HasPrefix(name, rootPrefix):
@@ -154,17 +169,24 @@ func sweepRoots(tmp, own string, now time.Time) {
 }
 
 // removeIfUnlocked removes the root dir if its lock can be taken, holding the lock meanwhile so
-// that two sweeps do not race. A root without a lock file is not one this code made: left.
+// that two sweeps do not race.
 func removeIfUnlocked(dir string) {
-	f, err := os.OpenFile(filepath.Join(dir, rootLock), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	f, err := lockDir(dir)
 	if err != nil {
-		return
-	}
-	defer f.Close()
-	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
 		return // held: its process is alive (or a sweep of another process is at it)
 	}
+	defer f.Close()
 	removeTree(dir)
+}
+
+// ownedByUs says the entry belongs to this process's user.
+func ownedByUs(e os.DirEntry) bool {
+	info, err := e.Info()
+	if err != nil {
+		return false
+	}
+	st, ok := info.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
 }
 
 func removeIfOlder(e os.DirEntry, dir string, now time.Time, age time.Duration) {

@@ -54,24 +54,23 @@ func TestSweepRemovesOnlyWhatNoLiveProcessUses(t *testing.T) {
 		}
 	}
 
-	// A root whose process ended: its lock file is there, nobody holds it.
+	// A root whose process ended: nobody holds its lock.
 	dead := filepath.Join(tmp, rootPrefix+"dead")
 	readOnlyTree(t, filepath.Join(dead, "abc-1"))
-	if err := os.WriteFile(filepath.Join(dead, rootLock), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// A root of a live process: its lock held (an open file description of its own, as another
 	// process's would be).
 	live := filepath.Join(tmp, rootPrefix+"live")
 	readOnlyTree(t, filepath.Join(live, "abc-1"))
-	lock, err := lockNew(filepath.Join(live, rootLock))
+	lock, err := lockDir(live)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lock.Close()
-	// A root without a lock file is not one this code made.
-	noLock := filepath.Join(tmp, rootPrefix+"nolock")
-	readOnlyTree(t, filepath.Join(noLock, "abc-1"))
+	// One that a sweep killed half-way left empty.
+	half := filepath.Join(tmp, rootPrefix+"half")
+	if err := os.Mkdir(half, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	// Roots being made: one for a moment, one left by a process killed while making it.
 	stagingNew, stagingOld := filepath.Join(tmp, stagingPrefix+"new"), filepath.Join(tmp, stagingPrefix+"old")
 	for _, d := range []string{stagingNew, stagingOld} {
@@ -96,13 +95,13 @@ func TestSweepRemovesOnlyWhatNoLiveProcessUses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string]bool{dead: false, live: true, noLock: true, stagingNew: true, stagingOld: false,
+	for p, want := range map[string]bool{dead: false, live: true, half: false, stagingNew: true, stagingOld: false,
 		legacyNew: true, legacyOld: false, other: true, own: true} {
 		if exists(p) != want {
 			t.Errorf("%s: exists %v after the sweep, want %v", filepath.Base(p), !want, want)
 		}
 	}
-	if filepath.Dir(own) != tmp || !strings.HasPrefix(filepath.Base(own), rootPrefix) || !exists(filepath.Join(own, rootLock)) {
+	if filepath.Dir(own) != tmp || !strings.HasPrefix(filepath.Base(own), rootPrefix) {
 		t.Errorf("own root %s", own)
 	}
 	// The own root's lock is held: another process's sweep leaves it.
@@ -115,7 +114,6 @@ func TestSweepRemovesOnlyWhatNoLiveProcessUses(t *testing.T) {
 		t.Error("Cleanup left the export root")
 	}
 	removeTree(live)
-	removeTree(noLock)
 	removeTree(legacyNew)
 }
 
@@ -155,5 +153,41 @@ func TestExportRootOfAKilledProcessIsSwept(t *testing.T) {
 	}
 	if exists(dir) {
 		t.Errorf("the root of a killed process is left: %s", dir)
+	}
+}
+
+// TestSweepLeavesOtherUsers: a directory of another user that carries our prefix is left alone,
+// also by a sweep running as root (nor is anything below it chmodded: a symlink swapped in
+// there could point anywhere).
+func TestSweepLeavesOtherUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs the unit tests as root: this test needs it to make another user's directory")
+		}
+		t.Skip("needs root to make a directory of another user")
+	}
+	tmp := privateTmp(t)
+	old := time.Now().Add(-3 * treeMaxAge)
+	var theirs []string
+	for _, name := range []string{treePrefix + "someone", rootPrefix + "someone", stagingPrefix + "someone"} {
+		p := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Join(p, "sub"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{filepath.Join(p, "sub"), p} {
+			if err := os.Chown(q, 4242, 4242); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(q, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		theirs = append(theirs, p)
+	}
+	sweepRoots(tmp, "", time.Now())
+	for _, p := range theirs {
+		if !exists(p) {
+			t.Errorf("%s of uid 4242 was removed", filepath.Base(p))
+		}
 	}
 }
