@@ -293,7 +293,19 @@ func decide(w *world) decision {
 	if st.AttemptStartedAt == nil {
 		st.AttemptStartedAt = &w.Now
 	}
+	pending := d.Phase == spec.PhasePending
 	d = decideConverge(w, d, s, cur, stage)
+	if pending && !d.Starts && !d.Queued && !w.Slots.Held && len(d.Actions) == 0 && d.Job == nil &&
+		(d.Phase == spec.PhaseDeploying || d.Phase == spec.PhaseUpgrading) {
+		// The attempt leaves Pending without a plan to apply (waiting for a secret, a fetch,
+		// names to be freed, its tasks): it needs a slot as one that applies does (slots.go).
+		if !w.Slots.open() {
+			d.TasksFor = 0
+			d = d.queued(w)
+		} else {
+			d.Starts = true
+		}
+	}
 	d.Actions = append(staleJobs(w), d.Actions...)
 	return ttlTimer(d, s, w.Now)
 }

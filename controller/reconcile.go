@@ -170,6 +170,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	if log.GetSink() == nil {
 		log = r.Log.WithValues("app", app)
 	}
+	// A pass that ends before it records what it decided (an error) leaves the queue of deploy
+	// slots (slots.go: drop).
+	recorded := false
+	defer func() {
+		if !recorded {
+			for _, next := range r.slots.drop(app, r.MaxDeploying) {
+				if r.enqueue != nil {
+					r.enqueue(next)
+				}
+			}
+		}
+	}()
 	prev, err := spec.ReadStatus(r.StatusDir, app)
 	onDisk := prev // what the write compares with: the file, whatever the pass starts from
 	if kept := r.unwrittenStatus(app); kept != nil {
@@ -186,13 +198,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
 	}
-	if gen, ok := r.slots.idle(app, r.MaxDeploying); ok {
-		if d, err := r.loadSpec(app); err == nil && d != nil && d.Err == nil && d.Generation == gen {
-			// Queued, its spec the same, and no slot for it yet: still queued (slots.go).
+	if gen, ok := r.slots.idle(app, r.MaxDeploying); ok && prev != nil && prev.Phase == spec.PhasePending && prev.ObservedGeneration == gen {
+		if d, err := r.loadSpec(app); err == nil && d != nil && d.Err == nil && d.Spec != nil && d.Generation == gen {
+			// Queued, its spec and status the same, and no slot for it yet: still queued
+			// (slots.go), unless its ttl is due: decide reaps it.
+			after := queuedIdle
 			if r.enqueue == nil {
-				return Result{RequeueAfter: queuedLook}, nil
+				after = queuedLook
 			}
-			return Result{RequeueAfter: queuedIdle}, nil
+			exp, ttl := expiresAt(d.Spec, prev)
+			if left := exp.Sub(r.Now()); !ttl || left > 0 {
+				if ttl {
+					after = min(after, left)
+				}
+				recorded = true
+				return Result{RequeueAfter: after}, nil
+			}
 		}
 	}
 	last, free := prev, map[string]bool{}
@@ -252,6 +273,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		if w.Desired != nil {
 			gen = w.Desired.Generation
 		}
+		recorded = true
 		for _, next := range r.slots.record(app, r.MaxDeploying, d.holdsSlot(), d.Queued, gen) {
 			if r.enqueue != nil {
 				r.enqueue(next) // a slot freed: the apps it lets in go on now

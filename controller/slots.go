@@ -36,8 +36,11 @@ type deploySlots struct {
 // holdsSlot says the app holds a deploy slot after this pass: it began its attempt now, or an
 // earlier pass did and the attempt goes on (an attempt found going on after a restart holds
 // one too, over the limit if need be: it is not stopped half-way).
+//
+// Not d.Starts alone: a pass that began its attempt and ended it at once (an image that cannot
+// be pulled, a name held by another owner: Failed) holds nothing.
 func (d decision) holdsSlot() bool {
-	return d.Starts || !d.Queued && (d.Phase == spec.PhaseDeploying || d.Phase == spec.PhaseUpgrading)
+	return !d.Queued && (d.Phase == spec.PhaseDeploying || d.Phase == spec.PhaseUpgrading)
 }
 
 // slotView is what a pass of one app knows of the slots.
@@ -178,4 +181,21 @@ func (s *deploySlots) record(app string, limit int, hold, queued bool, gen strin
 		}
 	}
 	return wake
+}
+
+// drop takes app out of the queue after a pass that ended before record (an error): an app
+// whose passes keep failing must not hold the head of the queue. Its next pass that is queued
+// again comes in last. A held slot is kept: the attempt goes on. It returns the apps to wake.
+func (s *deploySlots) drop(app string, limit int) []string {
+	if limit <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	held := s.held[app]
+	_, queued := s.queued[app]
+	s.mu.Unlock()
+	if held || !queued {
+		return nil
+	}
+	return s.record(app, limit, false, false, "")
 }
