@@ -97,8 +97,9 @@ type world struct {
 	// Committed is the backup the status shows Running, found complete in the store: the
 	// process that made it died after the commit, before it could say so.
 	Committed *spec.BackupManifest
-	// Slots is how many apps hold a deploy slot and how many wait for one (slots.go).
-	Slots slotView
+	// Slots is how many apps hold a deploy slot and how many wait for one (slots.go);
+	// Removals the same of removal slots.
+	Slots, Removals slotView
 	// Probe runs the spec's readiness probes once. decide calls it only when swarm says the
 	// app converged and the verdict waits on the probes: a probe with `stable` counts runs.
 	Probe func() probeResult
@@ -169,6 +170,10 @@ type decision struct {
 	// Starts says this pass begins an attempt that needs a deploy slot: it must take one
 	// before acting. Queued says it waits for one (slots.go).
 	Starts, Queued bool
+	// Removes says this teardown pass removes the app's services without a removal slot: it
+	// must take one before acting. RemoveQueued says it waits for one. Stopping says the app's
+	// services or their tasks are still there: its removal slot is held while they are.
+	Removes, RemoveQueued, Stopping bool
 }
 
 // The upgrade stages of an upgrade-tier attempt.
@@ -663,6 +668,13 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 		}
 	}
 	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed, w.Self, w.Nodes)
+	if !w.Removals.Held && stopsServices(d.Actions) {
+		if !w.Removals.open() {
+			return d.removalQueued(w, lead)
+		}
+		d.Removes = true
+	}
+	d.Stopping = stopping(snap)
 	d.After = teardownInterval
 	parts := snap.Residual()
 	// The app's volumes on other nodes go by a job on each, started with the removal of the
@@ -854,6 +866,39 @@ func (d decision) queued(w *world) decision {
 	}
 	return d.to(spec.PhasePending, fmt.Sprintf("queued: %d apps are deploying (--max-deploying %d), %d queued ahead of this one; its timeout counts from when it starts",
 		w.Slots.Others, w.Slots.Limit, w.Slots.Ahead))
+}
+
+// removalQueued keeps a teardown that has not removed its services waiting, Deleting and
+// touching nothing, until a removal slot frees (slots.go).
+func (d decision) removalQueued(w *world, lead string) decision {
+	d.Actions, d.RemoveQueued = nil, true
+	d.After = queuedLook
+	if w.Removals.Wakes {
+		d.After = queuedIdle // a freed slot enqueues it; this look is in case of a lost wake
+	}
+	return d.to(spec.PhaseDeleting, fmt.Sprintf("%squeued: %d apps' services are stopping (--max-removing %d), %d queued ahead of this one; its services stay until one frees",
+		lead, w.Removals.Others, w.Removals.Limit, w.Removals.Ahead))
+}
+
+// stopsServices says a teardown plan removes services, or stops a job's tasks: the step a
+// removal slot bounds.
+func stopsServices(plan []Action) bool {
+	return slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == RemoveService || a.Kind == UpdateService })
+}
+
+// stopping says the app's services are there, or tasks of them that have not stopped, on a
+// node that reports them (settled are dropped from snap by withoutSettledTasks); node jobs do
+// not count: they wait on other nodes, and the jobs' own tasks hold no containers of the app.
+func stopping(snap *swarmstate.Snapshot) bool {
+	jobs := map[string]bool{}
+	for _, s := range snap.Services {
+		if isJob(s) {
+			jobs[s.ID] = true
+		}
+	}
+	return len(jobs) < len(snap.Services) || slices.ContainsFunc(snap.Tasks, func(t swarm.Task) bool {
+		return !jobs[t.ServiceID] && t.JobIteration == nil && !terminalTask(t)
+	})
 }
 
 // to sets the phase and message the status will say.

@@ -86,8 +86,9 @@ type Reconciler struct {
 	NodeJobs NodeJobs
 
 	// MaxDeploying bounds the installs and upgrades in progress at once (--max-deploying;
-	// slots.go); 0: no bound.
-	MaxDeploying int
+	// slots.go); 0: no bound. MaxRemoving bounds the teardowns whose services are stopping
+	// (--max-removing).
+	MaxDeploying, MaxRemoving int
 
 	// Step, when set, is called after every change made to the swarm, with its running
 	// count. Fault-injection tests use it to kill the process at each step in turn.
@@ -105,7 +106,8 @@ type Reconciler struct {
 	heldFor  map[string]map[string]bool // domain -> the apps its lock is held for
 	stacks   map[string]string          // stack -> the app holding it (see stacks.go)
 	probes   prober
-	slots    deploySlots
+	slots    slotQueue // deploy slots
+	removals slotQueue
 	seen     map[string]taskMark // app -> what its last pass saw of its tasks (TasksMoved)
 	node     string              // this engine's swarm node ID, once known
 	nodeList nodeCache
@@ -170,16 +172,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	if log.GetSink() == nil {
 		log = r.Log.WithValues("app", app)
 	}
-	// A pass that ends before it records what it decided (an error) leaves the queue of deploy
-	// slots (slots.go: drop).
+	// A pass that ends before it records what it decided (an error) leaves the queues of
+	// deploy and removal slots (slots.go: drop).
 	recorded := false
 	defer func() {
 		if !recorded {
-			for _, next := range r.slots.drop(app, r.MaxDeploying) {
-				if r.enqueue != nil {
-					r.enqueue(next)
-				}
-			}
+			r.wake(append(r.slots.drop(app, r.MaxDeploying), r.removals.drop(app, r.MaxRemoving)...))
 		}
 	}()
 	prev, err := spec.ReadStatus(r.StatusDir, app)
@@ -202,10 +200,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		if d, err := r.loadSpec(app); err == nil && d != nil && d.Err == nil && d.Spec != nil && d.Generation == gen {
 			// Queued, its spec and status the same, and no slot for it yet: still queued
 			// (slots.go), unless its ttl is due: decide reaps it.
-			after := queuedIdle
-			if r.enqueue == nil {
-				after = queuedLook
-			}
+			after := r.queuedAfter()
 			exp, ttl := expiresAt(d.Spec, prev)
 			if left := exp.Sub(r.Now()); !ttl || left > 0 {
 				if ttl {
@@ -214,6 +209,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 				recorded = true
 				return Result{RequeueAfter: after}, nil
 			}
+		}
+	}
+	if gen, ok := r.removals.idle(app, r.MaxRemoving); ok && prev != nil && prev.Phase == spec.PhaseDeleting {
+		if d, err := r.loadSpec(app); err == nil && (d == nil && gen == "" || d != nil && d.Err == nil && d.Spec != nil && d.Generation == gen) {
+			// Its teardown queued, the spec still gone (or still past its ttl), no slot for it
+			// yet: still queued.
+			recorded = true
+			return Result{RequeueAfter: r.queuedAfter()}, nil
 		}
 	}
 	last, free := prev, map[string]bool{}
@@ -232,10 +235,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 			return unseen(err, w != nil && w.Desired == nil)
 		}
 		w.Slots = r.slots.view(app, r.MaxDeploying, r.enqueue != nil)
+		w.Removals = r.removals.view(app, r.MaxRemoving, r.enqueue != nil)
 		d := decide(w)
-		for d.Starts && !r.slots.take(app, r.MaxDeploying) {
+		for d.Starts && !r.slots.take(app, r.MaxDeploying) || d.Removes && !r.removals.take(app, r.MaxRemoving) {
 			// Another app's pass took the slot this one saw free: decided again, queued.
 			w.Slots = r.slots.view(app, r.MaxDeploying, r.enqueue != nil)
+			w.Removals = r.removals.view(app, r.MaxRemoving, r.enqueue != nil)
 			d = decide(w)
 		}
 		if d.Phase == spec.PhaseReady {
@@ -274,17 +279,34 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 			gen = w.Desired.Generation
 		}
 		recorded = true
-		for _, next := range r.slots.record(app, r.MaxDeploying, d.holdsSlot(), d.Queued, gen) {
-			if r.enqueue != nil {
-				r.enqueue(next) // a slot freed: the apps it lets in go on now
-			}
-		}
+		// A slot freed: the apps it lets in go on now.
+		r.wake(append(r.slots.record(app, r.MaxDeploying, d.holdsSlot(), d.Queued, gen),
+			r.removals.record(app, r.MaxRemoving, d.holdsRemoval(), d.RemoveQueued, gen)...))
 		if werr := r.write(onDisk, d, w.Now); werr != nil {
 			return Result{}, errors.Join(err, werr)
 		}
 		r.pruneBackups(log, app, keep)
 		return Result{RequeueAfter: d.After, TasksFor: d.TasksFor, Job: ranJob}, err
 	}
+}
+
+// wake enqueues the apps a freed slot lets in (slots.go).
+func (r *Reconciler) wake(apps []string) {
+	if r.enqueue == nil {
+		return
+	}
+	for _, app := range apps {
+		r.enqueue(app)
+	}
+}
+
+// queuedAfter is when an app queued for a slot looks again: a freed slot enqueues it, and
+// this look is in case of a lost wake; without a loop to enqueue it (reconciler once), soon.
+func (r *Reconciler) queuedAfter() time.Duration {
+	if r.enqueue == nil {
+		return queuedLook
+	}
+	return queuedIdle
 }
 
 // observe reads what one pass decides from: the spec, the status, the app's objects, its lock,

@@ -23,7 +23,16 @@ import (
 // (docs/benchmarks.md). A converged app being repaired takes none (a repair is not to wait
 // behind installs), and neither does a teardown. An app that finds no slot stays Pending,
 // queued, its timeout not yet counting; the queue is first come, first served.
-type deploySlots struct {
+//
+// Removal slots do the same for teardowns (--max-removing): swarm stops the tasks of removed
+// services at its own pace too, and shares it the same way (a hundred stacks removed at once
+// were each gone 50 s later, near the end of the whole). A teardown holds one from the pass
+// that removes its services until their tasks have stopped: its networks, configs, secrets,
+// volumes and node jobs go after that without one, and a task on a node that is down does not
+// hold it (it reports no end until the node is back). A teardown that finds no slot stays
+// Deleting, queued, touching nothing. The two queues are apart: a teardown never waits behind
+// an install, nor an install behind a teardown.
+type slotQueue struct {
 	mu     sync.Mutex
 	held   map[string]bool
 	queued map[string]uint64 // app -> its ticket: the order it came in
@@ -41,6 +50,12 @@ type deploySlots struct {
 // be pulled, a name held by another owner: Failed) holds nothing.
 func (d decision) holdsSlot() bool {
 	return !d.Queued && (d.Phase == spec.PhaseDeploying || d.Phase == spec.PhaseUpgrading)
+}
+
+// holdsRemoval says the app holds a removal slot after this pass: its teardown removed its
+// services, now or earlier, and their tasks still run (found so after a restart too).
+func (d decision) holdsRemoval() bool {
+	return !d.RemoveQueued && d.Phase == spec.PhaseDeleting && d.Stopping
 }
 
 // slotView is what a pass of one app knows of the slots.
@@ -62,7 +77,7 @@ func (v slotView) open() bool {
 	return v.Limit <= 0 || v.Held || v.Others+v.Ahead < v.Limit
 }
 
-func (s *deploySlots) view(app string, limit int, wakes bool) slotView {
+func (s *slotQueue) view(app string, limit int, wakes bool) slotView {
 	v := slotView{Limit: limit, Wakes: wakes}
 	if limit <= 0 {
 		return v
@@ -72,7 +87,7 @@ func (s *deploySlots) view(app string, limit int, wakes bool) slotView {
 	return s.viewLocked(app, v)
 }
 
-func (s *deploySlots) viewLocked(app string, v slotView) slotView {
+func (s *slotQueue) viewLocked(app string, v slotView) slotView {
 	v.Held = s.held[app]
 	v.Others = len(s.held)
 	if v.Held {
@@ -90,7 +105,7 @@ func (s *deploySlots) viewLocked(app string, v slotView) slotView {
 // take gives app a slot if its view is still open: passes of other apps may have taken the
 // last one since this pass viewed them (the workers decide at once). A pass that decided to
 // start an attempt takes its slot before it acts; one refused decides again.
-func (s *deploySlots) take(app string, limit int) bool {
+func (s *slotQueue) take(app string, limit int) bool {
 	if limit <= 0 {
 		return true
 	}
@@ -106,7 +121,7 @@ func (s *deploySlots) take(app string, limit int) bool {
 	return true
 }
 
-func (s *deploySlots) initLocked() {
+func (s *slotQueue) initLocked() {
 	if s.held == nil {
 		s.held, s.queued, s.gen, s.woken = map[string]bool{}, map[string]uint64{}, map[string]string{}, map[string]bool{}
 	}
@@ -116,7 +131,7 @@ func (s *deploySlots) initLocked() {
 // queued again. It returns the generation of the spec it was queued with: a pass of the same
 // spec need not read the swarm (a hundred queued apps, each looking every resync, kept the
 // workers from the apps that deploy: the Ready of those came seconds late).
-func (s *deploySlots) idle(app string, limit int) (gen string, ok bool) {
+func (s *slotQueue) idle(app string, limit int) (gen string, ok bool) {
 	if limit <= 0 {
 		return "", false
 	}
@@ -131,7 +146,7 @@ func (s *deploySlots) idle(app string, limit int) (gen string, ok bool) {
 // record keeps what a pass decided: the app holds a slot, waits for one (with the spec's
 // generation gen), or neither. It returns the queued apps that slots now free may let in, first
 // come first.
-func (s *deploySlots) record(app string, limit int, hold, queued bool, gen string) (wake []string) {
+func (s *slotQueue) record(app string, limit int, hold, queued bool, gen string) (wake []string) {
 	if limit <= 0 {
 		return nil
 	}
@@ -186,7 +201,7 @@ func (s *deploySlots) record(app string, limit int, hold, queued bool, gen strin
 // drop takes app out of the queue after a pass that ended before record (an error): an app
 // whose passes keep failing must not hold the head of the queue. Its next pass that is queued
 // again comes in last. A held slot is kept: the attempt goes on. It returns the apps to wake.
-func (s *deploySlots) drop(app string, limit int) []string {
+func (s *slotQueue) drop(app string, limit int) []string {
 	if limit <= 0 {
 		return nil
 	}

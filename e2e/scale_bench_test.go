@@ -46,7 +46,7 @@ import (
 // 100 apps and 1 from 100 on, where one round each way takes about 5 minutes).
 // $E2E_BENCH_SCALE_N overrides the list of N (default 1,10,30,100); $E2E_BENCH_SCALE_LOGS, a
 // directory, keeps the reconciler log of each N there, and $E2E_BENCH_SCALE_V sets its -v (1:
-// every pass with how long it took), $E2E_BENCH_SCALE_WORKERS its --workers, $E2E_BENCH_SCALE_MAX_DEPLOYING its --max-deploying, $E2E_BENCH_SCALE_MINREADY the specs' minReady (default:
+// every pass with how long it took), $E2E_BENCH_SCALE_WORKERS its --workers, $E2E_BENCH_SCALE_MAX_DEPLOYING its --max-deploying, $E2E_BENCH_SCALE_MAX_REMOVING its --max-removing, $E2E_BENCH_SCALE_MINREADY the specs' minReady (default:
 // none in the spec, so swarm's 5 s monitor). Medians are over every app of every
 // round (per app) or over rounds (all). Run it with
 //
@@ -303,6 +303,9 @@ func newScaleBench(b *testing.B, n int) *scaleBench {
 	}
 	if v := os.Getenv("E2E_BENCH_SCALE_MAX_DEPLOYING"); v != "" {
 		flags = append(flags, "--max-deploying", v) // 0: every app starts at once, as before it
+	}
+	if v := os.Getenv("E2E_BENCH_SCALE_MAX_REMOVING"); v != "" {
+		flags = append(flags, "--max-removing", v) // 0: every teardown at once, as before it
 	}
 	s.h.startWith(nil, flags...)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {

@@ -43,7 +43,7 @@ type options struct {
 	passTimeout, reconcileTimeout                 time.Duration
 	resync, retention, specPoll                   time.Duration
 	workers                                       int
-	maxDeploying                                  int
+	maxDeploying, maxRemoving                     int
 	metricsAddr                                   string
 	uiAddr, uiAuth                                string
 	janitor                                       bool

@@ -35,6 +35,7 @@ func loopFlags(cmd *cobra.Command, o *options) {
 	f.DurationVar(&o.resync, "resync", 30*time.Second, "period of the resync that catches missed events (an app waiting on swarm with a look due sooner is left to it)")
 	f.IntVar(&o.workers, "workers", 4, "apps reconciled at once")
 	f.IntVar(&o.maxDeploying, "max-deploying", 20, "installs and upgrades in progress at once: the others wait, Pending, first come first served, until one is Ready or Failed (0: no limit)")
+	f.IntVar(&o.maxRemoving, "max-removing", 20, "teardowns whose services are stopping at once: the others wait, Deleting, first come first served, until the tasks of one have stopped (0: no limit)")
 	f.DurationVar(&o.retention, "status-retention", time.Hour, "how long a Deleted status file stays")
 	f.DurationVar(&o.reconcileTimeout, "reconcile-timeout", 2*time.Minute, "give up one reconcile of an app after this long and retry it with backoff (0: no limit)")
 	f.StringVar(&o.nodeJobs.Image, "node-image", controller.DefaultNodeJobs.Image, "image of this reconciler, present or pullable on every node: a teardown runs it as a job (node-clean) on the other nodes that ran the app's tasks, to remove the app's volumes there")
@@ -494,6 +495,7 @@ func (w *wiring) controller() (*controller.Controller, func()) {
 		ProbeLocks: w.probeLocks,
 		Owner:      o.ownerOf(w.specDir), Backups: spec.BackupStore{Dir: o.backups}, Remote: o.remote(),
 		NodeJobs: o.nodeJobs, Policy: w.policy, Metrics: w.metrics, MaxDeploying: max(o.maxDeploying, 0),
+		MaxRemoving: max(o.maxRemoving, 0),
 	}
 	if o.janitor {
 		r.Owner = "" // the janitor sweeps orphans of every spec directory
