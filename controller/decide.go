@@ -669,12 +669,17 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 	}
 	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed, w.Self, w.Nodes)
 	if !w.Removals.Held && stopsServices(d.Actions) {
-		if !w.Removals.open() {
+		switch {
+		case w.Removals.open():
+			d.Removes = true
+		case !w.Slots.Held:
 			return d.removalQueued(w, lead)
 		}
-		d.Removes = true
+		// An attempt still under way (its deploy slot held until this pass) is not left to go
+		// on, queued, its tasks starting outside every bound: it stops now, over the limit
+		// (record holds its removal slot).
 	}
-	d.Stopping = stopping(snap)
+	d.Stopping = stopping(snap, w.Nodes)
 	d.After = teardownInterval
 	parts := snap.Residual()
 	// The app's volumes on other nodes go by a job on each, started with the removal of the
@@ -889,7 +894,10 @@ func stopsServices(plan []Action) bool {
 // stopping says the app's services are there, or tasks of them that have not stopped, on a
 // node that reports them (settled are dropped from snap by withoutSettledTasks); node jobs do
 // not count: they wait on other nodes, and the jobs' own tasks hold no containers of the app.
-func stopping(snap *swarmstate.Snapshot) bool {
+// Nor does a task on a node that left the swarm (nodes, when known, do not list it): it never
+// reports its end, as one on a node that is down does not (jobRunning). The teardown still
+// waits for it (withoutSettledTasks), but a slot held for it would be held for good.
+func stopping(snap *swarmstate.Snapshot, nodes map[string]swarm.Node) bool {
 	jobs := map[string]bool{}
 	for _, s := range snap.Services {
 		if isJob(s) {
@@ -897,6 +905,9 @@ func stopping(snap *swarmstate.Snapshot) bool {
 		}
 	}
 	return len(jobs) < len(snap.Services) || slices.ContainsFunc(snap.Tasks, func(t swarm.Task) bool {
+		if _, known := nodes[t.NodeID]; nodes != nil && t.NodeID != "" && !known {
+			return false
+		}
 		return !jobs[t.ServiceID] && t.JobIteration == nil && !terminalTask(t)
 	})
 }

@@ -41,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.25, 2, 14),
 		}),
 		TeardownSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "swarm_reconciler_teardown_duration_seconds", Help: "From the start of a teardown to verified zero residual.",
+			Name: "swarm_reconciler_teardown_duration_seconds", Help: "From the start of a teardown (its first Deleting, a wait for a removal slot included) to verified zero residual.",
 			Buckets: prometheus.ExponentialBuckets(0.25, 2, 14),
 		}),
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{

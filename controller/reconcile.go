@@ -124,6 +124,9 @@ type Reconciler struct {
 	// enqueue, set by the loop (Controller.Run), asks for a pass of an app; the inventory
 	// then runs beside the workers and hands the apps it found to it.
 	enqueue func(app string)
+	// decided, in tests, is called by each pass between its first decision and the take of a
+	// slot: passes that all decided before any took one are the race take settles.
+	decided func(app string)
 	// unwritten holds, by app, the last status a write failed to store: the next pass starts
 	// from it, so an attempt's deadline and a ttl hold while the status directory is read-only.
 	unwritten map[string]*spec.Status
@@ -237,6 +240,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		w.Slots = r.slots.view(app, r.MaxDeploying, r.enqueue != nil)
 		w.Removals = r.removals.view(app, r.MaxRemoving, r.enqueue != nil)
 		d := decide(w)
+		if r.decided != nil {
+			r.decided(app)
+		}
 		for d.Starts && !r.slots.take(app, r.MaxDeploying) || d.Removes && !r.removals.take(app, r.MaxRemoving) {
 			// Another app's pass took the slot this one saw free: decided again, queued.
 			w.Slots = r.slots.view(app, r.MaxDeploying, r.enqueue != nil)

@@ -27,9 +27,11 @@ import (
 // Removal slots do the same for teardowns (--max-removing): swarm stops the tasks of removed
 // services at its own pace too, and shares it the same way (a hundred stacks removed at once
 // were each gone 50 s later, near the end of the whole). A teardown holds one from the pass
-// that removes its services until their tasks have stopped: its networks, configs, secrets,
-// volumes and node jobs go after that without one, and a task on a node that is down does not
-// hold it (it reports no end until the node is back). A teardown that finds no slot stays
+// that removes its services until their tasks have stopped; the rest of the teardown goes on
+// meanwhile as without slots (its node jobs start with that pass, its networks, configs and
+// secrets go on the next, its volumes once the containers that hold them have), and a task on
+// a node that is down, or that left the swarm, does not hold it (it reports no end until the
+// node is back, or never). A teardown that finds no slot stays
 // Deleting, queued, touching nothing. The two queues are apart: a teardown never waits behind
 // an install, nor an install behind a teardown.
 type slotQueue struct {

@@ -240,7 +240,7 @@ func TestQueuedForARemovalSlot(t *testing.T) {
 	if _, queued := f.r.removals.queued["c"]; queued {
 		t.Error("c, specified again, is still queued for a removal slot")
 	}
-	// a's tasks stop: its slot frees and wakes b, before its networks and the rest go.
+	// a's tasks stop: its slot frees and wakes b (its networks and configs went while it held it).
 	for i := 0; i < 10 && len(woken) == 0; i++ {
 		if st := pass("a"); st.Phase == spec.PhaseDeleted {
 			break
@@ -338,8 +338,26 @@ func (f *fixture) queuedInTurn(pass func(string) *spec.Status, phase spec.Phase,
 	}
 }
 
-// atOnce reconciles apps once each, all at the same time, as the workers do.
+// atOnce reconciles apps once each, all at the same time, as the workers do: every pass
+// decides before any takes a slot (the passes meet between the two).
 func (f *fixture) atOnce(apps []string) {
+	var (
+		met  sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[string]bool{}
+	)
+	met.Add(len(apps))
+	f.r.decided = func(app string) {
+		mu.Lock()
+		first := !seen[app]
+		seen[app] = true
+		mu.Unlock()
+		if first { // a pass's later rounds (support objects, then services) decide again
+			met.Done()
+			met.Wait()
+		}
+	}
+	defer func() { f.r.decided = nil }()
 	var wg sync.WaitGroup
 	for _, app := range apps {
 		wg.Go(func() {
@@ -375,7 +393,7 @@ func TestStoppingHoldsARemovalSlot(t *testing.T) {
 		{"a removed job's task", swarmstate.Snapshot{Tasks: []swarm.Task{task("j0", swarm.TaskStateRunning, true)}}, false},
 		{"a node job beside a task still stopping", swarmstate.Snapshot{Services: []swarm.Service{job}, Tasks: []swarm.Task{task("s0", swarm.TaskStateRunning, false)}}, true},
 	} {
-		if got := stopping(&c.snap); got != c.want {
+		if got := stopping(&c.snap, nil); got != c.want {
 			t.Errorf("%s: stopping %v, want %v", c.name, got, c.want)
 		}
 	}
