@@ -199,7 +199,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return Result{}, fmt.Errorf("read status of %s: %w", app, err)
 	}
-	if gen, ok := r.slots.idle(app, r.MaxDeploying); ok && prev != nil && prev.Phase == spec.PhasePending && prev.ObservedGeneration == gen {
+	if gen, ok := r.slots.idle(app, r.MaxDeploying); ok && r.oneNode() && prev != nil && prev.Phase == spec.PhasePending && prev.ObservedGeneration == gen {
 		if d, err := r.loadSpec(app); err == nil && d != nil && d.Err == nil && d.Spec != nil && d.Generation == gen {
 			// Queued, its spec and status the same, and no slot for it yet: still queued
 			// (slots.go), unless its ttl is due: decide reaps it.
@@ -214,7 +214,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 			}
 		}
 	}
-	if gen, ok := r.removals.idle(app, r.MaxRemoving); ok && prev != nil && prev.Phase == spec.PhaseDeleting {
+	if gen, ok := r.removals.idle(app, r.MaxRemoving); ok && r.oneNode() && prev != nil && prev.Phase == spec.PhaseDeleting {
 		if d, err := r.loadSpec(app); err == nil && (d == nil && gen == "" || d != nil && d.Err == nil && d.Spec != nil && d.Generation == gen) {
 			// Its teardown queued, the spec still gone (or still past its ttl), no slot for it
 			// yet: still queued.
@@ -304,6 +304,17 @@ func (r *Reconciler) wake(apps []string) {
 	for _, app := range apps {
 		r.enqueue(app)
 	}
+}
+
+// oneNode says the swarm is known to have one node: only there may a look at a queued app
+// read its spec alone. On a swarm of several, every look is a full pass, which records the
+// nodes the app's tasks run on (recordNodes) while it waits: a task that ran on another node
+// could leave swarm's task history (five a slot) before the app leaves the queue, and a
+// teardown would then not know of its volumes there.
+func (r *Reconciler) oneNode() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nodeList.self != "" && r.nodeList.count <= 1
 }
 
 // queuedAfter is when an app queued for a slot looks again: a freed slot enqueues it, and

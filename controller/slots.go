@@ -131,8 +131,9 @@ func (s *slotQueue) initLocked() {
 
 // idle says app is queued, with no slot free for it and none woken it: a pass would find it
 // queued again. It returns the generation of the spec it was queued with: a pass of the same
-// spec need not read the swarm (a hundred queued apps, each looking every resync, kept the
-// workers from the apps that deploy: the Ready of those came seconds late).
+// spec need not read the swarm on a swarm of one node (a hundred queued apps, each looking
+// every resync, kept the workers from the apps that deploy: the Ready of those came seconds
+// late; Reconciler.oneNode says why not on several).
 func (s *slotQueue) idle(app string, limit int) (gen string, ok bool) {
 	if limit <= 0 {
 		return "", false

@@ -398,3 +398,25 @@ func TestStoppingHoldsARemovalSlot(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuedLooksInFullOnSeveralNodes: on a swarm of several nodes a look at a queued app is a
+// full pass, so that the nodes its tasks run on are recorded while it waits (review T4); on
+// one node it reads the spec alone (TestQueuedForADeploySlot).
+func TestQueuedLooksInFullOnSeveralNodes(t *testing.T) {
+	f := newFixture(t)
+	f.engine.addNode("n2", "host-2")
+	f.r.MaxDeploying, f.r.MaxRemoving = 1, 1
+	f.r.enqueue = func(string) {}
+	for _, app := range []string{"a", "b"} {
+		f.writeSpec(app, "recipe: echo\nversion: 1.0.0+1\ndomain: "+app+".example.org\n")
+	}
+	queued := func(st *spec.Status) bool { return strings.Contains(st.Message, "queued") }
+	f.slotPass("a", queued)
+	if st := f.slotPass("b", queued); !queued(st) {
+		t.Fatalf("b while a deploys: %s %s", st.Phase, st.Message)
+	}
+	f.engine.resetCalls()
+	if st := f.slotPass("b", queued); !queued(st) || !slices.Contains(f.engine.calls, "list tasks") {
+		t.Errorf("a queued app's look on a swarm of two nodes: %s %s, calls %v; want a full pass", st.Phase, st.Message, f.engine.calls)
+	}
+}
