@@ -865,10 +865,7 @@ func (d decision) waitOutside(now time.Time, converged bool, timeout, idle time.
 func (d decision) queued(w *world) decision {
 	d.Queued, d.Deadline = true, time.Time{}
 	d.Status.AttemptStartedAt = nil
-	d.After = queuedLook
-	if w.Slots.Wakes {
-		d.After = queuedIdle // a freed slot enqueues it; this look is in case of a lost wake
-	}
+	d.After = queuedAfter(w.Slots.Wakes)
 	return d.to(spec.PhasePending, fmt.Sprintf("queued: %d apps are deploying (--max-deploying %d), %d queued ahead of this one; its timeout counts from when it starts",
 		w.Slots.Others, w.Slots.Limit, w.Slots.Ahead))
 }
@@ -877,10 +874,7 @@ func (d decision) queued(w *world) decision {
 // touching nothing, until a removal slot frees (slots.go).
 func (d decision) removalQueued(w *world, lead string) decision {
 	d.Actions, d.RemoveQueued = nil, true
-	d.After = queuedLook
-	if w.Removals.Wakes {
-		d.After = queuedIdle // a freed slot enqueues it; this look is in case of a lost wake
-	}
+	d.After = queuedAfter(w.Removals.Wakes)
 	return d.to(spec.PhaseDeleting, fmt.Sprintf("%squeued: %d apps' services are stopping (--max-removing %d), %d queued ahead of this one; its services stay until one frees",
 		lead, w.Removals.Others, w.Removals.Limit, w.Removals.Ahead))
 }
@@ -910,6 +904,16 @@ func stopping(snap *swarmstate.Snapshot, nodes map[string]swarm.Node) bool {
 		}
 		return !jobs[t.ServiceID] && t.JobIteration == nil && !terminalTask(t)
 	})
+}
+
+// queuedAfter is when an app queued for a slot looks again: when a freed slot wakes it
+// (wakes), this look is in case of a lost wake; without a loop to wake it (reconciler once),
+// soon.
+func queuedAfter(wakes bool) time.Duration {
+	if wakes {
+		return queuedIdle
+	}
+	return queuedLook
 }
 
 // to sets the phase and message the status will say.

@@ -203,7 +203,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 		if d, err := r.loadSpec(app); err == nil && d != nil && d.Err == nil && d.Spec != nil && d.Generation == gen {
 			// Queued, its spec and status the same, and no slot for it yet: still queued
 			// (slots.go), unless its ttl is due: decide reaps it.
-			after := r.queuedAfter()
+			after := queuedAfter(r.enqueue != nil)
 			exp, ttl := expiresAt(d.Spec, prev)
 			if left := exp.Sub(r.Now()); !ttl || left > 0 {
 				if ttl {
@@ -219,7 +219,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, app string) (Result, error) 
 			// Its teardown queued, the spec still gone (or still past its ttl), no slot for it
 			// yet: still queued.
 			recorded = true
-			return Result{RequeueAfter: r.queuedAfter()}, nil
+			return Result{RequeueAfter: queuedAfter(r.enqueue != nil)}, nil
 		}
 	}
 	last, free := prev, map[string]bool{}
@@ -315,15 +315,6 @@ func (r *Reconciler) oneNode() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.nodeList.self != "" && r.nodeList.count <= 1
-}
-
-// queuedAfter is when an app queued for a slot looks again: a freed slot enqueues it, and
-// this look is in case of a lost wake; without a loop to enqueue it (reconciler once), soon.
-func (r *Reconciler) queuedAfter() time.Duration {
-	if r.enqueue == nil {
-		return queuedLook
-	}
-	return queuedIdle
 }
 
 // observe reads what one pass decides from: the spec, the status, the app's objects, its lock,

@@ -62,7 +62,7 @@ func (d decision) holdsRemoval() bool {
 
 // slotView is what a pass of one app knows of the slots.
 type slotView struct {
-	// Limit is --max-deploying; 0: no limit.
+	// Limit is --max-deploying or --max-removing; 0: no limit.
 	Limit int
 	// Held says the app holds a slot since an earlier pass.
 	Held bool
