@@ -3,7 +3,6 @@ package controller
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
@@ -151,46 +149,42 @@ func (b *backupRunner) exec(ctx context.Context, service, hook, command string) 
 // execShell runs command with /bin/sh -c in container cid, with the container's environment,
 // and returns its exit code and last output lines (stdout and stderr).
 func execShell(ctx context.Context, e BackupEngine, cid, command string) (int, []string, error) {
-	tail := &lastLines{n: hookLines}
-	code, err := execIn(ctx, e, cid, container.ExecOptions{Cmd: []string{"/bin/sh", "-c", command}, AttachStdout: true, AttachStderr: true}, tail, tail)
-	return code, tail.lines(), err
-}
-
-// execIn runs o in container cid, its output to stdout and stderr, and returns its exit code.
-func execIn(ctx context.Context, e BackupEngine, cid string, o container.ExecOptions, stdout, stderr io.Writer) (int, error) {
-	created, err := e.ContainerExecCreate(ctx, cid, o)
+	created, err := e.ContainerExecCreate(ctx, cid, container.ExecOptions{
+		Cmd: []string{"/bin/sh", "-c", command}, AttachStdout: true, AttachStderr: true,
+	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	att, err := e.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	// The client no longer watches ctx once the connection is hijacked: a hook that hangs is
 	// cut off by closing it.
 	stop := context.AfterFunc(ctx, att.Close)
 	defer stop()
-	_, err = stdcopy.StdCopy(stdout, stderr, att.Reader)
+	tail := &lastLines{n: hookLines}
+	_, err = stdcopy.StdCopy(tail, tail, att.Reader)
 	att.Close()
 	if ctx.Err() != nil {
-		return 0, context.Cause(ctx)
+		return 0, tail.lines(), context.Cause(ctx)
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
-		return 0, err
+		return 0, tail.lines(), err
 	}
 	// The stream ends as the process does; the exit code lands in the exec's state a moment
 	// after.
 	for wait := time.Millisecond; ; wait = min(wait*2, 100*time.Millisecond) {
 		ins, err := e.ContainerExecInspect(ctx, created.ID)
 		if err != nil {
-			return 0, err
+			return 0, tail.lines(), err
 		}
 		if !ins.Running {
-			return ins.ExitCode, nil
+			return ins.ExitCode, tail.lines(), nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, context.Cause(ctx)
+			return 0, tail.lines(), context.Cause(ctx)
 		case <-time.After(wait):
 		}
 	}
@@ -688,12 +682,7 @@ func copyChecked(w io.Writer, r io.Reader, id string, v spec.VolumeBackup) error
 	}
 }
 
-// verify reads every restored file back and compares it with the manifest. The container's
-// own sha256sum goes first, where the container has one: it reads the files where they lie
-// and only their sums cross the API, where the archive endpoint would stream every byte back
-// at the pace of a backup. What it does not confirm (no sha256sum, a file it could not read,
-// a name its output could not say plainly, a sum that differs) is read back through the
-// archive endpoint, which alone decides a mismatch: the container's tool can only spare work.
+// verify reads every restored file back and compares it with the manifest.
 func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error {
 	for _, v := range m.Volumes {
 		cid, err := b.container(v.Service, v.Name)
@@ -702,21 +691,7 @@ func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error
 		}
 		want := map[string]spec.BackedUpFile{}
 		for _, f := range v.Files {
-			if !under(f.Path, v.Skip) { // an older backup may hold what is now another mount's
-				want[f.Path] = f
-			}
-		}
-		inPlace := 0
-		for name := range confirmInPlace(ctx, b.eng, cid, v.Target, want) {
-			delete(want, name)
-			inPlace++
-		}
-		readBack := len(want)
-		if i := slices.IndexFunc(b.run.Volumes, func(r spec.VolumeRun) bool { return r.Name == v.Name }); i >= 0 {
-			b.run.Volumes[i].VerifiedInPlace, b.run.Volumes[i].VerifiedReadBack = inPlace, readBack
-		}
-		if len(want) == 0 {
-			continue
+			want[f.Path] = f
 		}
 		seen := map[string]bool{}
 		var mismatch []string
@@ -742,9 +717,9 @@ func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error
 				return fmt.Errorf("verify volume %s: %w", v.Name, err)
 			}
 		}
-		for name := range want {
-			if !seen[name] {
-				mismatch = append(mismatch, name+" (missing after the restore)")
+		for _, f := range v.Files {
+			if !seen[f.Path] && !under(f.Path, v.Skip) { // an older backup may hold what is now another mount's
+				mismatch = append(mismatch, f.Path+" (missing after the restore)")
 			}
 		}
 		if len(mismatch) > 0 {
@@ -753,91 +728,6 @@ func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error
 		}
 	}
 	return nil
-}
-
-// hashArgs bounds the names one in-place sha256sum is given, in bytes: far below what the
-// kernel takes for one exec's arguments (ARG_MAX, 2 MiB by default).
-const hashArgs = 256 << 10
-
-// confirmInPlace runs sha256sum in container cid, in dir (where it mounts the volume), over the
-// files of want, and returns those whose sum is the manifest's. It runs as root, as the archive
-// endpoint reads. A name that is not plain UTF-8 without backslashes or line breaks is left out:
-// sha256sum would escape it, and the manifest may hold it altered. Any error ends it with what it
-// confirmed so far; the rest is read back through the archive endpoint.
-func confirmInPlace(ctx context.Context, e BackupEngine, cid, dir string, want map[string]spec.BackedUpFile) map[string]bool {
-	var names []string
-	for name := range want {
-		if utf8.ValidString(name) && !strings.ContainsAny(name, "\\\n\r\uFFFD") {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	confirmed := map[string]bool{}
-	for len(names) > 0 {
-		batch, size := names, 0
-		for i, n := range names {
-			if size += len(n) + 1; size > hashArgs && i > 0 {
-				batch = names[:i]
-				break
-			}
-		}
-		names = names[len(batch):]
-		asked := map[string]bool{}
-		for _, n := range batch {
-			asked[n] = true
-		}
-		sums := &lineSplitter{each: func(line string) {
-			// "<64 hex digits>  <name>" ("*" in place of the second space in binary mode), in
-			// coreutils and busybox alike.
-			if len(line) < 67 || line[64] != ' ' || (line[65] != ' ' && line[65] != '*') {
-				return
-			}
-			if name := line[66:]; asked[name] && line[:64] == want[name].SHA256 {
-				confirmed[name] = true
-			}
-		}}
-		cmd := append([]string{"sha256sum", "--"}, batch...)
-		// The exit code says nothing more: a file sha256sum could not read is not in its
-		// output, and so not confirmed.
-		if _, err := execIn(ctx, e, cid, container.ExecOptions{Cmd: cmd, User: "0", WorkingDir: dir, AttachStdout: true, AttachStderr: true}, sums, io.Discard); err != nil {
-			break
-		}
-	}
-	return confirmed
-}
-
-// lineSplitter calls each with every whole line written to it; a line longer than a path can
-// be is dropped.
-type lineSplitter struct {
-	each func(string)
-	part []byte
-	long bool
-}
-
-func (l *lineSplitter) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			l.add(p)
-			break
-		}
-		l.add(p[:i])
-		if !l.long {
-			l.each(string(l.part))
-		}
-		l.part, l.long = l.part[:0], false
-		p = p[i+1:]
-	}
-	return n, nil
-}
-
-func (l *lineSplitter) add(p []byte) {
-	if len(l.part)+len(p) > 2*4096+80 {
-		l.long = true
-		return
-	}
-	l.part = append(l.part, p...)
 }
 
 // runJob carries out the decision's backup or restore and folds its end into the decision.

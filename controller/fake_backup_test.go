@@ -5,8 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -46,12 +44,6 @@ type fakeBackup struct {
 	outputs map[string]string
 	// node, when set, is the node the engine says it is instead of fakeNode, where the tasks run.
 	node string
-	// noSha256sum: the containers' images have no sha256sum; sha256sumSays, when set, is what
-	// their sha256sum prints for a file instead of its sum.
-	noSha256sum   bool
-	sha256sumSays func(name, sum string) string
-	hashed        []string // every file sha256sum was asked about, in order
-	reads         []string // every path CopyFromContainer read, in order
 }
 
 func newFakeBackup(f *fakeEngine) *fakeBackup {
@@ -95,56 +87,16 @@ func (b *fakeBackup) ContainerExecCreate(_ context.Context, cid string, o contai
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if o.Cmd[0] == "sha256sum" {
-		return b.sha256sum(svc, o), nil
-	}
 	cmd := o.Cmd[len(o.Cmd)-1]
 	b.ran = append(b.ran, svc+": "+cmd)
 	code, out := 0, "ok\n"
 	if b.shell != nil {
 		code, out = b.shell(svc, cmd, b.fs(svc))
 	}
-	id := fmt.Sprintf("exec%d", len(b.execs)+1)
+	id := fmt.Sprintf("exec%d", len(b.ran))
 	b.execs[id] = container.ExecInspect{ExecID: id, ExitCode: code}
 	b.outputs[id] = out
 	return container.ExecCreateResponse{ID: id}, nil
-}
-
-// sha256sum runs sha256sum -- NAME... in dir o.WorkingDir of service svc's files, as coreutils
-// does: a line per file it could read, exit 1 if it could not read one.
-func (b *fakeBackup) sha256sum(svc string, o container.ExecOptions) container.ExecCreateResponse {
-	id := fmt.Sprintf("exec%d", len(b.execs)+1)
-	if b.noSha256sum {
-		b.execs[id] = container.ExecInspect{ExecID: id, ExitCode: 127}
-		b.outputs[id] = `OCI runtime exec failed: exec failed: container_linux.go:380: starting container process caused: exec: "sha256sum": executable file not found in $PATH: unknown` + "\n"
-		return container.ExecCreateResponse{ID: id}
-	}
-	if o.User != "0" || o.Cmd[1] != "--" {
-		panic(fmt.Sprintf("sha256sum as user %q with %q", o.User, o.Cmd))
-	}
-	code, out := 0, ""
-	files := b.fs(svc)
-	for _, name := range o.Cmd[2:] {
-		b.hashed = append(b.hashed, name)
-		p := path.Join(o.WorkingDir, name)
-		content, ok := files[p]
-		if target, link := strings.CutPrefix(content, fakeLink); link {
-			content, ok = files[target]
-		}
-		if !ok {
-			code = 1
-			continue
-		}
-		sum := sha256.Sum256([]byte(content))
-		say := hex.EncodeToString(sum[:])
-		if b.sha256sumSays != nil {
-			say = b.sha256sumSays(name, say)
-		}
-		out += say + "  " + name + "\n"
-	}
-	b.execs[id] = container.ExecInspect{ExecID: id, ExitCode: code}
-	b.outputs[id] = out
-	return container.ExecCreateResponse{ID: id}
 }
 
 func (b *fakeBackup) ContainerExecAttach(_ context.Context, id string, _ container.ExecAttachOptions) (types.HijackedResponse, error) {
@@ -171,7 +123,6 @@ func (b *fakeBackup) CopyFromContainer(_ context.Context, cid, src string) (io.R
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.reads = append(b.reads, src)
 	files := b.fs(svc)
 	var names []string
 	for p := range files {

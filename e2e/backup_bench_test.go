@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 )
 
 // BenchmarkBackupThroughput measures a backup and a restore of a volume holding one file of
@@ -34,10 +38,29 @@ func BenchmarkBackupThroughput(b *testing.B) {
 	}
 	needShellImage(b)
 	h := startHarness(b)
-	makeOneVolumeRecipe(b, h, "e2e-backup-bench", shellImage, "big", "/big")
+	makeEchoRecipe(b, h, "e2e-backup-bench", "", fmt.Sprintf(`services:
+  app:
+    image: %s
+    environment:
+      - MESSAGE=bench
+      - PORT=8080
+    volumes:
+      - big:/big
+    deploy:
+      labels:
+        - "coop-cloud.${STACK_NAME}.version=%s"
+        - "backupbot.backup=true"
+volumes:
+  big:
+`, shellImage, miniRelease), nil)
 	a := h.newApp("bkbench")
 	h.waitPhase(a.name, h.writeSpec(a.name, a.specOf("e2e-backup-bench", miniRelease, "timeout: 20m")), "Ready")
-	cid := appContainer(b, a)
+	ctx := context.Background()
+	list, err := suite.docker.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.name="+a.stack()+"_app"))})
+	if err != nil || len(list) != 1 {
+		b.Fatalf("the app's container: %v (%d found)", err, len(list))
+	}
+	cid := list[0].ID
 	fill := []string{"exec", cid, "dd", "if=/dev/urandom", "of=/big/blob", "bs=1M", "count=" + strconv.Itoa(mib)}
 	if os.Getenv("E2E_BACKUP_DATA") == "text" {
 		// A database dump's shape: lines of SQL, which compress well.

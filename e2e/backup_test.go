@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -119,14 +117,9 @@ type backupStatus struct {
 }
 
 type backRun struct {
-	ID      string `json:"id"`
-	State   string `json:"state"`
-	Files   int    `json:"files"`
-	Volumes []struct {
-		Name             string `json:"name"`
-		VerifiedInPlace  int    `json:"verifiedInPlace"`
-		VerifiedReadBack int    `json:"verifiedReadBack"`
-	} `json:"volumes"`
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Files int    `json:"files"`
 	Hooks []struct {
 		Service  string   `json:"service"`
 		Hook     string   `json:"hook"`
@@ -134,15 +127,6 @@ type backRun struct {
 		Output   []string `json:"output"`
 	} `json:"hooks"`
 	Message string `json:"message"`
-}
-
-// verified is how many files the run's read-back confirmed in place and read back.
-func (r *backRun) verified() (inPlace, readBack int) {
-	for _, v := range r.Volumes {
-		inPlace += v.VerifiedInPlace
-		readBack += v.VerifiedReadBack
-	}
-	return inPlace, readBack
 }
 
 func (r *backRun) hook(service, hook string) (int, bool) {
@@ -227,11 +211,6 @@ func TestBackupTier(t *testing.T) {
 	}
 	if code, ok := b.LastRestore.hook("db", "restore post-hook"); !ok || code != 0 {
 		t.Errorf("restore post-hook: ran %v, exit %d", ok, code)
-	}
-	// The image has busybox's sha256sum: the read-back hashed the three restored files where
-	// they lie, and read none back through the archive endpoint.
-	if in, back := b.LastRestore.verified(); in != 3 || back != 0 {
-		t.Errorf("restore verified %d files in place and %d read back, want 3 and 0: %+v", in, back, b.LastRestore.Volumes)
 	}
 	if code, ok := b.LastBackup.hook("db", "backup post-hook"); !ok || code != 0 {
 		t.Errorf("backup post-hook: ran %v, exit %d", ok, code)
@@ -533,81 +512,4 @@ func TestBackupRequestsAndSchedule(t *testing.T) {
 	if len(before) != 2 || fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("backups after the app's deletion: %d then %d (%v -> %v), want the 2 kept, unchanged", len(before), len(after), before, after)
 	}
-}
-
-// TestRestoreReadBackWithoutSha256sum: an image without a shell or sha256sum (the echo image,
-// FROM scratch) still has every restored file read back and compared, through the engine's
-// archive endpoint.
-func TestRestoreReadBackWithoutSha256sum(t *testing.T) {
-	t.Parallel()
-	h := startHarness(t)
-	makeOneVolumeRecipe(t, h, "e2e-backup-scratch", echoImage, "data", "/data")
-	a := h.newApp("bkscratch")
-	h.waitPhase(a.name, h.writeSpec(a.name, a.specOf("e2e-backup-scratch", miniRelease)), "Ready")
-	ctx := t.Context()
-	cid := appContainer(t, a)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for name, body := range map[string]string{"a.txt": "alpha\n", "sub/b.bin": strings.Repeat("b", 100000)} {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := suite.docker.CopyToContainer(ctx, cid, "/data", &buf, container.CopyToContainerOptions{}); err != nil {
-		t.Fatalf("put the data in the volume: %v", err)
-	}
-	if r := h.cli(phaseDeadline, "backup", a.name, "--wait"); r.code != 0 {
-		t.Fatalf("backup --wait: %s", r)
-	}
-	if r := h.cli(phaseDeadline, "restore", a.name, "--wait"); r.code != 0 || !strings.Contains(r.stdout, "completed") {
-		t.Fatalf("restore --wait: %s", r)
-	}
-	st, _, err := h.readStatus(a.name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := readBackupStatus(t, st)
-	if b.LastRestore == nil || b.LastRestore.State != "Completed" {
-		t.Fatalf("lastRestore: %+v", b.LastRestore)
-	}
-	if in, back := b.LastRestore.verified(); in != 0 || back != 2 {
-		t.Errorf("restore verified %d files in place and %d read back, want 0 and 2: %+v", in, back, b.LastRestore.Volumes)
-	}
-}
-
-// makeOneVolumeRecipe makes a recipe of one service, app, of image, that mounts one volume at
-// target, with its backup enabled.
-func makeOneVolumeRecipe(t testing.TB, h *harness, name, image, volume, target string) {
-	t.Helper()
-	makeEchoRecipe(t, h, name, "", fmt.Sprintf(`services:
-  app:
-    image: %[1]s
-    environment:
-      - MESSAGE=%[2]s
-      - PORT=8080
-    volumes:
-      - %[3]s:%[4]s
-    deploy:
-      labels:
-        - "coop-cloud.${STACK_NAME}.version=%[5]s"
-        - "backupbot.backup=true"
-volumes:
-  %[3]s:
-`, image, name, volume, target, miniRelease), nil)
-}
-
-// appContainer is the ID of the one running container of a's service app.
-func appContainer(t testing.TB, a *testApp) string {
-	t.Helper()
-	list, err := suite.docker.ContainerList(context.Background(), container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.service.name="+a.stack()+"_app"))})
-	if err != nil || len(list) != 1 {
-		t.Fatalf("the app's container: %v (%d found)", err, len(list))
-	}
-	return list[0].ID
 }

@@ -328,11 +328,6 @@ type VolumeRun struct {
 	Paths []string `json:"paths,omitempty"`
 	Files int      `json:"files"`
 	Bytes int64    `json:"bytes"`
-	// A restore's read-back, file by file: how many files the container's own sha256sum
-	// confirmed where they lie, and how many were read back through the engine's archive
-	// endpoint (every file the first did not confirm).
-	VerifiedInPlace  int `json:"verifiedInPlace,omitempty"`
-	VerifiedReadBack int `json:"verifiedReadBack,omitempty"`
 }
 
 // HookRun is one hook or check run in a container, with its exit code and last output lines.
