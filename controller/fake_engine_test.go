@@ -124,6 +124,20 @@ func (f *fakeEngine) addNode(id, hostname string) {
 	f.remote[id] = map[string]*volume.Volume{}
 }
 
+// removeNode removes a node from the swarm as `docker node rm --force` does: swarm orphans
+// the node's tasks that had not ended (swarmkit's controlapi, orphanNodeTasks), since the
+// node will never report their end.
+func (f *fakeEngine) removeNode(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.nodes, id)
+	for i := range f.tasks {
+		if t := &f.tasks[i]; t.NodeID == id && !terminalTask(*t) {
+			t.Status = swarm.TaskStatus{State: swarm.TaskStateOrphaned, Message: "Task belonged to a node that has been deleted", Timestamp: f.taskTime()}
+		}
+	}
+}
+
 // setNodeState marks a node up (ready) or down; a pending volume job on a node that is up
 // again runs at the next task list.
 func (f *fakeEngine) setNodeState(id string, state swarm.NodeState) {

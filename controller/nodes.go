@@ -80,6 +80,23 @@ func nodeAnswered(st *spec.Status, n spec.NodeVolumes) bool {
 	return slices.ContainsFunc(st.Removed, func(r string) bool { return strings.HasPrefix(r, prefix) })
 }
 
+// leftEntry is what st.Removed records of node n once it left the swarm, its volumes with it.
+// It names the node's ID too: a later look finds a task there by the node's ID alone, the
+// swarm no longer listing the node to give its hostname.
+func leftEntry(n spec.NodeVolumes) string {
+	if n.Hostname != "" {
+		return fmt.Sprintf("volumes on node %s (node ID %s, left the swarm): %s", n.Hostname, n.ID, nodeHolds(n))
+	}
+	return fmt.Sprintf("volumes on node %s (left the swarm): %s", n.ID, nodeHolds(n))
+}
+
+// nodeLeft reports whether st.Removed, the teardown's, records that node id left the swarm.
+func nodeLeft(st *spec.Status, id string) bool {
+	return slices.ContainsFunc(st.Removed, func(r string) bool {
+		return strings.Contains(r, "(node ID "+id+", left the swarm): ") || strings.HasPrefix(r, "volumes on node "+id+" (left the swarm): ")
+	})
+}
+
 // sharedHostname reports whether another node of nodes has node's hostname (a node joined
 // again under a new ID): an answer recorded by hostname does not say which of them gave it.
 func sharedHostname(nodes map[string]swarm.Node, node string) bool {
@@ -109,6 +126,11 @@ func recordNodes(st *spec.Status, tasks []swarm.Task, jobs map[string]bool, live
 		}
 		if answered && !live[t.ServiceID] && terminalTask(t) && !sharedHostname(nodes, t.NodeID) &&
 			nodeAnswered(st, spec.NodeVolumes{ID: t.NodeID, Hostname: nodes[t.NodeID].Description.Hostname}) {
+			continue
+		}
+		if _, known := nodes[t.NodeID]; answered && nodes != nil && !known && nodeLeft(st, t.NodeID) {
+			// What the app had there left with the node, as this teardown recorded: swarm lists
+			// the task until it orphans and reaps it (a node's ID is never reused).
 			continue
 		}
 		job := jobs[t.ServiceID]
@@ -232,7 +254,7 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 		node, known := w.Nodes[n.ID]
 		if !known && w.Nodes != nil {
 			// The node left the swarm: its volumes (and its disk) are not the swarm's any more.
-			st.Removed = append(st.Removed, fmt.Sprintf("volumes on node %s (left the swarm): %s", nodeName(n), nodeHolds(n)))
+			st.Removed = append(st.Removed, leftEntry(n))
 			if running {
 				remove(job, "its node left the swarm")
 			}

@@ -153,10 +153,14 @@ func TestRecordNodes(t *testing.T) {
 		{"one on a node that did not answer", []swarm.Task{ended(withVolume("n9", "a_data"), "gone")}, "n9:a_data"},
 		{"one not ended on a node that answered", []swarm.Task{withVolume("n2", "a_data")}, "h2:a_data"},
 		{"an ended task of a live service there", []swarm.Task{ended(withVolume("n2", "a_data"), "s")}, "h2:a_data"},
+		// This teardown recorded that n7 (hostname h7) and n6 left the swarm: what the app had
+		// there went with them, whatever swarm still lists.
+		{"a task on a node that left", []swarm.Task{withVolume("n7", "a_data"), ended(withVolume("n6", "a_db"), "gone")}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st := &spec.Status{Removed: []string{"volumes on node h2: a_data"}}
+			st := &spec.Status{Removed: []string{"volumes on node h2: a_data",
+				leftEntry(spec.NodeVolumes{ID: "n7", Hostname: "h7", Volumes: []string{"a_data"}}), leftEntry(spec.NodeVolumes{ID: "n6", Volumes: []string{"a_db"}})}}
 			jobs := map[string]bool{"job": true}
 			live := map[string]bool{"s": true, "job": true}
 			recordNodes(st, tc.tasks, jobs, live, true, nodes, "self")
