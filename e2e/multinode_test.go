@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -633,6 +634,70 @@ func TestMultinodeNodeDownBeforeTeardown(t *testing.T) {
 		t.Fatalf("Deleted while volumes are left: %v", left)
 	}
 	h.assertNoResidue(a.name)
+}
+
+// TestMultinodeNodeLeftBeforeTeardown: the only node holding the app's task and volume dies
+// and is removed from the swarm (`docker node rm --force`), then the spec is deleted: the
+// teardown ends Deleted (swarm orphans the node's task, so nothing waits for it), and its
+// status says once that the volume went with the node. The node joins again afterwards under
+// a new ID, its disk with the old volume on it: the test removes that by hand.
+func TestMultinodeNodeLeftBeforeTeardown(t *testing.T) {
+	ctx := context.Background()
+	h := mnHarness(t)
+	a, volName := mnReadyOnNode4(t, h, "mn-left")
+	node4 := mn.nodes[3].docker
+	t.Cleanup(func() {
+		// After mnStopNode's cleanup has brought mn-node4 back into the swarm: what it kept
+		// of the app (the task's container, stopped, and the volume) is no app's any more.
+		cs, err := node4.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.stack.namespace="+a.stack()))})
+		if err != nil {
+			t.Errorf("containers left on mn-node4: %v", err)
+		}
+		for _, c := range cs {
+			if err := node4.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+				t.Errorf("remove container %s on mn-node4: %v", c.ID, err)
+			}
+		}
+		if err := node4.VolumeRemove(ctx, volName, true); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("remove volume %s on mn-node4: %v", volName, err)
+		}
+		h.assertNoResidue(a.name)
+	})
+	mnStopNode(t, 4)
+	nodes, err := h.docker.NodeList(ctx, swarm.NodeListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ""
+	for _, n := range nodes {
+		if n.Description.Hostname == "mn-node4" {
+			id = n.ID
+		}
+	}
+	if err := h.docker.NodeRemove(ctx, id, swarm.NodeRemoveOptions{Force: true}); err != nil {
+		t.Fatalf("docker node rm --force mn-node4 (%q): %v", id, err)
+	}
+	h.deleteSpec(a.name)
+	start := time.Now()
+	s, err := h.waitDeleted(a.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Deleted %v after the spec's deletion: %s", time.Since(start).Round(time.Millisecond), s.Message)
+	var left []string
+	for _, r := range s.Removed {
+		if strings.Contains(r, "left the swarm") {
+			left = append(left, r)
+		}
+	}
+	if len(left) != 1 || !strings.Contains(left[0], "mn-node4") || !strings.Contains(left[0], volName) {
+		t.Errorf("removed entries saying a node left the swarm: %q, want one naming mn-node4 and %s; all: %q", left, volName, s.Removed)
+	}
+	// Passes after Deleted add nothing.
+	time.Sleep(2 * resync)
+	if again, _, _ := h.readStatus(a.name); again.Phase != "Deleted" || len(again.Removed) != len(s.Removed) {
+		t.Errorf("after Deleted: %s, %d removed entries (were %d)", again.Phase, len(again.Removed), len(s.Removed))
+	}
 }
 
 // TestMultinodeSpecBackWhileNodeDown: the spec of an app whose only task and volume are on
