@@ -614,7 +614,12 @@ func moveNodeCleanup(w *world, st *spec.Status, snap *swarmstate.Snapshot, stack
 	}
 	asked := slices.Clone(left.Nodes)
 	nc := planNodeJobs(w, snap, stack, true, left, w.Jobs)
-	st.Removed = append(st.Removed, left.Removed...)
+	for _, r := range left.Removed {
+		if slices.ContainsFunc(asked, func(n spec.NodeVolumes) bool { return r == leftEntry(n) && nodeLeft(st, n.ID) }) {
+			continue // this attempt said so already: swarm lists the node's tasks until it reaps them
+		}
+		st.Removed = append(st.Removed, r)
+	}
 	for _, n := range asked {
 		if slices.ContainsFunc(left.Nodes, func(p spec.NodeVolumes) bool { return p.ID == n.ID }) {
 			continue

@@ -16,14 +16,8 @@ import (
 func TestTeardownAfterItsNodeLeft(t *testing.T) {
 	for _, when := range []string{"before the teardown", "while the teardown waits"} {
 		t.Run(when, func(t *testing.T) {
-			f := newFixture(t)
-			f.engine.addNode("n2", "host-2")
-			f.engine.place = func(*swarm.Service, int) string { return "n2" }
-			f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ndomain: a.example.org\n")
-			if st := f.settle("a"); st.Phase != spec.PhaseReady {
-				t.Fatalf("install: %s %s", st.Phase, st.Message)
-			}
-			f.engine.taskLinger = 3 // the tasks of a removed service stay listed for a while
+			f := readyOnN2(t)
+			f.engine.taskLinger = 1 << 20 // the tasks of a removed service stay listed: Deleted only once they are orphaned
 			if when == "before the teardown" {
 				f.engine.removeNode("n2")
 				f.r.NodesChanged()
@@ -38,12 +32,7 @@ func TestTeardownAfterItsNodeLeft(t *testing.T) {
 				f.engine.removeNode("n2")
 				f.r.NodesChanged()
 			}
-			var st *spec.Status
-			for range 10 {
-				if st = f.pass("a"); st.Phase == spec.PhaseDeleted {
-					break
-				}
-			}
+			st := passesTo(f, "a", spec.PhaseDeleted, 10)
 			if st.Phase != spec.PhaseDeleted {
 				t.Fatalf("after 10 passes: %s %s", st.Phase, st.Message)
 			}
@@ -63,4 +52,28 @@ func leftEntries(st *spec.Status) int {
 		}
 	}
 	return n
+}
+
+// passesTo runs passes of app until its phase is want, at most n, and returns its status.
+func passesTo(f *fixture, app string, want spec.Phase, n int) *spec.Status {
+	var st *spec.Status
+	for range n {
+		if st = f.pass(app); st.Phase == want {
+			break
+		}
+	}
+	return st
+}
+
+// readyOnN2 is a fixture with app a Ready, its task and volume on node n2 (host-2).
+func readyOnN2(t *testing.T) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	f.engine.addNode("n2", "host-2")
+	f.engine.place = func(*swarm.Service, int) string { return "n2" }
+	f.writeSpec("a", "recipe: echo\nversion: 1.0.0+1\ndomain: a.example.org\n")
+	if st := f.settle("a"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	return f
 }

@@ -314,6 +314,12 @@ func planNodeJobs(w *world, snap *swarmstate.Snapshot, stack string, leftStack b
 			out.Answered = append(out.Answered, node)
 			continue
 		}
+		if _, known := w.Nodes[node]; !known && w.Nodes != nil {
+			// Its node left the swarm (recorded when the node was dropped from st.Nodes; a
+			// removal of the job that failed then is tried again here): nothing to wait for.
+			remove(job, "its node left the swarm")
+			continue
+		}
 		n := spec.NodeVolumes{ID: node, Hostname: w.Nodes[node].Description.Hostname}
 		out.Waiting = append(out.Waiting, nodeWait(n, w.Nodes[node], newestTask(tasks[job.ID])))
 		pending = append(pending, n)

@@ -10,8 +10,9 @@ import (
 )
 
 // TestRemovalSlotNotHeldByATaskOnANodeThatLeft: a teardown's tasks on a node that then left
-// the swarm (docker node rm --force of a dead node) never report their end: swarm lists them
-// running until it orphans them, in a step of its own after the node's removal. Such a task holds no removal slot, as one on a node that is down does not:
+// the swarm (docker node rm --force of a dead node) never report their end. Swarm orphans them
+// in the same transaction as the node's removal, but the reconciler lists tasks before nodes,
+// so one pass can see them running on a node that is gone; the test makes that view last. Such a task holds no removal slot, as one on a node that is down does not:
 // the next teardown in line is let in (review T, T1).
 func TestRemovalSlotNotHeldByATaskOnANodeThatLeft(t *testing.T) {
 	f := newFixture(t)
@@ -55,7 +56,7 @@ func TestRemovalSlotNotHeldByATaskOnANodeThatLeft(t *testing.T) {
 	if st := f.pass("b"); strings.Contains(st.Message, "queued") {
 		t.Errorf("b still queued behind a: %s %s", st.Phase, st.Message)
 	}
-	// The fake never orphans the tasks here (swarm does, a moment after the node's removal:
+	// The fake never orphans the tasks here (swarm does, with the node's removal:
 	// TestTeardownAfterItsNodeLeft), so a stays Deleting; it says once that the node left.
 	if left := leftEntries(st); left != 1 {
 		t.Errorf("%d entries say n2 left the swarm, want 1: %q", left, st.Removed)

@@ -670,8 +670,8 @@ func TestMultinodeNodeLeftBeforeTeardown(t *testing.T) {
 	}
 	id := ""
 	for _, n := range nodes {
-		if n.Description.Hostname == "mn-node4" {
-			id = n.ID
+		if n.Description.Hostname == "mn-node4" && n.Status.State == swarm.NodeStateDown {
+			id = n.ID // the one just stopped, should an earlier mn-node4 still be listed
 		}
 	}
 	if err := h.docker.NodeRemove(ctx, id, swarm.NodeRemoveOptions{Force: true}); err != nil {
