@@ -276,7 +276,7 @@ func decide(w *world) decision {
 		st.ObservedGeneration = w.Desired.Generation
 		st.AttemptKey = w.Desired.AttemptKey()
 		st.AttemptStartedAt = &w.Now
-		st.Removed = nil
+		st.Removed, st.JobContainers = nil, nil
 		st.NodesNotAsked = nil // of an earlier life's teardown
 		st.UpgradeStage = stage
 		d.Phase, d.Message = spec.PhasePending, "new generation queued"
@@ -426,6 +426,8 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		return d.to(spec.PhaseFailed, err.Error())
 	}
 	services = jobsLeaving(w.Owner, services, cur, w.Self, w.Nodes)
+	st.JobContainers = recordJobContainers(st.JobContainers, cur, w.Self, leavingJobs(w.Owner, cur, services))
+	services = withJobContainers(services, st.JobContainers, nil)
 	deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
 	if !converged {
 		d.Deadline = deadline
@@ -574,6 +576,8 @@ func decideMove(w *world, d decision, old *swarmstate.Snapshot, converged bool) 
 		}
 	}
 	d.Actions = PlanTeardown(w.Owner, old, d.Status.Removed, w.Self, w.Nodes)
+	d.Status.JobContainers = recordJobContainers(d.Status.JobContainers, old, w.Self, recipeJobs(w.Owner, old.Services))
+	d.Actions = withJobContainers(d.Actions, d.Status.JobContainers, d.Status.Removed)
 	// The new stack is deployed, converged and stable: what removing the old one meets (a
 	// volume its stopping container still holds, an engine error) is waited out or retried,
 	// not the attempt's failure "not deployed within" its timeout.
@@ -664,7 +668,7 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 		return d
 	}
 	if st.Phase != spec.PhaseDeleting {
-		st.Removed = nil
+		st.Removed, st.JobContainers = nil, nil
 	}
 	if st.Domain == "" && w.TeardownDomain != "" {
 		st.Domain = w.TeardownDomain
@@ -673,6 +677,8 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 		}
 	}
 	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed, w.Self, w.Nodes)
+	st.JobContainers = recordJobContainers(st.JobContainers, w.Snap, w.Self, recipeJobs(w.Owner, w.Snap.Services))
+	d.Actions = withJobContainers(d.Actions, st.JobContainers, st.Removed)
 	if !w.Removals.Held && stopsServices(d.Actions) {
 		switch {
 		case w.Removals.open():

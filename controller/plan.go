@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
 )
 
@@ -391,6 +392,68 @@ func finishedJobContainers(own swarmstate.Owner, snap *swarmstate.Snapshot, remo
 		}
 	}
 	return plan
+}
+
+// recordJobContainers adds to recorded the containers on this node (self) of the tasks that
+// snap lists of the recipe jobs leaving (by service ID). A job is removed only once none of
+// its tasks runs, but the update that stops them begins a new run of the job, and swarm
+// deletes a task of an earlier run a moment after it ends: a pass that comes later finds no
+// task naming the container, which the node's agent keeps for good (seen in e2e on a busy
+// host). Recorded while its task is listed, the container is removed with its job
+// (withJobContainers).
+func recordJobContainers(recorded []spec.JobContainer, snap *swarmstate.Snapshot, self string, leaving map[string]bool) []spec.JobContainer {
+	if self == "" {
+		return recorded
+	}
+	for _, t := range snap.Tasks {
+		cs := t.Status.ContainerStatus
+		if !leaving[t.ServiceID] || t.NodeID != self || cs == nil || cs.ContainerID == "" {
+			continue
+		}
+		c := spec.JobContainer{Service: t.ServiceID, Container: cs.ContainerID}
+		if !slices.Contains(recorded, c) {
+			recorded = append(recorded, c)
+		}
+	}
+	return recorded
+}
+
+// leavingJobs are the recipe jobs of snap that plan stops or removes, or that an earlier pass
+// made run nowhere (jobStopped) to remove them.
+func leavingJobs(own swarmstate.Owner, snap *swarmstate.Snapshot, plan []Action) map[string]bool {
+	jobs := recipeJobs(own, snap.Services)
+	leaving := map[string]bool{}
+	for _, s := range snap.Services {
+		if p := s.Spec.TaskTemplate.Placement; jobs[s.ID] && p != nil && slices.Contains(p.Constraints, jobStopped) {
+			leaving[s.ID] = true
+		}
+	}
+	for _, a := range plan {
+		if jobs[a.ID] && (a.Kind == RemoveService || a.Kind == UpdateService && a.Service != nil &&
+			a.Service.TaskTemplate.Placement != nil && slices.Contains(a.Service.TaskTemplate.Placement.Constraints, jobStopped)) {
+			leaving[a.ID] = true
+		}
+	}
+	return leaving
+}
+
+// withJobContainers puts before plan the removal of each recorded container of a job that
+// plan removes, unless plan or an earlier pass (removed) removes it already. A container swarm
+// removed itself is not found, which is the removal's goal.
+func withJobContainers(plan []Action, recorded []spec.JobContainer, removed []string) []Action {
+	var first []Action
+	for _, c := range recorded {
+		if !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == RemoveService && a.ID == c.Service }) {
+			continue
+		}
+		a := Action{Kind: RemoveContainer, Name: c.Container[:min(12, len(c.Container))], ID: c.Container,
+			Reason: fmt.Sprintf("a container of job service %s, recorded while its task was listed; it outlives the service otherwise", c.Service)}
+		if slices.Contains(removed, a.object()) || slices.ContainsFunc(plan, func(p Action) bool { return p.Kind == RemoveContainer && p.ID == a.ID }) {
+			continue
+		}
+		first = append(first, a)
+	}
+	return append(first, plan...)
 }
 
 // PlanPrune plans the removal of the configs of a converged app that its recipe no longer

@@ -97,6 +97,7 @@ func (s *Status) clone() *Status {
 		}
 	}
 	c.NodesNotAsked = slices.Clone(s.NodesNotAsked)
+	c.JobContainers = slices.Clone(s.JobContainers)
 	c.LastBackup = s.LastBackup.clone()
 	c.LastRestore = s.LastRestore.clone()
 	c.Requests = slices.Clone(s.Requests) // RequestOutcome holds values only

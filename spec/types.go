@@ -183,6 +183,11 @@ type Status struct {
 	// when the orphan sweep found volumes of the app on other nodes: the app's volumes may be
 	// left there, and the next start or `reconciler janitor` asks them again.
 	NodesNotAsked []string `json:"nodesNotAsked,omitempty"`
+	// JobContainers are the containers, on the reconciler's node, of the tasks of the app's
+	// recipe jobs that a teardown or an upgrade stops: swarm forgets a stopped job's task a
+	// moment after it ends, and with it the only record of its container, which the node's
+	// agent keeps; recorded while the task is listed, each is removed with its job.
+	JobContainers []JobContainer `json:"jobContainers,omitempty"`
 	// BackupStage is where the backup tier's sequence is: "" (backup due), "restore" (the
 	// backup in LastBackup is to be restored), "done".
 	BackupStage string `json:"backupStage,omitempty"`
@@ -321,6 +326,12 @@ const (
 	RunCompleted RunState = "Completed"
 	RunFailed    RunState = "Failed"
 )
+
+// JobContainer is the container of a task of a recipe job: its service's ID and its own.
+type JobContainer struct {
+	Service   string `json:"service"`
+	Container string `json:"container"`
+}
 
 // VolumeRun is one volume a backup read or a restore wrote.
 type VolumeRun struct {
