@@ -247,7 +247,7 @@ func appContainers(ctx context.Context, docker *client.Client, app string) ([]st
 	var out []string
 	for _, c := range cs {
 		if strings.Contains(c.Labels["com.docker.swarm.service.name"], app+"_") {
-			out = append(out, fmt.Sprintf("container %s of %s (%s, %s)", c.ID[:12], c.Labels["com.docker.swarm.service.name"], c.State, c.Status))
+			out = append(out, fmt.Sprintf("container %s (%s) of %s, %s", c.ID[:12], c.State, c.Labels["com.docker.swarm.service.name"], c.Status))
 		}
 	}
 	return out, nil
