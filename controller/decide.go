@@ -426,8 +426,7 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		return d.to(spec.PhaseFailed, err.Error())
 	}
 	services = jobsLeaving(w.Owner, services, cur, w.Self, w.Nodes)
-	st.JobContainers = recordJobContainers(st.JobContainers, cur, w.Self, leavingJobs(w.Owner, cur, services))
-	services = withJobContainers(services, st.JobContainers, nil)
+	services = withJobContainers(st, w.Owner, cur, w.Self, services)
 	deadline := st.AttemptStartedAt.Add(s.Timeout.Duration)
 	if !converged {
 		d.Deadline = deadline
@@ -576,8 +575,7 @@ func decideMove(w *world, d decision, old *swarmstate.Snapshot, converged bool) 
 		}
 	}
 	d.Actions = PlanTeardown(w.Owner, old, d.Status.Removed, w.Self, w.Nodes)
-	d.Status.JobContainers = recordJobContainers(d.Status.JobContainers, old, w.Self, recipeJobs(w.Owner, old.Services))
-	d.Actions = withJobContainers(d.Actions, d.Status.JobContainers, d.Status.Removed)
+	d.Actions = withJobContainers(d.Status, w.Owner, old, w.Self, d.Actions)
 	// The new stack is deployed, converged and stable: what removing the old one meets (a
 	// volume its stopping container still holds, an engine error) is waited out or retried,
 	// not the attempt's failure "not deployed within" its timeout.
@@ -677,8 +675,7 @@ func decideTeardown(w *world, d decision, final spec.Phase, why string) decision
 		}
 	}
 	d.Actions = PlanTeardown(w.Owner, w.Snap, st.Removed, w.Self, w.Nodes)
-	st.JobContainers = recordJobContainers(st.JobContainers, w.Snap, w.Self, recipeJobs(w.Owner, w.Snap.Services))
-	d.Actions = withJobContainers(d.Actions, st.JobContainers, st.Removed)
+	d.Actions = withJobContainers(st, w.Owner, w.Snap, w.Self, d.Actions)
 	if !w.Removals.Held && stopsServices(d.Actions) {
 		switch {
 		case w.Removals.open():

@@ -86,16 +86,22 @@ func TestJobContainersRecordedForLeavingJobsOnly(t *testing.T) {
 		t.Errorf("recorded %v, want %v (this node's, with a container, of leaving jobs)", rec, want)
 	}
 	var got []string
-	for _, a := range withJobContainers(plan, rec, nil) {
+	st := &spec.Status{}
+	for _, a := range withJobContainers(st, owner, snap, "self", plan) {
 		got = append(got, string(a.Kind)+" "+a.Name)
 	}
 	if want := []string{"remove container c3", "remove service s_dropped", "remove service s_web"}; !slices.Equal(got, want) {
 		t.Errorf("plan %v, want %v (a recorded container goes only with its job, before it)", got, want)
 	}
-	if got := withJobContainers(plan, rec, []string{"container c3"}); len(got) != len(plan) {
+	if !slices.Equal(st.JobContainers, rec) {
+		t.Errorf("withJobContainers recorded %v, want %v", st.JobContainers, rec)
+	}
+	st.Removed = []string{"container c3"}
+	if got := withJobContainers(st, owner, snap, "self", plan); len(got) != len(plan) {
 		t.Errorf("a container removed already is asked again: %v", got)
 	}
-	if got := withJobContainers(append([]Action{{Kind: RemoveContainer, ID: "c3", Name: "c3"}}, plan...), rec, nil); len(got) != len(plan)+1 {
+	st.Removed = nil
+	if got := withJobContainers(st, owner, snap, "self", append([]Action{{Kind: RemoveContainer, ID: "c3", Name: "c3"}}, plan...)); len(got) != len(plan)+1 {
 		t.Errorf("a container the plan removes is asked twice: %v", got)
 	}
 }

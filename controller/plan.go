@@ -437,18 +437,21 @@ func leavingJobs(own swarmstate.Owner, snap *swarmstate.Snapshot, plan []Action)
 	return leaving
 }
 
-// withJobContainers puts before plan the removal of each recorded container of a job that
-// plan removes, unless plan or an earlier pass (removed) removes it already. A container swarm
-// removed itself is not found, which is the removal's goal.
-func withJobContainers(plan []Action, recorded []spec.JobContainer, removed []string) []Action {
+// withJobContainers records in st the containers on this node of the tasks snap lists of the
+// recipe jobs plan stops or removes (recordJobContainers), and puts before plan the removal of
+// each recorded container of a job that plan removes, unless plan or an earlier pass
+// (st.Removed) removes it already. A container swarm removed itself is not found, which is the
+// removal's goal.
+func withJobContainers(st *spec.Status, own swarmstate.Owner, snap *swarmstate.Snapshot, self string, plan []Action) []Action {
+	st.JobContainers = recordJobContainers(st.JobContainers, snap, self, leavingJobs(own, snap, plan))
 	var first []Action
-	for _, c := range recorded {
+	for _, c := range st.JobContainers {
 		if !slices.ContainsFunc(plan, func(a Action) bool { return a.Kind == RemoveService && a.ID == c.Service }) {
 			continue
 		}
 		a := Action{Kind: RemoveContainer, Name: c.Container[:min(12, len(c.Container))], ID: c.Container,
 			Reason: fmt.Sprintf("a container of job service %s, recorded while its task was listed; it outlives the service otherwise", c.Service)}
-		if slices.Contains(removed, a.object()) || slices.ContainsFunc(plan, func(p Action) bool { return p.Kind == RemoveContainer && p.ID == a.ID }) {
+		if slices.Contains(st.Removed, a.object()) || slices.ContainsFunc(plan, func(p Action) bool { return p.Kind == RemoveContainer && p.ID == a.ID }) {
 			continue
 		}
 		first = append(first, a)
