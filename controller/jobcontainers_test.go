@@ -15,7 +15,8 @@ import (
 // job run nowhere records its task's container; by the next pass swarm has deleted the stopped
 // task of the job's earlier run (its desired state is remove), so no task names the container.
 // The job's removal still comes after its container's (CI, 2026-12-05: the container outlived
-// Deleted when the pass came after swarm's reaper).
+// Deleted when the pass came after swarm's reaper). The record lives in the status file, so a
+// reconciler restarted between the two passes removes the container too.
 func TestTeardownRemovesAJobContainerWhoseTaskSwarmForgot(t *testing.T) {
 	own := map[string]string{swarmstate.LabelApp: "a", swarmstate.LabelOwner: "d"}
 	running, _ := stoppedJob(own, false)
@@ -38,9 +39,18 @@ func TestTeardownRemovesAJobContainerWhoseTaskSwarmForgot(t *testing.T) {
 		t.Fatalf("first pass: %v, want the job made to run nowhere", got)
 	}
 
+	// The reconciler restarts here: what it recorded comes back from the status file alone.
+	dir := t.TempDir()
+	if err := spec.WriteStatus(dir, d.Status); err != nil {
+		t.Fatal(err)
+	}
+	read, err := spec.ReadStatus(dir, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
 	stopped, pending := stoppedJob(own, false)
 	w.Snap = &swarmstate.Snapshot{Services: []swarm.Service{stopped}, Tasks: pending[1:]} // t1 reaped
-	d = decideTeardown(w, decision{Status: d.Status, Phase: st.Phase}, spec.PhaseDeleted, "")
+	d = decideTeardown(w, decision{Status: read, Phase: st.Phase}, spec.PhaseDeleted, "")
 	if got, want := kinds(d), []string{"remove container c-t1", "remove service s_migrate"}; !slices.Equal(got, want) {
 		t.Errorf("once swarm forgot the stopped task: %v, want %v", got, want)
 	}
