@@ -33,28 +33,45 @@ type probeResult struct {
 }
 
 // check runs every probe of s once; it returns the first that is not (yet) passing, or a
-// passing result.
+// passing result. The probes after a failing one are not asked, and their `stable` counts
+// start again: the app did not answer in this check, so no run of successes spans it.
 func (p *prober) check(ctx context.Context, app string, s *spec.Spec) probeResult {
 	for i, pr := range s.Health {
 		r := p.run(ctx, app, i, pr, s.Domain)
 		if !r.OK {
+			p.mu.Lock()
+			for j := i + 1; j < len(s.Health); j++ {
+				delete(p.stable, probeKey(app, j, s.Health[j], s.Domain))
+			}
+			p.mu.Unlock()
 			return r
 		}
 	}
 	return probeResult{OK: true}
 }
 
+// probeKey names probe i of app in prober.stable: a changed target is a new probe.
+func probeKey(app string, i int, pr spec.Probe, domain string) string {
+	return fmt.Sprintf("%s\x00%d\x00%s", app, i, probeTarget(pr, domain))
+}
+
+// probeTarget is the address or URL a probe asks, its {domain} filled in.
+func probeTarget(pr spec.Probe, domain string) string {
+	if pr.HTTP != "" {
+		return strings.ReplaceAll(pr.HTTP, "{domain}", domain)
+	}
+	return strings.ReplaceAll(pr.TCP, "{domain}", domain)
+}
+
 func (p *prober) run(ctx context.Context, app string, i int, pr spec.Probe, domain string) probeResult {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	var r probeResult
-	var target string
+	target := probeTarget(pr, domain)
 	switch {
 	case pr.HTTP != "":
-		target = strings.ReplaceAll(pr.HTTP, "{domain}", domain)
 		r = httpProbe(ctx, i, pr, target)
 	default:
-		target = strings.ReplaceAll(pr.TCP, "{domain}", domain)
 		r = probeResult{Name: fmt.Sprintf("health[%d] tcp %s", i, target)}
 		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", target)
 		if err != nil {
@@ -66,7 +83,7 @@ func (p *prober) run(ctx context.Context, app string, i int, pr spec.Probe, doma
 	}
 	// `stable` counts consecutive successes, of either kind of probe.
 	need := max(pr.Stable, 1)
-	key := fmt.Sprintf("%s\x00%d\x00%s", app, i, target)
+	key := probeKey(app, i, pr, domain)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stable == nil {

@@ -96,3 +96,35 @@ func TestHTTPProbeLeavesNoConnection(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestProbeStableBrokenByAnEarlierProbe: a check stops at the first probe that fails, so the
+// probes after it are not asked in that check. Their `stable` count must start again too: the
+// app did not answer in that check, and N successes "in a row" must not span it. Here probe 1
+// (stable: 3) passed twice, probe 0 then failed once; probe 1 needs three more checks.
+func TestProbeStableBrokenByAnEarlierProbe(t *testing.T) {
+	var mu sync.Mutex
+	code := http.StatusOK
+	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(code)
+	}))
+	defer first.Close()
+	second := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer second.Close()
+	s := &spec.Spec{Domain: "h.example.org", Health: []spec.Probe{{HTTP: first.URL + "/"}, {HTTP: second.URL + "/", Stable: 3}}}
+	var p prober
+	var got []bool
+	for _, c := range []int{200, 200, 503, 200, 200, 200} {
+		mu.Lock()
+		code = c
+		mu.Unlock()
+		got = append(got, p.check(t.Context(), "h", s).OK)
+	}
+	want := []bool{false, false, false, false, false, true}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("checks passed %v, want %v (probe 1's three in a row start after probe 0's failure)", got, want)
+		}
+	}
+}
