@@ -16,17 +16,9 @@ import (
 // a tcp probe (the spec accepts it on both, "it counts consecutive successes"); a failure in
 // between starts the count again.
 func TestHTTPProbeStable(t *testing.T) {
-	var mu sync.Mutex
-	code := http.StatusOK
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		w.WriteHeader(code)
-	}))
-	defer srv.Close()
-	setCode := func(c int) { mu.Lock(); code = c; mu.Unlock() }
+	url, setCode := codeServer(t)
 	var p prober
-	pr := spec.Probe{HTTP: srv.URL + "/", Stable: 3}
+	pr := spec.Probe{HTTP: url, Stable: 3}
 	var got []bool
 	for _, c := range []int{200, 200, 503, 200, 200, 200} {
 		setCode(c)
@@ -102,23 +94,13 @@ func TestHTTPProbeLeavesNoConnection(t *testing.T) {
 // app did not answer in that check, and N successes "in a row" must not span it. Here probe 1
 // (stable: 3) passed twice, probe 0 then failed once; probe 1 needs three more checks.
 func TestProbeStableBrokenByAnEarlierProbe(t *testing.T) {
-	var mu sync.Mutex
-	code := http.StatusOK
-	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		w.WriteHeader(code)
-	}))
-	defer first.Close()
-	second := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
-	defer second.Close()
-	s := &spec.Spec{Domain: "h.example.org", Health: []spec.Probe{{HTTP: first.URL + "/"}, {HTTP: second.URL + "/", Stable: 3}}}
+	first, setCode := codeServer(t)
+	second, _ := codeServer(t)
+	s := &spec.Spec{Domain: "h.example.org", Health: []spec.Probe{{HTTP: first}, {HTTP: second, Stable: 3}}}
 	var p prober
 	var got []bool
 	for _, c := range []int{200, 200, 503, 200, 200, 200} {
-		mu.Lock()
-		code = c
-		mu.Unlock()
+		setCode(c)
 		got = append(got, p.check(t.Context(), "h", s).OK)
 	}
 	want := []bool{false, false, false, false, false, true}
@@ -127,4 +109,17 @@ func TestProbeStableBrokenByAnEarlierProbe(t *testing.T) {
 			t.Fatalf("checks passed %v, want %v (probe 1's three in a row start after probe 0's failure)", got, want)
 		}
 	}
+}
+
+// codeServer serves every request with a status code, 200 until set: its URL and the setter.
+func codeServer(t *testing.T) (string, func(int)) {
+	var mu sync.Mutex
+	code := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/", func(c int) { mu.Lock(); code = c; mu.Unlock() }
 }
