@@ -191,7 +191,12 @@ func peelToCommit(repo *git.Repository, h plumbing.Hash) (*object.Commit, error)
 	for range 10 {
 		tag, err := repo.TagObject(h)
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
-			return repo.CommitObject(h) // lightweight tag
+			// A lightweight tag, which git lets point at any object. One at a tree or a blob
+			// is the recipe's mistake, not a missing object a later fetch could bring.
+			if o, err := repo.Storer.EncodedObject(plumbing.AnyObject, h); err == nil && o.Type() != plumbing.CommitObject {
+				return nil, fmt.Errorf("%w: tag points at a %s, not a commit: tag the release's commit instead", ErrInput, o.Type())
+			}
+			return repo.CommitObject(h)
 		}
 		if err != nil {
 			return nil, err
@@ -200,7 +205,7 @@ func peelToCommit(repo *git.Repository, h plumbing.Hash) (*object.Commit, error)
 			return tag.Commit()
 		}
 		if tag.TargetType != plumbing.TagObject {
-			return nil, fmt.Errorf("%w: tag points at a %s, not a commit", ErrInput, tag.TargetType)
+			return nil, fmt.Errorf("%w: tag points at a %s, not a commit: tag the release's commit instead", ErrInput, tag.TargetType)
 		}
 		h = tag.Target
 	}
