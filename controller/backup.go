@@ -40,6 +40,7 @@ type BackupEngine interface {
 	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
 	CopyFromContainer(ctx context.Context, containerID, srcPath string) (io.ReadCloser, container.PathStat, error)
 	CopyToContainer(ctx context.Context, containerID, dstPath string, content io.Reader, o container.CopyToContainerOptions) error
+	ContainerStatPath(ctx context.Context, containerID, path string) (container.PathStat, error)
 }
 
 var _ BackupEngine = (*client.Client)(nil)
@@ -393,6 +394,9 @@ func readVolume(ctx context.Context, e BackupEngine, cid string, v manifests.Bac
 		src := path.Join(v.Target, p)
 		rc, stat, err := e.CopyFromContainer(ctx, cid, src)
 		if err != nil {
+			if gone := containerGone(ctx, e, cid, v.Target, err); gone != nil {
+				return gone
+			}
 			if cerrdefs.IsNotFound(err) && p != "" {
 				return failure{fmt.Sprintf("path %s of volume %s is not there (%s in the container): the backup would not hold it; the recipe's pre-hook should write it", p, v.Name, src)}
 			}
@@ -429,6 +433,19 @@ func readVolume(ctx context.Context, e BackupEngine, cid string, v manifests.Bac
 		}
 	}
 	return nil
+}
+
+// containerGone says so when err, an archive call's error on container cid, is not found
+// because the container itself is gone (its task ended or was replaced meanwhile), not a path
+// in it: the mount target, which a running container always has, is not found either.
+func containerGone(ctx context.Context, e BackupEngine, cid, target string, err error) error {
+	if !cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if _, serr := e.ContainerStatPath(ctx, cid, target); !cerrdefs.IsNotFound(serr) {
+		return nil
+	}
+	return fmt.Errorf("container %.12s is gone: its task ended or was replaced meanwhile (%w); ask again once the service runs", cid, err)
 }
 
 // under reports whether rel (a path in a volume) is one of dirs or inside one of them.
@@ -564,6 +581,9 @@ func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest)
 			zr.Close()
 		}
 		f.Close()
+		if gone := containerGone(ctx, b.eng, cid, v.Target, err); gone != nil {
+			err = gone
+		}
 		if err != nil {
 			return fmt.Errorf("restore volume %s through service %s (%s): %w", v.Name, v.Service, v.Target, err)
 		}

@@ -162,6 +162,10 @@ func (e slowExec) CopyToContainer(context.Context, string, string, io.Reader, co
 	return errors.New("not here")
 }
 
+func (e slowExec) ContainerStatPath(context.Context, string, string) (container.PathStat, error) {
+	return container.PathStat{}, errors.New("not here")
+}
+
 type slowConn struct {
 	net.Conn
 	once   sync.Once

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/swarm-reconciler/reconciler/spec"
@@ -1048,4 +1049,46 @@ func restoreRequestedWithHooks(t *testing.T) (*fixture, *fakeBackup) {
 	}
 	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\nbackup: {requestedAt: r1, restore: {requestedAt: r2}}\n")
 	return f, fb
+}
+
+// TestBackupContainerGoneMidway: the container a backup reads a volume through, or a restore
+// writes one through and reads it back, ends (its task crashed or was replaced) partway. The
+// run fails saying the container is gone and to ask again, not that a path is missing from the
+// volume (which sends the recipe's author after a pre-hook that did its job) or that the
+// restored files do not match the backup.
+func TestBackupContainerGoneMidway(t *testing.T) {
+	for _, tc := range []struct{ step, not string }{
+		{"backup pre-hook app", "is not there"},
+		{"write volume data", "does not match"},  // the next volume's write
+		{"write volume files", "does not match"}, // the read-back
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			f, fb := newBackupFixture(t, nil)
+			f.writeSpec("a", backupTierSpec)
+			seed(f, fb)
+			gone := false
+			f.r.Step = func(_ int64, a Action) {
+				if a.Kind != BackupStep || !strings.HasPrefix(a.Name, tc.step) || gone {
+					return
+				}
+				gone = true
+				f.engine.mu.Lock()
+				defer f.engine.mu.Unlock()
+				for i, tk := range f.engine.tasks {
+					if tk.Status.State == swarm.TaskStateRunning {
+						f.engine.tasks[i].DesiredState = swarm.TaskStateShutdown
+						f.engine.tasks[i].Status = swarm.TaskStatus{State: swarm.TaskStateFailed, Err: "task: non-zero exit (137)", Timestamp: f.now}
+					}
+				}
+			}
+			st := f.settle("a")
+			t.Log(st.Message)
+			if !gone {
+				t.Fatalf("no step %q: the case is not reached (%s: %s)", tc.step, st.Phase, st.Message)
+			}
+			if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "is gone: its task ended or was replaced") || strings.Contains(st.Message, tc.not) {
+				t.Errorf("%s: %s, want Failed saying the container is gone, not %q", st.Phase, st.Message, tc.not)
+			}
+		})
+	}
 }

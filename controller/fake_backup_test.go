@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -152,6 +153,34 @@ func (b *fakeBackup) CopyFromContainer(_ context.Context, cid, src string) (io.R
 	}
 	_ = tw.Close()
 	return io.NopCloser(&buf), container.PathStat{Name: base}, nil
+}
+
+func (b *fakeBackup) ContainerStatPath(_ context.Context, cid, p string) (container.PathStat, error) {
+	svc, err := b.service(cid)
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	b.f.mu.Lock()
+	for _, s := range b.f.services {
+		if s.Spec.Name != svc || s.Spec.TaskTemplate.ContainerSpec == nil {
+			continue
+		}
+		for _, m := range s.Spec.TaskTemplate.ContainerSpec.Mounts {
+			if m.Target == p { // a mount target is there, empty or not
+				b.f.mu.Unlock()
+				return container.PathStat{Name: path.Base(p), Mode: os.ModeDir | 0o755}, nil
+			}
+		}
+	}
+	b.f.mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for name := range b.fs(svc) {
+		if name == p || strings.HasPrefix(name, p+"/") {
+			return container.PathStat{Name: path.Base(p)}, nil
+		}
+	}
+	return container.PathStat{}, errdefs.NotFound(fmt.Errorf("Could not find the file %s in container %s", p, cid))
 }
 
 func (b *fakeBackup) CopyToContainer(_ context.Context, cid, dst string, r io.Reader, _ container.CopyToContainerOptions) error {
