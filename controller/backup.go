@@ -119,6 +119,9 @@ func (b *backupRunner) exec(ctx context.Context, service, hook, command string) 
 		return err
 	}
 	code, out, err := execShell(ctx, b.eng, cid, command)
+	if gone := containerGone(ctx, b.eng, cid, "/", err); gone != nil {
+		err = gone
+	}
 	// A hook's command is a label after env interpolation: it may hold a secret value.
 	command = b.red.line(command)
 	h := spec.HookRun{Service: service, Hook: hook, Command: command, ExitCode: code}

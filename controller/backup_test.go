@@ -1086,7 +1086,8 @@ func TestBackupContainerGoneMidway(t *testing.T) {
 			if !gone {
 				t.Fatalf("no step %q: the case is not reached (%s: %s)", tc.step, st.Phase, st.Message)
 			}
-			if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "is gone: its task ended or was replaced") || strings.Contains(st.Message, tc.not) {
+			if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "is gone: its task ended or was replaced") || strings.Contains(st.Message, tc.not) ||
+				strings.Contains(st.Message, "could not run: No such container") {
 				t.Errorf("%s: %s, want Failed saying the container is gone, not %q", st.Phase, st.Message, tc.not)
 			}
 		})
