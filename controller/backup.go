@@ -18,6 +18,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
@@ -67,8 +68,10 @@ type backupRunner struct {
 	app   string
 	owner string // the spec directory's ID: whose partial backups these are
 	plan  *manifests.BackupPlan
-	// containers are the running containers on this node by recipe service name.
+	// containers are the running containers on this node by recipe service name, and mounts
+	// what their tasks mount.
 	containers map[string]string
+	mounts     map[string][]mount.Mount
 	red        redactor
 	run        *spec.BackupRun
 	// step is called after each step that changed something (a hook run, a volume moved),
@@ -110,6 +113,27 @@ func (b *backupRunner) container(service, volume string) (string, error) {
 		return "", failure{fmt.Sprintf("%s: no running task of %s on the reconciler's node: backups read and write volumes through the container that mounts them, so place %s on the node the reconciler runs on (a placement constraint), or run the reconciler there", what, service, service)}
 	}
 	return id, nil
+}
+
+// volumeContainer is container for volume v of service, after making sure the container's
+// task mounts at v's target the app's own volume (full, its name in the swarm): a service
+// changed by hand (`docker service update --mount-add`) may mount another volume there, or a
+// directory of the host, which a backup must not read nor a restore overwrite.
+func (b *backupRunner) volumeContainer(service, volume, full, target string) (string, error) {
+	cid, err := b.container(service, volume)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range b.mounts[service] {
+		if path.Clean(m.Target) != path.Clean(target) {
+			continue
+		}
+		if m.Type == mount.TypeVolume && m.Source == full {
+			return cid, nil
+		}
+		return "", failure{fmt.Sprintf("volume %s: the running task of service %s mounts %s %q at %s, not the app's volume %s (changed by hand?): nothing is read or written through it; the reconciler sets the service back to its spec, ask again once it has", volume, service, m.Type, m.Source, target, full)}
+	}
+	return "", failure{fmt.Sprintf("volume %s: the running task of service %s mounts nothing at %s, where the recipe mounts the app's volume %s (changed by hand?): the reconciler sets the service back to its spec, ask again once it has", volume, service, target, full)}
 }
 
 // exec runs a hook or a check and records it; a non-zero exit is a failure naming it.
@@ -329,7 +353,7 @@ func (b *backupRunner) backup(ctx context.Context, m *spec.BackupManifest, check
 func (b *backupRunner) readVolumes(ctx context.Context, pending *spec.PendingBackup, m *spec.BackupManifest) error {
 	for _, s := range b.plan.Services {
 		for _, v := range s.Volumes {
-			cid, err := b.container(s.Name, v.Name)
+			cid, err := b.volumeContainer(s.Name, v.Name, v.Full, v.Target)
 			if err != nil {
 				return err
 			}
@@ -544,7 +568,7 @@ func (b *backupRunner) current(m *spec.BackupManifest) (*spec.BackupManifest, er
 		for _, s := range b.plan.Services {
 			for _, pv := range s.Volumes {
 				if pv.Name == v.Name {
-					c.Volumes[i].Service, c.Volumes[i].Target, c.Volumes[i].Skip, found = s.Name, pv.Target, pv.Skip, true
+					c.Volumes[i].Service, c.Volumes[i].Target, c.Volumes[i].Skip, c.Volumes[i].Full, found = s.Name, pv.Target, pv.Skip, pv.Full, true
 				}
 			}
 		}
@@ -557,7 +581,7 @@ func (b *backupRunner) current(m *spec.BackupManifest) (*spec.BackupManifest, er
 
 func (b *backupRunner) writeVolumes(ctx context.Context, m *spec.BackupManifest) error {
 	for _, v := range m.Volumes {
-		cid, err := b.container(v.Service, v.Name)
+		cid, err := b.volumeContainer(v.Service, v.Name, v.Full, v.Target)
 		if err != nil {
 			return err
 		}
@@ -708,7 +732,7 @@ func copyChecked(w io.Writer, r io.Reader, id string, v spec.VolumeBackup) error
 // verify reads every restored file back and compares it with the manifest.
 func (b *backupRunner) verify(ctx context.Context, m *spec.BackupManifest) error {
 	for _, v := range m.Volumes {
-		cid, err := b.container(v.Service, v.Name)
+		cid, err := b.volumeContainer(v.Service, v.Name, v.Full, v.Target)
 		if err != nil {
 			return err
 		}
@@ -831,11 +855,12 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 		cur = &swarmstate.Snapshot{}
 	}
 	s := w.Desired.Spec
+	containers, mounts := localContainers(cur, w.Stack, node)
 	br := &backupRunner{
+		containers: containers, mounts: mounts,
 		eng: eng, store: r.Backups, app: w.App, owner: r.Owner, plan: w.Backup,
-		containers: localContainers(cur, w.Stack, node),
-		red:        newRedactor(cur.Secrets, s.Env),
-		run:        run,
+		red: newRedactor(cur.Secrets, s.Env),
+		run: run,
 		step: func(what string) {
 			log.Info("backup step", "step", what)
 			if n := r.steps.Add(1); r.Step != nil {
@@ -901,13 +926,14 @@ func (r *Reconciler) nodeID(ctx context.Context, eng BackupEngine) (string, erro
 }
 
 // localContainers are the running containers on node of the stack's services, by the
-// service's name in the recipe; of several replicas, the one that started last.
-func localContainers(cur *swarmstate.Snapshot, stack, node string) map[string]string {
+// service's name in the recipe; of several replicas, the one that started last; and what the
+// task of each mounts.
+func localContainers(cur *swarmstate.Snapshot, stack, node string) (map[string]string, map[string][]mount.Mount) {
 	names := map[string]string{}
 	for _, s := range cur.Services {
 		names[s.ID] = strings.TrimPrefix(s.Spec.Name, stack+"_")
 	}
-	out := map[string]string{}
+	out, mounts := map[string]string{}, map[string][]mount.Mount{}
 	newest := map[string]time.Time{}
 	for _, t := range cur.Tasks {
 		name, ok := names[t.ServiceID]
@@ -920,8 +946,12 @@ func localContainers(cur *swarmstate.Snapshot, stack, node string) map[string]st
 		}
 		newest[name] = t.Status.Timestamp
 		out[name] = t.Status.ContainerStatus.ContainerID
+		mounts[name] = nil
+		if t.Spec.ContainerSpec != nil {
+			mounts[name] = t.Spec.ContainerSpec.Mounts
+		}
 	}
-	return out
+	return out, mounts
 }
 
 // processKey carries the context of the process (cancelled when it stops) in a pass's context,

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/klauspost/compress/zstd"
 
@@ -1089,6 +1090,37 @@ func TestBackupContainerGoneMidway(t *testing.T) {
 			if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "is gone: its task ended or was replaced") || strings.Contains(st.Message, tc.not) ||
 				strings.Contains(st.Message, "could not run: No such container") {
 				t.Errorf("%s: %s, want Failed saying the container is gone, not %q", st.Phase, st.Message, tc.not)
+			}
+		})
+	}
+}
+
+// TestVolumeOnlyThroughTheAppsOwnMount: a backup reads, and a restore writes, a volume only
+// through a container whose task mounts the app's own volume at the volume's target. A
+// service changed by hand may mount another volume there, or a directory of the host, which
+// the restore would overwrite as root.
+func TestVolumeOnlyThroughTheAppsOwnMount(t *testing.T) {
+	own := mount.Mount{Type: mount.TypeVolume, Source: "a_test_data", Target: "/data"}
+	for _, tc := range []struct {
+		name   string
+		mounts []mount.Mount
+		want   string // "" passes
+	}{
+		{"the app's volume", []mount.Mount{{Type: mount.TypeVolume, Source: "a_test_files", Target: "/files"}, own}, ""},
+		{"the app's volume, target written with a slash", []mount.Mount{{Type: mount.TypeVolume, Source: "a_test_data", Target: "/data/"}}, ""},
+		{"a directory of the host", []mount.Mount{{Type: mount.TypeBind, Source: "/etc", Target: "/data"}}, `mounts bind "/etc" at /data, not the app's volume a_test_data`},
+		{"another volume", []mount.Mount{{Type: mount.TypeVolume, Source: "other_data", Target: "/data"}}, `mounts volume "other_data" at /data`},
+		{"nothing there", []mount.Mount{{Type: mount.TypeVolume, Source: "a_test_data", Target: "/srv"}}, "mounts nothing at /data"},
+		{"no task's mounts known", nil, "mounts nothing at /data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &backupRunner{containers: map[string]string{"app": "c1"}, mounts: map[string][]mount.Mount{"app": tc.mounts}}
+			cid, err := b.volumeContainer("app", "data", "a_test_data", "/data")
+			switch {
+			case tc.want == "" && (err != nil || cid != "c1"):
+				t.Errorf("%q, %v; want c1", cid, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("%q, %v; want an error with %q", cid, err, tc.want)
 			}
 		})
 	}
