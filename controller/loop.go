@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,9 @@ type Controller struct {
 	// added as the specs name them; overlayResync coalesces their events.
 	watcher       *fsnotify.Watcher
 	overlayResync atomic.Bool
+	// linkDir is the folder holding the spec directory when that is a symbolic link, watched
+	// too: a link pointed at another directory is a new spec directory to watch.
+	linkDir string
 
 	swept     atomic.Bool     // the initial sweep finished
 	initial   map[string]bool // apps of the initial sweep not reconciled yet
@@ -406,6 +410,14 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 			rewatch.Stop()
 		}
 	}()
+	gone := func() {
+		if rewatch == nil {
+			c.Log.Info("spec directory removed or moved away: watching for it to be made again", "dir", specs)
+			rewatch = time.NewTicker(max(c.Debounce, 10*time.Millisecond))
+			again = rewatch.C
+		}
+	}
+	link := c.watchLink(w)
 	for {
 		select {
 		case <-ctx.Done():
@@ -416,6 +428,7 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 			}
 			rewatch.Stop()
 			rewatch, again = nil, nil
+			link = c.watchLink(w)
 			c.Log.Info("spec directory watched again", "dir", specs)
 			go func() {
 				if err := c.resync(ctx); err != nil {
@@ -433,12 +446,28 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			if ev.Name == specs && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				if rewatch == nil {
-					c.Log.Info("spec directory removed or moved away: watching for it to be made again", "dir", specs)
-					rewatch = time.NewTicker(max(c.Debounce, 10*time.Millisecond))
-					again = rewatch.C
+			if link != "" && filepath.Dir(ev.Name) == link {
+				if ev.Name != specs {
+					if slices.Contains(c.R.OverlayDirs(), link) {
+						c.overlayChanged(ctx) // overlay files beside the link
+					}
+					continue // another entry of the folder holding the link
 				}
+				// The link removed, made again or renamed over (ln -sfn, git-sync): the
+				// directory it pointed at is not the spec directory any more.
+				_ = w.Remove(specs)
+				if ev.Has(fsnotify.Create) && w.Add(specs) == nil {
+					c.Log.Info("spec directory link points elsewhere: watching the directory it points at", "dir", specs)
+					go func() {
+						if err := c.resync(ctx); err != nil {
+							c.Log.Error(err, "resync after the spec directory link changed")
+						}
+					}()
+					continue
+				}
+				gone()
+			} else if ev.Name == specs && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				gone()
 			} else if filepath.Dir(ev.Name) != specs {
 				c.overlayChanged(ctx) // a file in a folder of overlay files
 			} else if app, ok := spec.AppName(filepath.Base(ev.Name)); ok {
@@ -448,6 +477,24 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 			}
 		}
 	}
+}
+
+// watchLink watches the folder holding the spec directory when that is a symbolic link, and
+// returns it ("" when the spec directory is not a link).
+func (c *Controller) watchLink(w *fsnotify.Watcher) string {
+	specs := filepath.Clean(c.R.SpecsDir)
+	dir := ""
+	if fi, err := os.Lstat(specs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		dir = filepath.Dir(specs)
+		if err := w.Add(dir); err != nil {
+			c.Log.Error(err, "the spec directory is a symbolic link, and the folder holding it cannot be watched: a link pointed elsewhere is seen at the next resync", "dir", dir)
+			dir = ""
+		}
+	}
+	c.mu.Lock()
+	c.linkDir = dir
+	c.mu.Unlock()
+	return dir
 }
 
 // watchOverlays adds the folders of the specs' overlay files to the spec directory's watch:
@@ -476,6 +523,7 @@ func (c *Controller) watchOverlays() {
 		delete(watched, dir)
 	}
 	delete(watched, filepath.Clean(c.R.SpecsDir))
+	delete(watched, c.linkDir)
 	for p := range watched {
 		_ = c.watcher.Remove(p)
 	}

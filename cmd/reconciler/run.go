@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -100,6 +101,9 @@ func runCmd(o *options) *cobra.Command {
 				return err
 			}
 			log.Info("reconciling", "specs", o.specs, "status", o.status, "recipes", o.recipes, "resync", o.resync.String())
+			if warning := linkedSpecsWarning(o.specs, o.owner); warning != "" {
+				log.Info(warning, "specs", o.specs, "owner", c.R.Owner)
+			}
 			return c.Run(ctx)
 		},
 	}
@@ -529,4 +533,18 @@ func (w *wiring) controller() (*controller.Controller, func()) {
 	}
 	c := &controller.Controller{R: r, Workers: o.workers, Resync: o.resync, ReconcileTimeout: o.reconcileTimeout, SpecPoll: o.specPoll, Log: log}
 	return c, r.ReleaseAll
+}
+
+// linkedSpecsWarning says why --owner should be set for a spec directory that is a symbolic
+// link and none was given: the owner label is derived from the directory the link resolves
+// to at start-up, so a tool that points the link elsewhere (git-sync, ln -sfn) gives the next
+// process another owner, which then takes the apps it deployed for another reconciler's.
+func linkedSpecsWarning(specs, owner string) string {
+	if owner != "" {
+		return ""
+	}
+	if fi, err := os.Lstat(filepath.Clean(specs)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return ""
+	}
+	return "the spec directory is a symbolic link and no --owner is set: the owner label comes from the directory it points at now, and pointed elsewhere, a restarted reconciler would not own the apps deployed before; set --owner to keep one owner"
 }
