@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -41,11 +42,16 @@ func needShellImage(t testing.TB) {
 }
 
 func buildShellImage(ctx context.Context) error {
+	return buildShellImageOn(ctx, suite.docker)
+}
+
+// buildShellImageOn builds shellImage on one engine, FROM the echo image built there.
+func buildShellImageOn(ctx context.Context, docker *client.Client) error {
 	busybox, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		return fmt.Errorf("%w: install Debian's busybox-static (scripts/swarm-up does)", err)
 	}
-	return buildImage(ctx, suite.docker, shellImage, []contextFile{
+	return buildImage(ctx, docker, shellImage, []contextFile{
 		{"Dockerfile", 0o644, []byte("FROM " + echoImage + "\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n")},
 		{"busybox", 0o755, busybox},
 	})
