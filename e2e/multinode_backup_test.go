@@ -33,22 +33,11 @@ func TestMultinodeBackup(t *testing.T) {
 		t.Fatalf("build %s: %v", shellImage, mnShellErr)
 	}
 	for _, node := range []string{"node1", "node4"} {
-		makeEchoRecipe(t, h, "mn-backup-"+node, "", fmt.Sprintf(`services:
-  app:
-    image: %s
-    environment:
-      MESSAGE: hello
-    volumes:
-      - data:/data
-    deploy:
-      labels:
+		mnRecipeOf(t, h, "mn-backup-"+node, shellImage, fmt.Sprintf(`      labels:
         backupbot.backup: "true"
         backupbot.restore.post-hook: "echo restored > /data/post-hook-ran"
       placement:
-        constraints: ["node.labels.mn == %s"]
-volumes:
-  data:
-`, shellImage, node), nil)
+        constraints: ["node.labels.mn == %s"]`, node))
 	}
 	h.start()
 	checks := `tier: backup

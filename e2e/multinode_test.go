@@ -205,6 +205,12 @@ func (h *harness) ownLabels(app string) map[string]string {
 // service's deploy section (YAML, indented for it).
 func mnRecipe(t testing.TB, h *harness, name, deploy string) {
 	t.Helper()
+	mnRecipeOf(t, h, name, echoImage, deploy)
+}
+
+// mnRecipeOf is mnRecipe with another image than the echo image.
+func mnRecipeOf(t testing.TB, h *harness, name, image, deploy string) {
+	t.Helper()
 	makeEchoRecipe(t, h, name, "", fmt.Sprintf(`services:
   app:
     image: %s
@@ -216,7 +222,7 @@ func mnRecipe(t testing.TB, h *harness, name, deploy string) {
 %s
 volumes:
   data:
-`, echoImage, deploy), nil)
+`, image, deploy), nil)
 }
 
 // nodeLeft lists the volumes and containers labelled with app on one node's engine.
