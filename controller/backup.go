@@ -145,6 +145,10 @@ func (b *backupRunner) exec(ctx context.Context, service, hook, command string) 
 	code, out, err := execShell(ctx, b.eng, cid, command)
 	if gone := containerGone(ctx, b.eng, cid, "/", err); gone != nil {
 		err = gone
+	} else if cerrdefs.IsConflict(err) {
+		// The engine's answer to an exec in a container that stopped; its volumes can still
+		// be read and written, but no hook or check runs there.
+		err = fmt.Errorf("container %.12s has stopped: its task ended meanwhile (%w); ask again once the service runs", cid, err)
 	}
 	// A hook's command is a label after env interpolation: it may hold a secret value.
 	command = b.red.line(command)

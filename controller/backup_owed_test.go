@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/system"
+	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/swarm-reconciler/reconciler/manifests"
@@ -265,5 +266,27 @@ func TestRestoreCutShortThenTornDownDoesNotFailTheNextLife(t *testing.T) {
 	}
 	if r := st.LastRestore; r != nil && r.State == spec.RunRunning {
 		t.Errorf("the earlier life's restore still Running: %+v", r)
+	}
+}
+
+// stoppedExec is a BackupEngine whose container stopped: an exec is refused as the engine
+// refuses it (a conflict), while the container and its paths are still there.
+type stoppedExec struct{ slowExec }
+
+func (stoppedExec) ContainerExecCreate(_ context.Context, cid string, _ container.ExecOptions) (container.ExecCreateResponse, error) {
+	return container.ExecCreateResponse{}, errdefs.Conflict(fmt.Errorf("Container %s is not running", cid))
+}
+
+func (stoppedExec) ContainerStatPath(context.Context, string, string) (container.PathStat, error) {
+	return container.PathStat{Name: "/"}, nil
+}
+
+// TestHookInAStoppedContainer: a hook or check to run in a container that stopped (its task
+// ended, swarm keeps the container) says the container stopped and to ask again.
+func TestHookInAStoppedContainer(t *testing.T) {
+	b := &backupRunner{eng: stoppedExec{}, containers: map[string]string{"db": "c1"}, run: &spec.BackupRun{}}
+	err := b.exec(t.Context(), "db", "backup pre-hook", "dump")
+	if err == nil || !strings.Contains(err.Error(), "container c1 has stopped: its task ended meanwhile") || !strings.Contains(err.Error(), "ask again") {
+		t.Errorf("%v, want an error saying the container stopped and to ask again", err)
 	}
 }

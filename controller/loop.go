@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,9 +60,6 @@ type Controller struct {
 	// added as the specs name them; overlayResync coalesces their events.
 	watcher       *fsnotify.Watcher
 	overlayResync atomic.Bool
-	// linkDir is the folder holding the spec directory when that is a symbolic link, watched
-	// too: a link pointed at another directory is a new spec directory to watch.
-	linkDir string
 
 	swept     atomic.Bool     // the initial sweep finished
 	initial   map[string]bool // apps of the initial sweep not reconciled yet
@@ -411,13 +407,34 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 		}
 	}()
 	gone := func() {
+		unwatchSpecs(w, specs)
 		if rewatch == nil {
 			c.Log.Info("spec directory removed or moved away: watching for it to be made again", "dir", specs)
 			rewatch = time.NewTicker(max(c.Debounce, 10*time.Millisecond))
 			again = rewatch.C
 		}
 	}
-	link := c.watchLink(w)
+	// The folder holding the spec directory, when that is a symbolic link, is watched on a
+	// watcher of its own: on w, fsnotify would drop the IN_DELETE_SELF of the directory the link
+	// points at (its parent path being watched), and watchOverlays would prune it.
+	var lw *fsnotify.Watcher
+	var linkEvents <-chan fsnotify.Event
+	var linkErrors <-chan error
+	relink := func() {
+		if lw != nil {
+			lw.Close()
+		}
+		lw, linkEvents, linkErrors = c.watchLink(specs), nil, nil
+		if lw != nil {
+			linkEvents, linkErrors = lw.Events, lw.Errors
+		}
+	}
+	defer func() {
+		if lw != nil {
+			lw.Close()
+		}
+	}()
+	relink()
 	for {
 		select {
 		case <-ctx.Done():
@@ -428,13 +445,45 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 			}
 			rewatch.Stop()
 			rewatch, again = nil, nil
-			link = c.watchLink(w)
+			relink()
 			c.Log.Info("spec directory watched again", "dir", specs)
 			go func() {
 				if err := c.resync(ctx); err != nil {
 					c.Log.Error(err, "resync after the spec directory was made again")
 				}
 			}()
+		case err, ok := <-linkErrors:
+			if !ok {
+				linkErrors = nil
+				continue
+			}
+			c.Log.Error(err, "watch of the folder holding the spec directory's link")
+			go func() { _ = c.resync(ctx) }()
+		case ev, ok := <-linkEvents:
+			if !ok {
+				linkEvents = nil
+				continue
+			}
+			if ev.Name != specs || !ev.Has(fsnotify.Create|fsnotify.Remove|fsnotify.Rename) {
+				continue // another entry of the folder holding the link, or the link's attributes
+			}
+			// The link removed, made again or renamed over (ln -sfn, git-sync): the
+			// directory it pointed at is not the spec directory any more.
+			unwatchSpecs(w, specs)
+			if ev.Has(fsnotify.Create) && w.Add(specs) == nil {
+				if rewatch != nil {
+					rewatch.Stop()
+					rewatch, again = nil, nil
+				}
+				c.Log.Info("spec directory link points elsewhere: watching the directory it points at", "dir", specs)
+				go func() {
+					if err := c.resync(ctx); err != nil {
+						c.Log.Error(err, "resync after the spec directory link changed")
+					}
+				}()
+				continue
+			}
+			gone()
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
@@ -446,27 +495,7 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			if link != "" && filepath.Dir(ev.Name) == link {
-				if ev.Name != specs {
-					if slices.Contains(c.R.OverlayDirs(), link) {
-						c.overlayChanged(ctx) // overlay files beside the link
-					}
-					continue // another entry of the folder holding the link
-				}
-				// The link removed, made again or renamed over (ln -sfn, git-sync): the
-				// directory it pointed at is not the spec directory any more.
-				_ = w.Remove(specs)
-				if ev.Has(fsnotify.Create) && w.Add(specs) == nil {
-					c.Log.Info("spec directory link points elsewhere: watching the directory it points at", "dir", specs)
-					go func() {
-						if err := c.resync(ctx); err != nil {
-							c.Log.Error(err, "resync after the spec directory link changed")
-						}
-					}()
-					continue
-				}
-				gone()
-			} else if ev.Name == specs && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+			if ev.Name == specs && ev.Has(fsnotify.Remove|fsnotify.Rename) {
 				gone()
 			} else if filepath.Dir(ev.Name) != specs {
 				c.overlayChanged(ctx) // a file in a folder of overlay files
@@ -479,22 +508,38 @@ func (c *Controller) watchSpecs(ctx context.Context, w *fsnotify.Watcher) {
 	}
 }
 
-// watchLink watches the folder holding the spec directory when that is a symbolic link, and
-// returns it ("" when the spec directory is not a link).
-func (c *Controller) watchLink(w *fsnotify.Watcher) string {
-	specs := filepath.Clean(c.R.SpecsDir)
-	dir := ""
-	if fi, err := os.Lstat(specs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		dir = filepath.Dir(specs)
-		if err := w.Add(dir); err != nil {
-			c.Log.Error(err, "the spec directory is a symbolic link, and the folder holding it cannot be watched: a link pointed elsewhere is seen at the next resync", "dir", dir)
-			dir = ""
+// unwatchSpecs drops the watches of the spec directory and of the overlay folders inside it.
+// Each is held by the directory that was at its path when it was added: once the spec
+// directory is another (a link pointed elsewhere, a directory moved away), the resync that
+// follows its watch coming back watches the overlay folders now at those paths
+// (watchOverlays adds only a path not watched).
+func unwatchSpecs(w *fsnotify.Watcher, specs string) {
+	for _, p := range w.WatchList() {
+		if p == specs || strings.HasPrefix(p, specs+string(filepath.Separator)) {
+			_ = w.Remove(p)
 		}
 	}
-	c.mu.Lock()
-	c.linkDir = dir
-	c.mu.Unlock()
-	return dir
+}
+
+// watchLink watches, on a watcher of its own, the folder holding the spec directory when that
+// is a symbolic link; nil when it is not one, or the folder cannot be watched.
+func (c *Controller) watchLink(specs string) *fsnotify.Watcher {
+	fi, err := os.Lstat(specs)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return nil
+	}
+	dir := filepath.Dir(specs)
+	lw, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = lw.Add(dir); err != nil {
+			lw.Close()
+		}
+	}
+	if err != nil {
+		c.Log.Error(err, "the spec directory is a symbolic link, and the folder holding it cannot be watched: the directory the link points at now stays the one watched", "dir", dir)
+		return nil
+	}
+	return lw
 }
 
 // watchOverlays adds the folders of the specs' overlay files to the spec directory's watch:
@@ -523,7 +568,6 @@ func (c *Controller) watchOverlays() {
 		delete(watched, dir)
 	}
 	delete(watched, filepath.Clean(c.R.SpecsDir))
-	delete(watched, c.linkDir)
 	for p := range watched {
 		_ = c.watcher.Remove(p)
 	}

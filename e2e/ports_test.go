@@ -46,12 +46,15 @@ func TestPortChangeReadyOnTheNewTask(t *testing.T) {
 			break
 		}
 	}
+	if readyAt.IsZero() {
+		t.Fatalf("no Ready in the history since the change:\n%s", s)
+	}
 	for _, tk := range tasks {
-		if tk.ID == old[0].ID {
+		if tk.ID == old[0].ID || tk.DesiredState != swarm.TaskStateRunning {
 			continue
 		}
 		t.Logf("Ready at %s, the new task %s since %s", readyAt.Format("15:04:05.000"), tk.Status.State, tk.Status.Timestamp.Format("15:04:05.000"))
-		if tk.Status.State == swarm.TaskStateRunning && tk.Status.Timestamp.After(readyAt) {
+		if tk.Status.State != swarm.TaskStateRunning || tk.Status.Timestamp.After(readyAt) {
 			t.Errorf("Ready at %s, before the new task ran (%s): %s", readyAt.Format("15:04:05.000"), tk.Status.Timestamp.Format("15:04:05.000"), fmt.Sprint(s))
 		}
 		return

@@ -125,7 +125,10 @@ func (r *Remote) Ensure(ctx context.Context, recipesDir, recipe, version string)
 	r.fetched[key] = time.Now()
 	r.mu.Unlock()
 	if err := r.has(ctx, recipesDir, recipe, version); err != nil && origin != "" {
-		return fmt.Errorf("%w (fetched from %s just now: it has no such tag or commit either)", err, origin)
+		if errors.As(err, new(unknownVersionError)) {
+			return fmt.Errorf("%w (fetched from %s just now: it has no such tag or commit either)", err, origin)
+		}
+		return fmt.Errorf("%w (fetched from %s just now)", err, origin)
 	}
 	return nil
 }

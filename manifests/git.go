@@ -212,7 +212,16 @@ func peelToCommit(repo *git.Repository, h plumbing.Hash) (*object.Commit, error)
 	return nil, fmt.Errorf("%w: tag nesting too deep", ErrInput)
 }
 
+// unknownVersionError is a version that names no tag and no commit of the repository.
+type unknownVersionError struct{ error }
+
+func (e unknownVersionError) Unwrap() error { return e.error }
+
 func unknownVersion(repo *git.Repository, version string) error {
+	return unknownVersionError{unknownVersionMessage(repo, version)}
+}
+
+func unknownVersionMessage(repo *git.Repository, version string) error {
 	tags, err := releaseTags(repo)
 	if err != nil {
 		return fmt.Errorf("%w: unknown version %q (listing tags failed: %v)", ErrInput, version, err)

@@ -543,8 +543,21 @@ func linkedSpecsWarning(specs, owner string) string {
 	if owner != "" {
 		return ""
 	}
-	if fi, err := os.Lstat(filepath.Clean(specs)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+	fi, err := os.Lstat(filepath.Clean(specs))
+	if err != nil {
 		return ""
 	}
-	return "the spec directory is a symbolic link and no --owner is set: the owner label comes from the directory it points at now, and pointed elsewhere, a restarted reconciler would not own the apps deployed before; set --owner to keep one owner"
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return "the spec directory is a symbolic link and no --owner is set: the owner label comes from the directory it points at now, and pointed elsewhere, a restarted reconciler would not own the apps deployed before; set --owner to keep one owner"
+	}
+	// A link above it (git-sync's --link with the specs in a folder of the synced tree) moves
+	// the owner label too (locks.SpecDirID follows every link), and the watch does not follow it.
+	abs, err := filepath.Abs(specs)
+	if err != nil {
+		return ""
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+		return "the spec directory's path goes through a symbolic link (it is " + real + " now) and no --owner is set: the owner label comes from where it resolves at start-up; if a tool points that link elsewhere (git-sync), a restarted reconciler would not own the apps deployed before, and the running one keeps watching the old directory: set --owner, and give --specs as the link itself"
+	}
+	return ""
 }
