@@ -62,6 +62,8 @@ type Lock struct {
 	path string
 	mu   sync.Mutex
 	f    *os.File
+	// link is the lock of a spec directory's link, held and released with it (SpecDir).
+	link *Lock
 }
 
 // Path is the lockfile, for messages and for tests.
@@ -76,6 +78,11 @@ func (l *Lock) Release() error {
 }
 
 func (l *Lock) releaseLocked() error {
+	if l.link != nil {
+		if err := l.link.Release(); err != nil {
+			return err
+		}
+	}
 	if l.f == nil {
 		return nil
 	}
@@ -134,7 +141,39 @@ func (d *Dir) SpecDir(specDir string) (*Lock, error) {
 	if err := l.f.Truncate(0); err == nil {
 		_, _ = l.f.WriteAt([]byte(abs+"\n"), 0)
 	}
+	// A spec directory that is a link a tool points elsewhere (ln -sfn, git-sync) resolves to
+	// another directory once it moved, and so to another lock: the link's own path is locked
+	// too, so a second reconciler given the same link is refused whatever it points at.
+	if link, ok := linkPath(specDir); ok && link != abs {
+		lpath := filepath.Join(d.Path, "specs-"+pathID(link)+".link.lock") // the link's path, not where it points
+		ll, err := tryLock(lpath)
+		if err != nil {
+			_ = l.Release()
+			if errors.Is(err, ErrHeld) {
+				return nil, &heldError{fmt.Sprintf("another reconciler is running on spec directory %s, through the link %s (lock %s); stop it or use another --specs", abs, link, lpath)}
+			}
+			return nil, fmt.Errorf("spec directory lock for the link %s: %w", link, err)
+		}
+		l.link = ll
+	}
 	return l, nil
+}
+
+// linkPath is the absolute path of specDir, its folder's links resolved but not its own,
+// when specDir itself is a symbolic link.
+func linkPath(specDir string) (string, bool) {
+	abs, err := filepath.Abs(specDir)
+	if err != nil {
+		return "", false
+	}
+	if fi, err := os.Lstat(abs); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return "", false
+	}
+	parent, err := canonical(filepath.Dir(abs))
+	if err != nil {
+		return "", false
+	}
+	return filepath.Join(parent, filepath.Base(abs)), true
 }
 
 // SpecDirID names a spec directory: the first 16 hex characters of the SHA-256 of its
@@ -144,7 +183,12 @@ func SpecDirID(specDir string) string {
 	if err != nil {
 		abs = filepath.Clean(specDir)
 	}
-	sum := sha256.Sum256([]byte(abs))
+	return pathID(abs)
+}
+
+// pathID is the first 16 hex characters of the SHA-256 of path, as it is.
+func pathID(path string) string {
+	sum := sha256.Sum256([]byte(path))
 	return hex.EncodeToString(sum[:])[:16]
 }
 

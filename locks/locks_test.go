@@ -481,3 +481,49 @@ func TestLockfileIsCloseOnExec(t *testing.T) {
 	}
 	t.Fatalf("no flags in fdinfo: %s", info)
 }
+
+// TestSpecDirThroughAMovedLink: the spec directory is a link a tool points elsewhere (ln -sfn,
+// git-sync). A second reconciler given the same link after it moved resolves it to another
+// directory; it is refused all the same, naming the link, until the first releases its lock.
+func TestSpecDirThroughAMovedLink(t *testing.T) {
+	d := openDir(t)
+	root := t.TempDir()
+	r1, r2 := filepath.Join(root, "r1"), filepath.Join(root, "r2")
+	for _, dir := range []string{r1, r2} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(root, "specs")
+	if err := os.Symlink(r1, link); err != nil {
+		t.Fatal(err)
+	}
+	first, err := d.SpecDir(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(r2, link+".new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(link+".new", link); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.SpecDir(link)
+	if !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), "through the link "+link) {
+		t.Fatalf("SpecDir(%s) after the link moved, while the first holds it: %v, want ErrHeld naming the link", link, err)
+	}
+	// The refused attempt holds nothing: r2 itself is free, and so is the link once released.
+	direct, err := d.SpecDir(r2)
+	if err != nil {
+		t.Fatalf("SpecDir(%s) after a refused attempt through the link: %v", r2, err)
+	}
+	direct.Release()
+	if err := first.Release(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := d.SpecDir(link)
+	if err != nil {
+		t.Fatalf("SpecDir(%s) once the first released: %v", link, err)
+	}
+	second.Release()
+}
