@@ -861,10 +861,11 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 	s := w.Desired.Spec
 	containers, mounts := localContainers(cur, w.Stack, node)
 	br := &backupRunner{
-		containers: containers, mounts: mounts,
 		eng: eng, store: r.Backups, app: w.App, owner: r.Owner, plan: w.Backup,
-		red: newRedactor(cur.Secrets, s.Env),
-		run: run,
+		containers: containers,
+		mounts:     mounts,
+		red:        newRedactor(cur.Secrets, s.Env),
+		run:        run,
 		step: func(what string) {
 			log.Info("backup step", "step", what)
 			if n := r.steps.Add(1); r.Step != nil {

@@ -78,20 +78,19 @@ func (l *Lock) Release() error {
 }
 
 func (l *Lock) releaseLocked() error {
+	var linkErr error
 	if l.link != nil {
-		if err := l.link.Release(); err != nil {
-			return err
-		}
+		linkErr = l.link.Release() // and this one all the same
 	}
 	if l.f == nil {
-		return nil
+		return linkErr
 	}
 	err := l.f.Close()
 	l.f = nil
 	if err != nil {
-		return fmt.Errorf("release lock %s: %w", l.path, err)
+		return errors.Join(linkErr, fmt.Errorf("release lock %s: %w", l.path, err))
 	}
-	return nil
+	return linkErr
 }
 
 // Unlink removes the lockfile while still holding it, then releases: the way to retire a lock
