@@ -31,10 +31,11 @@ import (
 )
 
 // fakeEngine is an in-memory swarm that records every call. Services it creates run their
-// tasks at once; an update that changes the task template completes a roll at once, or after
-// rollLists service lists. It says no as an engine does: a name already taken (whoever owns
-// it) is a conflict, an update with a stale version is out of sequence, and fail injects an
-// error into the next calls of a kind.
+// tasks at once; an update that changes the task template or the endpoint completes a roll at
+// once, or after rollLists service lists (starting rollStartLists lists after the update). It
+// says no as an engine does: a name already taken (whoever owns it) is a conflict, an update
+// with a stale version is out of sequence, and fail injects an error into the next calls of a
+// kind.
 type fakeEngine struct {
 	mu       sync.Mutex
 	now      time.Time
@@ -74,6 +75,15 @@ type fakeEngine struct {
 	// rollLists is how many service lists an update's roll stays "updating" for.
 	rollLists int
 	rolling   map[string]int
+	// rollStartLists is how many service lists pass between an update and the start of the roll
+	// it implies, as swarm's updater starts a moment after the update is answered: until then
+	// the update status is unset and the old tasks run.
+	rollStartLists int
+	rollStarting   map[string]int
+	// endpoints is the service endpoint each task was made with, as swarmkit copies it into the
+	// task (the API does not show it): a task whose endpoint is not its service's is replaced
+	// by a roll, as one whose spec is not the template is.
+	endpoints map[string]*swarm.EndpointSpec
 	// fail makes the next fail[call] calls whose record starts with call fail with a 500.
 	fail map[string]int
 	// pulls answer the next image pulls in turn: nil pulls the image, a pullStreamError fails
@@ -282,6 +292,14 @@ func (f *fakeEngine) ServiceList(_ context.Context, o swarm.ServiceListOptions) 
 	}
 	var out []swarm.Service
 	for id, s := range f.services {
+		if n, ok := f.rollStarting[id]; ok {
+			if n--; n <= 0 {
+				delete(f.rollStarting, id)
+				f.startRoll(s)
+			} else {
+				f.rollStarting[id] = n
+			}
+		}
 		if n, ok := f.rolling[id]; ok {
 			if n--; n <= 0 {
 				delete(f.rolling, id)
@@ -556,6 +574,10 @@ func (f *fakeEngine) runTasks(s *swarm.Service) {
 		t := swarm.Task{ID: id, ServiceID: s.ID, NodeID: node, DesiredState: swarm.TaskStateRunning, Spec: s.Spec.TaskTemplate,
 			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: f.taskTime(),
 				ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + id}}}
+		if f.endpoints == nil {
+			f.endpoints = map[string]*swarm.EndpointSpec{}
+		}
+		f.endpoints[id] = s.Spec.EndpointSpec
 		if f.failTasks != "" {
 			t.DesiredState = swarm.TaskStateShutdown
 			t.Status.State, t.Status.Err = swarm.TaskStateRejected, f.failTasks
@@ -632,24 +654,54 @@ func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version
 	f.seq++
 	svc.Version.Index = uint64(f.seq)
 	svc.UpdateStatus = nil
-	if string(old) != string(next) {
-		f.now = f.now.Add(time.Second)
-		started := f.now
-		svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &started}
-		if f.rollLists > 0 {
-			// The roll takes time: updating until rollLists more service lists.
-			svc.UpdateStatus.State = swarm.UpdateStateUpdating
-			if f.rolling == nil {
-				f.rolling = map[string]int{}
+	delete(f.rollStarting, svc.ID)
+	switch {
+	case string(old) != string(next) || !reflect.DeepEqual(prev.EndpointSpec, s.EndpointSpec):
+		if f.rollStartLists > 0 {
+			if f.rollStarting == nil {
+				f.rollStarting = map[string]int{}
 			}
-			f.rolling[svc.ID] = f.rollLists
-		} else {
-			f.runTasks(svc)
+			f.rollStarting[svc.ID] = f.rollStartLists
+			break
 		}
-	} else if !reflect.DeepEqual(prev.Mode, s.Mode) {
+		f.startRoll(svc)
+	case !reflect.DeepEqual(prev.Mode, s.Mode):
 		f.runTasks(svc) // scaled
 	}
 	return swarm.ServiceUpdateResponse{}, nil
+}
+
+// startRoll starts the roll an update of svc implies: done at once, or updating for rollLists
+// service lists.
+func (f *fakeEngine) startRoll(svc *swarm.Service) {
+	f.now = f.now.Add(time.Second)
+	started := f.now
+	svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateCompleted, StartedAt: &started}
+	if f.rollLists > 0 {
+		// The roll takes time: updating until rollLists more service lists.
+		svc.UpdateStatus.State = swarm.UpdateStateUpdating
+		if f.rolling == nil {
+			f.rolling = map[string]int{}
+		}
+		f.rolling[svc.ID] = f.rollLists
+		return
+	}
+	f.runTasks(svc)
+}
+
+// staleEndpoints lists the tasks that run, or are to, with an endpoint that is not their
+// service's: what a roll has yet to replace.
+func (f *fakeEngine) staleEndpoints() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var stale []string
+	for _, t := range f.tasks {
+		if svc, ok := f.services[t.ServiceID]; ok && t.DesiredState == swarm.TaskStateRunning &&
+			!reflect.DeepEqual(f.endpoints[t.ID], svc.Spec.EndpointSpec) {
+			stale = append(stale, t.ID)
+		}
+	}
+	return stale
 }
 
 func (f *fakeEngine) ServiceRemove(_ context.Context, id string) error {

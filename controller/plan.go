@@ -179,8 +179,9 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 			// again, it backs off as a set-back does, or every pass would roll it out again.
 			reason = reasonSetBackAgain
 		}
+		endpointOnly := !rolls && endpointChanged(cur.Spec.EndpointSpec, want.EndpointSpec)
 		extra := map[string]string{LabelTaskHash: taskHash, LabelWritten: stamp}
-		if rolls {
+		if rolls || endpointOnly {
 			// The update will roll tasks: remember which roll was there before, so the verdict
 			// waits for a new one instead of trusting a stale UpdateStatus.
 			extra[swarmstate.LabelRollFrom] = rollStamp(cur.UpdateStatus)
@@ -188,6 +189,14 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 		spec := withLabels(want, extra)
 		// Keep a ForceUpdate counter someone raised by hand: lowering it would roll again.
 		spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate
+		if endpointOnly {
+			// Swarm replaces every task whose endpoint is not the service's, but the API shows
+			// neither a task's endpoint nor the roll until swarm's updater starts it: a pass in
+			// between would take the old tasks for the new spec. Raising the counter replaces
+			// no task that the endpoint does not, and puts the change where the verdict sees it,
+			// in the template the old tasks do not run.
+			spec.TaskTemplate.ForceUpdate++
+		}
 		plan = append(plan, Action{Kind: UpdateService, Name: name, ID: cur.ID, Version: cur.Version,
 			Labels: cur.Spec.Labels, Reason: reason, Service: &spec})
 	}
@@ -544,6 +553,36 @@ func setBackRolledBack(svc swarm.Service, hash string) bool {
 	ours, err1 := time.Parse(time.RFC3339Nano, prev.Labels[LabelWritten])
 	live, err2 := time.Parse(time.RFC3339Nano, svc.Spec.Labels[LabelWritten])
 	return err1 == nil && err2 == nil && ours.After(live)
+}
+
+// endpointChanged reports whether writing want over the live endpoint cur makes swarm replace
+// the service's tasks: swarmkit's IsTaskDirty compares the endpoint each task was made with
+// to the service's, published ports and resolution mode alike. Both are compared as the engine
+// stores them (endpointAsStored): cur has been through it, want not yet.
+func endpointChanged(cur, want *swarm.EndpointSpec) bool {
+	return !reflect.DeepEqual(endpointAsStored(cur), endpointAsStored(want))
+}
+
+// endpointAsStored is e as the engine gives it back once stored (daemon/cluster/convert): the
+// names of the resolution mode, protocol and publish mode in lower case, each unset or unknown
+// one its enum's first value, and no ports as none.
+func endpointAsStored(e *swarm.EndpointSpec) *swarm.EndpointSpec {
+	if e == nil {
+		return nil
+	}
+	enum := func(v string, names ...string) string {
+		if v = strings.ToLower(v); slices.Contains(names, v) {
+			return v
+		}
+		return names[0]
+	}
+	out := &swarm.EndpointSpec{Mode: swarm.ResolutionMode(enum(string(e.Mode), "vip", "dnsrr"))}
+	for _, p := range e.Ports {
+		p.Protocol = swarm.PortConfigProtocol(enum(string(p.Protocol), "tcp", "udp", "sctp"))
+		p.PublishMode = swarm.PortConfigPublishMode(enum(string(p.PublishMode), "ingress", "host"))
+		out.Ports = append(out.Ports, p)
+	}
+	return out
 }
 
 func rollStamp(us *swarm.UpdateStatus) string {

@@ -57,7 +57,51 @@ func TestPortChangeReadyOnTheNewTask(t *testing.T) {
 		if tk.Status.State != swarm.TaskStateRunning || tk.Status.Timestamp.After(readyAt) {
 			t.Errorf("Ready at %s, before the new task ran (%s): %s", readyAt.Format("15:04:05.000"), tk.Status.Timestamp.Format("15:04:05.000"), fmt.Sprint(s))
 		}
+		endpointAsStored(t, h, a)
 		return
 	}
 	t.Errorf("Ready with the old task %s only: the port change rolled nothing; tasks %d; status:\n%s", old[0].ID, len(tasks), s)
+}
+
+// endpointAsStored: the port change raised the template's counter once, so that the old task
+// showed as not running the spec until swarm replaced it. A set-back that leaves the endpoint
+// as it is must raise nothing: scaled to 0 by hand and set back, the counter is still 1, which
+// it is only when the reconciler takes the endpoint the engine gives back (every enum filled
+// in, in lower case) for the one it wrote.
+func endpointAsStored(t *testing.T, h *harness, a *testApp) {
+	t.Helper()
+	ctx := context.Background()
+	name := a.stack() + "_app"
+	svc, _, err := h.docker.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := svc.Spec.TaskTemplate.ForceUpdate; n != 1 {
+		t.Errorf("after the port change: ForceUpdate %d, want 1", n)
+	}
+	zero := uint64(0)
+	svc.Spec.Mode.Replicated.Replicas = &zero
+	if _, err := h.docker.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = poll(ctx, time.Minute, func() (bool, error) {
+		svc, _, err = h.docker.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+		if err != nil {
+			return false, err
+		}
+		if r := svc.Spec.Mode.Replicated.Replicas; r == nil || *r != 1 {
+			return false, fmt.Errorf("%s still scaled to %v", name, r)
+		}
+		ok, why, err := runningTask(ctx, h.docker, name)
+		if err == nil && !ok {
+			err = fmt.Errorf("%s has no running task: %s", name, why)
+		}
+		return ok, err
+	})
+	if err != nil {
+		t.Fatalf("scaled to 0 by hand, not set back: %v", err)
+	}
+	if n := svc.Spec.TaskTemplate.ForceUpdate; n != 1 {
+		t.Errorf("after setting back a scale to 0: ForceUpdate %d, want 1 (the endpoint was taken for changed)", n)
+	}
 }

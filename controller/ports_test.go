@@ -1,0 +1,134 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/swarm-reconciler/reconciler/manifests"
+	"github.com/swarm-reconciler/reconciler/spec"
+	"github.com/swarm-reconciler/reconciler/swarmstate"
+)
+
+// portsCompose is testCompose with a port published on the host, from the app's env, which
+// the app's environment does not take in (as the e2e recipe does it): a change of PORT moves
+// the published port alone.
+var portsCompose = strings.NewReplacer(
+	"    networks:\n      - internal\n", "    networks:\n      - internal\n    ports:\n      - target: 80\n        published: ${PORT}\n        mode: host\n",
+	"      MESSAGE: \"hello %s\"\n", "      MESSAGE: \"hello %s\"\n      PORT: \"80\"\n",
+).Replace(testCompose)
+
+// TestPortOnlyChangeReadyOnceTheTasksMoved: a change of the published port alone leaves the
+// task template as the tasks run it, yet swarm replaces every task, whose endpoint is copied
+// from the service when it is made. Swarm's updater starts that roll a moment after the
+// update is answered; until then the service shows no update and the old task runs, serving
+// the old port. Ready must wait for the roll (CI saw Ready 20 ms after such an update, and
+// Degraded 10 ms later).
+func TestPortOnlyChangeReadyOnceTheTasksMoved(t *testing.T) {
+	f := newFixture(t)
+	makeRecipeOf(t, f.r.RecipesDir, "ports", portsCompose, "1.0.0+1")
+	f.writeSpec("p", "recipe: ports\nversion: 1.0.0+1\nminReady: 0s\nenv:\n  PORT: \"8080\"\n")
+	if st := f.settle("p"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.engine.rollStartLists = 2
+	f.writeSpec("p", "recipe: ports\nversion: 1.0.0+1\nminReady: 0s\nenv:\n  PORT: \"8081\"\n")
+	for i := range 6 {
+		st := f.pass("p")
+		stale := f.engine.staleEndpoints()
+		if st.Phase == spec.PhaseReady && len(stale) > 0 {
+			t.Fatalf("pass %d: Ready while tasks %v still run the old endpoint: %s", i, stale, st.Message)
+		}
+		if st.Phase == spec.PhaseReady {
+			return
+		}
+	}
+	t.Fatalf("not Ready once the roll was done: %s", f.pass("p").Message)
+}
+
+// withPort is s publishing target 80 on the host's port published, its spec hash made again.
+func withPort(s swarm.ServiceSpec, published uint32) swarm.ServiceSpec {
+	s = withLabels(s, nil)
+	s.EndpointSpec = &swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP, Ports: []swarm.PortConfig{
+		{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 80, PublishedPort: published, PublishMode: swarm.PortConfigPublishModeHost}}}
+	delete(s.Labels, manifests.LabelSpecHash)
+	s.Labels[manifests.LabelSpecHash] = manifests.SpecHash(s)
+	return s
+}
+
+// TestPlanEndpointOnlyChange: an update that moves only the endpoint waits for the roll swarm
+// makes of it, and raises the template's counter so that the old tasks show as not running
+// the spec; an update that also changes the template, or that leaves the endpoint as the
+// engine holds it, raises nothing (a raise would replace the tasks once more for nothing).
+func TestPlanEndpointOnlyChange(t *testing.T) {
+	on8080 := withPort(desiredService("s_app", "a", "img:1"), 8080)
+	live := liveFrom("id1", on8080)
+	live.Spec.TaskTemplate.ForceUpdate = 3
+	// The engine gives back every enum it stores by name, the ones left unset too.
+	live.Spec.EndpointSpec = &swarm.EndpointSpec{Mode: "vip", Ports: []swarm.PortConfig{{Protocol: "tcp", TargetPort: 80, PublishedPort: 8080, PublishMode: "host"}}}
+	asConverted := withLabels(on8080, nil) // docker/cli's convert leaves the protocol unset when the file does
+	asConverted.EndpointSpec = &swarm.EndpointSpec{Mode: "vip", Ports: []swarm.PortConfig{{TargetPort: 80, PublishedPort: 8080, PublishMode: "host"}}}
+	labelOnly := withLabels(asConverted, map[string]string{"extra": "x"})
+	delete(labelOnly.Labels, manifests.LabelSpecHash)
+	labelOnly.Labels[manifests.LabelSpecHash] = manifests.SpecHash(labelOnly)
+	imageToo := withPort(desiredService("s_app", "a", "img:2"), 8081)
+	portsByHand := live
+	portsByHand.PreviousSpec = &live.Spec
+	portsByHand.Spec = withLabels(live.Spec, nil)
+	portsByHand.Spec.EndpointSpec = &swarm.EndpointSpec{Mode: "vip", Ports: []swarm.PortConfig{{Protocol: "tcp", TargetPort: 80, PublishedPort: 9999, PublishMode: "host"}}}
+
+	for _, tc := range []struct {
+		name      string
+		desired   swarm.ServiceSpec
+		live      swarm.Service
+		wantRoll  bool
+		wantForce uint64
+	}{
+		{"the published port moved", withPort(desiredService("s_app", "a", "img:1"), 8081), live, true, 4},
+		{"the image changed too", imageToo, live, true, 3},
+		{"labels only, the endpoint as the engine holds it", labelOnly, live, false, 3},
+		{"a port changed by hand is set back", on8080, portsByHand, true, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, err := PlanServices(swarmstate.Owner{App: "a"}, map[string]swarm.ServiceSpec{"s_app": tc.desired}, []swarm.Service{tc.live}, "t2")
+			if err != nil || len(plan) != 1 || plan[0].Kind != UpdateService {
+				t.Fatalf("plan %v, err %v; want one update", plan, err)
+			}
+			_, roll := plan[0].Service.Labels[swarmstate.LabelRollFrom]
+			if force := plan[0].Service.TaskTemplate.ForceUpdate; roll != tc.wantRoll || force != tc.wantForce {
+				t.Errorf("waits for a roll %v, ForceUpdate %d; want %v, %d", roll, force, tc.wantRoll, tc.wantForce)
+			}
+		})
+	}
+}
+
+// TestEndpointChanged: endpoints are compared as the engine stores them.
+func TestEndpointChanged(t *testing.T) {
+	port := func(proto, mode string, published uint32) swarm.PortConfig {
+		return swarm.PortConfig{Protocol: swarm.PortConfigProtocol(proto), TargetPort: 80, PublishedPort: published, PublishMode: swarm.PortConfigPublishMode(mode)}
+	}
+	for _, tc := range []struct {
+		name      string
+		cur, want *swarm.EndpointSpec
+		changed   bool
+	}{
+		{"none and none", nil, nil, false},
+		{"unset enums are their defaults", &swarm.EndpointSpec{Mode: "vip", Ports: []swarm.PortConfig{port("tcp", "ingress", 80)}},
+			&swarm.EndpointSpec{Ports: []swarm.PortConfig{port("", "", 80)}}, false},
+		{"enums in upper case", &swarm.EndpointSpec{Mode: "dnsrr", Ports: []swarm.PortConfig{port("udp", "host", 80)}},
+			&swarm.EndpointSpec{Mode: "DNSRR", Ports: []swarm.PortConfig{port("UDP", "HOST", 80)}}, false},
+		{"no ports, empty or nil", &swarm.EndpointSpec{Mode: "vip"}, &swarm.EndpointSpec{Ports: []swarm.PortConfig{}}, false},
+		{"published port", &swarm.EndpointSpec{Ports: []swarm.PortConfig{port("tcp", "host", 80)}},
+			&swarm.EndpointSpec{Ports: []swarm.PortConfig{port("tcp", "host", 81)}}, true},
+		{"publish mode", &swarm.EndpointSpec{Ports: []swarm.PortConfig{port("tcp", "host", 80)}},
+			&swarm.EndpointSpec{Ports: []swarm.PortConfig{port("tcp", "ingress", 80)}}, true},
+		{"resolution mode", &swarm.EndpointSpec{Mode: "vip"}, &swarm.EndpointSpec{Mode: "dnsrr"}, true},
+		{"a port added", &swarm.EndpointSpec{}, &swarm.EndpointSpec{Ports: []swarm.PortConfig{port("tcp", "host", 80)}}, true},
+		{"an endpoint where there was none", nil, &swarm.EndpointSpec{}, true},
+	} {
+		if got := endpointChanged(tc.cur, tc.want); got != tc.changed {
+			t.Errorf("%s: endpointChanged = %v, want %v", tc.name, got, tc.changed)
+		}
+	}
+}
