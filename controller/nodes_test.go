@@ -1067,3 +1067,34 @@ func TestJanitorNamesNoJobWithoutAStack(t *testing.T) {
 		}
 	}
 }
+
+// TestInventoryLeftIsTheOwners: a service of the inventory's name is taken for this owner's
+// leftover only with this owner's label; with another's (or the janitor's name carrying an
+// owner), it is not ours to remove, whatever its age.
+func TestInventoryLeftIsTheOwners(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	job := func(name string, labels map[string]string) swarm.Service {
+		labels[LabelJob] = jobInventory
+		return swarm.Service{Meta: swarm.Meta{CreatedAt: now.Add(-time.Second)}, Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: name, Labels: labels}}}
+	}
+	ours, janitors := inventoryJob("d1", "", DefaultNodeJobs).Name, inventoryJob("", "", DefaultNodeJobs).Name
+	for _, tc := range []struct {
+		name, owner string
+		svc         swarm.Service
+		left        bool
+	}{
+		{"our name, our owner", "d1", job(ours, map[string]string{swarmstate.LabelOwner: "d1"}), true},
+		{"our name, another owner", "d1", job(ours, map[string]string{swarmstate.LabelOwner: "d2"}), false},
+		{"our name, no owner", "d1", job(ours, map[string]string{}), false},
+		{"the janitor's name, no owner", "", job(janitors, map[string]string{}), true},
+		{"the janitor's name with an owner, young", "", job(janitors, map[string]string{swarmstate.LabelOwner: "d2"}), false},
+	} {
+		name := ours
+		if tc.owner == "" {
+			name = janitors
+		}
+		if got := inventoryLeft(tc.svc, name, tc.owner, now) != ""; got != tc.left {
+			t.Errorf("%s: left %v, want %v", tc.name, got, tc.left)
+		}
+	}
+}
