@@ -64,7 +64,10 @@ func (r *Reconciler) Diff(ctx context.Context, d *spec.Desired) ([]Difference, e
 				diff.Detail = cmp.Diff(*cur.PreviousSpec, cur.Spec, cmpopts.EquateEmpty())
 				diff.Detail = "changed by hand (- as last applied, + live):\n" + diff.Detail
 			} else {
-				diff.Detail = cmp.Diff(withoutVolatile(cur.Spec), withoutVolatile(*a.Service), cmpopts.EquateEmpty())
+				want := withoutVolatile(*a.Service)
+				// As the engine will hold it: an enum the file leaves unset is no change.
+				want.EndpointSpec = endpointAsStored(want.EndpointSpec)
+				diff.Detail = cmp.Diff(withoutVolatile(cur.Spec), want, cmpopts.EquateEmpty())
 			}
 		}
 		out = append(out, diff)

@@ -292,15 +292,17 @@ func (f *fakeEngine) ServiceList(_ context.Context, o swarm.ServiceListOptions) 
 	}
 	var out []swarm.Service
 	for id, s := range f.services {
+		started := false
 		if n, ok := f.rollStarting[id]; ok {
 			if n--; n <= 0 {
 				delete(f.rollStarting, id)
 				f.startRoll(s)
+				started = true // shown updating from this list on, for rollLists lists
 			} else {
 				f.rollStarting[id] = n
 			}
 		}
-		if n, ok := f.rolling[id]; ok {
+		if n, ok := f.rolling[id]; ok && !started {
 			if n--; n <= 0 {
 				delete(f.rolling, id)
 				s.UpdateStatus.State = swarm.UpdateStateCompleted
@@ -607,6 +609,7 @@ func (f *fakeEngine) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swa
 			return swarm.ServiceCreateResponse{}, errdefs.Conflict(fmt.Errorf("service %s exists", s.Name))
 		}
 	}
+	s.EndpointSpec = endpointAsStored(s.EndpointSpec) // as dockerd gives it back
 	svc := &swarm.Service{ID: f.id(), Spec: s, Meta: swarm.Meta{Version: swarm.Version{Index: uint64(f.seq)}, CreatedAt: f.now}}
 	f.services[svc.ID] = svc
 	f.runTasks(svc)
@@ -646,6 +649,7 @@ func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version
 		f.runTasks(svc)
 		return swarm.ServiceUpdateResponse{}, nil
 	}
+	s.EndpointSpec = endpointAsStored(s.EndpointSpec) // as dockerd gives it back
 	old, _ := json.Marshal(svc.Spec.TaskTemplate)
 	next, _ := json.Marshal(s.TaskTemplate)
 	prev := svc.Spec
@@ -654,9 +658,14 @@ func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version
 	f.seq++
 	svc.Version.Index = uint64(f.seq)
 	svc.UpdateStatus = nil
+	// A roll waiting to start or under way starts over with the new spec, as swarm's updater
+	// does: its tasks still do not run the service's spec.
+	_, starting := f.rollStarting[svc.ID]
+	_, rolling := f.rolling[svc.ID]
 	delete(f.rollStarting, svc.ID)
+	delete(f.rolling, svc.ID)
 	switch {
-	case string(old) != string(next) || !reflect.DeepEqual(prev.EndpointSpec, s.EndpointSpec):
+	case string(old) != string(next) || !reflect.DeepEqual(prev.EndpointSpec, s.EndpointSpec) || starting || rolling:
 		if f.rollStartLists > 0 {
 			if f.rollStarting == nil {
 				f.rollStarting = map[string]int{}
@@ -1020,11 +1029,24 @@ func (f *fakeEngine) byHand(name string, change func(*swarm.ServiceSpec)) {
 			next.TaskTemplate.ContainerSpec = &c
 		}
 		change(&next)
+		next.EndpointSpec = endpointAsStored(next.EndpointSpec)
 		svc.PreviousSpec, svc.Spec = &prev, next
 		f.seq++
 		svc.Version.Index = uint64(f.seq)
 		f.runTasks(svc)
 		return
+	}
+	panic("no service " + name)
+}
+
+// service is the service named name, as the engine holds it now.
+func (f *fakeEngine) service(name string) swarm.Service {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, svc := range f.services {
+		if svc.Spec.Name == name {
+			return *svc
+		}
 	}
 	panic("no service " + name)
 }

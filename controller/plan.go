@@ -179,9 +179,9 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 			// again, it backs off as a set-back does, or every pass would roll it out again.
 			reason = reasonSetBackAgain
 		}
-		endpointOnly := !rolls && endpointChanged(cur.Spec.EndpointSpec, want.EndpointSpec)
+		endpointMoves := endpointChanged(cur.Spec.EndpointSpec, want.EndpointSpec)
 		extra := map[string]string{LabelTaskHash: taskHash, LabelWritten: stamp}
-		if rolls || endpointOnly {
+		if rolls || endpointMoves {
 			// The update will roll tasks: remember which roll was there before, so the verdict
 			// waits for a new one instead of trusting a stale UpdateStatus.
 			extra[swarmstate.LabelRollFrom] = rollStamp(cur.UpdateStatus)
@@ -189,12 +189,16 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 		spec := withLabels(want, extra)
 		// Keep a ForceUpdate counter someone raised by hand: lowering it would roll again.
 		spec.TaskTemplate.ForceUpdate = cur.Spec.TaskTemplate.ForceUpdate
-		if endpointOnly {
+		if endpointMoves {
 			// Swarm replaces every task whose endpoint is not the service's, but the API shows
 			// neither a task's endpoint nor the roll until swarm's updater starts it: a pass in
 			// between would take the old tasks for the new spec. Raising the counter replaces
 			// no task that the endpoint does not, and puts the change where the verdict sees it,
-			// in the template the old tasks do not run.
+			// in the template the old tasks do not run. It is raised when the template changes
+			// too: the labels cannot tell whether the template written differs from the one the
+			// tasks run (a hot fix the spec caught up with, a hand --force set back, kept), and
+			// swarm does not look at the endpoint of a task whose template differs in placement
+			// alone on a node that meets it (IsTaskDirtyPlacementConstraintsOnly).
 			spec.TaskTemplate.ForceUpdate++
 		}
 		plan = append(plan, Action{Kind: UpdateService, Name: name, ID: cur.ID, Version: cur.Version,

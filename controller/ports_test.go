@@ -34,17 +34,38 @@ func TestPortOnlyChangeReadyOnceTheTasksMoved(t *testing.T) {
 	}
 	f.engine.rollStartLists = 2
 	f.writeSpec("p", "recipe: ports\nversion: 1.0.0+1\nminReady: 0s\nenv:\n  PORT: \"8081\"\n")
+	readyOnTheNewEndpoint(t, f, "p")
+	if n := f.engine.service("p_test_app").Spec.TaskTemplate.ForceUpdate; n != 1 {
+		t.Errorf("after the port change: ForceUpdate %d, want 1", n)
+	}
+	// Scaled to 0 by hand and set back: the endpoint, as the engine gives it back, is the one
+	// written, and nothing is raised.
+	f.engine.byHand("p_test_app", func(s *swarm.ServiceSpec) {
+		zero := uint64(0)
+		s.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}}
+	})
+	if st := f.settle("p"); st.Phase != spec.PhaseReady {
+		t.Fatalf("after a scale to 0 by hand: %s %s", st.Phase, st.Message)
+	}
+	if n := f.engine.service("p_test_app").Spec.TaskTemplate.ForceUpdate; n != 1 {
+		t.Errorf("after setting back a scale to 0: ForceUpdate %d, want 1 (the endpoint was taken for changed)", n)
+	}
+}
+
+// readyOnTheNewEndpoint runs passes of app until it is Ready, and fails when one says Ready
+// while a task still runs an endpoint that is not its service's.
+func readyOnTheNewEndpoint(t *testing.T, f *fixture, app string) {
+	t.Helper()
 	for i := range 6 {
-		st := f.pass("p")
-		stale := f.engine.staleEndpoints()
-		if st.Phase == spec.PhaseReady && len(stale) > 0 {
-			t.Fatalf("pass %d: Ready while tasks %v still run the old endpoint: %s", i, stale, st.Message)
+		st := f.pass(app)
+		if stale := f.engine.staleEndpoints(); st.Phase == spec.PhaseReady && len(stale) > 0 {
+			t.Fatalf("pass %d: Ready while tasks %v still run the old endpoint: %s (writes %v)", i, stale, st.Message, f.engine.writes())
 		}
 		if st.Phase == spec.PhaseReady {
 			return
 		}
 	}
-	t.Fatalf("not Ready once the roll was done: %s", f.pass("p").Message)
+	t.Fatalf("not Ready once the roll was done: %s", f.pass(app).Message)
 }
 
 // withPort is s publishing target 80 on the host's port published, its spec hash made again.
@@ -59,8 +80,9 @@ func withPort(s swarm.ServiceSpec, published uint32) swarm.ServiceSpec {
 
 // TestPlanEndpointOnlyChange: an update that moves only the endpoint waits for the roll swarm
 // makes of it, and raises the template's counter so that the old tasks show as not running
-// the spec; an update that also changes the template, or that leaves the endpoint as the
-// engine holds it, raises nothing (a raise would replace the tasks once more for nothing).
+// the spec, also when the template changes too (one update, one roll); an update that leaves
+// the endpoint as the engine holds it raises nothing (a raise would replace the tasks for
+// nothing).
 func TestPlanEndpointOnlyChange(t *testing.T) {
 	on8080 := withPort(desiredService("s_app", "a", "img:1"), 8080)
 	live := liveFrom("id1", on8080)
@@ -86,7 +108,7 @@ func TestPlanEndpointOnlyChange(t *testing.T) {
 		wantForce uint64
 	}{
 		{"the published port moved", withPort(desiredService("s_app", "a", "img:1"), 8081), live, true, 4},
-		{"the image changed too", imageToo, live, true, 3},
+		{"the image changed too", imageToo, live, true, 4},
 		{"labels only, the endpoint as the engine holds it", labelOnly, live, false, 3},
 		{"a port changed by hand is set back", on8080, portsByHand, true, 4},
 	} {
@@ -130,5 +152,29 @@ func TestEndpointChanged(t *testing.T) {
 		if got := endpointChanged(tc.cur, tc.want); got != tc.changed {
 			t.Errorf("%s: endpointChanged = %v, want %v", tc.name, got, tc.changed)
 		}
+	}
+}
+
+// TestDiffShowsNoEndpointTheEngineFilledIn: `reconciler diff` of an upgrade that leaves the
+// ports as they are shows no endpoint change: the protocol the file leaves unset, which the
+// engine gives back as "tcp", is not a difference.
+func TestDiffShowsNoEndpointTheEngineFilledIn(t *testing.T) {
+	f := newFixture(t)
+	makeRecipeOf(t, f.r.RecipesDir, "ports", portsCompose, "1.0.0+1", "1.1.0+1")
+	f.writeSpec("p", "recipe: ports\nversion: 1.0.0+1\nenv:\n  PORT: \"8080\"\n")
+	if st := f.settle("p"); st.Phase != spec.PhaseReady {
+		t.Fatalf("install: %s %s", st.Phase, st.Message)
+	}
+	f.writeSpec("p", "recipe: ports\nversion: 1.1.0+1\nenv:\n  PORT: \"8080\"\n")
+	d, err := spec.Load(f.r.SpecsDir, "p", f.r.Defaults)
+	if err != nil || d == nil {
+		t.Fatalf("load: %v", err)
+	}
+	got, err := f.r.Diff(t.Context(), d)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("diff: %+v, %v; want one update", got, err)
+	}
+	if strings.Contains(got[0].Detail, "EndpointSpec") || !strings.Contains(got[0].Detail, "echo:1.1.0") {
+		t.Errorf("the upgrade's diff shows the endpoint, or not the image:\n%s", got[0].Detail)
 	}
 }

@@ -65,7 +65,7 @@ const longRecipe = "e2e-longlived"
 const longRecipeAny = "e2e-longlived-any"
 
 // longPorts is the published port of the suite's compose file, which longRecipe drops.
-const longPorts = "    ports:\n      - target: 8080\n        published: ${PORT}\n        protocol: tcp\n        mode: host\n"
+const longPorts = "    ports:\n      - target: 8080\n        published: ${PORT}\n        mode: host\n"
 
 // outliveTimeout makes sure the app is Ready for its generation and then waits until it has
 // been Ready for longer than its timeout, and its attempt started longer ago than that: from

@@ -49,6 +49,9 @@ func TestPortChangeReadyOnTheNewTask(t *testing.T) {
 	if readyAt.IsZero() {
 		t.Fatalf("no Ready in the history since the change:\n%s", s)
 	}
+	if len(tasks) != 2 {
+		t.Errorf("%d tasks after the port change, want 2 (the old one and one replacement: one roll)", len(tasks))
+	}
 	for _, tk := range tasks {
 		if tk.ID == old[0].ID || tk.DesiredState != swarm.TaskStateRunning {
 			continue

@@ -168,7 +168,6 @@ services:
     ports:
       - target: 8080
         published: ${PORT}
-        protocol: tcp
         mode: host
     volumes:
       - data:/data
