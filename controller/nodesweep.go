@@ -352,9 +352,10 @@ const inventoryStale = 6 * inventoryWait
 
 // inventoryLeft says why inventory service s is left by an earlier process and goes before the
 // inventory named name of owner starts, at now: "" to leave it. The same owner's (same name,
-// same owner label: a name alone proves nothing) was cut short by a kill. The janitor (owner "") also takes another owner's, once older than
-// any inventory lasts: a reconciler killed in its start-up sweep and never started again would
-// leave it for good (its task containers with it), and the janitor sweeps every owner's.
+// same owner label: a name alone proves nothing) was cut short by a kill. The janitor (owner
+// "") also takes another owner's, once older than any inventory lasts: a reconciler killed in
+// its start-up sweep and never started again would leave it for good (its task containers with
+// it), and the janitor sweeps every owner's.
 func inventoryLeft(s swarm.Service, name, owner string, now time.Time) string {
 	switch {
 	case s.Spec.Labels[LabelJob] != jobInventory:
