@@ -292,17 +292,15 @@ func (f *fakeEngine) ServiceList(_ context.Context, o swarm.ServiceListOptions) 
 	}
 	var out []swarm.Service
 	for id, s := range f.services {
-		started := false
 		if n, ok := f.rollStarting[id]; ok {
 			if n--; n <= 0 {
 				delete(f.rollStarting, id)
-				f.startRoll(s)
-				started = true // shown updating from this list on, for rollLists lists
+				f.startRoll(s) // counted down from this list on, as a roll started by the update
 			} else {
 				f.rollStarting[id] = n
 			}
 		}
-		if n, ok := f.rolling[id]; ok && !started {
+		if n, ok := f.rolling[id]; ok {
 			if n--; n <= 0 {
 				delete(f.rolling, id)
 				s.UpdateStatus.State = swarm.UpdateStateCompleted
@@ -481,8 +479,17 @@ func (f *fakeEngine) crash() {
 		if f.gaveUp(t.ServiceID) {
 			continue
 		}
-		f.tasks = append(f.tasks, swarm.Task{ID: f.id(), ServiceID: t.ServiceID, DesiredState: swarm.TaskStateRunning,
-			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: end}})
+		// The replacement runs the service's spec as it is now, endpoint included (NewTask).
+		id, svc := f.id(), f.services[t.ServiceID]
+		next := swarm.Task{ID: id, ServiceID: t.ServiceID, DesiredState: swarm.TaskStateRunning,
+			Status: swarm.TaskStatus{State: swarm.TaskStateRunning, Timestamp: end}}
+		if svc != nil {
+			if f.endpoints == nil {
+				f.endpoints = map[string]*swarm.EndpointSpec{}
+			}
+			next.Spec, f.endpoints[id] = svc.Spec.TaskTemplate, svc.Spec.EndpointSpec
+		}
+		f.tasks = append(f.tasks, next)
 	}
 }
 
@@ -609,7 +616,7 @@ func (f *fakeEngine) ServiceCreate(_ context.Context, s swarm.ServiceSpec, _ swa
 			return swarm.ServiceCreateResponse{}, errdefs.Conflict(fmt.Errorf("service %s exists", s.Name))
 		}
 	}
-	s.EndpointSpec = endpointAsStored(s.EndpointSpec) // as dockerd gives it back
+	s.EndpointSpec = storedEndpoint(s.EndpointSpec)
 	svc := &swarm.Service{ID: f.id(), Spec: s, Meta: swarm.Meta{Version: swarm.Version{Index: uint64(f.seq)}, CreatedAt: f.now}}
 	f.services[svc.ID] = svc
 	f.runTasks(svc)
@@ -641,6 +648,8 @@ func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version
 		}
 		cur := svc.Spec
 		svc.Spec, svc.PreviousSpec = *svc.PreviousSpec, &cur
+		delete(f.rollStarting, svc.ID) // the roll back ends any roll to come or under way
+		delete(f.rolling, svc.ID)
 		f.seq++
 		svc.Version.Index = uint64(f.seq)
 		f.now = f.now.Add(time.Second)
@@ -649,7 +658,7 @@ func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version
 		f.runTasks(svc)
 		return swarm.ServiceUpdateResponse{}, nil
 	}
-	s.EndpointSpec = endpointAsStored(s.EndpointSpec) // as dockerd gives it back
+	s.EndpointSpec = storedEndpoint(s.EndpointSpec)
 	old, _ := json.Marshal(svc.Spec.TaskTemplate)
 	next, _ := json.Marshal(s.TaskTemplate)
 	prev := svc.Spec
@@ -678,6 +687,26 @@ func (f *fakeEngine) ServiceUpdate(_ context.Context, id string, v swarm.Version
 		f.runTasks(svc) // scaled
 	}
 	return swarm.ServiceUpdateResponse{}, nil
+}
+
+// storedEndpoint is e as dockerd stores it and gives it back (daemon/cluster/convert,
+// ServiceSpecToGRPC then ServiceFromGRPC): each enum looked up by its upper-case name in the
+// API's values (an unknown name is 0), and given back by its value's name in lower case. Made
+// apart from the controller's endpointAsStored, so that the flows check that one.
+func storedEndpoint(e *swarm.EndpointSpec) *swarm.EndpointSpec {
+	if e == nil {
+		return nil
+	}
+	roundTrip := func(v string, byValue []string) string {
+		return strings.ToLower(byValue[max(slices.Index(byValue, strings.ToUpper(v)), 0)])
+	}
+	out := &swarm.EndpointSpec{Mode: swarm.ResolutionMode(roundTrip(string(e.Mode), []string{"VIP", "DNSRR"}))}
+	for _, p := range e.Ports {
+		out.Ports = append(out.Ports, swarm.PortConfig{Name: p.Name, TargetPort: p.TargetPort, PublishedPort: p.PublishedPort,
+			Protocol:    swarm.PortConfigProtocol(roundTrip(string(p.Protocol), []string{"TCP", "UDP", "SCTP"})),
+			PublishMode: swarm.PortConfigPublishMode(roundTrip(string(p.PublishMode), []string{"INGRESS", "HOST"}))})
+	}
+	return out
 }
 
 // startRoll starts the roll an update of svc implies: done at once, or updating for rollLists
@@ -1026,27 +1055,16 @@ func (f *fakeEngine) byHand(name string, change func(*swarm.ServiceSpec)) {
 		next := svc.Spec
 		if cs := prev.TaskTemplate.ContainerSpec; cs != nil {
 			c := *cs
+			c.Env = slices.Clone(cs.Env)
 			next.TaskTemplate.ContainerSpec = &c
 		}
 		change(&next)
-		next.EndpointSpec = endpointAsStored(next.EndpointSpec)
+		next.EndpointSpec = storedEndpoint(next.EndpointSpec)
 		svc.PreviousSpec, svc.Spec = &prev, next
 		f.seq++
 		svc.Version.Index = uint64(f.seq)
 		f.runTasks(svc)
 		return
-	}
-	panic("no service " + name)
-}
-
-// service is the service named name, as the engine holds it now.
-func (f *fakeEngine) service(name string) swarm.Service {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, svc := range f.services {
-		if svc.Spec.Name == name {
-			return *svc
-		}
 	}
 	panic("no service " + name)
 }

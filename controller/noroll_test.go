@@ -201,6 +201,7 @@ func swarmRollsBack(f *fixture, svc *swarm.Service) {
 	started := f.now
 	svc.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, StartedAt: &started, Message: "update rolled back due to failure"}
 	delete(f.engine.rolling, svc.ID)
+	delete(f.engine.rollStarting, svc.ID)
 	f.engine.runTasks(svc)
 }
 

@@ -192,13 +192,14 @@ func PlanServices(own swarmstate.Owner, desired map[string]swarm.ServiceSpec, li
 		if endpointMoves {
 			// Swarm replaces every task whose endpoint is not the service's, but the API shows
 			// neither a task's endpoint nor the roll until swarm's updater starts it: a pass in
-			// between would take the old tasks for the new spec. Raising the counter replaces
-			// no task that the endpoint does not, and puts the change where the verdict sees it,
-			// in the template the old tasks do not run. It is raised when the template changes
-			// too: the labels cannot tell whether the template written differs from the one the
-			// tasks run (a hot fix the spec caught up with, a hand --force set back, kept), and
-			// swarm does not look at the endpoint of a task whose template differs in placement
-			// alone on a node that meets it (IsTaskDirtyPlacementConstraintsOnly).
+			// between would take the old tasks for the new spec. Raising the counter puts the
+			// change where the verdict sees it, in the template the old tasks do not run, and
+			// replaces no task the endpoint does not, but one: swarm does not look at the
+			// endpoint of a task whose template differs in placement alone on a node that meets
+			// it (IsTaskDirtyPlacementConstraintsOnly), and would leave it on the old port. It
+			// is raised when the template changes too: the labels cannot tell whether the
+			// template written differs from the one the tasks run (a hot fix the spec caught up
+			// with, a hand --force set back, kept).
 			spec.TaskTemplate.ForceUpdate++
 		}
 		plan = append(plan, Action{Kind: UpdateService, Name: name, ID: cur.ID, Version: cur.Version,

@@ -35,7 +35,7 @@ func TestPortOnlyChangeReadyOnceTheTasksMoved(t *testing.T) {
 	f.engine.rollStartLists = 2
 	f.writeSpec("p", "recipe: ports\nversion: 1.0.0+1\nminReady: 0s\nenv:\n  PORT: \"8081\"\n")
 	readyOnTheNewEndpoint(t, f, "p")
-	if n := f.engine.service("p_test_app").Spec.TaskTemplate.ForceUpdate; n != 1 {
+	if n := serviceNamed(f, "p_test_app").Spec.TaskTemplate.ForceUpdate; n != 1 {
 		t.Errorf("after the port change: ForceUpdate %d, want 1", n)
 	}
 	// Scaled to 0 by hand and set back: the endpoint, as the engine gives it back, is the one
@@ -47,19 +47,24 @@ func TestPortOnlyChangeReadyOnceTheTasksMoved(t *testing.T) {
 	if st := f.settle("p"); st.Phase != spec.PhaseReady {
 		t.Fatalf("after a scale to 0 by hand: %s %s", st.Phase, st.Message)
 	}
-	if n := f.engine.service("p_test_app").Spec.TaskTemplate.ForceUpdate; n != 1 {
+	if n := serviceNamed(f, "p_test_app").Spec.TaskTemplate.ForceUpdate; n != 1 {
 		t.Errorf("after setting back a scale to 0: ForceUpdate %d, want 1 (the endpoint was taken for changed)", n)
 	}
 }
 
 // readyOnTheNewEndpoint runs passes of app until it is Ready, and fails when one says Ready
-// while a task still runs an endpoint that is not its service's.
+// while a task still runs an endpoint that is not its service's. A first pass that already
+// finds the roll started fails too: the test would prove nothing (more service lists in a
+// pass than rollStartLists).
 func readyOnTheNewEndpoint(t *testing.T, f *fixture, app string) {
 	t.Helper()
 	for i := range 6 {
 		st := f.pass(app)
 		if stale := f.engine.staleEndpoints(); st.Phase == spec.PhaseReady && len(stale) > 0 {
 			t.Fatalf("pass %d: Ready while tasks %v still run the old endpoint: %s (writes %v)", i, stale, st.Message, f.engine.writes())
+		}
+		if i == 0 && len(f.engine.rollStarting) == 0 {
+			t.Fatalf("the roll started within the first pass (%s %s): raise rollStartLists, or this proves nothing", st.Phase, st.Message)
 		}
 		if st.Phase == spec.PhaseReady {
 			return

@@ -12,10 +12,12 @@ import (
 )
 
 // LabelRollFrom is a service label the controller stamps when its update changes the task
-// template: the UpdateStatus.StartedAt the service had before (RFC 3339, "" for none). Swarm
-// resets UpdateStatus on every update and starts a roll only when the task template changed,
-// so a roll is ours when its StartedAt differs from this value, and a stale "completed" from
-// the previous deploy is never taken for success.
+// template or the endpoint: the UpdateStatus.StartedAt the service had before (RFC 3339, ""
+// for none). Swarm resets UpdateStatus on every update and starts a roll only when a task's
+// template or endpoint is not the service's, so a roll is ours when its StartedAt differs
+// from this value, and a stale "completed" from the previous deploy is never taken for
+// success. (An endpoint change comes with a raised ForceUpdate, so that the tasks it rolls
+// show here as not running the template: the API shows no task's endpoint.)
 const LabelRollFrom = "swarm-reconciler.roll-from"
 
 // ServiceState is the observed state of one service, as the status file reports it.
@@ -448,9 +450,10 @@ func (s ServiceState) StableAt(w time.Duration) time.Time {
 	return s.RunningSince.Add(w)
 }
 
-// awaitingRoll reports whether the controller's last update changed the task template and
-// swarm has not yet started the roll it implies. Swarm rolls only the tasks whose spec is not
-// the template (swarmkit's IsTaskDirty), and an update clears UpdateStatus: an update that
+// awaitingRoll reports whether the controller's last update changed the task template (or
+// the endpoint, with the template's ForceUpdate) and swarm has not yet started the roll it
+// implies. Swarm rolls only the tasks whose spec is not the template (swarmkit's IsTaskDirty),
+// and an update clears UpdateStatus: an update that
 // left the template as the tasks run it (a `--force` raised by hand and kept, a hand change
 // undone by hand, a hand update swarm rolled back, a hot fix the spec caught up with) starts
 // no roll, and none is waited for. Runtime is not compared: the engine shows it on a service's
