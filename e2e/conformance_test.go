@@ -315,7 +315,11 @@ func confRun(t *testing.T, shared string, c confCase) {
 	app := c.prefix + "-" + randomSuffix()
 	domain := app + "." + domainSuffix
 	recStack := strings.ReplaceAll(domain, ".", "_")
-	cliStack := "cli-" + app
+	// Not "cli-<app>": the harness takes containers of any service named "...<app>_..." for
+	// the app's (appContainers), and swarm may start one of this stack's tasks just as it is
+	// removed, after stackRmPoll saw none (CI: "removing by force what the reconciler left:
+	// container ... of cli-cf-bf-..._db, Up 1 second").
+	cliStack := app + "-cli"
 	t.Cleanup(func() { h.cleanupApp(app) })
 	t.Cleanup(func() { confRemoveStack(t, cliStack) })
 
