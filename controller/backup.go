@@ -859,7 +859,9 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 		cur = &swarmstate.Snapshot{}
 	}
 	s := w.Desired.Spec
-	containers, mounts := localContainers(cur, w.Stack, node)
+	// An owed post-hook runs also in a container whose health check has not passed yet: the
+	// pre-hook that owes it may be what fails that check (maintenance mode).
+	containers, mounts := localContainers(cur, w.Stack, node, len(job.PostHooks) > 0)
 	br := &backupRunner{
 		eng: eng, store: r.Backups, app: w.App, owner: r.Owner, plan: w.Backup,
 		containers: containers,
@@ -932,8 +934,9 @@ func (r *Reconciler) nodeID(ctx context.Context, eng BackupEngine) (string, erro
 
 // localContainers are the running containers on node of the stack's services, by the
 // service's name in the recipe; of several replicas, the one that started last; and what the
-// task of each mounts.
-func localContainers(cur *swarmstate.Snapshot, stack, node string) (map[string]string, map[string][]mount.Mount) {
+// task of each mounts. With starting, a task whose container runs but whose health check
+// has not passed yet (swarm's state starting) counts too.
+func localContainers(cur *swarmstate.Snapshot, stack, node string, starting bool) (map[string]string, map[string][]mount.Mount) {
 	names := map[string]string{}
 	for _, s := range cur.Services {
 		names[s.ID] = strings.TrimPrefix(s.Spec.Name, stack+"_")
@@ -942,7 +945,8 @@ func localContainers(cur *swarmstate.Snapshot, stack, node string) (map[string]s
 	newest := map[string]time.Time{}
 	for _, t := range cur.Tasks {
 		name, ok := names[t.ServiceID]
-		if !ok || t.NodeID != node || t.Status.State != swarm.TaskStateRunning || t.DesiredState != swarm.TaskStateRunning ||
+		runs := t.Status.State == swarm.TaskStateRunning || starting && t.Status.State == swarm.TaskStateStarting
+		if !ok || t.NodeID != node || !runs || t.DesiredState != swarm.TaskStateRunning ||
 			t.Status.ContainerStatus == nil || t.Status.ContainerStatus.ContainerID == "" {
 			continue
 		}

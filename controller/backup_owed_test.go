@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -288,5 +289,44 @@ func TestHookInAStoppedContainer(t *testing.T) {
 	err := b.exec(t.Context(), "db", "backup pre-hook", "dump")
 	if err == nil || !strings.Contains(err.Error(), "container c1 has stopped: its task ended meanwhile") || !strings.Contains(err.Error(), "ask again") {
 		t.Errorf("%v, want an error saying the container stopped and to ask again", err)
+	}
+}
+
+// TestOwedRestorePostHookWhileTheAppIsUnhealthy: a restore pre-hook that puts the app in
+// maintenance may keep it from converging: its health check fails, swarm replaces the task,
+// and the replacement runs but never passes the check (its task stays starting). The
+// restarted reconciler must say at once that the restore was interrupted and run the post-hook
+// owed in the container that runs, not wait for the app to converge, which only that
+// post-hook would let it do (the status would say Running for good).
+func TestOwedRestorePostHookWhileTheAppIsUnhealthy(t *testing.T) {
+	f, fb := restoreRequestedWithHooks(t)
+	killedAt(f, "restore pre-hook app")
+	if !slices.Contains(fb.ran, "a_test_app: maint on") {
+		t.Fatalf("killed after %q, want after the pre-hook", fb.ran)
+	}
+	f.engine.mu.Lock()
+	for i, tk := range f.engine.tasks {
+		if tk.DesiredState != swarm.TaskStateRunning || tk.Status.State != swarm.TaskStateRunning {
+			continue
+		}
+		f.engine.tasks[i].DesiredState = swarm.TaskStateShutdown
+		f.engine.tasks[i].Status = swarm.TaskStatus{State: swarm.TaskStateFailed, Err: "task: non-zero exit (137): dockerexec: unhealthy container", Timestamp: f.now,
+			ContainerStatus: &swarm.ContainerStatus{ContainerID: tk.Status.ContainerStatus.ContainerID, ExitCode: 137}}
+		next := tk
+		next.ID = tk.ID + "-next"
+		next.Status = swarm.TaskStatus{State: swarm.TaskStateStarting, Timestamp: f.now, ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + next.ID}}
+		f.engine.tasks = append(f.engine.tasks, next)
+		break
+	}
+	f.engine.mu.Unlock()
+	st := f.settle("a")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "interrupted") || !strings.Contains(st.Message, "the restore post-hooks of app, owed since, ran") {
+		t.Fatalf("after the restart, the app unhealthy: %s %s", st.Phase, st.Message)
+	}
+	if r := st.LastRestore; r == nil || r.State != spec.RunFailed || !r.Interrupted {
+		t.Fatalf("last restore %+v, want failed, interrupted", r)
+	}
+	if fb.ran[len(fb.ran)-1] != "a_test_app: maint off" {
+		t.Fatalf("ran %q: the owed post-hook did not run", fb.ran)
 	}
 }

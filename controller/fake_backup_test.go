@@ -56,7 +56,9 @@ func (b *fakeBackup) service(cid string) (string, error) {
 	b.f.mu.Lock()
 	defer b.f.mu.Unlock()
 	for _, t := range b.f.tasks {
-		if t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID == cid && t.Status.State == swarm.TaskStateRunning {
+		// A task starting (its health check not passed yet) runs its container too.
+		runs := t.Status.State == swarm.TaskStateRunning || t.Status.State == swarm.TaskStateStarting
+		if t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID == cid && runs {
 			for _, s := range b.f.services {
 				if s.ID == t.ServiceID {
 					return s.Spec.Name, nil
