@@ -292,19 +292,18 @@ func TestHookInAStoppedContainer(t *testing.T) {
 	}
 }
 
-// TestOwedRestorePostHookWhileTheAppIsUnhealthy: a restore pre-hook that puts the app in
-// maintenance may keep it from converging: its health check fails, swarm replaces the task,
-// and the replacement runs but never passes the check (its task stays starting). The
-// restarted reconciler must say at once that the restore was interrupted and run the post-hook
-// owed in the container that runs, not wait for the app to converge, which only that
-// post-hook would let it do (the status would say Running for good).
-func TestOwedRestorePostHookWhileTheAppIsUnhealthy(t *testing.T) {
+// killedInMaintenance is a restore killed right after its pre-hook put the app in maintenance,
+// whose health check then failed: swarm ended the app's task and made the next, in state
+// (starting: its container runs; ready: none yet, within the restart delay).
+func killedInMaintenance(t *testing.T, state swarm.TaskState) (*fixture, *fakeBackup, string) {
+	t.Helper()
 	f, fb := restoreRequestedWithHooks(t)
 	killedAt(f, "restore pre-hook app")
 	if !slices.Contains(fb.ran, "a_test_app: maint on") {
 		t.Fatalf("killed after %q, want after the pre-hook", fb.ran)
 	}
 	f.engine.mu.Lock()
+	defer f.engine.mu.Unlock()
 	for i, tk := range f.engine.tasks {
 		if tk.DesiredState != swarm.TaskStateRunning || tk.Status.State != swarm.TaskStateRunning {
 			continue
@@ -314,11 +313,25 @@ func TestOwedRestorePostHookWhileTheAppIsUnhealthy(t *testing.T) {
 			ContainerStatus: &swarm.ContainerStatus{ContainerID: tk.Status.ContainerStatus.ContainerID, ExitCode: 137}}
 		next := tk
 		next.ID = tk.ID + "-next"
-		next.Status = swarm.TaskStatus{State: swarm.TaskStateStarting, Timestamp: f.now, ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + next.ID}}
+		next.Status = swarm.TaskStatus{State: state, Timestamp: f.now}
+		if state == swarm.TaskStateStarting {
+			next.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: "c-" + next.ID}
+		}
 		f.engine.tasks = append(f.engine.tasks, next)
-		break
+		return f, fb, next.ID
 	}
-	f.engine.mu.Unlock()
+	t.Fatal("no running task to end")
+	return nil, nil, ""
+}
+
+// TestOwedRestorePostHookWhileTheAppIsUnhealthy: a restore pre-hook that puts the app in
+// maintenance may keep it from converging: its health check fails, swarm replaces the task,
+// and the replacement runs but never passes the check (its task stays starting). The
+// restarted reconciler must say at once that the restore was interrupted and run the post-hook
+// owed in the container that runs, not wait for the app to converge, which only that
+// post-hook would let it do (the status would say Running for good).
+func TestOwedRestorePostHookWhileTheAppIsUnhealthy(t *testing.T) {
+	f, fb, _ := killedInMaintenance(t, swarm.TaskStateStarting)
 	st := f.settle("a")
 	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "interrupted") || !strings.Contains(st.Message, "the restore post-hooks of app, owed since, ran") {
 		t.Fatalf("after the restart, the app unhealthy: %s %s", st.Phase, st.Message)
@@ -328,5 +341,49 @@ func TestOwedRestorePostHookWhileTheAppIsUnhealthy(t *testing.T) {
 	}
 	if fb.ran[len(fb.ran)-1] != "a_test_app: maint off" {
 		t.Fatalf("ran %q: the owed post-hook did not run", fb.ran)
+	}
+}
+
+// TestOwedRestorePostHookTriedAgainUntilAContainerRuns: a restarted reconciler that finds a
+// restore interrupted may find no container of the service whose post-hook is owed (swarm
+// is between a task its health check ended and the next). Waiting helps there: the app stays
+// Failed, as after any interrupted restore, but the post-hook is tried again until a
+// container of the service runs, and then runs once; a post-hook that ran is never run again.
+func TestOwedRestorePostHookTriedAgainUntilAContainerRuns(t *testing.T) {
+	f, fb, between := killedInMaintenance(t, swarm.TaskStateReady) // the restart delay
+	st := f.settle("a")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "interrupted") || !strings.Contains(st.Message, "owed since, failed") ||
+		!strings.Contains(st.Message, "tried again every") {
+		t.Fatalf("no container of the service: %s %s", st.Phase, st.Message)
+	}
+	if slices.Contains(fb.ran, "a_test_app: maint off") {
+		t.Fatalf("ran %q with no container of the service", fb.ran)
+	}
+	history := len(st.History)
+
+	f.engine.mu.Lock()
+	for i, tk := range f.engine.tasks {
+		if tk.ID == between {
+			f.engine.tasks[i].Status = swarm.TaskStatus{State: swarm.TaskStateStarting, Timestamp: f.now, ContainerStatus: &swarm.ContainerStatus{ContainerID: "c-" + tk.ID}}
+		}
+	}
+	f.engine.mu.Unlock()
+	st = f.settle("a")
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "interrupted") || !strings.Contains(st.Message, "the restore post-hooks of app, owed since, ran") ||
+		strings.Contains(st.Message, "failed") {
+		t.Fatalf("a container of the service runs: %s %s", st.Phase, st.Message)
+	}
+	if r := st.LastRestore; r == nil || r.Message != strings.TrimPrefix(st.Message, "restore ") {
+		t.Fatalf("last restore %+v, want the app's message", r)
+	}
+	if offs := slices.DeleteFunc(slices.Clone(fb.ran), func(c string) bool { return c != "a_test_app: maint off" }); len(offs) != 1 {
+		t.Fatalf("ran %q, want the post-hook once", fb.ran)
+	}
+	if n := len(st.History) - history; n != 1 {
+		t.Fatalf("%d history entries while the post-hook was owed and then ran, want 1 (its run): %+v", n, st.History[history-1:])
+	}
+	n := len(fb.ran)
+	if st = f.settle("a"); st.Phase != spec.PhaseFailed || len(fb.ran) != n {
+		t.Fatalf("after it ran: %s, ran again %q", st.Phase, fb.ran[n:])
 	}
 }

@@ -255,11 +255,11 @@ func interrupted(d decision, committed *spec.BackupManifest, keep int, now time.
 	}
 	if r := st.LastRestore; r != nil && r.State == spec.RunRunning {
 		r.State, r.Finished, r.Interrupted = spec.RunFailed, &now, true
-		r.Message = fmt.Sprintf("interrupted: the reconciler stopped during the restore of backup %s; the volumes may hold part of it: restore it again with `reconciler restore %s %s`", r.ID, st.App, r.ID)
+		r.Message = fmt.Sprintf("%s %s; the volumes may hold part of it: restore it again with `reconciler restore %s %s`", restoreInterrupted, r.ID, st.App, r.ID)
 		if r.Trigger == triggerTier {
 			// A request to an app Failed by the tier is refused (restoreRetried): a new
 			// generation is what runs the tier's restore, with its checks, again.
-			r.Message = fmt.Sprintf("interrupted: the reconciler stopped during the restore of backup %s; the volumes may hold part of it: change the spec (a new generation), and the backup tier restores it again", r.ID)
+			r.Message = fmt.Sprintf("%s %s; the volumes may hold part of it: change the spec (a new generation), and the backup tier restores it again", restoreInterrupted, r.ID)
 		}
 		if r.Trigger == triggerRequest {
 			st.LastHandledRestoreAt = r.Request
@@ -290,6 +290,9 @@ func endEarlierRestore(st *spec.Status, now time.Time) {
 	}
 }
 
+// restoreInterrupted begins the message of a restore whose process died, before its ID.
+const restoreInterrupted = "interrupted: the reconciler stopped during the restore of backup"
+
 // backupInterrupted begins the message of a backup whose process died.
 const backupInterrupted = "interrupted: the reconciler stopped during the backup"
 
@@ -310,18 +313,57 @@ func owedPostHooks(hooks []spec.HookRun) []string {
 	return owed
 }
 
-// owedPostHooksRun folds the run of the post-hooks an interrupted restore owed into the
-// Failed decision that found it: they are said after the interruption.
-func owedPostHooksRun(d decision, job *backupJob, err error) decision {
-	d.Job, d.Milestone = nil, true
-	run := d.Status.LastRestore
-	note := fmt.Sprintf("; the restore post-hooks of %s, owed since, ran", strings.Join(job.PostHooks, ", "))
-	if err != nil {
-		note = fmt.Sprintf("; the restore post-hooks of %s, owed since, failed: %v", strings.Join(job.PostHooks, ", "), err)
+// stillOwedPostHooks are the services whose restore post-hook the app's interrupted restore
+// still owes: the run of the owed hooks found no container of theirs on this node (a hook that
+// ran, whatever its exit, is recorded). Only while the app is Failed by that restore: a new
+// life's containers never owed them (endEarlierRestore).
+func stillOwedPostHooks(st *spec.Status) []string {
+	r := st.LastRestore
+	if r == nil || !r.Interrupted || r.State != spec.RunFailed || st.Phase != spec.PhaseFailed ||
+		!strings.HasPrefix(st.Message, "restore "+restoreInterrupted) {
+		return nil
 	}
-	run.Message += note
-	return d.to(d.Phase, d.Message+note)
+	return owedPostHooks(r.Hooks)
 }
+
+// owedAgain gives an app Failed by an interrupted restore the job of the post-hooks that
+// restore still owes, if any: waiting for a container of their service helps.
+func owedAgain(d decision) decision {
+	if owed := stillOwedPostHooks(d.Status); len(owed) > 0 {
+		r := d.Status.LastRestore
+		d.Job = &backupJob{Restore: true, Trigger: r.Trigger, Request: r.Request, ID: r.ID, PostHooks: owed}
+	}
+	return d
+}
+
+// postHooksNote begins what the messages say of the post-hooks an interrupted restore owed.
+const postHooksNote = "; the restore post-hooks of "
+
+// owedPostHooksRun folds the run of the post-hooks an interrupted restore owed into the
+// Failed decision that found it: they are said after the interruption, in place of what an
+// earlier run of them said. Those that reached no container are tried again (owedAgain).
+func owedPostHooksRun(d decision, job *backupJob, err error) decision {
+	d.Job = nil
+	run := d.Status.LastRestore
+	note := fmt.Sprintf("%s%s, owed since, ran", postHooksNote, strings.Join(job.PostHooks, ", "))
+	if err != nil {
+		note = fmt.Sprintf("%s%s, owed since, failed: %v", postHooksNote, strings.Join(job.PostHooks, ", "), err)
+	}
+	if len(owedPostHooks(run.Hooks)) > 0 {
+		note += fmt.Sprintf("; tried again every %s until a container of the service runs here", owedRetry)
+		d.After = owedRetry
+	}
+	base, _, _ := strings.Cut(run.Message, postHooksNote)
+	msg, _, _ := strings.Cut(d.Message, postHooksNote)
+	// Kept in the history when it says something new, not at every try.
+	d.Milestone = d.Milestone || base+note != run.Message
+	run.Message = base + note
+	return d.to(d.Phase, msg+note)
+}
+
+// owedRetry is how often a post-hook owed that found no container of its service is tried
+// again.
+const owedRetry = 10 * time.Second
 
 // startJob records the job as Running in the status, written before the job starts, and
 // hands it to runJob.

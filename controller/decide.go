@@ -292,7 +292,7 @@ func decide(w *world) decision {
 			// not carried out when a later attempt converges, long after it was made.
 			d = refuseRequests(d, s, w.Now)
 			d.Actions = append(staleJobs(w), d.Actions...)
-			return ttlTimer(d, s, w.Now)
+			return ttlTimer(owedAgain(d), s, w.Now)
 		}
 	}
 	if st.AttemptStartedAt == nil {

@@ -393,9 +393,9 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 	}
 	// A run the status shows Running needs the plan and the store whatever the spec says now
 	// (it may have lost its backup section since): the post-hooks a restore owes, a backup
-	// found committed.
+	// found committed. So do the post-hooks an interrupted restore still owes.
 	running := st.LastBackup != nil && st.LastBackup.State == spec.RunRunning ||
-		st.LastRestore != nil && st.LastRestore.State == spec.RunRunning
+		st.LastRestore != nil && st.LastRestore.State == spec.RunRunning || len(stillOwedPostHooks(st)) > 0
 	if w.Rendered != nil && (s.Tier == spec.TierBackup || s.Backup != nil || running) {
 		w.Backup, w.BackupErr = w.Rendered.BackupPlan()
 		if b := st.LastBackup; b != nil && b.State == spec.RunRunning {
