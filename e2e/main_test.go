@@ -86,7 +86,19 @@ func run(m *testing.M) int {
 		}
 	}
 	defer manifests.Cleanup() // recipe trees rendered in this process (the conformance test)
-	return m.Run()
+	code := m.Run()
+	sweepCtx, cancelSweep := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancelSweep()
+	late, err := sweepRemovedStacks(sweepCtx)
+	if len(late) > 0 {
+		// docker stack rm's race, not the reconciler's: its stacks are the tests' own.
+		fmt.Fprintf(os.Stderr, "e2e: removed what swarm made of docker stack deploy's stacks after their removal: %v\n", late)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL: removing what is left of the stacks docker stack deploy made: %v\n", err)
+		return 1
+	}
+	return code
 }
 
 // janitor runs `reconciler janitor` once against an empty spec directory.

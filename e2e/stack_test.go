@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/filters"
@@ -142,6 +144,9 @@ func stackRemove(ctx context.Context, stack string) error {
 // network, config or secret is left; the volume, which it never removes, is removed then (as
 // abra app rm --volumes does). It returns how many times the command had to be repeated.
 func stackRmPoll(ctx context.Context, stack string) (int, error) {
+	removedStacks.Lock()
+	removedStacks.names = append(removedStacks.names, stack)
+	removedStacks.Unlock()
 	rm := func() error {
 		out, err := exec.CommandContext(ctx, "docker", "stack", "rm", stack).CombinedOutput()
 		if err != nil {
@@ -178,4 +183,31 @@ func stackRmPoll(ctx context.Context, stack string) (int, error) {
 		return reruns, fmt.Errorf("stack %s still has %s (last docker stack rm: %v): %w", stack, strings.Join(left, ", "), rmErr, err)
 	}
 	return reruns, nil
+}
+
+// removedStacks are the stacks stackRmPoll removed. Swarm may start a task of one just as it
+// is removed, after the poll saw nothing left, and that container makes the stack's volumes
+// again (seen: two volumes of a conformance test's stack left after a green run). The suite
+// removes them once more at its end (sweepRemovedStacks), long after such a container ended.
+var removedStacks struct {
+	sync.Mutex
+	names []string
+}
+
+// sweepRemovedStacks removes what is left of the stacks stackRmPoll removed, and lists it.
+func sweepRemovedStacks(ctx context.Context) ([]string, error) {
+	removedStacks.Lock()
+	defer removedStacks.Unlock()
+	var late []string
+	var errs []error
+	for _, stack := range removedStacks.names {
+		left, err := labelled(ctx, suite.docker, namespaceLabel, stack)
+		errs = append(errs, err)
+		if len(left) == 0 {
+			continue
+		}
+		late = append(late, left...)
+		errs = append(errs, removeLabelled(ctx, suite.docker, namespaceLabel, stack))
+	}
+	return late, errors.Join(errs...)
 }
