@@ -185,7 +185,7 @@ const (
 // attempt says whether the spec read this pass starts a new attempt, and which upgrade stage
 // the pass is in. observe uses it to choose the version to render; decide to reset the status.
 func attempt(d *spec.Desired, prev *spec.Status, services int) (fresh bool, stage string) {
-	fresh = prev == nil || prev.ObservedGeneration != d.Generation && !sameAttempt(d, prev) ||
+	fresh = prev == nil || prev.ObservedGeneration != d.Generation && !d.SameAttempt(prev) ||
 		prev.Phase == spec.PhaseDeleted || prev.Phase == spec.PhaseDeleting
 	if !fresh {
 		return false, prev.UpgradeStage
@@ -194,13 +194,6 @@ func attempt(d *spec.Desired, prev *spec.Status, services int) (fresh bool, stag
 		return true, upgradeFrom // nothing runs yet: deploy upgradeFrom first, then upgrade
 	}
 	return true, ""
-}
-
-// sameAttempt says a new generation of the spec only adds a backup or restore request to the
-// one the attempt began with: it continues that attempt.
-func sameAttempt(d *spec.Desired, prev *spec.Status) bool {
-	return d.Spec != nil && prev.AttemptKey != "" && prev.Phase != spec.PhaseInvalid &&
-		prev.AttemptKey == d.AttemptKey()
 }
 
 // decide is the whole decision of one pass.

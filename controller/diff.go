@@ -35,8 +35,15 @@ func (r *Reconciler) Diff(ctx context.Context, d *spec.Desired) ([]Difference, e
 		return nil, fmt.Errorf("snapshot of %s: %w", d.App, err)
 	}
 	// As a pass renders: the recipe fetched or cloned when missing, a spec's source and ref
-	// resolved, the overlays applied.
-	rendered, err := r.render(ctx, d, stack, s.Version)
+	// resolved (to the commit its attempt deployed, which the status records), the overlays
+	// applied.
+	version := s.Version
+	if r.StatusDir != "" {
+		if prev, err := spec.ReadStatus(r.StatusDir, d.App); err == nil && d.DeployedCommit(prev) != "" {
+			version = d.DeployedCommit(prev)
+		}
+	}
+	rendered, err := r.render(ctx, d, stack, version)
 	if err != nil {
 		return nil, err
 	}

@@ -134,6 +134,16 @@ func TestRecipeFromSourceRef(t *testing.T) {
 	if st2 := f.settle("a"); st2.SourceCommit != st.SourceCommit || len(f.engine.writes()) != 0 {
 		t.Errorf("the moved ref changed the app: commit %s -> %s, writes %v", st.SourceCommit, st2.SourceCommit, f.engine.writes())
 	}
+	// diff renders what a pass deploys: the pinned commit, not the ref's new one (whose
+	// chaos-version label would show as a change the reconciler never makes).
+	d, err := spec.Load(f.r.SpecsDir, "a", f.r.Defaults)
+	if err != nil || d == nil || d.Spec == nil {
+		t.Fatalf("load: %v %+v", err, d)
+	}
+	f.r.forget("a")
+	if got, err := f.r.Diff(t.Context(), d); err != nil || len(got) != 0 {
+		t.Errorf("diff after the ref moved: %v, %d changes %+v; want none", err, len(got), got)
+	}
 	// A new generation that asks for nothing else (a comment, a request) is the same attempt:
 	// the ref stays pinned.
 	f.writeSpec("a", "recipe: echo\nsource: "+source+"\nref: refs/pull/1/head\n# a comment\n")

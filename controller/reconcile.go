@@ -425,9 +425,8 @@ func (r *Reconciler) observe(ctx context.Context, app string, prev *spec.Status,
 func (r *Reconciler) observeRender(ctx context.Context, w *world, cur *swarmstate.Snapshot, free map[string]bool) error {
 	s := w.Desired.Spec
 	version := s.Version
-	if p := w.Prev; s.Ref != "" && p != nil && p.SourceCommit != "" &&
-		(p.ObservedGeneration == w.Desired.Generation || sameAttempt(w.Desired, p)) {
-		version = p.SourceCommit // the ref was resolved when this attempt began
+	if c := w.Desired.DeployedCommit(w.Prev); c != "" {
+		version = c // the ref was resolved when this attempt began
 	}
 	if _, stage := attempt(w.Desired, w.Prev, len(cur.Services)); stage == upgradeFrom {
 		var err error

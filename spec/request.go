@@ -132,6 +132,27 @@ func (d *Desired) AttemptKey() string {
 	return overlayGeneration(d.Spec.attemptKey(), d.Overlays)
 }
 
+// SameAttempt says d only adds a backup or restore request to the attempt prev records (its
+// AttemptKey): it continues that attempt.
+func (d *Desired) SameAttempt(prev *Status) bool {
+	return d.Spec != nil && prev.AttemptKey != "" && prev.Phase != PhaseInvalid &&
+		prev.AttemptKey == d.AttemptKey()
+}
+
+// DeployedCommit is the commit d's ref was resolved to when the attempt prev records began,
+// while d is still that attempt (the generation prev observed, or one that only adds a
+// request): what the reconciler renders for d. It is "" when d follows no ref, or when the
+// ref is to be resolved again (a new attempt, or none yet).
+func (d *Desired) DeployedCommit(prev *Status) string {
+	if d.Spec == nil || d.Spec.Ref == "" || prev == nil || prev.SourceCommit == "" {
+		return ""
+	}
+	if prev.ObservedGeneration == d.Generation || d.SameAttempt(prev) {
+		return prev.SourceCommit
+	}
+	return ""
+}
+
 func (s *Spec) attemptKey() string {
 	c := s.clone()
 	if c.Backup != nil {

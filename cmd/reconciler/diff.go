@@ -71,7 +71,7 @@ func diffOf(ctx context.Context, o *options, path string) (specFile, []controlle
 	}
 	defer engine.Close()
 	defer manifests.Cleanup()
-	r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, Remote: o.remote(), Owner: o.ownerOf(o.specs),
+	r := &controller.Reconciler{Engine: engine, RecipesDir: o.recipes, StatusDir: o.status, Remote: o.remote(), Owner: o.ownerOf(o.specs),
 		Now: time.Now, Log: logr.Discard()}
 	diffs, err := r.Diff(ctx, desiredOf(f, path))
 	return f, diffs, err

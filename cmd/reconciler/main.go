@@ -78,14 +78,30 @@ func (o *options) remote() *manifests.Remote {
 }
 
 // fetchRecipe brings the recipe of s where a render reads it, as the reconciler would, and
-// returns that recipes directory and the version to render (a ref's commit).
-func (o *options) fetchRecipe(ctx context.Context, s *spec.Spec) (dir, version string, err error) {
+// returns that recipes directory and the version to render: for a ref, deployed (the commit
+// the app's attempt runs, deployedCommit) or else the commit the ref points at now.
+func (o *options) fetchRecipe(ctx context.Context, s *spec.Spec, deployed string) (dir, version string, err error) {
 	if s.Source != "" {
+		version = s.Version
+		if deployed != "" {
+			version = deployed
+		}
 		dir = manifests.SourceDir(o.recipes, s.Source)
-		version, err = o.remote().EnsureSource(ctx, dir, s.Recipe, s.Source, s.Ref, s.Version)
+		version, err = o.remote().EnsureSource(ctx, dir, s.Recipe, s.Source, s.Ref, version)
 		return dir, version, err
 	}
 	return o.recipes, s.Version, o.remote().Ensure(ctx, o.recipes, s.Recipe, s.Version)
+}
+
+// deployedCommit is the commit d's ref was resolved to for the attempt its status records,
+// while d is still that attempt (spec.Desired.DeployedCommit): the reconciler goes on
+// rendering that commit, whatever the ref points at now.
+func (o *options) deployedCommit(d *spec.Desired) string {
+	st, err := spec.ReadStatus(o.status, d.App)
+	if err != nil {
+		return ""
+	}
+	return d.DeployedCommit(st)
 }
 
 // policy is the deploy policy of --policy, --allow-bind and --allow-ports.

@@ -83,7 +83,7 @@ func renderCmd(o *options) *cobra.Command {
 				return err
 			}
 			defer manifests.Cleanup()
-			dir, version, err := o.fetchRecipe(cmd.Context(), s)
+			dir, version, err := o.fetchRecipe(cmd.Context(), s, o.deployedCommit(desiredOf(f, path)))
 			if err != nil {
 				return err
 			}

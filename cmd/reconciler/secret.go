@@ -147,7 +147,7 @@ func secretToInsert(ctx context.Context, o *options, app, name, version string) 
 	if err != nil {
 		return nil, err
 	}
-	dir, recipeVersion, err := o.fetchRecipe(ctx, s)
+	dir, recipeVersion, err := o.fetchRecipe(ctx, s, o.deployedCommit(d))
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/swarm-reconciler/reconciler/locks"
@@ -53,6 +54,15 @@ func commitRecipe(t *testing.T, dir string, files map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := commitFiles(t, repo, dir, "recipe", files)
+	if _, err := repo.CreateTag("1.0.0", h, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// commitFiles writes files into the worktree dir of repo and commits everything there.
+func commitFiles(t *testing.T, repo *git.Repository, dir, msg string, files map[string]string) plumbing.Hash {
+	t.Helper()
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -66,13 +76,11 @@ func commitRecipe(t *testing.T, dir string, files map[string]string) {
 		t.Fatal(err)
 	}
 	sig := &object.Signature{Name: "test", Email: "test@example.org", When: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
-	h, err := wt.Commit("recipe", &git.CommitOptions{Author: sig})
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := repo.CreateTag("1.0.0", h, nil); err != nil {
-		t.Fatal(err)
-	}
+	return h
 }
 
 // secretEnv is a CLI environment with the recipe and the spec of app "s1" placed.

@@ -373,7 +373,7 @@ func validateRender(cmd *cobra.Command, o *options, f specFile, path string, pol
 	if err != nil {
 		return false, err
 	}
-	dir, version, err := o.fetchRecipe(cmd.Context(), f.spec)
+	dir, version, err := o.fetchRecipe(cmd.Context(), f.spec, "") // a file to apply: its ref as it is now
 	if err != nil {
 		return false, err
 	}
