@@ -232,6 +232,16 @@ func TestRecipeSourceRef(t *testing.T) {
 	if got := svc.Spec.Labels["coop-cloud."+a.stack()+".chaos-version"]; got != commit[:7] {
 		t.Errorf("chaos-version label %q, want %s", got, commit[:7])
 	}
+	// The pull request moves on; the app runs the commit its attempt began with, and render says
+	// so: not the commit the ref points at now.
+	for _, args := range [][]string{{"checkout", "-q", "--detach", "refs/pull/5/head"}, {"commit", "-q", "--allow-empty", "-m", "pushed later"}, {"update-ref", "refs/pull/5/head", "HEAD"}, {"checkout", "-q", "-"}} {
+		if err := git(dir, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := h.cli(time.Minute, "render", h.specPath(a.name)); r.code != 0 || !strings.Contains(r.stdout, commit[:7]) {
+		t.Errorf("render after the ref moved: want the deployed commit %s named: %s", commit[:7], r)
+	}
 
 	// The same fork as a file:// remote, at its release tag: read by go-git in process.
 	b := h.newApp("forkf")
