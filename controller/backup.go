@@ -935,25 +935,26 @@ func (r *Reconciler) nodeID(ctx context.Context, eng BackupEngine) (string, erro
 // localContainers are the running containers on node of the stack's services, by the
 // service's name in the recipe; of several replicas, the one that started last; and what the
 // task of each mounts. With starting, a task whose container runs but whose health check
-// has not passed yet (swarm's state starting) counts too.
+// has not passed yet (swarm's state starting) counts too, after any running one: swarm may
+// end it any moment.
 func localContainers(cur *swarmstate.Snapshot, stack, node string, starting bool) (map[string]string, map[string][]mount.Mount) {
 	names := map[string]string{}
 	for _, s := range cur.Services {
 		names[s.ID] = strings.TrimPrefix(s.Spec.Name, stack+"_")
 	}
 	out, mounts := map[string]string{}, map[string][]mount.Mount{}
-	newest := map[string]time.Time{}
+	newest, running := map[string]time.Time{}, map[string]bool{}
 	for _, t := range cur.Tasks {
 		name, ok := names[t.ServiceID]
-		runs := t.Status.State == swarm.TaskStateRunning || starting && t.Status.State == swarm.TaskStateStarting
-		if !ok || t.NodeID != node || !runs || t.DesiredState != swarm.TaskStateRunning ||
-			t.Status.ContainerStatus == nil || t.Status.ContainerStatus.ContainerID == "" {
+		runs := t.Status.State == swarm.TaskStateRunning
+		if !ok || t.NodeID != node || !runs && !(starting && t.Status.State == swarm.TaskStateStarting) ||
+			t.DesiredState != swarm.TaskStateRunning || t.Status.ContainerStatus == nil || t.Status.ContainerStatus.ContainerID == "" {
 			continue
 		}
-		if at, seen := newest[name]; seen && !t.Status.Timestamp.After(at) {
+		if at, seen := newest[name]; seen && (running[name] && !runs || running[name] == runs && !t.Status.Timestamp.After(at)) {
 			continue
 		}
-		newest[name] = t.Status.Timestamp
+		newest[name], running[name] = t.Status.Timestamp, runs
 		out[name] = t.Status.ContainerStatus.ContainerID
 		mounts[name] = nil
 		if t.Spec.ContainerSpec != nil {

@@ -302,26 +302,7 @@ func killedInMaintenance(t *testing.T, state swarm.TaskState) (*fixture, *fakeBa
 	if !slices.Contains(fb.ran, "a_test_app: maint on") {
 		t.Fatalf("killed after %q, want after the pre-hook", fb.ran)
 	}
-	f.engine.mu.Lock()
-	defer f.engine.mu.Unlock()
-	for i, tk := range f.engine.tasks {
-		if tk.DesiredState != swarm.TaskStateRunning || tk.Status.State != swarm.TaskStateRunning {
-			continue
-		}
-		f.engine.tasks[i].DesiredState = swarm.TaskStateShutdown
-		f.engine.tasks[i].Status = swarm.TaskStatus{State: swarm.TaskStateFailed, Err: "task: non-zero exit (137): dockerexec: unhealthy container", Timestamp: f.now,
-			ContainerStatus: &swarm.ContainerStatus{ContainerID: tk.Status.ContainerStatus.ContainerID, ExitCode: 137}}
-		next := tk
-		next.ID = tk.ID + "-next"
-		next.Status = swarm.TaskStatus{State: state, Timestamp: f.now}
-		if state == swarm.TaskStateStarting {
-			next.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: "c-" + next.ID}
-		}
-		f.engine.tasks = append(f.engine.tasks, next)
-		return f, fb, next.ID
-	}
-	t.Fatal("no running task to end")
-	return nil, nil, ""
+	return f, fb, unhealthyNow(t, f, state)
 }
 
 // TestOwedRestorePostHookWhileTheAppIsUnhealthy: a restore pre-hook that puts the app in

@@ -1037,10 +1037,8 @@ func TestInterruptedScheduledBackupIsOwedByItsField(t *testing.T) {
 // reconciled.
 func restoreRequestedWithHooks(t *testing.T) (*fixture, *fakeBackup) {
 	t.Helper()
-	compose := strings.Replace(backupCompose, `        backupbot.restore.post-hook: "load"`,
-		"        backupbot.restore.pre-hook: \"maint on\"\n        backupbot.restore.post-hook: \"maint off\"", 1)
 	f, fb := newBackupFixture(t, nil)
-	makeRecipeOf(t, f.r.RecipesDir, "bkm", compose, "1.0.0+1")
+	makeRecipeOf(t, f.r.RecipesDir, "bkm", maintCompose, "1.0.0+1")
 	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\n")
 	seed(f, fb)
 	f.settle("a")

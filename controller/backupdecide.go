@@ -266,6 +266,7 @@ func interrupted(d decision, committed *spec.BackupManifest, keep int, now time.
 		}
 		d = d.to(spec.PhaseFailed, "restore "+r.Message)
 		if owed := owedPostHooks(r.Hooks); len(owed) > 0 {
+			r.PostHooksOwed = owed
 			d.Job, d.JobReady = &backupJob{Restore: true, Trigger: r.Trigger, Request: r.Request, ID: r.ID, PostHooks: owed}, ready
 		}
 		return d
@@ -280,7 +281,11 @@ func interrupted(d decision, committed *spec.BackupManifest, keep int, now time.
 // Failed, and run those post-hooks in its new containers).
 func endEarlierRestore(st *spec.Status, now time.Time) {
 	r := st.LastRestore
-	if r == nil || r.State != spec.RunRunning {
+	if r == nil {
+		return
+	}
+	r.PostHooksOwed = nil // an earlier life's, which a retry had not reached yet
+	if r.State != spec.RunRunning {
 		return
 	}
 	r.State, r.Finished, r.Interrupted = spec.RunFailed, &now, true
@@ -314,22 +319,19 @@ func owedPostHooks(hooks []spec.HookRun) []string {
 }
 
 // stillOwedPostHooks are the services whose restore post-hook the app's interrupted restore
-// still owes: the run of the owed hooks found no container of theirs on this node (a hook that
-// ran, whatever its exit, is recorded). Only while the app is Failed by that restore: a new
-// life's containers never owed them (endEarlierRestore).
+// still owes (spec.BackupRun.PostHooksOwed): no run of them has reached a container yet.
 func stillOwedPostHooks(st *spec.Status) []string {
-	r := st.LastRestore
-	if r == nil || !r.Interrupted || r.State != spec.RunFailed || st.Phase != spec.PhaseFailed ||
-		!strings.HasPrefix(st.Message, "restore "+restoreInterrupted) {
-		return nil
+	if r := st.LastRestore; r != nil && r.State == spec.RunFailed {
+		return r.PostHooksOwed
 	}
-	return owedPostHooks(r.Hooks)
+	return nil
 }
 
-// owedAgain gives an app Failed by an interrupted restore the job of the post-hooks that
-// restore still owes, if any: waiting for a container of their service helps.
+// owedAgain gives d the job of the restore post-hooks the app's interrupted restore still
+// owes, unless it has a job: a pre-hook's maintenance mode may be what keeps the app from
+// converging, or from the stability a restore asked again waits for.
 func owedAgain(d decision) decision {
-	if owed := stillOwedPostHooks(d.Status); len(owed) > 0 {
+	if owed := stillOwedPostHooks(d.Status); len(owed) > 0 && d.Job == nil {
 		r := d.Status.LastRestore
 		d.Job = &backupJob{Restore: true, Trigger: r.Trigger, Request: r.Request, ID: r.ID, PostHooks: owed}
 	}
@@ -349,12 +351,25 @@ func owedPostHooksRun(d decision, job *backupJob, err error) decision {
 	if err != nil {
 		note = fmt.Sprintf("%s%s, owed since, failed: %v", postHooksNote, strings.Join(job.PostHooks, ", "), err)
 	}
-	if len(owedPostHooks(run.Hooks)) > 0 {
-		note += fmt.Sprintf("; tried again every %s until a container of the service runs here", owedRetry)
-		d.After = owedRetry
+	// Those that reached no container stay owed (a post-hook run, whatever its exit, is
+	// recorded after its pre-hook).
+	run.PostHooksOwed = slices.DeleteFunc(owedPostHooks(run.Hooks), func(s string) bool { return !slices.Contains(job.PostHooks, s) })
+	if len(run.PostHooksOwed) > 0 {
+		note += fmt.Sprintf("; %s tried again every %s", strings.Join(run.PostHooksOwed, ", "), owedRetry)
+		if d.After <= 0 || d.After > owedRetry {
+			d.After = owedRetry
+		}
 	}
-	base, _, _ := strings.Cut(run.Message, postHooksNote)
+	base, first, _ := strings.Cut(run.Message, postHooksNote)
 	msg, _, _ := strings.Cut(d.Message, postHooksNote)
+	who := strings.Join(job.PostHooks, ", ")
+	if first != "" && !strings.HasPrefix(first, who+", owed since") {
+		// The first run of them was of more services: what it said stays, before this run's
+		// (a post-hook that failed there may have left its service in maintenance).
+		first, _, _ = strings.Cut(first, postHooksNote)
+		first, _, _ = strings.Cut(first, "; "+who+" tried again every")
+		note = postHooksNote + first + note
+	}
 	// Kept in the history when it says something new, not at every try.
 	d.Milestone = d.Milestone || base+note != run.Message
 	run.Message = base + note

@@ -388,16 +388,18 @@ func decideConverge(w *world, d decision, s *spec.Spec, cur *swarmstate.Snapshot
 		seen = w.Now
 	}
 	window := func(ss swarmstate.ServiceState) time.Duration { return minReady(s, ss) }
-	if r := st.LastRestore; converged && r != nil && r.State == spec.RunRunning {
-		// The process that ran this restore died. Said at once, whatever the tasks do now: a
-		// restore pre-hook's maintenance mode may keep the app from converging, and the
-		// post-hooks it owes (run now, in the containers that run) may be what lets it.
+	if r := st.LastRestore; r != nil && r.State == spec.RunRunning {
+		// The process that ran this restore died (a teardown since ended it: endEarlierRestore).
+		// Said at once, whatever the tasks do now, in this attempt or a new one: a restore
+		// pre-hook's maintenance mode may keep the app from converging, and the post-hooks it
+		// owes (run now, in the containers that run) may be what lets it.
 		keep := 0
 		if s.Backup != nil {
 			keep = s.Backup.Keep
 		}
 		return interrupted(d, w.Committed, keep, w.Now, v.Message)
 	}
+	d = owedAgain(d)
 	if v.RolledBack && !converged {
 		// Swarm restored the old spec and labels; updating again would only roll back again.
 		return d.failed(cur, v, seen, window, fmt.Sprintf("%s did not roll out: %s", rev, v.RolloutFailure()))

@@ -218,6 +218,8 @@ func settled(d *spec.Desired, live *swarmstate.Snapshot, st *spec.Status, now ti
 		}
 	}
 	switch {
+	case len(stillOwedPostHooks(st)) > 0:
+		return false // tried again while owed (owedAgain): the timer died with the process
 	case st.Phase.Final(), st.Phase == spec.PhaseSuspended:
 		return true
 	case st.Phase == spec.PhaseReady:

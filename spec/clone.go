@@ -45,6 +45,7 @@ func (r *BackupRun) clone() *BackupRun {
 	}
 	c := *r
 	c.Finished = clonePtr(r.Finished)
+	c.PostHooksOwed = slices.Clone(r.PostHooksOwed)
 	if r.Volumes != nil {
 		c.Volumes = make([]VolumeRun, len(r.Volumes))
 		for i, v := range r.Volumes {

@@ -315,6 +315,11 @@ type BackupRun struct {
 	// Interrupted says the reconciler stopped while the run went on (found Running by the
 	// next process): a scheduled backup cut short is made again at once.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// PostHooksOwed, on a restore found interrupted, are the services whose restore post-hook
+	// is still owed: their pre-hook ran, and no run of the post-hook has reached a container
+	// of theirs yet. Tried again while the app lives; not after a teardown, which took the
+	// containers (and the volumes) the pre-hooks changed.
+	PostHooksOwed []string `json:"postHooksOwed,omitempty"`
 }
 
 // RunState is how far a backup or restore got.
