@@ -159,6 +159,7 @@ func (b *backupRunner) exec(ctx context.Context, service, hook, command string) 
 	if err != nil {
 		h.ExitCode = -1
 		h.Output = append(h.Output, err.Error())
+		h.NotRun = errors.As(err, new(execNotStarted))
 	}
 	b.run.Hooks = append(b.run.Hooks, h)
 	if (hook == hookRestorePre || hook == hookRestorePost) && b.checkpoint != nil {
@@ -178,6 +179,11 @@ func (b *backupRunner) exec(ctx context.Context, service, hook, command string) 
 	return nil
 }
 
+// execNotStarted is an exec the engine refused to create: its command did not run.
+type execNotStarted struct{ error }
+
+func (e execNotStarted) Unwrap() error { return e.error }
+
 // execShell runs command with /bin/sh -c in container cid, with the container's environment,
 // and returns its exit code and last output lines (stdout and stderr).
 func execShell(ctx context.Context, e BackupEngine, cid, command string) (int, []string, error) {
@@ -185,7 +191,7 @@ func execShell(ctx context.Context, e BackupEngine, cid, command string) (int, [
 		Cmd: []string{"/bin/sh", "-c", command}, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, execNotStarted{err}
 	}
 	att, err := e.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {

@@ -2,12 +2,14 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/swarm-reconciler/reconciler/spec"
 	"github.com/swarm-reconciler/reconciler/swarmstate"
@@ -218,5 +220,38 @@ func TestOwedPostHookMessagesStayBounded(t *testing.T) {
 	if len(run.PostHooksOwed) != 0 || !strings.Contains(d.Message, "app exited 1") || !strings.HasSuffix(d.Message, "db, owed since, ran") ||
 		run.Message != strings.TrimPrefix(d.Message, "restore ") {
 		t.Fatalf("after db's ran: owed %q\n%s\n%s", run.PostHooksOwed, d.Message, run.Message)
+	}
+}
+
+// TestOwedPostHookRefusedByAStoppingContainerIsTriedAgain: the owed post-hook's exec is
+// refused because the starting container it was sent to has just been stopped by its health
+// check (the engine's conflict: not running). The post-hook did not run: it stays owed and is
+// tried again, not recorded as run (review Y4).
+func TestOwedPostHookRefusedByAStoppingContainerIsTriedAgain(t *testing.T) {
+	f, fb, starting := killedInMaintenance(t, swarm.TaskStateStarting)
+	refused := 0
+	fb.execErr = func(cid string) error {
+		if cid == "c-"+starting && refused == 0 {
+			refused++
+			return errdefs.Conflict(fmt.Errorf("container %s is not running", cid))
+		}
+		return nil
+	}
+	st := f.settle("a")
+	if refused != 1 {
+		t.Fatalf("the exec was refused %d times, want once", refused)
+	}
+	if st.Phase != spec.PhaseFailed || !strings.Contains(st.Message, "the restore post-hooks of app, owed since, ran") || len(stillOwedPostHooks(st)) != 0 {
+		t.Fatalf("after a refused exec: %s %s (owed %q)", st.Phase, st.Message, stillOwedPostHooks(st))
+	}
+	if fb.ran[len(fb.ran)-1] != "a_test_app: maint off" {
+		t.Fatalf("ran %q: the owed post-hook did not run", fb.ran)
+	}
+	var refusedRun bool
+	for _, h := range st.LastRestore.Hooks {
+		refusedRun = refusedRun || h.Hook == hookRestorePost && h.NotRun
+	}
+	if !refusedRun {
+		t.Errorf("hooks %+v: the refused exec is not recorded as not run", st.LastRestore.Hooks)
 	}
 }

@@ -302,7 +302,7 @@ const restoreInterrupted = "interrupted: the reconciler stopped during the resto
 const backupInterrupted = "interrupted: the reconciler stopped during the backup"
 
 // owedPostHooks are the services whose restore pre-hook a run records with no post-hook
-// after it: the post-hook runs whenever its pre-hook ran, also after the process died.
+// run after it: the post-hook runs whenever its pre-hook ran, also after the process died.
 func owedPostHooks(hooks []spec.HookRun) []string {
 	var owed []string
 	for _, h := range hooks {
@@ -312,6 +312,9 @@ func owedPostHooks(hooks []spec.HookRun) []string {
 				owed = append(owed, h.Service)
 			}
 		case hookRestorePost:
+			if h.NotRun {
+				continue // refused by its container (stopped, gone): still owed
+			}
 			owed = slices.DeleteFunc(owed, func(s string) bool { return s == h.Service })
 		}
 	}

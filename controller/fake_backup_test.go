@@ -45,6 +45,9 @@ type fakeBackup struct {
 	outputs map[string]string
 	// node, when set, is the node the engine says it is instead of fakeNode, where the tasks run.
 	node string
+	// execErr, when set, is the engine's answer to an exec in container cid before it starts
+	// (nil: it starts).
+	execErr func(cid string) error
 }
 
 func newFakeBackup(f *fakeEngine) *fakeBackup {
@@ -87,6 +90,11 @@ func (b *fakeBackup) ContainerExecCreate(_ context.Context, cid string, o contai
 	svc, err := b.service(cid)
 	if err != nil {
 		return container.ExecCreateResponse{}, err
+	}
+	if b.execErr != nil {
+		if err := b.execErr(cid); err != nil {
+			return container.ExecCreateResponse{}, err
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

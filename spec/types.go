@@ -353,6 +353,9 @@ type HookRun struct {
 	Command  string   `json:"command"`
 	ExitCode int      `json:"exitCode"`
 	Output   []string `json:"output,omitempty"`
+	// NotRun says the engine refused to start the command (its container had stopped or was
+	// gone): a restore post-hook owed is tried again.
+	NotRun bool `json:"notRun,omitempty"`
 }
 
 // HistoryEntry records one phase change.
