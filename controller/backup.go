@@ -884,10 +884,15 @@ func (r *Reconciler) doJob(ctx context.Context, log logr.Logger, w *world, job *
 	br.checkpoint = checkpoint
 	if len(job.PostHooks) > 0 {
 		var owed []manifests.BackupService
-		for _, svc := range w.Backup.Services {
-			if slices.Contains(job.PostHooks, svc.Name) {
-				owed = append(owed, svc)
+		for _, name := range job.PostHooks {
+			i := slices.IndexFunc(w.Backup.Services, func(s manifests.BackupService) bool { return s.Name == name })
+			if i < 0 || w.Backup.Services[i].RestorePost == "" {
+				// The recipe's release deployed now has no such post-hook: none is left to run.
+				run.Hooks = append(run.Hooks, spec.HookRun{Service: name, Hook: hookRestorePost,
+					Output: []string{"the release deployed now has no restore post-hook for this service: none run"}})
+				continue
 			}
+			owed = append(owed, w.Backup.Services[i])
 		}
 		return br.postHooks(ctx, hookRestorePost, owed, func(s manifests.BackupService) string { return s.RestorePost }, nil)
 	}

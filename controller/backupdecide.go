@@ -102,8 +102,8 @@ func decideJobs(w *world, d decision, s *spec.Spec, ready string) decision {
 			if w.BackupsErr != nil {
 				why = fmt.Sprintf("the backups of %s cannot all be read, so which is the newest is not known (%v): name the one to restore with `reconciler restore %s ID`", w.App, w.BackupsErr, w.App)
 			}
-			st.LastRestore = &spec.BackupRun{Trigger: triggerRequest, Request: b.Restore.RequestedAt, State: spec.RunFailed,
-				Started: now, Finished: &now, Message: why}
+			replaceRestore(st, &spec.BackupRun{Trigger: triggerRequest, Request: b.Restore.RequestedAt, State: spec.RunFailed,
+				Started: now, Finished: &now, Message: why})
 			d.Milestone = true
 			if d.RestoreRetry {
 				return d.to(spec.PhaseFailed, "restore not done: "+why+"; the volumes may still hold part of the restore that failed before")
@@ -175,7 +175,8 @@ func refuseRequests(d decision, s *spec.Spec, now time.Time) decision {
 		st.LastHandledBackupAt, st.LastBackup = b.RequestedAt, refuse(b.RequestedAt)
 	}
 	if r := b.Restore; r != nil && r.RequestedAt != st.LastHandledRestoreAt {
-		st.LastHandledRestoreAt, st.LastRestore = r.RequestedAt, refuse(r.RequestedAt)
+		st.LastHandledRestoreAt = r.RequestedAt
+		replaceRestore(st, refuse(r.RequestedAt))
 	}
 	return d
 }
@@ -265,7 +266,7 @@ func interrupted(d decision, committed *spec.BackupManifest, keep int, now time.
 			st.LastHandledRestoreAt = r.Request
 		}
 		d = d.to(spec.PhaseFailed, "restore "+r.Message)
-		if owed := owedPostHooks(r.Hooks); len(owed) > 0 {
+		if owed := owedAfter(r); len(owed) > 0 {
 			r.PostHooksOwed = owed
 			d.Job, d.JobReady = &backupJob{Restore: true, Trigger: r.Trigger, Request: r.Request, ID: r.ID, PostHooks: owed}, ready
 		}
@@ -324,7 +325,11 @@ func owedPostHooks(hooks []spec.HookRun) []string {
 // stillOwedPostHooks are the services whose restore post-hook the app's interrupted restore
 // still owes (spec.BackupRun.PostHooksOwed): no run of them has reached a container yet.
 func stillOwedPostHooks(st *spec.Status) []string {
-	if r := st.LastRestore; r != nil && r.State == spec.RunFailed {
+	switch st.Phase {
+	case spec.PhaseInvalid, spec.PhaseDeleting, spec.PhaseDeleted, spec.PhaseExpired:
+		return nil // no plan to run them by, or no containers left to run them in
+	}
+	if r := st.LastRestore; r != nil && r.State != spec.RunRunning {
 		return r.PostHooksOwed
 	}
 	return nil
@@ -339,6 +344,31 @@ func owedAgain(d decision) decision {
 		d.Job = &backupJob{Restore: true, Trigger: r.Trigger, Request: r.Request, ID: r.ID, PostHooks: owed}
 	}
 	return d
+}
+
+// replaceRestore makes run the app's last restore. The post-hooks the run it replaces still
+// owes go with it: they are owed to the containers its pre-hooks changed, not to that run.
+func replaceRestore(st *spec.Status, run *spec.BackupRun) {
+	if old := st.LastRestore; old != nil && old.State != spec.RunRunning {
+		run.PostHooksOwed = slices.Clone(old.PostHooksOwed)
+	}
+	st.LastRestore = run
+}
+
+// owedAfter are the services whose restore post-hook is owed after run: those carried over
+// (replaceRestore) whose post-hook it did not run, and those whose pre-hook it ran with no
+// post-hook run after it (owedPostHooks).
+func owedAfter(run *spec.BackupRun) []string {
+	owed := owedPostHooks(run.Hooks)
+	for _, s := range run.PostHooksOwed {
+		ran := slices.ContainsFunc(run.Hooks, func(h spec.HookRun) bool {
+			return h.Service == s && h.Hook == hookRestorePost && !h.NotRun
+		})
+		if !ran && !slices.Contains(owed, s) {
+			owed = append(owed, s)
+		}
+	}
+	return owed
 }
 
 // postHooksNote begins what the messages say of the post-hooks an interrupted restore owed.
@@ -356,7 +386,7 @@ func owedPostHooksRun(d decision, job *backupJob, err error) decision {
 	}
 	// Those that reached no container stay owed (a post-hook run, whatever its exit, is
 	// recorded after its pre-hook).
-	run.PostHooksOwed = slices.DeleteFunc(owedPostHooks(run.Hooks), func(s string) bool { return !slices.Contains(job.PostHooks, s) })
+	run.PostHooksOwed = slices.DeleteFunc(owedAfter(run), func(s string) bool { return !slices.Contains(job.PostHooks, s) })
 	if len(run.PostHooksOwed) > 0 {
 		note += fmt.Sprintf("; %s tried again every %s", strings.Join(run.PostHooksOwed, ", "), owedRetry)
 		if d.After <= 0 || d.After > owedRetry {
@@ -388,7 +418,7 @@ const owedRetry = 10 * time.Second
 func (d decision) startJob(w *world, job backupJob, ready, msg string) decision {
 	run := &spec.BackupRun{ID: job.ID, Trigger: job.Trigger, Request: job.Request, State: spec.RunRunning, Started: w.Now}
 	if job.Restore {
-		d.Status.LastRestore = run
+		replaceRestore(d.Status, run)
 	} else {
 		d.Status.LastBackup = run
 	}
@@ -410,6 +440,9 @@ func finishJob(d decision, run *spec.BackupRun, err error, now time.Time) decisi
 	st, job, ready := d.Status, d.Job, d.JobReady
 	d.Job = nil
 	run.Finished = &now
+	if job.Restore {
+		run.PostHooksOwed = owedAfter(run) // those carried over that this restore did not run
+	}
 	if job.Trigger == triggerRequest {
 		if job.Restore {
 			st.LastHandledRestoreAt = job.Request

@@ -266,6 +266,14 @@ func decide(w *world) decision {
 			st.BackupStage = "" // a new install: the backup tier backs it up again
 			endEarlierRestore(st, w.Now)
 		}
+		if r := st.LastRestore; r != nil && w.Prev != nil && w.Prev.Stack != w.Stack {
+			// A move: the containers the pre-hooks changed go with the old stack, not to the
+			// new stack's fresh ones.
+			r.PostHooksOwed = nil
+		}
+		// A new attempt resolves its ref again: the commit pinned for the last one is not this
+		// one's, also when this pass cannot fetch (its status keeps the new generation).
+		st.SourceCommit = ""
 		st.ObservedGeneration = w.Desired.Generation
 		st.AttemptKey = w.Desired.AttemptKey()
 		st.AttemptStartedAt = &w.Now
@@ -645,6 +653,9 @@ func moveNodeCleanup(w *world, st *spec.Status, snap *swarmstate.Snapshot, stack
 // of the app. why, when set, leads the messages.
 func decideTeardown(w *world, d decision, final spec.Phase, why string) decision {
 	st := d.Status
+	if r := st.LastRestore; r != nil {
+		r.PostHooksOwed = nil // the containers the pre-hooks changed go with the teardown
+	}
 	lead := ""
 	if why != "" {
 		lead = why + "; "

@@ -155,8 +155,24 @@ func (r *Remote) EnsureSource(ctx context.Context, sourceDir, recipe, source, re
 			return "", err
 		}
 	}
-	if version != "" || ref == "" {
+	if ref == "" {
 		return version, r.Ensure(ctx, sourceDir, recipe, version)
+	}
+	if version != "" {
+		// The commit the ref was resolved to earlier (a spec's attempt pins it): here already,
+		// or on a branch or tag, or fetched with the ref, which may still point at it or at a
+		// commit after it (a pull request's head is on no branch).
+		if r.Ensure(ctx, sourceDir, recipe, version) == nil {
+			return version, nil
+		}
+		if _, err := r.EnsureSource(ctx, sourceDir, recipe, source, ref, ""); err != nil {
+			return "", err
+		}
+		if r.has(ctx, sourceDir, recipe, version) != nil {
+			return "", fmt.Errorf("%w: commit %s, which ref %s of %s pointed at when the app's attempt began, is gone from it (force-pushed?): change the spec (a new attempt) to deploy what the ref points at now",
+				ErrInput, version, ref, RedactURL(source))
+		}
+		return version, nil
 	}
 	full := ref
 	if !strings.HasPrefix(ref, "refs/") {

@@ -37,6 +37,7 @@ func TestDeployedCommit(t *testing.T) {
 		{"no status", desired(ref), nil, ""},
 		{"no commit recorded", desired(ref), status(ref, PhaseDeploying, ""), ""},
 		{"no ref", desired(tagged), status(tagged, PhaseReady, "c1"), ""},
+		{"deleted, the same spec applied again", desired(ref), status(ref, PhaseDeleted, "c1"), ""},
 	} {
 		if got := tc.d.DeployedCommit(tc.prev); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)

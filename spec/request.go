@@ -144,8 +144,9 @@ func (d *Desired) SameAttempt(prev *Status) bool {
 // request): what the reconciler renders for d. It is "" when d follows no ref, or when the
 // ref is to be resolved again (a new attempt, or none yet).
 func (d *Desired) DeployedCommit(prev *Status) string {
-	if d.Spec == nil || d.Spec.Ref == "" || prev == nil || prev.SourceCommit == "" {
-		return ""
+	if d.Spec == nil || d.Spec.Ref == "" || prev == nil || prev.SourceCommit == "" ||
+		prev.Phase == PhaseDeleted || prev.Phase == PhaseDeleting || prev.Phase == PhaseExpired {
+		return "" // none, or an earlier life's: the app is deployed again, afresh
 	}
 	if prev.ObservedGeneration == d.Generation || d.SameAttempt(prev) {
 		return prev.SourceCommit

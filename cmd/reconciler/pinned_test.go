@@ -37,6 +37,25 @@ func pointRef(t *testing.T, dir, ref string, files map[string]string) string {
 	return head.Hash().String()
 }
 
+// deployedFromRef writes app s1's spec, following ref of the fork, into the spec directory,
+// and its status as the reconciler leaves it with commit deployed (waiting for a secret). It
+// returns the spec's path and body.
+func deployedFromRef(t *testing.T, e *cliEnv, fork, ref, commit string) (path, body string) {
+	t.Helper()
+	body = "recipe: sec\nsource: file://" + fork + "\nref: " + ref + "\ndomain: s1.example.org\n"
+	path = filepath.Join(e.specs, "s1.yml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := &spec.Status{App: "s1", ObservedGeneration: spec.Generation([]byte(body)), Phase: spec.PhaseDeploying,
+		Message: "waiting for secret api_key", Recipe: "sec", Domain: "s1.example.org", Stack: "s1_example_org",
+		SourceCommit: commit, UpdatedAt: time.Now()}
+	if err := spec.WriteStatus(e.status, st); err != nil {
+		t.Fatal(err)
+	}
+	return path, body
+}
+
 // TestCommandsUseTheDeployedCommitOfARef: an app whose spec follows a ref (a pull request's
 // head) runs the commit the ref pointed at when its attempt began, until the spec changes;
 // render, diff's render and secret insert must read the recipe at that commit, not at where
@@ -50,17 +69,7 @@ func TestCommandsUseTheDeployedCommitOfARef(t *testing.T) {
 	secretRecipe(t, filepath.Dir(fork))
 	const ref = "refs/pull/1/head"
 	deployed := pointRef(t, fork, ref, nil)
-	body := "recipe: sec\nsource: file://" + fork + "\nref: " + ref + "\ndomain: s1.example.org\n"
-	path := filepath.Join(e.specs, "s1.yml")
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	st := &spec.Status{App: "s1", ObservedGeneration: spec.Generation([]byte(body)), Phase: spec.PhaseDeploying,
-		Message: "waiting for secret api_key", Recipe: "sec", Domain: "s1.example.org", Stack: "s1_example_org",
-		SourceCommit: deployed, UpdatedAt: time.Now()}
-	if err := spec.WriteStatus(e.status, st); err != nil {
-		t.Fatal(err)
-	}
+	path, body := deployedFromRef(t, e, fork, ref, deployed)
 	// The pull request moves on: api_key's version is v2 there.
 	moved := pointRef(t, fork, ref, map[string]string{
 		".env.sample": "SECRET_DB_PASSWORD_VERSION=v1\nSECRET_API_KEY_VERSION=v2 # generate=false\n",
