@@ -224,3 +224,27 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestOwedPostHookJobHoldsNoDeploySlot: a new attempt of an app that still owes a restore
+// post-hook leaves Pending without a plan to apply (its services are as deployed) while its
+// pass runs the owed job: it needs a deploy slot as any such attempt does, and waits in the
+// queue while the only one is held by another app.
+func TestOwedPostHookJobHoldsNoDeploySlot(t *testing.T) {
+	f, _, _ := killedInMaintenance(t, swarm.TaskStateReady)
+	if st := f.settle("a"); st.Phase != spec.PhaseFailed || len(stillOwedPostHooks(st)) == 0 {
+		t.Fatalf("setup: %s %s", st.Phase, st.Message)
+	}
+	f.r.MaxDeploying = 1
+	f.r.slots.record("other", 1, true, false, "g")
+	f.writeSpec("a", "recipe: bkm\nversion: 1.0.0+1\ntimeout: 11m\n")
+	if _, err := f.r.Reconcile(t.Context(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := spec.ReadStatus(f.r.StatusDir, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != spec.PhasePending || !strings.Contains(st.Message, "queued") {
+		t.Errorf("the only deploy slot held by another app: %s %q, want Pending, queued", st.Phase, st.Message)
+	}
+}

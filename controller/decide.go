@@ -301,7 +301,10 @@ func decide(w *world) decision {
 	}
 	pending := d.Phase == spec.PhasePending
 	d = decideConverge(w, d, s, cur, stage)
-	if pending && !d.Starts && !d.Queued && !w.Slots.Held && len(d.Actions) == 0 && d.Job == nil &&
+	// The post-hooks a restore still owes are no part of the attempt (owedAgain): they run
+	// whether it has a slot or waits for one.
+	owedOnly := d.Job != nil && len(d.Job.PostHooks) > 0
+	if pending && !d.Starts && !d.Queued && !w.Slots.Held && len(d.Actions) == 0 && (d.Job == nil || owedOnly) &&
 		(d.Phase == spec.PhaseDeploying || d.Phase == spec.PhaseUpgrading) {
 		// The attempt leaves Pending without a plan to apply (waiting for a secret, a fetch,
 		// names to be freed, its tasks): it needs a slot as one that applies does (slots.go).
