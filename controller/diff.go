@@ -39,8 +39,10 @@ func (r *Reconciler) Diff(ctx context.Context, d *spec.Desired) ([]Difference, e
 	// applied.
 	version := s.Version
 	if r.StatusDir != "" {
-		if prev, err := spec.ReadStatus(r.StatusDir, d.App); err == nil && d.DeployedCommit(prev) != "" {
-			version = d.DeployedCommit(prev)
+		if prev, err := spec.ReadStatus(r.StatusDir, d.App); err == nil {
+			if c := d.DeployedCommit(prev); c != "" {
+				version = c
+			}
 		}
 	}
 	rendered, err := r.render(ctx, d, stack, version)
